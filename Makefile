@@ -1,0 +1,131 @@
+# raftkit: top-level build.
+#
+#   make            build the library, examples, tools and tests into build/
+#   make test       build and run every test suite (cmocka summaries, non-zero on failure)
+#   make asan       the same with AddressSanitizer + UBSan, into build-asan/
+#   make install    PREFIX=/dir: headers, libraftkit.{a,so}, raftkit.pc
+#   make deps       install the Debian packages the build needs
+#   make format / format-check
+#
+# Modules add their own binaries and test commands in a module.mk beside their
+# sources (see tests/module.mk for the conventions); this file holds the rules
+# they share.
+
+PREFIX   ?= /usr/local
+BUILD    ?= build
+CC       ?= cc
+SANITIZE ?=
+VERSION  := 0.1.0
+SOVER    := 0
+
+PKGS     := libuv libprotobuf-c lmdb inih libxxhash
+TESTPKGS := cmocka
+
+OPT      ?= -O2
+CFLAGS_BASE := -std=c11 $(OPT) -g -Wall -Wextra -Werror -D_GNU_SOURCE -fPIC \
+               -Iinclude -I. -I$(BUILD)/gen
+ifeq ($(SANITIZE),1)
+CFLAGS_BASE += -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+LDFLAGS_SAN := -fsanitize=address,undefined
+endif
+
+# Everything below needs the dependencies; the check is cheap (dpkg-query).
+DEPS_OK := $(shell ./tools/deps.sh >&2 && echo yes)
+ifneq ($(DEPS_OK),yes)
+ifeq ($(filter deps format format-check clean,$(MAKECMDGOALS)),)
+$(error dependencies missing; see the message above)
+endif
+endif
+
+PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+TEST_LIBS  := $(shell pkg-config --libs $(TESTPKGS) 2>/dev/null)
+CFLAGS   := $(CFLAGS_BASE) $(PKG_CFLAGS) $(EXTRA_CFLAGS)
+LDLIBS   := $(PKG_LIBS) -lpthread -lm
+
+# ---- protobuf-c: rpc/*.proto -> $(BUILD)/gen/rpc/*.pb-c.{c,h} ----
+PROTOS    := $(wildcard rpc/*.proto)
+PROTO_C   := $(patsubst rpc/%.proto,$(BUILD)/gen/rpc/%.pb-c.c,$(PROTOS))
+PROTO_H   := $(PROTO_C:.c=.h)
+PROTO_OBJ := $(PROTO_C:.c=.o)
+
+$(BUILD)/gen/rpc/%.pb-c.c $(BUILD)/gen/rpc/%.pb-c.h: rpc/%.proto
+	@mkdir -p $(BUILD)/gen
+	protoc-c --c_out=$(BUILD)/gen $<
+
+$(BUILD)/gen/rpc/%.pb-c.o: $(BUILD)/gen/rpc/%.pb-c.c
+	$(CC) $(CFLAGS) -c -o $@ $<
+
+# ---- the library: every .c under src/, storage/ and rpc/ ----
+LIB_SRCS := $(wildcard src/*/*.c storage/*.c rpc/*.c)
+LIB_OBJS := $(patsubst %.c,$(BUILD)/obj/%.o,$(LIB_SRCS)) $(PROTO_OBJ)
+LIB_A    := $(BUILD)/libraftkit.a
+LIB_SO   := $(BUILD)/libraftkit.so
+
+$(BUILD)/obj/%.o: %.c $(PROTO_H)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -MMD -MP -c -o $@ $<
+
+$(LIB_A): $(LIB_OBJS)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(LIB_SO): $(LIB_OBJS)
+	$(CC) -shared -Wl,-soname,libraftkit.so.$(SOVER) $(LDFLAGS_SAN) -o $@.$(VERSION) $^ $(LDLIBS)
+	ln -sf libraftkit.so.$(VERSION) $@.$(SOVER)
+	ln -sf libraftkit.so.$(VERSION) $@
+
+# ---- binaries ----
+# Unit test suites: tests/unit/test_NAME.c -> $(BUILD)/tests/test_NAME, linked
+# with tests/support/*.c, the static library and cmocka. Each is run by `make test`.
+SUPPORT_OBJS := $(patsubst %.c,$(BUILD)/obj/%.o,$(wildcard tests/support/*.c))
+UNIT_TESTS   := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(wildcard tests/unit/test_*.c))
+
+$(BUILD)/tests/test_%: $(BUILD)/obj/tests/unit/test_%.o $(SUPPORT_OBJS) $(LIB_A)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS_SAN) -o $@ $^ $(TEST_LIBS) $(LDLIBS)
+
+# Modules append to BINS (built by `make`) and TEST_CMDS (run by `make test`,
+# one shell command per word; use $(space)-free commands or wrapper scripts).
+BINS      := $(LIB_A) $(LIB_SO) $(UNIT_TESTS)
+TEST_CMDS := $(UNIT_TESTS)
+
+include $(sort $(wildcard src/*/module.mk storage/module.mk rpc/module.mk \
+                          tools/module.mk examples/*/module.mk tests/module.mk))
+
+.DEFAULT_GOAL := all
+.PHONY: all test asan install deps format format-check clean
+all: $(BINS)
+
+test: all
+	@BUILD=$(BUILD) ./tests/run-all.sh $(TEST_CMDS)
+
+asan:
+	$(MAKE) BUILD=build-asan SANITIZE=1 OPT=-O1 test
+
+deps:
+	./tools/deps.sh
+
+# ---- install ----
+HEADERS := $(wildcard include/raftkit/*.h)
+install: $(LIB_A) $(LIB_SO)
+	install -d $(DESTDIR)$(PREFIX)/include/raftkit $(DESTDIR)$(PREFIX)/lib/pkgconfig
+	install -m 644 $(HEADERS) $(DESTDIR)$(PREFIX)/include/raftkit/
+	install -m 644 $(LIB_A) $(DESTDIR)$(PREFIX)/lib/
+	install -m 755 $(LIB_SO).$(VERSION) $(DESTDIR)$(PREFIX)/lib/
+	ln -sf libraftkit.so.$(VERSION) $(DESTDIR)$(PREFIX)/lib/libraftkit.so.$(SOVER)
+	ln -sf libraftkit.so.$(VERSION) $(DESTDIR)$(PREFIX)/lib/libraftkit.so
+	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@VERSION@|$(VERSION)|' \
+	    -e 's|@REQUIRES@|$(PKGS)|' raftkit.pc.in > $(DESTDIR)$(PREFIX)/lib/pkgconfig/raftkit.pc
+
+# ---- formatting ----
+FMT_SRCS = $(shell git ls-files '*.c' '*.h' 2>/dev/null)
+format:
+	clang-format -i $(FMT_SRCS)
+format-check:
+	clang-format --dry-run --Werror $(FMT_SRCS)
+
+clean:
+	rm -rf build build-asan
+
+-include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)

@@ -1,0 +1,30 @@
+#!/bin/sh
+# Installs the Debian packages raftkit needs to build and test, when missing.
+# Run by `make deps` and, as a cheap check, before `make`, `make test`, `make run`.
+# Without root or apt it prints the exact command to run and fails.
+set -eu
+PKGS="build-essential pkg-config libuv1-dev libprotobuf-c-dev protobuf-c-compiler
+liblmdb-dev libcmocka-dev libinih-dev libxxhash-dev"
+missing=""
+for p in $PKGS; do
+  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+    missing="$missing $p"
+  fi
+done
+[ -z "$missing" ] && exit 0
+echo "raftkit: missing Debian packages:$missing" >&2
+cmd="apt-get update && apt-get install -y$missing"
+if ! command -v apt-get >/dev/null 2>&1; then
+  echo "raftkit: no apt-get here; install the equivalents of:$missing" >&2
+  exit 1
+fi
+if [ "$(id -u)" != 0 ]; then
+  if command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; then
+    cmd="sudo sh -c '$cmd'"
+  else
+    echo "raftkit: not root; run as root:  $cmd" >&2
+    exit 1
+  fi
+fi
+echo "raftkit: installing:$missing" >&2
+DEBIAN_FRONTEND=noninteractive sh -c "$cmd" >&2
