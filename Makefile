@@ -94,6 +94,7 @@ include $(sort $(wildcard src/*/module.mk storage/module.mk rpc/module.mk \
                           tools/module.mk examples/*/module.mk tests/module.mk))
 
 .DEFAULT_GOAL := all
+.SECONDARY:
 .PHONY: all test asan install deps format format-check clean
 all: $(BINS)
 

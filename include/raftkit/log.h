@@ -39,19 +39,19 @@ void rk_log_set_sink(rk_log_sink_fn fn, void *arg);
 
 /* Formats and emits one line when level >= the current level. group and peer
  * may be NULL (printed as "-"). Prefer the RK_LOG* macros. */
-void rk_log_write(rk_log_level_t level, const char *group, const char *peer, const char *fmt,
-                  ...) __attribute__((format(printf, 4, 5)));
+void rk_log_write(rk_log_level_t level, const char *group, const char *peer, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
 
-#define RK_LOG(level, group, peer, ...)                        \
-    do {                                                       \
-        if ((level) >= rk_log_get_level())                     \
+#define RK_LOG(level, group, peer, ...)                          \
+    do {                                                         \
+        if ((level) >= rk_log_get_level())                       \
             rk_log_write((level), (group), (peer), __VA_ARGS__); \
     } while (0)
 
 #define RK_TRACE(g, p, ...) RK_LOG(RK_LOG_TRACE, g, p, __VA_ARGS__)
 #define RK_DEBUG(g, p, ...) RK_LOG(RK_LOG_DEBUG, g, p, __VA_ARGS__)
-#define RK_INFO(g, p, ...) RK_LOG(RK_LOG_INFO, g, p, __VA_ARGS__)
-#define RK_WARN(g, p, ...) RK_LOG(RK_LOG_WARN, g, p, __VA_ARGS__)
+#define RK_INFO(g, p, ...)  RK_LOG(RK_LOG_INFO, g, p, __VA_ARGS__)
+#define RK_WARN(g, p, ...)  RK_LOG(RK_LOG_WARN, g, p, __VA_ARGS__)
 #define RK_ERROR(g, p, ...) RK_LOG(RK_LOG_ERROR, g, p, __VA_ARGS__)
 
 #ifdef __cplusplus

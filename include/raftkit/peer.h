@@ -22,14 +22,14 @@
 extern "C" {
 #endif
 
-#define RK_HOST_MAX 64        /* host name or IP literal, including the NUL */
+#define RK_HOST_MAX       64  /* host name or IP literal, including the NUL */
 #define RK_PEER_ID_STRLEN 112 /* enough for any formatted peer id or learner */
 #define RK_CONF_MAX_PEERS 32  /* voters, and separately learners, per configuration */
 
 /* Election priority (JRaft's electionPriority): -1 disables priority-based
  * election (the default), 0 means this peer never becomes leader, higher values
  * are preferred. */
-#define RK_PRIORITY_DISABLED (-1)
+#define RK_PRIORITY_DISABLED    (-1)
 #define RK_PRIORITY_NOT_ELECTED 0
 
 typedef struct rk_endpoint {

@@ -16,34 +16,34 @@
 extern "C" {
 #endif
 
-#define RK_ERRNO_MAP(X)                                                              \
-    X(EINVAL, -1, "invalid argument")                                                \
-    X(ENOMEM, -2, "out of memory")                                                   \
-    X(EBUSY, -3, "busy: queue full, try again later")                                \
-    X(ENOTLEADER, -4, "this node is not the leader")                                 \
-    X(ETERM, -5, "term mismatch: leadership changed since the expected term")       \
-    X(ESHUTDOWN, -6, "node is shutting down or stopped")                             \
-    X(ETIMEDOUT, -7, "timed out")                                                    \
-    X(EIO, -8, "storage I/O error")                                                  \
-    X(ECORRUPT, -9, "corrupt data: checksum or format mismatch")                     \
-    X(ENOSPC, -10, "no space left on device")                                        \
-    X(ECONFCHANGE, -11, "a configuration change is already in progress")            \
-    X(ETRANSFER, -12, "leadership transfer in progress")                             \
-    X(ELEADERLOST, -13, "leadership lost before the entry was committed")           \
-    X(ENOTFOUND, -14, "not found")                                                   \
-    X(EEXIST, -15, "already exists")                                                 \
-    X(EUNREACHABLE, -16, "peer unreachable")                                         \
-    X(ECANCELED, -17, "canceled")                                                    \
-    X(EPROTO, -18, "protocol error: malformed message")                              \
-    X(ETOOBIG, -19, "message or entry too large")                                    \
-    X(ESTALE, -20, "stale request")                                                  \
-    X(ENOLEADER, -21, "no leader known")                                             \
-    X(ECONF, -22, "bad cluster configuration")                                       \
-    X(EAGAIN, -23, "resource temporarily unavailable, try again")                    \
-    X(ESTATE, -24, "operation not allowed in the node's current state")              \
-    X(ECATCHUP, -25, "peer failed to catch up")                                      \
-    X(EINTERNAL, -26, "internal error")                                              \
-    X(ENOGROUP, -27, "unknown group id")                                             \
+#define RK_ERRNO_MAP(X)                                                       \
+    X(EINVAL, -1, "invalid argument")                                         \
+    X(ENOMEM, -2, "out of memory")                                            \
+    X(EBUSY, -3, "busy: queue full, try again later")                         \
+    X(ENOTLEADER, -4, "this node is not the leader")                          \
+    X(ETERM, -5, "term mismatch: leadership changed since the expected term") \
+    X(ESHUTDOWN, -6, "node is shutting down or stopped")                      \
+    X(ETIMEDOUT, -7, "timed out")                                             \
+    X(EIO, -8, "storage I/O error")                                           \
+    X(ECORRUPT, -9, "corrupt data: checksum or format mismatch")              \
+    X(ENOSPC, -10, "no space left on device")                                 \
+    X(ECONFCHANGE, -11, "a configuration change is already in progress")      \
+    X(ETRANSFER, -12, "leadership transfer in progress")                      \
+    X(ELEADERLOST, -13, "leadership lost before the entry was committed")     \
+    X(ENOTFOUND, -14, "not found")                                            \
+    X(EEXIST, -15, "already exists")                                          \
+    X(EUNREACHABLE, -16, "peer unreachable")                                  \
+    X(ECANCELED, -17, "canceled")                                             \
+    X(EPROTO, -18, "protocol error: malformed message")                       \
+    X(ETOOBIG, -19, "message or entry too large")                             \
+    X(ESTALE, -20, "stale request")                                           \
+    X(ENOLEADER, -21, "no leader known")                                      \
+    X(ECONF, -22, "bad cluster configuration")                                \
+    X(EAGAIN, -23, "resource temporarily unavailable, try again")             \
+    X(ESTATE, -24, "operation not allowed in the node's current state")       \
+    X(ECATCHUP, -25, "peer failed to catch up")                               \
+    X(EINTERNAL, -26, "internal error")                                       \
+    X(ENOGROUP, -27, "unknown group id")                                      \
     X(EUNKNOWNPEER, -28, "unknown peer")
 
 enum rk_errno {
@@ -78,7 +78,10 @@ int rk_status_set(rk_status_t *st, int code, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 int rk_status_vset(rk_status_t *st, int code, const char *fmt, va_list ap);
 
-static inline bool rk_status_ok(const rk_status_t *st) { return st->code == RK_OK; }
+static inline bool rk_status_ok(const rk_status_t *st)
+{
+    return st->code == RK_OK;
+}
 
 /* "RK_ETIMEDOUT: timed out (after 500 ms)" into buf; returns buf. */
 const char *rk_status_str(const rk_status_t *st, char *buf, unsigned long len);
