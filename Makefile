@@ -130,3 +130,10 @@ clean:
 	rm -rf build build-asan
 
 -include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)
+
+# `make run` is the README's first command. Until the example cluster exists
+# it builds everything and says so instead of pretending to run a cluster.
+.PHONY: run
+run: all
+	@echo "raftkit: the example cluster (make run) is not built yet; see README.md, Status."
+	@echo "raftkit: built $(words $(BINS)) targets under $(BUILD)/; run 'make test' for the suites."
