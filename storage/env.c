@@ -11,7 +11,7 @@
 #include <sys/statvfs.h>
 
 #define ENV_DEFAULT_MAP (64u << 20)
-#define ENV_MAX_DBS 8
+#define ENV_MAX_DBS     8
 
 void log_env_options_init(log_env_options_t *o)
 {
@@ -86,8 +86,8 @@ static bool out_of_space(log_env_t *env)
     char p[4096 + 16];
     struct stat sb;
     snprintf(p, sizeof p, "%s/data.mdb", env->path);
-    return getrlimit(RLIMIT_FSIZE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY &&
-           stat(p, &sb) == 0 && (rlim_t)sb.st_size + (1u << 20) >= rl.rlim_cur;
+    return getrlimit(RLIMIT_FSIZE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY && stat(p, &sb) == 0 &&
+           (rlim_t)sb.st_size + (1u << 20) >= rl.rlim_cur;
 }
 
 int log_env_open(const char *dir, const log_env_options_t *o, log_env_t **out, rk_status_t *st)

@@ -17,8 +17,8 @@
 
 #include "storage/codec.h"
 
-#define SNAP_MAGIC "RKSNAP01"
-#define SNAP_PREFIX "snapshot_"
+#define SNAP_MAGIC      "RKSNAP01"
+#define SNAP_PREFIX     "snapshot_"
 #define SNAP_TMP_PREFIX "tmp_"
 /* A directory path plus a file name: room for both without truncation. */
 #define SNAP_PATH_BUF (PATH_MAX + SNAP_NAME_MAX + 64)
@@ -63,9 +63,9 @@ struct snap_download {
 static int io_err(rk_status_t *st, int err, const char *what, const char *path)
 {
     int code = err == ENOSPC || err == EFBIG || err == EDQUOT ? RK_ENOSPC
-               : err == ENOMEM                               ? RK_ENOMEM
-               : err == ENOENT                               ? RK_ENOTFOUND
-                                                             : RK_EIO;
+               : err == ENOMEM                                ? RK_ENOMEM
+               : err == ENOENT                                ? RK_ENOTFOUND
+                                                              : RK_EIO;
     return rk_status_set(st, code, "%s %s: %s", what, path, strerror(err));
 }
 
@@ -77,7 +77,10 @@ static int rm_one(const char *path, const struct stat *sb, int flag, struct FTW 
     return remove(path);
 }
 
-static void rm_rf(const char *path) { nftw(path, rm_one, 16, FTW_DEPTH | FTW_PHYS); }
+static void rm_rf(const char *path)
+{
+    nftw(path, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+}
 
 static int fsync_path(const char *path, bool dir)
 {
@@ -483,7 +486,10 @@ int snap_writer_begin(snap_store_t *s, uint64_t last_index, uint64_t last_term,
     return 0;
 }
 
-const char *snap_writer_path(const snap_writer_t *w) { return w->path; }
+const char *snap_writer_path(const snap_writer_t *w)
+{
+    return w->path;
+}
 
 int snap_writer_add_file(snap_writer_t *w, const char *name, rk_status_t *st)
 {
@@ -613,7 +619,8 @@ int snap_reader_open(snap_store_t *s, snap_reader_t **out, rk_status_t *st)
         snprintf(p, sizeof p, "%s/%s", r->path, f->name);
         err = file_checksum(p, &size, &sum);
         if (err == ENOENT) {
-            rc = rk_status_set(st, RK_ECORRUPT, "snapshot %s: file %s is missing", r->path, f->name);
+            rc =
+                rk_status_set(st, RK_ECORRUPT, "snapshot %s: file %s is missing", r->path, f->name);
             goto err;
         }
         if (err != 0) {
@@ -638,8 +645,14 @@ err:
     return rc;
 }
 
-const snap_meta_t *snap_reader_meta(const snap_reader_t *r) { return &r->meta; }
-const char *snap_reader_path(const snap_reader_t *r) { return r->path; }
+const snap_meta_t *snap_reader_meta(const snap_reader_t *r)
+{
+    return &r->meta;
+}
+const char *snap_reader_path(const snap_reader_t *r)
+{
+    return r->path;
+}
 
 int snap_reader_read(snap_reader_t *r, const char *name, uint64_t offset, void *buf, size_t len,
                      size_t *nread, bool *eof, rk_status_t *st)
@@ -712,7 +725,8 @@ int snap_download_begin(snap_store_t *s, const void *meta_rec, size_t len, snap_
         rc = RK_ECORRUPT;
     if (rc != 0) {
         free(d);
-        return rk_status_set(st, rc, "received snapshot metadata fails its checksum or format check");
+        return rk_status_set(st, rc,
+                             "received snapshot metadata fails its checksum or format check");
     }
     d->rec = malloc(len);
     if (d->rec == NULL) {
@@ -746,7 +760,10 @@ int snap_download_begin(snap_store_t *s, const void *meta_rec, size_t len, snap_
     return 0;
 }
 
-const snap_meta_t *snap_download_meta(const snap_download_t *d) { return &d->meta; }
+const snap_meta_t *snap_download_meta(const snap_download_t *d)
+{
+    return &d->meta;
+}
 
 int snap_download_write(snap_download_t *d, const char *name, uint64_t offset, const void *data,
                         size_t len, rk_status_t *st)

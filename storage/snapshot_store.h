@@ -30,7 +30,7 @@
 
 /* Name under which the metadata record is stored and served for transfer. */
 #define SNAP_META_NAME "__raftkit_snapshot_meta"
-#define SNAP_NAME_MAX 256
+#define SNAP_NAME_MAX  256
 
 typedef struct snap_file {
     char name[SNAP_NAME_MAX];

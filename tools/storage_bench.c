@@ -119,7 +119,8 @@ static void raw_fdatasync(const char *dir, int samples)
     for (int i = 0; i < samples; i++)
         sum += lat[i];
     printf("raw 4 KiB pwrite+fdatasync: p50 %.0f us, p99 %.0f us, mean %.0f us (%d samples)\n",
-           pct(lat, (size_t)samples, 0.50), pct(lat, (size_t)samples, 0.99), sum / samples, samples);
+           pct(lat, (size_t)samples, 0.50), pct(lat, (size_t)samples, 0.99), sum / samples,
+           samples);
     free(lat);
 }
 
@@ -132,15 +133,32 @@ int main(int argc, char **argv)
     int opt;
     while ((opt = getopt(argc, argv, "n:s:b:q:d:Sf:")) != -1) {
         switch (opt) {
-        case 'n': n = strtoul(optarg, NULL, 10); break;
-        case 's': s = strtoul(optarg, NULL, 10); break;
-        case 'b': batch = strtoul(optarg, NULL, 10); break;
-        case 'q': depth = strtoul(optarg, NULL, 10); break;
-        case 'd': dir_arg = optarg; break;
-        case 'S': sync = false; break;
-        case 'f': fsync_samples = atoi(optarg); break;
+        case 'n':
+            n = strtoul(optarg, NULL, 10);
+            break;
+        case 's':
+            s = strtoul(optarg, NULL, 10);
+            break;
+        case 'b':
+            batch = strtoul(optarg, NULL, 10);
+            break;
+        case 'q':
+            depth = strtoul(optarg, NULL, 10);
+            break;
+        case 'd':
+            dir_arg = optarg;
+            break;
+        case 'S':
+            sync = false;
+            break;
+        case 'f':
+            fsync_samples = atoi(optarg);
+            break;
         default:
-            fprintf(stderr, "usage: %s [-n entries] [-s bytes] [-b batch] [-q in_flight] [-d dir] [-S] [-f samples]\n", argv[0]);
+            fprintf(stderr,
+                    "usage: %s [-n entries] [-s bytes] [-b batch] [-q in_flight] [-d dir] [-S] [-f "
+                    "samples]\n",
+                    argv[0]);
             return 2;
         }
     }
@@ -168,14 +186,16 @@ int main(int argc, char **argv)
     log_env_options_t eo;
     log_env_options_init(&eo);
     eo.sync = sync;
-    if (log_env_open(dir, &eo, &env, &st) != 0 || log_store_open(env, "bench", NULL, &b.log, &st) != 0) {
+    if (log_env_open(dir, &eo, &env, &st) != 0 ||
+        log_store_open(env, "bench", NULL, &b.log, &st) != 0) {
         fprintf(stderr, "storage-bench: %s\n", st.msg);
         return 1;
     }
     uv_loop_init(&b.loop);
     log_writer_start(env, &b.loop, NULL, &b.w, &st);
-    printf("storage-bench: %zu entries of %zu bytes, batches of %zu, %zu in flight, sync %s, dir %s\n",
-           n, s, batch, depth, sync ? "on" : "off", dir);
+    printf(
+        "storage-bench: %zu entries of %zu bytes, batches of %zu, %zu in flight, sync %s, dir %s\n",
+        n, s, batch, depth, sync ? "on" : "off", dir);
     double t0 = now_us();
     for (size_t i = 0; i < depth && b.submitted < b.total; i++)
         submit(&b);

@@ -23,10 +23,10 @@
 #include "storage/log_writer.h"
 #include "tests/storage/util.h"
 
-#define IN_FLIGHT 4
-#define MAX_BATCH 32
+#define IN_FLIGHT   4
+#define MAX_BATCH   32
 #define MAX_PAYLOAD 600
-#define RESTART_AT 60000 /* start a fresh log past this many entries */
+#define RESTART_AT  60000 /* start a fresh log past this many entries */
 
 static uint64_t rng_state;
 static uint64_t rnd(void)
@@ -98,7 +98,8 @@ static void run_child(const char *dir, int fd, uint64_t term)
     child_t c = {.fd = fd, .term = term};
     log_env_t *env;
     rk_status_t st;
-    if (log_env_open(dir, NULL, &env, &st) != 0 || log_store_open(env, "crash", NULL, &c.log, &st) != 0) {
+    if (log_env_open(dir, NULL, &env, &st) != 0 ||
+        log_store_open(env, "crash", NULL, &c.log, &st) != 0) {
         fprintf(stderr, "storage-crash child: open: %s\n", st.msg);
         _exit(2);
     }
@@ -146,14 +147,17 @@ static int check(const char *dir, uint64_t acked, uint64_t from, uint64_t *last_
     rk_status_t st;
     int bad = 0;
     *last_out = 0;
-    if (log_env_open(dir, NULL, &env, &st) != 0 || log_store_open(env, "crash", NULL, &s, &st) != 0) {
-        fprintf(stderr, "storage-crash: kill %d (seed %u): reopen failed: %s\n", kill_no, seed, st.msg);
+    if (log_env_open(dir, NULL, &env, &st) != 0 ||
+        log_store_open(env, "crash", NULL, &s, &st) != 0) {
+        fprintf(stderr, "storage-crash: kill %d (seed %u): reopen failed: %s\n", kill_no, seed,
+                st.msg);
         return 1;
     }
     uint64_t first = log_store_first_index(s), last = log_store_last_index(s);
     uint64_t bad_index = 0;
     if (first != 1 || last < acked) {
-        fprintf(stderr, "storage-crash: kill %d (seed %u): log is [%llu, %llu] but %llu was acknowledged\n",
+        fprintf(stderr,
+                "storage-crash: kill %d (seed %u): log is [%llu, %llu] but %llu was acknowledged\n",
                 kill_no, seed, (unsigned long long)first, (unsigned long long)last,
                 (unsigned long long)acked);
         bad = 1;
@@ -168,8 +172,8 @@ static int check(const char *dir, uint64_t acked, uint64_t from, uint64_t *last_
         log_entry_t e;
         if (log_store_get(s, i, &e, &st) != 0 || e.len != tu_payload_len(i, MAX_PAYLOAD) ||
             !tu_payload_check(i, e.term, e.data, e.len) || e.term < prev_term) {
-            fprintf(stderr, "storage-crash: kill %d (seed %u): entry %llu is wrong\n", kill_no, seed,
-                    (unsigned long long)i);
+            fprintf(stderr, "storage-crash: kill %d (seed %u): entry %llu is wrong\n", kill_no,
+                    seed, (unsigned long long)i);
             bad = 1;
         }
         prev_term = e.term;
@@ -177,7 +181,8 @@ static int check(const char *dir, uint64_t acked, uint64_t from, uint64_t *last_
     }
     meta_hard_state_t hs;
     if (!bad && meta_store_load(s, &hs, &st) != 0) {
-        fprintf(stderr, "storage-crash: kill %d (seed %u): hard state: %s\n", kill_no, seed, st.msg);
+        fprintf(stderr, "storage-crash: kill %d (seed %u): hard state: %s\n", kill_no, seed,
+                st.msg);
         bad = 1;
     }
     log_store_close(s);

@@ -56,7 +56,8 @@ static void flip_in_file(const char *path, const void *needle, size_t nlen, size
     unsigned char *b = slurp(path, &len);
     int fd = open(path, O_RDWR);
     int hits = 0;
-    for (unsigned char *p = b; (p = memmem(p, len - (size_t)(p - b), needle, nlen)) != NULL; p += nlen) {
+    for (unsigned char *p = b; (p = memmem(p, len - (size_t)(p - b), needle, nlen)) != NULL;
+         p += nlen) {
         off_t off = (off_t)(p - b) + (off_t)at;
         unsigned char c = p[at] ^ 0x01;
         assert_int_equal(pwrite(fd, &c, 1, off), 1);
@@ -336,12 +337,15 @@ static void full_tmpfs_is_enospc_and_loses_no_acknowledged_batch(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(flipped_payload_byte_is_reported_with_its_index, setup, teardown),
+        cmocka_unit_test_setup_teardown(flipped_payload_byte_is_reported_with_its_index, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(corrupt_last_entry_fails_the_open, setup, teardown),
         cmocka_unit_test_setup_teardown(corrupt_hard_state_is_reported, setup, teardown),
         cmocka_unit_test_setup_teardown(garbage_file_header_fails_the_open, setup, teardown),
-        cmocka_unit_test_setup_teardown(file_size_limit_is_enospc_and_loses_no_acknowledged_batch, setup, teardown),
-        cmocka_unit_test_setup_teardown(full_tmpfs_is_enospc_and_loses_no_acknowledged_batch, setup, teardown),
+        cmocka_unit_test_setup_teardown(file_size_limit_is_enospc_and_loses_no_acknowledged_batch,
+                                        setup, teardown),
+        cmocka_unit_test_setup_teardown(full_tmpfs_is_enospc_and_loses_no_acknowledged_batch, setup,
+                                        teardown),
     };
     return cmocka_run_group_tests_name("storage_faults", tests, NULL, NULL);
 }

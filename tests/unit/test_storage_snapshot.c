@@ -71,12 +71,16 @@ static void make_snapshot(fx_t *f, uint64_t index, size_t len_a)
 {
     rk_status_t st;
     rk_configuration_t conf, old;
-    assert_int_equal(rk_configuration_parse(&conf, "127.0.0.1:8081,127.0.0.1:8082:1:50,"
-                                                   "127.0.0.1:8084/learner", &st), 0);
+    assert_int_equal(rk_configuration_parse(&conf,
+                                            "127.0.0.1:8081,127.0.0.1:8082:1:50,"
+                                            "127.0.0.1:8084/learner",
+                                            &st),
+                     0);
     assert_int_equal(rk_configuration_parse(&old, "127.0.0.1:8081", &st), 0);
     snap_writer_t *w;
-    assert_int_equal(snap_writer_begin(f->store, index, index / 10 + 1, &conf,
-                                       index % 2 ? &old : NULL, &w, &st), 0);
+    assert_int_equal(
+        snap_writer_begin(f->store, index, index / 10 + 1, &conf, index % 2 ? &old : NULL, &w, &st),
+        0);
     unsigned char *a = malloc(len_a + 1);
     tu_payload_fill(index, 1, a, len_a);
     assert_int_equal(snap_writer_write_file(w, "a", a, len_a, &st), 0);
@@ -280,7 +284,8 @@ static int copy_snapshot(snap_store_t *from, snap_store_t *to, long corrupt_at, 
     unsigned char rec[65536];
     size_t rec_len;
     bool eof;
-    assert_int_equal(snap_reader_read(r, SNAP_META_NAME, 0, rec, sizeof rec, &rec_len, &eof, st), 0);
+    assert_int_equal(snap_reader_read(r, SNAP_META_NAME, 0, rec, sizeof rec, &rec_len, &eof, st),
+                     0);
     assert_true(eof);
     snap_download_t *d;
     assert_int_equal(snap_download_begin(to, rec, rec_len, &d, st), 0);
@@ -346,7 +351,8 @@ static void download_with_a_bad_chunk_is_refused_and_not_installed(void **state)
     unsigned char rec[65536];
     size_t rec_len;
     bool eof;
-    assert_int_equal(snap_reader_read(r, SNAP_META_NAME, 0, rec, sizeof rec, &rec_len, &eof, &st), 0);
+    assert_int_equal(snap_reader_read(r, SNAP_META_NAME, 0, rec, sizeof rec, &rec_len, &eof, &st),
+                     0);
     snap_reader_close(r);
     snap_download_t *d;
     assert_int_equal(snap_download_begin(fol, rec, rec_len, &d, &st), 0);
@@ -397,14 +403,19 @@ static void metadata_record_rejects_every_single_byte_flip(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(committed_snapshot_reads_back_with_its_metadata, setup, teardown),
+        cmocka_unit_test_setup_teardown(committed_snapshot_reads_back_with_its_metadata, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(newest_wins_and_older_ones_are_removed, setup, teardown),
-        cmocka_unit_test_setup_teardown(an_open_reader_keeps_its_snapshot_until_closed, setup, teardown),
+        cmocka_unit_test_setup_teardown(an_open_reader_keeps_its_snapshot_until_closed, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(interrupted_writes_leave_nothing_behind, setup, teardown),
-        cmocka_unit_test_setup_teardown(bad_file_names_and_missing_files_are_refused, setup, teardown),
-        cmocka_unit_test_setup_teardown(corrupt_file_or_metadata_is_refused_with_its_name, setup, teardown),
+        cmocka_unit_test_setup_teardown(bad_file_names_and_missing_files_are_refused, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(corrupt_file_or_metadata_is_refused_with_its_name, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(download_installs_a_verified_copy, setup, teardown),
-        cmocka_unit_test_setup_teardown(download_with_a_bad_chunk_is_refused_and_not_installed, setup, teardown),
+        cmocka_unit_test_setup_teardown(download_with_a_bad_chunk_is_refused_and_not_installed,
+                                        setup, teardown),
         cmocka_unit_test(metadata_record_rejects_every_single_byte_flip),
     };
     return cmocka_run_group_tests_name("storage_snapshot", tests, NULL, NULL);
