@@ -302,6 +302,7 @@ void repl_handle_append_resp(core_t *c, const core_msg_t *m)
     }
     if (m->index > log_last_index(c))
         return; /* acks beyond our log: from a previous term, ignore */
+    bool was_paused = progress_is_paused(c, pr);
     bool updated = progress_maybe_update(pr, m->index);
     if (!updated && !(pr->match == m->index && pr->state == CORE_PR_PROBE))
         return; /* stale or duplicate ack */
@@ -319,11 +320,14 @@ void repl_handle_append_resp(core_t *c, const core_msg_t *m)
         progress_infl_free_le(pr, m->index, c->o.max_inflight_msgs);
         break;
     }
-    if (repl_maybe_commit(c)) {
-        if (c->role != CORE_LEADER)
-            return;
+    bool committed = repl_maybe_commit(c);
+    if (c->role != CORE_LEADER)
+        return;
+    pr = progress_find(c, &m->from);
+    if (committed)
         bcast_append_commit(c);
-    }
+    else if (was_paused && pr != NULL)
+        repl_send_append(c, pr, true); /* tell a resumed follower the commit index */
     pr = progress_find(c, &m->from);
     if (pr == NULL)
         return;
