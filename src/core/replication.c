@@ -170,7 +170,16 @@ static void follower_commit_to(core_t *c, uint64_t index)
 void repl_handle_append(core_t *c, const core_msg_t *m)
 {
     if (m->index < c->log.commit) {
-        /* Everything up to our commit is known to match. */
+        /* Everything up to our commit is known to match; a leader sending a
+         * different entry there breaks Leader Completeness: halt (never
+         * overwrite committed data). */
+        for (size_t k = 0; k < m->n_entries && m->entries[k].index <= c->log.commit; k++) {
+            uint64_t t;
+            if (log_term(c, m->entries[k].index, &t) == 0 && t != m->entries[k].term) {
+                core_set_fatal(c, RK_ECORRUPT);
+                return;
+            }
+        }
         send_app_resp(c, &m->from, c->log.commit);
         return;
     }
