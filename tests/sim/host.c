@@ -300,6 +300,20 @@ static const sim_snap_t *find_recv(const sim_node_t *nd, const core_snapshot_met
     return NULL;
 }
 
+/* The snapshot data the host holds for meta: its durable snapshot, one
+ * being installed, or one received and not yet installed. NULL if none. */
+const sim_snap_t *host_snapshot_data(const sim_node_t *nd, const core_snapshot_meta_t *m)
+{
+    if (m->index == 0)
+        return NULL;
+    if (nd->dsnap.meta.index == m->index && nd->dsnap.meta.term == m->term)
+        return &nd->dsnap;
+    for (const sim_write_t *w = nd->wq_head; w != NULL; w = w->next)
+        if (w->has_snap && w->snap.meta.index == m->index && w->snap.meta.term == m->term)
+            return &w->snap;
+    return find_recv(nd, m);
+}
+
 /* Builds the disk write for an update and applies it to the volatile view. */
 static sim_write_t *stage_write(sim_t *s, sim_node_t *nd, const core_update_t *u)
 {

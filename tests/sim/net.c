@@ -105,10 +105,10 @@ void net_send(sim_t *s, int from, const core_msg_t *m)
     }
     sim_msg_t *sm = sim_msg_copy(m, from, to);
     if (m->type == CORE_MSG_SNAP) {
-        /* The leader host attaches the state-machine data for snap->index:
-         * its latest durable snapshot, which must be the one the core names. */
-        const sim_snap_t *ds = &s->nodes[from].dsnap;
-        if (m->snap == NULL || ds->meta.index != m->snap->index || ds->meta.term != m->snap->term) {
+        /* The leader host attaches the state-machine data for snap->index. */
+        const sim_snap_t *d = m->snap ? host_snapshot_data(&s->nodes[from], m->snap) : NULL;
+        if (d == NULL) {
+            const sim_snap_t *ds = &s->nodes[from].dsnap;
             check_fail(s, "contract: node %d sends snapshot %llu/%llu but its host holds %llu/%llu",
                        from, m->snap ? (unsigned long long)m->snap->index : 0ULL,
                        m->snap ? (unsigned long long)m->snap->term : 0ULL,
@@ -117,7 +117,7 @@ void net_send(sim_t *s, int from, const core_msg_t *m)
             return;
         }
         sm->has_data = true;
-        sm->data = *ds;
+        sm->data = *d;
     }
     net_send_copy(s, sm);
 }

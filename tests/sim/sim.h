@@ -351,6 +351,7 @@ void host_free(sim_node_t *nd);
 void host_drain(sim_t *s, sim_node_t *nd); /* handle every pending update of nd's core */
 void host_disk_complete(sim_t *s, sim_node_t *nd);
 void host_take_snapshot(sim_t *s, sim_node_t *nd);
+const sim_snap_t *host_snapshot_data(const sim_node_t *nd, const core_snapshot_meta_t *m);
 bool host_conf_at(const sim_t *s, const sim_node_t *nd, uint64_t index, core_conf_t *out);
 
 /* check.c */
