@@ -345,6 +345,28 @@ void repl_handle_append_resp(core_t *c, const core_msg_t *m)
     transfer_maybe_timeout_now(c, pr);
 }
 
+/* The window is full and the follower still answers heartbeats: the
+ * appends may have been lost. An empty append at next-1 outside the window
+ * settles it: the follower acks it (freeing the window) or rejects it (and
+ * the leader falls back to probing from match+1, scenario 53). */
+static void send_window_probe(core_t *c, core_progress_t *pr)
+{
+    uint64_t prev = pr->next - 1, prev_term;
+    if (log_term(c, prev, &prev_term) != 0) {
+        /* Compacted meanwhile: restart from match (a snapshot if needed). */
+        progress_become_probe(c, pr);
+        repl_send_append(c, pr, true);
+        return;
+    }
+    core_msg_t *m = core_msg_new(c, CORE_MSG_APP, &pr->id, false);
+    if (m == NULL)
+        return;
+    m->term = c->term;
+    m->index = prev;
+    m->log_term = prev_term;
+    m->commit = c->log.commit;
+}
+
 void repl_handle_heartbeat_resp(core_t *c, const core_msg_t *m)
 {
     core_progress_t *pr = progress_find(c, &m->from);
@@ -356,7 +378,10 @@ void repl_handle_heartbeat_resp(core_t *c, const core_msg_t *m)
         pr->probe_sent = false;
     /* A heartbeat answer from a lagging or probing follower triggers a fresh
      * append (scenarios 52, 54). */
-    if (pr->match < log_last_index(c) || pr->state == CORE_PR_PROBE)
+    if (pr->state == CORE_PR_REPLICATE && progress_is_paused(c, pr) &&
+        pr->match < log_last_index(c))
+        send_window_probe(c, pr);
+    else if (pr->match < log_last_index(c) || pr->state == CORE_PR_PROBE)
         repl_send_append(c, pr, true);
     if (m->ctx != 0 && m->ctx > pr->read_ack) {
         pr->read_ack = m->ctx;

@@ -50,6 +50,9 @@ void snap_handle(core_t *c, const core_msg_t *m)
     c->prev_conf = c->conf;
     c->prev_conf_index = c->conf_index;
     c->conf_committed_reported = s->index;
+    /* It is now our latest snapshot too, should we lead and need to send one. */
+    if (s->index > c->latest_snap.index)
+        c->latest_snap = *s;
 reply:
     r = core_msg_new(c, CORE_MSG_APP_RESP, &m->from, true);
     if (r == NULL)
