@@ -34,6 +34,9 @@ buf_t *buf_ref(buf_t *b);
 /* Drops one reference, freeing the buffer with the last one; NULL-safe. */
 void buf_unref(buf_t *b);
 
-static inline size_t buf_len(const buf_t *b) { return b != NULL ? b->len : 0; }
+static inline size_t buf_len(const buf_t *b)
+{
+    return b != NULL ? b->len : 0;
+}
 
 #endif /* RAFTKIT_BASE_BUF_H */

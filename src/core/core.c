@@ -77,9 +77,9 @@ void core_msg_free_contents(core_msg_t *m)
 
 const char *core_msg_type_name(core_msg_type_t t)
 {
-    static const char *names[] = {"PreVote",   "PreVoteResp",   "Vote",       "VoteResp",
-                                  "App",       "AppResp",       "Heartbeat",  "HeartbeatResp",
-                                  "Snap",      "TimeoutNow",    "ReadIndex",  "ReadIndexResp"};
+    static const char *names[] = {"PreVote", "PreVoteResp", "Vote",      "VoteResp",
+                                  "App",     "AppResp",     "Heartbeat", "HeartbeatResp",
+                                  "Snap",    "TimeoutNow",  "ReadIndex", "ReadIndexResp"};
     return (unsigned)t < CORE_MSG__COUNT ? names[t] : "?";
 }
 
@@ -143,7 +143,8 @@ core_t *core_new(const core_init_t *init, const core_storage_t *storage, int *er
     c->conf = init->conf;
     c->conf_index = init->conf_index;
     c->prev_conf = init->prev_conf;
-    c->prev_conf_index = init->conf_index > init->hs.commit ? init->snapshot.index : init->conf_index;
+    c->prev_conf_index =
+        init->conf_index > init->hs.commit ? init->snapshot.index : init->conf_index;
     c->conf_committed_reported = init->conf_index <= c->log.commit ? init->conf_index : 0;
     c->target_priority = -1;
     c->role = CORE_FOLLOWER;
@@ -296,8 +297,7 @@ int core_step(core_t *c, const core_msg_t *m)
         break;
     case CORE_CANDIDATE:
     case CORE_PRE_CANDIDATE:
-        if (m->type == CORE_MSG_APP || m->type == CORE_MSG_HEARTBEAT ||
-            m->type == CORE_MSG_SNAP) {
+        if (m->type == CORE_MSG_APP || m->type == CORE_MSG_HEARTBEAT || m->type == CORE_MSG_SNAP) {
             /* §5.2: a candidate hearing from the leader of its term yields. */
             election_become_follower(c, m->term, &m->from);
             step_follower(c, m);

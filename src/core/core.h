@@ -111,7 +111,10 @@ typedef struct core_entry {
 } core_entry_t;
 
 /* Bytes an entry counts for in the per-message / inflight / uncommitted caps. */
-static inline size_t core_entry_size(const core_entry_t *e) { return buf_len(e->data) + 24; }
+static inline size_t core_entry_size(const core_entry_t *e)
+{
+    return buf_len(e->data) + 24;
+}
 
 /* ------------------------------------------------------- persistent state */
 
@@ -122,8 +125,8 @@ typedef struct core_hard_state {
 } core_hard_state_t;
 
 typedef struct core_snapshot_meta {
-    uint64_t index; /* last index covered by the snapshot; 0 = no snapshot */
-    uint64_t term;  /* term of that entry */
+    uint64_t index;   /* last index covered by the snapshot; 0 = no snapshot */
+    uint64_t term;    /* term of that entry */
     core_conf_t conf; /* configuration as of index (may be joint) */
 } core_snapshot_meta_t;
 
@@ -158,18 +161,18 @@ typedef enum core_read_only_option {
 } core_read_only_option_t;
 
 typedef struct core_options {
-    rk_peer_id_t self;             /* self.priority is this node's election priority */
-    uint32_t election_ticks;       /* election timeout et; randomized in [et, 2et); default 10 */
-    uint32_t heartbeat_ticks;      /* default 1; must be < election_ticks */
-    bool pre_vote;                 /* thesis 9.6; default true (core_options_init) */
-    bool check_quorum;             /* thesis 6.2; default true */
+    rk_peer_id_t self;        /* self.priority is this node's election priority */
+    uint32_t election_ticks;  /* election timeout et; randomized in [et, 2et); default 10 */
+    uint32_t heartbeat_ticks; /* default 1; must be < election_ticks */
+    bool pre_vote;            /* thesis 9.6; default true (core_options_init) */
+    bool check_quorum;        /* thesis 6.2; default true */
     core_read_only_option_t read_only; /* default CORE_READ_SAFE */
-    uint32_t max_inflight_msgs;    /* appends in flight per follower in replicate; default 256 */
-    uint64_t max_inflight_bytes;   /* bytes in flight per follower; 0 = unlimited */
-    uint32_t max_entries_per_msg;  /* default 64 */
-    uint64_t max_bytes_per_msg;    /* default 1 MiB; a single larger entry still goes alone */
+    uint32_t max_inflight_msgs;     /* appends in flight per follower in replicate; default 256 */
+    uint64_t max_inflight_bytes;    /* bytes in flight per follower; 0 = unlimited */
+    uint32_t max_entries_per_msg;   /* default 64 */
+    uint64_t max_bytes_per_msg;     /* default 1 MiB; a single larger entry still goes alone */
     uint64_t max_uncommitted_bytes; /* leader cap on unapplied proposal bytes; 0 = unlimited */
-    uint64_t seed;                 /* PRNG seed: the only source of randomness */
+    uint64_t seed;                  /* PRNG seed: the only source of randomness */
 } core_options_t;
 
 /* Fills defaults (pre_vote and check_quorum on, SAFE reads, the values above). */
@@ -180,9 +183,10 @@ typedef struct core_init {
     core_options_t opts;
     core_hard_state_t hs;
     core_snapshot_meta_t snapshot; /* latest durable snapshot (index 0 = none) */
-    uint64_t compact_index; /* entries <= compact_index are not in storage (usually snapshot.index) */
-    uint64_t compact_term;  /* term at compact_index (0 when compact_index is 0) */
-    uint64_t last_index;    /* last durable log index (compact_index if the log is empty) */
+    uint64_t
+        compact_index; /* entries <= compact_index are not in storage (usually snapshot.index) */
+    uint64_t compact_term; /* term at compact_index (0 when compact_index is 0) */
+    uint64_t last_index;   /* last durable log index (compact_index if the log is empty) */
     uint64_t last_term;
     /* Configuration in effect: the last CONF entry in the log (conf_index) or
      * the snapshot's configuration (conf_index = snapshot.index). prev_conf is
@@ -274,7 +278,8 @@ typedef enum core_event_type {
     CORE_EV_LEADER,         /* known leader changed: peer (empty = none), term */
     CORE_EV_CONF_CHANGED,   /* configuration in effect changed (appended or rolled back): index */
     CORE_EV_CONF_COMMITTED, /* the configuration at index is committed */
-    CORE_EV_TRANSFER_DONE,  /* leadership transfer ended: status 0 (sent TimeoutNow), RK_ETIMEDOUT, RK_ECANCELED */
+    CORE_EV_TRANSFER_DONE,  /* leadership transfer ended: status 0 (sent TimeoutNow), RK_ETIMEDOUT,
+                               RK_ECANCELED */
 } core_event_type_t;
 
 typedef struct core_event {

@@ -58,8 +58,8 @@ typedef struct core_progress {
     bool probe_sent; /* probe/snapshot: paused until a response */
     bool recent_active;
     uint32_t ticks_since_contact;
-    int vote; /* election tally: 0 unknown, 1 granted, -1 rejected */
-    uint64_t read_ack; /* highest read-index round acknowledged */
+    int vote;              /* election tally: 0 unknown, 1 granted, -1 rejected */
+    uint64_t read_ack;     /* highest read-index round acknowledged */
     core_inflight_t *infl; /* ring of max_inflight_msgs */
     uint32_t infl_start, infl_count;
     uint64_t infl_bytes;
@@ -76,10 +76,10 @@ typedef struct core_read_req {
 
 /* ------------------------------------------------------------ the core */
 
-#define CORE_VEC(T)                                                                                \
-    struct {                                                                                       \
-        T *v;                                                                                      \
-        size_t n, cap;                                                                             \
+#define CORE_VEC(T)    \
+    struct {           \
+        T *v;          \
+        size_t n, cap; \
     }
 
 struct core {
@@ -144,7 +144,8 @@ struct core {
 /* Grows a CORE_VEC by one, returning a pointer to the new zeroed slot, or
  * NULL on out of memory. */
 void *core_vec_push(void *vec_v, void *vec_n, void *vec_cap, size_t elem);
-#define VEC_PUSH(vec) ((__typeof__((vec).v))core_vec_push(&(vec).v, &(vec).n, &(vec).cap, sizeof *(vec).v))
+#define VEC_PUSH(vec) \
+    ((__typeof__((vec).v))core_vec_push(&(vec).v, &(vec).n, &(vec).cap, sizeof *(vec).v))
 
 /* core.c */
 void core_set_fatal(core_t *c, int code);

@@ -48,11 +48,20 @@ void log_destroy(core_log_t *l)
     memset(l, 0, sizeof *l);
 }
 
-uint64_t log_last_index(const core_t *c) { return c->log.offset + c->log.n - 1; }
+uint64_t log_last_index(const core_t *c)
+{
+    return c->log.offset + c->log.n - 1;
+}
 
-uint64_t log_first_index(const core_t *c) { return c->log.compact_index + 1; }
+uint64_t log_first_index(const core_t *c)
+{
+    return c->log.compact_index + 1;
+}
 
-uint64_t log_stable_index(const core_t *c) { return c->log.offset - 1; }
+uint64_t log_stable_index(const core_t *c)
+{
+    return c->log.offset - 1;
+}
 
 int log_term(core_t *c, uint64_t index, uint64_t *term)
 {
@@ -85,7 +94,10 @@ uint64_t log_term_or0(core_t *c, uint64_t index)
     return t;
 }
 
-uint64_t log_last_term(core_t *c) { return log_term_or0(c, log_last_index(c)); }
+uint64_t log_last_term(core_t *c)
+{
+    return log_term_or0(c, log_last_index(c));
+}
 
 bool log_match_term(core_t *c, uint64_t index, uint64_t term)
 {
@@ -274,7 +286,8 @@ int log_writes_push(core_t *c, uint64_t id, uint64_t last, uint64_t snap_index)
         l->writes = p;
         l->cap_writes = cap;
     }
-    l->writes[l->n_writes++] = (core_pending_write_t){.id = id, .last = last, .snap_index = snap_index};
+    l->writes[l->n_writes++] =
+        (core_pending_write_t){.id = id, .last = last, .snap_index = snap_index};
     return 0;
 }
 

@@ -7,7 +7,10 @@
 
 /* ----------------------------------------------------------------- codec */
 
-static size_t peer_size(const rk_peer_id_t *p) { return 1 + strnlen(p->endpoint.host, RK_HOST_MAX - 1) + 2 + 4 + 4; }
+static size_t peer_size(const rk_peer_id_t *p)
+{
+    return 1 + strnlen(p->endpoint.host, RK_HOST_MAX - 1) + 2 + 4 + 4;
+}
 
 static uint8_t *put_u32(uint8_t *o, uint32_t v)
 {
@@ -177,7 +180,8 @@ bool conf_valid(const rk_configuration_t *cfg)
         return false;
     uint32_t n = cfg->n_peers + cfg->n_learners;
     for (uint32_t i = 0; i < n; i++) {
-        const rk_peer_id_t *a = i < cfg->n_peers ? &cfg->peers[i] : &cfg->learners[i - cfg->n_peers];
+        const rk_peer_id_t *a =
+            i < cfg->n_peers ? &cfg->peers[i] : &cfg->learners[i - cfg->n_peers];
         if (core_peer_is_none(a))
             return false;
         for (uint32_t j = i + 1; j < n; j++) {

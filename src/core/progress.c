@@ -4,7 +4,10 @@
  * (thesis 4.3). */
 #include "src/core/core_internal.h"
 
-bool core_is_self(const core_t *c, const rk_peer_id_t *p) { return core_peer_eq(&c->o.self, p); }
+bool core_is_self(const core_t *c, const rk_peer_id_t *p)
+{
+    return core_peer_eq(&c->o.self, p);
+}
 
 static bool list_has(const rk_peer_id_t *l, uint32_t n, const rk_peer_id_t *p)
 {
@@ -43,7 +46,10 @@ core_progress_t *progress_find(core_t *c, const rk_peer_id_t *id)
     return NULL;
 }
 
-core_progress_t *progress_self(core_t *c) { return progress_find(c, &c->o.self); }
+core_progress_t *progress_self(core_t *c)
+{
+    return progress_find(c, &c->o.self);
+}
 
 void progress_free_all(core_t *c)
 {
@@ -69,8 +75,8 @@ static void init_new(core_t *c, core_progress_t *pr, const rk_peer_id_t *id)
 }
 
 /* Adds id to the new array unless already present; reuses old progress. */
-static int add_peer(core_t *c, core_progress_t *old, size_t n_old, core_progress_t *arr,
-                    size_t *n, const rk_peer_id_t *id)
+static int add_peer(core_t *c, core_progress_t *old, size_t n_old, core_progress_t *arr, size_t *n,
+                    const rk_peer_id_t *id)
 {
     for (size_t i = 0; i < *n; i++)
         if (core_peer_eq(&arr[i].id, id))

@@ -41,8 +41,8 @@ int core_propose(core_t *c, const core_entry_t *entries, size_t n, uint64_t *fir
     }
     /* Uncommitted-size cap: empty proposals always pass; one large proposal
      * passes when we were under the cap before it (etcd semantics). */
-    if (c->o.max_uncommitted_bytes > 0 && bytes > 0 &&
-        c->uncommitted_bytes > 0 && c->uncommitted_bytes + bytes > c->o.max_uncommitted_bytes)
+    if (c->o.max_uncommitted_bytes > 0 && bytes > 0 && c->uncommitted_bytes > 0 &&
+        c->uncommitted_bytes + bytes > c->o.max_uncommitted_bytes)
         return RK_EBUSY;
     core_entry_t stackbuf[16];
     core_entry_t *ents = n <= 16 ? stackbuf : malloc(n * sizeof *ents);

@@ -250,7 +250,10 @@ void h_persist_n(h_cluster_t *cl, int i, size_t k)
     n->n_pending -= k;
 }
 
-void h_persist(h_cluster_t *cl, int i) { h_persist_n(cl, i, cl->n[i].n_pending); }
+void h_persist(h_cluster_t *cl, int i)
+{
+    h_persist_n(cl, i, cl->n[i].n_pending);
+}
 
 void h_drain(h_cluster_t *cl, int i)
 {
@@ -299,7 +302,10 @@ static bool blocked(h_cluster_t *cl, const h_net_msg_t *nm)
     return cl->cut[nm->from][nm->to] || cl->n[nm->to].down || cl->n[nm->from].down;
 }
 
-int h_step(h_cluster_t *cl, int i, const core_msg_t *m) { return core_step(cl->n[i].core, m); }
+int h_step(h_cluster_t *cl, int i, const core_msg_t *m)
+{
+    return core_step(cl->n[i].core, m);
+}
 
 /* Removes and delivers/drops matching messages present now (not ones
  * generated while delivering). */
@@ -336,7 +342,10 @@ size_t h_deliver(h_cluster_t *cl, int from, int to, int type)
     return d;
 }
 
-size_t h_drop(h_cluster_t *cl, int from, int to, int type) { return take(cl, from, to, type, false); }
+size_t h_drop(h_cluster_t *cl, int from, int to, int type)
+{
+    return take(cl, from, to, type, false);
+}
 
 size_t h_count(h_cluster_t *cl, int from, int to, int type)
 {
@@ -432,10 +441,22 @@ static core_status_t status(h_cluster_t *cl, int i)
     return st;
 }
 
-core_role_t h_role(h_cluster_t *cl, int i) { return status(cl, i).role; }
-uint64_t h_term(h_cluster_t *cl, int i) { return status(cl, i).term; }
-uint64_t h_commit(h_cluster_t *cl, int i) { return status(cl, i).commit; }
-uint64_t h_last(h_cluster_t *cl, int i) { return status(cl, i).last_index; }
+core_role_t h_role(h_cluster_t *cl, int i)
+{
+    return status(cl, i).role;
+}
+uint64_t h_term(h_cluster_t *cl, int i)
+{
+    return status(cl, i).term;
+}
+uint64_t h_commit(h_cluster_t *cl, int i)
+{
+    return status(cl, i).commit;
+}
+uint64_t h_last(h_cluster_t *cl, int i)
+{
+    return status(cl, i).last_index;
+}
 
 uint64_t h_log_term(h_cluster_t *cl, int i, uint64_t index)
 {
@@ -445,7 +466,10 @@ uint64_t h_log_term(h_cluster_t *cl, int i, uint64_t index)
     return t;
 }
 
-uint64_t h_log_last(h_cluster_t *cl, int i) { return cl->n[i].compact_index + cl->n[i].log_n; }
+uint64_t h_log_last(h_cluster_t *cl, int i)
+{
+    return cl->n[i].compact_index + cl->n[i].log_n;
+}
 
 void h_restart(h_cluster_t *cl, int i)
 {
@@ -486,4 +510,7 @@ size_t h_events(h_cluster_t *cl, int i, core_event_type_t t)
     return c;
 }
 
-void h_clear_events(h_cluster_t *cl, int i) { cl->n[i].n_events = 0; }
+void h_clear_events(h_cluster_t *cl, int i)
+{
+    cl->n[i].n_events = 0;
+}

@@ -11,7 +11,7 @@
 
 #include "src/core/core.h"
 
-#define H_MAX 7
+#define H_MAX         7
 #define H_PENDING_MAX 64
 
 typedef struct h_node {

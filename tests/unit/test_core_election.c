@@ -136,8 +136,12 @@ static void test_up_to_date_vote_5_4_1(void **state)
         core_options_t o = opts_no_prevote();
         h_init(&cl, 3, 0, &o);
         h_set_log(&cl, 0, terms, 2, 2);
-        core_msg_t v = {.type = CORE_MSG_VOTE, .from = h_peer(1), .to = h_peer(0), .term = 3,
-                        .index = cases[k].idx, .log_term = cases[k].term};
+        core_msg_t v = {.type = CORE_MSG_VOTE,
+                        .from = h_peer(1),
+                        .to = h_peer(0),
+                        .term = 3,
+                        .index = cases[k].idx,
+                        .log_term = cases[k].term};
         h_step(&cl, 0, &v);
         h_drain(&cl, 0);
         h_net_msg_t *r = h_find(&cl, 0, 1, CORE_MSG_VOTE_RESP);

@@ -251,8 +251,8 @@ static void test_learner_lifecycle(void **state)
     h_tick(&cl, 0, 1);
     h_stabilize(&cl);
     assert_int_equal(h_commit(&cl, 1), h_commit(&cl, 0));
-    core_msg_t tn = {.type = CORE_MSG_TIMEOUT_NOW, .from = h_peer(0), .to = h_peer(1),
-                     .term = h_term(&cl, 0)};
+    core_msg_t tn = {
+        .type = CORE_MSG_TIMEOUT_NOW, .from = h_peer(0), .to = h_peer(1), .term = h_term(&cl, 0)};
     h_step(&cl, 1, &tn);
     h_drain(&cl, 1);
     assert_int_equal(h_role(&cl, 1), CORE_FOLLOWER);

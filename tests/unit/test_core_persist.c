@@ -33,8 +33,12 @@ static void test_reply_only_after_persist(void **state)
     assert_true(core_peer_eq(&cl.n[0].hs.vote, &v.from));
 
     core_entry_t e = {.term = 1, .index = 1, .type = CORE_ENTRY_DATA};
-    core_msg_t a = {.type = CORE_MSG_APP, .from = h_peer(1), .to = h_peer(0), .term = 1,
-                    .entries = &e, .n_entries = 1};
+    core_msg_t a = {.type = CORE_MSG_APP,
+                    .from = h_peer(1),
+                    .to = h_peer(0),
+                    .term = 1,
+                    .entries = &e,
+                    .n_entries = 1};
     h_step(&cl, 0, &a);
     h_drain(&cl, 0);
     assert_int_equal(h_count(&cl, 0, 1, CORE_MSG_APP_RESP), 0);
@@ -139,8 +143,8 @@ static void test_self_ack_after_term_change(void **state)
     uint64_t c0 = h_commit(&cl, 0);
     h_propose(&cl, 0, "a");
     h_drop(&cl, -1, -1, -1);
-    core_msg_t hb = {.type = CORE_MSG_HEARTBEAT, .from = h_peer(1), .to = h_peer(0),
-                     .term = h_term(&cl, 0) + 1};
+    core_msg_t hb = {
+        .type = CORE_MSG_HEARTBEAT, .from = h_peer(1), .to = h_peer(0), .term = h_term(&cl, 0) + 1};
     h_step(&cl, 0, &hb);
     h_drain(&cl, 0);
     h_persist(&cl, 0);
@@ -160,8 +164,13 @@ static void test_unstable_aba_race(void **state)
     uint64_t t1[] = {1};
     h_set_log(&cl, 0, t1, 1, 1);
     core_entry_t e = {.index = 2};
-    core_msg_t a = {.type = CORE_MSG_APP, .from = h_peer(1), .to = h_peer(0), .index = 1,
-                    .log_term = 1, .entries = &e, .n_entries = 1};
+    core_msg_t a = {.type = CORE_MSG_APP,
+                    .from = h_peer(1),
+                    .to = h_peer(0),
+                    .index = 1,
+                    .log_term = 1,
+                    .entries = &e,
+                    .n_entries = 1};
     for (uint64_t t = 1; t <= 3; t++) {
         e.term = t;
         a.term = t + 1;
@@ -194,8 +203,13 @@ static void test_duplicate_append_during_write(void **state)
     h_init(&cl, 3, 0, NULL);
     cl.auto_persist = false;
     core_entry_t e = {.term = 1, .index = 1};
-    core_msg_t a = {.type = CORE_MSG_APP, .from = h_peer(1), .to = h_peer(0), .term = 1,
-                    .entries = &e, .n_entries = 1, .commit = 1};
+    core_msg_t a = {.type = CORE_MSG_APP,
+                    .from = h_peer(1),
+                    .to = h_peer(0),
+                    .term = 1,
+                    .entries = &e,
+                    .n_entries = 1,
+                    .commit = 1};
     h_step(&cl, 0, &a);
     h_drain(&cl, 0);
     h_step(&cl, 0, &a);
@@ -228,14 +242,17 @@ static void test_restart_from_disk(void **state)
     assert_int_equal(h_role(&cl, 1), CORE_FOLLOWER);
     /* granting a pre-vote writes nothing */
     cl.auto_persist = false;
-    core_msg_t pv = {.type = CORE_MSG_PREVOTE, .from = h_peer(2), .to = h_peer(1),
-                     .term = term + 1, .index = last, .log_term = term};
+    core_msg_t pv = {.type = CORE_MSG_PREVOTE,
+                     .from = h_peer(2),
+                     .to = h_peer(1),
+                     .term = term + 1,
+                     .index = last,
+                     .log_term = term};
     h_tick(&cl, 1, 10);
     h_step(&cl, 1, &pv);
     h_drain(&cl, 1);
     for (size_t k = 0; k < cl.n[1].n_pending; k++)
-        assert_false(cl.n[1].pending[k].has_hard_state &&
-                     cl.n[1].pending[k].hs.term != term);
+        assert_false(cl.n[1].pending[k].has_hard_state && cl.n[1].pending[k].hs.term != term);
     h_free(&cl);
 }
 

@@ -14,8 +14,14 @@ static h_cluster_t cl;
 static core_msg_t app(int from, int to, uint64_t term, uint64_t prev, uint64_t prev_term,
                       core_entry_t *ents, size_t n, uint64_t commit)
 {
-    core_msg_t m = {.type = CORE_MSG_APP, .from = h_peer(from), .to = h_peer(to), .term = term,
-                    .index = prev, .log_term = prev_term, .entries = ents, .n_entries = n,
+    core_msg_t m = {.type = CORE_MSG_APP,
+                    .from = h_peer(from),
+                    .to = h_peer(to),
+                    .term = term,
+                    .index = prev,
+                    .log_term = prev_term,
+                    .entries = ents,
+                    .n_entries = n,
                     .commit = commit};
     return m;
 }
@@ -329,8 +335,11 @@ static void test_inflight_window(void **state)
             apps += cl.net[k].m.n_entries;
     assert_int_equal(apps, 3);
     /* a stale ack changes nothing */
-    core_msg_t stale = {.type = CORE_MSG_APP_RESP, .from = h_peer(1), .to = h_peer(0),
-                        .term = h_term(&cl, 0), .index = 2};
+    core_msg_t stale = {.type = CORE_MSG_APP_RESP,
+                        .from = h_peer(1),
+                        .to = h_peer(0),
+                        .term = h_term(&cl, 0),
+                        .index = 2};
     size_t before = cl.n_net;
     h_step(&cl, 0, &stale);
     h_drain(&cl, 0);
@@ -434,8 +443,13 @@ static void test_reordered_and_stale_rejections(void **state)
     h_stabilize(&cl);
     uint64_t match_before = 2;
     /* a late rejection of prev=1 */
-    core_msg_t rej = {.type = CORE_MSG_APP_RESP, .from = h_peer(1), .to = h_peer(0),
-                      .term = h_term(&cl, 0), .index = 1, .reject = true, .reject_hint = 0};
+    core_msg_t rej = {.type = CORE_MSG_APP_RESP,
+                      .from = h_peer(1),
+                      .to = h_peer(0),
+                      .term = h_term(&cl, 0),
+                      .index = 1,
+                      .reject = true,
+                      .reject_hint = 0};
     h_step(&cl, 0, &rej);
     h_drain(&cl, 0);
     core_progress_info_t pi[2];
@@ -457,8 +471,11 @@ static void test_unknown_peer_response_dropped(void **state)
     (void)state;
     h_init(&cl, 2, 0, NULL);
     assert_int_equal(h_elect(&cl, 0), CORE_LEADER);
-    core_msg_t r = {.type = CORE_MSG_APP_RESP, .from = h_peer(5), .to = h_peer(0),
-                    .term = h_term(&cl, 0), .index = 1};
+    core_msg_t r = {.type = CORE_MSG_APP_RESP,
+                    .from = h_peer(5),
+                    .to = h_peer(0),
+                    .term = h_term(&cl, 0),
+                    .index = 1};
     h_step(&cl, 0, &r);
     core_progress_info_t pi[4];
     assert_int_equal(core_get_progress(cl.n[0].core, pi, 4), 2);

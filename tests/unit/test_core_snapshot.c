@@ -141,8 +141,8 @@ static void test_restore_and_stale_snapshots(void **state)
     for (int i = 0; i < 3; i++)
         meta.conf.cur.peers[i] = h_peer(i);
     meta.conf.cur.learners[meta.conf.cur.n_learners++] = h_peer(4);
-    core_msg_t m = {.type = CORE_MSG_SNAP, .from = h_peer(0), .to = h_peer(1), .term = 11,
-                    .snap = &meta};
+    core_msg_t m = {
+        .type = CORE_MSG_SNAP, .from = h_peer(0), .to = h_peer(1), .term = 11, .snap = &meta};
     h_step(&cl, 1, &m);
     h_drain(&cl, 1);
     core_status_t st;
@@ -168,8 +168,13 @@ static void test_restore_and_stale_snapshots(void **state)
     /* matching snapshot (2,1) against log [1,1,1] commit 1: commit moves to 2 */
     h_init(&cl, 3, 0, NULL);
     h_set_log(&cl, 1, terms, 3, 1);
-    core_msg_t a = {.type = CORE_MSG_APP, .from = h_peer(0), .to = h_peer(1), .term = 1,
-                    .index = 1, .log_term = 1, .commit = 1};
+    core_msg_t a = {.type = CORE_MSG_APP,
+                    .from = h_peer(0),
+                    .to = h_peer(1),
+                    .term = 1,
+                    .index = 1,
+                    .log_term = 1,
+                    .commit = 1};
     h_step(&cl, 1, &a);
     h_drain(&cl, 1);
     assert_int_equal(h_commit(&cl, 1), 1);
@@ -200,14 +205,21 @@ static void test_prev_at_snapshot_boundary(void **state)
     meta.index = 2;
     meta.term = 2;
     meta.conf = cl.boot;
-    core_msg_t m = {.type = CORE_MSG_SNAP, .from = h_peer(0), .to = h_peer(1), .term = 2,
-                    .snap = &meta};
+    core_msg_t m = {
+        .type = CORE_MSG_SNAP, .from = h_peer(0), .to = h_peer(1), .term = 2, .snap = &meta};
     h_step(&cl, 1, &m);
     h_drain(&cl, 1);
     h_drop(&cl, -1, -1, -1);
     core_entry_t e = {.term = 2, .index = 3};
-    core_msg_t a = {.type = CORE_MSG_APP, .from = h_peer(0), .to = h_peer(1), .term = 2,
-                    .index = 2, .log_term = 2, .entries = &e, .n_entries = 1, .commit = 3};
+    core_msg_t a = {.type = CORE_MSG_APP,
+                    .from = h_peer(0),
+                    .to = h_peer(1),
+                    .term = 2,
+                    .index = 2,
+                    .log_term = 2,
+                    .entries = &e,
+                    .n_entries = 1,
+                    .commit = 3};
     h_step(&cl, 1, &a);
     h_drain(&cl, 1);
     h_net_msg_t *r = h_find(&cl, 1, 0, CORE_MSG_APP_RESP);
@@ -217,8 +229,12 @@ static void test_prev_at_snapshot_boundary(void **state)
     assert_int_equal(h_commit(&cl, 1), 3);
     /* stale append below the compaction point (scenario 111) */
     h_drop(&cl, -1, -1, -1);
-    core_msg_t old = {.type = CORE_MSG_APP, .from = h_peer(0), .to = h_peer(1), .term = 2,
-                      .index = 1, .log_term = 1};
+    core_msg_t old = {.type = CORE_MSG_APP,
+                      .from = h_peer(0),
+                      .to = h_peer(1),
+                      .term = 2,
+                      .index = 1,
+                      .log_term = 1};
     h_step(&cl, 1, &old);
     h_drain(&cl, 1);
     r = h_find(&cl, 1, 0, CORE_MSG_APP_RESP);

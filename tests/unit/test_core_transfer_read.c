@@ -233,8 +233,8 @@ static void test_reads_fail_on_step_down(void **state)
     core_read_index(cl.n[0].core, 11);
     h_drain(&cl, 0);
     h_drop(&cl, -1, -1, -1);
-    core_msg_t hb = {.type = CORE_MSG_HEARTBEAT, .from = h_peer(1), .to = h_peer(0),
-                     .term = h_term(&cl, 0) + 1};
+    core_msg_t hb = {
+        .type = CORE_MSG_HEARTBEAT, .from = h_peer(1), .to = h_peer(0), .term = h_term(&cl, 0) + 1};
     h_step(&cl, 0, &hb);
     h_drain(&cl, 0);
     core_read_state_t *r = find_read(0, 11);
