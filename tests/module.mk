@@ -8,3 +8,5 @@ ifneq ($(SANITIZE),1)
 # The installed library is an ordinary (unsanitized) build.
 TEST_CMDS += tests/install-check.sh
 endif
+
+include tests/sim/module.mk

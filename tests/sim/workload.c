@@ -1,0 +1,323 @@
+/* What happens to the cluster: the per-seed fault profile, client actions
+ * (proposals, linearizable reads, membership changes, leadership transfers,
+ * local snapshots and compaction, forced campaigns), faults (crashes,
+ * partitions, slow disks), and the final phase that heals everything and
+ * requires the cluster to commit and spread one more write. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "tests/sim/sim.h"
+
+#define U(x) ((unsigned long long)(x))
+
+void work_profile(sim_t *s)
+{
+    sim_profile_t *p = &s->prof;
+    sim_rng_t *r = &s->rng;
+    bool f = s->p.faults;
+    p->drop = f ? (uint32_t)sim_below(r, 80) : 0;
+    p->dup = f ? (uint32_t)sim_below(r, 50) : 0;
+    p->delay_max = (uint32_t)sim_between(r, 2, 20);
+    p->tail = f ? (uint32_t)sim_below(r, 60) : 0;
+    p->tail_max = (uint32_t)sim_between(r, 30, 150);
+    p->disk_max = (uint32_t)sim_between(r, 1, 20);
+    p->slow_disk_max = (uint32_t)sim_between(r, 30, 150);
+    p->client_gap = (uint32_t)sim_between(r, 2, 12);
+    p->fault_gap = (uint32_t)sim_between(r, 50, 300);
+    p->crash_w = 30;
+    p->partition_w = 25;
+    p->disk_w = 10;
+    p->propose_w = 50;
+    p->read_w = 25;
+    p->snap_w = 6;
+    p->conf_w = 6;
+    p->transfer_w = 3;
+    p->campaign_w = 2;
+    p->pre_vote = sim_chance(r, 800);
+    p->check_quorum = sim_chance(r, 800);
+    static const uint32_t ents[] = {1, 4, 64}, infl[] = {1, 4, 256};
+    p->max_entries_per_msg = ents[sim_below(r, 3)];
+    p->max_inflight = infl[sim_below(r, 3)];
+}
+
+static sim_node_t *random_up(sim_t *s)
+{
+    int up[SIM_MAX_NODES], k = 0;
+    for (int i = 0; i < s->n; i++)
+        if (s->nodes[i].up)
+            up[k++] = i;
+    return k ? &s->nodes[up[sim_below(&s->rng, k)]] : NULL;
+}
+
+/* A node whose core says it leads (there may be a stale one too). */
+static sim_node_t *random_leader(sim_t *s)
+{
+    int ls[SIM_MAX_NODES], k = 0;
+    for (int i = 0; i < s->n; i++)
+        if (s->nodes[i].up && s->nodes[i].role_seen == CORE_LEADER)
+            ls[k++] = i;
+    return k ? &s->nodes[ls[sim_below(&s->rng, k)]] : NULL;
+}
+
+static void props_push(sim_node_t *nd, sim_prop_t p)
+{
+    if (nd->n_props == nd->cap_props) {
+        nd->cap_props = nd->cap_props ? 2 * nd->cap_props : 16;
+        nd->props = realloc(nd->props, nd->cap_props * sizeof *nd->props);
+        if (nd->props == NULL)
+            abort();
+    }
+    nd->props[nd->n_props++] = p;
+}
+
+static uint64_t propose(sim_t *s, sim_node_t *nd, size_t n)
+{
+    core_entry_t ents[4];
+    sim_cmd_t cmds[4];
+    memset(ents, 0, sizeof ents);
+    for (size_t i = 0; i < n; i++) {
+        cmds[i].wid = ++s->next_wid;
+        cmds[i].key = (uint32_t)sim_below(&s->rng, SIM_KEYS);
+        cmds[i].proposer = (uint32_t)nd->id;
+        ents[i].type = CORE_ENTRY_DATA;
+        ents[i].data = buf_new(&cmds[i], sizeof cmds[i]);
+        if (ents[i].data == NULL)
+            abort();
+    }
+    uint64_t first = 0, term = 0;
+    int rc = core_propose(nd->core, ents, n, &first, &term);
+    for (size_t i = 0; i < n; i++) {
+        buf_unref(ents[i].data);
+        if (rc != 0)
+            continue;
+        check_write_proposed(s, cmds[i].wid, cmds[i].key);
+        props_push(nd, (sim_prop_t){cmds[i].wid, first + i, term, cmds[i].key});
+        trace_add(s, TR_PROPOSE, nd->id, -1, cmds[i].wid, first + i, term, cmds[i].key);
+    }
+    host_drain(s, nd);
+    return rc == 0 ? cmds[0].wid : 0;
+}
+
+static void do_propose(sim_t *s)
+{
+    sim_node_t *nd = sim_chance(&s->rng, 900) ? random_leader(s) : random_up(s);
+    if (nd != NULL)
+        propose(s, nd, (size_t)sim_between(&s->rng, 1, 3));
+}
+
+static void do_read(sim_t *s)
+{
+    sim_node_t *nd = random_up(s);
+    if (nd == NULL)
+        return;
+    sim_read_t r;
+    memset(&r, 0, sizeof r);
+    r.ctx = ++s->next_ctx;
+    r.key = (uint32_t)sim_below(&s->rng, SIM_KEYS);
+    r.start_seq = s->step;
+    check_read_start(s, &r);
+    int rc = core_read_index(nd->core, r.ctx);
+    trace_add(s, TR_READ, nd->id, -1, r.ctx, r.key, (uint64_t)(int64_t)rc, 0);
+    if (rc == 0) {
+        if (nd->n_reads == nd->cap_reads) {
+            nd->cap_reads = nd->cap_reads ? 2 * nd->cap_reads : 16;
+            nd->reads = realloc(nd->reads, nd->cap_reads * sizeof *nd->reads);
+            if (nd->reads == NULL)
+                abort();
+        }
+        nd->reads[nd->n_reads++] = r;
+    }
+    host_drain(s, nd);
+}
+
+/* Pool members with (is_voter, is_learner) matching in conf. */
+static int pick_peer(sim_t *s, const rk_configuration_t *c, int want)
+{
+    int cand[SIM_MAX_NODES], k = 0;
+    for (int i = 0; i < s->n; i++) {
+        bool v = rk_configuration_contains(c, &s->nodes[i].peer);
+        bool l = rk_configuration_is_learner(c, &s->nodes[i].peer);
+        if ((want == 0 && v) || (want == 1 && l) || (want == 2 && !v && !l) ||
+            (want == 3 && !v))
+            cand[k++] = i;
+    }
+    return k ? cand[sim_below(&s->rng, k)] : -1;
+}
+
+static void do_conf(sim_t *s)
+{
+    sim_node_t *L = random_leader(s);
+    if (L == NULL)
+        return;
+    uint64_t idx = 0;
+    const core_conf_t *cc = core_get_conf(L->core, &idx);
+    if (cc->joint && sim_chance(&s->rng, 800))
+        return;
+    rk_configuration_t t = cc->cur;
+    int op = (int)sim_below(&s->rng, 6), who = -1;
+    uint32_t nv = t.n_peers;
+    switch (op) {
+    case 0: /* add (or promote) a voter */
+        if (nv < 7 && (who = pick_peer(s, &t, 3)) >= 0) {
+            rk_configuration_remove_learner(&t, &s->nodes[who].peer);
+            rk_configuration_add_peer(&t, &s->nodes[who].peer);
+        }
+        break;
+    case 1: /* remove a voter, often the leader itself */
+        who = sim_chance(&s->rng, 300) ? L->id : pick_peer(s, &t, 0);
+        if (nv > 2 && who >= 0)
+            rk_configuration_remove_peer(&t, &s->nodes[who].peer);
+        break;
+    case 2:
+        if ((who = pick_peer(s, &t, 2)) >= 0)
+            rk_configuration_add_learner(&t, &s->nodes[who].peer);
+        break;
+    case 3:
+        if ((who = pick_peer(s, &t, 1)) >= 0)
+            rk_configuration_remove_learner(&t, &s->nodes[who].peer);
+        break;
+    case 4: /* demote a voter to learner */
+        if (nv > 2 && (who = pick_peer(s, &t, 0)) >= 0) {
+            rk_configuration_remove_peer(&t, &s->nodes[who].peer);
+            rk_configuration_add_learner(&t, &s->nodes[who].peer);
+        }
+        break;
+    default: { /* replace a voter */
+        int out = pick_peer(s, &t, 0), in = pick_peer(s, &t, 2);
+        if (out >= 0 && in >= 0) {
+            rk_configuration_remove_peer(&t, &s->nodes[out].peer);
+            rk_configuration_add_peer(&t, &s->nodes[in].peer);
+            who = in;
+        }
+    }
+    }
+    int rc = core_change_conf(L->core, &t, &idx);
+    if (rc == 0)
+        s->st_confs++;
+    trace_add(s, TR_CONF, L->id, who, (uint64_t)op, (uint64_t)(int64_t)rc, rc == 0 ? idx : 0, 0);
+    host_drain(s, L);
+}
+
+static void do_transfer(sim_t *s)
+{
+    sim_node_t *L = random_leader(s);
+    if (L == NULL)
+        return;
+    uint64_t idx;
+    const core_conf_t *cc = core_get_conf(L->core, &idx);
+    int to = sim_chance(&s->rng, 100) ? L->id : pick_peer(s, &cc->cur, 0);
+    if (to < 0)
+        return;
+    int rc = core_transfer_leader(L->core, &s->nodes[to].peer);
+    if (rc == 0)
+        s->st_transfers++;
+    trace_add(s, TR_TRANSFER, L->id, to, (uint64_t)(int64_t)rc, 0, 0, 0);
+    host_drain(s, L);
+}
+
+static void do_campaign(sim_t *s)
+{
+    sim_node_t *nd = random_up(s);
+    if (nd == NULL)
+        return;
+    int rc = core_campaign(nd->core);
+    trace_add(s, TR_CAMPAIGN, nd->id, -1, (uint64_t)(int64_t)rc, 0, 0, 0);
+    host_drain(s, nd);
+}
+
+void work_client(sim_t *s)
+{
+    const sim_profile_t *p = &s->prof;
+    uint32_t total = p->propose_w + p->read_w + p->snap_w + p->conf_w + p->transfer_w +
+                     p->campaign_w;
+    uint32_t x = (uint32_t)sim_below(&s->rng, total);
+    if (x < p->propose_w)
+        do_propose(s);
+    else if ((x -= p->propose_w) < p->read_w)
+        do_read(s);
+    else if ((x -= p->read_w) < p->snap_w) {
+        sim_node_t *nd = random_up(s);
+        if (nd != NULL)
+            host_take_snapshot(s, nd);
+    } else if ((x -= p->snap_w) < p->conf_w)
+        do_conf(s);
+    else if ((x -= p->conf_w) < p->transfer_w)
+        do_transfer(s);
+    else
+        do_campaign(s);
+}
+
+void work_fault(sim_t *s)
+{
+    const sim_profile_t *p = &s->prof;
+    uint32_t x = (uint32_t)sim_below(&s->rng, p->crash_w + p->partition_w + p->disk_w);
+    if (x < p->crash_w) {
+        sim_node_t *nd = sim_chance(&s->rng, 400) ? random_leader(s) : NULL;
+        if (nd == NULL)
+            nd = random_up(s);
+        if (nd == NULL)
+            return;
+        host_crash(s, nd);
+        sim_schedule(s, sim_between(&s->rng, 5, 400), EV_RESTART, nd->id, 0, NULL);
+    } else if ((x -= p->crash_w) < p->partition_w) {
+        bool any = false;
+        for (int i = 0; i < s->n; i++)
+            for (int j = 0; j < s->n; j++)
+                any |= s->blocked[i][j];
+        if (any && sim_chance(&s->rng, 600))
+            net_heal(s);
+        else
+            net_partition_random(s);
+    } else {
+        sim_node_t *nd = &s->nodes[sim_below(&s->rng, s->n)];
+        nd->slow_disk = !nd->slow_disk;
+        trace_add(s, TR_SLOW_DISK, nd->id, -1, nd->slow_disk, 0, 0, 0);
+    }
+}
+
+/* ------------------------------------------------------------ final phase */
+
+/* The final write may still commit: its proposer still leads in the term
+ * it proposed in (a deposed proposer's entry is likely overwritten, and its
+ * commit index may never reach it to tell). */
+static bool final_pending(const sim_t *s)
+{
+    const sim_node_t *nd = &s->nodes[s->final_node];
+    for (size_t i = 0; i < nd->n_props; i++)
+        if (nd->props[i].wid == s->final_wid)
+            return nd->up && nd->role_seen == CORE_LEADER && nd->term_seen == nd->props[i].term;
+    return false;
+}
+
+void work_final(sim_t *s)
+{
+    if (s->final_index != 0 || (s->final_wid != 0 && final_pending(s)))
+        return;
+    sim_node_t *L = random_leader(s);
+    if (L == NULL)
+        return;
+    uint64_t wid = propose(s, L, 1);
+    if (wid != 0) {
+        s->final_wid = wid;
+        s->final_node = L->id;
+    }
+}
+
+bool work_final_done(sim_t *s)
+{
+    if (s->final_index == 0)
+        return false;
+    sim_node_t *L = &s->nodes[s->final_node];
+    if (!L->up)
+        return false;
+    uint64_t idx;
+    const core_conf_t *cc = core_get_conf(L->core, &idx);
+    for (int i = 0; i < s->n; i++) {
+        sim_node_t *nd = &s->nodes[i];
+        bool member = core_conf_is_member(cc, &nd->peer);
+        if (member && nd->sm.applied < s->final_index)
+            return false;
+    }
+    return true;
+}
