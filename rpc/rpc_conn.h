@@ -81,7 +81,7 @@ struct rpc_conn {
     bool reading;
     bool closing;
     rk_status_t close_status;
-    char name[64]; /* remote address, for log lines */
+    char name[96]; /* remote address, for log lines */
 };
 
 /* Prepares c around an initialized c->tcp (uv_tcp_init done by the owner). */
