@@ -321,12 +321,10 @@ static void conn_send(srv_conn_t *sc, rpc_wreq_t *w)
         return;
     }
     if (sc->conn.pending_out > 0 && sc->conn.pending_out + w->bytes > s->max_pending_out) {
-        RPC_LOG(RK_LOG_WARN, sc->conn.name,
-                "closing connection: peer is not reading (%zu response bytes unwritten, limit %zu)",
-                sc->conn.pending_out, s->max_pending_out);
-        s->stats.closed_slow++;
+        rpc_conn_close(&sc->conn, RK_EBUSY,
+                       "peer is not reading (%zu response bytes unwritten, limit %zu)",
+                       sc->conn.pending_out, s->max_pending_out);
         rpc_wreq_free(w);
-        rpc_conn_close(&sc->conn, RK_EBUSY, "peer not reading");
         return;
     }
     if (rpc_conn_write(&sc->conn, w) != 0) {
@@ -362,7 +360,8 @@ static void send_error(srv_conn_t *sc, const rpc_frame_hdr_t *req, int code, con
 static void bad_input(srv_conn_t *sc, int code, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
-/* Protocol violation: one log line, close this connection only. */
+/* Protocol violation: close this connection only; on_closed writes the one
+ * log line. */
 static void bad_input(srv_conn_t *sc, int code, const char *fmt, ...)
 {
     char why[160];
@@ -371,10 +370,7 @@ static void bad_input(srv_conn_t *sc, int code, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(why, sizeof why, fmt, ap);
     va_end(ap);
-    RPC_LOG(RK_LOG_WARN, sc->conn.name, "closing connection: %s", why);
-    sc->srv->stats.closed_bad_input++;
     rpc_conn_close(&sc->conn, code, "%s", why);
-    sc->conn.close_status.code = 0; /* already logged: on_closed stays quiet */
 }
 
 /* Rejects a request (error response) or drops a one-way frame (rate-limited
@@ -529,11 +525,25 @@ static void on_closed(rpc_conn_t *c)
     srv_conn_t *sc = (srv_conn_t *)c;
     rpc_server_t *s = sc->srv;
 
-    if (c->close_status.code != 0 && c->close_status.code != RK_EUNREACHABLE &&
-        c->close_status.code != RK_ESHUTDOWN)
-        RPC_LOG(RK_LOG_WARN, c->name, "connection closed: %s", c->close_status.msg);
-    else
+    /* Exactly one line per connection closed for cause; ordinary
+     * disconnects are debug noise. */
+    switch (c->close_status.code) {
+    case 0:
+    case RK_EUNREACHABLE:
+    case RK_ESHUTDOWN:
         RPC_LOG(RK_LOG_DEBUG, c->name, "connection closed: %s", c->close_status.msg);
+        break;
+    case RK_EPROTO:
+    case RK_ETOOBIG:
+        s->stats.closed_bad_input++;
+        RPC_LOG(RK_LOG_WARN, c->name, "connection closed: %s", c->close_status.msg);
+        break;
+    case RK_EBUSY:
+        s->stats.closed_slow++;
+        /* fall through */
+    default:
+        RPC_LOG(RK_LOG_WARN, c->name, "connection closed: %s", c->close_status.msg);
+    }
     if (sc->prev != NULL)
         sc->prev->next = sc->next;
     else
