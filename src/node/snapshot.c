@@ -180,9 +180,9 @@ static void src_open_done(uv_work_t *w, int status)
     s->n_waiting = 0;
     if (!ok && n->snap_src == s) {
         n->snap_src = NULL;
-        src_release(n, s);
+        s->refs--; /* the node's reference; the work's goes below */
     }
-    src_release(n, s); /* the work's reference */
+    src_release(n, s);
     if (!n->stopping)
         node_wake(n);
 }
