@@ -830,6 +830,31 @@ static int open_storage(rk_node_t *n, core_init_t *in, rk_status_t *err)
     }
     uint64_t first = log_store_first_index(n->store);
     uint64_t last = log_store_last_index(n->store);
+    if (!have_snap && last == 0 && in->hs.term == 0 && n->opts.initial_conf.n_peers > 0) {
+        /* Bootstrap: every initial member writes the same configuration entry
+         * at index 1, term 1 (as etcd does), so the membership is in the log
+         * and a restart needs no initial_conf. Identical entries on every
+         * member keep the Log Matching property (section 5.3). */
+        core_conf_t cc;
+        node_conf_to_core(&n->opts.initial_conf, &cc);
+        buf_t *b = core_conf_encode(&cc);
+        if (b == NULL)
+            return rk_status_set(err, RK_ENOMEM, "bootstrap configuration");
+        log_entry_t e = {.index = 1, .term = 1, .type = LOG_ENTRY_CONF, .data = b->data,
+                         .len = b->len};
+        meta_hard_state_t bhs = {.term = 1, .commit = 1};
+        log_op_t op = {.store = n->store, .kind = LOG_OP_APPEND, .truncate_from = 1,
+                       .entries = &e, .n_entries = 1, .hard_state = &bhs};
+        rc = log_store_write(n->env, &op, 1, err);
+        buf_unref(b);
+        if (rc == 0)
+            rc = op.status;
+        if (rc != 0)
+            return rc;
+        in->hs.term = 1;
+        in->hs.commit = 1;
+        last = 1;
+    }
     if (have_snap && (in->snapshot.index > last || in->snapshot.index + 1 < first)) {
         /* crashed between installing a snapshot and resetting the log */
         if ((rc = log_store_reset(n->store, in->snapshot.index, in->snapshot.term, err)) != 0)
