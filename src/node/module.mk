@@ -6,3 +6,15 @@ NODE_TEST_SUPPORT := $(BUILD)/obj/tests/node/cluster.o
 $(BUILD)/tests/test_node_%: $(BUILD)/obj/tests/unit/test_node_%.o $(NODE_TEST_SUPPORT) $(SUPPORT_OBJS) $(LIB_A)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS_SAN) -o $@ $^ $(TEST_LIBS) $(LDLIBS)
+
+# Multi-process test: a small server binary and the driver that spawns,
+# SIGKILLs and SIGSTOPs it.
+NODE_MP_BINS := $(BUILD)/tests/rk-test-server $(BUILD)/tests/node_multiproc
+$(BUILD)/tests/rk-test-server: $(BUILD)/obj/tests/node/server.o $(NODE_TEST_SUPPORT) $(LIB_A)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS_SAN) -o $@ $^ $(LDLIBS)
+$(BUILD)/tests/node_multiproc: $(BUILD)/obj/tests/node/multiproc.o $(NODE_TEST_SUPPORT) $(LIB_A) | $(BUILD)/tests/rk-test-server
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS_SAN) -o $@ $^ $(TEST_LIBS) $(LDLIBS)
+BINS += $(NODE_MP_BINS)
+TEST_CMDS += $(BUILD)/tests/node_multiproc
