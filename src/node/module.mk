@@ -18,3 +18,9 @@ $(BUILD)/tests/node_multiproc: $(BUILD)/obj/tests/node/multiproc.o $(NODE_TEST_S
 	$(CC) $(LDFLAGS_SAN) -o $@ $^ $(TEST_LIBS) $(LDLIBS)
 BINS += $(NODE_MP_BINS)
 TEST_CMDS += $(BUILD)/tests/node_multiproc
+
+# Startup benchmark (prints figures; not part of `make test`).
+$(BUILD)/tests/node-startup-bench: $(BUILD)/obj/tests/node/startup_bench.o $(NODE_TEST_SUPPORT) $(LIB_A)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS_SAN) -o $@ $^ $(LDLIBS)
+BINS += $(BUILD)/tests/node-startup-bench
