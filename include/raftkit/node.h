@@ -42,39 +42,39 @@ typedef struct rk_group_service rk_group_service_t;
 /* ---- options (JRaft's names and defaults) ---- */
 
 typedef enum rk_read_only_option {
-    RK_READ_ONLY_SAFE = 0,     /* ReadIndex: a heartbeat round confirms leadership */
+    RK_READ_ONLY_SAFE = 0,    /* ReadIndex: a heartbeat round confirms leadership */
     RK_READ_ONLY_LEASE_BASED, /* the leader's lease; assumes bounded clock drift */
 } rk_read_only_option_t;
 
 typedef struct rk_raft_options {
-    int max_entries_size;             /* entries per AppendEntries; default 1024 */
-    int max_body_size;                /* bytes of entries per AppendEntries; 512 KiB */
-    int max_append_buffer_size;       /* bytes batched per log write; 256 KiB */
-    int max_byte_count_per_rpc;       /* snapshot file chunk size; 128 KiB */
-    int apply_batch;                  /* entries per on_apply call; 32 */
-    int apply_queue_size;             /* pending tasks before RK_EBUSY; 16384 */
-    bool sync;                        /* fsync log writes before acknowledging; true */
-    bool replicator_pipeline;         /* pipelined AppendEntries; true */
-    int max_replicator_inflight_msgs; /* per follower; 256 */
+    int max_entries_size;                   /* entries per AppendEntries; default 1024 */
+    int max_body_size;                      /* bytes of entries per AppendEntries; 512 KiB */
+    int max_append_buffer_size;             /* bytes batched per log write; 256 KiB */
+    int max_byte_count_per_rpc;             /* snapshot file chunk size; 128 KiB */
+    int apply_batch;                        /* entries per on_apply call; 32 */
+    int apply_queue_size;                   /* pending tasks before RK_EBUSY; 16384 */
+    bool sync;                              /* fsync log writes before acknowledging; true */
+    bool replicator_pipeline;               /* pipelined AppendEntries; true */
+    int max_replicator_inflight_msgs;       /* per follower; 256 */
     rk_read_only_option_t read_only_option; /* RK_READ_ONLY_SAFE */
-    bool pre_vote;                    /* true */
-    bool check_quorum;                /* true */
+    bool pre_vote;                          /* true */
+    bool check_quorum;                      /* true */
     int snapshot_throttle_bytes_per_sec; /* snapshot download rate on a follower; 0 = unlimited */
 } rk_raft_options_t;
 
 typedef struct rk_node_options {
-    int election_timeout_ms;       /* 1000; heartbeats every election_timeout_ms / 10 */
-    int election_priority;         /* RK_PRIORITY_DISABLED (-1) */
-    int leader_lease_time_ratio;   /* lease = ratio% of the election timeout; 90 */
-    int snapshot_interval_secs;    /* 3600; 0 disables timed snapshots */
-    int snapshot_log_index_margin; /* keep this many entries after a snapshot; 0 */
-    int snapshot_log_count;        /* snapshot after this many entries since the last; 0 = off */
-    int catchup_margin;            /* a new peer counts as caught up within this many; 1000 */
+    int election_timeout_ms;         /* 1000; heartbeats every election_timeout_ms / 10 */
+    int election_priority;           /* RK_PRIORITY_DISABLED (-1) */
+    int leader_lease_time_ratio;     /* lease = ratio% of the election timeout; 90 */
+    int snapshot_interval_secs;      /* 3600; 0 disables timed snapshots */
+    int snapshot_log_index_margin;   /* keep this many entries after a snapshot; 0 */
+    int snapshot_log_count;          /* snapshot after this many entries since the last; 0 = off */
+    int catchup_margin;              /* a new peer counts as caught up within this many; 1000 */
     rk_configuration_t initial_conf; /* used only when the data directory is empty */
-    const char *data_path;         /* log, meta and snapshots live under it; required */
-    bool disable_cli;              /* refuse CLI RPCs for this group */
-    int admin_port;                /* admin HTTP endpoint; 0 = off */
-    rk_state_machine_t *fsm;       /* required; must outlive the service */
+    const char *data_path;           /* log, meta and snapshots live under it; required */
+    bool disable_cli;                /* refuse CLI RPCs for this group */
+    int admin_port;                  /* admin HTTP endpoint; 0 = off */
+    rk_state_machine_t *fsm;         /* required; must outlive the service */
     rk_raft_options_t raft_options;
 } rk_node_options_t;
 
@@ -112,8 +112,8 @@ rk_group_service_t *rk_group_service_new(const char *group_id, const rk_peer_id_
 /* Like rk_group_service_new, but the node runs on server's loop and is
  * reached through server's port (self's endpoint should be server's). */
 rk_group_service_t *rk_group_service_new_shared(const char *group_id, const rk_peer_id_t *self,
-                                                const rk_node_options_t *opts,
-                                                rk_server_t *server, rk_status_t *err);
+                                                const rk_node_options_t *opts, rk_server_t *server,
+                                                rk_status_t *err);
 
 /* Opens storage, loads the newest snapshot (on_snapshot_load), replays the
  * log after it, binds the RPC port and starts the threads. Returns the node,
@@ -133,7 +133,7 @@ void rk_group_service_free(rk_group_service_t *svc);
 /* ---- tasks ---- */
 
 typedef struct rk_task {
-    const void *data;      /* copied by rk_node_apply before it returns */
+    const void *data; /* copied by rk_node_apply before it returns */
     size_t len;
     rk_closure_t *done;    /* may be NULL; otherwise run exactly once */
     int64_t expected_term; /* -1: don't check; else fail with RK_ETERM unless leader at this term */

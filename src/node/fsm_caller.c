@@ -184,7 +184,10 @@ struct rk_iterator {
     bool error;
 };
 
-bool rk_iterator_valid(const rk_iterator_t *it) { return !it->error && it->pos < it->count; }
+bool rk_iterator_valid(const rk_iterator_t *it)
+{
+    return !it->error && it->pos < it->count;
+}
 
 void rk_iterator_next(rk_iterator_t *it)
 {
@@ -408,14 +411,20 @@ struct rk_snapshot_reader {
     snap_reader_t *r;
 };
 
-const char *rk_snapshot_writer_path(const rk_snapshot_writer_t *w) { return snap_writer_path(w->w); }
+const char *rk_snapshot_writer_path(const rk_snapshot_writer_t *w)
+{
+    return snap_writer_path(w->w);
+}
 
 int rk_snapshot_writer_add_file(rk_snapshot_writer_t *w, const char *name)
 {
     return snap_writer_add_file(w->w, name, NULL);
 }
 
-const char *rk_snapshot_reader_path(const rk_snapshot_reader_t *r) { return snap_reader_path(r->r); }
+const char *rk_snapshot_reader_path(const rk_snapshot_reader_t *r)
+{
+    return snap_reader_path(r->r);
+}
 size_t rk_snapshot_reader_file_count(const rk_snapshot_reader_t *r)
 {
     return snap_reader_meta(r->r)->n_files;

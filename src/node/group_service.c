@@ -42,8 +42,8 @@ rk_group_service_t *rk_group_service_new(const char *group_id, const rk_peer_id_
 }
 
 rk_group_service_t *rk_group_service_new_shared(const char *group_id, const rk_peer_id_t *self,
-                                                const rk_node_options_t *opts,
-                                                rk_server_t *server, rk_status_t *err)
+                                                const rk_node_options_t *opts, rk_server_t *server,
+                                                rk_status_t *err)
 {
     if (server == NULL) {
         rk_status_set(err, RK_EINVAL, "server is NULL");
@@ -129,7 +129,10 @@ static rk_node_t *node_new(rk_group_service_t *s, rk_status_t *err)
     return n;
 }
 
-static void stop_on_loop(void *p) { node_loop_stop(p); }
+static void stop_on_loop(void *p)
+{
+    node_loop_stop(p);
+}
 
 static void check_closed(void *p)
 {

@@ -18,18 +18,24 @@
 static log_entry_type_t to_log_type(core_entry_type_t t)
 {
     switch (t) {
-    case CORE_ENTRY_NOOP: return LOG_ENTRY_NOOP;
-    case CORE_ENTRY_CONF: return LOG_ENTRY_CONF;
-    default: return LOG_ENTRY_DATA;
+    case CORE_ENTRY_NOOP:
+        return LOG_ENTRY_NOOP;
+    case CORE_ENTRY_CONF:
+        return LOG_ENTRY_CONF;
+    default:
+        return LOG_ENTRY_DATA;
     }
 }
 
 static core_entry_type_t to_core_type(log_entry_type_t t)
 {
     switch (t) {
-    case LOG_ENTRY_NOOP: return CORE_ENTRY_NOOP;
-    case LOG_ENTRY_CONF: return CORE_ENTRY_CONF;
-    default: return CORE_ENTRY_DATA;
+    case LOG_ENTRY_NOOP:
+        return CORE_ENTRY_NOOP;
+    case LOG_ENTRY_CONF:
+        return CORE_ENTRY_CONF;
+    default:
+        return CORE_ENTRY_DATA;
     }
 }
 
@@ -115,10 +121,16 @@ void node_publish_status(rk_node_t *n)
     if (n->state != RK_STATE_ERROR && n->state != RK_STATE_SHUTTING &&
         n->state != RK_STATE_SHUTDOWN) {
         switch (cs.role) {
-        case CORE_LEADER: n->state = cs.transferring ? RK_STATE_TRANSFERRING : RK_STATE_LEADER; break;
+        case CORE_LEADER:
+            n->state = cs.transferring ? RK_STATE_TRANSFERRING : RK_STATE_LEADER;
+            break;
         case CORE_CANDIDATE:
-        case CORE_PRE_CANDIDATE: n->state = RK_STATE_CANDIDATE; break;
-        default: n->state = RK_STATE_FOLLOWER; break;
+        case CORE_PRE_CANDIDATE:
+            n->state = RK_STATE_CANDIDATE;
+            break;
+        default:
+            n->state = RK_STATE_FOLLOWER;
+            break;
         }
     }
     pthread_mutex_unlock(&n->st_mu);
@@ -155,8 +167,10 @@ static int st_entries(void *arg, uint64_t lo, uint64_t hi, size_t max_bytes, cor
             log_entries_free(ents, cnt);
             return RK_EIO;
         }
-        out[k] = (core_entry_t){.term = ents[k].term, .index = ents[k].index,
-                                .type = to_core_type(ents[k].type), .data = b};
+        out[k] = (core_entry_t){.term = ents[k].term,
+                                .index = ents[k].index,
+                                .type = to_core_type(ents[k].type),
+                                .data = b};
     }
     *n_out = k;
     log_entries_free(ents, cnt);
@@ -240,7 +254,8 @@ static int persist_update(rk_node_t *n, const core_update_t *u)
         for (size_t i = 0; i < u->n_entries; i++) {
             const core_entry_t *e = &u->entries[i];
             p->bufs[i] = buf_ref(e->data);
-            p->entries[i] = (log_entry_t){.index = e->index, .term = e->term,
+            p->entries[i] = (log_entry_t){.index = e->index,
+                                          .term = e->term,
                                           .type = to_log_type(e->type),
                                           .data = e->data ? e->data->data : NULL,
                                           .len = buf_len(e->data)};
@@ -271,14 +286,18 @@ static int persist_update(rk_node_t *n, const core_update_t *u)
     n->persist_tail = p;
     if (u->has_snapshot) {
         p->reqs_left++;
-        p->reset_req.op = (log_op_t){.store = n->store, .kind = LOG_OP_RESET,
-                                     .index = u->snapshot.index, .term = u->snapshot.term};
+        p->reset_req.op = (log_op_t){.store = n->store,
+                                     .kind = LOG_OP_RESET,
+                                     .index = u->snapshot.index,
+                                     .term = u->snapshot.term};
         p->reset_req.data = p;
     }
     p->reqs_left++;
-    p->append_req.op = (log_op_t){.store = n->store, .kind = LOG_OP_APPEND,
+    p->append_req.op = (log_op_t){.store = n->store,
+                                  .kind = LOG_OP_APPEND,
                                   .truncate_from = p->n ? p->entries[0].index : 0,
-                                  .entries = p->entries, .n_entries = p->n,
+                                  .entries = p->entries,
+                                  .n_entries = p->n,
                                   .hard_state = u->has_hard_state ? &p->hs : NULL};
     p->append_req.data = p;
     int total = p->reqs_left;
@@ -440,10 +459,16 @@ static void handle_update(rk_node_t *n, core_update_t *u)
     for (size_t i = 0; i < u->n_events; i++) {
         const core_event_t *ev = &u->events[i];
         switch (ev->type) {
-        case CORE_EV_ROLE: on_role(n, ev); break;
-        case CORE_EV_LEADER: on_leader(n, ev); break;
+        case CORE_EV_ROLE:
+            on_role(n, ev);
+            break;
+        case CORE_EV_LEADER:
+            on_leader(n, ev);
+            break;
         case CORE_EV_CONF_CHANGED:
-        case CORE_EV_CONF_COMMITTED: on_conf_event(n, ev); break;
+        case CORE_EV_CONF_COMMITTED:
+            on_conf_event(n, ev);
+            break;
         case CORE_EV_TRANSFER_DONE:
             RK_INFO(n->group, n->self_str, "leadership transfer ended: %s",
                     ev->status ? rk_strerror(ev->status) : "TimeoutNow sent");
@@ -498,9 +523,15 @@ static void run_change_conf(rk_node_t *n, node_cmd_t *c)
     rk_configuration_t t = cur->cur;
     int rc = 0;
     switch (c->conf_op) {
-    case 0: t = c->conf; break; /* change_peers */
-    case 1: rc = rk_configuration_add_peer(&t, &c->peers[0]); break;
-    case 2: rc = rk_configuration_remove_peer(&t, &c->peers[0]); break;
+    case 0:
+        t = c->conf;
+        break; /* change_peers */
+    case 1:
+        rc = rk_configuration_add_peer(&t, &c->peers[0]);
+        break;
+    case 2:
+        rc = rk_configuration_remove_peer(&t, &c->peers[0]);
+        break;
     case 3:
         for (size_t i = 0; i < c->n_peers && rc == 0; i++)
             rc = rk_configuration_add_learner(&t, &c->peers[i]);
@@ -516,8 +547,9 @@ static void run_change_conf(rk_node_t *n, node_cmd_t *c)
         break;
     }
     if (rc != 0) {
-        fail_cmd(n, c, rc, rc == RK_EEXIST ? "peer already in the configuration"
-                                           : "peer not in the configuration");
+        fail_cmd(n, c, rc,
+                 rc == RK_EEXIST ? "peer already in the configuration"
+                                 : "peer not in the configuration");
         return;
     }
     if (rk_configuration_equal(&t, &cur->cur)) {
@@ -840,11 +872,15 @@ static int open_storage(rk_node_t *n, core_init_t *in, rk_status_t *err)
         buf_t *b = core_conf_encode(&cc);
         if (b == NULL)
             return rk_status_set(err, RK_ENOMEM, "bootstrap configuration");
-        log_entry_t e = {.index = 1, .term = 1, .type = LOG_ENTRY_CONF, .data = b->data,
-                         .len = b->len};
+        log_entry_t e = {
+            .index = 1, .term = 1, .type = LOG_ENTRY_CONF, .data = b->data, .len = b->len};
         meta_hard_state_t bhs = {.term = 1, .commit = 1};
-        log_op_t op = {.store = n->store, .kind = LOG_OP_APPEND, .truncate_from = 1,
-                       .entries = &e, .n_entries = 1, .hard_state = &bhs};
+        log_op_t op = {.store = n->store,
+                       .kind = LOG_OP_APPEND,
+                       .truncate_from = 1,
+                       .entries = &e,
+                       .n_entries = 1,
+                       .hard_state = &bhs};
         rc = log_store_write(n->env, &op, 1, err);
         buf_unref(b);
         if (rc == 0)
@@ -902,7 +938,6 @@ typedef struct start_arg {
     int rc;
     rk_status_t *err;
 } start_arg_t;
-
 
 static void start_on_loop(void *p)
 {
@@ -1282,21 +1317,30 @@ int rk_node_leader_id(rk_node_t *n, rk_peer_id_t *out)
     return core_peer_is_none(out) ? RK_ENOLEADER : 0;
 }
 
-#define GETTER(name, field)                      \
-    int64_t name(rk_node_t *n)                   \
-    {                                            \
-        pthread_mutex_lock(&n->st_mu);           \
-        int64_t v = (int64_t)n->cst.field;       \
-        pthread_mutex_unlock(&n->st_mu);         \
-        return v;                                \
+#define GETTER(name, field)                \
+    int64_t name(rk_node_t *n)             \
+    {                                      \
+        pthread_mutex_lock(&n->st_mu);     \
+        int64_t v = (int64_t)n->cst.field; \
+        pthread_mutex_unlock(&n->st_mu);   \
+        return v;                          \
     }
 GETTER(rk_node_term, term)
 GETTER(rk_node_last_log_index, last_index)
 GETTER(rk_node_committed_index, commit)
 
-int64_t rk_node_applied_index(rk_node_t *n) { return (int64_t)atomic_load(&n->applied); }
-const char *rk_node_group_id(rk_node_t *n) { return n->group; }
-void rk_node_self(rk_node_t *n, rk_peer_id_t *out) { *out = n->self; }
+int64_t rk_node_applied_index(rk_node_t *n)
+{
+    return (int64_t)atomic_load(&n->applied);
+}
+const char *rk_node_group_id(rk_node_t *n)
+{
+    return n->group;
+}
+void rk_node_self(rk_node_t *n, rk_peer_id_t *out)
+{
+    *out = n->self;
+}
 
 void rk_node_list_peers(rk_node_t *n, rk_configuration_t *out)
 {

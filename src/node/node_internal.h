@@ -75,9 +75,9 @@ void node_rt_free(node_rt_t *rt);
 /* ------------------------------------------------------------ FSM caller */
 
 typedef enum fsm_item_type {
-    FSM_COMMITTED,     /* apply up to a */
-    FSM_LEADER_START,  /* term a; on_leader_start at the first entry of term a */
-    FSM_LEADER_STOP,   /* st */
+    FSM_COMMITTED,    /* apply up to a */
+    FSM_LEADER_START, /* term a; on_leader_start at the first entry of term a */
+    FSM_LEADER_STOP,  /* st */
     FSM_START_FOLLOWING,
     FSM_STOP_FOLLOWING,
     FSM_CLOSURE,       /* run closure with st */
@@ -149,7 +149,7 @@ typedef struct node_cmd {
     rk_configuration_t conf; /* CHANGE_CONF target (computed on the loop) */
     core_conf_t snap_conf;   /* SNAPSHOT_DONE */
     int status;
-    int conf_op;             /* node.c: how to derive the target */
+    int conf_op; /* node.c: how to derive the target */
     rk_peer_id_t peers[RK_CONF_MAX_PEERS];
     size_t n_peers;
     rk_closure_t *done;
@@ -180,7 +180,7 @@ struct rk_node {
     /* storage */
     log_env_t *env;
     log_store_t *store;
-    log_writer_t *writer;   /* L */
+    log_writer_t *writer; /* L */
     snap_store_t *snaps;
 
     /* L: core and its driving */
@@ -190,25 +190,25 @@ struct rk_node {
     bool handles_open;
     node_persist_t *persist_head, *persist_tail; /* submitted, not yet completed */
     uint64_t persisted_id;
-    uint64_t applied_seen;   /* last value passed to core_applied */
+    uint64_t applied_seen; /* last value passed to core_applied */
     bool was_leader;
     uint64_t leader_term;
-    rk_peer_id_t following;  /* leader we follow (empty: none) */
+    rk_peer_id_t following; /* leader we follow (empty: none) */
     uint64_t following_term;
-    node_cmd_t *conf_cmd;    /* change in progress (leader) */
+    node_cmd_t *conf_cmd; /* change in progress (leader) */
     uint64_t conf_cmd_index;
-    node_cmd_t *reads;       /* reads waiting for the core */
+    node_cmd_t *reads; /* reads waiting for the core */
     uint64_t next_read_id;
     bool snapshot_running;
     uint64_t last_snapshot_index; /* L */
     uint64_t last_snapshot_term;
     uint64_t snapshot_due_ms;
-    node_snap_src_t *snap_src;  /* L: leader side of transfers */
-    node_download_t *download;  /* L: follower side */
-    bool reset_pending_conf;    /* after reset_peers: re-propose the conf as leader */
-    atomic_int snap_inflight;   /* on_snapshot_save calls not finished */
+    node_snap_src_t *snap_src; /* L: leader side of transfers */
+    node_download_t *download; /* L: follower side */
+    bool reset_pending_conf;   /* after reset_peers: re-propose the conf as leader */
+    atomic_int snap_inflight;  /* on_snapshot_save calls not finished */
     bool fatal;
-    bool stopping;              /* L: shutdown started on the loop */
+    bool stopping; /* L: shutdown started on the loop */
     int close_pending;
 
     /* Q: queues from any thread, guarded by mu */
@@ -231,11 +231,11 @@ struct rk_node {
     fsm_item_t *fsm_head, *fsm_tail; /* guarded by fsm_mu */
     /* F: */
     uint64_t fsm_applied_term;
-    uint64_t fsm_leader_term;  /* on_leader_start pending for this term */
-    bool fsm_is_leader;        /* on_leader_start was called */
+    uint64_t fsm_leader_term; /* on_leader_start pending for this term */
+    bool fsm_is_leader;       /* on_leader_start was called */
     bool fsm_error;
-    core_conf_t fsm_conf;      /* configuration as of the applied index */
-    fsm_item_t *fsm_reads;     /* reads waiting for apply */
+    core_conf_t fsm_conf;         /* configuration as of the applied index */
+    fsm_item_t *fsm_reads;        /* reads waiting for apply */
     atomic_uint_fast64_t applied; /* written by FSM, read anywhere */
 
     /* status snapshot for getters (any thread), guarded by st_mu */
@@ -251,7 +251,7 @@ struct rk_group_service {
     char group[LOG_GROUP_ID_MAX];
     rk_peer_id_t self;
     rk_node_options_t opts;
-    node_rt_t *rt;   /* own or shared */
+    node_rt_t *rt; /* own or shared */
     bool own_rt;
     rk_node_t *node;
     bool started;
@@ -266,7 +266,7 @@ void node_enter_error(rk_node_t *n, int code, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 void node_publish_status(rk_node_t *n);
 void node_on_snapshot_saved(rk_node_t *n, uint64_t index, uint64_t term, const core_conf_t *conf,
-                            int status); /* any thread */
+                            int status);         /* any thread */
 void node_post_cmd(rk_node_t *n, node_cmd_t *c); /* any thread */
 /* L: completes a read (code 0: once applied >= index) on the FSM thread; frees c. */
 void node_post_read_result(rk_node_t *n, node_cmd_t *c, int code, uint64_t index, const char *msg);
@@ -276,7 +276,7 @@ void node_loop_stop(rk_node_t *n); /* L */
 
 /* fsm_caller.c */
 int fsm_start(rk_node_t *n);
-void fsm_post(rk_node_t *n, fsm_item_t *it);   /* takes ownership */
+void fsm_post(rk_node_t *n, fsm_item_t *it); /* takes ownership */
 int fsm_post_simple(rk_node_t *n, fsm_item_type_t type, uint64_t a, const rk_status_t *st);
 void fsm_post_closure(rk_node_t *n, rk_closure_t *done, int code, const char *msg);
 void fsm_post_committed(rk_node_t *n, uint64_t hi);
@@ -289,13 +289,13 @@ void pend_fail_above(rk_node_t *n, uint64_t above, int code, const char *msg);
 /* transport.c */
 int transport_register(node_rt_t *rt);
 int transport_send(rk_node_t *n, const core_msg_t *m);
-int transport_add_node(rk_node_t *n);    /* L: route (group, self) to n */
+int transport_add_node(rk_node_t *n);     /* L: route (group, self) to n */
 void transport_remove_node(rk_node_t *n); /* L */
 void transport_send_snapshot_resp(rk_node_t *n, const rk_peer_id_t *to, uint64_t term, bool ok);
 
 /* snapshot.c */
 void snap_exec_maybe_start(rk_node_t *n, rk_closure_t *done, bool manual); /* L */
-void snap_src_send(rk_node_t *n, const core_msg_t *m);                   /* L: leader SNAP */
+void snap_src_send(rk_node_t *n, const core_msg_t *m);                     /* L: leader SNAP */
 void snap_on_install_request(rk_node_t *n, const rk_peer_id_t *from, uint64_t term,
                              const core_snapshot_meta_t *meta, uint64_t reader_id,
                              const void *meta_rec, size_t meta_len);
@@ -311,6 +311,9 @@ int snap_load_latest(rk_node_t *n, core_snapshot_meta_t *meta, bool call_fsm, rk
 void node_conf_to_core(const rk_configuration_t *c, core_conf_t *out);
 
 /* helpers */
-static inline uint64_t node_now_ms(rk_node_t *n) { return uv_now(&n->rt->loop); }
+static inline uint64_t node_now_ms(rk_node_t *n)
+{
+    return uv_now(&n->rt->loop);
+}
 
 #endif /* RAFTKIT_NODE_INTERNAL_H */

@@ -32,9 +32,9 @@ void rk_node_options_init(rk_node_options_t *o)
     r->snapshot_throttle_bytes_per_sec = 0;
 }
 
-#define CHECK(cond, ...)                                   \
-    do {                                                   \
-        if (!(cond))                                       \
+#define CHECK(cond, ...)                                       \
+    do {                                                       \
+        if (!(cond))                                           \
             return rk_status_set(err, RK_EINVAL, __VA_ARGS__); \
     } while (0)
 
@@ -75,7 +75,8 @@ int rk_node_options_validate(const rk_node_options_t *o, rk_status_t *err)
     CHECK(r->max_replicator_inflight_msgs >= 1,
           "raft_options.max_replicator_inflight_msgs must be >= 1 (got %d)",
           r->max_replicator_inflight_msgs);
-    CHECK(r->read_only_option == RK_READ_ONLY_SAFE || r->read_only_option == RK_READ_ONLY_LEASE_BASED,
+    CHECK(r->read_only_option == RK_READ_ONLY_SAFE ||
+              r->read_only_option == RK_READ_ONLY_LEASE_BASED,
           "raft_options.read_only_option must be RK_READ_ONLY_SAFE or RK_READ_ONLY_LEASE_BASED");
     CHECK(r->read_only_option != RK_READ_ONLY_LEASE_BASED || r->check_quorum,
           "raft_options.read_only_option LEASE_BASED requires check_quorum");
@@ -87,14 +88,22 @@ int rk_node_options_validate(const rk_node_options_t *o, rk_status_t *err)
 const char *rk_node_state_name(rk_node_state_t s)
 {
     switch (s) {
-    case RK_STATE_LEADER: return "leader";
-    case RK_STATE_TRANSFERRING: return "transferring";
-    case RK_STATE_CANDIDATE: return "candidate";
-    case RK_STATE_FOLLOWER: return "follower";
-    case RK_STATE_ERROR: return "error";
-    case RK_STATE_UNINITIALIZED: return "uninitialized";
-    case RK_STATE_SHUTTING: return "shutting";
-    case RK_STATE_SHUTDOWN: return "shutdown";
+    case RK_STATE_LEADER:
+        return "leader";
+    case RK_STATE_TRANSFERRING:
+        return "transferring";
+    case RK_STATE_CANDIDATE:
+        return "candidate";
+    case RK_STATE_FOLLOWER:
+        return "follower";
+    case RK_STATE_ERROR:
+        return "error";
+    case RK_STATE_UNINITIALIZED:
+        return "uninitialized";
+    case RK_STATE_SHUTTING:
+        return "shutting";
+    case RK_STATE_SHUTDOWN:
+        return "shutdown";
     }
     return "unknown";
 }

@@ -85,7 +85,9 @@ static void rt_listen(void *p)
     node_rt_t *rt = a->rt;
     rpc_server_opts_t so = {.name = "raftkit"};
     rt->server = rpc_server_new(&rt->loop, &so);
-    rpc_client_opts_t co = {.name = "raftkit", .backoff_min_ms = 50, .backoff_max_ms = 1000,
+    rpc_client_opts_t co = {.name = "raftkit",
+                            .backoff_min_ms = 50,
+                            .backoff_max_ms = 1000,
                             .connect_timeout_ms = 1000};
     rt->client = rpc_client_new(&rt->loop, &co);
     if (rt->server == NULL || rt->client == NULL) {
@@ -102,7 +104,10 @@ static void rt_listen(void *p)
         rt->listen.port = rpc_server_port(rt->server);
 }
 
-static void closed_cb(void *arg) { (void)arg; }
+static void closed_cb(void *arg)
+{
+    (void)arg;
+}
 
 static void rt_close_all(void *p)
 {
@@ -197,9 +202,15 @@ rk_server_t *rk_server_new(const rk_endpoint_t *listen, rk_status_t *err)
     return s;
 }
 
-uint16_t rk_server_port(const rk_server_t *s) { return s->rt->listen.port; }
+uint16_t rk_server_port(const rk_server_t *s)
+{
+    return s->rt->listen.port;
+}
 
-node_rt_t *node_server_rt(rk_server_t *s) { return s->rt; }
+node_rt_t *node_server_rt(rk_server_t *s)
+{
+    return s->rt;
+}
 
 void rk_server_free(rk_server_t *s)
 {

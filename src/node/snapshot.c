@@ -18,7 +18,7 @@
 #include "src/node/node_internal.h"
 
 #define DL_MAX_RETRIES 20
-#define DL_RETRY_MS 200
+#define DL_RETRY_MS    200
 
 /* ------------------------------------------------------ local snapshots */
 
@@ -231,11 +231,14 @@ typedef struct file_read {
 static void read_work(uv_work_t *w)
 {
     file_read_t *f = w->data;
-    f->rc = snap_reader_read(f->src->r, f->name, f->offset, f->buf, f->count, &f->nread, &f->eof,
-                             NULL);
+    f->rc =
+        snap_reader_read(f->src->r, f->name, f->offset, f->buf, f->count, &f->nread, &f->eof, NULL);
 }
 
-static void free_chunk(void *arg) { free(arg); }
+static void free_chunk(void *arg)
+{
+    free(arg);
+}
 
 static void read_done(uv_work_t *w, int status)
 {
@@ -483,8 +486,8 @@ static void dl_installed(node_download_t *dl, const snap_meta_t *m)
     meta.conf.joint = m->has_old_conf;
     if (m->has_old_conf)
         meta.conf.old = m->old_conf;
-    core_msg_t msg = {.type = CORE_MSG_SNAP, .from = dl->from, .to = n->self, .term = dl->term,
-                      .snap = &meta};
+    core_msg_t msg = {
+        .type = CORE_MSG_SNAP, .from = dl->from, .to = n->self, .term = dl->term, .snap = &meta};
     int rc = core_step(n->core, &msg);
     RK_INFO(n->group, n->self_str, "snapshot %llu copied from the leader (step: %s)",
             (unsigned long long)m->last_index, rc ? rk_strerror(rc) : "ok");
@@ -576,7 +579,8 @@ static void dl_next(node_download_t *dl)
     r.offset = dl->offset;
     r.count = (uint64_t)n->opts.raft_options.max_byte_count_per_rpc;
     rpc_channel_t *ch = rpc_client_channel(n->rt->client, ep, NULL);
-    rpc_req_t req = {.method = RPC_M_GET_FILE, .msg = &r.base,
+    rpc_req_t req = {.method = RPC_M_GET_FILE,
+                     .msg = &r.base,
                      .timeout_ms = (uint32_t)n->opts.election_timeout_ms * 5};
     int rc = ch ? rpc_channel_call(ch, &req, dl_got_chunk, dl) : RK_EINVAL;
     if (rc != 0) {
@@ -600,7 +604,7 @@ void snap_on_install_request(rk_node_t *n, const rk_peer_id_t *from, uint64_t te
         return; /* a deposed leader */
     if (n->download != NULL) {
         if (n->download->index == meta->index)
-            return; /* already copying it */
+            return;                   /* already copying it */
         n->download->canceled = true; /* a newer one supersedes it */
     }
     if (meta->index <= cs.commit) {
@@ -625,7 +629,10 @@ void snap_on_install_request(rk_node_t *n, const rk_peer_id_t *from, uint64_t te
     dl_next(dl);
 }
 
-bool snap_busy(rk_node_t *n) { return n->snapshot_running || n->download != NULL; }
+bool snap_busy(rk_node_t *n)
+{
+    return n->snapshot_running || n->download != NULL;
+}
 
 void snap_stop(rk_node_t *n)
 {

@@ -68,8 +68,12 @@ static int send_req(rk_node_t *n, const rk_peer_id_t *to, uint32_t method,
             release_bufs(rel);
         return RK_EINVAL;
     }
-    rpc_req_t req = {.method = method, .msg = msg, .attach = att, .n_attach = n_att,
-                     .release = rel ? release_bufs : NULL, .release_arg = rel};
+    rpc_req_t req = {.method = method,
+                     .msg = msg,
+                     .attach = att,
+                     .n_attach = n_att,
+                     .release = rel ? release_bufs : NULL,
+                     .release_arg = rel};
     int rc = rpc_channel_send(ch, &req);
     if (rc != 0 && rel)
         release_bufs(rel);
@@ -338,7 +342,8 @@ static void h_append(rpc_call_t *call, void *arg)
             bad = true;
             break;
         }
-        ents[k] = (core_entry_t){.term = e->term, .index = r->prev_log_index + 1 + k,
+        ents[k] = (core_entry_t){.term = e->term,
+                                 .index = r->prev_log_index + 1 + k,
                                  .type = e->type == RK__ENTRY_TYPE__ENTRY_NOOP   ? CORE_ENTRY_NOOP
                                          : e->type == RK__ENTRY_TYPE__ENTRY_CONF ? CORE_ENTRY_CONF
                                                                                  : CORE_ENTRY_DATA,

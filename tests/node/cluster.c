@@ -282,8 +282,8 @@ int tc_apply(tc_cluster_t *c, int i, uint64_t value, tc_req_t *req, int64_t expe
     uint8_t buf[8];
     for (int k = 0; k < 8; k++)
         buf[k] = (uint8_t)(value >> (8 * k));
-    rk_task_t task = {.data = buf, .len = 8, .done = req ? &req->closure : NULL,
-                      .expected_term = expected_term};
+    rk_task_t task = {
+        .data = buf, .len = 8, .done = req ? &req->closure : NULL, .expected_term = expected_term};
     return rk_node_apply(c->nodes[i].node, &task);
 }
 

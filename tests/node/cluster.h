@@ -16,7 +16,7 @@
 typedef struct tc_counter {
     rk_state_machine_t sm;
     atomic_uint_fast64_t sum;
-    atomic_uint_fast64_t applied;     /* entries applied */
+    atomic_uint_fast64_t applied; /* entries applied */
     atomic_uint_fast64_t last_index;
     atomic_int leader_starts, leader_stops, shutdowns, loads, saves, errors;
     atomic_int start_following;

@@ -36,8 +36,8 @@ static bool read_status(int i, pstatus_t *s)
     FILE *f = fopen(path, "r");
     if (f == NULL)
         return false;
-    int k = fscanf(f, "%31s %lld %lld %llu %ld", s->state, &s->term, &s->applied, &s->sum,
-                   &s->acked);
+    int k =
+        fscanf(f, "%31s %lld %lld %llu %ld", s->state, &s->term, &s->applied, &s->sum, &s->acked);
     fclose(f);
     return k == 5;
 }
@@ -148,9 +148,8 @@ static void test_kill_and_stop_leader(void **state)
     for (int waited = 0; waited < 15000 && !same; waited += 50) {
         tc_msleep(50);
         pstatus_t a, b, c;
-        same = read_status(0, &a) && read_status(1, &b) && read_status(2, &c) &&
-               a.sum == b.sum && b.sum == c.sum && a.applied == b.applied &&
-               b.applied == c.applied && a.sum > 0;
+        same = read_status(0, &a) && read_status(1, &b) && read_status(2, &c) && a.sum == b.sum &&
+               b.sum == c.sum && a.applied == b.applied && b.applied == c.applied && a.sum > 0;
     }
     assert_true(same);
     for (int i = 0; i < 3; i++)

@@ -20,7 +20,11 @@
 static volatile sig_atomic_t stop_flag;
 static atomic_long acked;
 
-static void on_term(int sig) { (void)sig; stop_flag = 1; }
+static void on_term(int sig)
+{
+    (void)sig;
+    stop_flag = 1;
+}
 
 typedef struct req {
     rk_closure_t c;

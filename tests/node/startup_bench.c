@@ -69,8 +69,8 @@ int main(int argc, char **argv)
     for (uint64_t i = first; i < first + (uint64_t)n;) {
         size_t m = 0;
         for (; m < 10000 && i < first + (uint64_t)n; m++, i++)
-            batch[m] = (log_entry_t){.index = i, .term = term, .type = LOG_ENTRY_DATA,
-                                     .data = &one, .len = 8};
+            batch[m] = (log_entry_t){
+                .index = i, .term = term, .type = LOG_ENTRY_DATA, .data = &one, .len = 8};
         if (log_store_append(s, batch, m, &st) != 0) {
             fprintf(stderr, "append: %s\n", st.msg);
             return 1;
@@ -97,8 +97,8 @@ int main(int argc, char **argv)
     if (snap_writer_begin(ss, si, term, &c.conf, NULL, &w, &st) != 0)
         return 1;
     char body[64];
-    int len = snprintf(body, sizeof(body), "%llu %llu\n", (unsigned long long)si,
-                       (unsigned long long)si);
+    int len =
+        snprintf(body, sizeof(body), "%llu %llu\n", (unsigned long long)si, (unsigned long long)si);
     snap_writer_write_file(w, "counter", body, (size_t)len, &st);
     if (snap_writer_commit(w, &st) != 0) {
         fprintf(stderr, "snapshot: %s\n", st.msg);

@@ -44,7 +44,6 @@ static void test_three_nodes_replicate(void **state)
     tc_cluster_destroy(&c);
 }
 
-
 static int start_cluster(tc_cluster_t *c, const char *g, int n, const rk_node_options_t *o)
 {
     tc_cluster_init(c, g, n, n, o);
@@ -91,7 +90,10 @@ static void test_leader_killed(void **state)
     tc_cluster_destroy(&c);
 }
 
-static bool req_ran(void *p) { return atomic_load(&((tc_req_t *)p)->runs) > 0; }
+static bool req_ran(void *p)
+{
+    return atomic_load(&((tc_req_t *)p)->runs) > 0;
+}
 
 /* Errors: a follower refuses (ENOTLEADER), a stale expected_term gives ETERM,
  * apply after shutdown returns ESHUTDOWN without running the closure. */
@@ -178,7 +180,10 @@ static void read_run(rk_read_index_closure_t *self, const rk_status_t *st, int64
     atomic_fetch_add(&r->runs, 1);
 }
 
-static bool read_ran(void *p) { return atomic_load(&((read_req_t *)p)->runs) > 0; }
+static bool read_ran(void *p)
+{
+    return atomic_load(&((read_req_t *)p)->runs) > 0;
+}
 
 /* Thesis 6.4: read_index on the leader and on followers sees every write
  * acknowledged before the read started. */
@@ -212,7 +217,10 @@ static void done_run(rk_closure_t *self, const rk_status_t *st)
     atomic_fetch_add(&d->runs, 1);
 }
 
-static bool done_ran(void *p) { return atomic_load(&((done_req_t *)p)->runs) > 0; }
+static bool done_ran(void *p)
+{
+    return atomic_load(&((done_req_t *)p)->runs) > 0;
+}
 
 /* Section 7: a follower that missed entries the leader has compacted away
  * catches up by installing the leader's snapshot (copied over GetFile). */
@@ -279,7 +287,8 @@ static void test_membership(void **state)
     assert_int_equal(atomic_load(&c.nodes[4].fsm.sum), 200);
     int victim = (leader + 1) % 3;
     done_req_t dr = {.closure.run = done_run};
-    assert_int_equal(rk_node_remove_peer(c.nodes[leader].node, &c.nodes[victim].id, &dr.closure), 0);
+    assert_int_equal(rk_node_remove_peer(c.nodes[leader].node, &c.nodes[victim].id, &dr.closure),
+                     0);
     assert_true(tc_wait(done_ran, &dr, 10000));
     assert_int_equal(dr.code, 0);
     rk_node_list_peers(c.nodes[leader].node, &peers);
@@ -371,6 +380,14 @@ static void test_invalid_options(void **state)
     rk_peer_id_parse(&self, "127.0.0.1:1", NULL);
     assert_null(rk_group_service_new("g", &self, &o, &st));
     assert_non_null(strstr(st.msg, "apply_batch"));
+    /* a peer list that holds this node twice is a configuration error */
+    o.raft_options.apply_batch = 32;
+    o.initial_conf.n_peers = 2;
+    o.initial_conf.peers[0] = self;
+    o.initial_conf.peers[1] = self;
+    assert_null(rk_group_service_new("g", &self, &o, &st));
+    assert_int_equal(st.code, RK_EINVAL);
+    assert_non_null(strstr(st.msg, "initial_conf"));
 }
 
 int main(void)
