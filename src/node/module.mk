@@ -24,3 +24,9 @@ $(BUILD)/tests/node-startup-bench: $(BUILD)/obj/tests/node/startup_bench.o $(NOD
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS_SAN) -o $@ $^ $(LDLIBS)
 BINS += $(BUILD)/tests/node-startup-bench
+
+# Throughput benchmark (prints figures; not part of `make test`).
+$(BUILD)/tests/node-throughput-bench: $(BUILD)/obj/tests/node/throughput_bench.o $(NODE_TEST_SUPPORT) $(LIB_A)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS_SAN) -o $@ $^ $(LDLIBS)
+BINS += $(BUILD)/tests/node-throughput-bench
