@@ -28,7 +28,9 @@ typedef struct rk_iterator rk_iterator_t;
 
 /* True while the iterator is on an entry; on_apply loops
  *     for (; rk_iterator_valid(it); rk_iterator_next(it)) { ... }
- * Entries on_apply did not advance past are handed to it again next call. */
+ * When on_apply returns having advanced part way, the rest is handed to it
+ * again at once; returning without advancing at all (and without
+ * set_error_and_rollback) puts the node into the error state. */
 bool rk_iterator_valid(const rk_iterator_t *it);
 void rk_iterator_next(rk_iterator_t *it);
 int64_t rk_iterator_index(const rk_iterator_t *it);
