@@ -1,0 +1,224 @@
+/* The node and the RaftGroupService: what an application drives.
+ *
+ * A group service owns one Raft node of one group: its libuv loop thread
+ * (core, RPC, timers), its log writer thread and its FSM caller thread. The
+ * node functions below are thread-safe unless they say otherwise; none of
+ * them blocks on disk or on the network.
+ *
+ *   rk_node_options_t opts;
+ *   rk_node_options_init(&opts);
+ *   opts.fsm = &my_sm;
+ *   opts.data_path = "/var/lib/app/n1";
+ *   rk_configuration_parse(&opts.initial_conf, "127.0.0.1:8081,...", NULL);
+ *   rk_group_service_t *svc = rk_group_service_new("counter", &self, &opts, &st);
+ *   rk_node_t *node = rk_group_service_start(svc, &st);
+ *   ...
+ *   rk_task_t task = {.data = buf, .len = n, .done = &req->closure, .expected_term = -1};
+ *   rk_node_apply(node, &task);
+ *   ...
+ *   rk_group_service_shutdown(svc);
+ *   rk_group_service_join(svc);
+ *   rk_group_service_free(svc);
+ */
+#ifndef RAFTKIT_NODE_H
+#define RAFTKIT_NODE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "raftkit/closure.h"
+#include "raftkit/peer.h"
+#include "raftkit/state_machine.h"
+#include "raftkit/status.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct rk_node rk_node_t;
+typedef struct rk_group_service rk_group_service_t;
+
+/* ---- options (JRaft's names and defaults) ---- */
+
+typedef enum rk_read_only_option {
+    RK_READ_ONLY_SAFE = 0,    /* ReadIndex: a heartbeat round confirms leadership */
+    RK_READ_ONLY_LEASE_BASED, /* the leader's lease; assumes bounded clock drift */
+} rk_read_only_option_t;
+
+typedef struct rk_raft_options {
+    int max_entries_size;                   /* entries per AppendEntries; default 1024 */
+    int max_body_size;                      /* bytes of entries per AppendEntries; 512 KiB */
+    int max_append_buffer_size;             /* bytes batched per log write; 256 KiB */
+    int max_byte_count_per_rpc;             /* snapshot file chunk size; 128 KiB */
+    int apply_batch;                        /* entries per on_apply call; 32 */
+    int apply_queue_size;                   /* pending tasks before RK_EBUSY; 16384 */
+    bool sync;                              /* fsync log writes before acknowledging; true */
+    bool replicator_pipeline;               /* pipelined AppendEntries; true */
+    int max_replicator_inflight_msgs;       /* per follower; 256 */
+    rk_read_only_option_t read_only_option; /* RK_READ_ONLY_SAFE */
+    bool pre_vote;                          /* true */
+    bool check_quorum;                      /* true */
+    int snapshot_throttle_bytes_per_sec; /* snapshot download rate on a follower; 0 = unlimited */
+} rk_raft_options_t;
+
+typedef struct rk_node_options {
+    int election_timeout_ms;         /* 1000; heartbeats every election_timeout_ms / 10 */
+    int election_priority;           /* RK_PRIORITY_DISABLED (-1) */
+    int leader_lease_time_ratio;     /* lease = ratio% of the election timeout; 90 */
+    int snapshot_interval_secs;      /* 3600; 0 disables timed snapshots */
+    int snapshot_log_index_margin;   /* keep this many entries after a snapshot; 0 */
+    int snapshot_log_count;          /* snapshot after this many entries since the last; 0 = off */
+    int catchup_margin;              /* a new peer counts as caught up within this many; 1000 */
+    rk_configuration_t initial_conf; /* used only when the data directory is empty */
+    const char *data_path;           /* log, meta and snapshots live under it; required */
+    bool disable_cli;                /* refuse CLI RPCs for this group */
+    int admin_port;                  /* admin HTTP endpoint; 0 = off */
+    rk_state_machine_t *fsm;         /* required; must outlive the service */
+    rk_raft_options_t raft_options;
+} rk_node_options_t;
+
+/* Fills o with the defaults above. */
+void rk_node_options_init(rk_node_options_t *o);
+
+/* Checks every field; returns 0, or RK_EINVAL with err->msg naming the field
+ * ("election_timeout_ms must be >= 10"). */
+int rk_node_options_validate(const rk_node_options_t *o, rk_status_t *err);
+
+/* ---- shared RPC server ---- */
+
+/* An RPC server with its own loop thread, for hosting several groups (and
+ * later the application's own methods) on one port. Groups created with
+ * rk_group_service_new_shared() run their node on the server's loop.
+ *
+ * rk_server_new binds listen (port 0: any free port, see rk_server_port) and
+ * starts the loop thread. Returns NULL with err set (RK_EIO: port in use).
+ * rk_server_free stops the loop and frees the server; every group service
+ * using it must be joined and freed first. Any thread but the server's own. */
+typedef struct rk_server rk_server_t;
+rk_server_t *rk_server_new(const rk_endpoint_t *listen, rk_status_t *err);
+uint16_t rk_server_port(const rk_server_t *s);
+void rk_server_free(rk_server_t *s);
+
+/* ---- group service ---- */
+
+/* Creates a service for group_id with this node's peer id (which must be a
+ * voter or learner of the configuration, or the data directory must hold
+ * one). Copies everything it needs from its arguments. Returns NULL with err
+ * set on invalid options. Any thread. */
+rk_group_service_t *rk_group_service_new(const char *group_id, const rk_peer_id_t *self,
+                                         const rk_node_options_t *opts, rk_status_t *err);
+
+/* Like rk_group_service_new, but the node runs on server's loop and is
+ * reached through server's port (self's endpoint should be server's). */
+rk_group_service_t *rk_group_service_new_shared(const char *group_id, const rk_peer_id_t *self,
+                                                const rk_node_options_t *opts, rk_server_t *server,
+                                                rk_status_t *err);
+
+/* Opens storage, loads the newest snapshot (on_snapshot_load), replays the
+ * log after it, binds the RPC port and starts the threads. Returns the node,
+ * or NULL with err set (port in use, corrupt storage, ...). */
+rk_node_t *rk_group_service_start(rk_group_service_t *svc, rk_status_t *err);
+
+/* Starts stopping: pending closures run with RK_ESHUTDOWN, on_shutdown runs
+ * last. Returns at once; idempotent. Any thread except the FSM thread. */
+void rk_group_service_shutdown(rk_group_service_t *svc);
+
+/* Waits until every thread of the service has stopped. Not from a raftkit thread. */
+void rk_group_service_join(rk_group_service_t *svc);
+
+/* Frees the service after join. */
+void rk_group_service_free(rk_group_service_t *svc);
+
+/* ---- tasks ---- */
+
+typedef struct rk_task {
+    const void *data; /* copied by rk_node_apply before it returns */
+    size_t len;
+    rk_closure_t *done;    /* may be NULL; otherwise run exactly once */
+    int64_t expected_term; /* -1: don't check; else fail with RK_ETERM unless leader at this term */
+} rk_task_t;
+
+/* Proposes a task. The payload is copied before the call returns.
+ *
+ * Returns 0 when accepted: done (if any) then runs exactly once, on the FSM
+ * thread: RK_OK right after on_apply moved past the entry, or an error --
+ * RK_ENOTLEADER, RK_ETERM (expected_term is not the leader's term),
+ * RK_ETRANSFER, RK_ELEADERLOST (leadership was lost before the entry was
+ * known committed: it may still commit; treat the outcome as unknown),
+ * RK_ESHUTDOWN (the node stopped first), or the error of a failed state.
+ *
+ * Returns, without running done: RK_EINVAL (n or task NULL, len over
+ * raft_options.max_body_size), RK_EBUSY (the apply queue holds
+ * raft_options.apply_queue_size tasks: back off and retry; the node is not
+ * harmed), RK_ESHUTDOWN (shutdown was requested), RK_ENOMEM.
+ * Non-blocking; any thread. */
+int rk_node_apply(rk_node_t *n, const rk_task_t *task);
+
+/* Linearizable read: done runs once this node's state machine has applied up
+ * to a read index confirmed by the leader (on a leader or a follower), or
+ * with an error. ctx (copied) is handed back. Returns 0 or RK_EINVAL. */
+int rk_node_read_index(rk_node_t *n, const void *ctx, size_t len, rk_read_index_closure_t *done);
+
+/* ---- snapshots and membership ---- */
+
+/* Takes a snapshot now: done runs (FSM thread) once it is durable, with RK_OK,
+ * RK_EBUSY (one is already running), or an error of on_snapshot_save.
+ * The membership calls below run done when the new configuration is
+ * committed (RK_OK) or with RK_ENOTLEADER, RK_ECONFCHANGE (a change is in
+ * progress), RK_EEXIST / RK_ENOTFOUND (peer already present / absent),
+ * RK_ELEADERLOST, RK_ESHUTDOWN. They return RK_EINVAL for bad arguments and
+ * RK_ESHUTDOWN, without running done. Any thread. */
+int rk_node_snapshot(rk_node_t *n, rk_closure_t *done);
+int rk_node_add_peer(rk_node_t *n, const rk_peer_id_t *peer, rk_closure_t *done);
+int rk_node_remove_peer(rk_node_t *n, const rk_peer_id_t *peer, rk_closure_t *done);
+/* Joint consensus to exactly conf's voters and learners. */
+int rk_node_change_peers(rk_node_t *n, const rk_configuration_t *conf, rk_closure_t *done);
+/* Escape hatch after losing a majority: force this node's configuration to
+ * conf without consensus. May lose committed data; for operators only. */
+int rk_node_reset_peers(rk_node_t *n, const rk_configuration_t *conf);
+int rk_node_add_learners(rk_node_t *n, const rk_peer_id_t *learners, size_t count,
+                         rk_closure_t *done);
+int rk_node_remove_learners(rk_node_t *n, const rk_peer_id_t *learners, size_t count,
+                            rk_closure_t *done);
+int rk_node_reset_learners(rk_node_t *n, const rk_peer_id_t *learners, size_t count,
+                           rk_closure_t *done);
+/* Hands leadership to peer (RK_ENOTLEADER unless leader; RK_EUNKNOWNPEER). */
+int rk_node_transfer_leadership_to(rk_node_t *n, const rk_peer_id_t *peer);
+
+/* ---- state (snapshots of a moving target; any thread) ---- */
+
+typedef enum rk_node_state {
+    RK_STATE_LEADER,
+    RK_STATE_TRANSFERRING,
+    RK_STATE_CANDIDATE,
+    RK_STATE_FOLLOWER,
+    RK_STATE_ERROR,
+    RK_STATE_UNINITIALIZED,
+    RK_STATE_SHUTTING,
+    RK_STATE_SHUTDOWN,
+} rk_node_state_t;
+
+const char *rk_node_state_name(rk_node_state_t s);
+rk_node_state_t rk_node_state(rk_node_t *n);
+bool rk_node_is_leader(rk_node_t *n);
+/* The known leader; returns RK_ENOLEADER when none is known. */
+int rk_node_leader_id(rk_node_t *n, rk_peer_id_t *out);
+int64_t rk_node_term(rk_node_t *n);
+int64_t rk_node_last_log_index(rk_node_t *n);
+int64_t rk_node_committed_index(rk_node_t *n);
+int64_t rk_node_applied_index(rk_node_t *n);
+const char *rk_node_group_id(rk_node_t *n);
+void rk_node_self(rk_node_t *n, rk_peer_id_t *out);
+/* Current configuration's voters / learners. */
+void rk_node_list_peers(rk_node_t *n, rk_configuration_t *out);
+/* Current configuration's learners: up to *count into out; *count receives
+ * the number of learners. */
+void rk_node_list_learners(rk_node_t *n, rk_peer_id_t *out, size_t *count);
+/* Voters this leader heard from within an election timeout (RK_ENOTLEADER otherwise). */
+int rk_node_list_alive_peers(rk_node_t *n, rk_configuration_t *out);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* RAFTKIT_NODE_H */
