@@ -64,9 +64,30 @@ void metrics_buf_printf(metrics_buf_t *b, const char *fmt, ...)
     b->len += (size_t)n;
 }
 
+void metrics_buf_putn(metrics_buf_t *b, const char *s, size_t n)
+{
+    if (b->oom)
+        return;
+    if (!b->fixed && !reserve(b, n))
+        return;
+    if (b->len < b->cap) {
+        /* Fixed buffers keep snprintf's promise: truncated, NUL-terminated. */
+        size_t room = b->cap - b->len - 1;
+        size_t k = n < room ? n : room;
+        memcpy(b->p + b->len, s, k);
+        b->p[b->len + k] = '\0';
+    }
+    b->len += n;
+}
+
 void metrics_buf_puts(metrics_buf_t *b, const char *s)
 {
-    metrics_buf_printf(b, "%s", s);
+    metrics_buf_putn(b, s, strlen(s));
+}
+
+void metrics_buf_putc(metrics_buf_t *b, char c)
+{
+    metrics_buf_putn(b, &c, 1);
 }
 
 char *metrics_buf_take(metrics_buf_t *b)

@@ -22,6 +22,8 @@ void metrics_buf_init_fixed(metrics_buf_t *b, char *buf, size_t len);
 
 void metrics_buf_printf(metrics_buf_t *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void metrics_buf_puts(metrics_buf_t *b, const char *s);
+void metrics_buf_putn(metrics_buf_t *b, const char *s, size_t n);
+void metrics_buf_putc(metrics_buf_t *b, char c);
 
 /* Growing buffers: hands the string to the caller (free() it), or NULL when
  * an append ran out of memory (then the buffer is freed). */

@@ -25,7 +25,7 @@ static void put_label_value(metrics_buf_t *b, const char *s)
         else if (*s == '\n')
             metrics_buf_puts(b, "\\n");
         else
-            metrics_buf_printf(b, "%c", *s);
+            metrics_buf_putc(b, *s);
     }
 }
 
@@ -37,7 +37,7 @@ static void put_name(metrics_buf_t *b, const char *jraft, const char *suffix)
     for (; *jraft; jraft++) {
         char c = *jraft;
         int ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');
-        metrics_buf_printf(b, "%c", ok ? c : '_');
+        metrics_buf_putc(b, ok ? c : '_');
     }
     metrics_buf_puts(b, suffix);
 }
@@ -54,7 +54,7 @@ static void put_help(metrics_buf_t *b, const char *jraft, const char *suffix, co
         else if (*s == '\n')
             metrics_buf_puts(b, "\\n");
         else
-            metrics_buf_printf(b, "%c", *s);
+            metrics_buf_putc(b, *s);
     }
     metrics_buf_puts(b, "\n# TYPE ");
     put_name(b, jraft, suffix);
