@@ -1,9 +1,10 @@
 /* The admin endpoint on libmicrohttpd: routing, the three resources, and the
  * process-wide table that lets groups share one ip:port.
  *
- * libmicrohttpd parses HTTP and answers malformed requests (400), over-long
- * headers (431) and slow clients (timeout) itself; this file only sees
- * well-formed requests. We answer GET and HEAD, 405 for other methods, 404
+ * libmicrohttpd parses HTTP and answers malformed requests (400; strict mode:
+ * HTTP/1.1 needs a Host header, no spaces in header names), over-long headers
+ * (431) and slow clients (timeout) itself; this file only sees well-formed
+ * requests. We answer GET and HEAD, 405 for other methods, 404
  * for other paths, and never read a request body.
  */
 #include <arpa/inet.h>
@@ -295,7 +296,8 @@ static admin_server_t *server_start(const char *ip, uint16_t port, rk_status_t *
         flags, port, NULL, NULL, on_request, s, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa,
         MHD_OPTION_CONNECTION_LIMIT, (unsigned)CONN_LIMIT, MHD_OPTION_CONNECTION_TIMEOUT,
         (unsigned)CONN_TIMEOUT, MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)CONN_MEMORY,
-        MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, s, MHD_OPTION_END);
+        MHD_OPTION_STRICT_FOR_CLIENT, (int)1, MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, s,
+        MHD_OPTION_END);
     if (s->daemon == NULL) {
         rk_status_set(err, RK_EIO, "admin endpoint: cannot listen on %s:%u", ip, port);
         pthread_mutex_destroy(&s->lock);
