@@ -1,0 +1,474 @@
+/* The Raft algorithm as a pure, deterministic state machine (etcd-raft style).
+ *
+ * No sockets, no clock, no threads, no disk: the host (the node runtime, or
+ * the simulator) feeds inputs -- ticks, received messages, proposals, "this
+ * was persisted" acknowledgements -- and drains one core_update_t after each
+ * batch of inputs: state to persist, messages to send now, messages to send
+ * only once this update is durable, committed entries to apply, read-index
+ * results and events. Randomness comes only from the seeded PRNG in the
+ * options, so a run is replayable from its seed.
+ *
+ * Threading: a core_t is not thread-safe; every function below is called from
+ * one thread (the node loop). Buffers (buf_t) handed out may be referenced
+ * from other threads (see src/base/buf.h).
+ *
+ * Errors: functions return 0 or a negative RK_E* code (raftkit/status.h).
+ * After a fatal error (e.g. the leader sends a conflicting entry below our
+ * commit index, or the storage callbacks fail) the core halts: the next update
+ * carries `fatal`, and every input afterwards returns RK_ESTATE.
+ *
+ * Persistence model (thesis 10.2.1, etcd "async storage writes"):
+ *   - every update has an id; the host writes its hard state, snapshot and
+ *     entries (in that order) durably, IN UPDATE ORDER, and then calls
+ *     core_persisted(id). Acks are cumulative (acking id k acks all <= k).
+ *   - update.msgs may be sent at once; update.msgs_after only after the update
+ *     is durable (vote grants, append acks: they promise durable state).
+ *   - the leader's own log counts toward commit only once acked; a candidate's
+ *     self-vote counts only once its hard state is acked.
+ *   - an ack never marks entries stable that were overwritten after the acked
+ *     update was emitted (the unstable-log ABA race): see log_unstable.c.
+ *
+ * changes: (none yet; keep this list when the header changes after v1)
+ */
+#ifndef RAFTKIT_CORE_CORE_H
+#define RAFTKIT_CORE_CORE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "raftkit/peer.h"
+#include "raftkit/status.h"
+#include "src/base/buf.h"
+
+/* ------------------------------------------------------------------ peers */
+
+/* Identity of a peer: endpoint (host, port) and idx; priority is not part of
+ * identity. Local copy of rk_peer_id_equal so the core has no link-time
+ * dependency beyond itself. */
+static inline bool core_peer_eq(const rk_peer_id_t *a, const rk_peer_id_t *b)
+{
+    if (a->endpoint.port != b->endpoint.port || a->idx != b->idx)
+        return false;
+    for (size_t i = 0; i < RK_HOST_MAX; i++) {
+        if (a->endpoint.host[i] != b->endpoint.host[i])
+            return false;
+        if (a->endpoint.host[i] == '\0')
+            return true;
+    }
+    return true;
+}
+
+static inline bool core_peer_is_none(const rk_peer_id_t *p)
+{
+    return p->endpoint.host[0] == '\0' && p->endpoint.port == 0;
+}
+
+/* ---------------------------------------------------------- configuration */
+
+/* A cluster configuration as the core sees it. Outside a joint change only
+ * `cur` is used. During joint consensus (thesis 4.3) `old` is C_old and `cur`
+ * is C_new: elections and commitment need a majority of old.peers AND a
+ * majority of cur.peers. A peer that is a voter in old and a learner in cur
+ * (demotion) keeps voting in the old half until the joint config is left.
+ * Learners of both halves receive the log and never vote. */
+typedef struct core_conf {
+    rk_configuration_t cur; /* C_new (or the only configuration) */
+    rk_configuration_t old; /* C_old when joint; ignored otherwise */
+    bool joint;
+} core_conf_t;
+
+/* Is p a voter in either half / a learner (member but voter in neither)? */
+bool core_conf_is_voter(const core_conf_t *c, const rk_peer_id_t *p);
+bool core_conf_is_learner(const core_conf_t *c, const rk_peer_id_t *p);
+bool core_conf_is_member(const core_conf_t *c, const rk_peer_id_t *p);
+
+/* CONF entry payload encoding, version 1 (little endian):
+ *   u8 version=1, u8 flags (bit0: joint),
+ *   u8 n_cur_voters, u8 n_cur_learners, u8 n_old_voters, u8 n_old_learners,
+ *   then each peer of those lists in that order as
+ *     u8 host_len, host bytes, u16 port, i32 idx, i32 priority.
+ * core_conf_encode returns a new buffer (one reference owned by the caller)
+ * or NULL on out of memory; core_conf_decode returns 0 or RK_ECORRUPT. */
+buf_t *core_conf_encode(const core_conf_t *c);
+int core_conf_decode(const void *data, size_t len, core_conf_t *out);
+
+/* ------------------------------------------------------------- log entries */
+
+typedef enum core_entry_type {
+    CORE_ENTRY_DATA = 0, /* application command */
+    CORE_ENTRY_NOOP = 1, /* appended by a new leader (thesis 6.4 / 3.6.2); no payload */
+    CORE_ENTRY_CONF = 2, /* configuration: payload = core_conf_encode() */
+} core_entry_type_t;
+
+/* A log entry. Whoever holds a core_entry_t holds one reference on `data`
+ * (NULL for an empty payload). */
+typedef struct core_entry {
+    uint64_t term;
+    uint64_t index;
+    core_entry_type_t type;
+    buf_t *data;
+} core_entry_t;
+
+/* Bytes an entry counts for in the per-message / inflight / uncommitted caps. */
+static inline size_t core_entry_size(const core_entry_t *e) { return buf_len(e->data) + 24; }
+
+/* ------------------------------------------------------- persistent state */
+
+typedef struct core_hard_state {
+    uint64_t term;
+    rk_peer_id_t vote; /* empty (core_peer_is_none) = no vote this term */
+    uint64_t commit;
+} core_hard_state_t;
+
+typedef struct core_snapshot_meta {
+    uint64_t index; /* last index covered by the snapshot; 0 = no snapshot */
+    uint64_t term;  /* term of that entry */
+    core_conf_t conf; /* configuration as of index (may be joint) */
+} core_snapshot_meta_t;
+
+/* Read access to the host's DURABLE log: entries (compact_index, stable last].
+ * Entries the core handed out in an update but which are not yet acked are
+ * never read through this interface (the core keeps them in its unstable
+ * buffer). Called synchronously from core functions, on the core's thread. */
+typedef struct core_storage {
+    void *arg;
+    /* Term of the entry at index. Returns 0, RK_ENOTFOUND if the index is
+     * compacted or beyond the durable log, or RK_EIO (fatal for the core). */
+    int (*term)(void *arg, uint64_t index, uint64_t *term);
+    /* Fills out[0..*n) with entries lo, lo+1, ... (< hi), stopping before the
+     * total core_entry_size() would exceed max_bytes -- but always at least
+     * one entry. out has room for hi - lo entries. Each returned entry holds a
+     * reference on its data, which the core drops. Returns 0, RK_ENOTFOUND
+     * (lo compacted) or RK_EIO (fatal). */
+    int (*entries)(void *arg, uint64_t lo, uint64_t hi, size_t max_bytes, core_entry_t *out,
+                   size_t *n);
+} core_storage_t;
+
+/* ----------------------------------------------------------------- options */
+
+typedef enum core_read_only_option {
+    CORE_READ_SAFE = 0, /* ReadIndex confirms leadership with a heartbeat round */
+    /* Lease-based (thesis 6.4.1): the leader answers at once with its commit.
+     * Correct only when check_quorum is on AND clocks of all nodes advance at
+     * roughly the same rate (bounded drift within an election timeout): a
+     * cut-off leader steps down after one election timeout, and followers
+     * with a live leader do not vote for others until their own timeout. */
+    CORE_READ_LEASE = 1,
+} core_read_only_option_t;
+
+typedef struct core_options {
+    rk_peer_id_t self;             /* self.priority is this node's election priority */
+    uint32_t election_ticks;       /* election timeout et; randomized in [et, 2et); default 10 */
+    uint32_t heartbeat_ticks;      /* default 1; must be < election_ticks */
+    bool pre_vote;                 /* thesis 9.6; default true (core_options_init) */
+    bool check_quorum;             /* thesis 6.2; default true */
+    core_read_only_option_t read_only; /* default CORE_READ_SAFE */
+    uint32_t max_inflight_msgs;    /* appends in flight per follower in replicate; default 256 */
+    uint64_t max_inflight_bytes;   /* bytes in flight per follower; 0 = unlimited */
+    uint32_t max_entries_per_msg;  /* default 64 */
+    uint64_t max_bytes_per_msg;    /* default 1 MiB; a single larger entry still goes alone */
+    uint64_t max_uncommitted_bytes; /* leader cap on unapplied proposal bytes; 0 = unlimited */
+    uint64_t seed;                 /* PRNG seed: the only source of randomness */
+} core_options_t;
+
+/* Fills defaults (pre_vote and check_quorum on, SAFE reads, the values above). */
+void core_options_init(core_options_t *o);
+
+/* Everything the host recovered from disk, for core_new. */
+typedef struct core_init {
+    core_options_t opts;
+    core_hard_state_t hs;
+    core_snapshot_meta_t snapshot; /* latest durable snapshot (index 0 = none) */
+    uint64_t compact_index; /* entries <= compact_index are not in storage (usually snapshot.index) */
+    uint64_t compact_term;  /* term at compact_index (0 when compact_index is 0) */
+    uint64_t last_index;    /* last durable log index (compact_index if the log is empty) */
+    uint64_t last_term;
+    /* Configuration in effect: the last CONF entry in the log (conf_index) or
+     * the snapshot's configuration (conf_index = snapshot.index). prev_conf is
+     * the configuration before conf_index; it is only used to roll back when
+     * an uncommitted CONF entry at conf_index is truncated (every CONF entry
+     * but the last in any log is committed, so one level is enough). Set
+     * prev_conf = conf when conf_index <= hs.commit. For a brand-new cluster
+     * pass the bootstrap configuration with conf_index 0. */
+    core_conf_t conf;
+    uint64_t conf_index;
+    core_conf_t prev_conf;
+    uint64_t applied; /* index the state machine has applied (>= snapshot.index) */
+} core_init_t;
+
+/* ---------------------------------------------------------------- messages */
+
+typedef enum core_msg_type {
+    CORE_MSG_PREVOTE = 0,
+    CORE_MSG_PREVOTE_RESP,
+    CORE_MSG_VOTE,
+    CORE_MSG_VOTE_RESP,
+    CORE_MSG_APP,
+    CORE_MSG_APP_RESP,
+    CORE_MSG_HEARTBEAT,
+    CORE_MSG_HEARTBEAT_RESP,
+    CORE_MSG_SNAP,        /* leader -> follower: install snapshot `snap` (host attaches data) */
+    CORE_MSG_TIMEOUT_NOW, /* leader -> transferee: campaign now (thesis 3.10) */
+    CORE_MSG_READ_INDEX,  /* follower -> leader: read request `ctx` */
+    CORE_MSG_READ_INDEX_RESP,
+    CORE_MSG__COUNT
+} core_msg_type_t;
+
+const char *core_msg_type_name(core_msg_type_t t);
+
+/* One Raft message. Fields by type:
+ *   PREVOTE/VOTE   term = candidate's (pre-vote: its term + 1, not adopted),
+ *                  index/log_term = candidate's last log index/term,
+ *                  transfer = campaign triggered by TimeoutNow (skips leases)
+ *   *_RESP votes   term, reject
+ *   APP            index/log_term = prev entry, entries, commit
+ *   APP_RESP       success: index = last index now known to match;
+ *                  reject: index = the rejected prev index, reject_hint /
+ *                  reject_hint_term = the follower's best guess (largest index
+ *                  <= prev whose term <= prev term, cf. etcd findConflictByTerm)
+ *   HEARTBEAT      commit (already capped to the follower's match), ctx =
+ *                  read-index round (0 = none)
+ *   HEARTBEAT_RESP ctx echoed
+ *   SNAP           snap (the leader host attaches the data for snap->index)
+ *   READ_INDEX     ctx (the follower's request id)
+ *   READ_INDEX_RESP ctx, index = read index; reject = leader could not serve
+ * Ownership: in an update, the update owns messages, entries and snapshot
+ * metas (core_update_release frees them). A message passed to core_step stays
+ * owned by the caller; the core takes its own references. */
+typedef struct core_msg {
+    core_msg_type_t type;
+    rk_peer_id_t from;
+    rk_peer_id_t to;
+    uint64_t term;
+    uint64_t log_term;
+    uint64_t index;
+    uint64_t commit;
+    core_entry_t *entries;
+    size_t n_entries;
+    bool reject;
+    bool transfer;
+    uint64_t reject_hint;
+    uint64_t reject_hint_term;
+    uint64_t ctx;
+    core_snapshot_meta_t *snap; /* SNAP only, else NULL */
+} core_msg_t;
+
+/* Frees what a message owns (entries' references, entries array, snap) --
+ * for hosts that build messages with malloc'd arrays, e.g. after decoding. */
+void core_msg_free_contents(core_msg_t *m);
+
+/* ------------------------------------------------------------------ update */
+
+typedef enum core_role {
+    CORE_FOLLOWER = 0,
+    CORE_PRE_CANDIDATE,
+    CORE_CANDIDATE,
+    CORE_LEADER,
+} core_role_t;
+
+const char *core_role_name(core_role_t r);
+
+typedef enum core_event_type {
+    CORE_EV_ROLE,           /* role changed: role, term (leadership lost: old role leader) */
+    CORE_EV_LEADER,         /* known leader changed: peer (empty = none), term */
+    CORE_EV_CONF_CHANGED,   /* configuration in effect changed (appended or rolled back): index */
+    CORE_EV_CONF_COMMITTED, /* the configuration at index is committed */
+    CORE_EV_TRANSFER_DONE,  /* leadership transfer ended: status 0 (sent TimeoutNow), RK_ETIMEDOUT, RK_ECANCELED */
+} core_event_type_t;
+
+typedef struct core_event {
+    core_event_type_t type;
+    core_role_t role;     /* ROLE: new role */
+    core_role_t old_role; /* ROLE: previous role */
+    uint64_t term;
+    uint64_t index;
+    rk_peer_id_t peer;
+    int status;
+} core_event_t;
+
+/* A linearizable read is ready: once the state machine has applied `index`,
+ * the read with request id `ctx` may be served. status != 0: it failed
+ * (RK_ENOTLEADER: leadership lost / the leader refused; RK_ELEADERLOST). */
+typedef struct core_read_state {
+    uint64_t ctx;
+    uint64_t index;
+    int status;
+} core_read_state_t;
+
+/* Everything the host must do after a batch of inputs, in this order:
+ *   1. write hard state (if has_hard_state), snapshot (if has_snapshot: drop
+ *      the whole log and install it), then entries (first deleting every log
+ *      entry >= entries[0].index: suffix truncation); all durably, then
+ *      core_persisted(id). Updates are persisted in id order.
+ *   2. send msgs now; send msgs_after after step 1 is durable.
+ *   3. apply committed entries [apply_lo, apply_hi] (empty when lo > hi) --
+ *      they are durable locally; after installing `snapshot` if any. Read
+ *      them through its log; report progress with core_applied().
+ *   4. serve reads, handle events.
+ * id is 0 when there is nothing to persist (no ack needed). */
+typedef struct core_update {
+    uint64_t id;
+    bool has_hard_state;
+    core_hard_state_t hs;
+    bool has_snapshot;
+    core_snapshot_meta_t snapshot;
+    core_entry_t *entries;
+    size_t n_entries;
+    core_msg_t *msgs;
+    size_t n_msgs;
+    core_msg_t *msgs_after;
+    size_t n_msgs_after;
+    uint64_t apply_lo;
+    uint64_t apply_hi;
+    core_read_state_t *reads;
+    size_t n_reads;
+    core_event_t *events;
+    size_t n_events;
+    int fatal; /* 0, or the RK_E* that halted the core (RK_ECORRUPT, RK_EIO) */
+} core_update_t;
+
+/* --------------------------------------------------------------- lifecycle */
+
+typedef struct core core_t;
+
+/* Creates a core from persisted state. storage is copied (its arg must stay
+ * valid for the core's lifetime). Starts as follower. Returns NULL with *err
+ * set: RK_EINVAL (bad options, e.g. heartbeat_ticks >= election_ticks, empty
+ * self), RK_ENOMEM. */
+core_t *core_new(const core_init_t *init, const core_storage_t *storage, int *err);
+
+/* Frees the core and everything it still owns (not handed-out updates). */
+void core_free(core_t *c);
+
+/* ------------------------------------------------------------------ inputs */
+
+/* One logical clock step: election / heartbeat / check-quorum / transfer timers. */
+int core_tick(core_t *c);
+
+/* Processes a message received from the network (m->to should be self).
+ * Messages at a lower term are dropped (§5.1); unknown message types give
+ * RK_EPROTO. */
+int core_step(core_t *c, const core_msg_t *m);
+
+/* Leader only: appends entries (their type and data are used; term and index
+ * are assigned; the core takes its own references on data). On success
+ * *first_index / *term say where they went (a closure can later check that the
+ * entry applied at that index has that term). CONF entries are refused here
+ * (RK_EINVAL): use core_change_conf. Errors: RK_ENOTLEADER, RK_ETRANSFER
+ * (transfer in progress), RK_EBUSY (max_uncommitted_bytes reached), RK_EINVAL. */
+int core_propose(core_t *c, const core_entry_t *entries, size_t n, uint64_t *first_index,
+                 uint64_t *term);
+
+/* Leader only: moves the cluster to `target` (voters in target->peers,
+ * learners in target->learners). Same voters -> one simple CONF entry; any
+ * voter change -> joint consensus: C_old,new now, C_new proposed
+ * automatically by the leader once C_old,new commits (thesis 4.3). Takes
+ * effect when appended. Errors: RK_ENOTLEADER, RK_ETRANSFER, RK_ECONFCHANGE
+ * (a change is uncommitted or the config is joint), RK_ECONF (no voters,
+ * duplicates), RK_EINVAL. On success *index is the CONF entry's index. */
+int core_change_conf(core_t *c, const rk_configuration_t *target, uint64_t *index);
+
+/* Leader only: transfers leadership to `to` (thesis 3.10): catch it up, send
+ * TimeoutNow; proposals fail with RK_ETRANSFER meanwhile; aborted after an
+ * election timeout. to == self cancels a pending transfer. Asking again for
+ * the same target does not extend the deadline; another target retargets.
+ * Errors: RK_ENOTLEADER, RK_EUNKNOWNPEER (not a voter in the config). */
+int core_transfer_leader(core_t *c, const rk_peer_id_t *to);
+
+/* Starts a linearizable read with request id ctx (unique per node). The
+ * result comes as a core_read_state_t in a later update (possibly the next
+ * one). Leader: confirmed by a heartbeat round (reads in one input batch share
+ * one round), or at once under CORE_READ_LEASE; deferred until the leader has
+ * committed an entry of its term (thesis 6.4). Follower: forwarded to the
+ * leader. Errors: RK_ENOLEADER (follower without a known leader; candidates). */
+int core_read_index(core_t *c, uint64_t ctx);
+
+/* The update with this id (and all before it) is durable. Ids must not go
+ * backwards; an id never handed out gives RK_EINVAL. */
+int core_persisted(core_t *c, uint64_t update_id);
+
+/* The state machine has applied up to index (monotonic). */
+int core_applied(core_t *c, uint64_t index);
+
+/* The host took a local snapshot covering entries <= meta->index: it becomes
+ * the snapshot sent to followers that fell behind the log. */
+int core_snapshot_taken(core_t *c, const core_snapshot_meta_t *meta);
+
+/* The host removed log entries <= index from storage (index <= the latest
+ * snapshot taken, <= the last durable index); term is the entry's term.
+ * Followers needing them will get a snapshot. RK_EINVAL when out of range. */
+int core_compacted(core_t *c, uint64_t index, uint64_t term);
+
+/* Leader: sending to `peer` failed; it goes back to probing. */
+int core_report_unreachable(core_t *c, const rk_peer_id_t *peer);
+
+/* Leader: the snapshot transfer to peer finished (ok) or failed. */
+int core_report_snapshot(core_t *c, const rk_peer_id_t *peer, bool ok);
+
+/* Starts an election now (pre-vote first when enabled), as if the election
+ * timer fired: for tests and "trigger election" admin commands. Leaders and
+ * non-voters: no-op returning RK_ESTATE. */
+int core_campaign(core_t *c);
+
+/* ------------------------------------------------------------------ output */
+
+/* True when core_update_get would return something worth handling. */
+bool core_has_update(const core_t *c);
+
+/* Moves everything pending into *u (zeroed first); the caller owns it until
+ * core_update_release. Always succeeds; an update may be empty. */
+void core_update_get(core_t *c, core_update_t *u);
+
+/* Frees an update's arrays, messages and references. NULL-safe. */
+void core_update_release(core_update_t *u);
+
+/* ----------------------------------------------------------- observability */
+
+typedef enum core_progress_state {
+    CORE_PR_PROBE = 0,
+    CORE_PR_REPLICATE,
+    CORE_PR_SNAPSHOT,
+} core_progress_state_t;
+
+typedef struct core_progress_info {
+    rk_peer_id_t peer;
+    bool is_self;
+    bool voter;
+    core_progress_state_t state;
+    uint64_t match; /* highest index known replicated (self: persisted) */
+    uint64_t next;
+    uint64_t pending_snapshot; /* SNAPSHOT state: index being sent */
+    uint32_t inflight_msgs;
+    uint64_t inflight_bytes;
+    uint32_t ticks_since_contact;
+    bool recent_active;
+} core_progress_info_t;
+
+typedef struct core_status {
+    core_role_t role;
+    uint64_t term;
+    rk_peer_id_t leader; /* empty when unknown */
+    rk_peer_id_t vote;
+    uint64_t commit;
+    uint64_t applied;
+    uint64_t first_index; /* first index still in the log */
+    uint64_t last_index;
+    uint64_t last_term;
+    uint64_t stable_index; /* last index durable locally */
+    uint64_t conf_index;
+    bool transferring;
+    rk_peer_id_t transferee;
+    int fatal;
+} core_status_t;
+
+void core_get_status(const core_t *c, core_status_t *st);
+
+/* The configuration in effect (as appended) and its index. */
+const core_conf_t *core_get_conf(const core_t *c, uint64_t *index);
+
+/* Leader: fills up to cap progress records (one per member, self included);
+ * returns the number of members (may exceed cap). Non-leaders return 0. */
+size_t core_get_progress(const core_t *c, core_progress_info_t *out, size_t cap);
+
+#endif /* RAFTKIT_CORE_CORE_H */

@@ -1,0 +1,267 @@
+/* LMDB environment lifecycle, transactions with map growth, error mapping. */
+#include "storage/env.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+
+#define ENV_DEFAULT_MAP (64u << 20)
+#define ENV_MAX_DBS     8
+
+void log_env_options_init(log_env_options_t *o)
+{
+    memset(o, 0, sizeof *o);
+    o->initial_map_size = ENV_DEFAULT_MAP;
+    o->max_map_size = 0;
+    o->sync = true;
+}
+
+int log_env_err(int rc)
+{
+    switch (rc) {
+    case 0:
+        return 0;
+    case MDB_MAP_FULL:
+    case ENOSPC:
+    case EFBIG:
+    case EDQUOT:
+        return RK_ENOSPC;
+    case MDB_CORRUPTED:
+    case MDB_PAGE_NOTFOUND:
+    case MDB_INVALID:
+    case MDB_VERSION_MISMATCH:
+        return RK_ECORRUPT;
+    case MDB_NOTFOUND:
+        return RK_ENOTFOUND;
+    case ENOMEM:
+        return RK_ENOMEM;
+    case MDB_READERS_FULL:
+        return RK_EBUSY;
+    case EINVAL:
+        return RK_EINVAL;
+    default:
+        if (rc < 0 && rc >= RK_EUNKNOWNPEER)
+            return rc; /* already an RK code */
+        return RK_EIO;
+    }
+}
+
+static int fail(rk_status_t *st, int rc, const char *what, const char *path)
+{
+    int code = log_env_err(rc);
+    return rk_status_set(st, code, "%s %s: %s", what, path,
+                         rc < 0 && rc >= RK_EUNKNOWNPEER ? rk_strerror(rc) : mdb_strerror(rc));
+}
+
+/* A write past RLIMIT_FSIZE raises SIGXFSZ, whose default action kills the
+ * process. Ignored, the write fails with EFBIG instead, which we report as
+ * RK_ENOSPC like a full disk. We only replace the default action: a handler
+ * the application installed is left alone. */
+static void ignore_sigxfsz(void)
+{
+    struct sigaction sa;
+    if (sigaction(SIGXFSZ, NULL, &sa) == 0 && sa.sa_handler == SIG_DFL) {
+        memset(&sa, 0, sizeof sa);
+        sa.sa_handler = SIG_IGN;
+        sigaction(SIGXFSZ, &sa, NULL);
+    }
+}
+
+/* LMDB reports a short pwrite() as EIO, and a write that hits a full disk or
+ * the file size limit is usually short first. Tell the two apart after the
+ * fact: if the file system is (nearly) full or the data file has reached
+ * RLIMIT_FSIZE, the cause is lack of space. */
+static bool out_of_space(log_env_t *env)
+{
+    struct statvfs vfs;
+    if (statvfs(env->path, &vfs) == 0 &&
+        (unsigned long long)vfs.f_bavail * vfs.f_frsize < (1ull << 20))
+        return true;
+    struct rlimit rl;
+    char p[4096 + 16];
+    struct stat sb;
+    snprintf(p, sizeof p, "%s/data.mdb", env->path);
+    return getrlimit(RLIMIT_FSIZE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY && stat(p, &sb) == 0 &&
+           (rlim_t)sb.st_size + (1u << 20) >= rl.rlim_cur;
+}
+
+int log_env_open(const char *dir, const log_env_options_t *o, log_env_t **out, rk_status_t *st)
+{
+    log_env_options_t defaults;
+    if (dir == NULL || out == NULL)
+        return rk_status_set(st, RK_EINVAL, "log_env_open: NULL argument");
+    if (o == NULL) {
+        log_env_options_init(&defaults);
+        o = &defaults;
+    }
+    size_t plen = strlen(dir);
+    log_env_t *env = calloc(1, sizeof *env + plen + 1);
+    if (env == NULL)
+        return rk_status_set(st, RK_ENOMEM, "log_env_open");
+    memcpy(env->path, dir, plen + 1);
+    ignore_sigxfsz();
+    env->map_size = o->initial_map_size ? o->initial_map_size : ENV_DEFAULT_MAP;
+    env->max_map_size = o->max_map_size;
+    if (env->max_map_size && env->map_size > env->max_map_size)
+        env->map_size = env->max_map_size;
+    env->sync = o->sync;
+
+    pthread_rwlockattr_t attr;
+    pthread_rwlockattr_init(&attr);
+    /* A resize must not starve behind a steady stream of readers. */
+    pthread_rwlockattr_setkind_np(&attr, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
+    pthread_rwlock_init(&env->resize_lock, &attr);
+    pthread_rwlockattr_destroy(&attr);
+
+    int rc = mdb_env_create(&env->mdb);
+    if (rc != 0) {
+        fail(st, rc, "mdb_env_create", dir);
+        goto err_after_lock;
+    }
+    mdb_env_set_maxdbs(env->mdb, ENV_MAX_DBS);
+    mdb_env_set_maxreaders(env->mdb, 126);
+    mdb_env_set_mapsize(env->mdb, env->map_size);
+    /* No MDB_WRITEMAP: with a writable map, a full disk surfaces as SIGBUS on
+     * a store into the map; with ordinary pwrite() it is an ENOSPC that we
+     * report and survive. MDB_NOTLS: reads happen on the loop thread while
+     * the writer thread writes, and read transactions are not tied to a
+     * thread. */
+    unsigned flags = MDB_NOTLS | MDB_NORDAHEAD | (o->sync ? 0 : MDB_NOSYNC);
+    rc = mdb_env_open(env->mdb, dir, flags, 0644);
+    if (rc != 0) {
+        fail(st, rc, "cannot open LMDB environment in", dir);
+        goto err_after_env;
+    }
+    /* The file may have been grown beyond our start size by an earlier run. */
+    MDB_envinfo info;
+    mdb_env_info(env->mdb, &info);
+    if (info.me_mapsize > env->map_size)
+        env->map_size = info.me_mapsize;
+
+    MDB_txn *txn;
+    rc = mdb_txn_begin(env->mdb, NULL, 0, &txn);
+    if (rc != 0) {
+        fail(st, rc, "cannot begin transaction in", dir);
+        goto err_after_env;
+    }
+    if ((rc = mdb_dbi_open(txn, "groups", MDB_CREATE, &env->groups_dbi)) != 0 ||
+        (rc = mdb_dbi_open(txn, "log", MDB_CREATE, &env->log_dbi)) != 0 ||
+        (rc = mdb_dbi_open(txn, "meta", MDB_CREATE, &env->meta_dbi)) != 0) {
+        mdb_txn_abort(txn);
+        fail(st, rc, "cannot open databases in", dir);
+        goto err_after_env;
+    }
+    if ((rc = mdb_txn_commit(txn)) != 0) {
+        fail(st, rc, "cannot create databases in", dir);
+        goto err_after_env;
+    }
+    *out = env;
+    return 0;
+
+err_after_env:
+    mdb_env_close(env->mdb);
+err_after_lock:
+    pthread_rwlock_destroy(&env->resize_lock);
+    free(env);
+    return st ? st->code : log_env_err(rc);
+}
+
+void log_env_close(log_env_t *env)
+{
+    if (env == NULL)
+        return;
+    mdb_env_close(env->mdb);
+    pthread_rwlock_destroy(&env->resize_lock);
+    free(env);
+}
+
+int log_env_read_begin(log_env_t *env, MDB_txn **txn)
+{
+    pthread_rwlock_rdlock(&env->resize_lock);
+    int rc = mdb_txn_begin(env->mdb, NULL, MDB_RDONLY, txn);
+    if (rc != 0) {
+        pthread_rwlock_unlock(&env->resize_lock);
+        return log_env_err(rc);
+    }
+    return 0;
+}
+
+void log_env_read_end(log_env_t *env, MDB_txn *txn)
+{
+    mdb_txn_abort(txn);
+    pthread_rwlock_unlock(&env->resize_lock);
+}
+
+int log_env_grow(log_env_t *env, rk_status_t *st)
+{
+    pthread_rwlock_wrlock(&env->resize_lock);
+    size_t next = env->map_size * 2;
+    if (env->max_map_size && next > env->max_map_size)
+        next = env->max_map_size;
+    if (next <= env->map_size) {
+        pthread_rwlock_unlock(&env->resize_lock);
+        return rk_status_set(st, RK_ENOSPC, "LMDB map in %s is full at its limit of %zu bytes",
+                             env->path, env->map_size);
+    }
+    int rc = mdb_env_set_mapsize(env->mdb, next);
+    if (rc == 0) {
+        env->map_size = next;
+        env->grow_count++;
+    }
+    pthread_rwlock_unlock(&env->resize_lock);
+    if (rc != 0)
+        return fail(st, rc, "cannot grow LMDB map of", env->path);
+    return 0;
+}
+
+int log_env_write(log_env_t *env, log_env_txn_fn fn, void *arg, rk_status_t *st)
+{
+    for (;;) {
+        MDB_txn *txn;
+        pthread_rwlock_rdlock(&env->resize_lock);
+        int rc = mdb_txn_begin(env->mdb, NULL, 0, &txn);
+        if (rc == MDB_MAP_RESIZED) {
+            /* Another process grew the map; adopt its size (lmdb.h). */
+            pthread_rwlock_unlock(&env->resize_lock);
+            pthread_rwlock_wrlock(&env->resize_lock);
+            rc = mdb_env_set_mapsize(env->mdb, 0);
+            pthread_rwlock_unlock(&env->resize_lock);
+            if (rc != 0)
+                return fail(st, rc, "cannot adopt LMDB map size of", env->path);
+            continue;
+        }
+        if (rc != 0) {
+            pthread_rwlock_unlock(&env->resize_lock);
+            return fail(st, rc, "cannot begin write transaction in", env->path);
+        }
+        rc = fn(txn, arg);
+        if (rc == 0) {
+            rc = mdb_txn_commit(txn); /* frees txn on success and failure */
+        } else {
+            mdb_txn_abort(txn);
+        }
+        pthread_rwlock_unlock(&env->resize_lock);
+        if (rc == 0)
+            return 0;
+        if (rc == MDB_MAP_FULL) {
+            int grc = log_env_grow(env, st);
+            if (grc != 0)
+                return grc;
+            continue;
+        }
+        if (rc < 0 && rc >= RK_EUNKNOWNPEER) {
+            /* fn's own error: keep its message if it set one */
+            if (st && st->code != rc)
+                rk_status_set(st, rc, "%s", rk_strerror(rc));
+            return rc;
+        }
+        if (rc == EIO && out_of_space(env))
+            rc = ENOSPC;
+        return fail(st, rc, "write transaction failed in", env->path);
+    }
+}

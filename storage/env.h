@@ -1,0 +1,99 @@
+/* The LMDB environment behind a data directory: one file, shared by every
+ * raft group stored in it, with the map-size growth and error mapping that
+ * all storage writes go through.
+ *
+ * Why one environment for many groups: each LMDB environment is one file and
+ * one fsync per commit. With an environment per group, a process hosting a
+ * thousand groups would fsync a thousand files, turning what the disk sees as
+ * sequential appends into random writes; with one environment, the log writer
+ * commits the batches of all groups in one transaction and one fsync.
+ *
+ * Named databases inside the environment:
+ *   "groups"  group id string -> u64 group number (assigned at first open)
+ *   "log"     be64 group number ++ be64 log index -> encoded entry (codec.h)
+ *   "meta"    be64 group number ++ one tag byte -> hard state / log base
+ * The group number as a key prefix keeps each group's entries contiguous in
+ * the B-tree, so appends stay at the right edge of the group's key range and
+ * a range read walks adjacent leaf pages.
+ */
+#ifndef RAFTKIT_STORAGE_ENV_H
+#define RAFTKIT_STORAGE_ENV_H
+
+#include <lmdb.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "raftkit/status.h"
+
+typedef struct log_env_options {
+    /* Initial LMDB map size. The map doubles whenever LMDB reports
+     * MDB_MAP_FULL, so this only needs to be a sensible start. Default 64 MiB. */
+    size_t initial_map_size;
+    /* Upper bound for growth; 0 = none. When reached, writes fail with
+     * RK_ENOSPC (the same error as a full disk). Default 0. */
+    size_t max_map_size;
+    /* true (default): every commit is fdatasync'ed before it is acknowledged.
+     * false: commits reach the OS page cache only. A process crash loses
+     * nothing, but a power loss or kernel crash can lose the most recent
+     * acknowledged writes, which breaks Raft's safety argument (a vote or an
+     * acknowledged entry may be forgotten). Use only for tests, benchmarks or
+     * deployments that accept that risk knowingly. */
+    bool sync;
+} log_env_options_t;
+
+typedef struct log_env {
+    MDB_env *mdb;
+    MDB_dbi groups_dbi, log_dbi, meta_dbi;
+    /* Held shared by every transaction, exclusive while the map is resized:
+     * mdb_env_set_mapsize() requires that no transaction of this process is
+     * active (lmdb.h), and LMDB does not check it for us. */
+    pthread_rwlock_t resize_lock;
+    size_t map_size;
+    size_t max_map_size;
+    bool sync;
+    unsigned long grow_count; /* how many times the map was grown (for tests) */
+    char path[];
+} log_env_t;
+
+void log_env_options_init(log_env_options_t *o);
+
+/* Opens (creating if needed) the environment in directory dir, which must
+ * exist. If SIGXFSZ still has its default action (terminate), it is set to
+ * ignored, so that a write beyond RLIMIT_FSIZE is an RK_ENOSPC error rather
+ * than the death of the process. o may be NULL for defaults. Thread: any, once per directory per
+ * process. On success *out owns the environment (close with log_env_close).
+ * Errors: RK_EINVAL, RK_ENOMEM, RK_ECORRUPT (not an LMDB file, or its header
+ * does not verify), RK_EIO, RK_ENOSPC; st (may be NULL) says what failed. */
+int log_env_open(const char *dir, const log_env_options_t *o, log_env_t **out, rk_status_t *st);
+
+/* Closes the environment. Every store opened on it must be closed first and
+ * no log writer may still run on it. */
+void log_env_close(log_env_t *env);
+
+/* Maps an LMDB or errno code to an RK_E* code. */
+int log_env_err(int rc);
+
+/* A read transaction (MDB_NOTLS: the thread that reads need not be the
+ * thread that opened the environment). Never blocks on writers; only a map
+ * resize, which is rare and short, makes it wait. */
+int log_env_read_begin(log_env_t *env, MDB_txn **txn);
+void log_env_read_end(log_env_t *env, MDB_txn *txn);
+
+/* Runs fn(txn, arg) in one write transaction and commits it. When LMDB
+ * reports MDB_MAP_FULL (from fn or from the commit), the transaction is
+ * aborted, the map grown and fn run again from the start, so fn must derive
+ * everything from the transaction and its arguments, never from effects of an
+ * earlier attempt. fn returns 0 or an RK_E* / MDB code; a non-zero return
+ * aborts. Returns 0 once committed (and synced when the environment syncs).
+ * Errors: whatever fn returned, RK_ENOSPC (disk full, file size limit, map
+ * limit), RK_EIO, RK_ECORRUPT; st (may be NULL) carries the detail. */
+typedef int (*log_env_txn_fn)(MDB_txn *txn, void *arg);
+int log_env_write(log_env_t *env, log_env_txn_fn fn, void *arg, rk_status_t *st);
+
+/* Grows the map: doubles it, capped at max_map_size. Returns RK_ENOSPC when
+ * already at the cap. Must not be called with a transaction open. */
+int log_env_grow(log_env_t *env, rk_status_t *st);
+
+#endif /* RAFTKIT_STORAGE_ENV_H */

@@ -1,0 +1,218 @@
+/* Log writer thread with group commit (see log_writer.h). */
+#include "storage/log_writer.h"
+
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "raftkit/log.h"
+
+#define WRITER_DEFAULT_BATCH 4096
+
+struct log_writer {
+    log_env_t *env;
+    uv_loop_t *loop;
+    uv_async_t async;
+    pthread_t thread;
+    size_t max_batch;
+    log_op_t *scratch; /* writer thread: the ops of one transaction */
+
+    pthread_mutex_t mu; /* guards everything below */
+    pthread_cond_t cond;
+    log_write_req_t *queue_head, *queue_tail; /* submitted, not yet taken */
+    log_write_req_t *done_head, *done_tail;   /* executed, callback pending */
+    bool stopping;
+    int error;
+    rk_status_t error_st;
+    uint64_t txns, ops;
+};
+
+static void push(log_write_req_t **head, log_write_req_t **tail, log_write_req_t *r)
+{
+    r->next = NULL;
+    if (*tail)
+        (*tail)->next = r;
+    else
+        *head = r;
+    *tail = r;
+}
+
+/* Runs the callbacks of executed requests, in order. Loop thread. */
+static void deliver(log_writer_t *w)
+{
+    pthread_mutex_lock(&w->mu);
+    log_write_req_t *r = w->done_head;
+    w->done_head = w->done_tail = NULL;
+    pthread_mutex_unlock(&w->mu);
+    while (r) {
+        log_write_req_t *next = r->next;
+        r->cb(r, r->op.status);
+        r = next;
+    }
+}
+
+static void on_async(uv_async_t *h)
+{
+    deliver(h->data);
+}
+
+/* Executes one group of requests in one transaction. Writer thread. */
+static void execute(log_writer_t *w, log_write_req_t *group, size_t n)
+{
+    rk_status_t st;
+    rk_status_clear(&st);
+    pthread_mutex_lock(&w->mu);
+    int err = w->error;
+    pthread_mutex_unlock(&w->mu);
+
+    log_write_req_t *r = group;
+    for (size_t i = 0; i < n; i++, r = r->next)
+        w->scratch[i] = r->op;
+    int rc = err ? err : log_store_write(w->env, w->scratch, n, &st);
+    r = group;
+    for (size_t i = 0; i < n; i++, r = r->next)
+        r->op.status = rc ? rc : w->scratch[i].status;
+
+    pthread_mutex_lock(&w->mu);
+    if (rc == 0) {
+        w->txns++;
+        w->ops += n;
+    } else if (w->error == 0) {
+        w->error = rc;
+        w->error_st = st;
+        RK_ERROR(NULL, NULL, "log writer: storage failed, refusing further writes: %s",
+                 st.msg[0] ? st.msg : rk_strerror(rc));
+    }
+    for (r = group; n-- > 0;) {
+        log_write_req_t *next = r->next;
+        push(&w->done_head, &w->done_tail, r);
+        r = next;
+    }
+    pthread_mutex_unlock(&w->mu);
+    uv_async_send(&w->async);
+}
+
+static void *writer_main(void *arg)
+{
+    log_writer_t *w = arg;
+    pthread_mutex_lock(&w->mu);
+    for (;;) {
+        while (w->queue_head == NULL && !w->stopping)
+            pthread_cond_wait(&w->cond, &w->mu);
+        if (w->queue_head == NULL)
+            break; /* stopping and drained */
+        /* Take everything queued, up to the batch limit: this is the group
+         * commit. */
+        log_write_req_t *group = w->queue_head, *r = group;
+        size_t n = 1;
+        while (r->next && n < w->max_batch) {
+            r = r->next;
+            n++;
+        }
+        w->queue_head = r->next;
+        if (w->queue_head == NULL)
+            w->queue_tail = NULL;
+        pthread_mutex_unlock(&w->mu);
+        execute(w, group, n);
+        pthread_mutex_lock(&w->mu);
+    }
+    pthread_mutex_unlock(&w->mu);
+    return NULL;
+}
+
+int log_writer_start(log_env_t *env, uv_loop_t *loop, const log_writer_options_t *o,
+                     log_writer_t **out, rk_status_t *st)
+{
+    if (env == NULL || loop == NULL || out == NULL)
+        return rk_status_set(st, RK_EINVAL, "log_writer_start: NULL argument");
+    log_writer_t *w = calloc(1, sizeof *w);
+    if (w == NULL)
+        return rk_status_set(st, RK_ENOMEM, "log_writer_start");
+    w->env = env;
+    w->loop = loop;
+    w->max_batch = o && o->max_batch_ops ? o->max_batch_ops : WRITER_DEFAULT_BATCH;
+    w->scratch = calloc(w->max_batch, sizeof *w->scratch);
+    if (w->scratch == NULL) {
+        free(w);
+        return rk_status_set(st, RK_ENOMEM, "log_writer_start");
+    }
+    pthread_mutex_init(&w->mu, NULL);
+    pthread_cond_init(&w->cond, NULL);
+    if (uv_async_init(loop, &w->async, on_async) != 0)
+        goto err_after_init;
+    w->async.data = w;
+    if (pthread_create(&w->thread, NULL, writer_main, w) != 0) {
+        uv_close((uv_handle_t *)&w->async, NULL);
+        /* the handle must be closed before its memory goes: run the loop
+         * just for that close */
+        uv_run(loop, UV_RUN_NOWAIT);
+        goto err_after_init;
+    }
+    *out = w;
+    return 0;
+err_after_init:
+    pthread_cond_destroy(&w->cond);
+    pthread_mutex_destroy(&w->mu);
+    free(w->scratch);
+    free(w);
+    return rk_status_set(st, RK_EIO, "log_writer_start: cannot start the writer");
+}
+
+int log_writer_submit(log_writer_t *w, log_write_req_t *req, log_write_cb cb)
+{
+    if (w == NULL || req == NULL || cb == NULL || req->op.store == NULL)
+        return RK_EINVAL;
+    req->cb = cb;
+    req->op.status = RK_ECANCELED;
+    pthread_mutex_lock(&w->mu);
+    if (w->stopping) {
+        pthread_mutex_unlock(&w->mu);
+        return RK_ESHUTDOWN;
+    }
+    push(&w->queue_head, &w->queue_tail, req);
+    pthread_cond_signal(&w->cond);
+    pthread_mutex_unlock(&w->mu);
+    return 0;
+}
+
+static void on_closed(uv_handle_t *h)
+{
+    log_writer_t *w = h->data;
+    pthread_cond_destroy(&w->cond);
+    pthread_mutex_destroy(&w->mu);
+    free(w->scratch);
+    free(w);
+}
+
+void log_writer_stop(log_writer_t *w)
+{
+    if (w == NULL)
+        return;
+    pthread_mutex_lock(&w->mu);
+    w->stopping = true;
+    pthread_cond_signal(&w->cond);
+    pthread_mutex_unlock(&w->mu);
+    pthread_join(w->thread, NULL);
+    deliver(w);
+    uv_close((uv_handle_t *)&w->async, on_closed);
+}
+
+void log_writer_stats(log_writer_t *w, uint64_t *txns, uint64_t *ops)
+{
+    pthread_mutex_lock(&w->mu);
+    if (txns)
+        *txns = w->txns;
+    if (ops)
+        *ops = w->ops;
+    pthread_mutex_unlock(&w->mu);
+}
+
+int log_writer_error(log_writer_t *w, rk_status_t *st)
+{
+    pthread_mutex_lock(&w->mu);
+    int e = w->error;
+    if (st)
+        *st = w->error_st;
+    pthread_mutex_unlock(&w->mu);
+    return e;
+}

@@ -1,0 +1,81 @@
+/* The log writer thread: the node loop queues log ops (appends with optional
+ * suffix truncation and hard state, prefix truncations, resets); the thread
+ * commits everything queued in one LMDB transaction and one fsync (group
+ * commit), then posts the completions back to the loop with uv_async_send.
+ *
+ * Why a thread: an fsync takes from tens of microseconds to tens of
+ * milliseconds, and the loop must keep sending heartbeats meanwhile. Why
+ * group commit: while one transaction syncs, new batches queue up, and the
+ * next transaction takes all of them for the price of one fsync, so
+ * throughput grows with load instead of being capped at one batch per fsync.
+ * The leader writes its own log in parallel with replication (Raft thesis
+ * 10.2.1); a follower acknowledges AppendEntries only from the completion
+ * callback, i.e. once the entries are durable.
+ *
+ * Order: requests are executed and completed in submission order, across all
+ * groups sharing the environment.
+ *
+ * Errors: an op that does not fit the log (RK_EINVAL) fails alone. A failed
+ * transaction (RK_ENOSPC: disk full, file size limit or map limit; RK_EIO;
+ * RK_ECORRUPT) fails every request in it, and the writer then fails every
+ * later request with the same error: after a storage failure the node must
+ * stop rather than carry on with a log that lost a batch in the middle.
+ * Nothing of a failed transaction is stored.
+ */
+#ifndef RAFTKIT_STORAGE_LOG_WRITER_H
+#define RAFTKIT_STORAGE_LOG_WRITER_H
+
+#include <uv.h>
+
+#include "storage/log_store.h"
+
+typedef struct log_writer log_writer_t;
+typedef struct log_write_req log_write_req_t;
+
+/* Called on the loop thread, once per accepted request, with the op's
+ * status (also in req->op.status). The request and what it points to may be
+ * freed or reused from inside the callback. */
+typedef void (*log_write_cb)(log_write_req_t *req, int status);
+
+/* Caller-allocated, like a uv_write_t: fill op, keep req and everything op
+ * points to (entries, payloads, hard state) alive until cb runs. */
+struct log_write_req {
+    log_op_t op;
+    void *data; /* for the caller */
+    /* private */
+    log_write_cb cb;
+    log_write_req_t *next;
+};
+
+typedef struct log_writer_options {
+    /* Most ops taken into one transaction; 0 = default (4096). */
+    size_t max_batch_ops;
+} log_writer_options_t;
+
+/* Starts the writer thread for env, delivering completions on loop. o may be
+ * NULL. Thread: the loop thread. Errors: RK_ENOMEM, RK_EIO (thread or async
+ * handle creation failed); then nothing was started. */
+int log_writer_start(log_env_t *env, uv_loop_t *loop, const log_writer_options_t *o,
+                     log_writer_t **out, rk_status_t *st);
+
+/* Queues req. Returns 0 (cb will run exactly once, on the loop thread), or
+ * RK_EINVAL (NULL req/cb/store) / RK_ESHUTDOWN (writer stopping) and cb will
+ * not run. A writer that already failed accepts the request and completes it
+ * with its error. Thread: any (completions still run on the loop thread). */
+int log_writer_submit(log_writer_t *w, log_write_req_t *req, log_write_cb cb);
+
+/* Stops the writer: every request already queued is still executed and its
+ * callback run (synchronously, before this returns), the thread joined, and
+ * the async handle closed; the writer's memory is released once the loop has
+ * run the close (run the loop, e.g. uv_run(loop, UV_RUN_DEFAULT), before
+ * closing the loop). Thread: the loop thread; not from inside a callback. */
+void log_writer_stop(log_writer_t *w);
+
+/* Transactions committed and ops executed so far (ops / txns is the group
+ * commit factor). Thread: any. */
+void log_writer_stats(log_writer_t *w, uint64_t *txns, uint64_t *ops);
+
+/* The sticky error, 0 while healthy; st gets its message. Thread: any. */
+int log_writer_error(log_writer_t *w, rk_status_t *st);
+
+#endif /* RAFTKIT_STORAGE_LOG_WRITER_H */
