@@ -69,20 +69,20 @@ typedef struct rk_node_status {
     rk_peer_id_t self;
     rk_node_state_t state;
     int64_t term;
-    rk_peer_id_t leader;      /* empty (rk_peer_id_is_empty) when no leader is known */
-    rk_configuration_t conf;  /* current configuration: voters and learners */
-    bool joint;               /* a joint-consensus change is in progress ... */
+    rk_peer_id_t leader;         /* empty (rk_peer_id_is_empty) when no leader is known */
+    rk_configuration_t conf;     /* current configuration: voters and learners */
+    bool joint;                  /* a joint-consensus change is in progress ... */
     rk_configuration_t old_conf; /* ... from this configuration (valid when joint) */
     int64_t first_log_index;
     int64_t last_log_index;
     int64_t committed_index;
     int64_t applied_index;
-    int64_t snapshot_index;   /* last index in the newest snapshot; 0: none */
+    int64_t snapshot_index; /* last index in the newest snapshot; 0: none */
     int64_t snapshot_term;
     int64_t apply_queue_depth; /* tasks accepted by rk_node_apply, not yet in the log */
-    rk_status_t error;        /* code != RK_OK in RK_STATE_ERROR: why */
-    int64_t age_ms;           /* how long ago the loop published this (set by readers) */
-    uint32_t n_peers;         /* replication progress; filled on the leader only */
+    rk_status_t error;         /* code != RK_OK in RK_STATE_ERROR: why */
+    int64_t age_ms;            /* how long ago the loop published this (set by readers) */
+    uint32_t n_peers;          /* replication progress; filled on the leader only */
     rk_peer_status_t peers[RK_STATUS_MAX_PEERS];
 } rk_node_status_t;
 
@@ -174,15 +174,15 @@ int rk_node_describe(rk_node_t *n, char *buf, size_t len);
 /* ---- listeners ---- */
 
 typedef enum rk_node_event_type {
-    RK_EVENT_CURRENT = 0,        /* first event a new listener gets: the state at registration */
-    RK_EVENT_BECAME_LEADER,      /* state is RK_STATE_LEADER: start leader-only services */
-    RK_EVENT_BECAME_FOLLOWER,    /* state is RK_STATE_FOLLOWER (from leader, candidate, ...) */
-    RK_EVENT_BECAME_CANDIDATE,   /* an election started here */
-    RK_EVENT_STATE_CHANGED,      /* any other state change (ERROR, TRANSFERRING, SHUTTING...) */
-    RK_EVENT_LEADER_CHANGED,     /* leader is the new leader, or empty when none is known */
+    RK_EVENT_CURRENT = 0,           /* first event a new listener gets: the state at registration */
+    RK_EVENT_BECAME_LEADER,         /* state is RK_STATE_LEADER: start leader-only services */
+    RK_EVENT_BECAME_FOLLOWER,       /* state is RK_STATE_FOLLOWER (from leader, candidate, ...) */
+    RK_EVENT_BECAME_CANDIDATE,      /* an election started here */
+    RK_EVENT_STATE_CHANGED,         /* any other state change (ERROR, TRANSFERRING, SHUTTING...) */
+    RK_EVENT_LEADER_CHANGED,        /* leader is the new leader, or empty when none is known */
     RK_EVENT_CONFIGURATION_CHANGED, /* conf is the new configuration */
-    RK_EVENT_PEER_UNREACHABLE,   /* peer: the leader lost contact with it */
-    RK_EVENT_PEER_REACHABLE,     /* peer: contact is back */
+    RK_EVENT_PEER_UNREACHABLE,      /* peer: the leader lost contact with it */
+    RK_EVENT_PEER_REACHABLE,        /* peer: contact is back */
 } rk_node_event_type_t;
 
 const char *rk_node_event_name(rk_node_event_type_t t);
@@ -192,9 +192,9 @@ typedef struct rk_node_event {
     rk_node_state_t state;      /* the node's state after the change */
     rk_node_state_t prev_state; /* before it (== state unless a state event) */
     int64_t term;
-    rk_peer_id_t leader;        /* known leader after the change; empty if none */
-    rk_peer_id_t peer;          /* PEER_* events: the peer */
-    rk_configuration_t conf;    /* current configuration */
+    rk_peer_id_t leader;     /* known leader after the change; empty if none */
+    rk_peer_id_t peer;       /* PEER_* events: the peer */
+    rk_configuration_t conf; /* current configuration */
 } rk_node_event_t;
 
 /* Embed in your own struct; recover it with rk_container_of in on_event. */
@@ -207,11 +207,13 @@ struct rk_node_listener {
  * (never the loop, never the FSM thread), one at a time, in the order they
  * happened; a slow listener delays other listeners, never the node. The
  * first event l gets is RK_EVENT_CURRENT with the state at registration.
- * A state change that lasted less than one publication of the status (a
- * candidate that won at once) is still reported: every transition the node
- * goes through is published. The caller owns l, which must stay valid until
- * rk_node_remove_listener returned. Returns 0, RK_EEXIST if l is already
- * registered, RK_EINVAL for NULL. Any thread. */
+ * Events are derived from the status the loop publishes after each batch of
+ * work: a state that lasted less than one batch (a candidate that won in the
+ * same batch) may be skipped, but losing and regaining leadership is always
+ * reported as BECAME_FOLLOWER then BECAME_LEADER (the term differs). The
+ * caller owns l, which must stay valid until rk_node_remove_listener
+ * returned. Returns 0, RK_EEXIST if l is already registered, RK_ETOOBIG past
+ * 64 listeners, RK_EINVAL for NULL. Any thread. */
 int rk_node_add_listener(rk_node_t *n, rk_node_listener_t *l);
 
 /* Unregisters l. When it returns, l's on_event is not running and will not

@@ -21,16 +21,16 @@
 #include "raftkit/log.h"
 #include "src/admin/admin.h"
 
-#define MAX_GROUPS    1024
-#define CONN_LIMIT    64
-#define CONN_TIMEOUT  10          /* seconds a client may idle */
-#define CONN_MEMORY   (32 * 1024) /* bytes per connection: bounds header size */
+#define MAX_GROUPS   1024
+#define CONN_LIMIT   64
+#define CONN_TIMEOUT 10          /* seconds a client may idle */
+#define CONN_MEMORY  (32 * 1024) /* bytes per connection: bounds header size */
 
 struct admin_server {
     struct admin_server *next; /* in the process-wide table */
     char ip[RK_HOST_MAX];
-    uint16_t port;      /* as asked for; 0 = ephemeral, never shared */
-    uint16_t bound;     /* as bound */
+    uint16_t port;  /* as asked for; 0 = ephemeral, never shared */
+    uint16_t bound; /* as bound */
     struct MHD_Daemon *daemon;
     pthread_mutex_t lock; /* groups */
     size_t n_groups;
@@ -259,8 +259,8 @@ static void on_mhd_log(void *cls, const char *fmt, va_list ap)
 
 static int resolve(const char *ip, uint16_t port, struct sockaddr_storage *out, rk_status_t *err)
 {
-    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
-                             .ai_flags = AI_NUMERICSERV};
+    struct addrinfo hints = {
+        .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM, .ai_flags = AI_NUMERICSERV};
     struct addrinfo *res = NULL;
     char svc[8];
     snprintf(svc, sizeof svc, "%u", port);
@@ -292,12 +292,12 @@ static admin_server_t *server_start(const char *ip, uint16_t port, rk_status_t *
     unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_AUTO | MHD_USE_ERROR_LOG;
     if (sa.ss_family == AF_INET6)
         flags |= MHD_USE_IPv6;
-    s->daemon = MHD_start_daemon(
-        flags, port, NULL, NULL, on_request, s, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa,
-        MHD_OPTION_CONNECTION_LIMIT, (unsigned)CONN_LIMIT, MHD_OPTION_CONNECTION_TIMEOUT,
-        (unsigned)CONN_TIMEOUT, MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)CONN_MEMORY,
-        MHD_OPTION_STRICT_FOR_CLIENT, (int)1, MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, s,
-        MHD_OPTION_END);
+    s->daemon = MHD_start_daemon(flags, port, NULL, NULL, on_request, s, MHD_OPTION_SOCK_ADDR,
+                                 (struct sockaddr *)&sa, MHD_OPTION_CONNECTION_LIMIT,
+                                 (unsigned)CONN_LIMIT, MHD_OPTION_CONNECTION_TIMEOUT,
+                                 (unsigned)CONN_TIMEOUT, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
+                                 (size_t)CONN_MEMORY, MHD_OPTION_STRICT_FOR_CLIENT, (int)1,
+                                 MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, s, MHD_OPTION_END);
     if (s->daemon == NULL) {
         rk_status_set(err, RK_EIO, "admin endpoint: cannot listen on %s:%u", ip, port);
         pthread_mutex_destroy(&s->lock);

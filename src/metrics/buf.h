@@ -20,7 +20,8 @@ void metrics_buf_init(metrics_buf_t *b);
 /* A fixed buffer over buf[len]; NUL-terminated from the start when len > 0. */
 void metrics_buf_init_fixed(metrics_buf_t *b, char *buf, size_t len);
 
-void metrics_buf_printf(metrics_buf_t *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void metrics_buf_printf(metrics_buf_t *b, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
 void metrics_buf_puts(metrics_buf_t *b, const char *s);
 void metrics_buf_putn(metrics_buf_t *b, const char *s, size_t n);
 void metrics_buf_putc(metrics_buf_t *b, char c);

@@ -156,8 +156,8 @@ int metrics_events_post(metrics_events_t *e, const metrics_event_lite_t *evs, si
         memcpy(it->targets, e->listeners, e->n_listeners * sizeof e->listeners[0]);
         enqueue(e, it);
     }
-    metrics_event_lite_t cur = {.type = RK_EVENT_CURRENT, .state = st->state,
-                                .prev_state = st->state};
+    metrics_event_lite_t cur = {
+        .type = RK_EVENT_CURRENT, .state = st->state, .prev_state = st->state};
     rk_peer_id_clear(&cur.peer);
     fill_event(&e->current, &cur, st);
     pthread_mutex_unlock(&e->lock);

@@ -23,9 +23,10 @@
 
 #define METRICS_HIST_SUB_BITS 5
 #define METRICS_HIST_SUB      (1u << METRICS_HIST_SUB_BITS) /* buckets per power of two */
-#define METRICS_HIST_MAX_BITS 40                              /* values >= 2^40 clamp */
-#define METRICS_HIST_BUCKETS  ((METRICS_HIST_MAX_BITS - METRICS_HIST_SUB_BITS + 1) * METRICS_HIST_SUB)
-#define METRICS_HIST_CAP      ((UINT64_C(1) << METRICS_HIST_MAX_BITS) - 1)
+#define METRICS_HIST_MAX_BITS 40                            /* values >= 2^40 clamp */
+#define METRICS_HIST_BUCKETS \
+    ((METRICS_HIST_MAX_BITS - METRICS_HIST_SUB_BITS + 1) * METRICS_HIST_SUB)
+#define METRICS_HIST_CAP ((UINT64_C(1) << METRICS_HIST_MAX_BITS) - 1)
 
 typedef struct metrics_hist {
     _Atomic uint64_t count;

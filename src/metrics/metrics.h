@@ -30,52 +30,52 @@
 
 /* The node's metrics: X(ID, "jraft-name", kind, "help"). The order is the
  * order of rk_metrics_t.metrics and of the exposition. */
-#define METRICS_NODE_MAP(X)                                                                        \
-    X(APPEND_LOGS, "append-logs", RK_METRIC_LATENCY, "Time to write one batch of entries to the log") \
-    X(APPEND_LOGS_COUNT, "append-logs-count", RK_METRIC_SIZE, "Entries per log write batch")       \
-    X(APPEND_LOGS_BYTES, "append-logs-bytes", RK_METRIC_SIZE, "Bytes per log write batch")         \
-    X(REPLICATE_ENTRIES, "replicate-entries", RK_METRIC_LATENCY,                                   \
-      "Round trip of one AppendEntries with entries, leader side")                                 \
-    X(REPLICATE_ENTRIES_COUNT, "replicate-entries-count", RK_METRIC_SIZE,                          \
-      "Entries per AppendEntries sent")                                                            \
-    X(REPLICATE_ENTRIES_BYTES, "replicate-entries-bytes", RK_METRIC_SIZE,                          \
-      "Bytes of entries per AppendEntries sent")                                                   \
-    X(REPLICATE_INFLIGHTS_COUNT, "replicate-inflights-count", RK_METRIC_SIZE,                      \
-      "AppendEntries in flight to a follower when one more is sent")                               \
-    X(FSM_APPLY_TASKS, "fsm-apply-tasks", RK_METRIC_LATENCY,                                       \
-      "Time of one on_apply call (a batch of committed entries)")                                  \
-    X(FSM_APPLY_TASKS_COUNT, "fsm-apply-tasks-count", RK_METRIC_SIZE,                              \
-      "Entries per on_apply batch; its sum counts applied entries")                                \
-    X(FSM_COMMIT, "fsm-commit", RK_METRIC_LATENCY,                                                 \
-      "Time from a commit index advance to its entries applied")                                   \
-    X(HANDLE_APPEND_ENTRIES, "handle-append-entries", RK_METRIC_LATENCY,                           \
-      "Follower time from AppendEntries received to answered")                                     \
-    X(HANDLE_APPEND_ENTRIES_COUNT, "handle-append-entries-count", RK_METRIC_SIZE,                  \
-      "Entries per AppendEntries received")                                                        \
-    X(PRE_VOTE, "pre-vote", RK_METRIC_LATENCY, "Time from starting a pre-vote to its outcome")     \
-    X(REQUEST_VOTE, "request-vote", RK_METRIC_LATENCY,                                             \
-      "Time from starting an election to its outcome")                                             \
-    X(READ_INDEX, "read-index", RK_METRIC_LATENCY,                                                 \
-      "Time from rk_node_read_index to its closure running")                                       \
-    X(HANDLE_READ_INDEX, "handle-read-index", RK_METRIC_LATENCY,                                   \
-      "Leader time to confirm a read index (heartbeat round)")                                     \
-    X(HANDLE_READ_INDEX_ENTRIES, "handle-read-index-entries", RK_METRIC_SIZE,                      \
-      "Read requests confirmed per heartbeat round")                                               \
-    X(INSTALL_SNAPSHOT, "install-snapshot", RK_METRIC_LATENCY,                                     \
-      "Follower time to install a snapshot from the leader")                                       \
-    X(FSM_SNAPSHOT_SAVE, "fsm-snapshot-save", RK_METRIC_LATENCY, "Time to save a snapshot")        \
-    X(FSM_SNAPSHOT_LOAD, "fsm-snapshot-load", RK_METRIC_LATENCY, "Time to load a snapshot")        \
-    X(TRUNCATE_LOG_PREFIX, "truncate-log-prefix", RK_METRIC_LATENCY,                               \
-      "Time to drop log entries covered by a snapshot")                                            \
-    X(TRUNCATE_LOG_SUFFIX, "truncate-log-suffix", RK_METRIC_LATENCY,                               \
-      "Time to drop conflicting log entries")                                                      \
-    X(SAVE_RAFT_META, "save-raft-meta", RK_METRIC_LATENCY,                                         \
-      "Time to persist term and vote durably")                                                     \
-    X(APPLY_TASKS, "apply-tasks", RK_METRIC_COUNTER, "Tasks accepted by rk_node_apply")            \
-    X(APPLY_BUSY_REJECTIONS, "apply-busy-rejections", RK_METRIC_COUNTER,                           \
-      "Tasks failed with RK_EBUSY because the apply queue was full")                               \
-    X(APPLY_QUEUE_DEPTH, "apply-queue-depth", RK_METRIC_GAUGE,                                     \
-      "Tasks waiting in the apply queue")
+#define METRICS_NODE_MAP(X)                                                                    \
+    X(APPEND_LOGS, "append-logs", RK_METRIC_LATENCY,                                           \
+      "Time to write one batch of entries to the log")                                         \
+    X(APPEND_LOGS_COUNT, "append-logs-count", RK_METRIC_SIZE, "Entries per log write batch")   \
+    X(APPEND_LOGS_BYTES, "append-logs-bytes", RK_METRIC_SIZE, "Bytes per log write batch")     \
+    X(REPLICATE_ENTRIES, "replicate-entries", RK_METRIC_LATENCY,                               \
+      "Round trip of one AppendEntries with entries, leader side")                             \
+    X(REPLICATE_ENTRIES_COUNT, "replicate-entries-count", RK_METRIC_SIZE,                      \
+      "Entries per AppendEntries sent")                                                        \
+    X(REPLICATE_ENTRIES_BYTES, "replicate-entries-bytes", RK_METRIC_SIZE,                      \
+      "Bytes of entries per AppendEntries sent")                                               \
+    X(REPLICATE_INFLIGHTS_COUNT, "replicate-inflights-count", RK_METRIC_SIZE,                  \
+      "AppendEntries in flight to a follower when one more is sent")                           \
+    X(FSM_APPLY_TASKS, "fsm-apply-tasks", RK_METRIC_LATENCY,                                   \
+      "Time of one on_apply call (a batch of committed entries)")                              \
+    X(FSM_APPLY_TASKS_COUNT, "fsm-apply-tasks-count", RK_METRIC_SIZE,                          \
+      "Entries per on_apply batch; its sum counts applied entries")                            \
+    X(FSM_COMMIT, "fsm-commit", RK_METRIC_LATENCY,                                             \
+      "Time from a commit index advance to its entries applied")                               \
+    X(HANDLE_APPEND_ENTRIES, "handle-append-entries", RK_METRIC_LATENCY,                       \
+      "Follower time from AppendEntries received to answered")                                 \
+    X(HANDLE_APPEND_ENTRIES_COUNT, "handle-append-entries-count", RK_METRIC_SIZE,              \
+      "Entries per AppendEntries received")                                                    \
+    X(PRE_VOTE, "pre-vote", RK_METRIC_LATENCY, "Time from starting a pre-vote to its outcome") \
+    X(REQUEST_VOTE, "request-vote", RK_METRIC_LATENCY,                                         \
+      "Time from starting an election to its outcome")                                         \
+    X(READ_INDEX, "read-index", RK_METRIC_LATENCY,                                             \
+      "Time from rk_node_read_index to its closure running")                                   \
+    X(HANDLE_READ_INDEX, "handle-read-index", RK_METRIC_LATENCY,                               \
+      "Leader time to confirm a read index (heartbeat round)")                                 \
+    X(HANDLE_READ_INDEX_ENTRIES, "handle-read-index-entries", RK_METRIC_SIZE,                  \
+      "Read requests confirmed per heartbeat round")                                           \
+    X(INSTALL_SNAPSHOT, "install-snapshot", RK_METRIC_LATENCY,                                 \
+      "Follower time to install a snapshot from the leader")                                   \
+    X(FSM_SNAPSHOT_SAVE, "fsm-snapshot-save", RK_METRIC_LATENCY, "Time to save a snapshot")    \
+    X(FSM_SNAPSHOT_LOAD, "fsm-snapshot-load", RK_METRIC_LATENCY, "Time to load a snapshot")    \
+    X(TRUNCATE_LOG_PREFIX, "truncate-log-prefix", RK_METRIC_LATENCY,                           \
+      "Time to drop log entries covered by a snapshot")                                        \
+    X(TRUNCATE_LOG_SUFFIX, "truncate-log-suffix", RK_METRIC_LATENCY,                           \
+      "Time to drop conflicting log entries")                                                  \
+    X(SAVE_RAFT_META, "save-raft-meta", RK_METRIC_LATENCY,                                     \
+      "Time to persist term and vote durably")                                                 \
+    X(APPLY_TASKS, "apply-tasks", RK_METRIC_COUNTER, "Tasks accepted by rk_node_apply")        \
+    X(APPLY_BUSY_REJECTIONS, "apply-busy-rejections", RK_METRIC_COUNTER,                       \
+      "Tasks failed with RK_EBUSY because the apply queue was full")                           \
+    X(APPLY_QUEUE_DEPTH, "apply-queue-depth", RK_METRIC_GAUGE, "Tasks waiting in the apply queue")
 
 typedef enum metrics_id {
 #define METRICS__ENUM(id, name, kind, help) METRIC_##id,

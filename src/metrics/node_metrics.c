@@ -157,13 +157,13 @@ static size_t diff_status(const rk_node_status_t *prev, const rk_node_status_t *
                           metrics_event_lite_t *evs)
 {
     size_t n = 0;
-#define PUSH(t, s, ps)                                                                             \
-    do {                                                                                           \
-        evs[n].type = (t);                                                                         \
-        evs[n].state = (s);                                                                        \
-        evs[n].prev_state = (ps);                                                                  \
-        rk_peer_id_clear(&evs[n].peer);                                                            \
-        n++;                                                                                       \
+#define PUSH(t, s, ps)                  \
+    do {                                \
+        evs[n].type = (t);              \
+        evs[n].state = (s);             \
+        evs[n].prev_state = (ps);       \
+        rk_peer_id_clear(&evs[n].peer); \
+        n++;                            \
     } while (0)
     if (prev->state == RK_STATE_LEADER && st->state == RK_STATE_LEADER && prev->term != st->term) {
         /* Leadership was lost and won again between two publications (a

@@ -142,32 +142,33 @@ static void render_scalar(metrics_buf_t *b, const rk_metrics_t *const *ms, size_
 }
 
 /* Status gauges: one value per group. */
-#define STATUS_GAUGES(X)                                                                           \
-    X("term", "Current term", st->term)                                                            \
-    X("has-leader", "1 when this node knows a leader", !rk_peer_id_is_empty(&st->leader))         \
-    X("first-log-index", "First index in the log", st->first_log_index)                            \
-    X("last-log-index", "Last index in the log", st->last_log_index)                               \
-    X("committed-index", "Highest index known committed", st->committed_index)                     \
-    X("applied-index", "Highest index applied by the state machine", st->applied_index)            \
-    X("snapshot-index", "Last index covered by the newest snapshot", st->snapshot_index)           \
-    X("conf-peers", "Voters in the current configuration", st->conf.n_peers)                       \
-    X("conf-learners", "Learners in the current configuration", st->conf.n_learners)               \
-    X("conf-joint", "1 while a joint-consensus change is in progress", st->joint)                  \
+#define STATUS_GAUGES(X)                                                                  \
+    X("term", "Current term", st->term)                                                   \
+    X("has-leader", "1 when this node knows a leader", !rk_peer_id_is_empty(&st->leader)) \
+    X("first-log-index", "First index in the log", st->first_log_index)                   \
+    X("last-log-index", "Last index in the log", st->last_log_index)                      \
+    X("committed-index", "Highest index known committed", st->committed_index)            \
+    X("applied-index", "Highest index applied by the state machine", st->applied_index)   \
+    X("snapshot-index", "Last index covered by the newest snapshot", st->snapshot_index)  \
+    X("conf-peers", "Voters in the current configuration", st->conf.n_peers)              \
+    X("conf-learners", "Learners in the current configuration", st->conf.n_learners)      \
+    X("conf-joint", "1 while a joint-consensus change is in progress", st->joint)         \
     X("status-age-ms", "Age of the published status in milliseconds", st->age_ms)
 
 /* Replicator values: one per (group, follower); x is the rk_peer_status_t. */
-#define REPLICATOR_FAMILIES(X)                                                                     \
+#define REPLICATOR_FAMILIES(X)                                                                    \
     X("replicator-next-index", "", "gauge", "Next log index to send (next-index)", r->next_index) \
-    X("replicator-match-index", "", "gauge", "Highest index known replicated", r->match_index)     \
-    X("replicator-log-lags", "", "gauge", "Entries the follower is behind (log-lags)", r->log_lags) \
-    X("replicator-heartbeat-times", "_total", "counter", "Heartbeats sent (heartbeat-times)",       \
-      r->heartbeat_times)                                                                          \
-    X("replicator-append-entries-times", "_total", "counter",                                      \
-      "AppendEntries with entries sent (append-entries-times)", r->append_entries_times)           \
-    X("replicator-install-snapshot-times", "_total", "counter",                                    \
-      "Snapshots sent (install-snapshot-times)", r->install_snapshot_times)                        \
-    X("replicator-consecutive-error-times", "", "gauge",                                           \
-      "Failed RPCs in a row (consecutive-error-times)", r->consecutive_errors)                     \
+    X("replicator-match-index", "", "gauge", "Highest index known replicated", r->match_index)    \
+    X("replicator-log-lags", "", "gauge", "Entries the follower is behind (log-lags)",            \
+      r->log_lags)                                                                                \
+    X("replicator-heartbeat-times", "_total", "counter", "Heartbeats sent (heartbeat-times)",     \
+      r->heartbeat_times)                                                                         \
+    X("replicator-append-entries-times", "_total", "counter",                                     \
+      "AppendEntries with entries sent (append-entries-times)", r->append_entries_times)          \
+    X("replicator-install-snapshot-times", "_total", "counter",                                   \
+      "Snapshots sent (install-snapshot-times)", r->install_snapshot_times)                       \
+    X("replicator-consecutive-error-times", "", "gauge",                                          \
+      "Failed RPCs in a row (consecutive-error-times)", r->consecutive_errors)                    \
     X("replicator-reachable", "", "gauge", "1 while the follower answers", r->reachable)
 
 static void render_status(metrics_buf_t *b, const rk_metrics_t *const *ms, size_t n)
@@ -180,28 +181,28 @@ static void render_status(metrics_buf_t *b, const rk_metrics_t *const *ms, size_
             put_int(b, ms[g]->status.state == (rk_node_state_t)s);
         }
     }
-#define STATUS__RENDER(name, help, expr)                                                           \
-    put_help(b, name, "", "gauge", help);                                                          \
-    for (size_t g = 0; g < n; g++) {                                                               \
-        const rk_node_status_t *st = &ms[g]->status;                                               \
-        put_sample(b, name, "", st);                                                               \
-        put_int(b, (long long)(expr));                                                             \
+#define STATUS__RENDER(name, help, expr)             \
+    put_help(b, name, "", "gauge", help);            \
+    for (size_t g = 0; g < n; g++) {                 \
+        const rk_node_status_t *st = &ms[g]->status; \
+        put_sample(b, name, "", st);                 \
+        put_int(b, (long long)(expr));               \
     }
     STATUS_GAUGES(STATUS__RENDER)
 #undef STATUS__RENDER
 
-#define REPLICATOR__RENDER(name, suffix, type, help, expr)                                         \
-    put_help(b, name, suffix, type, help);                                                         \
-    for (size_t g = 0; g < n; g++) {                                                               \
-        const rk_node_status_t *st = &ms[g]->status;                                               \
-        for (uint32_t i = 0; i < st->n_peers && i < RK_STATUS_MAX_PEERS; i++) {                    \
-            const rk_peer_status_t *r = &st->peers[i];                                             \
-            char follower[RK_PEER_ID_STRLEN];                                                      \
-            rk_peer_id_format(&r->peer, follower, sizeof follower);                                \
-            put_sample(b, name, suffix, st);                                                       \
-            put_label(b, "follower", follower);                                                    \
-            put_int(b, (long long)(expr));                                                         \
-        }                                                                                          \
+#define REPLICATOR__RENDER(name, suffix, type, help, expr)                      \
+    put_help(b, name, suffix, type, help);                                      \
+    for (size_t g = 0; g < n; g++) {                                            \
+        const rk_node_status_t *st = &ms[g]->status;                            \
+        for (uint32_t i = 0; i < st->n_peers && i < RK_STATUS_MAX_PEERS; i++) { \
+            const rk_peer_status_t *r = &st->peers[i];                          \
+            char follower[RK_PEER_ID_STRLEN];                                   \
+            rk_peer_id_format(&r->peer, follower, sizeof follower);             \
+            put_sample(b, name, suffix, st);                                    \
+            put_label(b, "follower", follower);                                 \
+            put_int(b, (long long)(expr));                                      \
+        }                                                                       \
     }
     REPLICATOR_FAMILIES(REPLICATOR__RENDER)
 #undef REPLICATOR__RENDER

@@ -11,10 +11,10 @@
 
 /* Our own names, so the JSON stays stable whatever the node prints in logs. */
 static const char *const state_names[] = {
-    [RK_STATE_LEADER] = "LEADER",     [RK_STATE_TRANSFERRING] = "TRANSFERRING",
+    [RK_STATE_LEADER] = "LEADER",       [RK_STATE_TRANSFERRING] = "TRANSFERRING",
     [RK_STATE_CANDIDATE] = "CANDIDATE", [RK_STATE_FOLLOWER] = "FOLLOWER",
-    [RK_STATE_ERROR] = "ERROR",       [RK_STATE_UNINITIALIZED] = "UNINITIALIZED",
-    [RK_STATE_SHUTTING] = "SHUTTING", [RK_STATE_SHUTDOWN] = "SHUTDOWN",
+    [RK_STATE_ERROR] = "ERROR",         [RK_STATE_UNINITIALIZED] = "UNINITIALIZED",
+    [RK_STATE_SHUTTING] = "SHUTTING",   [RK_STATE_SHUTDOWN] = "SHUTDOWN",
 };
 #define N_STATES (sizeof state_names / sizeof state_names[0])
 
@@ -311,7 +311,8 @@ int rk_node_status_from_json(const char *json, rk_node_status_t *out, rk_status_
         int64_t code = RK_EINTERNAL;
         get_int(&r, v, "code", &code);
         json_t *msg = json_object_get(v, "message");
-        rk_status_set(&out->error, (int)code, "%s", json_is_string(msg) ? json_string_value(msg) : "");
+        rk_status_set(&out->error, (int)code, "%s",
+                      json_is_string(msg) ? json_string_value(msg) : "");
     }
     get_replicators(&r, json_object_get(o, "replicators"), out);
 done:
@@ -365,20 +366,19 @@ void metrics_status_text(metrics_buf_t *b, const rk_node_status_t *st)
     if (st->n_peers == 0)
         return;
     metrics_buf_printf(b, "replicators:\n  %-24s %-7s %-5s %10s %10s %8s %8s %8s %5s %5s %10s\n",
-                       "peer", "role", "reach", "next", "match", "lags", "hb", "ae", "snap",
-                       "errs", "contact_ms");
+                       "peer", "role", "reach", "next", "match", "lags", "hb", "ae", "snap", "errs",
+                       "contact_ms");
     for (uint32_t i = 0; i < st->n_peers && i < RK_STATUS_MAX_PEERS; i++) {
         const rk_peer_status_t *r = &st->peers[i];
         char peer[RK_PEER_ID_STRLEN];
         rk_peer_id_format(&r->peer, peer, sizeof peer);
-        metrics_buf_printf(b, "  %-24s %-7s %-5s %10lld %10lld %8lld %8llu %8llu %5llu %5llu %10lld\n",
-                           peer, r->learner ? "learner" : "voter", r->reachable ? "yes" : "NO",
-                           (long long)r->next_index, (long long)r->match_index,
-                           (long long)r->log_lags, (unsigned long long)r->heartbeat_times,
-                           (unsigned long long)r->append_entries_times,
-                           (unsigned long long)r->install_snapshot_times,
-                           (unsigned long long)r->consecutive_errors,
-                           (long long)r->last_contact_age_ms);
+        metrics_buf_printf(
+            b, "  %-24s %-7s %-5s %10lld %10lld %8lld %8llu %8llu %5llu %5llu %10lld\n", peer,
+            r->learner ? "learner" : "voter", r->reachable ? "yes" : "NO", (long long)r->next_index,
+            (long long)r->match_index, (long long)r->log_lags,
+            (unsigned long long)r->heartbeat_times, (unsigned long long)r->append_entries_times,
+            (unsigned long long)r->install_snapshot_times,
+            (unsigned long long)r->consecutive_errors, (long long)r->last_contact_age_ms);
     }
 }
 

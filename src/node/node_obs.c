@@ -127,7 +127,8 @@ void node_obs_publish(rk_node_t *n, const core_status_t *cs, const core_conf_t *
                    conf_index != n->obs_conf_index;
     if (!changed && now < n->obs_published_ms + tick_ms)
         return;
-    if (state != RK_STATE_LEADER && state != RK_STATE_TRANSFERRING && n->obs_state == RK_STATE_LEADER)
+    if (state != RK_STATE_LEADER && state != RK_STATE_TRANSFERRING &&
+        n->obs_state == RK_STATE_LEADER)
         n->n_rep_obs = 0; /* counters are per leadership */
     n->obs_state = state;
     n->obs_term = cs->term;

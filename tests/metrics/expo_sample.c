@@ -18,8 +18,7 @@ int main(void)
     st->state = RK_STATE_LEADER;
     st->term = 3;
     st->leader = self;
-    rk_configuration_parse(&st->conf, "127.0.0.1:8081,127.0.0.1:8082,127.0.0.1:8083/learner",
-                           NULL);
+    rk_configuration_parse(&st->conf, "127.0.0.1:8081,127.0.0.1:8082,127.0.0.1:8083/learner", NULL);
     st->n_peers = 2;
     for (int i = 0; i < 2; i++) {
         memset(&st->peers[i], 0, sizeof st->peers[i]);

@@ -289,9 +289,9 @@ static void garbage_gets_400_and_the_endpoint_keeps_running(void **state)
     const char *const texts[] = {
         "\x16\x03\x01\x02\x01\x01\x01\x01\xfc\x03\x03\r\n\r\n", /* TLS-like bytes */
         "GET\r\n\r\n",
-        "GET /metrics\r\n\r\n",             /* HTTP/0.9 */
-        "GET /metrics HTTP/9.9\r\n\r\n",    /* unknown version */
-        "GET /metrics HTTP/1.1\r\n\r\n",    /* HTTP/1.1 without Host */
+        "GET /metrics\r\n\r\n",          /* HTTP/0.9 */
+        "GET /metrics HTTP/9.9\r\n\r\n", /* unknown version */
+        "GET /metrics HTTP/1.1\r\n\r\n", /* HTTP/1.1 without Host */
         "GET /metrics HTTP/1.1\r\nHost x\r\n\r\n",
         "GET /metrics HTTP/1.1\r\nHost: x\r\nContent-Length: -1\r\n\r\n",
     };
@@ -467,8 +467,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(metrics_are_prometheus_text, setup, teardown),
         cmocka_unit_test_setup_teardown(status_is_json_of_the_published_status, setup, teardown),
         cmocka_unit_test_setup_teardown(health_needs_a_known_leader_and_no_error, setup, teardown),
-        cmocka_unit_test_setup_teardown(unknown_paths_and_methods_get_404_and_405, setup,
-                                        teardown),
+        cmocka_unit_test_setup_teardown(unknown_paths_and_methods_get_404_and_405, setup, teardown),
         cmocka_unit_test_setup_teardown(garbage_gets_400_and_the_endpoint_keeps_running, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(a_silent_client_does_not_block_others, setup, teardown),

@@ -114,7 +114,10 @@ static void an_empty_histogram_summarizes_to_zeros(void **state)
 }
 
 typedef uint64_t (*gen_fn)(void);
-static uint64_t gen_uniform_small(void) { return rnd() % 1000; }
+static uint64_t gen_uniform_small(void)
+{
+    return rnd() % 1000;
+}
 static uint64_t gen_latency_ns(void) /* log-uniform over 1 us .. 100 ms */
 {
     double e = 3.0 + 5.0 * (double)(rnd() >> 11) / 9007199254740992.0;
@@ -124,8 +127,14 @@ static uint64_t gen_heavy_tail(void) /* mostly ~50 us, 1 % around 2 s */
 {
     return rnd() % 100 == 0 ? 2000000000u + rnd() % 100000000u : 40000 + rnd() % 20000;
 }
-static uint64_t gen_constant(void) { return 123456789; }
-static uint64_t gen_any(void) { return rnd() >> (24 + rnd() % 40); }
+static uint64_t gen_constant(void)
+{
+    return 123456789;
+}
+static uint64_t gen_any(void)
+{
+    return rnd() >> (24 + rnd() % 40);
+}
 
 static void check_against_oracle(gen_fn gen, size_t n)
 {

@@ -70,13 +70,26 @@ static void snapshot_lists_every_metric_under_its_jraft_name(void **state)
     rk_metrics_t *s = metrics_snapshot(m);
     assert_non_null(s);
     assert_int_equal(s->n_metrics, METRIC__COUNT);
-    const char *names[] = {"append-logs", "append-logs-count", "append-logs-bytes",
-                           "replicate-entries", "replicate-entries-count",
-                           "replicate-entries-bytes", "replicate-inflights-count",
-                           "fsm-apply-tasks", "fsm-apply-tasks-count", "fsm-commit",
-                           "handle-append-entries", "pre-vote", "request-vote", "read-index",
-                           "handle-read-index", "install-snapshot", "truncate-log-prefix",
-                           "truncate-log-suffix", "save-raft-meta", "apply-busy-rejections",
+    const char *names[] = {"append-logs",
+                           "append-logs-count",
+                           "append-logs-bytes",
+                           "replicate-entries",
+                           "replicate-entries-count",
+                           "replicate-entries-bytes",
+                           "replicate-inflights-count",
+                           "fsm-apply-tasks",
+                           "fsm-apply-tasks-count",
+                           "fsm-commit",
+                           "handle-append-entries",
+                           "pre-vote",
+                           "request-vote",
+                           "read-index",
+                           "handle-read-index",
+                           "install-snapshot",
+                           "truncate-log-prefix",
+                           "truncate-log-suffix",
+                           "save-raft-meta",
+                           "apply-busy-rejections",
                            "apply-queue-depth"};
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
         const rk_metric_t *x = rk_metrics_find(s, names[i]);
@@ -237,18 +250,18 @@ static void the_strict_parser_rejects_malformed_expositions(void **state)
 {
     (void)state;
     const char *bad[] = {
-        "x 1\n",                                                         /* no TYPE */
-        "# HELP x h\n# TYPE x gauge\nx 1",                               /* no final newline */
-        "# HELP x h\n# TYPE x gauge\nx{a=\"1\",a=\"2\"} 1\n",            /* duplicate label */
-        "# HELP x h\n# TYPE x gauge\nx{a=\"\\q\"} 1\n",                  /* bad escape */
-        "# HELP x h\n# TYPE x gauge\nx one\n",                           /* bad value */
-        "# HELP x h\n# TYPE x gauge\nx 1\nx 2\n",                        /* duplicate series */
+        "x 1\n",                                              /* no TYPE */
+        "# HELP x h\n# TYPE x gauge\nx 1",                    /* no final newline */
+        "# HELP x h\n# TYPE x gauge\nx{a=\"1\",a=\"2\"} 1\n", /* duplicate label */
+        "# HELP x h\n# TYPE x gauge\nx{a=\"\\q\"} 1\n",       /* bad escape */
+        "# HELP x h\n# TYPE x gauge\nx one\n",                /* bad value */
+        "# HELP x h\n# TYPE x gauge\nx 1\nx 2\n",             /* duplicate series */
         "# HELP x h\n# TYPE x gauge\n# HELP y h\n# TYPE y gauge\nx 1\ny 1\nx{a=\"b\"} 1\n",
-        "# HELP x h\n# TYPE x summary\nx 1\n",                           /* quantile missing */
-        "# HELP x h\n# TYPE x counter\nx_sum 1\n",                       /* counter with _sum */
-        "# HELP x h\n# TYPE x gauge\n# TYPE x gauge\nx 1\n",             /* second TYPE */
-        "# HELP x h\n# TYPE x gauge\nx{a=\"1\"  1\n",                    /* unterminated */
-        "# HELP 1x h\n# TYPE 1x gauge\n1x 1\n",                          /* bad name */
+        "# HELP x h\n# TYPE x summary\nx 1\n",               /* quantile missing */
+        "# HELP x h\n# TYPE x counter\nx_sum 1\n",           /* counter with _sum */
+        "# HELP x h\n# TYPE x gauge\n# TYPE x gauge\nx 1\n", /* second TYPE */
+        "# HELP x h\n# TYPE x gauge\nx{a=\"1\"  1\n",        /* unterminated */
+        "# HELP 1x h\n# TYPE 1x gauge\n1x 1\n",              /* bad name */
     };
     char err[256];
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
@@ -309,9 +322,15 @@ static void malformed_status_json_is_refused(void **state)
     (void)state;
     rk_node_status_t st;
     rk_status_t err;
-    const char *bad[] = {"", "{", "[]", "{\"term\":\"3\"}", "{\"state\":\"KING\"}",
-                         "{\"leader\":\"nohost\"}", "{\"conf\":{\"peers\":[1]}}",
-                         "{\"replicators\":[3]}", "{\"term\":1,\"term\":2}"};
+    const char *bad[] = {"",
+                         "{",
+                         "[]",
+                         "{\"term\":\"3\"}",
+                         "{\"state\":\"KING\"}",
+                         "{\"leader\":\"nohost\"}",
+                         "{\"conf\":{\"peers\":[1]}}",
+                         "{\"replicators\":[3]}",
+                         "{\"term\":1,\"term\":2}"};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         if (rk_node_status_from_json(bad[i], &st, &err) != RK_EINVAL)
             fail_msg("accepted %s", bad[i]);
@@ -391,10 +410,17 @@ static void listeners_see_a_failover_in_order(void **state)
     metrics_events_flush(m);
 
     rk_node_event_type_t want[] = {
-        RK_EVENT_CURRENT,          RK_EVENT_BECAME_CANDIDATE,       RK_EVENT_LEADER_CHANGED,
-        RK_EVENT_BECAME_LEADER,    RK_EVENT_LEADER_CHANGED,         RK_EVENT_PEER_UNREACHABLE,
-        RK_EVENT_CONFIGURATION_CHANGED, RK_EVENT_PEER_REACHABLE,   RK_EVENT_BECAME_FOLLOWER,
-        RK_EVENT_LEADER_CHANGED,   RK_EVENT_CONFIGURATION_CHANGED,
+        RK_EVENT_CURRENT,
+        RK_EVENT_BECAME_CANDIDATE,
+        RK_EVENT_LEADER_CHANGED,
+        RK_EVENT_BECAME_LEADER,
+        RK_EVENT_LEADER_CHANGED,
+        RK_EVENT_PEER_UNREACHABLE,
+        RK_EVENT_CONFIGURATION_CHANGED,
+        RK_EVENT_PEER_REACHABLE,
+        RK_EVENT_BECAME_FOLLOWER,
+        RK_EVENT_LEADER_CHANGED,
+        RK_EVENT_CONFIGURATION_CHANGED,
     };
     size_t nw = sizeof want / sizeof want[0];
     for (int i = 0; r.n != (int)nw && i < r.n; i++)

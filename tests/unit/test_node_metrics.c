@@ -156,8 +156,8 @@ static void metrics_listeners_and_admin_follow_a_real_cluster(void **state)
     int other = 3 - leader - nl;
     seen_arg_t became2 = {.r = &rec[nl], .type = RK_EVENT_BECAME_LEADER};
     assert_true(tc_wait(seen, &became2, 5000));
-    seen_arg_t follows = {.r = &rec[other], .type = RK_EVENT_LEADER_CHANGED,
-                          .leader = &c.nodes[nl].id};
+    seen_arg_t follows = {
+        .r = &rec[other], .type = RK_EVENT_LEADER_CHANGED, .leader = &c.nodes[nl].id};
     assert_true(tc_wait(seen, &follows, 5000));
     /* Order on the new leader: it followed the old leader, then campaigned
      * (or at least left the follower state), then led. */
