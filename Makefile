@@ -18,7 +18,7 @@ SANITIZE ?=
 VERSION  := 0.1.0
 SOVER    := 0
 
-PKGS     := libuv libprotobuf-c lmdb inih libxxhash
+PKGS     := libuv libprotobuf-c lmdb inih libxxhash libmicrohttpd jansson
 TESTPKGS := cmocka
 
 OPT      ?= -O2

@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "raftkit/log.h"
+#include "src/metrics/metrics.h"
 #include "src/node/node_internal.h"
 
 /* ------------------------------------------------------ pending proposals */
@@ -311,6 +312,7 @@ static size_t apply_data_run(rk_node_t *n, const log_entry_t *ents, size_t count
     rk_iterator_t it = {.n = n, .ents = ents, .dones = dones, .count = count};
     void (*apply)(rk_state_machine_t *, rk_iterator_t *) =
         n->fsm->on_apply ? n->fsm->on_apply : default_apply;
+    uint64_t t0 = metrics_now_ns();
     while (rk_iterator_valid(&it)) {
         size_t before = it.pos;
         apply(n->fsm, &it);
@@ -323,6 +325,8 @@ static size_t apply_data_run(rk_node_t *n, const log_entry_t *ents, size_t count
         }
     }
     size_t applied = it.pos;
+    metrics_record_since(n->metrics, METRIC_FSM_APPLY_TASKS, t0);
+    metrics_record(n->metrics, METRIC_FSM_APPLY_TASKS_COUNT, applied);
     if (it.error) /* closures from it.pos on already failed */
         n->fsm_error = true;
     if (dones != dones_small)

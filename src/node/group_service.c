@@ -68,6 +68,7 @@ static void node_free(rk_node_t *n)
 {
     if (n == NULL)
         return;
+    node_obs_free(n);
     if (n->core)
         core_free(n->core);
     if (n->store)

@@ -11,6 +11,7 @@
 #include <sys/stat.h>
 
 #include "raftkit/log.h"
+#include "src/metrics/metrics.h"
 #include "src/node/node_internal.h"
 
 /* ------------------------------------------------------------- helpers */
@@ -116,6 +117,7 @@ void node_publish_status(rk_node_t *n)
     pthread_mutex_lock(&n->st_mu);
     n->cst = cs;
     n->conf = *conf;
+    rk_node_state_t *state = &n->state;
     n->alive = alive;
     n->alive_valid = alive_valid;
     if (n->state != RK_STATE_ERROR && n->state != RK_STATE_SHUTTING &&
@@ -133,7 +135,9 @@ void node_publish_status(rk_node_t *n)
             break;
         }
     }
+    rk_node_state_t now = *state;
     pthread_mutex_unlock(&n->st_mu);
+    node_obs_publish(n, &cs, conf, ci, now);
 }
 
 /* --------------------------------------------------- core_storage_t */
@@ -207,6 +211,16 @@ static void persist_done(log_write_req_t *req, int status)
         node_enter_error(n, p->status, "log write failed: %s", rk_strerror(p->status));
         n->fatal = true;
     } else if (!n->stopping && !n->fatal) {
+        if (p->n > 0) {
+            uint64_t bytes = 0;
+            for (size_t i = 0; i < p->n; i++)
+                bytes += p->entries[i].len;
+            metrics_record_since(n->metrics, METRIC_APPEND_LOGS, p->t0_ns);
+            metrics_record(n->metrics, METRIC_APPEND_LOGS_COUNT, p->n);
+            metrics_record(n->metrics, METRIC_APPEND_LOGS_BYTES, bytes);
+        } else if (p->append_req.op.hard_state) {
+            metrics_record_since(n->metrics, METRIC_SAVE_RAFT_META, p->t0_ns);
+        }
         core_persisted(n->core, p->id);
         n->persisted_id = p->id;
         for (size_t i = 0; i < p->n_after; i++)
@@ -246,6 +260,7 @@ static int persist_update(rk_node_t *n, const core_update_t *u)
         return RK_ENOMEM;
     p->node = n;
     p->id = u->id;
+    p->t0_ns = metrics_now_ns();
     if (u->n_entries > 0) {
         p->entries = calloc(u->n_entries, sizeof(*p->entries));
         p->bufs = calloc(u->n_entries, sizeof(*p->bufs));
@@ -983,6 +998,8 @@ int node_start(rk_node_t *n, rk_status_t *err)
     int rc = open_storage(n, &in, err);
     if (rc != 0)
         return rc;
+    if ((rc = node_obs_init(n, err)) != 0)
+        return rc;
     core_options_init(&in.opts);
     in.opts.self = n->self;
     in.opts.self.priority = n->opts.election_priority;
@@ -1028,6 +1045,7 @@ void node_loop_stop(rk_node_t *n)
     n->stopping = true;
     set_state(n, RK_STATE_SHUTTING);
     if (n->core) {
+        node_publish_status(n); /* listeners hear of the shutdown */
         transport_remove_node(n);
         drain_cmds(n);
         drain_tasks(n);
@@ -1078,6 +1096,8 @@ int rk_node_apply(rk_node_t *n, const rk_task_t *task)
         rc = RK_EBUSY;
     if (rc != 0) {
         pthread_mutex_unlock(&n->mu);
+        if (rc == RK_EBUSY)
+            metrics_add(n->metrics, METRIC_APPLY_BUSY_REJECTIONS, 1);
         buf_unref(b);
         return rc;
     }
@@ -1087,6 +1107,7 @@ int rk_node_apply(rk_node_t *n, const rk_task_t *task)
     if (first)
         uv_async_send(&n->wake);
     pthread_mutex_unlock(&n->mu);
+    metrics_add(n->metrics, METRIC_APPLY_TASKS, 1);
     return 0;
 }
 

@@ -21,6 +21,7 @@
 #include <stdint.h>
 #include <uv.h>
 
+#include "raftkit/metrics.h"
 #include "raftkit/node.h"
 #include "src/base/buf.h"
 #include "src/core/core.h"
@@ -124,6 +125,7 @@ typedef struct node_persist {
     size_t n_after;
     bool has_snapshot;
     core_snapshot_meta_t snapshot;
+    uint64_t t0_ns; /* submitted at (metrics: append-logs, save-raft-meta) */
     struct node_persist *next;
 } node_persist_t;
 
@@ -159,6 +161,13 @@ typedef struct node_cmd {
     uint64_t id;       /* READ: core ctx */
     uint64_t deadline; /* READ: loop time (ms) after which it times out */
 } node_cmd_t;
+
+/* L: what the leader sent one follower since it became leader (metrics). */
+typedef struct node_rep_obs {
+    rk_peer_id_t peer;
+    uint64_t heartbeat_times, append_entries_times, install_snapshot_times;
+    uint64_t consecutive_errors;
+} node_rep_obs_t;
 
 /* A snapshot transfer from the leader in progress on a follower. */
 typedef struct node_download node_download_t;
@@ -245,6 +254,16 @@ struct rk_node {
     rk_node_state_t state;
     rk_configuration_t alive;
     bool alive_valid;
+
+    /* observability (node_obs.c) */
+    struct metrics_node *metrics; /* any thread records; freed after the threads stop */
+    struct admin_server *admin;   /* admin endpoint when opts.admin_port > 0 */
+    node_rep_obs_t rep_obs[2 * RK_CONF_MAX_PEERS]; /* L */
+    size_t n_rep_obs;                              /* L */
+    rk_node_state_t obs_state;                     /* L: last publication */
+    uint64_t obs_term, obs_conf_index, obs_published_ms;
+    rk_peer_id_t obs_leader;
+    rk_node_status_t obs_status; /* L: scratch */
 };
 
 struct rk_group_service {
@@ -306,6 +325,16 @@ bool snap_busy(rk_node_t *n);
 int snap_serve_get_file(rk_node_t *n, uint64_t reader_id, const char *name, uint64_t offset,
                         uint64_t count, void *call);
 int snap_load_latest(rk_node_t *n, core_snapshot_meta_t *meta, bool call_fsm, rk_status_t *err);
+
+/* node_obs.c */
+int node_obs_init(rk_node_t *n, rk_status_t *err); /* caller's thread, in node_start */
+void node_obs_free(rk_node_t *n);                  /* after every thread stopped */
+/* L: counts a message sent to a follower (rc: transport_send's result). */
+void node_obs_sent(rk_node_t *n, const core_msg_t *m, int rc);
+/* L: publishes the status for readers and listeners; cheap unless something
+ * changed or a tick passed. */
+void node_obs_publish(rk_node_t *n, const core_status_t *cs, const core_conf_t *conf,
+                      uint64_t conf_index, rk_node_state_t state);
 
 /* options.c */
 void node_conf_to_core(const rk_configuration_t *c, core_conf_t *out);

@@ -213,12 +213,14 @@ int transport_send(rk_node_t *n, const core_msg_t *m)
     }
     case CORE_MSG_SNAP:
         snap_src_send(n, m);
+        node_obs_sent(n, m, 0);
         return 0;
     default:
         return RK_EINVAL;
     }
     if (rc != 0 && (m->type == CORE_MSG_APP || m->type == CORE_MSG_HEARTBEAT))
         core_report_unreachable(n->core, &m->to);
+    node_obs_sent(n, m, rc);
     return rc;
 }
 

@@ -1,0 +1,33 @@
+/* The admin HTTP endpoint (internal API for src/node): GET /metrics
+ * (Prometheus text), /status (JSON) and /health, served by libmicrohttpd on
+ * its own thread from the metrics hubs of the groups attached to it. It only
+ * ever reads what the loops published (metrics_read_status, atomics), so a
+ * slow or hostile client can never stall a raft loop.
+ */
+#ifndef RAFTKIT_ADMIN_ADMIN_H
+#define RAFTKIT_ADMIN_ADMIN_H
+
+#include <stdint.h>
+
+#include "raftkit/status.h"
+#include "src/metrics/metrics.h"
+
+typedef struct admin_server admin_server_t;
+
+/* Serves group m on ip:port. Groups of one process that name the same
+ * ip:port share one server (one listening socket, one thread); port 0 always
+ * starts a new server on an ephemeral port (see admin_server_port). ip is a
+ * numeric IPv4 or IPv6 address or a host name; the socket is bound to it
+ * only, never to every interface. Returns the server, or NULL with err set
+ * (RK_EINVAL for a bad address, RK_EIO when the port cannot be bound,
+ * RK_ENOMEM). m must stay valid until admin_detach. Any thread. */
+admin_server_t *admin_attach(const char *ip, uint16_t port, metrics_node_t *m, rk_status_t *err);
+
+/* Stops serving m; when it was the last group, stops the server (waits for
+ * requests in progress) and frees it. Any thread but the server's. */
+void admin_detach(admin_server_t *s, metrics_node_t *m);
+
+/* The port the server listens on (useful after port 0). */
+uint16_t admin_server_port(const admin_server_t *s);
+
+#endif /* RAFTKIT_ADMIN_ADMIN_H */

@@ -1,0 +1,89 @@
+/* Quantiles and summaries over the log-linear histogram of histogram.h. The
+ * recording side is inline in the header; this file is the (rarer) reading
+ * side. */
+#include <math.h>
+#include <string.h>
+
+#include "src/metrics/histogram.h"
+
+void metrics_hist_init(metrics_hist_t *h)
+{
+    atomic_init(&h->count, 0);
+    atomic_init(&h->sum, 0);
+    atomic_init(&h->min, UINT64_MAX);
+    atomic_init(&h->max, 0);
+    for (unsigned i = 0; i < METRICS_HIST_BUCKETS; i++)
+        atomic_init(&h->buckets[i], 0);
+}
+
+void metrics_hist_bucket_range(unsigned i, uint64_t *lo, uint64_t *width)
+{
+    if (i < 2 * METRICS_HIST_SUB) {
+        *lo = i;
+        *width = 1;
+        return;
+    }
+    unsigned shift = i / METRICS_HIST_SUB - 1;
+    uint64_t b = METRICS_HIST_SUB + i % METRICS_HIST_SUB;
+    *lo = b << shift;
+    *width = UINT64_C(1) << shift;
+}
+
+uint64_t metrics_hist_quantile(const uint64_t *buckets, uint64_t total, double q, uint64_t min,
+                               uint64_t max)
+{
+    if (total == 0)
+        return 0;
+    /* The rank of the order statistic: the nearest-rank definition, so p100
+     * is the largest value and p50 of {1,2} is 1. */
+    double r = ceil(q * (double)total);
+    uint64_t rank = r < 1 ? 1 : (r > (double)total ? total : (uint64_t)r);
+    /* The extremes are known exactly. */
+    if (rank == total)
+        return max;
+    if (rank == 1)
+        return min;
+    uint64_t cum = 0;
+    unsigned i = 0;
+    for (; i < METRICS_HIST_BUCKETS; i++) {
+        cum += buckets[i];
+        if (cum >= rank)
+            break;
+    }
+    if (i == METRICS_HIST_BUCKETS)
+        return max; /* buckets moved on since total was counted */
+    uint64_t lo, width;
+    metrics_hist_bucket_range(i, &lo, &width);
+    uint64_t v = lo + width / 2;
+    if (v < min)
+        v = min;
+    if (v > max)
+        v = max;
+    return v;
+}
+
+void metrics_hist_summarize(metrics_hist_t *h, rk_histogram_summary_t *out)
+{
+    uint64_t copy[METRICS_HIST_BUCKETS];
+    uint64_t total = 0;
+    for (unsigned i = 0; i < METRICS_HIST_BUCKETS; i++) {
+        copy[i] = atomic_load_explicit(&h->buckets[i], memory_order_relaxed);
+        total += copy[i];
+    }
+    memset(out, 0, sizeof *out);
+    if (total == 0)
+        return;
+    uint64_t min = atomic_load_explicit(&h->min, memory_order_relaxed);
+    uint64_t max = atomic_load_explicit(&h->max, memory_order_relaxed);
+    if (min > max) /* a record in flight updated its bucket before min/max */
+        min = max;
+    out->count = total;
+    out->sum = atomic_load_explicit(&h->sum, memory_order_relaxed);
+    out->min = (int64_t)min;
+    out->max = (int64_t)max;
+    out->mean = (double)out->sum / (double)total;
+    out->p50 = (int64_t)metrics_hist_quantile(copy, total, 0.50, min, max);
+    out->p95 = (int64_t)metrics_hist_quantile(copy, total, 0.95, min, max);
+    out->p99 = (int64_t)metrics_hist_quantile(copy, total, 0.99, min, max);
+    out->p999 = (int64_t)metrics_hist_quantile(copy, total, 0.999, min, max);
+}

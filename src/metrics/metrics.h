@@ -1,0 +1,187 @@
+/* The node's observability hub (internal API for src/node and src/admin).
+ *
+ * One metrics_node_t per node holds its metric registry (histograms, counters
+ * and gauges under JRaft's names), the status the loop publishes, and the
+ * listener thread that delivers state-change events. The node:
+ *
+ *   - records measurements from whichever thread makes them:
+ *         uint64_t t0 = metrics_now_ns();
+ *         ... write the batch ...
+ *         metrics_record_since(m, METRIC_APPEND_LOGS, t0);
+ *         metrics_record(m, METRIC_APPEND_LOGS_COUNT, n_entries);
+ *   - publishes its status from the loop thread every tick and right after
+ *     every state, leader, configuration or reachability change
+ *     (metrics_publish_status); events for listeners are derived from the
+ *     difference to the previous publication, so no transition is missed as
+ *     long as each one is published.
+ *
+ * Readers (rk_node_get_metrics, the admin endpoint) never wait on the loop:
+ * the loop only try-locks the published copy and, when a reader holds it,
+ * leaves the copy for the next publication.
+ */
+#ifndef RAFTKIT_METRICS_METRICS_H
+#define RAFTKIT_METRICS_METRICS_H
+
+#include <stdint.h>
+#include <time.h>
+
+#include "raftkit/metrics.h"
+#include "src/metrics/histogram.h"
+
+/* The node's metrics: X(ID, "jraft-name", kind, "help"). The order is the
+ * order of rk_metrics_t.metrics and of the exposition. */
+#define METRICS_NODE_MAP(X)                                                                    \
+    X(APPEND_LOGS, "append-logs", RK_METRIC_LATENCY,                                           \
+      "Time to write one batch of entries to the log")                                         \
+    X(APPEND_LOGS_COUNT, "append-logs-count", RK_METRIC_SIZE, "Entries per log write batch")   \
+    X(APPEND_LOGS_BYTES, "append-logs-bytes", RK_METRIC_SIZE, "Bytes per log write batch")     \
+    X(REPLICATE_ENTRIES, "replicate-entries", RK_METRIC_LATENCY,                               \
+      "Round trip of one AppendEntries with entries, leader side")                             \
+    X(REPLICATE_ENTRIES_COUNT, "replicate-entries-count", RK_METRIC_SIZE,                      \
+      "Entries per AppendEntries sent")                                                        \
+    X(REPLICATE_ENTRIES_BYTES, "replicate-entries-bytes", RK_METRIC_SIZE,                      \
+      "Bytes of entries per AppendEntries sent")                                               \
+    X(REPLICATE_INFLIGHTS_COUNT, "replicate-inflights-count", RK_METRIC_SIZE,                  \
+      "AppendEntries in flight to a follower when one more is sent")                           \
+    X(FSM_APPLY_TASKS, "fsm-apply-tasks", RK_METRIC_LATENCY,                                   \
+      "Time of one on_apply call (a batch of committed entries)")                              \
+    X(FSM_APPLY_TASKS_COUNT, "fsm-apply-tasks-count", RK_METRIC_SIZE,                          \
+      "Entries per on_apply batch; its sum counts applied entries")                            \
+    X(FSM_COMMIT, "fsm-commit", RK_METRIC_LATENCY,                                             \
+      "Time from a commit index advance to its entries applied")                               \
+    X(HANDLE_APPEND_ENTRIES, "handle-append-entries", RK_METRIC_LATENCY,                       \
+      "Follower time from AppendEntries received to answered")                                 \
+    X(HANDLE_APPEND_ENTRIES_COUNT, "handle-append-entries-count", RK_METRIC_SIZE,              \
+      "Entries per AppendEntries received")                                                    \
+    X(PRE_VOTE, "pre-vote", RK_METRIC_LATENCY, "Time from starting a pre-vote to its outcome") \
+    X(REQUEST_VOTE, "request-vote", RK_METRIC_LATENCY,                                         \
+      "Time from starting an election to its outcome")                                         \
+    X(READ_INDEX, "read-index", RK_METRIC_LATENCY,                                             \
+      "Time from rk_node_read_index to its closure running")                                   \
+    X(HANDLE_READ_INDEX, "handle-read-index", RK_METRIC_LATENCY,                               \
+      "Leader time to confirm a read index (heartbeat round)")                                 \
+    X(HANDLE_READ_INDEX_ENTRIES, "handle-read-index-entries", RK_METRIC_SIZE,                  \
+      "Read requests confirmed per heartbeat round")                                           \
+    X(INSTALL_SNAPSHOT, "install-snapshot", RK_METRIC_LATENCY,                                 \
+      "Follower time to install a snapshot from the leader")                                   \
+    X(FSM_SNAPSHOT_SAVE, "fsm-snapshot-save", RK_METRIC_LATENCY, "Time to save a snapshot")    \
+    X(FSM_SNAPSHOT_LOAD, "fsm-snapshot-load", RK_METRIC_LATENCY, "Time to load a snapshot")    \
+    X(TRUNCATE_LOG_PREFIX, "truncate-log-prefix", RK_METRIC_LATENCY,                           \
+      "Time to drop log entries covered by a snapshot")                                        \
+    X(TRUNCATE_LOG_SUFFIX, "truncate-log-suffix", RK_METRIC_LATENCY,                           \
+      "Time to drop conflicting log entries")                                                  \
+    X(SAVE_RAFT_META, "save-raft-meta", RK_METRIC_LATENCY,                                     \
+      "Time to persist term and vote durably")                                                 \
+    X(APPLY_TASKS, "apply-tasks", RK_METRIC_COUNTER, "Tasks accepted by rk_node_apply")        \
+    X(APPLY_BUSY_REJECTIONS, "apply-busy-rejections", RK_METRIC_COUNTER,                       \
+      "Tasks failed with RK_EBUSY because the apply queue was full")                           \
+    X(APPLY_QUEUE_DEPTH, "apply-queue-depth", RK_METRIC_GAUGE, "Tasks waiting in the apply queue")
+
+typedef enum metrics_id {
+#define METRICS__ENUM(id, name, kind, help) METRIC_##id,
+    METRICS_NODE_MAP(METRICS__ENUM)
+#undef METRICS__ENUM
+        METRIC__COUNT
+} metrics_id_t;
+
+typedef struct metrics_node metrics_node_t;
+
+/* Monotonic clock in nanoseconds (CLOCK_MONOTONIC, the clock of uv_hrtime). */
+static inline uint64_t metrics_now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/* Creates the hub for one node and starts its listener thread. group and
+ * self are copied. Returns NULL when out of memory or the thread could not
+ * start. Any thread. */
+metrics_node_t *metrics_node_new(const char *group, const rk_peer_id_t *self);
+
+/* Delivers the events already queued, stops the listener thread and frees
+ * m. Nobody may record, publish or read afterwards; NULL is fine. Not from a
+ * listener. */
+void metrics_node_free(metrics_node_t *m);
+
+/* The per-metric storage, for the inline recorders below. */
+metrics_hist_t *metrics_node_hist(metrics_node_t *m, metrics_id_t id);
+_Atomic int64_t *metrics_node_scalar(metrics_node_t *m, metrics_id_t id);
+
+/* Records a value into a latency or size histogram. Lock-free; any thread. */
+static inline void metrics_record(metrics_node_t *m, metrics_id_t id, uint64_t v)
+{
+    metrics_hist_record(metrics_node_hist(m, id), v);
+}
+
+/* Records the time since t0 (from metrics_now_ns) into a latency histogram. */
+static inline void metrics_record_since(metrics_node_t *m, metrics_id_t id, uint64_t t0)
+{
+    uint64_t now = metrics_now_ns();
+    metrics_record(m, id, now > t0 ? now - t0 : 0);
+}
+
+/* Adds to a counter. Lock-free; any thread. */
+static inline void metrics_add(metrics_node_t *m, metrics_id_t id, int64_t delta)
+{
+    atomic_fetch_add_explicit(metrics_node_scalar(m, id), delta, memory_order_relaxed);
+}
+
+/* Sets a gauge. Lock-free; any thread. */
+static inline void metrics_set(metrics_node_t *m, metrics_id_t id, int64_t v)
+{
+    atomic_store_explicit(metrics_node_scalar(m, id), v, memory_order_relaxed);
+}
+
+/* The static description of a metric. */
+const char *metrics_name(metrics_id_t id);
+rk_metric_kind_t metrics_kind(metrics_id_t id);
+
+/* Publishes the node's status: queues listener events for what changed
+ * since the last call, then copies st for readers unless one is reading
+ * right now (then the next call copies; readers see status.age_ms grow).
+ * group and self in st are overwritten with the hub's. Call from one thread
+ * only (the loop): every tick and after every state, leader, configuration
+ * or peer reachability change. Never blocks on readers; takes the event
+ * queue lock briefly when something changed. */
+void metrics_publish_status(metrics_node_t *m, const rk_node_status_t *st);
+
+/* Copies the last published status into out and sets out->age_ms. Any
+ * thread; never waits on the loop. */
+void metrics_read_status(metrics_node_t *m, rk_node_status_t *out);
+
+/* A snapshot of every metric and the status; NULL when out of memory. Free
+ * with rk_metrics_free. Any thread. */
+rk_metrics_t *metrics_snapshot(metrics_node_t *m);
+
+/* rk_node_add_listener / rk_node_remove_listener for this hub. */
+int metrics_listener_add(metrics_node_t *m, rk_node_listener_t *l);
+int metrics_listener_remove(metrics_node_t *m, rk_node_listener_t *l);
+
+/* Waits until every event queued so far has been delivered. For tests and
+ * orderly shutdown; not from a listener. */
+void metrics_events_flush(metrics_node_t *m);
+
+/* The group id and peer id the hub was made for. */
+const char *metrics_node_group(const metrics_node_t *m);
+
+/* Renders several snapshots (one per group of a process) into one Prometheus
+ * exposition, each metric family once with a sample per group. Returns a
+ * malloc'd string, or NULL when out of memory. */
+char *metrics_prometheus_render(const rk_metrics_t *const *ms, size_t n);
+
+/* "LEADER", "FOLLOWER", ...: the state names of the JSON and the exposition. */
+const char *metrics_state_name(rk_node_state_t s);
+
+/* The status as a jansson object (a new reference), or NULL when out of
+ * memory: what rk_node_status_to_json prints. */
+struct json_t *metrics_status_json(const rk_node_status_t *st);
+
+struct metrics_buf;
+/* Appends rk_node_status_format's text to b. */
+void metrics_status_text(struct metrics_buf *b, const rk_node_status_t *st);
+
+/* rk_node_describe's body for a snapshot. */
+int metrics_describe(const rk_metrics_t *m, char *buf, size_t len);
+
+#endif /* RAFTKIT_METRICS_METRICS_H */

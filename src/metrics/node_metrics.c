@@ -1,0 +1,282 @@
+/* The per-node hub: the registry of metrics under JRaft's names, the status
+ * the loop publishes for readers, and the derivation of listener events from
+ * consecutive publications. */
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "src/metrics/events.h"
+#include "src/metrics/metrics.h"
+
+typedef struct metric_def {
+    const char *name;
+    rk_metric_kind_t kind;
+    const char *help;
+} metric_def_t;
+
+static const metric_def_t defs[METRIC__COUNT] = {
+#define METRICS__DEF(id, name, kind, help) [METRIC_##id] = {name, kind, help},
+    METRICS_NODE_MAP(METRICS__DEF)
+#undef METRICS__DEF
+};
+
+static bool is_hist(rk_metric_kind_t k)
+{
+    return k == RK_METRIC_LATENCY || k == RK_METRIC_SIZE;
+}
+
+struct metrics_node {
+    char group[RK_STATUS_GROUP_MAX];
+    rk_peer_id_t self;
+    metrics_hist_t *hist[METRIC__COUNT]; /* histogram kinds only, in one block */
+    metrics_hist_t *hist_block;
+    _Atomic int64_t scalar[METRIC__COUNT]; /* counters and gauges */
+
+    /* Loop-owned: the last publication, to diff the next one against. */
+    rk_node_status_t prev;
+
+    /* Readers' copy. The loop only try-locks it. */
+    pthread_mutex_t pub_lock;
+    rk_node_status_t pub;
+    uint64_t pub_ns;
+
+    metrics_events_t *events;
+};
+
+const char *metrics_name(metrics_id_t id)
+{
+    return (unsigned)id < METRIC__COUNT ? defs[id].name : "?";
+}
+
+rk_metric_kind_t metrics_kind(metrics_id_t id)
+{
+    return defs[id].kind;
+}
+
+const char *metrics_node_group(const metrics_node_t *m)
+{
+    return m->group;
+}
+
+metrics_hist_t *metrics_node_hist(metrics_node_t *m, metrics_id_t id)
+{
+    return m->hist[id];
+}
+
+_Atomic int64_t *metrics_node_scalar(metrics_node_t *m, metrics_id_t id)
+{
+    return &m->scalar[id];
+}
+
+metrics_node_t *metrics_node_new(const char *group, const rk_peer_id_t *self)
+{
+    metrics_node_t *m = calloc(1, sizeof *m);
+    if (m == NULL)
+        return NULL;
+    size_t n_hist = 0;
+    for (unsigned i = 0; i < METRIC__COUNT; i++)
+        n_hist += is_hist(defs[i].kind);
+    m->hist_block = malloc(n_hist * sizeof *m->hist_block);
+    if (m->hist_block == NULL)
+        goto err_after_node;
+    m->events = metrics_events_new();
+    if (m->events == NULL)
+        goto err_after_hists;
+    size_t h = 0;
+    for (unsigned i = 0; i < METRIC__COUNT; i++) {
+        atomic_init(&m->scalar[i], 0);
+        if (is_hist(defs[i].kind)) {
+            m->hist[i] = &m->hist_block[h++];
+            metrics_hist_init(m->hist[i]);
+        }
+    }
+    snprintf(m->group, sizeof m->group, "%s", group ? group : "");
+    if (self)
+        m->self = *self;
+    else
+        rk_peer_id_clear(&m->self);
+    rk_node_status_init(&m->prev);
+    rk_node_status_init(&m->pub);
+    snprintf(m->pub.group, sizeof m->pub.group, "%s", m->group);
+    m->pub.self = m->self;
+    m->prev.self = m->self;
+    m->pub_ns = metrics_now_ns();
+    pthread_mutex_init(&m->pub_lock, NULL);
+    return m;
+
+err_after_hists:
+    free(m->hist_block);
+err_after_node:
+    free(m);
+    return NULL;
+}
+
+void metrics_node_free(metrics_node_t *m)
+{
+    if (m == NULL)
+        return;
+    metrics_events_free(m->events);
+    pthread_mutex_destroy(&m->pub_lock);
+    free(m->hist_block);
+    free(m);
+}
+
+/* ---- events from consecutive publications ---- */
+
+static rk_node_event_type_t state_event(rk_node_state_t s)
+{
+    switch (s) {
+    case RK_STATE_LEADER:
+        return RK_EVENT_BECAME_LEADER;
+    case RK_STATE_FOLLOWER:
+        return RK_EVENT_BECAME_FOLLOWER;
+    case RK_STATE_CANDIDATE:
+        return RK_EVENT_BECAME_CANDIDATE;
+    default:
+        return RK_EVENT_STATE_CHANGED;
+    }
+}
+
+static const rk_peer_status_t *find_peer(const rk_node_status_t *st, const rk_peer_id_t *p)
+{
+    for (uint32_t i = 0; i < st->n_peers; i++)
+        if (rk_peer_id_equal(&st->peers[i].peer, p))
+            return &st->peers[i];
+    return NULL;
+}
+
+#define MAX_EVENTS (4 + RK_STATUS_MAX_PEERS)
+
+/* Appends to evs the events that lead from prev to st, in the order a
+ * listener needs them: the node's own state first (stop leader-only services
+ * before hearing of the new leader), then the leader, the configuration and
+ * the peers. Returns the number of events. */
+static size_t diff_status(const rk_node_status_t *prev, const rk_node_status_t *st,
+                          metrics_event_lite_t *evs)
+{
+    size_t n = 0;
+#define PUSH(t, s, ps)                  \
+    do {                                \
+        evs[n].type = (t);              \
+        evs[n].state = (s);             \
+        evs[n].prev_state = (ps);       \
+        rk_peer_id_clear(&evs[n].peer); \
+        n++;                            \
+    } while (0)
+    if (prev->state == RK_STATE_LEADER && st->state == RK_STATE_LEADER && prev->term != st->term) {
+        /* Leadership was lost and won again between two publications (a
+         * leader's term changes only by stepping down): report both. */
+        PUSH(RK_EVENT_BECAME_FOLLOWER, RK_STATE_FOLLOWER, RK_STATE_LEADER);
+        PUSH(RK_EVENT_BECAME_LEADER, RK_STATE_LEADER, RK_STATE_FOLLOWER);
+    } else if (prev->state != st->state) {
+        PUSH(state_event(st->state), st->state, prev->state);
+    }
+    bool had = !rk_peer_id_is_empty(&prev->leader), has = !rk_peer_id_is_empty(&st->leader);
+    if (had != has ||
+        (has && (!rk_peer_id_equal(&prev->leader, &st->leader) || prev->term != st->term)))
+        PUSH(RK_EVENT_LEADER_CHANGED, st->state, st->state);
+    if (prev->joint != st->joint || !rk_configuration_equal(&prev->conf, &st->conf))
+        PUSH(RK_EVENT_CONFIGURATION_CHANGED, st->state, st->state);
+    for (uint32_t i = 0; i < st->n_peers && i < RK_STATUS_MAX_PEERS; i++) {
+        const rk_peer_status_t *now = &st->peers[i];
+        const rk_peer_status_t *before = find_peer(prev, &now->peer);
+        bool was = before ? before->reachable : true; /* new replicators start reachable */
+        if (was == now->reachable)
+            continue;
+        PUSH(now->reachable ? RK_EVENT_PEER_REACHABLE : RK_EVENT_PEER_UNREACHABLE, st->state,
+             st->state);
+        evs[n - 1].peer = now->peer;
+    }
+#undef PUSH
+    return n;
+}
+
+void metrics_publish_status(metrics_node_t *m, const rk_node_status_t *st)
+{
+    metrics_event_lite_t evs[MAX_EVENTS];
+    size_t n = diff_status(&m->prev, st, evs);
+    m->prev = *st;
+    if (n > 0)
+        metrics_events_post(m->events, evs, n, st);
+    /* Never wait for a reader: if one is copying right now, the next tick's
+     * publication will carry this state (readers see age_ms grow). */
+    if (pthread_mutex_trylock(&m->pub_lock) != 0)
+        return;
+    m->pub = *st;
+    snprintf(m->pub.group, sizeof m->pub.group, "%s", m->group);
+    m->pub.self = m->self;
+    m->pub_ns = metrics_now_ns();
+    pthread_mutex_unlock(&m->pub_lock);
+}
+
+void metrics_read_status(metrics_node_t *m, rk_node_status_t *out)
+{
+    pthread_mutex_lock(&m->pub_lock);
+    *out = m->pub;
+    uint64_t at = m->pub_ns;
+    pthread_mutex_unlock(&m->pub_lock);
+    uint64_t now = metrics_now_ns();
+    out->age_ms = now > at ? (int64_t)((now - at) / 1000000u) : 0;
+}
+
+rk_metrics_t *metrics_snapshot(metrics_node_t *m)
+{
+    rk_metrics_t *s = malloc(sizeof *s);
+    if (s == NULL)
+        return NULL;
+    s->metrics = calloc(METRIC__COUNT, sizeof *s->metrics);
+    if (s->metrics == NULL) {
+        free(s);
+        return NULL;
+    }
+    s->n_metrics = METRIC__COUNT;
+    metrics_read_status(m, &s->status);
+    s->status.apply_queue_depth =
+        atomic_load_explicit(&m->scalar[METRIC_APPLY_QUEUE_DEPTH], memory_order_relaxed);
+    for (unsigned i = 0; i < METRIC__COUNT; i++) {
+        rk_metric_t *x = &s->metrics[i];
+        x->name = defs[i].name;
+        x->help = defs[i].help;
+        x->kind = defs[i].kind;
+        if (is_hist(x->kind))
+            metrics_hist_summarize(m->hist[i], &x->hist);
+        else
+            x->value = atomic_load_explicit(&m->scalar[i], memory_order_relaxed);
+    }
+    return s;
+}
+
+void rk_metrics_free(rk_metrics_t *m)
+{
+    if (m == NULL)
+        return;
+    free(m->metrics);
+    free(m);
+}
+
+const rk_metric_t *rk_metrics_find(const rk_metrics_t *m, const char *name)
+{
+    if (m == NULL || name == NULL)
+        return NULL;
+    for (size_t i = 0; i < m->n_metrics; i++)
+        if (strcmp(m->metrics[i].name, name) == 0)
+            return &m->metrics[i];
+    return NULL;
+}
+
+int metrics_listener_add(metrics_node_t *m, rk_node_listener_t *l)
+{
+    return metrics_events_add(m->events, l);
+}
+
+int metrics_listener_remove(metrics_node_t *m, rk_node_listener_t *l)
+{
+    return metrics_events_remove(m->events, l);
+}
+
+void metrics_events_flush(metrics_node_t *m)
+{
+    metrics_events_flush_queue(m->events);
+}

@@ -1,0 +1,196 @@
+/* The node's side of observability: creates the metrics hub and the admin
+ * endpoint, builds the rk_node_status_t the loop publishes (from the core's
+ * status and per-follower progress), counts what the replicators send, and
+ * implements the public rk_node_get_metrics / rk_node_describe / listener
+ * functions of include/raftkit/metrics.h. Everything here that runs on the
+ * loop is cheap: a full status is built only on ticks and on changes. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "raftkit/log.h"
+#include "src/admin/admin.h"
+#include "src/metrics/metrics.h"
+#include "src/node/node_internal.h"
+
+int node_obs_init(rk_node_t *n, rk_status_t *err)
+{
+    n->metrics = metrics_node_new(n->group, &n->self);
+    if (n->metrics == NULL)
+        return rk_status_set(err, RK_ENOMEM, "metrics");
+    if (n->opts.admin_port <= 0)
+        return 0;
+    if (n->opts.admin_port > 65535)
+        return rk_status_set(err, RK_EINVAL, "admin_port %d out of range", n->opts.admin_port);
+    /* Bound to the node's own IP, never to every interface. */
+    n->admin = admin_attach(n->self.endpoint.host, (uint16_t)n->opts.admin_port, n->metrics, err);
+    return n->admin ? 0 : err->code;
+}
+
+void node_obs_free(rk_node_t *n)
+{
+    admin_detach(n->admin, n->metrics);
+    n->admin = NULL;
+    metrics_node_free(n->metrics);
+    n->metrics = NULL;
+}
+
+/* L: the counters of follower p, created on first use. */
+static node_rep_obs_t *rep_obs(rk_node_t *n, const rk_peer_id_t *p)
+{
+    for (size_t i = 0; i < n->n_rep_obs; i++)
+        if (rk_peer_id_equal(&n->rep_obs[i].peer, p))
+            return &n->rep_obs[i];
+    if (n->n_rep_obs == sizeof n->rep_obs / sizeof n->rep_obs[0])
+        return NULL;
+    node_rep_obs_t *r = &n->rep_obs[n->n_rep_obs++];
+    memset(r, 0, sizeof *r);
+    r->peer = *p;
+    return r;
+}
+
+void node_obs_sent(rk_node_t *n, const core_msg_t *m, int rc)
+{
+    if (n->metrics == NULL)
+        return;
+    if (m->type != CORE_MSG_APP && m->type != CORE_MSG_HEARTBEAT && m->type != CORE_MSG_SNAP)
+        return;
+    node_rep_obs_t *r = rep_obs(n, &m->to);
+    if (r == NULL)
+        return;
+    if (rc != 0) {
+        r->consecutive_errors++;
+        return;
+    }
+    r->consecutive_errors = 0;
+    switch (m->type) {
+    case CORE_MSG_HEARTBEAT:
+        r->heartbeat_times++;
+        break;
+    case CORE_MSG_SNAP:
+        r->install_snapshot_times++;
+        break;
+    default:
+        if (m->n_entries == 0) {
+            r->heartbeat_times++; /* an empty AppendEntries is a probe / heartbeat */
+            break;
+        }
+        r->append_entries_times++;
+        uint64_t bytes = 0;
+        for (size_t i = 0; i < m->n_entries; i++)
+            bytes += buf_len(m->entries[i].data);
+        metrics_record(n->metrics, METRIC_REPLICATE_ENTRIES_COUNT, m->n_entries);
+        metrics_record(n->metrics, METRIC_REPLICATE_ENTRIES_BYTES, bytes);
+        break;
+    }
+}
+
+static void fill_peers(rk_node_t *n, rk_node_status_t *st, const core_conf_t *conf)
+{
+    core_progress_info_t pr[2 * RK_CONF_MAX_PEERS + 1];
+    size_t k = core_get_progress(n->core, pr, sizeof pr / sizeof pr[0]);
+    if (k > sizeof pr / sizeof pr[0])
+        k = sizeof pr / sizeof pr[0];
+    uint64_t tick_ms = (uint64_t)n->opts.election_timeout_ms / 10;
+    for (size_t i = 0; i < k && st->n_peers < RK_STATUS_MAX_PEERS; i++) {
+        if (pr[i].is_self)
+            continue;
+        rk_peer_status_t *p = &st->peers[st->n_peers++];
+        memset(p, 0, sizeof *p);
+        p->peer = pr[i].peer;
+        p->learner = core_conf_is_learner(conf, &pr[i].peer);
+        /* Unreachable once silent for a whole election timeout (10 ticks). */
+        p->reachable = pr[i].ticks_since_contact < 10;
+        p->next_index = (int64_t)pr[i].next;
+        p->match_index = (int64_t)pr[i].match;
+        p->log_lags = st->last_log_index - p->match_index;
+        p->last_contact_age_ms = (int64_t)(pr[i].ticks_since_contact * tick_ms);
+        node_rep_obs_t *r = rep_obs(n, &pr[i].peer);
+        if (r) {
+            p->heartbeat_times = r->heartbeat_times;
+            p->append_entries_times = r->append_entries_times;
+            p->install_snapshot_times = r->install_snapshot_times;
+            p->consecutive_errors = r->consecutive_errors;
+        }
+        metrics_record(n->metrics, METRIC_REPLICATE_INFLIGHTS_COUNT, pr[i].inflight_msgs);
+    }
+}
+
+void node_obs_publish(rk_node_t *n, const core_status_t *cs, const core_conf_t *conf,
+                      uint64_t conf_index, rk_node_state_t state)
+{
+    if (n->metrics == NULL)
+        return;
+    uint64_t now = node_now_ms(n);
+    uint64_t tick_ms = (uint64_t)n->opts.election_timeout_ms / 10;
+    bool changed = state != n->obs_state || cs->term != n->obs_term ||
+                   !rk_peer_id_equal(&cs->leader, &n->obs_leader) ||
+                   conf_index != n->obs_conf_index;
+    if (!changed && now < n->obs_published_ms + tick_ms)
+        return;
+    if (state != RK_STATE_LEADER && state != RK_STATE_TRANSFERRING &&
+        n->obs_state == RK_STATE_LEADER)
+        n->n_rep_obs = 0; /* counters are per leadership */
+    n->obs_state = state;
+    n->obs_term = cs->term;
+    n->obs_leader = cs->leader;
+    n->obs_conf_index = conf_index;
+    n->obs_published_ms = now;
+
+    rk_node_status_t *st = &n->obs_status; /* 15 KiB: kept off the loop's stack */
+    rk_node_status_init(st);
+    st->state = state;
+    st->term = (int64_t)cs->term;
+    st->leader = cs->leader;
+    st->conf = conf->cur;
+    st->joint = conf->joint;
+    if (conf->joint)
+        st->old_conf = conf->old;
+    st->first_log_index = (int64_t)cs->first_index;
+    st->last_log_index = (int64_t)cs->last_index;
+    st->committed_index = (int64_t)cs->commit;
+    st->applied_index = (int64_t)atomic_load(&n->applied);
+    st->snapshot_index = (int64_t)n->last_snapshot_index;
+    st->snapshot_term = (int64_t)n->last_snapshot_term;
+    pthread_mutex_lock(&n->mu);
+    st->apply_queue_depth = (int64_t)n->task_count;
+    pthread_mutex_unlock(&n->mu);
+    metrics_set(n->metrics, METRIC_APPLY_QUEUE_DEPTH, st->apply_queue_depth);
+    if (state == RK_STATE_ERROR)
+        rk_status_set(&st->error, cs->fatal ? cs->fatal : RK_EINTERNAL, "node is in error");
+    if (cs->role == CORE_LEADER)
+        fill_peers(n, st, conf);
+    metrics_publish_status(n->metrics, st);
+}
+
+/* ---- public API (include/raftkit/metrics.h) ---- */
+
+rk_metrics_t *rk_node_get_metrics(rk_node_t *n)
+{
+    if (n == NULL || n->metrics == NULL)
+        return NULL;
+    return metrics_snapshot(n->metrics);
+}
+
+int rk_node_describe(rk_node_t *n, char *buf, size_t len)
+{
+    rk_metrics_t *m = rk_node_get_metrics(n);
+    if (m == NULL)
+        return RK_ENOMEM;
+    int r = metrics_describe(m, buf, len);
+    rk_metrics_free(m);
+    return r;
+}
+
+int rk_node_add_listener(rk_node_t *n, rk_node_listener_t *l)
+{
+    if (n == NULL || n->metrics == NULL)
+        return RK_EINVAL;
+    return metrics_listener_add(n->metrics, l);
+}
+
+int rk_node_remove_listener(rk_node_t *n, rk_node_listener_t *l)
+{
+    if (n == NULL || n->metrics == NULL)
+        return RK_ENOTFOUND;
+    return metrics_listener_remove(n->metrics, l);
+}
