@@ -1,0 +1,343 @@
+/* Frame reading and writing on one libuv TCP handle (see rpc_conn.h).
+ *
+ * Reads go into a reference-counted buffer. Once a frame's header is in, the
+ * buffer is grown to hold the whole frame, so libuv reads a large entry batch
+ * or file chunk straight into its final place and nothing is copied before
+ * the handler sees it. When a handler keeps a buffer (asynchronous reply with
+ * the attachment still in use), the connection moves the few unparsed bytes
+ * to a fresh buffer instead of compacting in place.
+ */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "rpc/rpc_conn.h"
+
+#define RBUF_MIN (64u << 10)    /* read granularity */
+#define RBUF_SHRINK (1u << 20)  /* give back buffers grown past this once idle */
+
+static rpc_rbuf_t *rbuf_new(size_t cap)
+{
+    rpc_rbuf_t *rb = malloc(sizeof *rb + cap);
+
+    if (rb == NULL)
+        return NULL;
+    rb->refs = 1;
+    rb->cap = cap;
+    return rb;
+}
+
+void rpc_rbuf_ref(rpc_rbuf_t *rb) { rb->refs++; }
+
+void rpc_rbuf_unref(rpc_rbuf_t *rb)
+{
+    if (rb != NULL && --rb->refs == 0)
+        free(rb);
+}
+
+rpc_wreq_t *rpc_wreq_new(rpc_frame_hdr_t *h, const ProtobufCMessage *msg, const void *raw,
+                         size_t raw_len, const uv_buf_t *att, unsigned n_att, size_t max_frame,
+                         int *err)
+{
+    uint64_t att_len = 0;
+    size_t head_len;
+    rpc_wreq_t *w;
+
+    for (unsigned i = 0; i < n_att; i++)
+        att_len += att[i].len;
+    if (att_len > UINT32_MAX) {
+        *err = RK_ETOOBIG;
+        return NULL;
+    }
+    h->attach_len = (uint32_t)att_len;
+    w = calloc(1, sizeof *w + (1 + n_att) * sizeof(uv_buf_t));
+    if (w == NULL) {
+        *err = RK_ENOMEM;
+        return NULL;
+    }
+    w->head = rpc_frame_pack(h, msg, raw, raw_len, &head_len);
+    if (w->head == NULL) {
+        free(w);
+        *err = RK_ENOMEM;
+        return NULL;
+    }
+    w->bytes = head_len + att_len;
+    if (w->bytes > max_frame) {
+        free(w->head);
+        free(w);
+        *err = RK_ETOOBIG;
+        return NULL;
+    }
+    w->bufs[0] = uv_buf_init((char *)w->head, (unsigned)head_len);
+    w->nbufs = 1;
+    for (unsigned i = 0; i < n_att; i++)
+        if (att[i].len > 0)
+            w->bufs[w->nbufs++] = att[i];
+    return w;
+}
+
+void rpc_wreq_free(rpc_wreq_t *w)
+{
+    if (w == NULL)
+        return;
+    if (w->release != NULL)
+        w->release(w->release_arg);
+    free(w->head);
+    free(w);
+}
+
+void rpc_conn_init(rpc_conn_t *c, const rpc_conn_ops_t *ops, void *owner, size_t max_frame)
+{
+    c->tcp.data = c;
+    c->ops = ops;
+    c->owner = owner;
+    c->rb = NULL;
+    c->rlen = 0;
+    c->frame_need = 0;
+    c->max_frame = max_frame;
+    c->pending_out = 0;
+    c->reading = false;
+    c->closing = false;
+    rk_status_clear(&c->close_status);
+    snprintf(c->name, sizeof c->name, "?");
+}
+
+void rpc_conn_set_name_from_peer(rpc_conn_t *c)
+{
+    struct sockaddr_storage ss;
+    int len = sizeof ss;
+    char ip[INET6_ADDRSTRLEN] = "?";
+    int port = 0;
+
+    if (uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&ss, &len) != 0)
+        return;
+    if (ss.ss_family == AF_INET) {
+        uv_ip4_name((struct sockaddr_in *)&ss, ip, sizeof ip);
+        port = ntohs(((struct sockaddr_in *)&ss)->sin_port);
+        snprintf(c->name, sizeof c->name, "%s:%d", ip, port);
+    } else if (ss.ss_family == AF_INET6) {
+        uv_ip6_name((struct sockaddr_in6 *)&ss, ip, sizeof ip);
+        port = ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
+        snprintf(c->name, sizeof c->name, "[%s]:%d", ip, port);
+    }
+}
+
+static void alloc_cb(uv_handle_t *handle, size_t suggested, uv_buf_t *buf)
+{
+    rpc_conn_t *c = handle->data;
+    size_t want = c->rlen + RBUF_MIN;
+
+    (void)suggested;
+    if (c->frame_need > want)
+        want = c->frame_need;
+    if (c->rb == NULL) {
+        c->rb = rbuf_new(want);
+    } else if (c->rb->cap - c->rlen < RBUF_MIN / 4 || c->rb->cap < c->frame_need) {
+        rpc_rbuf_t *nb;
+        if (c->rb->refs == 1) {
+            nb = realloc(c->rb, sizeof *nb + want);
+            if (nb != NULL)
+                nb->cap = want;
+        } else {
+            nb = rbuf_new(want);
+            if (nb != NULL) {
+                memcpy(nb->data, c->rb->data, c->rlen);
+                rpc_rbuf_unref(c->rb);
+            }
+        }
+        if (nb == NULL) {
+            *buf = uv_buf_init(NULL, 0); /* read_cb gets UV_ENOBUFS */
+            return;
+        }
+        c->rb = nb;
+    }
+    if (c->rb == NULL) {
+        *buf = uv_buf_init(NULL, 0);
+        return;
+    }
+    *buf = uv_buf_init((char *)c->rb->data + c->rlen, (unsigned)(c->rb->cap - c->rlen));
+}
+
+/* Drops parsed bytes [0, off) and keeps the tail for the next read. */
+static void compact(rpc_conn_t *c, size_t off)
+{
+    size_t left = c->rlen - off;
+    rpc_rbuf_t *rb = c->rb;
+
+    if (off == 0 && rb->refs == 1)
+        return;
+    if (rb->refs > 1 || (rb->cap > RBUF_SHRINK && c->frame_need < RBUF_MIN)) {
+        /* Someone holds the buffer (or it grew for one huge frame): move the
+         * unparsed tail, at most one partial frame, to a fresh buffer. */
+        size_t cap = c->frame_need > RBUF_MIN ? c->frame_need : RBUF_MIN;
+        rpc_rbuf_t *nb = rbuf_new(cap < left ? left : cap);
+        if (nb == NULL) {
+            rpc_conn_close(c, RK_ENOMEM, "out of memory for a read buffer");
+            return;
+        }
+        memcpy(nb->data, rb->data + off, left);
+        rpc_rbuf_unref(rb);
+        c->rb = nb;
+    } else {
+        memmove(rb->data, rb->data + off, left);
+    }
+    c->rlen = left;
+}
+
+static void read_cb(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
+{
+    rpc_conn_t *c = stream->data;
+    size_t off = 0;
+
+    (void)buf;
+    if (nread < 0) {
+        if (nread == UV_EOF && c->rlen > 0)
+            rpc_conn_close(c, RK_EPROTO, "truncated frame: peer closed after %zu bytes of it", c->rlen);
+        else if (nread == UV_EOF)
+            rpc_conn_close(c, RK_EUNREACHABLE, "connection closed by peer");
+        else if (nread == UV_ENOBUFS)
+            rpc_conn_close(c, RK_ENOMEM, "out of memory for a read buffer");
+        else
+            rpc_conn_close(c, RK_EUNREACHABLE, "read error: %s", uv_strerror((int)nread));
+        return;
+    }
+    if (nread == 0 || c->closing)
+        return;
+    c->rlen += (size_t)nread;
+    while (!c->closing) {
+        rpc_frame_hdr_t h;
+        rk_status_t why;
+        rpc_rbuf_t *rb = c->rb;
+        long n = rpc_frame_next(rb->data + off, c->rlen - off, c->max_frame, &h, &why);
+
+        if (n < 0) {
+            rpc_conn_close(c, (int)n, "%s", why.msg);
+            return;
+        }
+        if (n == 0) {
+            c->frame_need = c->rlen - off >= RPC_FRAME_HDR_LEN
+                                ? RPC_FRAME_HDR_LEN + (size_t)h.body_len + h.attach_len
+                                : 0;
+            break;
+        }
+        c->frame_need = 0;
+        /* Hold the buffer across the callback: it may close the connection,
+         * which must not free bytes the callee is still reading. */
+        rpc_rbuf_ref(rb);
+        c->ops->on_frame(c, &h, rb, rb->data + off + RPC_FRAME_HDR_LEN,
+                         rb->data + off + RPC_FRAME_HDR_LEN + h.body_len);
+        rpc_rbuf_unref(rb);
+        off += (size_t)n;
+    }
+    if (!c->closing)
+        compact(c, off);
+}
+
+int rpc_conn_read_start(rpc_conn_t *c)
+{
+    int rv;
+
+    if (c->closing || c->reading)
+        return 0;
+    rv = uv_read_start((uv_stream_t *)&c->tcp, alloc_cb, read_cb);
+    if (rv != 0)
+        return RK_EUNREACHABLE;
+    c->reading = true;
+    return 0;
+}
+
+void rpc_conn_read_stop(rpc_conn_t *c)
+{
+    if (!c->reading || c->closing)
+        return;
+    uv_read_stop((uv_stream_t *)&c->tcp);
+    c->reading = false;
+}
+
+static void write_cb(uv_write_t *req, int status)
+{
+    rpc_wreq_t *w = (rpc_wreq_t *)req;
+    rpc_conn_t *c = w->conn;
+
+    c->pending_out -= w->bytes;
+    rpc_wreq_free(w);
+    if (status < 0 && status != UV_ECANCELED)
+        rpc_conn_close(c, RK_EUNREACHABLE, "write error: %s", uv_strerror(status));
+    if (!c->closing && c->ops->on_write_done != NULL)
+        c->ops->on_write_done(c);
+}
+
+int rpc_conn_write(rpc_conn_t *c, rpc_wreq_t *w)
+{
+    if (c->closing)
+        return RK_ESHUTDOWN;
+    w->conn = c;
+    if (uv_write(&w->req, (uv_stream_t *)&c->tcp, w->bufs, w->nbufs, write_cb) != 0)
+        return RK_EUNREACHABLE;
+    c->pending_out += w->bytes;
+    return 0;
+}
+
+static void close_cb(uv_handle_t *handle)
+{
+    rpc_conn_t *c = handle->data;
+
+    rpc_rbuf_unref(c->rb);
+    c->rb = NULL;
+    c->ops->on_closed(c);
+}
+
+void rpc_conn_close(rpc_conn_t *c, int code, const char *fmt, ...)
+{
+    va_list ap;
+
+    if (c->closing)
+        return;
+    c->closing = true;
+    va_start(ap, fmt);
+    rk_status_vset(&c->close_status, code, fmt, ap);
+    va_end(ap);
+    uv_close((uv_handle_t *)&c->tcp, close_cb);
+}
+
+int rpc_endpoint_addr(const char *endpoint, struct sockaddr_storage *ss, rk_status_t *err)
+{
+    char host[64];
+    const char *colon;
+    const char *hs = endpoint;
+    size_t hl;
+    char *end;
+    unsigned long port;
+
+    memset(ss, 0, sizeof *ss);
+    if (endpoint == NULL)
+        return rk_status_set(err, RK_EINVAL, "no endpoint");
+    if (endpoint[0] == '[') {
+        const char *rb = strchr(endpoint, ']');
+        if (rb == NULL || rb[1] != ':')
+            return rk_status_set(err, RK_EINVAL, "bad IPv6 endpoint '%s'", endpoint);
+        hs = endpoint + 1;
+        hl = (size_t)(rb - hs);
+        colon = rb + 1;
+    } else {
+        colon = strrchr(endpoint, ':');
+        if (colon == NULL)
+            return rk_status_set(err, RK_EINVAL, "endpoint '%s' has no port", endpoint);
+        hl = (size_t)(colon - endpoint);
+    }
+    if (hl == 0 || hl >= sizeof host)
+        return rk_status_set(err, RK_EINVAL, "bad host in '%s'", endpoint);
+    memcpy(host, hs, hl);
+    host[hl] = '\0';
+    port = strtoul(colon + 1, &end, 10);
+    if (colon[1] == '\0' || *end != '\0' || port == 0 || port > 65535)
+        return rk_status_set(err, RK_EINVAL, "bad port in '%s'", endpoint);
+    if (strcmp(host, "localhost") == 0)
+        snprintf(host, sizeof host, "127.0.0.1");
+    if (uv_ip4_addr(host, (int)port, (struct sockaddr_in *)ss) == 0)
+        return 0;
+    if (uv_ip6_addr(host, (int)port, (struct sockaddr_in6 *)ss) == 0)
+        return 0;
+    return rk_status_set(err, RK_EINVAL, "'%s' is not an IP address (names are not resolved)", host);
+}
