@@ -17,13 +17,13 @@ FUZZ_CC   ?= $(shell command -v clang-14 2>/dev/null || command -v clang 2>/dev/
 HAVE_FUZZ := $(if $(FUZZ_CC),$(shell echo 'int LLVMFuzzerTestOneInput(const unsigned char *d, unsigned long n){(void)d;(void)n;return 0;}' | \
                $(FUZZ_CC) -x c -fsanitize=fuzzer -o /dev/null - >/dev/null 2>&1 && echo yes))
 RPC_FUZZ  := $(BUILD)/fuzz/fuzz_rpc_frame
-RPC_FUZZ_SRCS := tests/fuzz/fuzz_rpc_frame.c rpc/rpc_frame.c rpc/rpc_method.c src/base/status.c
+RPC_FUZZ_SRCS := tests/fuzz/fuzz_rpc_frame.c rpc/rpc_frame.c rpc/rpc_method.c rpc/rpc_raft.c src/base/status.c
 RPC_FUZZ_CFLAGS := -std=c11 -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
                    -D_GNU_SOURCE -Iinclude -I. -I$(BUILD)/gen $(PKG_CFLAGS)
 
 $(RPC_FUZZ): $(RPC_FUZZ_SRCS) $(PROTO_C) $(PROTO_H)
 	@mkdir -p $(dir $@)
-	$(FUZZ_CC) $(RPC_FUZZ_CFLAGS) -o $@ $(RPC_FUZZ_SRCS) $(PROTO_C) $(shell pkg-config --libs libprotobuf-c)
+	$(FUZZ_CC) $(RPC_FUZZ_CFLAGS) -o $@ $(RPC_FUZZ_SRCS) $(PROTO_C) $(shell pkg-config --libs libprotobuf-c libuv)
 
 .PHONY: fuzz
 ifeq ($(HAVE_FUZZ),yes)

@@ -26,7 +26,7 @@
 
 #include "raftkit/peer.h"
 
-#define CODEC_ENTRY_HEADER 24u
+#define CODEC_ENTRY_HEADER  24u
 #define CODEC_ENTRY_VERSION 1u
 
 /* Entry types. The payload is opaque to storage in every case. */
@@ -47,7 +47,10 @@ typedef struct log_entry {
 } log_entry_t;
 
 /* Bytes needed to encode e. */
-static inline size_t codec_entry_size(const log_entry_t *e) { return CODEC_ENTRY_HEADER + e->len; }
+static inline size_t codec_entry_size(const log_entry_t *e)
+{
+    return CODEC_ENTRY_HEADER + e->len;
+}
 
 /* Encodes e into buf, which holds codec_entry_size(e) bytes. */
 void codec_entry_encode(const log_entry_t *e, void *buf);

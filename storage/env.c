@@ -2,11 +2,16 @@
 #include "storage/env.h"
 
 #include <errno.h>
+#include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
 
 #define ENV_DEFAULT_MAP (64u << 20)
-#define ENV_MAX_DBS 8
+#define ENV_MAX_DBS     8
 
 void log_env_options_init(log_env_options_t *o)
 {
@@ -53,6 +58,38 @@ static int fail(rk_status_t *st, int rc, const char *what, const char *path)
                          rc < 0 && rc >= RK_EUNKNOWNPEER ? rk_strerror(rc) : mdb_strerror(rc));
 }
 
+/* A write past RLIMIT_FSIZE raises SIGXFSZ, whose default action kills the
+ * process. Ignored, the write fails with EFBIG instead, which we report as
+ * RK_ENOSPC like a full disk. We only replace the default action: a handler
+ * the application installed is left alone. */
+static void ignore_sigxfsz(void)
+{
+    struct sigaction sa;
+    if (sigaction(SIGXFSZ, NULL, &sa) == 0 && sa.sa_handler == SIG_DFL) {
+        memset(&sa, 0, sizeof sa);
+        sa.sa_handler = SIG_IGN;
+        sigaction(SIGXFSZ, &sa, NULL);
+    }
+}
+
+/* LMDB reports a short pwrite() as EIO, and a write that hits a full disk or
+ * the file size limit is usually short first. Tell the two apart after the
+ * fact: if the file system is (nearly) full or the data file has reached
+ * RLIMIT_FSIZE, the cause is lack of space. */
+static bool out_of_space(log_env_t *env)
+{
+    struct statvfs vfs;
+    if (statvfs(env->path, &vfs) == 0 &&
+        (unsigned long long)vfs.f_bavail * vfs.f_frsize < (1ull << 20))
+        return true;
+    struct rlimit rl;
+    char p[4096 + 16];
+    struct stat sb;
+    snprintf(p, sizeof p, "%s/data.mdb", env->path);
+    return getrlimit(RLIMIT_FSIZE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY && stat(p, &sb) == 0 &&
+           (rlim_t)sb.st_size + (1u << 20) >= rl.rlim_cur;
+}
+
 int log_env_open(const char *dir, const log_env_options_t *o, log_env_t **out, rk_status_t *st)
 {
     log_env_options_t defaults;
@@ -67,6 +104,7 @@ int log_env_open(const char *dir, const log_env_options_t *o, log_env_t **out, r
     if (env == NULL)
         return rk_status_set(st, RK_ENOMEM, "log_env_open");
     memcpy(env->path, dir, plen + 1);
+    ignore_sigxfsz();
     env->map_size = o->initial_map_size ? o->initial_map_size : ENV_DEFAULT_MAP;
     env->max_map_size = o->max_map_size;
     if (env->max_map_size && env->map_size > env->max_map_size)
@@ -222,6 +260,8 @@ int log_env_write(log_env_t *env, log_env_txn_fn fn, void *arg, rk_status_t *st)
                 rk_status_set(st, rc, "%s", rk_strerror(rc));
             return rc;
         }
+        if (rc == EIO && out_of_space(env))
+            rc = ENOSPC;
         return fail(st, rc, "write transaction failed in", env->path);
     }
 }

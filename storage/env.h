@@ -60,7 +60,9 @@ typedef struct log_env {
 void log_env_options_init(log_env_options_t *o);
 
 /* Opens (creating if needed) the environment in directory dir, which must
- * exist. o may be NULL for defaults. Thread: any, once per directory per
+ * exist. If SIGXFSZ still has its default action (terminate), it is set to
+ * ignored, so that a write beyond RLIMIT_FSIZE is an RK_ENOSPC error rather
+ * than the death of the process. o may be NULL for defaults. Thread: any, once per directory per
  * process. On success *out owns the environment (close with log_env_close).
  * Errors: RK_EINVAL, RK_ENOMEM, RK_ECORRUPT (not an LMDB file, or its header
  * does not verify), RK_EIO, RK_ENOSPC; st (may be NULL) says what failed. */

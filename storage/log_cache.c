@@ -10,7 +10,10 @@ void log_cache_init(log_cache_t *c, size_t limit)
     c->limit = limit;
 }
 
-static log_cache_ent_t **slot(log_cache_t *c, size_t i) { return &c->ring[(c->head + i) % c->cap]; }
+static log_cache_ent_t **slot(log_cache_t *c, size_t i)
+{
+    return &c->ring[(c->head + i) % c->cap];
+}
 
 static void pop_front(log_cache_t *c)
 {

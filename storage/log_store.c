@@ -153,7 +153,8 @@ static int load_state(log_store_t *s, rk_status_t *st)
     }
     if (rc != 0 && rc != RK_ENOTFOUND)
         goto out;
-    if ((rc = edge_index(s, txn, false, &first)) != 0 || (rc = edge_index(s, txn, true, &last)) != 0) {
+    if ((rc = edge_index(s, txn, false, &first)) != 0 ||
+        (rc = edge_index(s, txn, true, &last)) != 0) {
         rk_status_set(st, log_env_err(rc), "group %s: cannot find log bounds: %s", s->group,
                       mdb_strerror(rc));
         rc = log_env_err(rc);
@@ -169,7 +170,8 @@ static int load_state(log_store_t *s, rk_status_t *st)
         /* Verify both ends: a torn or corrupt tail is found at startup, not
          * when a follower asks for it. */
         log_entry_t e;
-        if ((rc = read_entry(s, txn, first, &e, st)) != 0 || (rc = read_entry(s, txn, last, &e, st)) != 0)
+        if ((rc = read_entry(s, txn, first, &e, st)) != 0 ||
+            (rc = read_entry(s, txn, last, &e, st)) != 0)
             goto out;
     }
     s->base_index = bi;
@@ -240,9 +242,18 @@ void log_store_close(log_store_t *s)
     free(s);
 }
 
-const char *log_store_group(const log_store_t *s) { return s->group; }
-log_env_t *log_store_env(const log_store_t *s) { return s->env; }
-uint64_t log_store_gid(const log_store_t *s) { return s->gid; }
+const char *log_store_group(const log_store_t *s)
+{
+    return s->group;
+}
+log_env_t *log_store_env(const log_store_t *s)
+{
+    return s->env;
+}
+uint64_t log_store_gid(const log_store_t *s)
+{
+    return s->gid;
+}
 
 uint64_t log_store_first_index(log_store_t *s)
 {
@@ -551,7 +562,8 @@ static int apply_append(log_op_t *op, MDB_txn *txn, rk_status_t *st)
             return rc;
         codec_entry_encode(e, v.mv_data);
     }
-    if (op->hard_state && (rc = meta_put_hard_state(txn, s->env->meta_dbi, s->gid, op->hard_state)) != 0)
+    if (op->hard_state &&
+        (rc = meta_put_hard_state(txn, s->env->meta_dbi, s->gid, op->hard_state)) != 0)
         return rc;
     s->tx_last = last + op->n_entries;
     op->status = 0;
@@ -682,7 +694,8 @@ static int write_one(log_op_t *op, rk_status_t *st)
     if (rc != 0)
         return rc;
     if (op->status != 0)
-        return rk_status_set(st, op->status, "group %s: operation does not fit the log (first %llu, last %llu)",
+        return rk_status_set(st, op->status,
+                             "group %s: operation does not fit the log (first %llu, last %llu)",
                              op->store->group, (unsigned long long)log_store_first_index(op->store),
                              (unsigned long long)log_store_last_index(op->store));
     return 0;

@@ -51,7 +51,10 @@ static void deliver(log_writer_t *w)
     }
 }
 
-static void on_async(uv_async_t *h) { deliver(h->data); }
+static void on_async(uv_async_t *h)
+{
+    deliver(h->data);
+}
 
 /* Executes one group of requests in one transaction. Writer thread. */
 static void execute(log_writer_t *w, log_write_req_t *group, size_t n)

@@ -40,7 +40,7 @@ int meta_store_save(log_store_t *s, const meta_hard_state_t *hs, rk_status_t *st
 
 /* Meta record tags. */
 #define META_TAG_HARD_STATE 'h'
-#define META_TAG_BASE 'b'
+#define META_TAG_BASE       'b'
 
 /* Puts/gets the hard state of group gid in/from txn. get returns
  * RK_ENOTFOUND when absent, RK_ECORRUPT when it fails to verify. */

@@ -59,6 +59,7 @@ typedef struct rk_raft_options {
     rk_read_only_option_t read_only_option; /* RK_READ_ONLY_SAFE */
     bool pre_vote;                    /* true */
     bool check_quorum;                /* true */
+    int snapshot_throttle_bytes_per_sec; /* snapshot download rate on a follower; 0 = unlimited */
 } rk_raft_options_t;
 
 typedef struct rk_node_options {
@@ -84,6 +85,21 @@ void rk_node_options_init(rk_node_options_t *o);
  * ("election_timeout_ms must be >= 10"). */
 int rk_node_options_validate(const rk_node_options_t *o, rk_status_t *err);
 
+/* ---- shared RPC server ---- */
+
+/* An RPC server with its own loop thread, for hosting several groups (and
+ * later the application's own methods) on one port. Groups created with
+ * rk_group_service_new_shared() run their node on the server's loop.
+ *
+ * rk_server_new binds listen (port 0: any free port, see rk_server_port) and
+ * starts the loop thread. Returns NULL with err set (RK_EIO: port in use).
+ * rk_server_free stops the loop and frees the server; every group service
+ * using it must be joined and freed first. Any thread but the server's own. */
+typedef struct rk_server rk_server_t;
+rk_server_t *rk_server_new(const rk_endpoint_t *listen, rk_status_t *err);
+uint16_t rk_server_port(const rk_server_t *s);
+void rk_server_free(rk_server_t *s);
+
 /* ---- group service ---- */
 
 /* Creates a service for group_id with this node's peer id (which must be a
@@ -92,6 +108,12 @@ int rk_node_options_validate(const rk_node_options_t *o, rk_status_t *err);
  * set on invalid options. Any thread. */
 rk_group_service_t *rk_group_service_new(const char *group_id, const rk_peer_id_t *self,
                                          const rk_node_options_t *opts, rk_status_t *err);
+
+/* Like rk_group_service_new, but the node runs on server's loop and is
+ * reached through server's port (self's endpoint should be server's). */
+rk_group_service_t *rk_group_service_new_shared(const char *group_id, const rk_peer_id_t *self,
+                                                const rk_node_options_t *opts,
+                                                rk_server_t *server, rk_status_t *err);
 
 /* Opens storage, loads the newest snapshot (on_snapshot_load), replays the
  * log after it, binds the RPC port and starts the threads. Returns the node,
@@ -117,10 +139,20 @@ typedef struct rk_task {
     int64_t expected_term; /* -1: don't check; else fail with RK_ETERM unless leader at this term */
 } rk_task_t;
 
-/* Proposes a task. Returns 0 when accepted (done will run: RK_OK after
- * on_apply handled the entry, or an error such as RK_ENOTLEADER, RK_ETERM,
- * RK_EBUSY, RK_ELEADERLOST, RK_ESHUTDOWN). Returns RK_EINVAL (task NULL or
- * len over max_body_size) without running done. Non-blocking; any thread. */
+/* Proposes a task. The payload is copied before the call returns.
+ *
+ * Returns 0 when accepted: done (if any) then runs exactly once, on the FSM
+ * thread: RK_OK right after on_apply moved past the entry, or an error --
+ * RK_ENOTLEADER, RK_ETERM (expected_term is not the leader's term),
+ * RK_ETRANSFER, RK_ELEADERLOST (leadership was lost before the entry was
+ * known committed: it may still commit; treat the outcome as unknown),
+ * RK_ESHUTDOWN (the node stopped first), or the error of a failed state.
+ *
+ * Returns, without running done: RK_EINVAL (n or task NULL, len over
+ * raft_options.max_body_size), RK_EBUSY (the apply queue holds
+ * raft_options.apply_queue_size tasks: back off and retry; the node is not
+ * harmed), RK_ESHUTDOWN (shutdown was requested), RK_ENOMEM.
+ * Non-blocking; any thread. */
 int rk_node_apply(rk_node_t *n, const rk_task_t *task);
 
 /* Linearizable read: done runs once this node's state machine has applied up
@@ -130,6 +162,13 @@ int rk_node_read_index(rk_node_t *n, const void *ctx, size_t len, rk_read_index_
 
 /* ---- snapshots and membership ---- */
 
+/* Takes a snapshot now: done runs (FSM thread) once it is durable, with RK_OK,
+ * RK_EBUSY (one is already running), or an error of on_snapshot_save.
+ * The membership calls below run done when the new configuration is
+ * committed (RK_OK) or with RK_ENOTLEADER, RK_ECONFCHANGE (a change is in
+ * progress), RK_EEXIST / RK_ENOTFOUND (peer already present / absent),
+ * RK_ELEADERLOST, RK_ESHUTDOWN. They return RK_EINVAL for bad arguments and
+ * RK_ESHUTDOWN, without running done. Any thread. */
 int rk_node_snapshot(rk_node_t *n, rk_closure_t *done);
 int rk_node_add_peer(rk_node_t *n, const rk_peer_id_t *peer, rk_closure_t *done);
 int rk_node_remove_peer(rk_node_t *n, const rk_peer_id_t *peer, rk_closure_t *done);
@@ -173,6 +212,9 @@ const char *rk_node_group_id(rk_node_t *n);
 void rk_node_self(rk_node_t *n, rk_peer_id_t *out);
 /* Current configuration's voters / learners. */
 void rk_node_list_peers(rk_node_t *n, rk_configuration_t *out);
+/* Current configuration's learners: up to *count into out; *count receives
+ * the number of learners. */
+void rk_node_list_learners(rk_node_t *n, rk_peer_id_t *out, size_t *count);
 /* Voters this leader heard from within an election timeout (RK_ENOTLEADER otherwise). */
 int rk_node_list_alive_peers(rk_node_t *n, rk_configuration_t *out);
 

@@ -16,7 +16,7 @@ mkdir -p "$corpus"
 "$bin" -max_total_time="$secs" -max_len=4096 -timeout=10 -rss_limit_mb=1024 \
   -artifact_prefix="$build/fuzz/" -print_final_stats=1 "$corpus" 2>"$build/fuzz/last-run.log"
 rc=$?
-tail -n 12 "$build/fuzz/last-run.log"
+grep -E "^(stat::|Done|INFO: Running|==[0-9]+==ERROR|SUMMARY)" "$build/fuzz/last-run.log" | tail -n 12
 if [ $rc -eq 0 ]; then
   echo "rpc-fuzz: 1 passed, 0 failed"
 else

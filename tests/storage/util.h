@@ -33,7 +33,10 @@ static inline int tu_rm_one(const char *path, const struct stat *sb, int flag, s
     return remove(path);
 }
 
-static inline void tu_rm_rf(const char *path) { nftw(path, tu_rm_one, 16, FTW_DEPTH | FTW_PHYS); }
+static inline void tu_rm_rf(const char *path)
+{
+    nftw(path, tu_rm_one, 16, FTW_DEPTH | FTW_PHYS);
+}
 
 /* Payload of the entry at index in term: length in [0, max_len], contents a
  * function of (index, term). */

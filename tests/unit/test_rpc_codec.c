@@ -12,6 +12,7 @@
 #include "rpc/rpc_conn.h"
 #include "rpc/rpc_frame.h"
 #include "rpc/rpc_method.h"
+#include "rpc/rpc_raft.h"
 #include "tests/unit/rpc_test_util.h"
 
 static void header_round_trip_keeps_every_field(void **state)
@@ -222,6 +223,45 @@ static void endpoints_parse_ip_literals_only(void **state)
     assert_int_equal(rpc_endpoint_addr("[::1:80", &ss, &err), RK_EINVAL);
 }
 
+static void attachment_entries_resolve_to_exact_slices(void **state)
+{
+    Rk__AppendEntriesRequest req = RK__APPEND_ENTRIES_REQUEST__INIT;
+    Rk__Entry e[3] = {RK__ENTRY__INIT, RK__ENTRY__INIT, RK__ENTRY__INIT};
+    Rk__Entry *ep[3] = {&e[0], &e[1], &e[2]};
+    const void *payloads[2] = {"hello", "raft!!"};
+    size_t lens[2] = {5, 6};
+    uv_buf_t bufs[2];
+    rpc_entry_view_t v[3];
+    const uint8_t att[] = "helloraft!!";
+
+    (void)state;
+    req.entries = ep;
+    req.n_entries = 3;
+    e[0].term = 1;
+    e[0].data.data = (uint8_t *)"in";
+    e[0].data.len = 2;
+    e[1].data.data = (uint8_t *)"dropped";
+    e[1].data.len = 7;
+    e[2].term = 2;
+    e[2].type = RK__ENTRY_TYPE__ENTRY_CONF;
+    rpc_entries_to_attachment(&ep[1], 2, payloads, lens, bufs);
+    assert_int_equal(e[1].data.len, 0);
+    assert_ptr_equal(bufs[0].base, payloads[0]); /* the payload itself, not a copy */
+    assert_int_equal(rpc_entries_resolve(&req, att, 11, v), 0);
+    assert_int_equal(v[0].len, 2);
+    assert_memory_equal(v[0].data, "in", 2);
+    assert_ptr_equal(v[1].data, att);
+    assert_int_equal(v[1].len, 5);
+    assert_ptr_equal(v[2].data, att + 5);
+    assert_int_equal(v[2].len, 6);
+    assert_int_equal(v[2].type, RK__ENTRY_TYPE__ENTRY_CONF);
+    /* Lengths that overrun or underuse the attachment are protocol errors. */
+    assert_int_equal(rpc_entries_resolve(&req, att, 10, v), RK_EPROTO);
+    assert_int_equal(rpc_entries_resolve(&req, att, 12, v), RK_EPROTO);
+    e[2].data_len = UINT32_MAX;
+    assert_int_equal(rpc_entries_resolve(&req, att, 11, v), RK_EPROTO);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -232,6 +272,7 @@ int main(void)
         cmocka_unit_test(append_entries_fields_survive_by_name),
         cmocka_unit_test(registry_ids_are_unique_and_routed_methods_have_routing_fields),
         cmocka_unit_test(endpoints_parse_ip_literals_only),
+        cmocka_unit_test(attachment_entries_resolve_to_exact_slices),
     };
     return cmocka_run_group_tests_name("rpc_codec", tests, NULL, NULL);
 }

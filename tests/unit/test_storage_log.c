@@ -228,7 +228,8 @@ static void conflicting_suffix_is_replaced_in_one_op(void **state)
     append_range(f->log, 1, 10, 1);
     /* Raft 5.3: entries from 6 on conflict; replace them with term 2 */
     log_entry_t *e = tu_entries(6, 3, 2, 300);
-    log_op_t op = {.store = f->log, .kind = LOG_OP_APPEND, .truncate_from = 6, .entries = e, .n_entries = 3};
+    log_op_t op = {
+        .store = f->log, .kind = LOG_OP_APPEND, .truncate_from = 6, .entries = e, .n_entries = 3};
     assert_int_equal(log_store_write(f->env, &op, 1, &st), 0);
     assert_int_equal(op.status, 0);
     tu_entries_free(e, 3);
@@ -391,7 +392,8 @@ static void hard_state_is_durable_alone_and_with_a_batch(void **state)
     /* with entries, in one transaction */
     log_entry_t *e = tu_entries(1, 4, 6, 300);
     meta_hard_state_t w2 = {.term = 6, .commit = 2};
-    log_op_t op = {.store = f->log, .kind = LOG_OP_APPEND, .entries = e, .n_entries = 4, .hard_state = &w2};
+    log_op_t op = {
+        .store = f->log, .kind = LOG_OP_APPEND, .entries = e, .n_entries = 4, .hard_state = &w2};
     assert_int_equal(log_store_write(f->env, &op, 1, &st), 0);
     tu_entries_free(e, 4);
     fx_reopen(f);
@@ -436,7 +438,8 @@ static void cache_serves_recent_entries_within_its_byte_bound(void **state)
     assert_int_equal(hits, hits2);
     /* a truncation removes the stale copies: reads see the new entries */
     log_entry_t *r = tu_entries(199, 2, 2, 300);
-    log_op_t op = {.store = f->log, .kind = LOG_OP_APPEND, .truncate_from = 199, .entries = r, .n_entries = 2};
+    log_op_t op = {
+        .store = f->log, .kind = LOG_OP_APPEND, .truncate_from = 199, .entries = r, .n_entries = 2};
     assert_int_equal(log_store_write(f->env, &op, 1, &st), 0);
     tu_entries_free(r, 2);
     assert_int_equal(log_store_get(f->log, 200, &e, &st), 0);
@@ -470,16 +473,20 @@ int main(void)
         cmocka_unit_test_setup_teardown(fresh_log_is_empty_at_zero, setup, teardown),
         cmocka_unit_test_setup_teardown(appended_entries_read_back_after_reopen, setup, teardown),
         cmocka_unit_test_setup_teardown(entry_types_and_empty_payloads_round_trip, setup, teardown),
-        cmocka_unit_test_setup_teardown(append_that_does_not_follow_last_is_refused_and_changes_nothing, setup, teardown),
+        cmocka_unit_test_setup_teardown(
+            append_that_does_not_follow_last_is_refused_and_changes_nothing, setup, teardown),
         cmocka_unit_test_setup_teardown(fetch_honours_count_and_byte_limits, setup, teardown),
         cmocka_unit_test_setup_teardown(truncate_suffix_at_every_boundary, setup, teardown),
         cmocka_unit_test_setup_teardown(conflicting_suffix_is_replaced_in_one_op, setup, teardown),
         cmocka_unit_test_setup_teardown(truncate_prefix_keeps_the_base_term, setup, teardown),
         cmocka_unit_test_setup_teardown(reset_restarts_the_log_after_a_snapshot, setup, teardown),
         cmocka_unit_test_setup_teardown(groups_in_one_environment_are_independent, setup, teardown),
-        cmocka_unit_test_setup_teardown(invalid_op_fails_alone_in_a_shared_transaction, setup, teardown),
-        cmocka_unit_test_setup_teardown(hard_state_is_durable_alone_and_with_a_batch, setup, teardown),
-        cmocka_unit_test_setup_teardown(cache_serves_recent_entries_within_its_byte_bound, setup, teardown),
+        cmocka_unit_test_setup_teardown(invalid_op_fails_alone_in_a_shared_transaction, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(hard_state_is_durable_alone_and_with_a_batch, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(cache_serves_recent_entries_within_its_byte_bound, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(bad_arguments_are_refused, setup, teardown),
     };
     return cmocka_run_group_tests_name("storage_log", tests, NULL, NULL);

@@ -77,7 +77,8 @@ static void on_done(log_write_req_t *r, int status)
     free(q);
 }
 
-static req_t *submit_append(fx_t *f, int id, uint64_t first, size_t n, uint64_t term, size_t max_len)
+static req_t *submit_append(fx_t *f, int id, uint64_t first, size_t n, uint64_t term,
+                            size_t max_len)
 {
     req_t *q = calloc(1, sizeof *q);
     q->f = f;
@@ -157,8 +158,12 @@ static void truncation_reset_and_hard_state_are_ordered_with_appends(void **stat
     t->id = 2;
     t->n = 2;
     t->entries = tu_entries(12, 2, 3, 100);
-    t->r.op = (log_op_t){.store = f->log, .kind = LOG_OP_APPEND, .truncate_from = 12,
-                         .entries = t->entries, .n_entries = 2, .hard_state = &hs};
+    t->r.op = (log_op_t){.store = f->log,
+                         .kind = LOG_OP_APPEND,
+                         .truncate_from = 12,
+                         .entries = t->entries,
+                         .n_entries = 2,
+                         .hard_state = &hs};
     assert_int_equal(log_writer_submit(f->w, &t->r, on_done), 0);
     req_t *p = calloc(1, sizeof *p);
     p->f = f;
@@ -179,8 +184,12 @@ static void truncation_reset_and_hard_state_are_ordered_with_appends(void **stat
     t->id = 4;
     t->n = 3;
     t->entries = tu_entries(9, 3, 3, 100);
-    t->r.op = (log_op_t){.store = f->log, .kind = LOG_OP_APPEND, .truncate_from = 9,
-                         .entries = t->entries, .n_entries = 3, .hard_state = &hs};
+    t->r.op = (log_op_t){.store = f->log,
+                         .kind = LOG_OP_APPEND,
+                         .truncate_from = 9,
+                         .entries = t->entries,
+                         .n_entries = 3,
+                         .hard_state = &hs};
     assert_int_equal(log_writer_submit(f->w, &t->r, on_done), 0);
     run_until(f, 5);
     assert_int_equal(f->status[4], 0);
@@ -346,13 +355,18 @@ static void bad_submissions_are_refused_without_callback(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(completions_arrive_in_order_and_batches_share_a_transaction, setup, teardown),
+        cmocka_unit_test_setup_teardown(completions_arrive_in_order_and_batches_share_a_transaction,
+                                        setup, teardown),
         cmocka_unit_test_setup_teardown(completion_means_visible_and_durable, setup, teardown),
-        cmocka_unit_test_setup_teardown(truncation_reset_and_hard_state_are_ordered_with_appends, setup, teardown),
-        cmocka_unit_test_setup_teardown(map_grows_under_concurrent_readers_without_losing_a_batch, setup, teardown),
-        cmocka_unit_test_setup_teardown(failed_transaction_stores_nothing_and_the_error_sticks, setup, teardown),
+        cmocka_unit_test_setup_teardown(truncation_reset_and_hard_state_are_ordered_with_appends,
+                                        setup, teardown),
+        cmocka_unit_test_setup_teardown(map_grows_under_concurrent_readers_without_losing_a_batch,
+                                        setup, teardown),
+        cmocka_unit_test_setup_teardown(failed_transaction_stores_nothing_and_the_error_sticks,
+                                        setup, teardown),
         cmocka_unit_test_setup_teardown(stop_completes_every_queued_request, setup, teardown),
-        cmocka_unit_test_setup_teardown(bad_submissions_are_refused_without_callback, setup, teardown),
+        cmocka_unit_test_setup_teardown(bad_submissions_are_refused_without_callback, setup,
+                                        teardown),
     };
     return cmocka_run_group_tests_name("storage_writer", tests, NULL, NULL);
 }

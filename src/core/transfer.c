@@ -1,0 +1,76 @@
+/* Leadership transfer (thesis 3.10): catch the target up, then send it
+ * TimeoutNow so it campaigns at once; refuse proposals meanwhile; give up
+ * after an election timeout. */
+#include "src/core/core_internal.h"
+
+void transfer_abort(core_t *c, int status)
+{
+    if (!c->transferring)
+        return;
+    rk_peer_id_t to = c->transferee;
+    c->transferring = false;
+    memset(&c->transferee, 0, sizeof c->transferee);
+    c->transfer_elapsed = 0;
+    core_event(c, CORE_EV_TRANSFER_DONE, 0, &to, status);
+}
+
+static void send_timeout_now(core_t *c, const rk_peer_id_t *to)
+{
+    core_msg_t *m = core_msg_new(c, CORE_MSG_TIMEOUT_NOW, to, false);
+    if (m != NULL)
+        m->term = c->term;
+}
+
+/* Called when pr's match may have reached our last index. */
+void transfer_maybe_timeout_now(core_t *c, core_progress_t *pr)
+{
+    if (!c->transferring || c->role != CORE_LEADER || !core_peer_eq(&pr->id, &c->transferee))
+        return;
+    if (pr->match == log_last_index(c))
+        send_timeout_now(c, &pr->id);
+}
+
+int core_transfer_leader(core_t *c, const rk_peer_id_t *to)
+{
+    if (c->fatal)
+        return RK_ESTATE;
+    if (c->role != CORE_LEADER)
+        return RK_ENOTLEADER;
+    if (to == NULL)
+        return RK_EINVAL;
+    if (core_is_self(c, to)) {
+        transfer_abort(c, RK_ECANCELED);
+        return 0;
+    }
+    core_progress_t *pr = progress_find(c, to);
+    if (pr == NULL || !(pr->voter_cur || pr->voter_old))
+        return RK_EUNKNOWNPEER;
+    if (c->transferring) {
+        if (core_peer_eq(&c->transferee, to))
+            return 0; /* asking again does not extend the deadline */
+        transfer_abort(c, RK_ECANCELED);
+    }
+    c->transferring = true;
+    c->transferee = *to;
+    c->transfer_elapsed = 0;
+    if (pr->match == log_last_index(c))
+        send_timeout_now(c, to);
+    else
+        repl_send_append(c, pr, true);
+    return 0;
+}
+
+void transfer_tick(core_t *c)
+{
+    if (!c->transferring)
+        return;
+    if (++c->transfer_elapsed >= c->o.election_ticks)
+        transfer_abort(c, RK_ETIMEDOUT);
+}
+
+/* The transferee left the voters: abort (scenario 86). */
+void transfer_on_conf_change(core_t *c)
+{
+    if (c->transferring && !core_conf_is_voter(&c->conf, &c->transferee))
+        transfer_abort(c, RK_ECANCELED);
+}

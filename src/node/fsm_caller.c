@@ -1,0 +1,677 @@
+/* The FSM caller: one thread per node that applies committed entries in log
+ * order, in batches, through the state machine's on_apply, and runs every
+ * other state-machine callback and every user closure at its place in that
+ * order. A slow state machine therefore delays applying, never the loop
+ * (heartbeats, elections, replication).
+ *
+ * Entries are read back from the durable log (the core only hands out
+ * committed entries that are durable locally), so the loop never copies
+ * payloads for the state machine.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "raftkit/log.h"
+#include "src/node/node_internal.h"
+
+/* ------------------------------------------------------ pending proposals */
+
+int pend_push(rk_node_t *n, uint64_t index, uint64_t term, rk_closure_t *done)
+{
+    pthread_mutex_lock(&n->pend_mu);
+    if (n->pend_count == n->pend_cap) {
+        size_t cap = n->pend_cap ? n->pend_cap * 2 : 1024;
+        node_pending_t *p = malloc(cap * sizeof(*p));
+        if (p == NULL) {
+            pthread_mutex_unlock(&n->pend_mu);
+            return RK_ENOMEM;
+        }
+        for (size_t i = 0; i < n->pend_count; i++)
+            p[i] = n->pend[(n->pend_head + i) % n->pend_cap];
+        free(n->pend);
+        n->pend = p;
+        n->pend_cap = cap;
+        n->pend_head = 0;
+    }
+    n->pend[(n->pend_head + n->pend_count) % n->pend_cap] =
+        (node_pending_t){.index = index, .term = term, .done = done};
+    n->pend_count++;
+    pthread_mutex_unlock(&n->pend_mu);
+    return 0;
+}
+
+void pend_fail_above(rk_node_t *n, uint64_t above, int code, const char *msg)
+{
+    for (;;) {
+        rk_closure_t *done = NULL;
+        pthread_mutex_lock(&n->pend_mu);
+        if (n->pend_count > 0) {
+            node_pending_t *last = &n->pend[(n->pend_head + n->pend_count - 1) % n->pend_cap];
+            if (last->index > above) {
+                done = last->done;
+                n->pend_count--;
+            }
+        }
+        bool more = done != NULL;
+        pthread_mutex_unlock(&n->pend_mu);
+        if (!more)
+            return;
+        fsm_post_closure(n, done, code, msg);
+    }
+}
+
+static void run_closure(rk_closure_t *done, int code, const char *msg)
+{
+    if (done == NULL)
+        return;
+    rk_status_t st;
+    if (code == 0)
+        rk_status_clear(&st);
+    else
+        rk_status_set(&st, code, "%s", msg ? msg : "");
+    done->run(done, &st);
+}
+
+/* FSM thread: the closure of the entry (index, term), NULL when this node did
+ * not propose it. Closures of proposals that lost their index (overwritten by
+ * another leader's entries) fail with RK_ELEADERLOST here. */
+static rk_closure_t *pend_take(rk_node_t *n, uint64_t index, uint64_t term)
+{
+    for (;;) {
+        pthread_mutex_lock(&n->pend_mu);
+        if (n->pend_count == 0 || n->pend[n->pend_head].index > index) {
+            pthread_mutex_unlock(&n->pend_mu);
+            return NULL;
+        }
+        node_pending_t p = n->pend[n->pend_head];
+        n->pend_head = (n->pend_head + 1) % n->pend_cap;
+        n->pend_count--;
+        pthread_mutex_unlock(&n->pend_mu);
+        if (p.index == index && p.term == term)
+            return p.done;
+        run_closure(p.done, RK_ELEADERLOST, "another leader's entry was committed at this index");
+        if (p.index == index)
+            return NULL;
+    }
+}
+
+static void pend_fail_all(rk_node_t *n, int code, const char *msg)
+{
+    for (;;) {
+        rk_closure_t *done = NULL;
+        bool any = false;
+        pthread_mutex_lock(&n->pend_mu);
+        if (n->pend_count > 0) {
+            done = n->pend[n->pend_head].done;
+            n->pend_head = (n->pend_head + 1) % n->pend_cap;
+            n->pend_count--;
+            any = true;
+        }
+        pthread_mutex_unlock(&n->pend_mu);
+        if (!any)
+            return;
+        run_closure(done, code, msg);
+    }
+}
+
+/* ------------------------------------------------------------ the queue */
+
+void fsm_post(rk_node_t *n, fsm_item_t *it)
+{
+    it->next = NULL;
+    pthread_mutex_lock(&n->fsm_mu);
+    if (n->fsm_tail)
+        n->fsm_tail->next = it;
+    else
+        n->fsm_head = it;
+    n->fsm_tail = it;
+    pthread_cond_signal(&n->fsm_cv);
+    pthread_mutex_unlock(&n->fsm_mu);
+}
+
+int fsm_post_simple(rk_node_t *n, fsm_item_type_t type, uint64_t a, const rk_status_t *st)
+{
+    fsm_item_t *it = calloc(1, sizeof(*it));
+    if (it == NULL)
+        return RK_ENOMEM;
+    it->type = type;
+    it->a = a;
+    if (st)
+        it->st = *st;
+    fsm_post(n, it);
+    return 0;
+}
+
+void fsm_post_closure(rk_node_t *n, rk_closure_t *done, int code, const char *msg)
+{
+    if (done == NULL)
+        return;
+    fsm_item_t *it = calloc(1, sizeof(*it));
+    if (it == NULL) { /* last resort: run it here rather than lose it */
+        run_closure(done, code, msg);
+        return;
+    }
+    it->type = FSM_CLOSURE;
+    it->done = done;
+    if (code != 0)
+        rk_status_set(&it->st, code, "%s", msg ? msg : "");
+    fsm_post(n, it);
+}
+
+/* Committed work coalesces into the tail item, so a burst of commits costs
+ * one item and one wakeup. */
+void fsm_post_committed(rk_node_t *n, uint64_t hi)
+{
+    pthread_mutex_lock(&n->fsm_mu);
+    if (n->fsm_tail && n->fsm_tail->type == FSM_COMMITTED) {
+        if (hi > n->fsm_tail->a)
+            n->fsm_tail->a = hi;
+        pthread_mutex_unlock(&n->fsm_mu);
+        return;
+    }
+    pthread_mutex_unlock(&n->fsm_mu);
+    fsm_post_simple(n, FSM_COMMITTED, hi, NULL);
+}
+
+/* --------------------------------------------------------------- iterator */
+
+struct rk_iterator {
+    rk_node_t *n;
+    const log_entry_t *ents;
+    rk_closure_t **dones;
+    size_t count;
+    size_t pos;
+    bool error;
+};
+
+bool rk_iterator_valid(const rk_iterator_t *it) { return !it->error && it->pos < it->count; }
+
+void rk_iterator_next(rk_iterator_t *it)
+{
+    if (!rk_iterator_valid(it))
+        return;
+    rk_closure_t *done = it->dones[it->pos];
+    it->dones[it->pos] = NULL;
+    it->pos++;
+    run_closure(done, 0, NULL);
+}
+
+int64_t rk_iterator_index(const rk_iterator_t *it)
+{
+    return it->pos < it->count ? (int64_t)it->ents[it->pos].index : 0;
+}
+
+int64_t rk_iterator_term(const rk_iterator_t *it)
+{
+    return it->pos < it->count ? (int64_t)it->ents[it->pos].term : 0;
+}
+
+const void *rk_iterator_data(const rk_iterator_t *it, size_t *len)
+{
+    if (it->pos >= it->count) {
+        if (len)
+            *len = 0;
+        return NULL;
+    }
+    if (len)
+        *len = it->ents[it->pos].len;
+    return it->ents[it->pos].data;
+}
+
+rk_closure_t *rk_iterator_done(const rk_iterator_t *it)
+{
+    return it->pos < it->count ? it->dones[it->pos] : NULL;
+}
+
+void rk_iterator_set_error_and_rollback(rk_iterator_t *it, size_t ntail, const rk_status_t *st)
+{
+    (void)ntail; /* nothing from the current entry on is applied */
+    if (it->error)
+        return;
+    it->error = true;
+    rk_status_t e;
+    if (st != NULL && st->code != 0)
+        e = *st;
+    else
+        rk_status_set(&e, RK_EINTERNAL, "state machine set_error_and_rollback");
+    for (size_t i = it->pos; i < it->count; i++) {
+        rk_closure_t *d = it->dones[i];
+        it->dones[i] = NULL;
+        if (d)
+            d->run(d, &e);
+    }
+    node_enter_error(it->n, e.code, "state machine error at index %llu: %s",
+                     (unsigned long long)(it->pos < it->count ? it->ents[it->pos].index : 0),
+                     e.msg);
+}
+
+/* ------------------------------------------------------ default callbacks */
+
+static void default_apply(rk_state_machine_t *sm, rk_iterator_t *it)
+{
+    (void)sm;
+    for (; rk_iterator_valid(it); rk_iterator_next(it))
+        ;
+}
+
+/* ------------------------------------------------------------- applying */
+
+static void set_applied(rk_node_t *n, uint64_t index, uint64_t term)
+{
+    atomic_store(&n->applied, index);
+    n->fsm_applied_term = term;
+}
+
+static void serve_reads(rk_node_t *n)
+{
+    uint64_t applied = atomic_load(&n->applied);
+    fsm_item_t **pp = &n->fsm_reads;
+    while (*pp) {
+        fsm_item_t *r = *pp;
+        if (r->a <= applied) {
+            *pp = r->next;
+            rk_status_t ok;
+            rk_status_clear(&ok);
+            r->read_done->run(r->read_done, &ok, (int64_t)r->a, r->ctx, r->ctx_len);
+            free(r->ctx);
+            free(r);
+        } else {
+            pp = &r->next;
+        }
+    }
+}
+
+static void maybe_leader_start(rk_node_t *n, uint64_t term)
+{
+    if (n->fsm_leader_term != 0 && !n->fsm_is_leader && term >= n->fsm_leader_term) {
+        n->fsm_is_leader = true;
+        if (n->fsm->on_leader_start)
+            n->fsm->on_leader_start(n->fsm, (int64_t)n->fsm_leader_term);
+        else
+            RK_INFO(n->group, n->self_str, "on_leader_start term %llu",
+                    (unsigned long long)n->fsm_leader_term);
+    }
+}
+
+/* Applies a run of DATA entries through on_apply; returns how many were
+ * applied (all of them unless the state machine failed). */
+static size_t apply_data_run(rk_node_t *n, const log_entry_t *ents, size_t count)
+{
+    rk_closure_t *dones_small[64];
+    rk_closure_t **dones = count <= 64 ? dones_small : calloc(count, sizeof(*dones));
+    if (dones == NULL) {
+        node_enter_error(n, RK_ENOMEM, "out of memory applying entries");
+        return 0;
+    }
+    for (size_t i = 0; i < count; i++)
+        dones[i] = pend_take(n, ents[i].index, ents[i].term);
+    rk_iterator_t it = {.n = n, .ents = ents, .dones = dones, .count = count};
+    void (*apply)(rk_state_machine_t *, rk_iterator_t *) =
+        n->fsm->on_apply ? n->fsm->on_apply : default_apply;
+    while (rk_iterator_valid(&it)) {
+        size_t before = it.pos;
+        apply(n->fsm, &it);
+        if (it.pos > 0)
+            set_applied(n, ents[it.pos - 1].index, ents[it.pos - 1].term);
+        if (!it.error && it.pos == before) {
+            rk_status_t e;
+            rk_status_set(&e, RK_EINTERNAL, "on_apply returned without advancing the iterator");
+            rk_iterator_set_error_and_rollback(&it, 0, &e);
+        }
+    }
+    size_t applied = it.pos;
+    if (it.error) /* closures from it.pos on already failed */
+        n->fsm_error = true;
+    if (dones != dones_small)
+        free(dones);
+    return applied;
+}
+
+static bool snapshot_load_queued(rk_node_t *n)
+{
+    bool found = false;
+    pthread_mutex_lock(&n->fsm_mu);
+    for (fsm_item_t *it = n->fsm_head; it; it = it->next)
+        if (it->type == FSM_SNAPSHOT_LOAD)
+            found = true;
+    pthread_mutex_unlock(&n->fsm_mu);
+    return found;
+}
+
+static void apply_committed(rk_node_t *n, uint64_t hi)
+{
+    size_t batch = (size_t)n->opts.raft_options.apply_batch;
+    while (!n->fsm_error) {
+        uint64_t lo = atomic_load(&n->applied) + 1;
+        if (lo > hi)
+            break;
+        log_entry_t *ents = NULL;
+        size_t cnt = 0;
+        rk_status_t st;
+        size_t want = hi - lo + 1 < 1024 ? (size_t)(hi - lo + 1) : 1024;
+        int rc = log_store_fetch(n->store, lo, want, 4u << 20, &ents, &cnt, &st);
+        if (rc == RK_ENOTFOUND && snapshot_load_queued(n))
+            return; /* the log was reset under a snapshot that supersedes these */
+        if (rc != 0) {
+            node_enter_error(n, rc, "reading committed entry %llu: %s", (unsigned long long)lo,
+                             st.msg);
+            return;
+        }
+        size_t i = 0;
+        while (i < cnt && !n->fsm_error) {
+            const log_entry_t *e = &ents[i];
+            if (e->type == LOG_ENTRY_DATA) {
+                size_t j = i;
+                while (j < cnt && j - i < batch && ents[j].type == LOG_ENTRY_DATA)
+                    j++;
+                size_t run = j - i;
+                size_t done = apply_data_run(n, &ents[i], run);
+                i += done;
+                if (done < run)
+                    break;
+                serve_reads(n);
+                continue;
+            }
+            rk_closure_t *stale = pend_take(n, e->index, e->term);
+            run_closure(stale, 0, NULL);
+            if (e->type == LOG_ENTRY_CONF) {
+                core_conf_t conf;
+                if (core_conf_decode(e->data, e->len, &conf) == 0) {
+                    n->fsm_conf = conf;
+                    if (n->fsm->on_configuration_committed)
+                        n->fsm->on_configuration_committed(n->fsm, &conf.cur);
+                }
+            }
+            set_applied(n, e->index, e->term);
+            if (e->type == LOG_ENTRY_NOOP)
+                maybe_leader_start(n, e->term);
+            i++;
+        }
+        log_entries_free(ents, cnt);
+        serve_reads(n);
+        node_wake(n); /* the loop reports the applied index to the core */
+    }
+}
+
+/* ------------------------------------------------------------- snapshots */
+
+struct rk_snapshot_writer {
+    rk_closure_t closure; /* handed to on_snapshot_save */
+    rk_node_t *n;
+    snap_writer_t *w;
+    rk_closure_t *user_done;
+    uint64_t index, term;
+    core_conf_t conf;
+};
+
+struct rk_snapshot_reader {
+    snap_reader_t *r;
+};
+
+const char *rk_snapshot_writer_path(const rk_snapshot_writer_t *w) { return snap_writer_path(w->w); }
+
+int rk_snapshot_writer_add_file(rk_snapshot_writer_t *w, const char *name)
+{
+    return snap_writer_add_file(w->w, name, NULL);
+}
+
+const char *rk_snapshot_reader_path(const rk_snapshot_reader_t *r) { return snap_reader_path(r->r); }
+size_t rk_snapshot_reader_file_count(const rk_snapshot_reader_t *r)
+{
+    return snap_reader_meta(r->r)->n_files;
+}
+const char *rk_snapshot_reader_file(const rk_snapshot_reader_t *r, size_t i)
+{
+    const snap_meta_t *m = snap_reader_meta(r->r);
+    return i < m->n_files ? m->files[i].name : NULL;
+}
+int64_t rk_snapshot_reader_index(const rk_snapshot_reader_t *r)
+{
+    return (int64_t)snap_reader_meta(r->r)->last_index;
+}
+int64_t rk_snapshot_reader_term(const rk_snapshot_reader_t *r)
+{
+    return (int64_t)snap_reader_meta(r->r)->last_term;
+}
+
+/* on_snapshot_save's closure: may run on any thread. */
+static void snapshot_saved(rk_closure_t *c, const rk_status_t *st)
+{
+    rk_snapshot_writer_t *w = rk_container_of(c, rk_snapshot_writer_t, closure);
+    rk_node_t *n = w->n;
+    rk_status_t cst;
+    int rc = st->code;
+    if (rc == 0) {
+        rc = snap_writer_commit(w->w, &cst);
+        if (rc != 0)
+            RK_ERROR(n->group, n->self_str, "snapshot %llu: commit failed: %s",
+                     (unsigned long long)w->index, cst.msg);
+    } else {
+        snap_writer_abort(w->w);
+        cst = *st;
+    }
+    if (rc == 0)
+        RK_INFO(n->group, n->self_str, "snapshot saved at index %llu term %llu",
+                (unsigned long long)w->index, (unsigned long long)w->term);
+    fsm_post_closure(n, w->user_done, rc, rc ? cst.msg : NULL);
+    node_on_snapshot_saved(n, w->index, w->term, &w->conf, rc);
+    free(w);
+    atomic_fetch_sub(&n->snap_inflight, 1);
+}
+
+static void do_snapshot_save(rk_node_t *n, rk_closure_t *user_done)
+{
+    uint64_t index = atomic_load(&n->applied);
+    rk_status_t st;
+    if (n->fsm_error) {
+        run_closure(user_done, RK_ESTATE, "node is in the error state");
+        node_on_snapshot_saved(n, 0, 0, NULL, RK_ESTATE);
+        return;
+    }
+    if (index == 0 || index <= snap_store_latest_index(n->snaps)) {
+        run_closure(user_done, 0, NULL); /* nothing new to save */
+        node_on_snapshot_saved(n, 0, 0, NULL, 0);
+        return;
+    }
+    rk_snapshot_writer_t *w = calloc(1, sizeof(*w));
+    if (w == NULL) {
+        run_closure(user_done, RK_ENOMEM, "snapshot writer");
+        node_on_snapshot_saved(n, 0, 0, NULL, RK_ENOMEM);
+        return;
+    }
+    w->closure.run = snapshot_saved;
+    w->n = n;
+    w->user_done = user_done;
+    w->index = index;
+    w->term = n->fsm_applied_term;
+    w->conf = n->fsm_conf;
+    int rc = snap_writer_begin(n->snaps, index, w->term, &n->fsm_conf.cur,
+                               n->fsm_conf.joint ? &n->fsm_conf.old : NULL, &w->w, &st);
+    if (rc != 0) {
+        run_closure(user_done, rc, st.msg);
+        node_on_snapshot_saved(n, 0, 0, NULL, rc);
+        free(w);
+        return;
+    }
+    atomic_fetch_add(&n->snap_inflight, 1);
+    if (n->fsm->on_snapshot_save) {
+        n->fsm->on_snapshot_save(n->fsm, w, &w->closure);
+    } else {
+        rk_status_set(&st, RK_EINVAL, "the state machine has no on_snapshot_save");
+        w->closure.run(&w->closure, &st);
+    }
+}
+
+/* Replaces the state machine's state with the newest local snapshot. */
+static void do_snapshot_load(rk_node_t *n, uint64_t index)
+{
+    rk_status_t st;
+    snap_reader_t *r = NULL;
+    int rc = snap_reader_open(n->snaps, &r, &st);
+    if (rc != 0) {
+        node_enter_error(n, rc, "opening snapshot %llu: %s", (unsigned long long)index, st.msg);
+        n->fsm_error = true;
+        return;
+    }
+    const snap_meta_t *m = snap_reader_meta(r);
+    if (m->last_index < index) {
+        snap_reader_close(r);
+        node_enter_error(n, RK_ECORRUPT, "snapshot %llu missing (newest is %llu)",
+                         (unsigned long long)index, (unsigned long long)m->last_index);
+        n->fsm_error = true;
+        return;
+    }
+    rk_snapshot_reader_t rd = {.r = r};
+    if (n->fsm->on_snapshot_load) {
+        rc = n->fsm->on_snapshot_load(n->fsm, &rd);
+    } else {
+        RK_WARN(n->group, n->self_str, "no on_snapshot_load: refusing snapshot %llu",
+                (unsigned long long)m->last_index);
+        rc = RK_EINVAL;
+    }
+    if (rc != 0) {
+        snap_reader_close(r);
+        node_enter_error(n, rc, "on_snapshot_load(%llu) failed", (unsigned long long)index);
+        n->fsm_error = true;
+        return;
+    }
+    n->fsm_conf.cur = m->conf;
+    n->fsm_conf.joint = m->has_old_conf;
+    if (m->has_old_conf)
+        n->fsm_conf.old = m->old_conf;
+    if (n->fsm->on_configuration_committed)
+        n->fsm->on_configuration_committed(n->fsm, &m->conf);
+    /* proposals at or below the snapshot can no longer be matched */
+    pend_take(n, m->last_index, UINT64_MAX);
+    set_applied(n, m->last_index, m->last_term);
+    snap_reader_close(r);
+    RK_INFO(n->group, n->self_str, "snapshot %llu loaded", (unsigned long long)index);
+    serve_reads(n);
+    node_wake(n);
+}
+
+/* ------------------------------------------------------------ the thread */
+
+static void handle(rk_node_t *n, fsm_item_t *it)
+{
+    switch (it->type) {
+    case FSM_COMMITTED:
+        if (!n->fsm_error)
+            apply_committed(n, it->a);
+        break;
+    case FSM_LEADER_START:
+        n->fsm_leader_term = it->a;
+        n->fsm_is_leader = false;
+        break;
+    case FSM_LEADER_STOP:
+        if (n->fsm_is_leader) {
+            if (n->fsm->on_leader_stop)
+                n->fsm->on_leader_stop(n->fsm, &it->st);
+            else
+                RK_INFO(n->group, n->self_str, "on_leader_stop: %s", it->st.msg);
+        }
+        n->fsm_is_leader = false;
+        n->fsm_leader_term = 0;
+        break;
+    case FSM_START_FOLLOWING:
+        if (n->fsm->on_start_following)
+            n->fsm->on_start_following(n->fsm, &it->lc);
+        break;
+    case FSM_STOP_FOLLOWING:
+        if (n->fsm->on_stop_following)
+            n->fsm->on_stop_following(n->fsm, &it->lc);
+        break;
+    case FSM_CLOSURE:
+        it->done->run(it->done, &it->st);
+        break;
+    case FSM_READ:
+        if (it->st.code != 0 || n->fsm_error) {
+            rk_status_t e = it->st;
+            if (e.code == 0)
+                rk_status_set(&e, RK_ESTATE, "node is in the error state");
+            it->read_done->run(it->read_done, &e, 0, it->ctx, it->ctx_len);
+            break;
+        }
+        it->next = n->fsm_reads;
+        n->fsm_reads = it;
+        serve_reads(n);
+        return; /* kept (or freed by serve_reads) */
+    case FSM_SNAPSHOT_SAVE:
+        do_snapshot_save(n, it->done);
+        break;
+    case FSM_SNAPSHOT_LOAD:
+        do_snapshot_load(n, it->a);
+        break;
+    case FSM_ERROR:
+        if (n->fsm->on_error)
+            n->fsm->on_error(n->fsm, &it->st);
+        else
+            RK_ERROR(n->group, n->self_str, "on_error: %s", it->st.msg);
+        n->fsm_error = true;
+        break;
+    case FSM_SHUTDOWN:
+        break;
+    }
+    free(it->ctx);
+    free(it);
+}
+
+static void shutdown_fsm(rk_node_t *n)
+{
+    pend_fail_all(n, RK_ESHUTDOWN, "node shut down");
+    while (n->fsm_reads) {
+        fsm_item_t *r = n->fsm_reads;
+        n->fsm_reads = r->next;
+        rk_status_t e;
+        rk_status_set(&e, RK_ESHUTDOWN, "node shut down");
+        r->read_done->run(r->read_done, &e, 0, r->ctx, r->ctx_len);
+        free(r->ctx);
+        free(r);
+    }
+    if (n->fsm_is_leader) {
+        rk_status_t e;
+        rk_status_set(&e, RK_ESHUTDOWN, "node shut down");
+        if (n->fsm->on_leader_stop)
+            n->fsm->on_leader_stop(n->fsm, &e);
+        n->fsm_is_leader = false;
+    }
+    if (n->fsm->on_shutdown)
+        n->fsm->on_shutdown(n->fsm);
+}
+
+static void *fsm_main(void *arg)
+{
+    rk_node_t *n = arg;
+    for (;;) {
+        pthread_mutex_lock(&n->fsm_mu);
+        while (n->fsm_head == NULL)
+            pthread_cond_wait(&n->fsm_cv, &n->fsm_mu);
+        fsm_item_t *it = n->fsm_head;
+        n->fsm_head = it->next;
+        if (n->fsm_head == NULL)
+            n->fsm_tail = NULL;
+        pthread_mutex_unlock(&n->fsm_mu);
+        if (it->type == FSM_SHUTDOWN) {
+            free(it);
+            shutdown_fsm(n);
+            return NULL;
+        }
+        handle(n, it);
+    }
+}
+
+int fsm_start(rk_node_t *n)
+{
+    if (pthread_create(&n->fsm_thread, NULL, fsm_main, n) != 0)
+        return RK_EIO;
+    n->fsm_started = true;
+    return 0;
+}
+
+void fsm_join(rk_node_t *n)
+{
+    if (!n->fsm_started)
+        return;
+    pthread_join(n->fsm_thread, NULL);
+    n->fsm_started = false;
+}

@@ -1,0 +1,226 @@
+/* RaftGroupService: creates one group's node on its own loop runtime (or on
+ * a shared rk_server_t), starts it, and takes it down again: shutdown fails
+ * pending work with RK_ESHUTDOWN, join waits for every thread and frees
+ * what the node used. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "raftkit/log.h"
+#include "src/node/node_internal.h"
+
+static rk_group_service_t *svc_new(const char *group_id, const rk_peer_id_t *self,
+                                   const rk_node_options_t *opts, rk_status_t *err)
+{
+    if (group_id == NULL || group_id[0] == '\0' || strlen(group_id) >= LOG_GROUP_ID_MAX) {
+        rk_status_set(err, RK_EINVAL, "group_id must be 1..%d bytes", LOG_GROUP_ID_MAX - 1);
+        return NULL;
+    }
+    if (self == NULL || rk_peer_id_is_empty(self)) {
+        rk_status_set(err, RK_EINVAL, "self peer id is required");
+        return NULL;
+    }
+    if (rk_node_options_validate(opts, err) != 0)
+        return NULL;
+    rk_group_service_t *s = calloc(1, sizeof(*s));
+    if (s == NULL) {
+        rk_status_set(err, RK_ENOMEM, "group service");
+        return NULL;
+    }
+    snprintf(s->group, sizeof(s->group), "%s", group_id);
+    s->self = *self;
+    s->opts = *opts;
+    return s;
+}
+
+rk_group_service_t *rk_group_service_new(const char *group_id, const rk_peer_id_t *self,
+                                         const rk_node_options_t *opts, rk_status_t *err)
+{
+    rk_group_service_t *s = svc_new(group_id, self, opts, err);
+    if (s)
+        s->own_rt = true;
+    return s;
+}
+
+rk_group_service_t *rk_group_service_new_shared(const char *group_id, const rk_peer_id_t *self,
+                                                const rk_node_options_t *opts,
+                                                rk_server_t *server, rk_status_t *err)
+{
+    if (server == NULL) {
+        rk_status_set(err, RK_EINVAL, "server is NULL");
+        return NULL;
+    }
+    rk_group_service_t *s = svc_new(group_id, self, opts, err);
+    if (s)
+        s->rt = node_server_rt(server);
+    return s;
+}
+
+static char *path_join(const char *a, const char *b)
+{
+    size_t len = strlen(a) + strlen(b) + 2;
+    char *p = malloc(len);
+    if (p)
+        snprintf(p, len, "%s/%s", a, b);
+    return p;
+}
+
+static void node_free(rk_node_t *n)
+{
+    if (n == NULL)
+        return;
+    if (n->core)
+        core_free(n->core);
+    if (n->store)
+        log_store_close(n->store);
+    if (n->env)
+        log_env_close(n->env);
+    if (n->snaps)
+        snap_store_close(n->snaps);
+    for (size_t i = 0; i < n->task_count; i++)
+        buf_unref(n->tasks[(n->task_head + i) % n->task_cap].data);
+    free(n->tasks);
+    free(n->pend);
+    while (n->fsm_head) {
+        fsm_item_t *it = n->fsm_head;
+        n->fsm_head = it->next;
+        free(it->ctx);
+        free(it);
+    }
+    pthread_mutex_destroy(&n->mu);
+    pthread_mutex_destroy(&n->pend_mu);
+    pthread_mutex_destroy(&n->fsm_mu);
+    pthread_cond_destroy(&n->fsm_cv);
+    pthread_mutex_destroy(&n->st_mu);
+    free(n->log_dir);
+    free(n->snap_dir);
+    free(n);
+}
+
+static rk_node_t *node_new(rk_group_service_t *s, rk_status_t *err)
+{
+    rk_node_t *n = calloc(1, sizeof(*n));
+    if (n == NULL) {
+        rk_status_set(err, RK_ENOMEM, "node");
+        return NULL;
+    }
+    n->svc = s;
+    n->rt = s->rt;
+    snprintf(n->group, sizeof(n->group), "%s", s->group);
+    n->self = s->self;
+    rk_peer_id_format(&n->self, n->self_str, sizeof(n->self_str));
+    n->opts = s->opts;
+    n->opts.data_path = NULL; /* not kept: the caller owns the string */
+    n->fsm = s->opts.fsm;
+    n->log_dir = path_join(s->opts.data_path, "log");
+    n->snap_dir = path_join(s->opts.data_path, "snapshot");
+    n->task_cap = (size_t)s->opts.raft_options.apply_queue_size;
+    n->tasks = calloc(n->task_cap, sizeof(*n->tasks));
+    pthread_mutex_init(&n->mu, NULL);
+    pthread_mutex_init(&n->pend_mu, NULL);
+    pthread_mutex_init(&n->fsm_mu, NULL);
+    pthread_cond_init(&n->fsm_cv, NULL);
+    pthread_mutex_init(&n->st_mu, NULL);
+    n->state = RK_STATE_UNINITIALIZED;
+    if (n->log_dir == NULL || n->snap_dir == NULL || n->tasks == NULL) {
+        node_free(n);
+        rk_status_set(err, RK_ENOMEM, "node");
+        return NULL;
+    }
+    return n;
+}
+
+static void stop_on_loop(void *p) { node_loop_stop(p); }
+
+static void check_closed(void *p)
+{
+    rk_node_t *n = p;
+    n->svc->shut = n->close_pending == 0;
+}
+
+/* Waits until the node's handles are closed and its FSM thread is gone. */
+static void node_wait_stopped(rk_group_service_t *s, rk_node_t *n)
+{
+    fsm_join(n);
+    while (atomic_load(&n->snap_inflight) > 0)
+        uv_sleep(1);
+    if (s->own_rt) {
+        node_rt_stop(s->rt); /* the loop runs until every handle is closed */
+        return;
+    }
+    for (;;) {
+        s->shut = false;
+        if (node_rt_call(s->rt, check_closed, n) != 0 || s->shut)
+            return;
+        uv_sleep(1);
+    }
+}
+
+rk_node_t *rk_group_service_start(rk_group_service_t *s, rk_status_t *err)
+{
+    if (s == NULL || s->started) {
+        rk_status_set(err, RK_EINVAL, "service NULL or already started");
+        return NULL;
+    }
+    s->started = true;
+    if (s->own_rt && node_rt_new(&s->self.endpoint, &s->rt, err) != 0)
+        return NULL;
+    rk_node_t *n = node_new(s, err);
+    if (n == NULL)
+        return NULL;
+    /* data_path is only needed while starting */
+    n->opts.data_path = s->opts.data_path;
+    int rc = node_start(n, err);
+    n->opts.data_path = NULL;
+    if (rc != 0) {
+        RK_ERROR(s->group, n->self_str, "start failed: %s", err ? err->msg : rk_strerror(rc));
+        node_rt_call(s->rt, stop_on_loop, n);
+        node_wait_stopped(s, n);
+        node_free(n);
+        if (s->own_rt) {
+            node_rt_free(s->rt);
+            s->rt = NULL;
+        }
+        return NULL;
+    }
+    s->node = n;
+    RK_INFO(s->group, n->self_str, "started");
+    return n;
+}
+
+void rk_group_service_shutdown(rk_group_service_t *s)
+{
+    if (s == NULL || s->node == NULL)
+        return;
+    rk_node_t *n = s->node;
+    pthread_mutex_lock(&n->mu);
+    bool first = !n->shutdown_requested;
+    n->shutdown_requested = true;
+    pthread_mutex_unlock(&n->mu);
+    if (first)
+        node_rt_call(s->rt, stop_on_loop, n);
+}
+
+void rk_group_service_join(rk_group_service_t *s)
+{
+    if (s == NULL || s->node == NULL || s->joined)
+        return;
+    rk_group_service_shutdown(s);
+    node_wait_stopped(s, s->node);
+    s->joined = true;
+    pthread_mutex_lock(&s->node->st_mu);
+    s->node->state = RK_STATE_SHUTDOWN;
+    pthread_mutex_unlock(&s->node->st_mu);
+}
+
+void rk_group_service_free(rk_group_service_t *s)
+{
+    if (s == NULL)
+        return;
+    if (s->node) {
+        rk_group_service_join(s);
+        node_free(s->node);
+    }
+    if (s->own_rt && s->rt)
+        node_rt_free(s->rt);
+    free(s);
+}

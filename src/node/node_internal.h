@@ -1,0 +1,316 @@
+/* Internals of the node runtime shared by the files of src/node: the loop
+ * runtime (one libuv loop thread, its RPC server and client, shared by every
+ * group hosted on it), the node (core driver), the FSM caller thread, the RPC
+ * transport and the snapshot executor.
+ *
+ * Threads and what they own:
+ *   loop thread  the runtime's loop, every uv handle, the core_t, the RPC
+ *                server/client, the node's loop-only fields (marked L:).
+ *   FSM thread   one per node; every state-machine callback and every user
+ *                closure runs there, in log order (fields marked F:).
+ *   log writer   storage/log_writer.c; completions come back on the loop.
+ *   any thread   public functions: they touch only the mutex-guarded queues
+ *                (fields marked Q:, guarded by node.mu) and atomics.
+ */
+#ifndef RAFTKIT_NODE_INTERNAL_H
+#define RAFTKIT_NODE_INTERNAL_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "raftkit/node.h"
+#include "src/base/buf.h"
+#include "src/core/core.h"
+#include "storage/log_store.h"
+#include "storage/log_writer.h"
+#include "storage/snapshot_store.h"
+
+typedef struct rpc_server rpc_server_t;
+typedef struct rpc_client rpc_client_t;
+
+/* ------------------------------------------------------------- runtime */
+
+/* A function run on the loop thread (node_rt_call). */
+typedef struct rt_call {
+    void (*fn)(void *arg);
+    void *arg;
+    struct rt_call *next;
+    bool sync;
+    bool done;
+} rt_call_t;
+
+typedef struct node_rt {
+    uv_loop_t loop;
+    uv_thread_t thread;
+    uv_async_t call_async;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    rt_call_t *calls, *calls_tail; /* guarded by mu */
+    bool running;                  /* loop thread started */
+    bool stopping;                 /* guarded by mu */
+    rk_endpoint_t listen;
+    rpc_server_t *server;
+    rpc_client_t *client;
+    int n_nodes; /* L: nodes attached */
+    /* L: nodes on this runtime, for reachability notifications */
+    struct rk_node *nodes;
+} node_rt_t;
+
+/* Creates a runtime with a loop thread and an RPC server listening on
+ * listen. Errors: RK_EIO (port in use), RK_ENOMEM. */
+int node_rt_new(const rk_endpoint_t *listen, node_rt_t **out, rk_status_t *err);
+/* Runs fn(arg) on the loop thread and waits for it (runs it directly when
+ * already on the loop thread). Returns RK_ESHUTDOWN when the runtime is
+ * stopping (fn not run). */
+int node_rt_call(node_rt_t *rt, void (*fn)(void *), void *arg);
+bool node_rt_on_loop(node_rt_t *rt);
+/* Closes the server/client and stops the loop thread; joins it. Not from the
+ * loop thread. */
+void node_rt_stop(node_rt_t *rt);
+void node_rt_free(node_rt_t *rt);
+
+/* ------------------------------------------------------------ FSM caller */
+
+typedef enum fsm_item_type {
+    FSM_COMMITTED,     /* apply up to a */
+    FSM_LEADER_START,  /* term a; on_leader_start at the first entry of term a */
+    FSM_LEADER_STOP,   /* st */
+    FSM_START_FOLLOWING,
+    FSM_STOP_FOLLOWING,
+    FSM_CLOSURE,       /* run closure with st */
+    FSM_READ,          /* read: run once applied >= a */
+    FSM_SNAPSHOT_SAVE, /* closure (may be NULL) */
+    FSM_SNAPSHOT_LOAD, /* a = index of the snapshot just installed */
+    FSM_ERROR,         /* st */
+    FSM_SHUTDOWN,
+} fsm_item_type_t;
+
+typedef struct fsm_item {
+    fsm_item_type_t type;
+    struct fsm_item *next;
+    uint64_t a;
+    rk_status_t st;
+    rk_leader_change_t lc;
+    rk_closure_t *done;
+    rk_read_index_closure_t *read_done;
+    void *ctx;
+    size_t ctx_len;
+} fsm_item_t;
+
+/* A proposal waiting to be applied: the closure of the entry at index/term. */
+typedef struct node_pending {
+    uint64_t index;
+    uint64_t term;
+    rk_closure_t *done;
+} node_pending_t;
+
+/* ---------------------------------------------------------- persistence */
+
+typedef struct node_persist {
+    struct rk_node *node;
+    uint64_t id;
+    int reqs_left;
+    int status;
+    log_write_req_t reset_req;
+    log_write_req_t append_req;
+    meta_hard_state_t hs;
+    log_entry_t *entries;
+    buf_t **bufs;
+    size_t n;
+    core_msg_t *after;
+    size_t n_after;
+    bool has_snapshot;
+    core_snapshot_meta_t snapshot;
+    struct node_persist *next;
+} node_persist_t;
+
+/* ----------------------------------------------------------------- node */
+
+typedef struct node_task {
+    buf_t *data;
+    rk_closure_t *done;
+    int64_t expected_term;
+} node_task_t;
+
+typedef enum node_cmd_type {
+    CMD_CHANGE_CONF,
+    CMD_SNAPSHOT,
+    CMD_READ,
+    CMD_SNAPSHOT_DONE, /* from the snapshot closure: id = index, n_peers = term, conf */
+    CMD_TRANSFER,
+} node_cmd_type_t;
+
+typedef struct node_cmd {
+    node_cmd_type_t type;
+    struct node_cmd *next;
+    rk_configuration_t conf; /* CHANGE_CONF target (computed on the loop) */
+    core_conf_t snap_conf;   /* SNAPSHOT_DONE */
+    int status;
+    int conf_op;             /* node.c: how to derive the target */
+    rk_peer_id_t peers[RK_CONF_MAX_PEERS];
+    size_t n_peers;
+    rk_closure_t *done;
+    rk_read_index_closure_t *read_done;
+    void *ctx;
+    size_t ctx_len;
+    uint64_t id;       /* READ: core ctx */
+    uint64_t deadline; /* READ: loop time (ms) after which it times out */
+} node_cmd_t;
+
+/* A snapshot transfer from the leader in progress on a follower. */
+typedef struct node_download node_download_t;
+/* The snapshot being served to followers (leader side). */
+typedef struct node_snap_src node_snap_src_t;
+
+struct rk_node {
+    struct rk_group_service *svc;
+    node_rt_t *rt;
+    struct rk_node *rt_next; /* L: runtime's node list */
+    char group[LOG_GROUP_ID_MAX];
+    rk_peer_id_t self;
+    char self_str[RK_PEER_ID_STRLEN];
+    rk_node_options_t opts;
+    rk_state_machine_t *fsm;
+    char *log_dir;
+    char *snap_dir;
+
+    /* storage */
+    log_env_t *env;
+    log_store_t *store;
+    log_writer_t *writer;   /* L */
+    snap_store_t *snaps;
+
+    /* L: core and its driving */
+    core_t *core;
+    uv_timer_t tick_timer;
+    uv_async_t wake;
+    bool handles_open;
+    node_persist_t *persist_head, *persist_tail; /* submitted, not yet completed */
+    uint64_t persisted_id;
+    uint64_t applied_seen;   /* last value passed to core_applied */
+    bool was_leader;
+    uint64_t leader_term;
+    rk_peer_id_t following;  /* leader we follow (empty: none) */
+    uint64_t following_term;
+    node_cmd_t *conf_cmd;    /* change in progress (leader) */
+    uint64_t conf_cmd_index;
+    node_cmd_t *reads;       /* reads waiting for the core */
+    uint64_t next_read_id;
+    bool snapshot_running;
+    uint64_t last_snapshot_index; /* L */
+    uint64_t last_snapshot_term;
+    uint64_t snapshot_due_ms;
+    node_snap_src_t *snap_src;  /* L: leader side of transfers */
+    node_download_t *download;  /* L: follower side */
+    bool reset_pending_conf;    /* after reset_peers: re-propose the conf as leader */
+    atomic_int snap_inflight;   /* on_snapshot_save calls not finished */
+    bool fatal;
+    bool stopping;              /* L: shutdown started on the loop */
+    int close_pending;
+
+    /* Q: queues from any thread, guarded by mu */
+    pthread_mutex_t mu;
+    node_task_t *tasks; /* ring of apply_queue_size */
+    size_t task_head, task_count, task_cap;
+    node_cmd_t *cmds, *cmds_tail;
+    bool shutdown_requested;
+
+    /* pending proposals, shared loop <-> FSM thread, guarded by pend_mu */
+    pthread_mutex_t pend_mu;
+    node_pending_t *pend;
+    size_t pend_head, pend_count, pend_cap;
+
+    /* FSM caller */
+    pthread_t fsm_thread;
+    bool fsm_started;
+    pthread_mutex_t fsm_mu;
+    pthread_cond_t fsm_cv;
+    fsm_item_t *fsm_head, *fsm_tail; /* guarded by fsm_mu */
+    /* F: */
+    uint64_t fsm_applied_term;
+    uint64_t fsm_leader_term;  /* on_leader_start pending for this term */
+    bool fsm_is_leader;        /* on_leader_start was called */
+    bool fsm_error;
+    core_conf_t fsm_conf;      /* configuration as of the applied index */
+    fsm_item_t *fsm_reads;     /* reads waiting for apply */
+    atomic_uint_fast64_t applied; /* written by FSM, read anywhere */
+
+    /* status snapshot for getters (any thread), guarded by st_mu */
+    pthread_mutex_t st_mu;
+    core_status_t cst;
+    core_conf_t conf;
+    rk_node_state_t state;
+    rk_configuration_t alive;
+    bool alive_valid;
+};
+
+struct rk_group_service {
+    char group[LOG_GROUP_ID_MAX];
+    rk_peer_id_t self;
+    rk_node_options_t opts;
+    node_rt_t *rt;   /* own or shared */
+    bool own_rt;
+    rk_node_t *node;
+    bool started;
+    bool shut;
+    bool joined;
+};
+
+/* node.c */
+void node_wake(rk_node_t *n);
+void node_drive(rk_node_t *n); /* L: process everything pending */
+void node_enter_error(rk_node_t *n, int code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+void node_publish_status(rk_node_t *n);
+void node_on_snapshot_saved(rk_node_t *n, uint64_t index, uint64_t term, const core_conf_t *conf,
+                            int status); /* any thread */
+void node_post_cmd(rk_node_t *n, node_cmd_t *c); /* any thread */
+/* L: completes a read (code 0: once applied >= index) on the FSM thread; frees c. */
+void node_post_read_result(rk_node_t *n, node_cmd_t *c, int code, uint64_t index, const char *msg);
+int node_start(rk_node_t *n, rk_status_t *err); /* caller's thread */
+node_rt_t *node_server_rt(rk_server_t *s);
+void node_loop_stop(rk_node_t *n); /* L */
+
+/* fsm_caller.c */
+int fsm_start(rk_node_t *n);
+void fsm_post(rk_node_t *n, fsm_item_t *it);   /* takes ownership */
+int fsm_post_simple(rk_node_t *n, fsm_item_type_t type, uint64_t a, const rk_status_t *st);
+void fsm_post_closure(rk_node_t *n, rk_closure_t *done, int code, const char *msg);
+void fsm_post_committed(rk_node_t *n, uint64_t hi);
+void fsm_join(rk_node_t *n);
+/* Pending proposals (loop pushes, FSM pops). */
+int pend_push(rk_node_t *n, uint64_t index, uint64_t term, rk_closure_t *done);
+/* Fails every pending proposal with index > above with code (posted to FSM). */
+void pend_fail_above(rk_node_t *n, uint64_t above, int code, const char *msg);
+
+/* transport.c */
+int transport_register(node_rt_t *rt);
+int transport_send(rk_node_t *n, const core_msg_t *m);
+int transport_add_node(rk_node_t *n);    /* L: route (group, self) to n */
+void transport_remove_node(rk_node_t *n); /* L */
+void transport_send_snapshot_resp(rk_node_t *n, const rk_peer_id_t *to, uint64_t term, bool ok);
+
+/* snapshot.c */
+void snap_exec_maybe_start(rk_node_t *n, rk_closure_t *done, bool manual); /* L */
+void snap_src_send(rk_node_t *n, const core_msg_t *m);                   /* L: leader SNAP */
+void snap_on_install_request(rk_node_t *n, const rk_peer_id_t *from, uint64_t term,
+                             const core_snapshot_meta_t *meta, uint64_t reader_id,
+                             const void *meta_rec, size_t meta_len);
+void snap_after_save(rk_node_t *n, uint64_t index, uint64_t term, const core_conf_t *conf); /* L */
+void snap_on_install_done(rk_node_t *n, const rk_peer_id_t *from, bool ok);
+void snap_stop(rk_node_t *n); /* L: cancel downloads, close the source */
+bool snap_busy(rk_node_t *n);
+int snap_serve_get_file(rk_node_t *n, uint64_t reader_id, const char *name, uint64_t offset,
+                        uint64_t count, void *call);
+int snap_load_latest(rk_node_t *n, core_snapshot_meta_t *meta, bool call_fsm, rk_status_t *err);
+
+/* options.c */
+void node_conf_to_core(const rk_configuration_t *c, core_conf_t *out);
+
+/* helpers */
+static inline uint64_t node_now_ms(rk_node_t *n) { return uv_now(&n->rt->loop); }
+
+#endif /* RAFTKIT_NODE_INTERNAL_H */

@@ -1,0 +1,107 @@
+/* Node options: JRaft's defaults, and the validation that refuses a bad
+ * field at init with a message naming it. */
+#include <string.h>
+
+#include "raftkit/node.h"
+#include "src/node/node_internal.h"
+
+void rk_node_options_init(rk_node_options_t *o)
+{
+    memset(o, 0, sizeof(*o));
+    o->election_timeout_ms = 1000;
+    o->election_priority = RK_PRIORITY_DISABLED;
+    o->leader_lease_time_ratio = 90;
+    o->snapshot_interval_secs = 3600;
+    o->snapshot_log_index_margin = 0;
+    o->snapshot_log_count = 0;
+    o->catchup_margin = 1000;
+    rk_configuration_init(&o->initial_conf);
+    rk_raft_options_t *r = &o->raft_options;
+    r->max_entries_size = 1024;
+    r->max_body_size = 512 * 1024;
+    r->max_append_buffer_size = 256 * 1024;
+    r->max_byte_count_per_rpc = 128 * 1024;
+    r->apply_batch = 32;
+    r->apply_queue_size = 16384;
+    r->sync = true;
+    r->replicator_pipeline = true;
+    r->max_replicator_inflight_msgs = 256;
+    r->read_only_option = RK_READ_ONLY_SAFE;
+    r->pre_vote = true;
+    r->check_quorum = true;
+    r->snapshot_throttle_bytes_per_sec = 0;
+}
+
+#define CHECK(cond, ...)                                   \
+    do {                                                   \
+        if (!(cond))                                       \
+            return rk_status_set(err, RK_EINVAL, __VA_ARGS__); \
+    } while (0)
+
+int rk_node_options_validate(const rk_node_options_t *o, rk_status_t *err)
+{
+    CHECK(o != NULL, "options: NULL");
+    CHECK(o->election_timeout_ms >= 10, "election_timeout_ms must be >= 10 (got %d)",
+          o->election_timeout_ms);
+    CHECK(o->election_priority >= RK_PRIORITY_DISABLED,
+          "election_priority must be -1 (disabled) or >= 0 (got %d)", o->election_priority);
+    CHECK(o->leader_lease_time_ratio > 0 && o->leader_lease_time_ratio <= 100,
+          "leader_lease_time_ratio must be in 1..100 (got %d)", o->leader_lease_time_ratio);
+    CHECK(o->snapshot_interval_secs >= 0, "snapshot_interval_secs must be >= 0 (got %d)",
+          o->snapshot_interval_secs);
+    CHECK(o->snapshot_log_index_margin >= 0, "snapshot_log_index_margin must be >= 0 (got %d)",
+          o->snapshot_log_index_margin);
+    CHECK(o->snapshot_log_count >= 0, "snapshot_log_count must be >= 0 (got %d)",
+          o->snapshot_log_count);
+    CHECK(o->catchup_margin >= 0, "catchup_margin must be >= 0 (got %d)", o->catchup_margin);
+    CHECK(o->data_path != NULL && o->data_path[0] != '\0', "data_path is required");
+    CHECK(strlen(o->data_path) < 4000, "data_path is too long");
+    CHECK(o->fsm != NULL, "fsm is required");
+    rk_status_t cst;
+    if (rk_configuration_validate(&o->initial_conf, &cst) != 0)
+        return rk_status_set(err, RK_EINVAL, "initial_conf: %s", cst.msg);
+    const rk_raft_options_t *r = &o->raft_options;
+    CHECK(r->max_entries_size >= 1, "raft_options.max_entries_size must be >= 1 (got %d)",
+          r->max_entries_size);
+    CHECK(r->max_body_size >= 1024, "raft_options.max_body_size must be >= 1024 (got %d)",
+          r->max_body_size);
+    CHECK(r->max_append_buffer_size >= 1, "raft_options.max_append_buffer_size must be >= 1");
+    CHECK(r->max_byte_count_per_rpc >= 1024,
+          "raft_options.max_byte_count_per_rpc must be >= 1024 (got %d)",
+          r->max_byte_count_per_rpc);
+    CHECK(r->apply_batch >= 1, "raft_options.apply_batch must be >= 1 (got %d)", r->apply_batch);
+    CHECK(r->apply_queue_size >= 1, "raft_options.apply_queue_size must be >= 1 (got %d)",
+          r->apply_queue_size);
+    CHECK(r->max_replicator_inflight_msgs >= 1,
+          "raft_options.max_replicator_inflight_msgs must be >= 1 (got %d)",
+          r->max_replicator_inflight_msgs);
+    CHECK(r->read_only_option == RK_READ_ONLY_SAFE || r->read_only_option == RK_READ_ONLY_LEASE_BASED,
+          "raft_options.read_only_option must be RK_READ_ONLY_SAFE or RK_READ_ONLY_LEASE_BASED");
+    CHECK(r->read_only_option != RK_READ_ONLY_LEASE_BASED || r->check_quorum,
+          "raft_options.read_only_option LEASE_BASED requires check_quorum");
+    CHECK(r->snapshot_throttle_bytes_per_sec >= 0,
+          "raft_options.snapshot_throttle_bytes_per_sec must be >= 0");
+    return 0;
+}
+
+const char *rk_node_state_name(rk_node_state_t s)
+{
+    switch (s) {
+    case RK_STATE_LEADER: return "leader";
+    case RK_STATE_TRANSFERRING: return "transferring";
+    case RK_STATE_CANDIDATE: return "candidate";
+    case RK_STATE_FOLLOWER: return "follower";
+    case RK_STATE_ERROR: return "error";
+    case RK_STATE_UNINITIALIZED: return "uninitialized";
+    case RK_STATE_SHUTTING: return "shutting";
+    case RK_STATE_SHUTDOWN: return "shutdown";
+    }
+    return "unknown";
+}
+
+void node_conf_to_core(const rk_configuration_t *c, core_conf_t *out)
+{
+    memset(out, 0, sizeof(*out));
+    out->cur = *c;
+    out->joint = false;
+}

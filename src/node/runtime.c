@@ -1,0 +1,211 @@
+/* The loop runtime: one libuv loop on its own thread with the RPC server and
+ * client that live on it. A group service owns one, or several groups share
+ * one (rk_server_t) so that they are reached through a single port. Other
+ * threads get work onto the loop through node_rt_call.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "raftkit/log.h"
+#include "rpc/rpc_client.h"
+#include "rpc/rpc_server.h"
+#include "src/node/node_internal.h"
+
+struct rk_server {
+    node_rt_t *rt;
+};
+
+static void run_calls(uv_async_t *a)
+{
+    node_rt_t *rt = a->data;
+    for (;;) {
+        pthread_mutex_lock(&rt->mu);
+        rt_call_t *c = rt->calls;
+        if (c) {
+            rt->calls = c->next;
+            if (rt->calls == NULL)
+                rt->calls_tail = NULL;
+        }
+        pthread_mutex_unlock(&rt->mu);
+        if (c == NULL)
+            return;
+        c->fn(c->arg);
+        pthread_mutex_lock(&rt->mu);
+        c->done = true;
+        pthread_cond_broadcast(&rt->cv);
+        pthread_mutex_unlock(&rt->mu);
+    }
+}
+
+static void loop_main(void *arg)
+{
+    node_rt_t *rt = arg;
+    uv_run(&rt->loop, UV_RUN_DEFAULT);
+}
+
+bool node_rt_on_loop(node_rt_t *rt)
+{
+    uv_thread_t self = uv_thread_self();
+    return rt->running && uv_thread_equal(&self, &rt->thread);
+}
+
+int node_rt_call(node_rt_t *rt, void (*fn)(void *), void *arg)
+{
+    if (node_rt_on_loop(rt)) {
+        fn(arg);
+        return 0;
+    }
+    rt_call_t c = {.fn = fn, .arg = arg, .sync = true};
+    pthread_mutex_lock(&rt->mu);
+    if (rt->stopping) {
+        pthread_mutex_unlock(&rt->mu);
+        return RK_ESHUTDOWN;
+    }
+    if (rt->calls_tail)
+        rt->calls_tail->next = &c;
+    else
+        rt->calls = &c;
+    rt->calls_tail = &c;
+    uv_async_send(&rt->call_async);
+    while (!c.done)
+        pthread_cond_wait(&rt->cv, &rt->mu);
+    pthread_mutex_unlock(&rt->mu);
+    return 0;
+}
+
+typedef struct listen_arg {
+    node_rt_t *rt;
+    int rc;
+    rk_status_t *err;
+} listen_arg_t;
+
+static void rt_listen(void *p)
+{
+    listen_arg_t *a = p;
+    node_rt_t *rt = a->rt;
+    rpc_server_opts_t so = {.name = "raftkit"};
+    rt->server = rpc_server_new(&rt->loop, &so);
+    rpc_client_opts_t co = {.name = "raftkit", .backoff_min_ms = 50, .backoff_max_ms = 1000,
+                            .connect_timeout_ms = 1000};
+    rt->client = rpc_client_new(&rt->loop, &co);
+    if (rt->server == NULL || rt->client == NULL) {
+        a->rc = rk_status_set(a->err, RK_ENOMEM, "rpc server/client");
+        return;
+    }
+    a->rc = transport_register(rt);
+    if (a->rc != 0) {
+        rk_status_set(a->err, a->rc, "registering raft methods");
+        return;
+    }
+    a->rc = rpc_server_listen(rt->server, rt->listen.host, rt->listen.port, a->err);
+    if (a->rc == 0)
+        rt->listen.port = rpc_server_port(rt->server);
+}
+
+static void closed_cb(void *arg) { (void)arg; }
+
+static void rt_close_all(void *p)
+{
+    node_rt_t *rt = p;
+    pthread_mutex_lock(&rt->mu);
+    rt->stopping = true;
+    pthread_mutex_unlock(&rt->mu);
+    run_calls(&rt->call_async); /* anything queued before the stop */
+    if (rt->server)
+        rpc_server_close(rt->server, closed_cb, NULL);
+    rt->server = NULL;
+    if (rt->client)
+        rpc_client_close(rt->client, closed_cb, NULL);
+    rt->client = NULL;
+    uv_close((uv_handle_t *)&rt->call_async, NULL);
+}
+
+int node_rt_new(const rk_endpoint_t *listen, node_rt_t **out, rk_status_t *err)
+{
+    node_rt_t *rt = calloc(1, sizeof(*rt));
+    if (rt == NULL)
+        return rk_status_set(err, RK_ENOMEM, "runtime");
+    rt->listen = *listen;
+    pthread_mutex_init(&rt->mu, NULL);
+    pthread_cond_init(&rt->cv, NULL);
+    if (uv_loop_init(&rt->loop) != 0) {
+        free(rt);
+        return rk_status_set(err, RK_EIO, "uv_loop_init");
+    }
+    uv_async_init(&rt->loop, &rt->call_async, run_calls);
+    rt->call_async.data = rt;
+    if (uv_thread_create(&rt->thread, loop_main, rt) != 0) {
+        uv_close((uv_handle_t *)&rt->call_async, NULL);
+        uv_run(&rt->loop, UV_RUN_DEFAULT);
+        uv_loop_close(&rt->loop);
+        free(rt);
+        return rk_status_set(err, RK_EIO, "loop thread");
+    }
+    rt->running = true;
+    listen_arg_t a = {.rt = rt, .err = err};
+    node_rt_call(rt, rt_listen, &a);
+    if (a.rc != 0) {
+        node_rt_stop(rt);
+        node_rt_free(rt);
+        return a.rc;
+    }
+    *out = rt;
+    return 0;
+}
+
+void node_rt_stop(node_rt_t *rt)
+{
+    if (!rt->running)
+        return;
+    node_rt_call(rt, rt_close_all, rt);
+    uv_thread_join(&rt->thread);
+    rt->running = false;
+}
+
+void node_rt_free(node_rt_t *rt)
+{
+    if (rt == NULL)
+        return;
+    int rc = uv_loop_close(&rt->loop);
+    if (rc != 0) {
+        /* handles still closing: run the loop here until they are done */
+        uv_run(&rt->loop, UV_RUN_DEFAULT);
+        uv_loop_close(&rt->loop);
+    }
+    pthread_mutex_destroy(&rt->mu);
+    pthread_cond_destroy(&rt->cv);
+    free(rt);
+}
+
+/* ---- public shared server ---- */
+
+rk_server_t *rk_server_new(const rk_endpoint_t *listen, rk_status_t *err)
+{
+    if (listen == NULL) {
+        rk_status_set(err, RK_EINVAL, "listen endpoint is NULL");
+        return NULL;
+    }
+    rk_server_t *s = calloc(1, sizeof(*s));
+    if (s == NULL) {
+        rk_status_set(err, RK_ENOMEM, "server");
+        return NULL;
+    }
+    if (node_rt_new(listen, &s->rt, err) != 0) {
+        free(s);
+        return NULL;
+    }
+    return s;
+}
+
+uint16_t rk_server_port(const rk_server_t *s) { return s->rt->listen.port; }
+
+node_rt_t *node_server_rt(rk_server_t *s) { return s->rt; }
+
+void rk_server_free(rk_server_t *s)
+{
+    if (s == NULL)
+        return;
+    node_rt_stop(s->rt);
+    node_rt_free(s->rt);
+    free(s);
+}

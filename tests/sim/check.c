@@ -1,0 +1,427 @@
+/* Invariants, checked incrementally as the hosts see updates, and the event
+ * trace printed when one breaks.
+ *
+ *  - election safety (§5.2, Fig. 3.2): at most one leader per term;
+ *  - log matching (§5.3): same (index, term) => same entry and same prefix,
+ *    over every log as written (durable + unstable), via chain hashes; terms
+ *    never decrease along a log;
+ *  - leader completeness (§5.4): a newly elected leader holds every entry any
+ *    node has reported committed;
+ *  - state-machine safety (§5.4.3): one entry per committed index, whoever
+ *    commits or applies it; every state machine has the same state after
+ *    applying a given index (snapshot installs included); a node never
+ *    overwrites an entry it had committed;
+ *  - committed entries survive crashes: enforced by the two above across
+ *    restarts (a lost entry lets a leader without it be elected);
+ *  - read linearizability (thesis 6.4): a read returns a state that includes
+ *    every write completed before the read started;
+ *  - host/core contract breaches (reading non-durable entries, ids going
+ *    backwards, ...) are reported the same way. */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "tests/sim/sim.h"
+
+#define U(x) ((unsigned long long)(x))
+
+static void *grow(void *v, size_t *cap, size_t need, size_t elem)
+{
+    if (need < *cap)
+        return v;
+    size_t nc = *cap ? *cap : 256;
+    while (nc <= need)
+        nc *= 2;
+    v = realloc(v, nc * elem);
+    if (v == NULL)
+        abort();
+    memset((char *)v + *cap * elem, 0, (nc - *cap) * elem);
+    *cap = nc;
+    return v;
+}
+
+/* ------------------------------------------------------ (index, term) map */
+
+static size_t itmap_slot(const sim_itmap_t *m, uint64_t idx, uint64_t term)
+{
+    uint64_t x = idx * 0x9e3779b97f4a7c15ULL ^ term;
+    size_t i = (size_t)(sim_splitmix(&x) & (m->cap - 1));
+    while (m->idx[i] != 0 && (m->idx[i] != idx || m->term[i] != term))
+        i = (i + 1) & (m->cap - 1);
+    return i;
+}
+
+static void itmap_grow(sim_itmap_t *m)
+{
+    sim_itmap_t o = *m;
+    m->cap = o.cap ? 2 * o.cap : 1024;
+    m->n = 0;
+    m->idx = calloc(m->cap, sizeof *m->idx);
+    m->term = calloc(m->cap, sizeof *m->term);
+    m->chain = calloc(m->cap, sizeof *m->chain);
+    if (!m->idx || !m->term || !m->chain)
+        abort();
+    for (size_t i = 0; i < o.cap; i++) {
+        if (o.idx[i] == 0)
+            continue;
+        size_t j = itmap_slot(m, o.idx[i], o.term[i]);
+        m->idx[j] = o.idx[i];
+        m->term[j] = o.term[i];
+        m->chain[j] = o.chain[i];
+        m->n++;
+    }
+    free(o.idx);
+    free(o.term);
+    free(o.chain);
+}
+
+/* Returns the chain recorded for (idx, term), recording `chain` if none. */
+static uint64_t itmap_put(sim_itmap_t *m, uint64_t idx, uint64_t term, uint64_t chain)
+{
+    if (2 * (m->n + 1) > m->cap)
+        itmap_grow(m);
+    size_t i = itmap_slot(m, idx, term);
+    if (m->idx[i] == 0) {
+        m->idx[i] = idx;
+        m->term[i] = term;
+        m->chain[i] = chain;
+        m->n++;
+    }
+    return m->chain[i];
+}
+
+/* ------------------------------------------------------------ lifecycle */
+
+void check_init(sim_t *s)
+{
+    s->leader_of_term = NULL;
+    s->n_lot = 0;
+    s->committed = NULL;
+    s->cap_committed = 0;
+    s->max_committed = 0;
+    s->sm_hash = NULL;
+    s->cap_sm_hash = 0;
+    memset(&s->itmap, 0, sizeof s->itmap);
+    s->writes = NULL;
+    s->cap_writes = 0;
+    memset(s->done_key, 0, sizeof s->done_key);
+    s->done_all = 0;
+    s->n_trace = 0;
+    s->violated = false;
+    s->violation[0] = '\0';
+}
+
+void check_free(sim_t *s)
+{
+    free(s->leader_of_term);
+    free(s->committed);
+    free(s->sm_hash);
+    free(s->itmap.idx);
+    free(s->itmap.term);
+    free(s->itmap.chain);
+    free(s->writes);
+    s->leader_of_term = NULL;
+    s->committed = NULL;
+    s->sm_hash = NULL;
+    s->writes = NULL;
+    memset(&s->itmap, 0, sizeof s->itmap);
+}
+
+void check_fail(sim_t *s, const char *fmt, ...)
+{
+    if (s->violated)
+        return;
+    s->violated = true;
+    s->violation_step = s->step;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(s->violation, sizeof s->violation, fmt, ap);
+    va_end(ap);
+}
+
+/* ------------------------------------------------------------ log checks */
+
+void check_entry_written(sim_t *s, sim_node_t *nd, const sim_ent_t *e, uint64_t prev_term,
+                         uint64_t commit_before)
+{
+    uint64_t i = e->e.index, t = e->e.term;
+    if (t < prev_term)
+        check_fail(s, "log: node %d writes %llu/%llu after an entry of term %llu", nd->id, U(i),
+                   U(t), U(prev_term));
+    if (itmap_put(&s->itmap, i, t, e->chain) != e->chain)
+        check_fail(s, "log matching: node %d writes entry %llu/%llu whose entry or prefix "
+                   "differs from another log's %llu/%llu", nd->id, U(i), U(t), U(i), U(t));
+    if (i <= commit_before && i < s->cap_committed && s->committed[i].set &&
+        s->committed[i].chain != e->chain)
+        check_fail(s, "state machine safety: node %d overwrites its committed index %llu "
+                   "(commit %llu) with %llu/%llu", nd->id, U(i), U(commit_before), U(i), U(t));
+}
+
+void check_committed(sim_t *s, sim_node_t *nd, uint64_t index, uint64_t term, uint64_t chain)
+{
+    s->committed = grow(s->committed, &s->cap_committed, index, sizeof *s->committed);
+    sim_committed_t *c = &s->committed[index];
+    if (!c->set) {
+        c->set = true;
+        c->term = term;
+        c->chain = chain;
+    } else if (c->chain != chain) {
+        check_fail(s, "state machine safety: node %d commits %llu/%llu but %llu/%llu was "
+                   "committed there (or the prefixes differ)", nd->id, U(index), U(term),
+                   U(index), U(c->term));
+    }
+    if (index > s->max_committed)
+        s->max_committed = index;
+}
+
+void check_status(sim_t *s, sim_node_t *nd)
+{
+    core_status_t st;
+    core_get_status(nd->core, &st);
+    if (st.fatal != 0) {
+        check_fail(s, "core fatal at node %d: %s", nd->id, rk_err_name(st.fatal));
+        return;
+    }
+    if (st.term < nd->term_seen)
+        check_fail(s, "term: node %d went from term %llu back to %llu", nd->id, U(nd->term_seen),
+                   U(st.term));
+    nd->term_seen = st.term;
+    nd->role_seen = st.role;
+    if (st.role == CORE_LEADER) {
+        s->leader_of_term = grow(s->leader_of_term, &s->n_lot, st.term, sizeof *s->leader_of_term);
+        uint64_t *l = &s->leader_of_term[st.term];
+        if (*l == 0)
+            *l = (uint64_t)nd->id + 1;
+        else if (*l != (uint64_t)nd->id + 1)
+            check_fail(s, "election safety: nodes %d and %d both leaders in term %llu",
+                       (int)*l - 1, nd->id, U(st.term));
+    }
+    if (st.commit < nd->commit_seen) {
+        check_fail(s, "commit: node %d commit went from %llu back to %llu", nd->id,
+                   U(nd->commit_seen), U(st.commit));
+        return;
+    }
+    if (st.commit == nd->commit_seen)
+        return;
+    uint64_t from = nd->commit_seen + 1;
+    if (from <= nd->vlog.compact_index)
+        from = nd->vlog.compact_index;
+    for (uint64_t i = from; i <= st.commit && !s->violated; i++) {
+        uint64_t chain, term;
+        if (i == 0)
+            continue;
+        if (!slog_chain(&nd->vlog, i, &chain) || !slog_term(&nd->vlog, i, &term)) {
+            check_fail(s, "commit: node %d commits %llu beyond its log (%llu, %llu]", nd->id,
+                       U(i), U(nd->vlog.compact_index), U(slog_last(&nd->vlog)));
+            return;
+        }
+        check_committed(s, nd, i, term, chain);
+    }
+    trace_add(s, TR_COMMIT, nd->id, -1, nd->commit_seen, st.commit, st.term, 0);
+    nd->commit_seen = st.commit;
+}
+
+void check_new_leader(sim_t *s, sim_node_t *nd, uint64_t term)
+{
+    uint64_t mc = s->max_committed, chain;
+    if (mc == 0 || mc < nd->vlog.compact_index)
+        return;
+    if (!slog_chain(&nd->vlog, mc, &chain)) {
+        check_fail(s, "leader completeness: node %d elected in term %llu lacks committed index "
+                   "%llu (its log ends at %llu)", nd->id, U(term), U(mc), U(slog_last(&nd->vlog)));
+        return;
+    }
+    if (chain != s->committed[mc].chain)
+        check_fail(s, "leader completeness: node %d elected in term %llu holds a different "
+                   "entry (or prefix) at committed index %llu", nd->id, U(term), U(mc));
+}
+
+/* -------------------------------------------------------- state machine */
+
+void check_applied(sim_t *s, sim_node_t *nd, const sim_ent_t *e)
+{
+    check_committed(s, nd, e->e.index, e->e.term, e->chain);
+    if (e->e.type != CORE_ENTRY_DATA || buf_len(e->e.data) != sizeof(sim_cmd_t))
+        return;
+    sim_cmd_t cmd;
+    memcpy(&cmd, e->e.data->data, sizeof cmd);
+    s->writes = grow(s->writes, &s->cap_writes, cmd.wid, sizeof *s->writes);
+    sim_write_rec_t *w = &s->writes[cmd.wid];
+    if (w->index == 0)
+        w->index = e->e.index;
+    else if (w->index != e->e.index)
+        check_fail(s, "state machine safety: write %llu applied at %llu and at %llu", U(cmd.wid),
+                   U(w->index), U(e->e.index));
+}
+
+void check_sm_state(sim_t *s, sim_node_t *nd)
+{
+    uint64_t i = nd->sm.applied;
+    if (i == 0)
+        return;
+    s->sm_hash = grow(s->sm_hash, &s->cap_sm_hash, i, sizeof *s->sm_hash);
+    uint64_t h = sim_mix(nd->sm.hash, nd->sm.count);
+    for (int k = 0; k < SIM_KEYS; k++)
+        h = sim_mix(h, nd->sm.reg[k]);
+    h |= 1;
+    if (s->sm_hash[i] == 0)
+        s->sm_hash[i] = h;
+    else if (s->sm_hash[i] != h)
+        check_fail(s, "state machine safety: node %d state after applying %llu differs from "
+                   "another node's", nd->id, U(i));
+}
+
+void check_write_proposed(sim_t *s, uint64_t wid, uint32_t key)
+{
+    s->writes = grow(s->writes, &s->cap_writes, wid, sizeof *s->writes);
+    s->writes[wid].key = key;
+}
+
+void check_write_completed(sim_t *s, sim_node_t *nd, uint64_t wid, uint64_t index)
+{
+    sim_write_rec_t *w = &s->writes[wid];
+    w->completed = true;
+    if (index > s->done_key[w->key])
+        s->done_key[w->key] = index;
+    if (index > s->done_all)
+        s->done_all = index;
+    s->st_writes_done++;
+    trace_add(s, TR_WRITE_DONE, nd->id, -1, wid, index, w->key, 0);
+    if (wid == s->final_wid)
+        s->final_index = index;
+}
+
+void check_read_start(sim_t *s, sim_read_t *r)
+{
+    r->need_key = s->done_key[r->key];
+    r->need_all = s->done_all;
+}
+
+void check_read_served(sim_t *s, sim_node_t *nd, const sim_read_t *r)
+{
+    uint64_t v = nd->sm.reg[r->key];
+    uint64_t vi = v == 0 ? 0 : (v < s->cap_writes ? s->writes[v].index : 0);
+    s->st_reads_done++;
+    trace_add(s, TR_READ_DONE, nd->id, -1, r->ctx, r->index, v, nd->sm.applied);
+    if (vi < r->need_key)
+        check_fail(s, "linearizability: read %llu at node %d (read index %llu) returned write "
+                   "%llu (index %llu) for key %u, but a write at index %llu had completed "
+                   "before the read started", U(r->ctx), nd->id, U(r->index), U(v), U(vi),
+                   r->key, U(r->need_key));
+    else if (nd->sm.applied < r->need_all)
+        check_fail(s, "linearizability: read %llu at node %d served at applied %llu (read index "
+                   "%llu), but a write at index %llu had completed before it started", U(r->ctx),
+                   nd->id, U(nd->sm.applied), U(r->index), U(r->need_all));
+}
+
+/* ------------------------------------------------------------------ trace */
+
+void trace_add(sim_t *s, int kind, int node, int peer, uint64_t a, uint64_t b, uint64_t c,
+               uint64_t d)
+{
+    sim_trace_rec_t *t = &s->trace[s->n_trace++ % SIM_TRACE];
+    *t = (sim_trace_rec_t){s->step, s->now, kind, node, peer, a, b, c, d};
+    if (s->p.verbose)
+        trace_print(s, t);
+}
+
+static const char *role_name(uint64_t r) { return core_role_name((core_role_t)r); }
+
+static const char *rc_name(uint64_t rc)
+{
+    return rc == 0 ? "ok" : rk_err_name((int)(int64_t)rc);
+}
+
+void trace_print(const sim_t *s, const sim_trace_rec_t *t)
+{
+    (void)s;
+    printf("  [step %6llu t=%6llu] ", U(t->step), U(t->now));
+    switch (t->kind) {
+    case TR_DELIVER:
+        printf("n%d -> n%d %s term=%llu index=%llu entries=%llu\n", t->node, t->peer,
+               core_msg_type_name((core_msg_type_t)t->a), U(t->b), U(t->c), U(t->d));
+        break;
+    case TR_DROP:
+        printf("n%d -> n%d %s term=%llu index=%llu DROPPED\n", t->node, t->peer,
+               core_msg_type_name((core_msg_type_t)t->a), U(t->b), U(t->c));
+        break;
+    case TR_DISK:
+        printf("n%d disk done: update %llu, log last %llu, term %llu, %llu msgs released\n",
+               t->node, U(t->a), U(t->b), U(t->c), U(t->d));
+        break;
+    case TR_ROLE:
+        printf("n%d becomes %s in term %llu (log last %llu, commit %llu)\n", t->node,
+               role_name(t->a), U(t->b), U(t->c), U(t->d));
+        break;
+    case TR_PROPOSE:
+        printf("n%d propose write %llu key %llu -> index %llu term %llu\n", t->node, U(t->a),
+               U(t->d), U(t->b), U(t->c));
+        break;
+    case TR_READ:
+        printf("n%d read %llu key %llu starts (rc %lld)\n", t->node, U(t->a), U(t->b),
+               (long long)t->c);
+        break;
+    case TR_READ_DONE:
+        printf("n%d read %llu served: read index %llu, value w%llu, applied %llu\n", t->node,
+               U(t->a), U(t->b), U(t->c), U(t->d));
+        break;
+    case TR_CONF:
+        printf("n%d change conf (op %llu, peer n%d) -> %s index %llu\n", t->node, U(t->a),
+               t->peer, rc_name(t->b), U(t->c));
+        break;
+    case TR_TRANSFER:
+        printf("n%d transfer to n%d -> %s\n", t->node, t->peer, rc_name(t->a));
+        break;
+    case TR_SNAPSHOT:
+        printf("n%d snapshot at %llu/%llu\n", t->node, U(t->a), U(t->b));
+        break;
+    case TR_COMPACT:
+        printf("n%d compact to %llu/%llu\n", t->node, U(t->a), U(t->b));
+        break;
+    case TR_INSTALL:
+        printf("n%d installs snapshot %llu/%llu\n", t->node, U(t->a), U(t->b));
+        break;
+    case TR_CRASH:
+        printf("n%d CRASH (%s)\n", t->node, t->a ? "writes pending" : "disk idle");
+        break;
+    case TR_RESTART:
+        printf("n%d restart: term %llu, log last %llu, snapshot %llu, commit %llu\n", t->node,
+               U(t->a), U(t->b), U(t->c), U(t->d));
+        break;
+    case TR_PARTITION:
+        if (t->a == 0)
+            printf("partition: n%d isolated\n", t->node);
+        else if (t->a == 1)
+            printf("partition: split, mask %#llx\n", U(t->b));
+        else
+            printf("partition: link n%d -> n%d cut\n", t->node, t->peer);
+        break;
+    case TR_HEAL:
+        printf("network healed\n");
+        break;
+    case TR_CAMPAIGN:
+        printf("n%d campaign -> %s\n", t->node, rc_name(t->a));
+        break;
+    case TR_COMMIT:
+        printf("n%d commit %llu -> %llu (term %llu)\n", t->node, U(t->a), U(t->b), U(t->c));
+        break;
+    case TR_WRITE_DONE:
+        printf("n%d write %llu completed at index %llu (key %llu)\n", t->node, U(t->a), U(t->b),
+               U(t->c));
+        break;
+    case TR_SLOW_DISK:
+        printf("n%d disk now %s\n", t->node, t->a ? "slow" : "fast");
+        break;
+    default:
+        printf("?\n");
+    }
+}
+
+void trace_dump(const sim_t *s)
+{
+    uint64_t n = s->n_trace < 50 ? s->n_trace : 50;
+    printf("last %llu events:\n", U(n));
+    for (uint64_t i = s->n_trace - n; i < s->n_trace; i++)
+        trace_print(s, &s->trace[i % SIM_TRACE]);
+}

@@ -1,0 +1,409 @@
+/* Deterministic cluster simulator for the Raft core: shared types.
+ *
+ * N cores run in one process under one seeded PRNG. A discrete-event
+ * scheduler drives them: ticks, message deliveries over a faulty virtual
+ * network, completions of a simulated disk (writes become durable only when
+ * the disk completes them, in update order), client actions (proposals,
+ * reads, membership changes, transfers, snapshots) and faults (crashes that
+ * lose everything not yet durable, restarts from the durable state,
+ * partitions). Invariants are checked incrementally after every event; the
+ * first violation stops the run and prints the seed, the step and a trace.
+ *
+ * Files: rng/heap helpers here, net.c (network), host.c (disk, storage,
+ * update handling, crash/restart), check.c (invariants and trace),
+ * workload.c (client actions and faults), cluster.c (driver), main.c (CLI).
+ */
+#ifndef RAFTKIT_TESTS_SIM_SIM_H
+#define RAFTKIT_TESTS_SIM_SIM_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "src/core/core.h"
+
+#define SIM_MAX_NODES 16
+#define SIM_KEYS 4 /* registers of the checked state machine */
+#define SIM_RECV_SNAPS 4
+#define SIM_TRACE 64
+#define SIM_TICK 10 /* time units between two ticks of one node */
+
+/* ------------------------------------------------------------------ PRNG */
+
+/* xoshiro256** seeded through splitmix64: the simulator's only randomness. */
+typedef struct sim_rng {
+    uint64_t s[4];
+} sim_rng_t;
+
+static inline uint64_t sim_splitmix(uint64_t *x)
+{
+    uint64_t z = (*x += 0x9e3779b97f4a7c15ULL);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+    return z ^ (z >> 31);
+}
+
+static inline void sim_rng_seed(sim_rng_t *r, uint64_t seed)
+{
+    for (int i = 0; i < 4; i++)
+        r->s[i] = sim_splitmix(&seed);
+}
+
+static inline uint64_t sim_rotl(uint64_t x, int k) { return (x << k) | (x >> (64 - k)); }
+
+static inline uint64_t sim_rand(sim_rng_t *r)
+{
+    uint64_t *s = r->s;
+    uint64_t res = sim_rotl(s[1] * 5, 7) * 9, t = s[1] << 17;
+    s[2] ^= s[0];
+    s[3] ^= s[1];
+    s[1] ^= s[2];
+    s[0] ^= s[3];
+    s[2] ^= t;
+    s[3] = sim_rotl(s[3], 45);
+    return res;
+}
+
+/* Uniform in [0, n); 0 when n is 0. */
+static inline uint64_t sim_below(sim_rng_t *r, uint64_t n) { return n ? sim_rand(r) % n : 0; }
+
+/* Uniform in [lo, hi]. */
+static inline uint64_t sim_between(sim_rng_t *r, uint64_t lo, uint64_t hi)
+{
+    return lo + sim_below(r, hi - lo + 1);
+}
+
+/* True with probability permille/1000. */
+static inline bool sim_chance(sim_rng_t *r, uint32_t permille) { return sim_below(r, 1000) < permille; }
+
+/* Order-dependent 64-bit hash combine. */
+static inline uint64_t sim_mix(uint64_t h, uint64_t v)
+{
+    uint64_t x = h ^ (v + 0x9e3779b97f4a7c15ULL + (h << 6) + (h >> 2));
+    return sim_splitmix(&x);
+}
+
+/* ----------------------------------------------------- checked state machine */
+
+/* Payload of a DATA entry: a globally unique write id and the register it
+ * writes. Each register holds the id of the last write applied to it. */
+typedef struct sim_cmd {
+    uint64_t wid;
+    uint32_t key;
+    uint32_t proposer;
+} sim_cmd_t;
+
+typedef struct sim_sm {
+    uint64_t applied; /* index of the last applied entry */
+    uint64_t hash;    /* running hash over applied DATA write ids */
+    uint64_t count;   /* DATA entries applied */
+    uint64_t reg[SIM_KEYS];
+} sim_sm_t;
+
+/* A snapshot: the core's metadata plus the state-machine data at its index
+ * (and the log's chain hash there, so log-matching checks continue past it). */
+typedef struct sim_snap {
+    core_snapshot_meta_t meta; /* meta.index 0 = none */
+    sim_sm_t sm;
+    uint64_t chain;
+} sim_snap_t;
+
+/* ------------------------------------------------------------------ log */
+
+/* A log entry as the host stores it: the core's entry (holding one reference
+ * on its data) plus the chain hash of the whole prefix ending here, which
+ * turns "identical prefixes" into one comparison. */
+typedef struct sim_ent {
+    core_entry_t e;
+    uint64_t chain;
+} sim_ent_t;
+
+/* Entries compact_index+1 .. compact_index+n. */
+typedef struct sim_log {
+    uint64_t compact_index, compact_term, compact_chain;
+    sim_ent_t *v;
+    size_t n, cap;
+} sim_log_t;
+
+void slog_init(sim_log_t *l);
+void slog_free(sim_log_t *l);
+uint64_t slog_last(const sim_log_t *l);
+const sim_ent_t *slog_get(const sim_log_t *l, uint64_t index);
+/* Chain hash at index (compact_chain at compact_index); false when absent. */
+bool slog_chain(const sim_log_t *l, uint64_t index, uint64_t *chain);
+bool slog_term(const sim_log_t *l, uint64_t index, uint64_t *term);
+void slog_truncate(sim_log_t *l, uint64_t from); /* drops entries >= from */
+void slog_push(sim_log_t *l, const core_entry_t *e, uint64_t chain); /* takes a new ref */
+void slog_compact(sim_log_t *l, uint64_t index); /* drops entries <= index */
+void slog_reset(sim_log_t *l, uint64_t index, uint64_t term, uint64_t chain);
+void slog_copy(sim_log_t *dst, const sim_log_t *src); /* dst freed first */
+uint64_t sim_entry_hash(const core_entry_t *e);
+uint64_t sim_chain_next(uint64_t prev_chain, const core_entry_t *e);
+
+/* --------------------------------------------------------------- network */
+
+typedef struct sim_msg {
+    core_msg_t m; /* deep copy: entries array and snap are ours */
+    int from, to;
+    bool has_data;
+    sim_snap_t data; /* SNAP: the state-machine data the leader host attached */
+} sim_msg_t;
+
+sim_msg_t *sim_msg_copy(const core_msg_t *m, int from, int to);
+sim_msg_t *sim_msg_dup(const sim_msg_t *sm);
+void sim_msg_free(sim_msg_t *sm);
+
+/* ---------------------------------------------------------------- events */
+
+typedef enum sim_ev_type {
+    EV_TICK,
+    EV_DELIVER,
+    EV_DISK,
+    EV_CLIENT,
+    EV_FAULT,
+    EV_RESTART,
+    EV_SNAP_REPORT,
+    EV_UNREACH,
+} sim_ev_type_t;
+
+typedef struct sim_event {
+    uint64_t at, seq;
+    sim_ev_type_t type;
+    int node;     /* target node */
+    uint32_t inc; /* target node's incarnation when scheduled */
+    int aux;      /* SNAP_REPORT: ok; UNREACH: peer */
+    sim_msg_t *msg;
+} sim_event_t;
+
+typedef struct sim_heap {
+    sim_event_t *v;
+    size_t n, cap;
+} sim_heap_t;
+
+/* ------------------------------------------------------------------ host */
+
+/* A write the simulated disk has not completed yet. */
+typedef struct sim_write {
+    uint64_t id;
+    bool has_hs;
+    core_hard_state_t hs;
+    bool has_snap;
+    sim_snap_t snap;
+    sim_ent_t *ents; /* refs held; chains computed when emitted */
+    size_t n_ents;
+    sim_msg_t **after; /* msgs_after, sent once durable */
+    size_t n_after, cap_after;
+    struct sim_write *next;
+} sim_write_t;
+
+typedef struct sim_prop {
+    uint64_t wid, index, term;
+    uint32_t key;
+} sim_prop_t;
+
+typedef struct sim_read {
+    uint64_t ctx;
+    uint32_t key;
+    uint64_t start_seq;
+    uint64_t need_key;  /* log index of the newest write to key completed before start */
+    uint64_t need_all;  /* log index of the newest write completed before start */
+    uint64_t index;     /* read index once confirmed */
+    bool ready;
+} sim_read_t;
+
+typedef struct sim_node {
+    int id;
+    rk_peer_id_t peer;
+    bool up;
+    uint32_t inc;
+    core_t *core;
+    /* durable */
+    core_hard_state_t hs;
+    sim_log_t dlog;
+    sim_snap_t dsnap;
+    /* volatile (lost on crash) */
+    sim_log_t vlog; /* durable + every pending write: the log as the core sees it */
+    sim_write_t *wq_head, *wq_tail;
+    uint64_t disk_free_at;
+    uint64_t last_update_id;
+    sim_sm_t sm;
+    uint64_t apply_target;
+    uint64_t commit_seen;
+    uint64_t term_seen;
+    core_role_t role_seen;
+    sim_snap_t recv[SIM_RECV_SNAPS];
+    unsigned recv_next;
+    sim_prop_t *props;
+    size_t n_props, cap_props;
+    sim_read_t *reads;
+    size_t n_reads, cap_reads;
+    bool slow_disk;
+} sim_node_t;
+
+/* ----------------------------------------------------------------- checks */
+
+typedef struct sim_committed {
+    uint64_t term, chain;
+    bool set;
+} sim_committed_t;
+
+typedef struct sim_write_rec {
+    uint64_t index; /* where it was applied (0: not yet) */
+    uint32_t key;
+    bool completed;
+} sim_write_rec_t;
+
+typedef struct sim_trace_rec {
+    uint64_t step, now;
+    int kind;
+    int node, peer;
+    uint64_t a, b, c, d;
+} sim_trace_rec_t;
+
+/* (index, term) -> chain hash, open addressing. */
+typedef struct sim_itmap {
+    uint64_t *idx, *term, *chain;
+    size_t cap, n;
+} sim_itmap_t;
+
+/* ------------------------------------------------------------- parameters */
+
+typedef struct sim_params {
+    int nodes;  /* initial voters */
+    int spares; /* extra pool members, initially outside the configuration */
+    uint64_t steps;
+    bool verbose;
+    bool liveness; /* heal at the end and require progress */
+    bool faults;   /* crashes, partitions, drops */
+} sim_params_t;
+
+/* Per-seed fault profile, drawn from the seed. */
+typedef struct sim_profile {
+    uint32_t drop, dup;           /* permille */
+    uint32_t delay_max;           /* ordinary message delay in time units */
+    uint32_t tail, tail_max;      /* permille of slow messages, their max delay */
+    uint32_t disk_max;            /* ordinary disk latency */
+    uint32_t slow_disk_max;       /* latency of a slow disk */
+    uint32_t client_gap;          /* mean gap between client actions */
+    uint32_t fault_gap;           /* mean gap between faults */
+    uint32_t crash_w, partition_w, disk_w;
+    uint32_t snap_w, conf_w, transfer_w, read_w, propose_w, campaign_w;
+    bool pre_vote, check_quorum;
+    uint32_t max_entries_per_msg, max_inflight;
+} sim_profile_t;
+
+typedef struct sim {
+    sim_params_t p;
+    sim_profile_t prof;
+    uint64_t seed;
+    sim_rng_t rng;
+    int n; /* pool size */
+    sim_node_t nodes[SIM_MAX_NODES];
+    core_conf_t boot;
+    bool blocked[SIM_MAX_NODES][SIM_MAX_NODES];
+    sim_heap_t heap;
+    uint64_t now, seq, step, ev_seq;
+    bool quiet; /* final phase: no faults, healed network */
+    uint64_t next_wid, next_ctx;
+    /* checks */
+    uint64_t *leader_of_term; /* term -> node+1 */
+    size_t n_lot;
+    sim_committed_t *committed;
+    size_t cap_committed;
+    uint64_t max_committed;
+    uint64_t *sm_hash; /* index -> state-machine hash + 1 after applying it (0 unknown) */
+    size_t cap_sm_hash;
+    sim_itmap_t itmap;
+    sim_write_rec_t *writes;
+    size_t cap_writes;
+    uint64_t done_key[SIM_KEYS]; /* newest completed write index per key */
+    uint64_t done_all;
+    sim_trace_rec_t trace[SIM_TRACE];
+    uint64_t n_trace;
+    bool violated;
+    char violation[512];
+    uint64_t violation_step;
+    /* stats */
+    uint64_t st_elections, st_writes_done, st_reads_done, st_crashes, st_snap_installs,
+        st_confs, st_transfers, st_compactions;
+    /* final phase */
+    uint64_t final_wid;
+    int final_node;
+    uint64_t final_index;
+} sim_t;
+
+/* heap (cluster.c) */
+void sim_schedule(sim_t *s, uint64_t delay, sim_ev_type_t type, int node, int aux, sim_msg_t *m);
+
+/* net.c */
+void net_send(sim_t *s, int from, const core_msg_t *m);
+void net_send_copy(sim_t *s, sim_msg_t *m); /* takes ownership */
+void net_deliver(sim_t *s, sim_msg_t *m);   /* takes ownership */
+int net_node_of(const sim_t *s, const rk_peer_id_t *p);
+void net_partition_random(sim_t *s);
+void net_heal(sim_t *s);
+
+/* host.c */
+void host_boot(sim_t *s, sim_node_t *nd);
+void host_crash(sim_t *s, sim_node_t *nd);
+void host_restart(sim_t *s, sim_node_t *nd);
+void host_free(sim_node_t *nd);
+void host_drain(sim_t *s, sim_node_t *nd); /* handle every pending update of nd's core */
+void host_disk_complete(sim_t *s, sim_node_t *nd);
+void host_take_snapshot(sim_t *s, sim_node_t *nd);
+bool host_conf_at(const sim_t *s, const sim_node_t *nd, uint64_t index, core_conf_t *out);
+
+/* check.c */
+void check_init(sim_t *s);
+void check_free(sim_t *s);
+void check_fail(sim_t *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void check_entry_written(sim_t *s, sim_node_t *nd, const sim_ent_t *e, uint64_t prev_term,
+                         uint64_t commit_before);
+void check_committed(sim_t *s, sim_node_t *nd, uint64_t index, uint64_t term, uint64_t chain);
+void check_status(sim_t *s, sim_node_t *nd);
+void check_new_leader(sim_t *s, sim_node_t *nd, uint64_t term);
+void check_applied(sim_t *s, sim_node_t *nd, const sim_ent_t *e);
+void check_sm_state(sim_t *s, sim_node_t *nd);
+void check_write_proposed(sim_t *s, uint64_t wid, uint32_t key);
+void check_write_completed(sim_t *s, sim_node_t *nd, uint64_t wid, uint64_t index);
+void check_read_start(sim_t *s, sim_read_t *r);
+void check_read_served(sim_t *s, sim_node_t *nd, const sim_read_t *r);
+
+enum {
+    TR_DELIVER,
+    TR_DROP,
+    TR_DISK,
+    TR_ROLE,
+    TR_PROPOSE,
+    TR_READ,
+    TR_READ_DONE,
+    TR_CONF,
+    TR_TRANSFER,
+    TR_SNAPSHOT,
+    TR_COMPACT,
+    TR_INSTALL,
+    TR_CRASH,
+    TR_RESTART,
+    TR_PARTITION,
+    TR_HEAL,
+    TR_CAMPAIGN,
+    TR_COMMIT,
+    TR_WRITE_DONE,
+    TR_SLOW_DISK,
+};
+void trace_add(sim_t *s, int kind, int node, int peer, uint64_t a, uint64_t b, uint64_t c,
+               uint64_t d);
+void trace_print(const sim_t *s, const sim_trace_rec_t *t);
+void trace_dump(const sim_t *s);
+
+/* workload.c */
+void work_profile(sim_t *s);
+void work_client(sim_t *s);
+void work_fault(sim_t *s);
+void work_final(sim_t *s); /* final phase: drive one write to completion */
+bool work_final_done(sim_t *s);
+
+/* cluster.c */
+int sim_run(const sim_params_t *p, uint64_t seed); /* returns 1 on violation */
+
+#endif /* RAFTKIT_TESTS_SIM_SIM_H */
