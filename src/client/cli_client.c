@@ -54,6 +54,14 @@ bool rk_cli_redirect_leader(const rk_status_t *st, rk_peer_id_t *leader)
     return rk_peer_id_parse(leader, st->msg + 7, NULL) == 0;
 }
 
+/* The form a server routes by: the peer id without its priority. */
+static void route_key(const rk_peer_id_t *p, char *buf, size_t len)
+{
+    rk_peer_id_t k = *p;
+    k.priority = RK_PRIORITY_DISABLED;
+    rk_peer_id_format(&k, buf, len);
+}
+
 /* One request to one peer. On success *resp holds the decoded response
  * (resp_desc) for the caller to free. */
 static int call_peer(rk_cli_client_t *c, const rk_peer_id_t *peer, uint32_t method,
@@ -87,7 +95,7 @@ int rk_cli_get_leader(rk_cli_client_t *c, const char *group, const rk_configurat
         const rk_peer_id_t *p = i < conf->n_peers ? &conf->peers[i]
                                                   : &conf->learners[i - conf->n_peers];
         char pbuf[RK_PEER_ID_STRLEN];
-        rk_peer_id_format(p, pbuf, sizeof pbuf);
+        route_key(p, pbuf, sizeof pbuf);
         Rk__GetLeaderRequest req = RK__GET_LEADER_REQUEST__INIT;
         req.group_id = (char *)group;
         req.peer_id = pbuf;
@@ -129,7 +137,7 @@ static int call_leader(rk_cli_client_t *c, const char *group, const rk_configura
         return rc;
     for (int i = 0; i <= CLI_MAX_REDIRECTS; i++) {
         char lbuf[RK_PEER_ID_STRLEN];
-        rk_peer_id_format(&leader, lbuf, sizeof lbuf);
+        route_key(&leader, lbuf, sizeof lbuf);
         if (leader_field != NULL)
             *leader_field = lbuf;
         *peer_field = lbuf;
@@ -289,7 +297,6 @@ static int learners_op(rk_cli_client_t *c, const char *group, const rk_configura
     free(s);
     if (rc != 0)
         return rc;
-    const Rk__LearnersOpResponse *r = (const Rk__LearnersOpResponse *)resp;
     if (new_conf != NULL) {
         rk_configuration_t cur;
         /* The response lists learners only; voters come from the leader. */
@@ -297,7 +304,6 @@ static int learners_op(rk_cli_client_t *c, const char *group, const rk_configura
         if (rc == 0)
             *new_conf = cur;
     }
-    (void)r;
     protobuf_c_message_free_unpacked(resp, NULL);
     return rc;
 }
@@ -334,7 +340,7 @@ int rk_cli_reset_peer(rk_cli_client_t *c, const char *group, const rk_peer_id_t 
     for (uint32_t i = 0; i < target->n_peers; i++)
         strs_add(s, &target->peers[i], false);
     char pbuf[RK_PEER_ID_STRLEN];
-    rk_peer_id_format(peer, pbuf, sizeof pbuf);
+    route_key(peer, pbuf, sizeof pbuf);
     Rk__ResetPeerRequest req = RK__RESET_PEER_REQUEST__INIT;
     req.group_id = (char *)group;
     req.peer_id = pbuf;
@@ -372,7 +378,7 @@ int rk_cli_snapshot(rk_cli_client_t *c, const char *group, const rk_peer_id_t *p
     if (peer == NULL)
         return rk_status_set(st, RK_EINVAL, "peer is NULL");
     char pbuf[RK_PEER_ID_STRLEN];
-    rk_peer_id_format(peer, pbuf, sizeof pbuf);
+    route_key(peer, pbuf, sizeof pbuf);
     Rk__SnapshotRequest req = RK__SNAPSHOT_REQUEST__INIT;
     req.group_id = (char *)group;
     req.peer_id = pbuf;
@@ -411,14 +417,13 @@ int rk_cli_node_status(rk_cli_client_t *c, const char *group, const rk_peer_id_t
 {
     if (c == NULL || group == NULL || peer == NULL || out == NULL)
         return rk_status_set(st, RK_EINVAL, "bad argument");
-    char req[RK_PEER_ID_STRLEN + 256];
     char pbuf[RK_PEER_ID_STRLEN];
-    rk_peer_id_format(peer, pbuf, sizeof pbuf);
-    int n = snprintf(req, sizeof req, "%s\n%s", group, pbuf);
-    if (n < 0 || (size_t)n >= sizeof req)
-        return rk_status_set(st, RK_EINVAL, "group name too long");
+    route_key(peer, pbuf, sizeof pbuf);
+    Rk__GetLeaderRequest req = RK__GET_LEADER_REQUEST__INIT;
+    req.group_id = (char *)group;
+    req.peer_id = pbuf;
     rk_rpc_reply_t reply;
-    int rc = call_peer(c, peer, CLI_M_NODE_STATUS, NULL, req, (size_t)n, NULL, NULL, &reply, st);
+    int rc = call_peer(c, peer, CLI_M_NODE_STATUS, &req.base, NULL, 0, NULL, NULL, &reply, st);
     memset(out, 0, sizeof *out);
     rk_configuration_init(&out->conf);
     if (rc == 0) {
