@@ -1,0 +1,7 @@
+# tools/: the benchmark and management programs, each linked against the static library.
+
+# raftkit-cli: cluster management through the CLI service (tools/raftkit_cli.c).
+$(BUILD)/raftkit-cli: $(BUILD)/obj/tools/raftkit_cli.o $(LIB_A)
+	$(CC) $(LDFLAGS_SAN) -o $@ $^ $(LDLIBS)
+
+BINS += $(BUILD)/raftkit-cli
