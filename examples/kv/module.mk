@@ -31,3 +31,6 @@ $(BUILD)/tests/kv-store-test: $(BUILD)/obj/examples/kv/test_kv_store.o $(KV_OBJS
 
 BINS      += $(BUILD)/kv-server $(BUILD)/kv-client $(BUILD)/tests/kv-store-test
 TEST_CMDS += $(BUILD)/tests/kv-store-test
+
+# Multi-process end-to-end test of kv-server, kv-client and raftkit-cli.
+TEST_CMDS += examples/kv/e2e-test.sh
