@@ -191,5 +191,13 @@ check "raftkit-cli reset_peer" "OK" 0 $CLI --group kv reset_peer "$(peer_of 1)" 
 l=$(wait_leader "$(peer_of 1)") && ok "the survivor leads alone after reset_peer" || bad "no leader after reset_peer"
 check "and takes writes" "OK" 0 "$KV_CLIENT" --peers "$(peer_of 1)" put alone yes
 
+stop_all TERM
+# Under `make asan` the servers are sanitized: a report in any log fails.
+if grep -l -E 'ERROR: (Address|Leak)Sanitizer|runtime error:' "$DATA"/n*.log 2>/dev/null; then
+  bad "sanitizer report in a server log (kept in $DATA)"
+else
+  ok "no sanitizer report in the server logs"
+fi
+
 echo "kv-e2e: $passed passed, $failed failed"
 [ $failed -eq 0 ]
