@@ -238,8 +238,8 @@ static int cmd_status(ctx_t *c, char **a)
     uint32_t answered = 0;
     uint32_t total = c->conf.n_peers + c->conf.n_learners;
     for (uint32_t i = 0; i < total; i++) {
-        const rk_peer_id_t *p = i < c->conf.n_peers ? &c->conf.peers[i]
-                                                    : &c->conf.learners[i - c->conf.n_peers];
+        const rk_peer_id_t *p =
+            i < c->conf.n_peers ? &c->conf.peers[i] : &c->conf.learners[i - c->conf.n_peers];
         char pbuf[RK_PEER_ID_STRLEN];
         rk_peer_id_format(p, pbuf, sizeof pbuf);
         rk_cli_node_status_t s;
@@ -252,9 +252,9 @@ static int cmd_status(ctx_t *c, char **a)
         char lbuf[RK_PEER_ID_STRLEN] = "-";
         if (!rk_peer_id_is_empty(&s.leader))
             rk_peer_id_format(&s.leader, lbuf, sizeof lbuf);
-        printf("%-22s %-12s %6lld %-22s %10lld %10lld %10lld\n", pbuf, s.state,
-               (long long)s.term, lbuf, (long long)s.last_log_index,
-               (long long)s.committed_index, (long long)s.applied_index);
+        printf("%-22s %-12s %6lld %-22s %10lld %10lld %10lld\n", pbuf, s.state, (long long)s.term,
+               lbuf, (long long)s.last_log_index, (long long)s.committed_index,
+               (long long)s.applied_index);
     }
     /* A peer down is reported in the table; the command itself worked if
      * any peer answered. */
@@ -307,8 +307,8 @@ static void usage(FILE *f)
 
 static void command_help(FILE *f, const command_t *cmd)
 {
-    fprintf(f, "usage: raftkit-cli --group G %s%s %s\n\n%s\n", cmd->needs_peers ? "--peers LIST " : "",
-            cmd->name, cmd->args, cmd->help);
+    fprintf(f, "usage: raftkit-cli --group G %s%s %s\n\n%s\n",
+            cmd->needs_peers ? "--peers LIST " : "", cmd->name, cmd->args, cmd->help);
 }
 
 int main(int argc, char **argv)

@@ -14,10 +14,10 @@
 
 #include "raftkit/rpc.h"
 
-#define COUNTER_METHOD  (RK_RPC_APP_FIRST + 2)
-#define COUNTER_OP_INCR 1
-#define COUNTER_OP_GET  2
-#define COUNTER_REQ_LEN 9
+#define COUNTER_METHOD   (RK_RPC_APP_FIRST + 2)
+#define COUNTER_OP_INCR  1
+#define COUNTER_OP_GET   2
+#define COUNTER_REQ_LEN  9
 #define COUNTER_RESP_MIN 12
 
 static inline void counter_put64(uint8_t *p, int64_t v)

@@ -80,8 +80,8 @@ int main(int argc, char **argv)
         snprintf(why, sizeof why, "%s", rk_strerror(rc));
         if (rc == RK_ENOTLEADER && r.len > COUNTER_RESP_MIN) {
             char id[RK_PEER_ID_STRLEN] = "";
-            size_t n = r.len - COUNTER_RESP_MIN < sizeof id - 1 ? r.len - COUNTER_RESP_MIN
-                                                               : sizeof id - 1;
+            size_t n =
+                r.len - COUNTER_RESP_MIN < sizeof id - 1 ? r.len - COUNTER_RESP_MIN : sizeof id - 1;
             memcpy(id, (char *)r.body + COUNTER_RESP_MIN, n);
             rk_peer_id_parse(&leader, id, NULL);
         } else if (rc == RK_ELEADERLOST || rc == RK_ESHUTDOWN) {

@@ -155,8 +155,8 @@ int main(int argc, char **argv)
 {
     app_conf_t conf;
     char err[512];
-    int rc = app_conf_parse(&conf, argc, argv, "counter-server", "counter", stdout, err,
-                            sizeof err);
+    int rc =
+        app_conf_parse(&conf, argc, argv, "counter-server", "counter", stdout, err, sizeof err);
     if (rc == 1)
         return 0;
     if (rc != 0) {

@@ -55,29 +55,29 @@ static uint64_t now_ms(void)
 
 static void usage(FILE *f)
 {
-    fprintf(f,
-            "usage: kv-client --peers LIST [--group G] [--timeout-ms N]\n"
-            "                 [--read leader|follower|stale] CMD\n"
-            "       kv-client --peers LIST [...] --stdin\n"
-            "\n"
-            "CMD is one of:\n"
-            "  get K            the value of K                       OK VALUE | NOT_FOUND\n"
-            "  put K V          set K to V                           OK\n"
-            "  cas K OLD NEW    set K to NEW if it is OLD            OK | MISMATCH\n"
-            "                   (OLD \"\" means: only if K is absent)\n"
-            "  del K            delete K                             OK | NOT_FOUND\n"
-            "\n"
-            "Output is one line per command; exit codes: 0 OK, 1 NOT_FOUND or MISMATCH,\n"
-            "2 usage, 3 UNKNOWN (a write that may or may not have been applied),\n"
-            "4 FAIL (certainly not applied).\n"
-            "\n"
-            "  --peers LIST      the cluster, e.g. 127.0.0.1:8101,127.0.0.1:8102,127.0.0.1:8103\n"
-            "  --group G         Raft group (default kv)\n"
-            "  --timeout-ms N    give up after N ms per command (default 5000)\n"
-            "  --read MODE       leader: linearizable, on the leader (default)\n"
-            "                    follower: linearizable, on a follower (read_index)\n"
-            "                    stale: a follower's local state, may be behind (NOT linearizable)\n"
-            "  --stdin           read commands from stdin, one per line, one result line each\n");
+    fprintf(
+        f, "usage: kv-client --peers LIST [--group G] [--timeout-ms N]\n"
+           "                 [--read leader|follower|stale] CMD\n"
+           "       kv-client --peers LIST [...] --stdin\n"
+           "\n"
+           "CMD is one of:\n"
+           "  get K            the value of K                       OK VALUE | NOT_FOUND\n"
+           "  put K V          set K to V                           OK\n"
+           "  cas K OLD NEW    set K to NEW if it is OLD            OK | MISMATCH\n"
+           "                   (OLD \"\" means: only if K is absent)\n"
+           "  del K            delete K                             OK | NOT_FOUND\n"
+           "\n"
+           "Output is one line per command; exit codes: 0 OK, 1 NOT_FOUND or MISMATCH,\n"
+           "2 usage, 3 UNKNOWN (a write that may or may not have been applied),\n"
+           "4 FAIL (certainly not applied).\n"
+           "\n"
+           "  --peers LIST      the cluster, e.g. 127.0.0.1:8101,127.0.0.1:8102,127.0.0.1:8103\n"
+           "  --group G         Raft group (default kv)\n"
+           "  --timeout-ms N    give up after N ms per command (default 5000)\n"
+           "  --read MODE       leader: linearizable, on the leader (default)\n"
+           "                    follower: linearizable, on a follower (read_index)\n"
+           "                    stale: a follower's local state, may be behind (NOT linearizable)\n"
+           "  --stdin           read commands from stdin, one per line, one result line each\n");
 }
 
 /* The peer to try next: the leader for writes and leader reads, a follower
@@ -90,8 +90,7 @@ static rk_peer_id_t pick(client_t *c, bool want_leader)
         return leader;
     for (uint32_t i = 0; i < c->conf.n_peers; i++) {
         const rk_peer_id_t *p = &c->conf.peers[c->rr++ % c->conf.n_peers];
-        if (want_leader || !have_leader || !rk_peer_id_equal(p, &leader) ||
-            c->conf.n_peers == 1)
+        if (want_leader || !have_leader || !rk_peer_id_equal(p, &leader) || c->conf.n_peers == 1)
             return *p;
     }
     return c->conf.peers[0];
@@ -203,8 +202,7 @@ static void run_cmd(client_t *c, Kv__Op op, const char *key, const char *val, co
             } else {
                 if (resp->maybe_applied && is_write)
                     maybe_applied = true;
-                snprintf(last, sizeof last, "%s: %s: %s", tbuf, rk_err_name(resp->code),
-                         resp->msg);
+                snprintf(last, sizeof last, "%s: %s: %s", tbuf, rk_err_name(resp->code), resp->msg);
                 if (resp->code == RK_ENOTLEADER) {
                     rk_peer_id_t l;
                     if (resp->leader[0] && rk_peer_id_parse(&l, resp->leader, NULL) == 0) {
@@ -267,8 +265,7 @@ static bool dispatch(client_t *c, char **w, int n, outcome_t *o)
     else if (n == 2 && (strcmp(w[0], "del") == 0 || strcmp(w[0], "delete") == 0))
         run_cmd(c, KV__OP__OP_DEL, w[1], NULL, NULL, o);
     else {
-        set_line(o, EXIT_USAGE, "FAIL usage: get K | put K V | cas K OLD NEW | del K%s%s", "",
-                 "");
+        set_line(o, EXIT_USAGE, "FAIL usage: get K | put K V | cas K OLD NEW | del K%s%s", "", "");
         return false;
     }
     return true;

@@ -27,7 +27,7 @@ typedef struct server {
 
 /* One request in flight. */
 typedef struct kv_req {
-    kv_write_t w;                     /* writes */
+    kv_write_t w;                      /* writes */
     rk_read_index_closure_t read_done; /* reads */
     rk_rpc_call_t *call;
     server_t *srv;

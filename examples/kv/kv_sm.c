@@ -49,8 +49,7 @@ static void on_apply(rk_state_machine_t *base, rk_iterator_t *it)
     }
 }
 
-static void on_snapshot_save(rk_state_machine_t *base, rk_snapshot_writer_t *wr,
-                             rk_closure_t *done)
+static void on_snapshot_save(rk_state_machine_t *base, rk_snapshot_writer_t *wr, rk_closure_t *done)
 {
     kv_sm_t *sm = (kv_sm_t *)base;
     char path[1024];

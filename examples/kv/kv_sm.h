@@ -19,7 +19,7 @@ typedef struct kv_sm {
     rk_state_machine_t base; /* first: raftkit calls back with &base */
     pthread_mutex_t mu;      /* guards store: FSM thread writes, stale reads read */
     kv_store_t *store;
-    const char *name;        /* for log lines */
+    const char *name; /* for log lines */
 } kv_sm_t;
 
 /* A write proposed by this node: the closure given to rk_node_apply, and

@@ -112,8 +112,8 @@ static kv_entry_t **find_slot(const kv_store_t *s, const uint8_t *key, size_t kl
     return pp;
 }
 
-Kv__Result kv_store_get(const kv_store_t *s, const uint8_t *key, size_t klen,
-                        const uint8_t **value, size_t *len)
+Kv__Result kv_store_get(const kv_store_t *s, const uint8_t *key, size_t klen, const uint8_t **value,
+                        size_t *len)
 {
     kv_entry_t *e = *find_slot(s, key, klen, key_hash(key, klen));
     if (e == NULL)
@@ -253,8 +253,7 @@ static void session_grow(kv_store_t *s)
 
 /* Records the result of the client's write seq. Out of memory only loses
  * deduplication for that client, which is the documented degraded mode. */
-static void session_record(kv_store_t *s, uint64_t id, uint64_t seq, uint64_t index,
-                           Kv__Result r)
+static void session_record(kv_store_t *s, uint64_t id, uint64_t seq, uint64_t index, Kv__Result r)
 {
     kv_session_t **pp = session_slot(s, id);
     if (*pp == NULL) {
@@ -299,9 +298,9 @@ int kv_store_exec(kv_store_t *s, const Kv__Command *cmd, uint64_t index, kv_outc
     case KV__OP__OP_CAS:
         /* An empty expected value matches only an absent key: "create if
          * missing" is the one cas a client cannot express otherwise. */
-        if (found == KV__RESULT__RES_NOT_FOUND ? cmd->expected.len != 0
-                                               : (curlen != cmd->expected.len ||
-                                                  memcmp(cur, cmd->expected.data, curlen) != 0)) {
+        if (found == KV__RESULT__RES_NOT_FOUND
+                ? cmd->expected.len != 0
+                : (curlen != cmd->expected.len || memcmp(cur, cmd->expected.data, curlen) != 0)) {
             out->result = KV__RESULT__RES_MISMATCH;
             if (found == KV__RESULT__RES_OK) {
                 out->value = cur;
@@ -314,8 +313,8 @@ int kv_store_exec(kv_store_t *s, const Kv__Command *cmd, uint64_t index, kv_outc
         out->result = KV__RESULT__RES_OK;
         break;
     default: /* KV__OP__OP_DEL */
-        out->result = del(s, cmd->key.data, cmd->key.len) ? KV__RESULT__RES_OK
-                                                           : KV__RESULT__RES_NOT_FOUND;
+        out->result =
+            del(s, cmd->key.data, cmd->key.len) ? KV__RESULT__RES_OK : KV__RESULT__RES_NOT_FOUND;
         break;
     }
     if (cmd->client_id != 0)

@@ -40,8 +40,8 @@ size_t kv_store_count(const kv_store_t *s);
 
 /* Looks key up. Returns KV__RESULT__RES_OK with *value and *len pointing into
  * the store (valid until the next modification), or KV__RESULT__RES_NOT_FOUND. */
-Kv__Result kv_store_get(const kv_store_t *s, const uint8_t *key, size_t klen,
-                        const uint8_t **value, size_t *len);
+Kv__Result kv_store_get(const kv_store_t *s, const uint8_t *key, size_t klen, const uint8_t **value,
+                        size_t *len);
 
 /* Executes a write command (put, cas, del) applied at log index `index`.
  * When cmd->client_id != 0 and cmd->seq is not above the client's last

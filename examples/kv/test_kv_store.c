@@ -69,8 +69,7 @@ static void put_get_del_behave_like_a_map(void **state)
     assert_int_equal(kv_store_count(s), 1);
     assert_int_equal(exec(s, KV__OP__OP_DEL, "a", NULL, NULL, 0, 3, &o), KV__RESULT__RES_OK);
     assert_value(s, "a", NULL);
-    assert_int_equal(exec(s, KV__OP__OP_DEL, "a", NULL, NULL, 0, 4, &o),
-                     KV__RESULT__RES_NOT_FOUND);
+    assert_int_equal(exec(s, KV__OP__OP_DEL, "a", NULL, NULL, 0, 4, &o), KV__RESULT__RES_NOT_FOUND);
     assert_int_equal(kv_store_count(s), 0);
     kv_store_free(s);
 }
@@ -85,14 +84,12 @@ static void cas_swaps_only_on_the_expected_value(void **state)
     assert_int_equal(exec(s, KV__OP__OP_CAS, "k", "v2", "", 0, 2, &o), KV__RESULT__RES_MISMATCH);
     assert_int_equal(o.value_len, 2);
     assert_memory_equal(o.value, "v1", 2);
-    assert_int_equal(exec(s, KV__OP__OP_CAS, "k", "v2", "zz", 0, 3, &o),
-                     KV__RESULT__RES_MISMATCH);
+    assert_int_equal(exec(s, KV__OP__OP_CAS, "k", "v2", "zz", 0, 3, &o), KV__RESULT__RES_MISMATCH);
     assert_value(s, "k", "v1");
     assert_int_equal(exec(s, KV__OP__OP_CAS, "k", "v2", "v1", 0, 4, &o), KV__RESULT__RES_OK);
     assert_value(s, "k", "v2");
     /* absent key with a non-empty expectation is a mismatch without a value */
-    assert_int_equal(exec(s, KV__OP__OP_CAS, "x", "v", "old", 0, 5, &o),
-                     KV__RESULT__RES_MISMATCH);
+    assert_int_equal(exec(s, KV__OP__OP_CAS, "x", "v", "old", 0, 5, &o), KV__RESULT__RES_MISMATCH);
     assert_null(o.value);
     kv_store_free(s);
 }

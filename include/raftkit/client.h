@@ -149,8 +149,7 @@ int rk_route_table_refresh_configuration(rk_route_table_t *rt, rk_cli_client_t *
 
 /* Follows a redirect: if st is one, caches its leader and returns true;
  * for any other RK_ENOTLEADER forgets the cached leader. */
-bool rk_route_table_handle_redirect(rk_route_table_t *rt, const char *group,
-                                    const rk_status_t *st);
+bool rk_route_table_handle_redirect(rk_route_table_t *rt, const char *group, const rk_status_t *st);
 
 #ifdef __cplusplus
 }

@@ -34,8 +34,8 @@ typedef struct app_method {
 
 struct rk_rpc_server {
     node_rt_t *rt;
-    uv_async_t async;       /* L: drains posts */
-    bool async_open;        /* L */
+    uv_async_t async; /* L: drains posts */
+    bool async_open;  /* L */
     uv_thread_t loop_thread;
     pthread_mutex_t mu;
     cli_post_t *head, *tail; /* guarded by mu */

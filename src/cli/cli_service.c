@@ -81,8 +81,8 @@ static rk_node_t *target(rk_rpc_server_t *s, rpc_call_t *call)
 /* ---- asynchronous operations ---- */
 
 typedef struct cli_op {
-    cli_post_t post;     /* first: the post is the op */
-    rk_closure_t done;   /* handed to the node */
+    cli_post_t post;   /* first: the post is the op */
+    rk_closure_t done; /* handed to the node */
     rpc_call_t *call;
     rk_node_t *node;
     uint32_t method;
@@ -286,8 +286,7 @@ static void h_transfer_leader(rpc_call_t *call, void *arg)
         fail_not_leader(call, n);
         return;
     }
-    const Rk__TransferLeaderRequest *r =
-        (const Rk__TransferLeaderRequest *)rpc_call_request(call);
+    const Rk__TransferLeaderRequest *r = (const Rk__TransferLeaderRequest *)rpc_call_request(call);
     rk_peer_id_t to;
     rk_status_t err;
     if (r->target_id != NULL && r->target_id[0] != '\0') {
@@ -413,11 +412,11 @@ int cli_service_register(rk_rpc_server_t *s)
         uint32_t method;
         rpc_handler_fn fn;
     } table[] = {
-        {RPC_M_CLI_ADD_PEER, h_membership},        {RPC_M_CLI_REMOVE_PEER, h_membership},
-        {RPC_M_CLI_CHANGE_PEERS, h_membership},    {RPC_M_CLI_RESET_PEER, h_reset_peer},
-        {RPC_M_CLI_ADD_LEARNERS, h_membership},    {RPC_M_CLI_REMOVE_LEARNERS, h_membership},
-        {RPC_M_CLI_RESET_LEARNERS, h_membership},  {RPC_M_CLI_TRANSFER_LEADER, h_transfer_leader},
-        {RPC_M_CLI_SNAPSHOT, h_snapshot},          {RPC_M_CLI_GET_LEADER, h_get_leader},
+        {RPC_M_CLI_ADD_PEER, h_membership},       {RPC_M_CLI_REMOVE_PEER, h_membership},
+        {RPC_M_CLI_CHANGE_PEERS, h_membership},   {RPC_M_CLI_RESET_PEER, h_reset_peer},
+        {RPC_M_CLI_ADD_LEARNERS, h_membership},   {RPC_M_CLI_REMOVE_LEARNERS, h_membership},
+        {RPC_M_CLI_RESET_LEARNERS, h_membership}, {RPC_M_CLI_TRANSFER_LEADER, h_transfer_leader},
+        {RPC_M_CLI_SNAPSHOT, h_snapshot},         {RPC_M_CLI_GET_LEADER, h_get_leader},
         {RPC_M_CLI_GET_PEERS, h_get_peers},
     };
     rpc_server_t *srv = s->rt->server;

@@ -122,7 +122,6 @@ struct rk_rpc_call {
     size_t len;
 };
 
-
 static void app_handler(rpc_call_t *call, void *arg)
 {
     app_method_t *m = arg;

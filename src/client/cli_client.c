@@ -92,8 +92,8 @@ int rk_cli_get_leader(rk_cli_client_t *c, const char *group, const rk_configurat
     bool someone_answered = false;
     uint32_t total = conf->n_peers + conf->n_learners;
     for (uint32_t i = 0; i < total; i++) {
-        const rk_peer_id_t *p = i < conf->n_peers ? &conf->peers[i]
-                                                  : &conf->learners[i - conf->n_peers];
+        const rk_peer_id_t *p =
+            i < conf->n_peers ? &conf->peers[i] : &conf->learners[i - conf->n_peers];
         char pbuf[RK_PEER_ID_STRLEN];
         route_key(p, pbuf, sizeof pbuf);
         Rk__GetLeaderRequest req = RK__GET_LEADER_REQUEST__INIT;
@@ -163,7 +163,8 @@ static int strs_to_conf(char **peers, size_t np, char **learners, size_t nl,
         const char *s = i < np ? peers[i] : learners[i - np];
         if (rk_peer_id_parse(&p, s, st) != 0)
             return RK_EPROTO;
-        int rc = i < np ? rk_configuration_add_peer(out, &p) : rk_configuration_add_learner(out, &p);
+        int rc =
+            i < np ? rk_configuration_add_peer(out, &p) : rk_configuration_add_learner(out, &p);
         if (rc != 0)
             return rk_status_set(st, RK_EPROTO, "bad peer list from server at '%s'", s);
     }

@@ -140,8 +140,7 @@ int rk_route_table_refresh_configuration(rk_route_table_t *rt, rk_cli_client_t *
     return rc;
 }
 
-bool rk_route_table_handle_redirect(rk_route_table_t *rt, const char *group,
-                                    const rk_status_t *st)
+bool rk_route_table_handle_redirect(rk_route_table_t *rt, const char *group, const rk_status_t *st)
 {
     rk_peer_id_t leader;
     if (rk_cli_redirect_leader(st, &leader)) {

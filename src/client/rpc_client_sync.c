@@ -127,8 +127,8 @@ static void call_cb(void *arg, const rk_status_t *st, const rpc_resp_t *resp)
  * (not delivered). A channel that is down is replaced by a fresh one, so
  * that its first failure is reported to us instead of being an unreported
  * retry. */
-static rpc_channel_t *ready_channel(rk_rpc_client_t *c, const rk_endpoint_t *ep,
-                                    uint64_t deadline, rk_rpc_reply_t *out)
+static rpc_channel_t *ready_channel(rk_rpc_client_t *c, const rk_endpoint_t *ep, uint64_t deadline,
+                                    rk_rpc_reply_t *out)
 {
     char name[RK_HOST_MAX + 16];
     rk_endpoint_format(ep, name, sizeof name);
