@@ -131,9 +131,11 @@ clean:
 
 -include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)
 
-# `make run` is the README's first command. Until the example cluster exists
-# it builds everything and says so instead of pretending to run a cluster.
-.PHONY: run
-run: all
-	@echo "raftkit: the example cluster (make run) is not built yet; see README.md, Status."
-	@echo "raftkit: built $(words $(BINS)) targets under $(BUILD)/; run 'make test' for the suites."
+# `make run` is the README's first command: a scripted session on a local
+# 3-node kv cluster (examples/kv/demo.sh). `make cluster` starts the same
+# cluster in the foreground until Ctrl-C.
+.PHONY: run cluster
+run: $(BUILD)/kv-server $(BUILD)/kv-client $(BUILD)/raftkit-cli
+	@BUILD=$(BUILD) ./examples/kv/demo.sh
+cluster: $(BUILD)/kv-server $(BUILD)/kv-client $(BUILD)/raftkit-cli
+	@BUILD=$(BUILD) ./examples/kv/cluster.sh

@@ -1,0 +1,216 @@
+/* The example servers' options: INI file through inih, then flags. Unknown
+ * keys and malformed values are errors naming the file and line, so a typo
+ * in a conf file never silently falls back to a default. */
+#include <errno.h>
+#include <getopt.h>
+#include <ini.h>
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "examples/common/app_conf.h"
+#include "raftkit/log.h"
+
+static int copy_str(char *dst, size_t cap, const char *v)
+{
+    size_t n = strlen(v);
+    if (n >= cap)
+        return -1;
+    memcpy(dst, v, n + 1);
+    return 0;
+}
+
+static int parse_int(const char *v, int min, int max, int *out)
+{
+    char *end;
+    errno = 0;
+    long x = strtol(v, &end, 10);
+    if (errno != 0 || end == v || *end != '\0' || x < min || x > max)
+        return -1;
+    *out = (int)x;
+    return 0;
+}
+
+/* Sets one option by its file key (flags map onto the same keys). Returns 0,
+ * -1 for a bad value, -2 for an unknown key. */
+static int set_key(app_conf_t *c, const char *section, const char *key, const char *v)
+{
+    if (strcmp(section, "raft") == 0) {
+        if (strcmp(key, "group") == 0)
+            return copy_str(c->group, sizeof c->group, v);
+        if (strcmp(key, "peer") == 0)
+            return copy_str(c->peer, sizeof c->peer, v);
+        if (strcmp(key, "peers") == 0)
+            return copy_str(c->peers, sizeof c->peers, v);
+        if (strcmp(key, "data") == 0)
+            return copy_str(c->data, sizeof c->data, v);
+        if (strcmp(key, "election_timeout_ms") == 0)
+            return parse_int(v, 10, 600000, &c->election_timeout_ms);
+        if (strcmp(key, "snapshot_interval_s") == 0)
+            return parse_int(v, 0, INT_MAX, &c->snapshot_interval_s);
+        if (strcmp(key, "admin_port") == 0)
+            return parse_int(v, 0, 65535, &c->admin_port);
+    } else if (strcmp(section, "log") == 0) {
+        if (strcmp(key, "level") == 0) {
+            rk_log_level_t l;
+            if (rk_log_level_parse(v, &l) != 0)
+                return -1;
+            return copy_str(c->log_level, sizeof c->log_level, v);
+        }
+    }
+    return -2;
+}
+
+typedef struct ini_ctx {
+    app_conf_t *c;
+    char *err;
+    size_t errlen;
+    const char *path;
+} ini_ctx_t;
+
+/* inih reports the line of the first failing handler call as its return
+ * value; the message is completed with it in app_conf_load_file. */
+static int on_ini(void *user, const char *section, const char *name, const char *value)
+{
+    ini_ctx_t *x = user;
+    int rc = set_key(x->c, section, name, value);
+    if (rc == -2 && x->err[0] == '\0')
+        snprintf(x->err, x->errlen, "unknown key '%s' in section [%s]", name, section);
+    else if (rc != 0 && x->err[0] == '\0')
+        snprintf(x->err, x->errlen, "bad value '%s' for %s", value, name);
+    return rc == 0;
+}
+
+int app_conf_load_file(app_conf_t *c, const char *path, char *err, size_t errlen)
+{
+    ini_ctx_t x = {c, err, errlen, path};
+    err[0] = '\0';
+    FILE *f = fopen(path, "r");
+    if (f == NULL) {
+        snprintf(err, errlen, "%s: %s", path, strerror(errno));
+        return -1;
+    }
+    int rc = ini_parse_file(f, on_ini, &x);
+    fclose(f);
+    if (rc != 0) {
+        char what[256];
+        snprintf(what, sizeof what, "%s", err[0] ? err : "syntax error");
+        snprintf(err, errlen, "%s:%d: %s", path, rc, what);
+        return -1;
+    }
+    return 0;
+}
+
+static void usage(FILE *out, const char *prog)
+{
+    fprintf(out,
+            "usage: %s [--conf FILE] [options]\n"
+            "\n"
+            "Options (override the file's [raft] and [log] keys of the same name):\n"
+            "  --conf FILE                 INI file to read first (see conf/)\n"
+            "  --group G                   Raft group id                       (group)\n"
+            "  --peer IP:PORT[:IDX[:PRIO]] this node; also the port it listens on (peer)\n"
+            "  --peers LIST                initial configuration, comma-separated (peers)\n"
+            "  --data DIR                  log, meta and snapshots live here    (data)\n"
+            "  --election-timeout-ms N     default 1000                         "
+            "(election_timeout_ms)\n"
+            "  --snapshot-interval-s N     timed snapshots; 0 = off, default 3600 "
+            "(snapshot_interval_s)\n"
+            "  --log-level L               trace|debug|info|warn|error|off      ([log] level)\n"
+            "  --help                      this text\n",
+            prog);
+}
+
+int app_conf_parse(app_conf_t *c, int argc, char **argv, const char *prog,
+                   const char *default_group, FILE *out, char *err, size_t errlen)
+{
+    enum { O_CONF = 1, O_GROUP, O_PEER, O_PEERS, O_DATA, O_ET, O_SI, O_LOG, O_HELP };
+    static const struct option longopts[] = {
+        {"conf", required_argument, NULL, O_CONF},
+        {"group", required_argument, NULL, O_GROUP},
+        {"peer", required_argument, NULL, O_PEER},
+        {"peers", required_argument, NULL, O_PEERS},
+        {"data", required_argument, NULL, O_DATA},
+        {"election-timeout-ms", required_argument, NULL, O_ET},
+        {"snapshot-interval-s", required_argument, NULL, O_SI},
+        {"log-level", required_argument, NULL, O_LOG},
+        {"help", no_argument, NULL, O_HELP},
+        {NULL, 0, NULL, 0},
+    };
+    static const char *const keys[] = {
+        [O_GROUP] = "group",
+        [O_PEER] = "peer",
+        [O_PEERS] = "peers",
+        [O_DATA] = "data",
+        [O_ET] = "election_timeout_ms",
+        [O_SI] = "snapshot_interval_s",
+        [O_LOG] = "level",
+    };
+    memset(c, 0, sizeof *c);
+    c->election_timeout_ms = 1000;
+    c->snapshot_interval_s = 3600;
+    snprintf(c->log_level, sizeof c->log_level, "info");
+    err[0] = '\0';
+
+    /* Pass 1: --conf and --help, so the file is read before any flag
+     * overrides it whatever the order on the command line. */
+    opterr = 0;
+    optind = 1;
+    int o;
+    while ((o = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
+        if (o == O_HELP) {
+            usage(out, prog);
+            return 1;
+        }
+        if (o == '?') {
+            snprintf(err, errlen, "unknown or incomplete option '%s' (see --help)",
+                     argv[optind - 1]);
+            return -1;
+        }
+        if (o == O_CONF && app_conf_load_file(c, optarg, err, errlen) != 0)
+            return -1;
+    }
+    if (optind < argc) {
+        snprintf(err, errlen, "unexpected argument '%s' (see --help)", argv[optind]);
+        return -1;
+    }
+    optind = 1;
+    while ((o = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
+        if (o == O_CONF)
+            continue;
+        const char *section = o == O_LOG ? "log" : "raft";
+        if (set_key(c, section, keys[o], optarg) != 0) {
+            snprintf(err, errlen, "bad value '%s' for --%s", optarg, longopts[o - 1].name);
+            return -1;
+        }
+    }
+    if (c->group[0] == '\0')
+        snprintf(c->group, sizeof c->group, "%s", default_group);
+    rk_status_t st;
+    if (c->peer[0] == '\0') {
+        snprintf(err, errlen, "no peer: set [raft] peer in the conf file or --peer IP:PORT");
+        return -1;
+    }
+    if (rk_peer_id_parse(&c->self, c->peer, &st) != 0) {
+        snprintf(err, errlen, "bad peer '%s': %s", c->peer, st.msg);
+        return -1;
+    }
+    if (c->peers[0] == '\0') {
+        snprintf(err, errlen, "no peers: set [raft] peers or --peers LIST");
+        return -1;
+    }
+    if (rk_configuration_parse(&c->conf, c->peers, &st) != 0) {
+        snprintf(err, errlen, "bad peers '%s': %s", c->peers, st.msg);
+        return -1;
+    }
+    if (!rk_configuration_contains(&c->conf, &c->self) &&
+        !rk_configuration_is_learner(&c->conf, &c->self)) {
+        snprintf(err, errlen, "peer %s is not in peers (%s)", c->peer, c->peers);
+        return -1;
+    }
+    if (c->data[0] == '\0') {
+        snprintf(err, errlen, "no data directory: set [raft] data or --data DIR");
+        return -1;
+    }
+    return 0;
+}

@@ -1,0 +1,51 @@
+/* Options of the example servers: an INI file (--conf FILE) overridden by
+ * command-line flags, parsed with inih. Shared by kv-server and
+ * counter-server.
+ *
+ *   [raft]
+ *   group = kv
+ *   peer  = 127.0.0.1:8101
+ *   peers = 127.0.0.1:8101,127.0.0.1:8102,127.0.0.1:8103
+ *   data  = data/kv/n1
+ *   election_timeout_ms = 1000
+ *   snapshot_interval_s = 30
+ *   [log]
+ *   level = info
+ */
+#ifndef EXAMPLES_APP_CONF_H
+#define EXAMPLES_APP_CONF_H
+
+#include <stdio.h>
+
+#include "raftkit/peer.h"
+
+typedef struct app_conf {
+    char group[64];
+    char peer[RK_PEER_ID_STRLEN];
+    char peers[2048];
+    char data[512];
+    int election_timeout_ms;
+    int snapshot_interval_s;
+    int admin_port;
+    char log_level[16];
+    /* parsed forms, filled by app_conf_parse */
+    rk_peer_id_t self;
+    rk_configuration_t conf;
+} app_conf_t;
+
+/* Parses argv (flags below, after an optional --conf FILE read first).
+ * Returns 0 when the server should start, 1 when --help was printed to out,
+ * or -1 with a one-line reason in err. prog names the program in messages;
+ * default_group is the group when neither file nor flags set one.
+ *
+ *   --conf FILE  --group G  --peer IP:PORT  --peers LIST  --data DIR
+ *   --election-timeout-ms N  --snapshot-interval-s N  --log-level L  --help
+ */
+int app_conf_parse(app_conf_t *c, int argc, char **argv, const char *prog,
+                   const char *default_group, FILE *out, char *err, size_t errlen);
+
+/* Reads an INI file into c (keys it sets override c's). Returns 0 or -1 with
+ * the reason (file, line, key) in err. */
+int app_conf_load_file(app_conf_t *c, const char *path, char *err, size_t errlen);
+
+#endif /* EXAMPLES_APP_CONF_H */

@@ -1,0 +1,104 @@
+/* counter-client: JRaft's counter client.
+ *
+ *   counter-client --peers LIST [--group counter] incrementAndGet DELTA
+ *   counter-client --peers LIST [--group counter] get
+ *
+ * Prints the value (exit 0), or "FAIL reason" (exit 4: certainly not
+ * applied) or "UNKNOWN reason" (exit 3: the increment may have happened).
+ * The counter has no deduplication, so an increment is never retried once
+ * it may have reached the leader.
+ */
+#include <inttypes.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "examples/counter/counter.h"
+#include "raftkit/client.h"
+#include "raftkit/log.h"
+
+int main(int argc, char **argv)
+{
+    const char *group = "counter", *peers = NULL;
+    int i = 1;
+    for (; i + 1 < argc && strncmp(argv[i], "--", 2) == 0; i += 2) {
+        if (strcmp(argv[i], "--peers") == 0)
+            peers = argv[i + 1];
+        else if (strcmp(argv[i], "--group") == 0)
+            group = argv[i + 1];
+        else
+            break;
+    }
+    bool incr = i + 2 == argc && strcmp(argv[i], "incrementAndGet") == 0;
+    bool get = i + 1 == argc && strcmp(argv[i], "get") == 0;
+    rk_configuration_t conf;
+    if (peers == NULL || (!incr && !get) || rk_configuration_parse(&conf, peers, NULL) != 0 ||
+        conf.n_peers == 0) {
+        fprintf(stderr, "usage: counter-client --peers LIST [--group G] incrementAndGet DELTA | "
+                        "get\n");
+        return 2;
+    }
+    signal(SIGPIPE, SIG_IGN);
+    if (getenv("RAFTKIT_LOG") == NULL)
+        rk_log_set_level(RK_LOG_ERROR);
+    uint8_t req[COUNTER_REQ_LEN] = {incr ? COUNTER_OP_INCR : COUNTER_OP_GET};
+    counter_put64(req + 1, incr ? strtoll(argv[i + 1], NULL, 10) : 0);
+
+    rk_cli_client_t *cli = rk_cli_client_new(2000);
+    rk_status_t st;
+    rk_peer_id_t leader;
+    int code = 4;
+    char why[256] = "";
+    if (rk_cli_get_leader(cli, group, &conf, &leader, &st) != 0) {
+        snprintf(why, sizeof why, "finding the leader: %s", st.msg);
+        goto out;
+    }
+    for (int attempt = 0; attempt < 5; attempt++) {
+        rk_rpc_reply_t r;
+        rk_rpc_client_call(rk_cli_client_rpc(cli), &leader.endpoint, COUNTER_METHOD, req,
+                           sizeof req, 3000, &r);
+        if (r.status.code != 0 || r.len < COUNTER_RESP_MIN) {
+            snprintf(why, sizeof why, "%s", r.status.code ? r.status.msg : "short response");
+            if (r.maybe_delivered && incr)
+                code = 3; /* never retried: it may have been applied */
+            rk_rpc_reply_release(&r);
+            if (code == 3 || !r.maybe_delivered)
+                goto out;
+            continue;
+        }
+        int32_t rc;
+        memcpy(&rc, r.body, 4);
+        int64_t v = counter_get64((uint8_t *)r.body + 4);
+        if (rc == 0) {
+            printf("%" PRId64 "\n", v);
+            code = 0;
+            rk_rpc_reply_release(&r);
+            goto out;
+        }
+        snprintf(why, sizeof why, "%s", rk_strerror(rc));
+        if (rc == RK_ENOTLEADER && r.len > COUNTER_RESP_MIN) {
+            char id[RK_PEER_ID_STRLEN] = "";
+            size_t n =
+                r.len - COUNTER_RESP_MIN < sizeof id - 1 ? r.len - COUNTER_RESP_MIN : sizeof id - 1;
+            memcpy(id, (char *)r.body + COUNTER_RESP_MIN, n);
+            rk_peer_id_parse(&leader, id, NULL);
+        } else if (rc == RK_ELEADERLOST || rc == RK_ESHUTDOWN) {
+            code = 3;
+            rk_rpc_reply_release(&r);
+            goto out;
+        } else {
+            usleep(200 * 1000);
+            rk_cli_get_leader(cli, group, &conf, &leader, &st);
+        }
+        rk_rpc_reply_release(&r);
+    }
+out:
+    if (code == 3)
+        printf("UNKNOWN %s\n", why);
+    else if (code == 4)
+        printf("FAIL %s\n", why);
+    rk_cli_client_free(cli);
+    return code;
+}

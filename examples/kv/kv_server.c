@@ -1,0 +1,311 @@
+/* kv-server: one node of the replicated key-value store. Writes go through
+ * rk_node_apply, linearizable reads through rk_node_read_index, and the
+ * state is saved in snapshots (kv_sm.c). Clients talk to it with the KV
+ * method on the same port the Raft peers use.
+ *
+ *   kv-server --conf conf/kv/n1.conf [--data DIR] [--peer IP:PORT] ...
+ *
+ * Stops cleanly on SIGINT or SIGTERM.
+ */
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "examples/common/app_conf.h"
+#include "examples/kv/kv_sm.h"
+#include "raftkit/log.h"
+#include "raftkit/node.h"
+#include "raftkit/rpc.h"
+
+typedef struct server {
+    kv_sm_t sm;
+    rk_node_t *_Atomic node; /* set once started */
+    const char *group;
+} server_t;
+
+/* One request in flight. */
+typedef struct kv_req {
+    kv_write_t w;                      /* writes */
+    rk_read_index_closure_t read_done; /* reads */
+    rk_rpc_call_t *call;
+    server_t *srv;
+    uint8_t *key;
+    size_t klen;
+} kv_req_t;
+
+static void respond(rk_rpc_call_t *call, const Kv__Response *resp)
+{
+    size_t n = kv__response__get_packed_size(resp);
+    uint8_t *buf = malloc(n ? n : 1);
+    if (buf == NULL) {
+        rk_rpc_call_fail(call, RK_ENOMEM, "response");
+        return;
+    }
+    kv__response__pack(resp, buf);
+    rk_rpc_call_reply(call, buf, n);
+    free(buf);
+}
+
+static void respond_error(rk_rpc_call_t *call, rk_node_t *node, int code, const char *msg,
+                          bool maybe_applied)
+{
+    Kv__Response resp = KV__RESPONSE__INIT;
+    char lbuf[RK_PEER_ID_STRLEN] = "";
+    rk_peer_id_t leader;
+    resp.code = code;
+    resp.msg = (char *)(msg ? msg : rk_strerror(code));
+    resp.maybe_applied = maybe_applied;
+    if (code == RK_ENOTLEADER && node != NULL && rk_node_leader_id(node, &leader) == 0)
+        rk_peer_id_format(&leader, lbuf, sizeof lbuf);
+    resp.leader = lbuf;
+    respond(call, &resp);
+}
+
+static void req_free(kv_req_t *r)
+{
+    free(r->w.value);
+    free(r->key);
+    free(r);
+}
+
+/* Whether an apply closure's error leaves the write possibly applied: the
+ * entry may already be in the log of the next leader. Refusals before the
+ * entry was proposed are certain. */
+static bool error_maybe_applied(int code)
+{
+    switch (code) {
+    case RK_ENOTLEADER:
+    case RK_ETERM:
+    case RK_EBUSY:
+    case RK_ETRANSFER:
+    case RK_EINVAL:
+    case RK_ETOOBIG:
+        return false;
+    default: /* RK_ELEADERLOST, RK_ESHUTDOWN, errors of a failed state, ... */
+        return true;
+    }
+}
+
+static void write_done(rk_closure_t *self, const rk_status_t *st)
+{
+    kv_req_t *r = rk_container_of(self, kv_req_t, w.done);
+    rk_node_t *node = r->srv->node;
+    if (st->code != 0) {
+        respond_error(r->call, node, st->code, st->msg, error_maybe_applied(st->code));
+    } else {
+        Kv__Response resp = KV__RESPONSE__INIT;
+        resp.result = r->w.result;
+        if (r->w.has_value) {
+            resp.value.data = r->w.value;
+            resp.value.len = r->w.value_len;
+        }
+        respond(r->call, &resp);
+    }
+    req_free(r);
+}
+
+static void answer_get(kv_req_t *r)
+{
+    uint8_t *v;
+    size_t len;
+    int rc = kv_sm_get(&r->srv->sm, r->key, r->klen, &v, &len);
+    if (rc < 0) {
+        respond_error(r->call, NULL, RK_ENOMEM, "reading the value", false);
+        return;
+    }
+    Kv__Response resp = KV__RESPONSE__INIT;
+    resp.result = (Kv__Result)rc;
+    resp.value.data = v;
+    resp.value.len = len;
+    respond(r->call, &resp);
+    free(v);
+}
+
+static void read_done(rk_read_index_closure_t *self, const rk_status_t *st, int64_t index,
+                      const void *ctx, size_t ctx_len)
+{
+    (void)index;
+    (void)ctx;
+    (void)ctx_len;
+    kv_req_t *r = rk_container_of(self, kv_req_t, read_done);
+    if (st->code != 0)
+        respond_error(r->call, r->srv->node, st->code, st->msg, false);
+    else
+        answer_get(r);
+    req_free(r);
+}
+
+/* Loop thread: decode, then read, propose, or redirect. */
+static void handle_kv(rk_rpc_call_t *call, const void *body, size_t len, void *arg)
+{
+    server_t *srv = arg;
+    rk_node_t *node = srv->node;
+    Kv__Request *req = kv__request__unpack(NULL, len, body);
+    if (req == NULL || req->cmd == NULL) {
+        if (req)
+            kv__request__free_unpacked(req, NULL);
+        rk_rpc_call_fail(call, RK_EPROTO, "undecodable kv request");
+        return;
+    }
+    const Kv__Command *cmd = req->cmd;
+    kv_req_t *r = NULL;
+    if (node == NULL) {
+        respond_error(call, NULL, RK_EAGAIN, "node is starting", false);
+        goto out;
+    }
+    if (strcmp(req->group_id, srv->group) != 0) {
+        respond_error(call, NULL, RK_ENOGROUP, "this server hosts another group", false);
+        goto out;
+    }
+    if ((r = calloc(1, sizeof *r)) == NULL) {
+        respond_error(call, NULL, RK_ENOMEM, "request", false);
+        goto out;
+    }
+    r->call = call;
+    r->srv = srv;
+    if (cmd->op == KV__OP__OP_GET) {
+        r->klen = cmd->key.len;
+        if ((r->key = malloc(r->klen ? r->klen : 1)) == NULL) {
+            respond_error(call, NULL, RK_ENOMEM, "request", false);
+            req_free(r);
+            goto out;
+        }
+        memcpy(r->key, cmd->key.data, r->klen);
+        if (req->read == KV__READ_MODE__READ_STALE) {
+            /* The local state as it is: may be behind the leader. */
+            answer_get(r);
+            req_free(r);
+            goto out;
+        }
+        if (req->read == KV__READ_MODE__READ_LEADER && !rk_node_is_leader(node)) {
+            respond_error(call, node, RK_ENOTLEADER, NULL, false);
+            req_free(r);
+            goto out;
+        }
+        r->read_done.run = read_done;
+        int rc = rk_node_read_index(node, NULL, 0, &r->read_done);
+        if (rc != 0) {
+            respond_error(call, node, rc, NULL, false);
+            req_free(r);
+        }
+        goto out;
+    }
+    if (cmd->op != KV__OP__OP_PUT && cmd->op != KV__OP__OP_CAS && cmd->op != KV__OP__OP_DEL) {
+        respond_error(call, NULL, RK_EINVAL, "unknown operation", false);
+        req_free(r);
+        goto out;
+    }
+    if (!rk_node_is_leader(node)) {
+        respond_error(call, node, RK_ENOTLEADER, NULL, false);
+        req_free(r);
+        goto out;
+    }
+    /* The entry is the command itself, client id and seq included, so that
+     * every replica deduplicates retries the same way. */
+    size_t n = kv__command__get_packed_size(cmd);
+    uint8_t *buf = malloc(n ? n : 1);
+    if (buf == NULL) {
+        respond_error(call, NULL, RK_ENOMEM, "entry", false);
+        req_free(r);
+        goto out;
+    }
+    kv__command__pack(cmd, buf);
+    r->w.done.run = write_done;
+    rk_task_t task = {.data = buf, .len = n, .done = &r->w.done, .expected_term = -1};
+    int rc = rk_node_apply(node, &task);
+    free(buf);
+    if (rc != 0) {
+        respond_error(call, node, rc, NULL, false);
+        req_free(r);
+    }
+out:
+    kv__request__free_unpacked(req, NULL);
+}
+
+int main(int argc, char **argv)
+{
+    app_conf_t conf;
+    char err[512];
+    int rc = app_conf_parse(&conf, argc, argv, "kv-server", "kv", stdout, err, sizeof err);
+    if (rc == 1)
+        return 0;
+    if (rc != 0) {
+        fprintf(stderr, "kv-server: %s\n", err);
+        return 2;
+    }
+    rk_log_level_t level;
+    if (rk_log_level_parse(conf.log_level, &level) == 0)
+        rk_log_set_level(level);
+
+    /* Signals are taken synchronously by main (sigwait); every thread
+     * raftkit starts inherits the blocked mask. */
+    sigset_t sigs;
+    sigemptyset(&sigs);
+    sigaddset(&sigs, SIGINT);
+    sigaddset(&sigs, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, &sigs, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    server_t srv = {.group = conf.group};
+    if (kv_sm_init(&srv.sm, conf.group) != 0) {
+        fprintf(stderr, "kv-server: out of memory\n");
+        return 1;
+    }
+    mkdir(conf.data, 0755); /* the node creates what it needs below it */
+
+    rk_node_options_t opts;
+    rk_node_options_init(&opts);
+    opts.fsm = &srv.sm.base;
+    opts.data_path = conf.data;
+    opts.initial_conf = conf.conf;
+    opts.election_timeout_ms = conf.election_timeout_ms;
+    opts.snapshot_interval_secs = conf.snapshot_interval_s;
+    opts.admin_port = conf.admin_port;
+
+    rk_status_t st;
+    rk_server_t *server = NULL;
+    rk_rpc_server_t *rpc = NULL;
+    rk_group_service_t *svc = NULL;
+    int exit_code = 1;
+    char peer[RK_PEER_ID_STRLEN];
+    rk_peer_id_format(&conf.self, peer, sizeof peer);
+
+    if ((server = rk_server_new(&conf.self.endpoint, &st)) == NULL) {
+        fprintf(stderr, "kv-server: cannot listen on %s: %s\n", peer, st.msg);
+        goto out;
+    }
+    if ((rpc = rk_rpc_server_attach(server, &st)) == NULL ||
+        rk_rpc_server_register(rpc, KV_METHOD, handle_kv, &srv) != 0) {
+        fprintf(stderr, "kv-server: registering the kv service: %s\n", st.msg);
+        goto out;
+    }
+    if ((svc = rk_group_service_new_shared(conf.group, &conf.self, &opts, server, &st)) == NULL) {
+        fprintf(stderr, "kv-server: %s\n", st.msg);
+        goto out;
+    }
+    rk_node_t *node = rk_group_service_start(svc, &st);
+    if (node == NULL) {
+        fprintf(stderr, "kv-server: starting the node: %s: %s\n", rk_err_name(st.code), st.msg);
+        goto out;
+    }
+    srv.node = node;
+    RK_INFO(conf.group, peer, "kv-server up: peers %s, data %s", conf.peers, conf.data);
+
+    int sig = 0;
+    sigwait(&sigs, &sig);
+    RK_INFO(conf.group, peer, "signal %d: stopping", sig);
+    exit_code = 0;
+out:
+    if (svc != NULL) {
+        rk_group_service_shutdown(svc);
+        rk_group_service_join(svc);
+        rk_group_service_free(svc);
+    }
+    rk_rpc_server_detach(rpc);
+    if (server != NULL)
+        rk_server_free(server);
+    kv_sm_destroy(&srv.sm);
+    return exit_code;
+}

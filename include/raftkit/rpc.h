@@ -1,0 +1,134 @@
+/* Application RPC: register your own methods on the port a raftkit server
+ * already listens on (JRaft applications register processors the same way),
+ * and call them, or any raftkit CLI method, from a client program.
+ *
+ * Bodies are opaque bytes; encode them as you like (the examples use
+ * protobuf-c). Method ids from RK_RPC_APP_FIRST up belong to applications;
+ * lower ids are raftkit's.
+ *
+ * Server side:
+ *
+ *   rk_server_t *srv = rk_server_new(&listen, &st);           // node.h
+ *   rk_rpc_server_t *rs = rk_rpc_server_attach(srv, &st);
+ *   rk_rpc_server_register(rs, MY_METHOD, my_handler, my_arg);
+ *   svc = rk_group_service_new_shared(group, &self, &opts, srv, &st);
+ *   ...
+ *   (shut down, join and free every group service)
+ *   rk_rpc_server_detach(rs);
+ *   rk_server_free(srv);
+ *
+ * attach also registers raftkit's CLI service (membership, leader, snapshot
+ * and status requests, as used by raftkit-cli) for every group on srv.
+ *
+ * Client side (blocking calls on a private event loop; one thread at a time):
+ *
+ *   rk_rpc_client_t *c = rk_rpc_client_new(NULL);
+ *   rk_rpc_reply_t r;
+ *   rk_rpc_client_call(c, &ep, MY_METHOD, req, req_len, 1000, &r);
+ *   ... r.status, r.body, r.len, r.maybe_delivered ...
+ *   rk_rpc_reply_release(&r);
+ *   rk_rpc_client_free(c);
+ */
+#ifndef RAFTKIT_RPC_H
+#define RAFTKIT_RPC_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "raftkit/node.h"
+#include "raftkit/peer.h"
+#include "raftkit/status.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* The shared RPC server of node.h (declared here too so that this header
+ * stands on its own). */
+typedef struct rk_server rk_server_t;
+
+/* First method id available to applications. */
+#define RK_RPC_APP_FIRST 1024u
+
+/* ---- server ---- */
+
+typedef struct rk_rpc_server rk_rpc_server_t;
+typedef struct rk_rpc_call rk_rpc_call_t;
+
+/* A method handler. Runs on the server's loop thread and must not block
+ * (hand slow work to another thread). body/len is the request, valid until
+ * the call is completed. The handler (or whoever it hands the call to) must
+ * complete the call exactly once with rk_rpc_call_reply or rk_rpc_call_fail,
+ * from any thread. */
+typedef void (*rk_rpc_handler_fn)(rk_rpc_call_t *call, const void *body, size_t len, void *arg);
+
+/* Wraps the RPC port of srv so that the application can register methods on
+ * it. Also registers the CLI service there (unless already registered).
+ * Returns NULL with err set (RK_ENOMEM, RK_ESHUTDOWN). Any thread but srv's
+ * loop thread; srv must outlive the returned handle. */
+rk_rpc_server_t *rk_rpc_server_attach(rk_server_t *srv, rk_status_t *err);
+
+/* Registers fn for method (>= RK_RPC_APP_FIRST). Returns 0, RK_EINVAL (bad
+ * id or fn NULL), RK_EEXIST (already registered). Any thread but the loop's. */
+int rk_rpc_server_register(rk_rpc_server_t *s, uint32_t method, rk_rpc_handler_fn fn, void *arg);
+
+/* Releases the handle. Call after every group service on the server has
+ * been joined and every call completed, and before rk_server_free. Calls
+ * completed after this point are a use-after-free. */
+void rk_rpc_server_detach(rk_rpc_server_t *s);
+
+/* Completes call with a response body (copied before return). Any thread,
+ * exactly once per call (either this or rk_rpc_call_fail). */
+void rk_rpc_call_reply(rk_rpc_call_t *call, const void *body, size_t len);
+
+/* Completes call with an error: the client sees code (an RK_E* value) and
+ * msg (may be NULL). Any thread, exactly once per call. */
+void rk_rpc_call_fail(rk_rpc_call_t *call, int code, const char *msg);
+
+/* Remote address of the call, for log lines; valid until completion. */
+const char *rk_rpc_call_peer(const rk_rpc_call_t *call);
+
+/* ---- client ---- */
+
+typedef struct rk_rpc_client rk_rpc_client_t;
+
+typedef struct rk_rpc_client_options {
+    int connect_timeout_ms; /* connect + handshake; 0: 1000 */
+    const char *name;       /* shown in the server's log lines; NULL: "raftkit-client" */
+} rk_rpc_client_options_t;
+
+/* The outcome of a call. */
+typedef struct rk_rpc_reply {
+    rk_status_t status; /* RK_OK with a body, the server's error (rk_rpc_call_fail),
+                         * or a transport error: RK_ETIMEDOUT, RK_EUNREACHABLE, ... */
+    void *body;         /* response bytes (malloc'd; rk_rpc_reply_release frees) */
+    size_t len;
+    /* false only when the request certainly did not reach the server's
+     * handler (connection refused, never connected); true after any answer
+     * and whenever the transport cannot tell (timeout or connection lost
+     * after sending). A client deciding whether a write may have happened
+     * must read this, not just the code. */
+    bool maybe_delivered;
+} rk_rpc_reply_t;
+
+/* Creates a client (opts may be NULL). Returns NULL when out of memory. */
+rk_rpc_client_t *rk_rpc_client_new(const rk_rpc_client_options_t *opts);
+
+/* Calls method on the server at ep and waits for the answer, at most
+ * timeout_ms (<= 0: 5000) in all (connecting included). Returns
+ * out->status.code. out must be released with rk_rpc_reply_release. The
+ * thread using a client must not use it from two threads at once. */
+int rk_rpc_client_call(rk_rpc_client_t *c, const rk_endpoint_t *ep, uint32_t method,
+                       const void *body, size_t len, int timeout_ms, rk_rpc_reply_t *out);
+
+/* Frees out->body (NULL-safe, idempotent). */
+void rk_rpc_reply_release(rk_rpc_reply_t *out);
+
+/* Closes every connection and frees the client. */
+void rk_rpc_client_free(rk_rpc_client_t *c);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* RAFTKIT_RPC_H */

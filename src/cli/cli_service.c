@@ -1,0 +1,430 @@
+/* The server side of the CLI service (JRaft's CliService processors): one
+ * handler per CLI request of rpc/cli.proto, built on the public rk_node_*
+ * functions, plus a node-status request for `raftkit-cli status`.
+ *
+ * A request that changes the cluster runs its node call on the loop thread
+ * and answers when the closure reports the outcome (on the FSM thread), by
+ * posting the answer back to the loop. Requests that only a leader can serve
+ * fail on a follower with RK_ENOTLEADER and the message "leader=<peer id>"
+ * (empty when no leader is known), which clients follow as a redirect.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "rpc/cli.pb-c.h"
+#include "src/cli/cli_internal.h"
+#include "src/client/client_internal.h"
+
+/* ---- helpers ---- */
+
+static void fail_not_leader(rpc_call_t *call, rk_node_t *n)
+{
+    rk_peer_id_t leader;
+    char buf[RK_PEER_ID_STRLEN] = "";
+    if (rk_node_leader_id(n, &leader) == 0)
+        rk_peer_id_format(&leader, buf, sizeof buf);
+    rpc_call_fail(call, RK_ENOTLEADER, "leader=%s", buf);
+}
+
+/* Peer-id strings of a list, for the repeated fields of the responses. */
+typedef struct strlist {
+    char *ptrs[RK_CONF_MAX_PEERS];
+    char bufs[RK_CONF_MAX_PEERS][RK_PEER_ID_STRLEN];
+    size_t n;
+} strlist_t;
+
+static void strlist_fill(strlist_t *l, const rk_peer_id_t *p, size_t n)
+{
+    l->n = n;
+    for (size_t i = 0; i < n; i++) {
+        rk_peer_id_format(&p[i], l->bufs[i], sizeof l->bufs[i]);
+        l->ptrs[i] = l->bufs[i];
+    }
+}
+
+/* Parses a list of peer-id strings into peers (learner suffixes allowed
+ * when learners is true). Returns 0 or RK_EINVAL with the reason in err. */
+static int parse_list(char **items, size_t n, rk_peer_id_t *out, size_t *count, rk_status_t *err)
+{
+    if (n > RK_CONF_MAX_PEERS)
+        return rk_status_set(err, RK_EINVAL, "more than %d peers", RK_CONF_MAX_PEERS);
+    for (size_t i = 0; i < n; i++)
+        if (rk_peer_id_parse(&out[i], items[i], err) != 0)
+            return RK_EINVAL;
+    *count = n;
+    return 0;
+}
+
+/* Resolves the node a routed request is for; answers the call and returns
+ * NULL when there is none or it refuses CLI requests. */
+static rk_node_t *target(rk_rpc_server_t *s, rpc_call_t *call)
+{
+    const char *group = NULL, *peer = NULL;
+    (void)s;
+    rpc_msg_route_fields(rpc_call_request(call), &group, &peer);
+    /* The server routed the request by (group_id, peer_id) to the node's
+     * route, whose context is the node (node/transport.c). */
+    rk_node_t *n = rpc_call_route_ctx(call);
+    if (n == NULL) {
+        rpc_call_fail(call, RK_ENOGROUP, "no node of group '%s' (peer '%s') here",
+                      group ? group : "", peer ? peer : "");
+        return NULL;
+    }
+    if (n->opts.disable_cli) {
+        rpc_call_fail(call, RK_ESTATE, "CLI requests are disabled for group '%s'", group);
+        return NULL;
+    }
+    return n;
+}
+
+/* ---- asynchronous operations ---- */
+
+typedef struct cli_op {
+    cli_post_t post;   /* first: the post is the op */
+    rk_closure_t done; /* handed to the node */
+    rpc_call_t *call;
+    rk_node_t *node;
+    uint32_t method;
+    rk_configuration_t old_conf;
+    rk_configuration_t new_conf;
+    rk_status_t st;
+    rk_rpc_server_t *srv;
+} cli_op_t;
+
+static void op_answer(cli_post_t *p)
+{
+    cli_op_t *op = (cli_op_t *)p;
+    if (op->st.code == RK_ENOTLEADER) {
+        fail_not_leader(op->call, op->node);
+    } else if (op->st.code != 0) {
+        rpc_call_fail(op->call, op->st.code, "%s", op->st.msg);
+    } else if (op->method == RPC_M_CLI_SNAPSHOT) {
+        Rk__EmptyResponse r = RK__EMPTY_RESPONSE__INIT;
+        rpc_call_reply(op->call, &r.base, NULL, 0, NULL, NULL);
+    } else if (op->method == RPC_M_CLI_ADD_LEARNERS || op->method == RPC_M_CLI_REMOVE_LEARNERS ||
+               op->method == RPC_M_CLI_RESET_LEARNERS) {
+        Rk__LearnersOpResponse r = RK__LEARNERS_OP_RESPONSE__INIT;
+        strlist_t a, b;
+        strlist_fill(&a, op->old_conf.learners, op->old_conf.n_learners);
+        strlist_fill(&b, op->new_conf.learners, op->new_conf.n_learners);
+        r.n_old_learners = a.n;
+        r.old_learners = a.ptrs;
+        r.n_new_learners = b.n;
+        r.new_learners = b.ptrs;
+        rpc_call_reply(op->call, &r.base, NULL, 0, NULL, NULL);
+    } else {
+        /* AddPeer, RemovePeer and ChangePeers responses share one layout. */
+        Rk__ChangePeersResponse r = RK__CHANGE_PEERS_RESPONSE__INIT;
+        strlist_t a, b;
+        strlist_fill(&a, op->old_conf.peers, op->old_conf.n_peers);
+        strlist_fill(&b, op->new_conf.peers, op->new_conf.n_peers);
+        r.n_old_peers = a.n;
+        r.old_peers = a.ptrs;
+        r.n_new_peers = b.n;
+        r.new_peers = b.ptrs;
+        rpc_call_reply(op->call, &r.base, NULL, 0, NULL, NULL);
+    }
+    free(op);
+}
+
+/* FSM thread (or wherever the node runs closures): record, hop to the loop. */
+static void op_done(rk_closure_t *self, const rk_status_t *st)
+{
+    cli_op_t *op = rk_container_of(self, cli_op_t, done);
+    op->st = *st;
+    rk_node_list_peers(op->node, &op->new_conf);
+    op->post.fn = op_answer;
+    cli_post(op->srv, &op->post);
+}
+
+static cli_op_t *op_new(rk_rpc_server_t *s, rpc_call_t *call, rk_node_t *n)
+{
+    cli_op_t *op = calloc(1, sizeof *op);
+    if (op == NULL) {
+        rpc_call_fail(call, RK_ENOMEM, "out of memory");
+        return NULL;
+    }
+    op->srv = s;
+    op->call = call;
+    op->node = n;
+    op->method = rpc_call_method(call);
+    op->done.run = op_done;
+    rk_node_list_peers(n, &op->old_conf);
+    return op;
+}
+
+/* The node refused the request outright (closure not taken). */
+static void op_refused(cli_op_t *op, int rc)
+{
+    if (rc == RK_ENOTLEADER)
+        fail_not_leader(op->call, op->node);
+    else
+        rpc_call_fail(op->call, rc, "%s", rk_strerror(rc));
+    free(op);
+}
+
+static void h_membership(rpc_call_t *call, void *arg)
+{
+    rk_rpc_server_t *s = arg;
+    rk_node_t *n = target(s, call);
+    if (n == NULL)
+        return;
+    if (!rk_node_is_leader(n)) {
+        fail_not_leader(call, n);
+        return;
+    }
+    const ProtobufCMessage *m = rpc_call_request(call);
+    rk_peer_id_t peers[RK_CONF_MAX_PEERS];
+    size_t np = 0;
+    rk_status_t err;
+    rk_status_clear(&err);
+    cli_op_t *op = op_new(s, call, n);
+    if (op == NULL)
+        return;
+    int rc;
+    switch (op->method) {
+    case RPC_M_CLI_ADD_PEER: {
+        const Rk__AddPeerRequest *r = (const Rk__AddPeerRequest *)m;
+        if ((rc = rk_peer_id_parse(&peers[0], r->new_peer, &err)) == 0)
+            rc = rk_node_add_peer(n, &peers[0], &op->done);
+        break;
+    }
+    case RPC_M_CLI_REMOVE_PEER: {
+        const Rk__RemovePeerRequest *r = (const Rk__RemovePeerRequest *)m;
+        if ((rc = rk_peer_id_parse(&peers[0], r->removed_peer, &err)) == 0)
+            rc = rk_node_remove_peer(n, &peers[0], &op->done);
+        break;
+    }
+    case RPC_M_CLI_CHANGE_PEERS: {
+        const Rk__ChangePeersRequest *r = (const Rk__ChangePeersRequest *)m;
+        rk_configuration_t conf;
+        char joined[RK_CONF_MAX_PEERS * RK_PEER_ID_STRLEN] = "";
+        for (size_t i = 0; i < r->n_new_peers; i++) {
+            if (i)
+                strncat(joined, ",", sizeof joined - strlen(joined) - 1);
+            strncat(joined, r->new_peers[i], sizeof joined - strlen(joined) - 1);
+        }
+        if ((rc = rk_configuration_parse(&conf, joined, &err)) == 0)
+            rc = rk_node_change_peers(n, &conf, &op->done);
+        break;
+    }
+    case RPC_M_CLI_ADD_LEARNERS:
+    case RPC_M_CLI_REMOVE_LEARNERS:
+    case RPC_M_CLI_RESET_LEARNERS: {
+        const Rk__AddLearnersRequest *r = (const Rk__AddLearnersRequest *)m; /* same layout */
+        if ((rc = parse_list(r->learners, r->n_learners, peers, &np, &err)) != 0)
+            break;
+        if (op->method == RPC_M_CLI_ADD_LEARNERS)
+            rc = rk_node_add_learners(n, peers, np, &op->done);
+        else if (op->method == RPC_M_CLI_REMOVE_LEARNERS)
+            rc = rk_node_remove_learners(n, peers, np, &op->done);
+        else
+            rc = rk_node_reset_learners(n, peers, np, &op->done);
+        break;
+    }
+    default:
+        rc = RK_EINVAL;
+    }
+    if (rc != 0 && err.code != 0) {
+        rpc_call_fail(call, rc, "%s", err.msg);
+        free(op);
+    } else if (rc != 0) {
+        op_refused(op, rc);
+    }
+}
+
+static void h_snapshot(rpc_call_t *call, void *arg)
+{
+    rk_rpc_server_t *s = arg;
+    rk_node_t *n = target(s, call);
+    if (n == NULL)
+        return;
+    cli_op_t *op = op_new(s, call, n);
+    if (op == NULL)
+        return;
+    int rc = rk_node_snapshot(n, &op->done);
+    if (rc != 0)
+        op_refused(op, rc);
+}
+
+static void h_reset_peer(rpc_call_t *call, void *arg)
+{
+    rk_node_t *n = target(arg, call);
+    if (n == NULL)
+        return;
+    const Rk__ResetPeerRequest *r = (const Rk__ResetPeerRequest *)rpc_call_request(call);
+    rk_configuration_t conf;
+    rk_configuration_init(&conf);
+    rk_status_t err;
+    for (size_t i = 0; i < r->n_new_peers; i++) {
+        rk_peer_id_t p;
+        if (rk_peer_id_parse(&p, r->new_peers[i], &err) != 0) {
+            rpc_call_fail(call, RK_EINVAL, "%s", err.msg);
+            return;
+        }
+        if (rk_configuration_add_peer(&conf, &p) != 0) {
+            rpc_call_fail(call, RK_EINVAL, "duplicate or too many peers");
+            return;
+        }
+    }
+    int rc = rk_node_reset_peers(n, &conf);
+    if (rc != 0) {
+        rpc_call_fail(call, rc, "%s", rk_strerror(rc));
+        return;
+    }
+    Rk__EmptyResponse resp = RK__EMPTY_RESPONSE__INIT;
+    rpc_call_reply(call, &resp.base, NULL, 0, NULL, NULL);
+}
+
+static void h_transfer_leader(rpc_call_t *call, void *arg)
+{
+    rk_node_t *n = target(arg, call);
+    if (n == NULL)
+        return;
+    if (!rk_node_is_leader(n)) {
+        fail_not_leader(call, n);
+        return;
+    }
+    const Rk__TransferLeaderRequest *r = (const Rk__TransferLeaderRequest *)rpc_call_request(call);
+    rk_peer_id_t to;
+    rk_status_t err;
+    if (r->target_id != NULL && r->target_id[0] != '\0') {
+        if (rk_peer_id_parse(&to, r->target_id, &err) != 0) {
+            rpc_call_fail(call, RK_EINVAL, "%s", err.msg);
+            return;
+        }
+    } else {
+        /* "Let the leader pick": the first other voter that is alive. */
+        rk_configuration_t alive;
+        rk_peer_id_t self;
+        rk_node_self(n, &self);
+        rk_peer_id_clear(&to);
+        if (rk_node_list_alive_peers(n, &alive) == 0)
+            for (uint32_t i = 0; i < alive.n_peers; i++)
+                if (!rk_peer_id_equal(&alive.peers[i], &self)) {
+                    to = alive.peers[i];
+                    break;
+                }
+        if (rk_peer_id_is_empty(&to)) {
+            rpc_call_fail(call, RK_EUNREACHABLE, "no other live voter to transfer to");
+            return;
+        }
+    }
+    int rc = rk_node_transfer_leadership_to(n, &to);
+    if (rc == RK_ENOTLEADER) {
+        fail_not_leader(call, n);
+        return;
+    }
+    if (rc != 0) {
+        rpc_call_fail(call, rc, "%s", rk_strerror(rc));
+        return;
+    }
+    Rk__EmptyResponse resp = RK__EMPTY_RESPONSE__INIT;
+    rpc_call_reply(call, &resp.base, NULL, 0, NULL, NULL);
+}
+
+static void h_get_leader(rpc_call_t *call, void *arg)
+{
+    rk_node_t *n = target(arg, call);
+    if (n == NULL)
+        return;
+    rk_peer_id_t leader;
+    char buf[RK_PEER_ID_STRLEN];
+    if (rk_node_leader_id(n, &leader) != 0) {
+        rpc_call_fail(call, RK_ENOLEADER, "no leader known to this node");
+        return;
+    }
+    rk_peer_id_format(&leader, buf, sizeof buf);
+    Rk__GetLeaderResponse resp = RK__GET_LEADER_RESPONSE__INIT;
+    resp.leader_id = buf;
+    rpc_call_reply(call, &resp.base, NULL, 0, NULL, NULL);
+}
+
+static void h_get_peers(rpc_call_t *call, void *arg)
+{
+    rk_node_t *n = target(arg, call);
+    if (n == NULL)
+        return;
+    const Rk__GetPeersRequest *r = (const Rk__GetPeersRequest *)rpc_call_request(call);
+    rk_configuration_t conf;
+    if (r->only_alive) {
+        int rc = rk_node_list_alive_peers(n, &conf);
+        if (rc == RK_ENOTLEADER) {
+            fail_not_leader(call, n);
+            return;
+        }
+        if (rc != 0) {
+            rpc_call_fail(call, rc, "%s", rk_strerror(rc));
+            return;
+        }
+    } else {
+        rk_node_list_peers(n, &conf);
+    }
+    Rk__GetPeersResponse resp = RK__GET_PEERS_RESPONSE__INIT;
+    strlist_t a, b;
+    strlist_fill(&a, conf.peers, conf.n_peers);
+    strlist_fill(&b, conf.learners, conf.n_learners);
+    resp.n_peers = a.n;
+    resp.peers = a.ptrs;
+    resp.n_learners = b.n;
+    resp.learners = b.ptrs;
+    rpc_call_reply(call, &resp.base, NULL, 0, NULL, NULL);
+}
+
+/* Node status, for `raftkit-cli status`. The request is a GetLeaderRequest
+ * (group_id, peer_id: routed like the CLI requests); the response is raw
+ * "key=value" lines (decoded by rk_cli_node_status). */
+static void h_status(rpc_call_t *call, void *arg)
+{
+    rk_node_t *n = target(arg, call);
+    if (n == NULL)
+        return;
+    rk_peer_id_t self, leader;
+    char sbuf[RK_PEER_ID_STRLEN], lbuf[RK_PEER_ID_STRLEN] = "";
+    rk_node_self(n, &self);
+    rk_peer_id_format(&self, sbuf, sizeof sbuf);
+    if (rk_node_leader_id(n, &leader) == 0)
+        rk_peer_id_format(&leader, lbuf, sizeof lbuf);
+    rk_configuration_t conf;
+    rk_node_list_peers(n, &conf);
+    char cbuf[RK_CONF_MAX_PEERS * 2 * RK_PEER_ID_STRLEN];
+    rk_configuration_format(&conf, cbuf, sizeof cbuf);
+    size_t cap = sizeof cbuf + 512;
+    char *out = malloc(cap);
+    if (out == NULL) {
+        rpc_call_fail(call, RK_ENOMEM, "out of memory");
+        return;
+    }
+    int w = snprintf(out, cap,
+                     "peer=%s\nstate=%s\nterm=%lld\nleader=%s\nlast_log_index=%lld\n"
+                     "committed_index=%lld\napplied_index=%lld\nconf=%s\n",
+                     sbuf, rk_node_state_name(rk_node_state(n)), (long long)rk_node_term(n), lbuf,
+                     (long long)rk_node_last_log_index(n), (long long)rk_node_committed_index(n),
+                     (long long)rk_node_applied_index(n), cbuf);
+    rpc_call_reply_raw(call, out, (size_t)w < cap ? (size_t)w : cap - 1, NULL, 0, NULL, NULL);
+    free(out);
+}
+
+int cli_service_register(rk_rpc_server_t *s)
+{
+    static const struct {
+        uint32_t method;
+        rpc_handler_fn fn;
+    } table[] = {
+        {RPC_M_CLI_ADD_PEER, h_membership},       {RPC_M_CLI_REMOVE_PEER, h_membership},
+        {RPC_M_CLI_CHANGE_PEERS, h_membership},   {RPC_M_CLI_RESET_PEER, h_reset_peer},
+        {RPC_M_CLI_ADD_LEARNERS, h_membership},   {RPC_M_CLI_REMOVE_LEARNERS, h_membership},
+        {RPC_M_CLI_RESET_LEARNERS, h_membership}, {RPC_M_CLI_TRANSFER_LEADER, h_transfer_leader},
+        {RPC_M_CLI_SNAPSHOT, h_snapshot},         {RPC_M_CLI_GET_LEADER, h_get_leader},
+        {RPC_M_CLI_GET_PEERS, h_get_peers},
+    };
+    rpc_server_t *srv = s->rt->server;
+    for (size_t i = 0; i < sizeof table / sizeof table[0]; i++) {
+        int rc = rpc_server_register(srv, table[i].method, NULL, 0, table[i].fn, s);
+        if (rc != 0)
+            return rc; /* RK_EEXIST on the first: someone else serves CLI */
+    }
+    return rpc_server_register(srv, CLI_M_NODE_STATUS, &rk__get_leader_request__descriptor,
+                               RPC_MF_ROUTED, h_status, s);
+}

@@ -1,0 +1,32 @@
+/* Internals shared by the files of src/client and src/cli: the blocking RPC
+ * client every raftkit client program is built on (a private libuv loop run
+ * only while a call waits), and the protobuf helpers of the CLI messages. */
+#ifndef RAFTKIT_CLIENT_INTERNAL_H
+#define RAFTKIT_CLIENT_INTERNAL_H
+
+#include <protobuf-c/protobuf-c.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "raftkit/peer.h"
+#include "raftkit/rpc.h"
+#include "raftkit/status.h"
+
+/* Application-range method ids raftkit's own tools use until the wire
+ * protocol has built-in ids for them (see cli_service.c). */
+#define CLI_M_NODE_STATUS 0x7ffffff0u
+
+/* Calls a method with a protobuf request (req) and, on success, unpacks the
+ * response with resp_desc into *resp (caller frees it with
+ * protobuf_c_message_free_unpacked). With req NULL, body/len is sent as is.
+ * Same outcome rules as rk_rpc_client_call (out->status, maybe_delivered;
+ * out->body holds the raw response). Returns out->status.code. */
+int client_call(rk_rpc_client_t *c, const rk_endpoint_t *ep, uint32_t method,
+                const ProtobufCMessage *req, const void *body, size_t len,
+                const ProtobufCMessageDescriptor *resp_desc, int timeout_ms,
+                ProtobufCMessage **resp, rk_rpc_reply_t *out);
+
+/* Milliseconds on a monotonic clock. */
+uint64_t client_now_ms(void);
+
+#endif /* RAFTKIT_CLIENT_INTERNAL_H */

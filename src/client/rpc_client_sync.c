@@ -1,0 +1,231 @@
+/* The blocking RPC client of rpc.h: the internal pipelined rpc_client on a
+ * private libuv loop that runs only while a call waits, so a client program
+ * needs no thread of its own. It also decides, for each failed call, whether
+ * the request may have reached the server (rk_rpc_reply_t.maybe_delivered):
+ * a request is only ever written on a connection that finished its
+ * handshake, so a call that fails before one exists was certainly not
+ * delivered, and any failure after writing is reported as "maybe". */
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <uv.h>
+
+#include "rpc/rpc_client.h"
+#include "src/client/client_internal.h"
+
+struct rk_rpc_client {
+    uv_loop_t loop;
+    uv_timer_t timer; /* wakes the loop at a waiting call's deadline */
+    rpc_client_t *rpc;
+    int connect_timeout_ms;
+    /* the wait in progress */
+    rpc_channel_t *wait_ch;
+    bool wait_down;
+    rk_status_t down_why;
+    bool call_done;
+    rk_rpc_reply_t *call_out;
+};
+
+uint64_t client_now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+static void on_reach(void *arg, rpc_channel_t *ch, bool reachable, const rk_status_t *why)
+{
+    rk_rpc_client_t *c = arg;
+    if (ch == c->wait_ch && !reachable) {
+        c->wait_down = true;
+        c->down_why = *why;
+    }
+}
+
+rk_rpc_client_t *rk_rpc_client_new(const rk_rpc_client_options_t *opts)
+{
+    rk_rpc_client_t *c = calloc(1, sizeof *c);
+    if (c == NULL)
+        return NULL;
+    if (uv_loop_init(&c->loop) != 0) {
+        free(c);
+        return NULL;
+    }
+    c->connect_timeout_ms = opts && opts->connect_timeout_ms > 0 ? opts->connect_timeout_ms : 1000;
+    uv_timer_init(&c->loop, &c->timer);
+    rpc_client_opts_t o = {
+        .connect_timeout_ms = (uint32_t)c->connect_timeout_ms,
+        .backoff_min_ms = 20,
+        .backoff_max_ms = 200,
+        .name = opts && opts->name ? opts->name : "raftkit-client",
+        .on_reachability = on_reach,
+        .arg = c,
+    };
+    c->rpc = rpc_client_new(&c->loop, &o);
+    if (c->rpc == NULL) {
+        rk_rpc_client_free(c);
+        return NULL;
+    }
+    return c;
+}
+
+static void closed_noop(uv_handle_t *h)
+{
+    (void)h;
+}
+
+void rk_rpc_client_free(rk_rpc_client_t *c)
+{
+    if (c == NULL)
+        return;
+    if (c->rpc != NULL)
+        rpc_client_close(c->rpc, NULL, NULL);
+    uv_close((uv_handle_t *)&c->timer, closed_noop);
+    uv_run(&c->loop, UV_RUN_DEFAULT);
+    uv_loop_close(&c->loop);
+    free(c);
+}
+
+static void timer_noop(uv_timer_t *t)
+{
+    (void)t;
+}
+
+/* Runs the loop until *flag is set or the deadline (client_now_ms clock)
+ * passes. Returns whether the flag was set. */
+static bool run_until(rk_rpc_client_t *c, const bool *flag, uint64_t deadline)
+{
+    while (!*flag) {
+        uint64_t now = client_now_ms();
+        if (now >= deadline)
+            return false;
+        uv_timer_start(&c->timer, timer_noop, deadline - now, 0);
+        uv_run(&c->loop, UV_RUN_ONCE);
+    }
+    uv_timer_stop(&c->timer);
+    return true;
+}
+
+static void call_cb(void *arg, const rk_status_t *st, const rpc_resp_t *resp)
+{
+    rk_rpc_client_t *c = arg;
+    rk_rpc_reply_t *out = c->call_out;
+    out->status = *st;
+    if (st->code == 0 && resp != NULL) {
+        out->body = malloc(resp->body_len ? resp->body_len : 1);
+        if (out->body == NULL) {
+            rk_status_set(&out->status, RK_ENOMEM, "response of %zu bytes", resp->body_len);
+        } else {
+            memcpy(out->body, resp->body, resp->body_len);
+            out->len = resp->body_len;
+        }
+    }
+    c->call_done = true;
+}
+
+/* Returns a channel to ep with a finished handshake, or NULL with out set
+ * (not delivered). A channel that is down is replaced by a fresh one, so
+ * that its first failure is reported to us instead of being an unreported
+ * retry. */
+static rpc_channel_t *ready_channel(rk_rpc_client_t *c, const rk_endpoint_t *ep, uint64_t deadline,
+                                    rk_rpc_reply_t *out)
+{
+    char name[RK_HOST_MAX + 16];
+    rk_endpoint_format(ep, name, sizeof name);
+    rpc_channel_t *ch = rpc_client_channel(c->rpc, name, &out->status);
+    if (ch == NULL)
+        return NULL;
+    if (rpc_channel_reachable(ch))
+        return ch;
+    rpc_channel_close(ch);
+    if ((ch = rpc_client_channel(c->rpc, name, &out->status)) == NULL)
+        return NULL;
+    uint64_t cdl = client_now_ms() + (uint64_t)c->connect_timeout_ms;
+    if (cdl > deadline)
+        cdl = deadline;
+    c->wait_ch = ch;
+    c->wait_down = false;
+    rpc_channel_connect(ch);
+    bool ready = false;
+    while (!ready && !c->wait_down && client_now_ms() < cdl) {
+        /* The flag the loop waits on is "something happened"; readiness is
+         * polled because the client reports it only through state. */
+        bool any = false;
+        run_until(c, &any, client_now_ms() + 10 < cdl ? client_now_ms() + 10 : cdl);
+        ready = rpc_channel_reachable(ch);
+    }
+    c->wait_ch = NULL;
+    if (ready)
+        return ch;
+    if (c->wait_down)
+        rk_status_set(&out->status, RK_EUNREACHABLE, "%s: %s", name, c->down_why.msg);
+    else
+        rk_status_set(&out->status, RK_EUNREACHABLE, "%s: no connection in time", name);
+    return NULL;
+}
+
+int client_call(rk_rpc_client_t *c, const rk_endpoint_t *ep, uint32_t method,
+                const ProtobufCMessage *req, const void *body, size_t len,
+                const ProtobufCMessageDescriptor *resp_desc, int timeout_ms,
+                ProtobufCMessage **resp, rk_rpc_reply_t *out)
+{
+    memset(out, 0, sizeof *out);
+    if (resp != NULL)
+        *resp = NULL;
+    if (timeout_ms <= 0)
+        timeout_ms = 5000;
+    uint64_t deadline = client_now_ms() + (uint64_t)timeout_ms;
+    rpc_channel_t *ch = ready_channel(c, ep, deadline, out);
+    if (ch == NULL)
+        return out->status.code;
+    uint64_t now = client_now_ms();
+    rpc_req_t r = {
+        .method = method,
+        .msg = req,
+        .body = body,
+        .body_len = len,
+        .timeout_ms = now < deadline ? (uint32_t)(deadline - now) : 1,
+    };
+    c->call_done = false;
+    c->call_out = out;
+    int rc = rpc_channel_call(ch, &r, call_cb, c);
+    if (rc != 0) {
+        rk_status_set(&out->status, rc, "sending: %s", rk_strerror(rc));
+        return rc;
+    }
+    out->maybe_delivered = true;
+    /* The rpc client's own timeout ends the call; the margin only guards
+     * against a lost timer. */
+    if (!run_until(c, &c->call_done, deadline + 1000)) {
+        rpc_channel_close(ch); /* runs call_cb with RK_ECANCELED */
+        rk_status_set(&out->status, RK_ETIMEDOUT, "no answer within %d ms", timeout_ms);
+    }
+    c->call_out = NULL;
+    if (out->status.code == 0 && resp_desc != NULL && resp != NULL) {
+        *resp = protobuf_c_message_unpack(resp_desc, NULL, out->len, out->body);
+        if (*resp == NULL)
+            rk_status_set(&out->status, RK_EPROTO, "undecodable %s", resp_desc->name);
+    }
+    return out->status.code;
+}
+
+int rk_rpc_client_call(rk_rpc_client_t *c, const rk_endpoint_t *ep, uint32_t method,
+                       const void *body, size_t len, int timeout_ms, rk_rpc_reply_t *out)
+{
+    if (out == NULL)
+        return RK_EINVAL;
+    if (c == NULL || ep == NULL || (body == NULL && len > 0) || method < RK_RPC_APP_FIRST) {
+        memset(out, 0, sizeof *out);
+        return rk_status_set(&out->status, RK_EINVAL, "bad argument");
+    }
+    return client_call(c, ep, method, NULL, body, len, NULL, timeout_ms, NULL, out);
+}
+
+void rk_rpc_reply_release(rk_rpc_reply_t *out)
+{
+    if (out == NULL)
+        return;
+    free(out->body);
+    out->body = NULL;
+    out->len = 0;
+}
