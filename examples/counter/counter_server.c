@@ -185,6 +185,7 @@ int main(int argc, char **argv)
     opts.initial_conf = conf.conf;
     opts.election_timeout_ms = conf.election_timeout_ms;
     opts.snapshot_interval_secs = conf.snapshot_interval_s;
+    opts.admin_port = conf.admin_port;
 
     rk_status_t st;
     rk_server_t *server = rk_server_new(&conf.self.endpoint, &st);
