@@ -36,6 +36,7 @@ typedef struct rpc_server_opts {
     size_t max_frame;          /* largest frame accepted; 0: RPC_DEFAULT_MAX_FRAME (64 MiB) */
     size_t max_pending_out;    /* unwritten response bytes per connection; 0: 16 MiB */
     uint32_t max_inflight;     /* outstanding calls per connection; 0: 1024 */
+    uint32_t handshake_timeout_ms; /* close connections without a handshake; 0: 10000 */
     const char *name;          /* shown to clients and in logs; copied */
 } rpc_server_opts_t;
 
