@@ -14,7 +14,7 @@
 
 #include "rpc/rpc_conn.h"
 
-#define RBUF_MIN (64u << 10)    /* read granularity */
+#define RBUF_MIN    (64u << 10) /* read granularity */
 #define RBUF_SHRINK (1u << 20)  /* give back buffers grown past this once idle */
 
 static rpc_rbuf_t *rbuf_new(size_t cap)
@@ -28,7 +28,10 @@ static rpc_rbuf_t *rbuf_new(size_t cap)
     return rb;
 }
 
-void rpc_rbuf_ref(rpc_rbuf_t *rb) { rb->refs++; }
+void rpc_rbuf_ref(rpc_rbuf_t *rb)
+{
+    rb->refs++;
+}
 
 void rpc_rbuf_unref(rpc_rbuf_t *rb)
 {
@@ -193,7 +196,8 @@ static void read_cb(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
     (void)buf;
     if (nread < 0) {
         if (nread == UV_EOF && c->rlen > 0)
-            rpc_conn_close(c, RK_EPROTO, "truncated frame: peer closed after %zu bytes of it", c->rlen);
+            rpc_conn_close(c, RK_EPROTO, "truncated frame: peer closed after %zu bytes of it",
+                           c->rlen);
         else if (nread == UV_EOF)
             rpc_conn_close(c, RK_EUNREACHABLE, "connection closed by peer");
         else if (nread == UV_ENOBUFS)
@@ -339,5 +343,6 @@ int rpc_endpoint_addr(const char *endpoint, struct sockaddr_storage *ss, rk_stat
         return 0;
     if (uv_ip6_addr(host, (int)port, (struct sockaddr_in6 *)ss) == 0)
         return 0;
-    return rk_status_set(err, RK_EINVAL, "'%s' is not an IP address (names are not resolved)", host);
+    return rk_status_set(err, RK_EINVAL, "'%s' is not an IP address (names are not resolved)",
+                         host);
 }

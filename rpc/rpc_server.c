@@ -239,7 +239,10 @@ rpc_server_t *rpc_server_new(uv_loop_t *loop, const rpc_server_opts_t *opts)
     return s;
 }
 
-uint16_t rpc_server_port(const rpc_server_t *s) { return s->listening ? s->port : 0; }
+uint16_t rpc_server_port(const rpc_server_t *s)
+{
+    return s->listening ? s->port : 0;
+}
 
 int rpc_server_register(rpc_server_t *s, uint32_t method, const ProtobufCMessageDescriptor *desc,
                         unsigned flags, rpc_handler_fn fn, void *arg)
@@ -285,7 +288,10 @@ static const handler_t *handler_find(const rpc_server_t *s, uint32_t method)
     return NULL;
 }
 
-void rpc_server_stats(const rpc_server_t *s, rpc_server_stats_t *st) { *st = s->stats; }
+void rpc_server_stats(const rpc_server_t *s, rpc_server_stats_t *st)
+{
+    *st = s->stats;
+}
 
 /* ---- connections ---- */
 
@@ -397,7 +403,8 @@ static void reject(srv_conn_t *sc, const rpc_frame_hdr_t *h, int code, const cha
     }
     if (rpc_ratelimit_allow(&s->rl_drop, uv_now(s->loop), &suppressed))
         RPC_LOG(RK_LOG_WARN, sc->conn.name, "dropping one-way %s: %s (%llu similar suppressed)",
-                rpc_method_name(h->method, mname, sizeof mname), msg, (unsigned long long)suppressed);
+                rpc_method_name(h->method, mname, sizeof mname), msg,
+                (unsigned long long)suppressed);
 }
 
 static void on_handshake(srv_conn_t *sc, const rpc_frame_hdr_t *h, const uint8_t *body)
@@ -467,7 +474,8 @@ static void on_frame(rpc_conn_t *c, const rpc_frame_hdr_t *h, rpc_rbuf_t *rb, co
     }
     hd = handler_find(s, h->method);
     if (hd == NULL) {
-        snprintf(why, sizeof why, "no handler for method %s", rpc_method_name(h->method, mname, sizeof mname));
+        snprintf(why, sizeof why, "no handler for method %s",
+                 rpc_method_name(h->method, mname, sizeof mname));
         reject(sc, h, RK_ENOTFOUND, why);
         return;
     }
@@ -528,7 +536,10 @@ err_after_decode:
         protobuf_c_message_free_unpacked(req, NULL);
 }
 
-static void on_write_done(rpc_conn_t *c) { conn_update_flow((srv_conn_t *)c); }
+static void on_write_done(rpc_conn_t *c)
+{
+    conn_update_flow((srv_conn_t *)c);
+}
 
 static void on_closed(rpc_conn_t *c)
 {
@@ -699,12 +710,30 @@ void rpc_server_close(rpc_server_t *s, void (*cb)(void *arg), void *arg)
 
 /* ---- calls ---- */
 
-uint32_t rpc_call_method(const rpc_call_t *call) { return call->hdr.method; }
-bool rpc_call_is_oneway(const rpc_call_t *call) { return (call->hdr.flags & RPC_F_ONEWAY) != 0; }
-const ProtobufCMessage *rpc_call_request(const rpc_call_t *call) { return call->req; }
-void *rpc_call_route_ctx(const rpc_call_t *call) { return call->route_ctx; }
-const char *rpc_call_group(const rpc_call_t *call) { return call->group_id; }
-const char *rpc_call_peer_name(const rpc_call_t *call) { return call->sc->conn.name; }
+uint32_t rpc_call_method(const rpc_call_t *call)
+{
+    return call->hdr.method;
+}
+bool rpc_call_is_oneway(const rpc_call_t *call)
+{
+    return (call->hdr.flags & RPC_F_ONEWAY) != 0;
+}
+const ProtobufCMessage *rpc_call_request(const rpc_call_t *call)
+{
+    return call->req;
+}
+void *rpc_call_route_ctx(const rpc_call_t *call)
+{
+    return call->route_ctx;
+}
+const char *rpc_call_group(const rpc_call_t *call)
+{
+    return call->group_id;
+}
+const char *rpc_call_peer_name(const rpc_call_t *call)
+{
+    return call->sc->conn.name;
+}
 
 const uint8_t *rpc_call_body(const rpc_call_t *call, size_t *len)
 {

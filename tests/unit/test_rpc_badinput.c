@@ -87,7 +87,10 @@ static void raw_connected(uv_connect_t *c, int status)
         uv_shutdown(&r->sreq, (uv_stream_t *)&r->tcp, raw_shut);
 }
 
-static void raw_closed(uv_handle_t *h) { ((raw_t *)h->data)->closed = true; }
+static void raw_closed(uv_handle_t *h)
+{
+    ((raw_t *)h->data)->closed = true;
+}
 
 /* Connects, sends the script, and runs until the server closes the
  * connection (returns true) or wait_ms pass (false). */
@@ -357,7 +360,8 @@ static void an_unknown_method_gets_an_error_answer_and_the_connection_stays(void
     assert_true(n > 0);
     assert_int_equal(h.corr_id, 42);
     assert_int_equal(h.flags, RPC_F_RESPONSE | RPC_F_ERROR);
-    Rk__ErrorResponse *er = rk__error_response__unpack(NULL, h.body_len, r.in + off + RPC_FRAME_HDR_LEN);
+    Rk__ErrorResponse *er =
+        rk__error_response__unpack(NULL, h.body_len, r.in + off + RPC_FRAME_HDR_LEN);
     assert_non_null(er);
     assert_int_equal(er->code, RK_ENOTFOUND);
     rk__error_response__free_unpacked(er, NULL);

@@ -19,8 +19,8 @@
 #include "rpc/rpc_server.h"
 #include "tests/unit/rpc_test_util.h"
 
-#define GROUP "counter"
-#define SELF "127.0.0.1:8081:0"
+#define GROUP  "counter"
+#define SELF   "127.0.0.1:8081:0"
 #define M_ECHO (RPC_M_APP_FIRST + 1)
 #define M_HOLD (RPC_M_APP_FIRST + 2)
 
@@ -242,8 +242,10 @@ static void builtin_handler(rpc_call_t *call, void *arg)
 static ProtobufCMessage *routed_request(fx_t *f, const rpc_method_info_t *mi, unsigned seed)
 {
     ProtobufCMessage *m = fill_message(&f->arena, mi->req, seed, 0);
-    const ProtobufCFieldDescriptor *g = protobuf_c_message_descriptor_get_field_by_name(mi->req, "group_id");
-    const ProtobufCFieldDescriptor *p = protobuf_c_message_descriptor_get_field_by_name(mi->req, "peer_id");
+    const ProtobufCFieldDescriptor *g =
+        protobuf_c_message_descriptor_get_field_by_name(mi->req, "group_id");
+    const ProtobufCFieldDescriptor *p =
+        protobuf_c_message_descriptor_get_field_by_name(mi->req, "peer_id");
     *(const char **)((char *)m + g->offset) = GROUP;
     *(const char **)((char *)m + p->offset) = SELF;
     return m;
@@ -258,11 +260,13 @@ static void every_request_method_round_trips_over_tcp(void **state)
 
     for (unsigned i = 0; i < n; i++)
         if (all[i].id != RPC_M_HANDSHAKE)
-            assert_int_equal(rpc_server_register(f->srv, all[i].id, NULL, 0, builtin_handler, f), 0);
+            assert_int_equal(rpc_server_register(f->srv, all[i].id, NULL, 0, builtin_handler, f),
+                             0);
     for (unsigned i = 0; i < n; i++) {
         if (all[i].resp == NULL || all[i].id == RPC_M_HANDSHAKE)
             continue;
-        rpc_req_t req = {.method = all[i].id, .msg = routed_request(f, &all[i], i), .timeout_ms = 5000};
+        rpc_req_t req = {
+            .method = all[i].id, .msg = routed_request(f, &all[i], i), .timeout_ms = 5000};
         assert_int_equal(rpc_channel_call(f->ch, &req, record, &o[i]), 0);
         sent++;
     }
@@ -299,7 +303,8 @@ static void every_raft_message_arrives_one_way_intact(void **state)
 
     for (unsigned i = 0; i < n; i++)
         if (all[i].id != RPC_M_HANDSHAKE)
-            assert_int_equal(rpc_server_register(f->srv, all[i].id, NULL, 0, builtin_handler, f), 0);
+            assert_int_equal(rpc_server_register(f->srv, all[i].id, NULL, 0, builtin_handler, f),
+                             0);
     for (unsigned i = 0; i < n; i++) {
         if (!(all[i].flags & RPC_MF_ONEWAY))
             continue;
@@ -372,8 +377,13 @@ static void attachments_travel_beside_the_body_and_are_released_once(void **stat
     static char a1[3000], a2[5000];
     uv_buf_t att[2] = {uv_buf_init(a1, sizeof a1), uv_buf_init(a2, sizeof a2)};
     outcome_t *o = calloc(1, sizeof *o);
-    rpc_req_t req = {.method = M_ECHO, .body = "hdr", .body_len = 3, .attach = att, .n_attach = 2,
-                     .release = count_release, .timeout_ms = 5000};
+    rpc_req_t req = {.method = M_ECHO,
+                     .body = "hdr",
+                     .body_len = 3,
+                     .attach = att,
+                     .n_attach = 2,
+                     .release = count_release,
+                     .timeout_ms = 5000};
 
     for (size_t i = 0; i < sizeof a1; i++)
         a1[i] = (char)i;
@@ -441,7 +451,10 @@ static void append_entries_payloads_in_the_attachment_arrive_in_place(void **sta
     req.entries = ep;
     req.n_entries = 3;
     rpc_entries_to_attachment(ep, 3, payloads, lens, bufs);
-    rpc_req_t r = {.method = RPC_M_APPEND_ENTRIES, .msg = &req.base, .attach = bufs, .n_attach = 3,
+    rpc_req_t r = {.method = RPC_M_APPEND_ENTRIES,
+                   .msg = &req.base,
+                   .attach = bufs,
+                   .n_attach = 3,
                    .release = count_release};
     assert_int_equal(rpc_channel_send(f->ch, &r), 0);
     assert_true(run_until(&f->loop, &g_ae.done, 5000));
@@ -465,7 +478,11 @@ static void frames_over_the_limit_are_refused_before_sending(void **state)
     rpc_channel_t *ch = rpc_client_channel(cli, f->ep, &err);
     static char big[4096];
     uv_buf_t att = uv_buf_init(big, sizeof big);
-    rpc_req_t req = {.method = M_ECHO, .body = "x", .body_len = 1, .attach = &att, .n_attach = 1,
+    rpc_req_t req = {.method = M_ECHO,
+                     .body = "x",
+                     .body_len = 1,
+                     .attach = &att,
+                     .n_attach = 1,
                      .release = count_release};
     outcome_t o = {0};
 
@@ -519,7 +536,8 @@ static void unknown_group_peer_and_method_get_error_responses(void **state)
     outcome_t o1 = {0}, o2 = {0}, o3 = {0}, o4 = {0}, o5 = {0};
     rpc_req_t req = {.method = RPC_M_CLI_GET_LEADER, .msg = &gl.base, .timeout_ms = 5000};
 
-    assert_int_equal(rpc_server_register(f->srv, RPC_M_CLI_GET_LEADER, NULL, 0, noop_handler, f), 0);
+    assert_int_equal(rpc_server_register(f->srv, RPC_M_CLI_GET_LEADER, NULL, 0, noop_handler, f),
+                     0);
     assert_int_equal(rpc_server_register(f->srv, RPC_M_HEARTBEAT, NULL, 0, noop_handler, f), 0);
     assert_int_equal(rpc_server_register(f->srv, RPC_M_CLI_GET_LEADER, NULL, 0, noop_handler, f),
                      RK_EEXIST);
@@ -579,7 +597,10 @@ static void handler_failure_reaches_the_caller_with_code_and_message(void **stat
 
 /* ---- restart ---- */
 
-static void server_closed(void *arg) { *(bool *)arg = true; }
+static void server_closed(void *arg)
+{
+    *(bool *)arg = true;
+}
 
 static void server_restart_fails_in_flight_calls_once_then_reconnects(void **state)
 {
@@ -698,7 +719,8 @@ static void mute_read(uv_stream_t *s, ssize_t n, const uv_buf_t *b)
     m->len += (size_t)n;
     if (rpc_frame_next(m->buf, m->len, 4096, &h, NULL) > 0) {
         Rk__HandshakeResponse resp = RK__HANDSHAKE_RESPONSE__INIT;
-        rpc_frame_hdr_t rh = {.flags = RPC_F_RESPONSE, .method = RPC_M_HANDSHAKE, .corr_id = h.corr_id};
+        rpc_frame_hdr_t rh = {
+            .flags = RPC_F_RESPONSE, .method = RPC_M_HANDSHAKE, .corr_id = h.corr_id};
         size_t len;
         resp.version = RPC_WIRE_VERSION;
         uint8_t *out = rpc_frame_pack(&rh, &resp.base, NULL, 0, &len);
@@ -751,8 +773,8 @@ static void client_refuses_with_busy_when_a_peer_stops_reading(void **state)
     RUN_UNTIL(&f->loop, rpc_channel_reachable(ch), 10000);
     /* Kernel buffers absorb a few MB; past them the client must say busy
      * instead of buffering without bound. */
-    rpc_req_t req = {.method = RPC_M_APP_FIRST + 9, .body = "b", .body_len = 1, .attach = &att,
-                     .n_attach = 1};
+    rpc_req_t req = {
+        .method = RPC_M_APP_FIRST + 9, .body = "b", .body_len = 1, .attach = &att, .n_attach = 1};
     for (int i = 0; i < 4096 && busy == 0; i++) {
         int rv = rpc_channel_send(ch, &req);
         if (rv == RK_EBUSY)
@@ -779,7 +801,10 @@ static void raw_written(uv_write_t *w, int status)
     free(w);
 }
 
-static void raw_connected(uv_connect_t *c, int status) { *(int *)c->data = status == 0 ? 1 : -1; }
+static void raw_connected(uv_connect_t *c, int status)
+{
+    *(int *)c->data = status == 0 ? 1 : -1;
+}
 
 static void server_stops_reading_and_bounds_output_to_a_client_that_does_not_read(void **state)
 {
