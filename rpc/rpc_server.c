@@ -261,8 +261,8 @@ int rpc_server_register(rpc_server_t *s, uint32_t method, const ProtobufCMessage
         *h = (handler_t){method, mi->req, mi->flags, fn, arg};
         return 0;
     }
-    if (!rpc_method_is_app(method))
-        return RK_EINVAL;
+    if (!rpc_method_is_app(method) || ((flags & RPC_MF_ROUTED) && desc == NULL))
+        return RK_EINVAL; /* routing needs a decoded group_id/peer_id */
     for (unsigned i = 0; i < s->n_app; i++)
         if (s->app[i].method == method)
             return RK_EEXIST;

@@ -61,7 +61,8 @@ uint16_t rpc_server_port(const rpc_server_t *s);
  * methods (id >= RPC_M_APP_FIRST) pass their request descriptor, or NULL to
  * receive the raw body, and RPC_MF_ROUTED if the request has group_id and
  * peer_id fields to route by. Returns 0, RK_EINVAL (bad id, NULL fn, or a
- * descriptor for a built-in), RK_EEXIST when the method already has a handler. */
+ * descriptor for a built-in, RPC_MF_ROUTED without a descriptor), RK_EEXIST when
+ * the method already has a handler. */
 int rpc_server_register(rpc_server_t *s, uint32_t method, const ProtobufCMessageDescriptor *desc,
                         unsigned flags, rpc_handler_fn fn, void *arg);
 

@@ -541,6 +541,13 @@ static void unknown_group_peer_and_method_get_error_responses(void **state)
     assert_int_equal(rpc_server_register(f->srv, RPC_M_HEARTBEAT, NULL, 0, noop_handler, f), 0);
     assert_int_equal(rpc_server_register(f->srv, RPC_M_CLI_GET_LEADER, NULL, 0, noop_handler, f),
                      RK_EEXIST);
+    assert_int_equal(rpc_server_register(f->srv, RPC_M_CLI_ADD_PEER,
+                                         &rk__add_peer_request__descriptor, 0, noop_handler, f),
+                     RK_EINVAL);
+    assert_int_equal(
+        rpc_server_register(f->srv, RPC_M_APP_FIRST + 50, NULL, RPC_MF_ROUTED, noop_handler, f),
+        RK_EINVAL);
+    assert_int_equal(rpc_server_register(f->srv, 500, NULL, 0, noop_handler, f), RK_EINVAL);
     gl.group_id = "nosuchgroup";
     gl.peer_id = SELF;
     assert_int_equal(rpc_channel_call(f->ch, &req, record, &o1), 0);
