@@ -336,16 +336,18 @@ static void channel_down(rpc_channel_t *ch, int code, const char *msg)
     if (was_ready || ch->backoff_ms == 0)
         ch->backoff_ms = c->backoff_min_ms;
     else if (ch->backoff_ms < c->backoff_max_ms)
-        ch->backoff_ms = ch->backoff_ms * 2 < c->backoff_max_ms ? ch->backoff_ms * 2 : c->backoff_max_ms;
+        ch->backoff_ms =
+            ch->backoff_ms * 2 < c->backoff_max_ms ? ch->backoff_ms * 2 : c->backoff_max_ms;
     ch->state = CH_BACKOFF;
     uv_timer_start(&ch->timer, backoff_cb, ch->backoff_ms, 0);
     free_queue(ch);
     rk_status_set(&why, RK_EUNREACHABLE, "%s", msg);
     report(ch, false, &why);
     fail_calls(ch, RK_EUNREACHABLE,
-               was_ready ? "connection to %s lost with the request in flight (it may or may not have "
-                           "been executed): %s"
-                         : "cannot connect to %s: %s",
+               was_ready
+                   ? "connection to %s lost with the request in flight (it may or may not have "
+                     "been executed): %s"
+                   : "cannot connect to %s: %s",
                msg);
 }
 
@@ -385,8 +387,8 @@ static void handle_handshake(rpc_channel_t *ch, const rpc_frame_hdr_t *h, const 
         return;
     }
     if (h->flags & RPC_F_ERROR) {
-        Rk__ErrorResponse *er = (Rk__ErrorResponse *)rpc_frame_unpack(&rk__error_response__descriptor,
-                                                                       body, h->body_len);
+        Rk__ErrorResponse *er = (Rk__ErrorResponse *)rpc_frame_unpack(
+            &rk__error_response__descriptor, body, h->body_len);
         char msg[RK_STATUS_MSG_MAX];
         snprintf(msg, sizeof msg, "handshake refused: %s", er != NULL ? er->msg : "?");
         if (er != NULL)
@@ -427,8 +429,8 @@ static void handle_response(rpc_channel_t *ch, const rpc_frame_hdr_t *h, const u
         return;
     }
     if (h->flags & RPC_F_ERROR) {
-        Rk__ErrorResponse *er = (Rk__ErrorResponse *)rpc_frame_unpack(&rk__error_response__descriptor,
-                                                                       body, h->body_len);
+        Rk__ErrorResponse *er = (Rk__ErrorResponse *)rpc_frame_unpack(
+            &rk__error_response__descriptor, body, h->body_len);
         if (er == NULL) {
             channel_down(ch, RK_EPROTO, "undecodable error response");
             return;
@@ -598,7 +600,8 @@ rpc_channel_t *rpc_client_channel(rpc_client_t *c, const char *endpoint, rk_stat
         rk_status_set(err, RK_ENOMEM, "out of memory");
         return NULL;
     }
-    if (strlen(endpoint) >= sizeof ch->endpoint || rpc_endpoint_addr(endpoint, &ch->addr, err) != 0) {
+    if (strlen(endpoint) >= sizeof ch->endpoint ||
+        rpc_endpoint_addr(endpoint, &ch->addr, err) != 0) {
         if (strlen(endpoint) >= sizeof ch->endpoint)
             rk_status_set(err, RK_EINVAL, "endpoint too long");
         free(ch);
@@ -746,9 +749,18 @@ void rpc_channel_connect(rpc_channel_t *ch)
         start_connect(ch);
 }
 
-bool rpc_channel_reachable(const rpc_channel_t *ch) { return ch->state == CH_READY; }
-const char *rpc_channel_endpoint(const rpc_channel_t *ch) { return ch->endpoint; }
-unsigned rpc_channel_inflight(const rpc_channel_t *ch) { return ch->n_calls; }
+bool rpc_channel_reachable(const rpc_channel_t *ch)
+{
+    return ch->state == CH_READY;
+}
+const char *rpc_channel_endpoint(const rpc_channel_t *ch)
+{
+    return ch->endpoint;
+}
+unsigned rpc_channel_inflight(const rpc_channel_t *ch)
+{
+    return ch->n_calls;
+}
 
 size_t rpc_channel_pending_out(const rpc_channel_t *ch)
 {
@@ -787,7 +799,10 @@ static void channel_close(rpc_channel_t *ch, int code, const char *why)
     uv_close((uv_handle_t *)&ch->timer, channel_timer_closed);
 }
 
-void rpc_channel_close(rpc_channel_t *ch) { channel_close(ch, RK_ECANCELED, "channel closed"); }
+void rpc_channel_close(rpc_channel_t *ch)
+{
+    channel_close(ch, RK_ECANCELED, "channel closed");
+}
 
 static void client_timer_closed(uv_handle_t *h)
 {

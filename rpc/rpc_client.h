@@ -36,12 +36,12 @@ typedef struct rpc_channel rpc_channel_t;
 typedef void (*rpc_reach_fn)(void *arg, rpc_channel_t *ch, bool reachable, const rk_status_t *why);
 
 typedef struct rpc_client_opts {
-    size_t max_frame;            /* 0: RPC_DEFAULT_MAX_FRAME (64 MiB) */
-    size_t max_pending_out;      /* per channel; 0: 16 MiB */
-    uint32_t connect_timeout_ms; /* connect + handshake; 0: 3000 */
-    uint32_t backoff_min_ms;     /* first retry delay after a failed attempt; 0: 100 */
-    uint32_t backoff_max_ms;     /* cap of the doubling delay; 0: 5000 */
-    const char *name;            /* sent in the handshake; copied */
+    size_t max_frame;             /* 0: RPC_DEFAULT_MAX_FRAME (64 MiB) */
+    size_t max_pending_out;       /* per channel; 0: 16 MiB */
+    uint32_t connect_timeout_ms;  /* connect + handshake; 0: 3000 */
+    uint32_t backoff_min_ms;      /* first retry delay after a failed attempt; 0: 100 */
+    uint32_t backoff_max_ms;      /* cap of the doubling delay; 0: 5000 */
+    const char *name;             /* sent in the handshake; copied */
     rpc_reach_fn on_reachability; /* may be NULL */
     void *arg;
 } rpc_client_opts_t;

@@ -14,7 +14,7 @@
 
 #include "rpc/rpc_conn.h"
 
-#define RBUF_MIN (64u << 10)    /* read granularity */
+#define RBUF_MIN    (64u << 10) /* read granularity */
 #define RBUF_SHRINK (1u << 20)  /* give back buffers grown past this once idle */
 
 static rpc_rbuf_t *rbuf_new(size_t cap)
@@ -28,7 +28,10 @@ static rpc_rbuf_t *rbuf_new(size_t cap)
     return rb;
 }
 
-void rpc_rbuf_ref(rpc_rbuf_t *rb) { rb->refs++; }
+void rpc_rbuf_ref(rpc_rbuf_t *rb)
+{
+    rb->refs++;
+}
 
 void rpc_rbuf_unref(rpc_rbuf_t *rb)
 {
@@ -97,6 +100,9 @@ void rpc_conn_init(rpc_conn_t *c, const rpc_conn_ops_t *ops, void *owner, size_t
     c->frame_need = 0;
     c->max_frame = max_frame;
     c->pending_out = 0;
+    c->in_read = false;
+    c->batch_head = c->batch_tail = NULL;
+    c->batch_nbufs = 0;
     c->reading = false;
     c->closing = false;
     rk_status_clear(&c->close_status);
@@ -185,6 +191,8 @@ static void compact(rpc_conn_t *c, size_t off)
     c->rlen = left;
 }
 
+static void flush_batch(rpc_conn_t *c);
+
 static void read_cb(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
 {
     rpc_conn_t *c = stream->data;
@@ -193,7 +201,8 @@ static void read_cb(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
     (void)buf;
     if (nread < 0) {
         if (nread == UV_EOF && c->rlen > 0)
-            rpc_conn_close(c, RK_EPROTO, "truncated frame: peer closed after %zu bytes of it", c->rlen);
+            rpc_conn_close(c, RK_EPROTO, "truncated frame: peer closed after %zu bytes of it",
+                           c->rlen);
         else if (nread == UV_EOF)
             rpc_conn_close(c, RK_EUNREACHABLE, "connection closed by peer");
         else if (nread == UV_ENOBUFS)
@@ -205,6 +214,7 @@ static void read_cb(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
     if (nread == 0 || c->closing)
         return;
     c->rlen += (size_t)nread;
+    c->in_read = true;
     while (!c->closing) {
         rpc_frame_hdr_t h;
         rk_status_t why;
@@ -230,8 +240,10 @@ static void read_cb(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
         rpc_rbuf_unref(rb);
         off += (size_t)n;
     }
+    c->in_read = false;
     if (!c->closing)
         compact(c, off);
+    flush_batch(c);
 }
 
 int rpc_conn_read_start(rpc_conn_t *c)
@@ -268,11 +280,90 @@ static void write_cb(uv_write_t *req, int status)
         c->ops->on_write_done(c);
 }
 
+/* Several frames in one uv_write. */
+typedef struct wbatch {
+    uv_write_t req;
+    rpc_conn_t *conn;
+    rpc_wreq_t *head;
+    uv_buf_t bufs[];
+} wbatch_t;
+
+static void free_chain(rpc_conn_t *c, rpc_wreq_t *w)
+{
+    while (w != NULL) {
+        rpc_wreq_t *next = w->next;
+        c->pending_out -= w->bytes;
+        rpc_wreq_free(w);
+        w = next;
+    }
+}
+
+static void batch_cb(uv_write_t *req, int status)
+{
+    wbatch_t *b = (wbatch_t *)req;
+    rpc_conn_t *c = b->conn;
+
+    free_chain(c, b->head);
+    free(b);
+    if (status < 0 && status != UV_ECANCELED)
+        rpc_conn_close(c, RK_EUNREACHABLE, "write error: %s", uv_strerror(status));
+    if (!c->closing && c->ops->on_write_done != NULL)
+        c->ops->on_write_done(c);
+}
+
+static void flush_batch(rpc_conn_t *c)
+{
+    rpc_wreq_t *head = c->batch_head;
+    wbatch_t *b;
+    unsigned n = 0;
+
+    if (head == NULL)
+        return;
+    c->batch_head = c->batch_tail = NULL;
+    if (head->next == NULL) {
+        c->batch_nbufs = 0;
+        if (uv_write(&head->req, (uv_stream_t *)&c->tcp, head->bufs, head->nbufs, write_cb) != 0) {
+            free_chain(c, head);
+            rpc_conn_close(c, RK_EUNREACHABLE, "write refused");
+        }
+        return;
+    }
+    b = malloc(sizeof *b + c->batch_nbufs * sizeof(uv_buf_t));
+    if (b == NULL) {
+        c->batch_nbufs = 0;
+        free_chain(c, head);
+        rpc_conn_close(c, RK_ENOMEM, "out of memory for a write");
+        return;
+    }
+    b->conn = c;
+    b->head = head;
+    for (rpc_wreq_t *w = head; w != NULL; w = w->next)
+        for (unsigned i = 0; i < w->nbufs; i++)
+            b->bufs[n++] = w->bufs[i];
+    c->batch_nbufs = 0;
+    if (uv_write(&b->req, (uv_stream_t *)&c->tcp, b->bufs, n, batch_cb) != 0) {
+        free_chain(c, head);
+        free(b);
+        rpc_conn_close(c, RK_EUNREACHABLE, "write refused");
+    }
+}
+
 int rpc_conn_write(rpc_conn_t *c, rpc_wreq_t *w)
 {
     if (c->closing)
         return RK_ESHUTDOWN;
     w->conn = c;
+    if (c->in_read) {
+        w->next = NULL;
+        if (c->batch_tail != NULL)
+            c->batch_tail->next = w;
+        else
+            c->batch_head = w;
+        c->batch_tail = w;
+        c->batch_nbufs += w->nbufs;
+        c->pending_out += w->bytes;
+        return 0;
+    }
     if (uv_write(&w->req, (uv_stream_t *)&c->tcp, w->bufs, w->nbufs, write_cb) != 0)
         return RK_EUNREACHABLE;
     c->pending_out += w->bytes;
@@ -295,6 +386,11 @@ void rpc_conn_close(rpc_conn_t *c, int code, const char *fmt, ...)
     if (c->closing)
         return;
     c->closing = true;
+    /* Frames still collected in a batch never reached libuv: release them
+     * here, as libuv releases the ones it had by canceling them. */
+    free_chain(c, c->batch_head);
+    c->batch_head = c->batch_tail = NULL;
+    c->batch_nbufs = 0;
     va_start(ap, fmt);
     rk_status_vset(&c->close_status, code, fmt, ap);
     va_end(ap);
@@ -339,5 +435,6 @@ int rpc_endpoint_addr(const char *endpoint, struct sockaddr_storage *ss, rk_stat
         return 0;
     if (uv_ip6_addr(host, (int)port, (struct sockaddr_in6 *)ss) == 0)
         return 0;
-    return rk_status_set(err, RK_EINVAL, "'%s' is not an IP address (names are not resolved)", host);
+    return rk_status_set(err, RK_EINVAL, "'%s' is not an IP address (names are not resolved)",
+                         host);
 }

@@ -78,6 +78,12 @@ struct rpc_conn {
     size_t frame_need; /* total length of the frame being read, 0 if unknown */
     size_t max_frame;
     size_t pending_out; /* bytes in uv_write requests not yet completed */
+    /* Frames written while a read is being processed are collected and
+     * handed to the kernel in one writev when the read callback ends, so a
+     * batch of pipelined requests gets its answers in one system call. */
+    bool in_read;
+    rpc_wreq_t *batch_head, *batch_tail;
+    unsigned batch_nbufs;
     bool reading;
     bool closing;
     rk_status_t close_status;
@@ -93,9 +99,11 @@ void rpc_conn_set_name_from_peer(rpc_conn_t *c);
 int rpc_conn_read_start(rpc_conn_t *c);
 void rpc_conn_read_stop(rpc_conn_t *c);
 
-/* Hands a frame to the kernel. On success the conn owns w (freed, and its
- * release run, when the write completes or fails). On error (RK_ESHUTDOWN when
- * closing, RK_EUNREACHABLE when libuv refuses) w is still the caller's. */
+/* Hands a frame to the kernel (from inside a read callback: at its end,
+ * together with the other frames written meanwhile). On success the conn owns
+ * w (freed, and its release run, when the write completes or fails). On error
+ * (RK_ESHUTDOWN when closing, RK_EUNREACHABLE when libuv refuses) w is still
+ * the caller's. */
 int rpc_conn_write(rpc_conn_t *c, rpc_wreq_t *w);
 
 /* Starts closing with a reason (idempotent: the first reason wins). Pending

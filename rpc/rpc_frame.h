@@ -23,15 +23,15 @@
 
 #include "raftkit/status.h"
 
-#define RPC_FRAME_MAGIC 0x524Bu
-#define RPC_WIRE_VERSION 1u
-#define RPC_FRAME_HDR_LEN 24u
+#define RPC_FRAME_MAGIC       0x524Bu
+#define RPC_WIRE_VERSION      1u
+#define RPC_FRAME_HDR_LEN     24u
 #define RPC_DEFAULT_MAX_FRAME (64u << 20)
 
-#define RPC_F_RESPONSE 0x01u /* answers the request with the same correlation id */
-#define RPC_F_ONEWAY 0x02u   /* request that expects no response */
-#define RPC_F_ERROR 0x04u    /* response whose body is an ErrorResponse */
-#define RPC_F_MASK 0x07u
+#define RPC_F_RESPONSE        0x01u /* answers the request with the same correlation id */
+#define RPC_F_ONEWAY          0x02u /* request that expects no response */
+#define RPC_F_ERROR           0x04u /* response whose body is an ErrorResponse */
+#define RPC_F_MASK            0x07u
 
 typedef struct rpc_frame_hdr {
     uint8_t version;

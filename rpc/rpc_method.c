@@ -7,35 +7,53 @@
 #include "rpc/rpc.pb-c.h"
 #include "rpc/rpc_method.h"
 
-#define R RPC_MF_ROUTED
+#define R  RPC_MF_ROUTED
 #define OW (RPC_MF_ROUTED | RPC_MF_ONEWAY)
 
 static const rpc_method_info_t methods[] = {
-    {RPC_M_HANDSHAKE, "handshake", &rk__handshake__descriptor, &rk__handshake_response__descriptor, 0},
+    {RPC_M_HANDSHAKE, "handshake", &rk__handshake__descriptor, &rk__handshake_response__descriptor,
+     0},
     {RPC_M_REQUEST_VOTE, "request_vote", &rk__request_vote_request__descriptor, NULL, OW},
-    {RPC_M_REQUEST_VOTE_RESP, "request_vote_resp", &rk__request_vote_response__descriptor, NULL, OW},
+    {RPC_M_REQUEST_VOTE_RESP, "request_vote_resp", &rk__request_vote_response__descriptor, NULL,
+     OW},
     {RPC_M_APPEND_ENTRIES, "append_entries", &rk__append_entries_request__descriptor, NULL, OW},
-    {RPC_M_APPEND_ENTRIES_RESP, "append_entries_resp", &rk__append_entries_response__descriptor, NULL, OW},
+    {RPC_M_APPEND_ENTRIES_RESP, "append_entries_resp", &rk__append_entries_response__descriptor,
+     NULL, OW},
     {RPC_M_HEARTBEAT, "heartbeat", &rk__heartbeat__descriptor, NULL, OW},
     {RPC_M_HEARTBEAT_RESP, "heartbeat_resp", &rk__heartbeat_response__descriptor, NULL, OW},
-    {RPC_M_INSTALL_SNAPSHOT, "install_snapshot", &rk__install_snapshot_request__descriptor, NULL, OW},
-    {RPC_M_INSTALL_SNAPSHOT_RESP, "install_snapshot_resp", &rk__install_snapshot_response__descriptor, NULL, OW},
+    {RPC_M_INSTALL_SNAPSHOT, "install_snapshot", &rk__install_snapshot_request__descriptor, NULL,
+     OW},
+    {RPC_M_INSTALL_SNAPSHOT_RESP, "install_snapshot_resp",
+     &rk__install_snapshot_response__descriptor, NULL, OW},
     {RPC_M_TIMEOUT_NOW, "timeout_now", &rk__timeout_now_request__descriptor, NULL, OW},
     {RPC_M_TIMEOUT_NOW_RESP, "timeout_now_resp", &rk__timeout_now_response__descriptor, NULL, OW},
-    {RPC_M_READ_INDEX, "read_index", &rk__read_index_request__descriptor, &rk__read_index_response__descriptor, OW},
+    {RPC_M_READ_INDEX, "read_index", &rk__read_index_request__descriptor,
+     &rk__read_index_response__descriptor, OW},
     {RPC_M_READ_INDEX_RESP, "read_index_resp", &rk__read_index_response__descriptor, NULL, OW},
-    {RPC_M_GET_FILE, "get_file", &rk__get_file_request__descriptor, &rk__get_file_response__descriptor, R},
-    {RPC_M_CLI_ADD_PEER, "add_peer", &rk__add_peer_request__descriptor, &rk__add_peer_response__descriptor, R},
-    {RPC_M_CLI_REMOVE_PEER, "remove_peer", &rk__remove_peer_request__descriptor, &rk__remove_peer_response__descriptor, R},
-    {RPC_M_CLI_CHANGE_PEERS, "change_peers", &rk__change_peers_request__descriptor, &rk__change_peers_response__descriptor, R},
-    {RPC_M_CLI_RESET_PEER, "reset_peer", &rk__reset_peer_request__descriptor, &rk__empty_response__descriptor, R},
-    {RPC_M_CLI_ADD_LEARNERS, "add_learners", &rk__add_learners_request__descriptor, &rk__learners_op_response__descriptor, R},
-    {RPC_M_CLI_REMOVE_LEARNERS, "remove_learners", &rk__remove_learners_request__descriptor, &rk__learners_op_response__descriptor, R},
-    {RPC_M_CLI_RESET_LEARNERS, "reset_learners", &rk__reset_learners_request__descriptor, &rk__learners_op_response__descriptor, R},
-    {RPC_M_CLI_TRANSFER_LEADER, "transfer_leader", &rk__transfer_leader_request__descriptor, &rk__empty_response__descriptor, R},
-    {RPC_M_CLI_SNAPSHOT, "snapshot", &rk__snapshot_request__descriptor, &rk__empty_response__descriptor, R},
-    {RPC_M_CLI_GET_LEADER, "get_leader", &rk__get_leader_request__descriptor, &rk__get_leader_response__descriptor, R},
-    {RPC_M_CLI_GET_PEERS, "get_peers", &rk__get_peers_request__descriptor, &rk__get_peers_response__descriptor, R},
+    {RPC_M_GET_FILE, "get_file", &rk__get_file_request__descriptor,
+     &rk__get_file_response__descriptor, R},
+    {RPC_M_CLI_ADD_PEER, "add_peer", &rk__add_peer_request__descriptor,
+     &rk__add_peer_response__descriptor, R},
+    {RPC_M_CLI_REMOVE_PEER, "remove_peer", &rk__remove_peer_request__descriptor,
+     &rk__remove_peer_response__descriptor, R},
+    {RPC_M_CLI_CHANGE_PEERS, "change_peers", &rk__change_peers_request__descriptor,
+     &rk__change_peers_response__descriptor, R},
+    {RPC_M_CLI_RESET_PEER, "reset_peer", &rk__reset_peer_request__descriptor,
+     &rk__empty_response__descriptor, R},
+    {RPC_M_CLI_ADD_LEARNERS, "add_learners", &rk__add_learners_request__descriptor,
+     &rk__learners_op_response__descriptor, R},
+    {RPC_M_CLI_REMOVE_LEARNERS, "remove_learners", &rk__remove_learners_request__descriptor,
+     &rk__learners_op_response__descriptor, R},
+    {RPC_M_CLI_RESET_LEARNERS, "reset_learners", &rk__reset_learners_request__descriptor,
+     &rk__learners_op_response__descriptor, R},
+    {RPC_M_CLI_TRANSFER_LEADER, "transfer_leader", &rk__transfer_leader_request__descriptor,
+     &rk__empty_response__descriptor, R},
+    {RPC_M_CLI_SNAPSHOT, "snapshot", &rk__snapshot_request__descriptor,
+     &rk__empty_response__descriptor, R},
+    {RPC_M_CLI_GET_LEADER, "get_leader", &rk__get_leader_request__descriptor,
+     &rk__get_leader_response__descriptor, R},
+    {RPC_M_CLI_GET_PEERS, "get_peers", &rk__get_peers_request__descriptor,
+     &rk__get_peers_response__descriptor, R},
 };
 
 #undef R
@@ -71,7 +89,8 @@ const char *rpc_method_name(uint32_t id, char *buf, unsigned len)
 
 static const char *string_field(const ProtobufCMessage *m, const char *name)
 {
-    const ProtobufCFieldDescriptor *f = protobuf_c_message_descriptor_get_field_by_name(m->descriptor, name);
+    const ProtobufCFieldDescriptor *f =
+        protobuf_c_message_descriptor_get_field_by_name(m->descriptor, name);
 
     if (f == NULL || f->type != PROTOBUF_C_TYPE_STRING || f->label == PROTOBUF_C_LABEL_REPEATED)
         return NULL;

@@ -76,7 +76,10 @@ const rpc_method_info_t *rpc_method_all(unsigned *n);
  * the caller provides. Returns buf. */
 const char *rpc_method_name(uint32_t id, char *buf, unsigned len);
 
-static inline bool rpc_method_is_app(uint32_t id) { return id >= RPC_M_APP_FIRST; }
+static inline bool rpc_method_is_app(uint32_t id)
+{
+    return id >= RPC_M_APP_FIRST;
+}
 
 /* Routing fields of a decoded request: the string fields named group_id and
  * peer_id (the target peer; JRaft's naming). Either out pointer receives NULL

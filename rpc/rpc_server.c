@@ -37,6 +37,7 @@ typedef struct srv_conn {
     rpc_server_t *srv;
     struct srv_conn *prev, *next;
     bool handshaken;
+    uint64_t accepted_ms; /* loop time of accept, for the handshake deadline */
     bool handle_closed;
     bool paused;
     uint32_t inflight; /* calls handed to handlers, not completed */
@@ -62,6 +63,9 @@ struct rpc_server {
     size_t max_frame;
     size_t max_pending_out;
     uint32_t max_inflight;
+    uint32_t handshake_timeout_ms;
+    uv_timer_t sweep; /* closes connections that never finish the handshake */
+    unsigned n_unhandshaken;
     char *name;
     handler_t builtin[BUILTIN_MAX];
     handler_t *app;
@@ -226,11 +230,19 @@ rpc_server_t *rpc_server_new(uv_loop_t *loop, const rpc_server_opts_t *opts)
         free(s);
         return NULL;
     }
+    s->handshake_timeout_ms =
+        opts && opts->handshake_timeout_ms ? opts->handshake_timeout_ms : 10000;
     s->rl_drop.period_ms = 1000;
+    uv_timer_init(loop, &s->sweep);
+    s->sweep.data = s;
+    s->open_handles++;
     return s;
 }
 
-uint16_t rpc_server_port(const rpc_server_t *s) { return s->listening ? s->port : 0; }
+uint16_t rpc_server_port(const rpc_server_t *s)
+{
+    return s->listening ? s->port : 0;
+}
 
 int rpc_server_register(rpc_server_t *s, uint32_t method, const ProtobufCMessageDescriptor *desc,
                         unsigned flags, rpc_handler_fn fn, void *arg)
@@ -249,8 +261,8 @@ int rpc_server_register(rpc_server_t *s, uint32_t method, const ProtobufCMessage
         *h = (handler_t){method, mi->req, mi->flags, fn, arg};
         return 0;
     }
-    if (!rpc_method_is_app(method))
-        return RK_EINVAL;
+    if (!rpc_method_is_app(method) || ((flags & RPC_MF_ROUTED) && desc == NULL))
+        return RK_EINVAL; /* routing needs a decoded group_id/peer_id */
     for (unsigned i = 0; i < s->n_app; i++)
         if (s->app[i].method == method)
             return RK_EEXIST;
@@ -276,7 +288,10 @@ static const handler_t *handler_find(const rpc_server_t *s, uint32_t method)
     return NULL;
 }
 
-void rpc_server_stats(const rpc_server_t *s, rpc_server_stats_t *st) { *st = s->stats; }
+void rpc_server_stats(const rpc_server_t *s, rpc_server_stats_t *st)
+{
+    *st = s->stats;
+}
 
 /* ---- connections ---- */
 
@@ -388,7 +403,8 @@ static void reject(srv_conn_t *sc, const rpc_frame_hdr_t *h, int code, const cha
     }
     if (rpc_ratelimit_allow(&s->rl_drop, uv_now(s->loop), &suppressed))
         RPC_LOG(RK_LOG_WARN, sc->conn.name, "dropping one-way %s: %s (%llu similar suppressed)",
-                rpc_method_name(h->method, mname, sizeof mname), msg, (unsigned long long)suppressed);
+                rpc_method_name(h->method, mname, sizeof mname), msg,
+                (unsigned long long)suppressed);
 }
 
 static void on_handshake(srv_conn_t *sc, const rpc_frame_hdr_t *h, const uint8_t *body)
@@ -430,6 +446,7 @@ static void on_handshake(srv_conn_t *sc, const rpc_frame_hdr_t *h, const uint8_t
         return;
     }
     sc->handshaken = true;
+    sc->srv->n_unhandshaken--;
     conn_send(sc, w);
 }
 
@@ -457,7 +474,8 @@ static void on_frame(rpc_conn_t *c, const rpc_frame_hdr_t *h, rpc_rbuf_t *rb, co
     }
     hd = handler_find(s, h->method);
     if (hd == NULL) {
-        snprintf(why, sizeof why, "no handler for method %s", rpc_method_name(h->method, mname, sizeof mname));
+        snprintf(why, sizeof why, "no handler for method %s",
+                 rpc_method_name(h->method, mname, sizeof mname));
         reject(sc, h, RK_ENOTFOUND, why);
         return;
     }
@@ -518,7 +536,10 @@ err_after_decode:
         protobuf_c_message_free_unpacked(req, NULL);
 }
 
-static void on_write_done(rpc_conn_t *c) { conn_update_flow((srv_conn_t *)c); }
+static void on_write_done(rpc_conn_t *c)
+{
+    conn_update_flow((srv_conn_t *)c);
+}
 
 static void on_closed(rpc_conn_t *c)
 {
@@ -551,12 +572,31 @@ static void on_closed(rpc_conn_t *c)
     if (sc->next != NULL)
         sc->next->prev = sc->prev;
     sc->handle_closed = true;
+    if (!sc->handshaken)
+        s->n_unhandshaken--;
     s->stats.connections--;
     s->open_handles--;
     conn_maybe_free(sc);
 }
 
 static const rpc_conn_ops_t srv_conn_ops = {on_frame, on_write_done, on_closed};
+
+/* One timer for the whole server: connections still without a handshake
+ * after handshake_timeout_ms are closed, so idle sockets cannot hold slots
+ * forever (and a later authentication step gets a deadline for free). */
+static void sweep_cb(uv_timer_t *t)
+{
+    rpc_server_t *s = t->data;
+    uint64_t now = uv_now(s->loop);
+
+    for (srv_conn_t *sc = s->conns; sc != NULL; sc = sc->next)
+        if (!sc->handshaken && !sc->conn.closing &&
+            now - sc->accepted_ms >= s->handshake_timeout_ms)
+            rpc_conn_close(&sc->conn, RK_EPROTO, "no handshake within %u ms",
+                           s->handshake_timeout_ms);
+    if (s->n_unhandshaken == 0)
+        uv_timer_stop(t);
+}
 
 static void on_connection(uv_stream_t *listener, int status)
 {
@@ -580,6 +620,11 @@ static void on_connection(uv_stream_t *listener, int status)
     s->open_handles++;
     s->stats.connections++;
     s->stats.accepted++;
+    sc->accepted_ms = uv_now(s->loop);
+    if (s->n_unhandshaken++ == 0) {
+        uint32_t period = s->handshake_timeout_ms / 4 ? s->handshake_timeout_ms / 4 : 1;
+        uv_timer_start(&s->sweep, sweep_cb, period, period);
+    }
     if (uv_accept(listener, (uv_stream_t *)&sc->conn.tcp) != 0) {
         rpc_conn_close(&sc->conn, RK_ESHUTDOWN, "accept failed");
         return;
@@ -641,7 +686,7 @@ static void maybe_finish_close(rpc_server_t *s)
         cb(arg);
 }
 
-static void listener_closed(uv_handle_t *h)
+static void server_handle_closed(uv_handle_t *h)
 {
     rpc_server_t *s = h->data;
 
@@ -657,21 +702,38 @@ void rpc_server_close(rpc_server_t *s, void (*cb)(void *arg), void *arg)
     s->close_cb = cb;
     s->close_arg = arg;
     if (s->listening)
-        uv_close((uv_handle_t *)&s->listener, listener_closed);
+        uv_close((uv_handle_t *)&s->listener, server_handle_closed);
+    uv_close((uv_handle_t *)&s->sweep, server_handle_closed);
     for (srv_conn_t *sc = s->conns; sc != NULL; sc = sc->next)
         rpc_conn_close(&sc->conn, RK_ESHUTDOWN, "server closing");
-    if (!s->listening)
-        maybe_finish_close(s);
 }
 
 /* ---- calls ---- */
 
-uint32_t rpc_call_method(const rpc_call_t *call) { return call->hdr.method; }
-bool rpc_call_is_oneway(const rpc_call_t *call) { return (call->hdr.flags & RPC_F_ONEWAY) != 0; }
-const ProtobufCMessage *rpc_call_request(const rpc_call_t *call) { return call->req; }
-void *rpc_call_route_ctx(const rpc_call_t *call) { return call->route_ctx; }
-const char *rpc_call_group(const rpc_call_t *call) { return call->group_id; }
-const char *rpc_call_peer_name(const rpc_call_t *call) { return call->sc->conn.name; }
+uint32_t rpc_call_method(const rpc_call_t *call)
+{
+    return call->hdr.method;
+}
+bool rpc_call_is_oneway(const rpc_call_t *call)
+{
+    return (call->hdr.flags & RPC_F_ONEWAY) != 0;
+}
+const ProtobufCMessage *rpc_call_request(const rpc_call_t *call)
+{
+    return call->req;
+}
+void *rpc_call_route_ctx(const rpc_call_t *call)
+{
+    return call->route_ctx;
+}
+const char *rpc_call_group(const rpc_call_t *call)
+{
+    return call->group_id;
+}
+const char *rpc_call_peer_name(const rpc_call_t *call)
+{
+    return call->sc->conn.name;
+}
 
 const uint8_t *rpc_call_body(const rpc_call_t *call, size_t *len)
 {

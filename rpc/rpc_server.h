@@ -33,10 +33,11 @@ typedef struct rpc_server rpc_server_t;
 typedef struct rpc_call rpc_call_t;
 
 typedef struct rpc_server_opts {
-    size_t max_frame;          /* largest frame accepted; 0: RPC_DEFAULT_MAX_FRAME (64 MiB) */
-    size_t max_pending_out;    /* unwritten response bytes per connection; 0: 16 MiB */
-    uint32_t max_inflight;     /* outstanding calls per connection; 0: 1024 */
-    const char *name;          /* shown to clients and in logs; copied */
+    size_t max_frame;              /* largest frame accepted; 0: RPC_DEFAULT_MAX_FRAME (64 MiB) */
+    size_t max_pending_out;        /* unwritten response bytes per connection; 0: 16 MiB */
+    uint32_t max_inflight;         /* outstanding calls per connection; 0: 1024 */
+    uint32_t handshake_timeout_ms; /* close connections without a handshake; 0: 10000 */
+    const char *name;              /* shown to clients and in logs; copied */
 } rpc_server_opts_t;
 
 /* Handler for one method. Runs on the loop thread. It must complete the call
@@ -60,7 +61,8 @@ uint16_t rpc_server_port(const rpc_server_t *s);
  * methods (id >= RPC_M_APP_FIRST) pass their request descriptor, or NULL to
  * receive the raw body, and RPC_MF_ROUTED if the request has group_id and
  * peer_id fields to route by. Returns 0, RK_EINVAL (bad id, NULL fn, or a
- * descriptor for a built-in), RK_EEXIST when the method already has a handler. */
+ * descriptor for a built-in, RPC_MF_ROUTED without a descriptor), RK_EEXIST when
+ * the method already has a handler. */
 int rpc_server_register(rpc_server_t *s, uint32_t method, const ProtobufCMessageDescriptor *desc,
                         unsigned flags, rpc_handler_fn fn, void *arg);
 
@@ -79,14 +81,14 @@ int rpc_server_remove_route(rpc_server_t *s, const char *group_id, const char *p
 void rpc_server_close(rpc_server_t *s, void (*cb)(void *arg), void *arg);
 
 typedef struct rpc_server_stats {
-    uint64_t accepted;          /* connections accepted */
-    uint64_t closed_bad_input;  /* connections closed for protocol errors */
-    uint64_t closed_slow;       /* connections closed for not reading responses */
-    uint64_t requests;          /* frames dispatched to handlers */
-    uint64_t rejected;          /* requests answered with routing errors or dropped */
-    uint64_t paused;            /* times a connection's reading was paused */
+    uint64_t accepted;         /* connections accepted */
+    uint64_t closed_bad_input; /* connections closed for protocol errors */
+    uint64_t closed_slow;      /* connections closed for not reading responses */
+    uint64_t requests;         /* frames dispatched to handlers */
+    uint64_t rejected;         /* requests answered with routing errors or dropped */
+    uint64_t paused;           /* times a connection's reading was paused */
     size_t max_pending_out_seen;
-    uint32_t connections;       /* open now */
+    uint32_t connections; /* open now */
 } rpc_server_stats_t;
 
 void rpc_server_stats(const rpc_server_t *s, rpc_server_stats_t *st);

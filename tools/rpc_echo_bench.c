@@ -197,11 +197,21 @@ int main(int argc, char **argv)
 
     while ((opt = getopt(argc, argv, "s:p:t:ac")) != -1) {
         switch (opt) {
-        case 's': g_size = strtoul(optarg, NULL, 10); break;
-        case 'p': g_depth = (unsigned)strtoul(optarg, NULL, 10); break;
-        case 't': g_secs = strtod(optarg, NULL); break;
-        case 'a': g_attach = 1; break;
-        case 'c': codec = 1; break;
+        case 's':
+            g_size = strtoul(optarg, NULL, 10);
+            break;
+        case 'p':
+            g_depth = (unsigned)strtoul(optarg, NULL, 10);
+            break;
+        case 't':
+            g_secs = strtod(optarg, NULL);
+            break;
+        case 'a':
+            g_attach = 1;
+            break;
+        case 'c':
+            codec = 1;
+            break;
         default:
             fprintf(stderr, "usage: %s [-s size] [-p depth] [-t secs] [-a] [-c]\n", argv[0]);
             return 2;
@@ -229,9 +239,10 @@ int main(int argc, char **argv)
     uv_loop_close(&b.loop);
     uv_async_send(&st.stop);
     pthread_join(th, NULL);
-    printf("echo: %zu B %s, pipeline %u, %.1f s: %.0f requests/s, %.1f MB/s each way, %llu errors\n",
-           g_size, g_attach ? "attachment" : "body", g_depth, dt, b.done / dt,
-           b.bytes / dt / 1e6, (unsigned long long)b.errors);
+    printf(
+        "echo: %zu B %s, pipeline %u, %.1f s: %.0f requests/s, %.1f MB/s each way, %llu errors\n",
+        g_size, g_attach ? "attachment" : "body", g_depth, dt, b.done / dt, b.bytes / dt / 1e6,
+        (unsigned long long)b.errors);
     free(b.payload);
     return b.errors != 0;
 }

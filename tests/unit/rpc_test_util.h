@@ -35,13 +35,13 @@ static __attribute__((unused)) void arena_free(arena_t *a)
     a->n = 0;
 }
 
-static __attribute__((unused)) void fill_value(arena_t *a, const ProtobufCFieldDescriptor *f, void *dst, unsigned seed,
-                       int depth);
+static __attribute__((unused)) void fill_value(arena_t *a, const ProtobufCFieldDescriptor *f,
+                                               void *dst, unsigned seed, int depth);
 
 /* Fills every field of a message of descriptor d (allocated in a). Repeated
  * fields get two elements, nested messages are filled to depth 3. */
-static __attribute__((unused)) ProtobufCMessage *fill_message(arena_t *a, const ProtobufCMessageDescriptor *d, unsigned seed,
-                                      int depth)
+static __attribute__((unused)) ProtobufCMessage *
+fill_message(arena_t *a, const ProtobufCMessageDescriptor *d, unsigned seed, int depth)
 {
     ProtobufCMessage *m = arena_alloc(a, d->sizeof_message);
 
@@ -52,9 +52,8 @@ static __attribute__((unused)) ProtobufCMessage *fill_message(arena_t *a, const 
         if (f->label == PROTOBUF_C_LABEL_REPEATED) {
             size_t esz = f->type == PROTOBUF_C_TYPE_MESSAGE || f->type == PROTOBUF_C_TYPE_STRING
                              ? sizeof(void *)
-                         : f->type == PROTOBUF_C_TYPE_BYTES   ? sizeof(ProtobufCBinaryData)
-                         : f->type == PROTOBUF_C_TYPE_UINT64 || f->type == PROTOBUF_C_TYPE_INT64
-                             ? 8
+                         : f->type == PROTOBUF_C_TYPE_BYTES ? sizeof(ProtobufCBinaryData)
+                         : f->type == PROTOBUF_C_TYPE_UINT64 || f->type == PROTOBUF_C_TYPE_INT64 ? 8
                          : f->type == PROTOBUF_C_TYPE_BOOL ? sizeof(protobuf_c_boolean)
                                                            : 4;
             if (depth >= 3 && f->type == PROTOBUF_C_TYPE_MESSAGE)
@@ -75,8 +74,8 @@ static __attribute__((unused)) ProtobufCMessage *fill_message(arena_t *a, const 
     return m;
 }
 
-static __attribute__((unused)) void fill_value(arena_t *a, const ProtobufCFieldDescriptor *f, void *dst, unsigned seed,
-                       int depth)
+static __attribute__((unused)) void fill_value(arena_t *a, const ProtobufCFieldDescriptor *f,
+                                               void *dst, unsigned seed, int depth)
 {
     switch (f->type) {
     case PROTOBUF_C_TYPE_UINT64:
@@ -139,7 +138,10 @@ static __attribute__((unused)) bool msg_equal(const ProtobufCMessage *x, const P
 }
 
 /* Runs loop until *flag is true or ms elapse. Returns *flag. */
-static __attribute__((unused)) void run_until_deadline_cb(uv_timer_t *t) { *(bool *)t->data = true; }
+static __attribute__((unused)) void run_until_deadline_cb(uv_timer_t *t)
+{
+    *(bool *)t->data = true;
+}
 
 static __attribute__((unused)) bool run_until(uv_loop_t *loop, const bool *flag, uint64_t ms)
 {
@@ -156,6 +158,23 @@ static __attribute__((unused)) bool run_until(uv_loop_t *loop, const bool *flag,
     return *flag;
 }
 
+/* Runs loop until cond holds; fails the test if it does not within ms (a
+ * hang guard, not a timing assertion). Needs cmocka. */
+#define RUN_UNTIL(loop, cond, ms)                                  \
+    do {                                                           \
+        uv_timer_t t_;                                             \
+        bool exp_ = false;                                         \
+        uv_timer_init((loop), &t_);                                \
+        t_.data = &exp_;                                           \
+        uv_timer_start(&t_, run_until_deadline_cb, (ms), 0);       \
+        while (!(cond) && !exp_)                                   \
+            uv_run((loop), UV_RUN_ONCE);                           \
+        uv_close((uv_handle_t *)&t_, NULL);                        \
+        uv_run((loop), UV_RUN_NOWAIT);                             \
+        if (!(cond))                                               \
+            fail_msg("no %s within %u ms", #cond, (unsigned)(ms)); \
+    } while (0)
+
 /* Runs the loop for ms (for "nothing else happens" checks). */
 static __attribute__((unused)) void run_for(uv_loop_t *loop, uint64_t ms)
 {
@@ -163,11 +182,34 @@ static __attribute__((unused)) void run_for(uv_loop_t *loop, uint64_t ms)
     run_until(loop, &never, ms);
 }
 
-/* Runs until the loop has no active handles (everything closed). */
-static __attribute__((unused)) void drain_loop(uv_loop_t *loop)
+static __attribute__((unused)) void close_any(uv_handle_t *h, void *arg)
 {
-    while (uv_run(loop, UV_RUN_DEFAULT) != 0)
+    (void)arg;
+    if (!uv_is_closing(h))
+        uv_close(h, NULL);
+}
+
+/* Runs until the loop has no active handles (everything closed). If that
+ * does not happen within 10 s (a test failed half-way and left a client
+ * reconnecting), force-closes what is left so the suite reports the failure
+ * instead of hanging; returns false then. */
+static __attribute__((unused)) bool drain_loop(uv_loop_t *loop)
+{
+    uv_timer_t guard;
+    bool expired = false;
+
+    uv_timer_init(loop, &guard);
+    guard.data = &expired;
+    uv_timer_start(&guard, run_until_deadline_cb, 10000, 0);
+    uv_unref((uv_handle_t *)&guard); /* the guard alone keeps nothing alive */
+    while (uv_run(loop, UV_RUN_ONCE) != 0 && !expired)
         ;
+    if (expired)
+        uv_walk(loop, close_any, NULL);
+    else
+        uv_close((uv_handle_t *)&guard, NULL);
+    uv_run(loop, UV_RUN_DEFAULT);
+    return !expired;
 }
 
 #endif /* RPC_TEST_UTIL_H */

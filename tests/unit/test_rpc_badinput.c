@@ -87,7 +87,10 @@ static void raw_connected(uv_connect_t *c, int status)
         uv_shutdown(&r->sreq, (uv_stream_t *)&r->tcp, raw_shut);
 }
 
-static void raw_closed(uv_handle_t *h) { ((raw_t *)h->data)->closed = true; }
+static void raw_closed(uv_handle_t *h)
+{
+    ((raw_t *)h->data)->closed = true;
+}
 
 /* Connects, sends the script, and runs until the server closes the
  * connection (returns true) or wait_ms pass (false). */
@@ -172,7 +175,7 @@ typedef struct fx {
 static int setup(void **state)
 {
     fx_t *f = calloc(1, sizeof *f);
-    rpc_server_opts_t so = {.max_frame = 1u << 20};
+    rpc_server_opts_t so = {.max_frame = 1u << 20, .handshake_timeout_ms = 200};
     rk_status_t err;
 
     assert_int_equal(uv_loop_init(&f->loop), 0);
@@ -192,8 +195,9 @@ static int teardown(void **state)
 {
     fx_t *f = *state;
     rpc_server_close(f->srv, NULL, NULL);
-    drain_loop(&f->loop);
+    bool drained = drain_loop(&f->loop);
     assert_int_equal(uv_loop_close(&f->loop), 0);
+    assert_true(drained);
     rk_log_set_sink(NULL, NULL);
     free(f);
     return 0;
@@ -240,8 +244,7 @@ static void good_client_is_served(fx_t *f)
     rpc_channel_t *ch = rpc_client_channel(cli, ep, &err);
     rpc_req_t req = {.method = M_ECHO, .body = "still here", .body_len = 10, .timeout_ms = 5000};
     assert_int_equal(rpc_channel_call(ch, &req, done_cb, &code), 0);
-    while (code == 1)
-        uv_run(&f->loop, UV_RUN_ONCE);
+    RUN_UNTIL(&f->loop, code != 1, 10000);
     assert_int_equal(code, 0);
     rpc_client_close(cli, NULL, NULL);
     (void)done;
@@ -357,7 +360,8 @@ static void an_unknown_method_gets_an_error_answer_and_the_connection_stays(void
     assert_true(n > 0);
     assert_int_equal(h.corr_id, 42);
     assert_int_equal(h.flags, RPC_F_RESPONSE | RPC_F_ERROR);
-    Rk__ErrorResponse *er = rk__error_response__unpack(NULL, h.body_len, r.in + off + RPC_FRAME_HDR_LEN);
+    Rk__ErrorResponse *er =
+        rk__error_response__unpack(NULL, h.body_len, r.in + off + RPC_FRAME_HDR_LEN);
     assert_non_null(er);
     assert_int_equal(er->code, RK_ENOTFOUND);
     rk__error_response__free_unpacked(er, NULL);
@@ -369,6 +373,19 @@ static void an_unknown_method_gets_an_error_answer_and_the_connection_stays(void
     assert_false(r.eof);
     raw_close(&f->loop, &r);
     assert_int_equal(g_warn_closed, 0);
+}
+
+static void a_connection_that_never_says_hello_is_closed_after_the_deadline(void **state)
+{
+    fx_t *f = *state;
+    script_t s = {.len = 0};
+
+    /* Connects and sends nothing at all (and one byte short of a header). */
+    expect_closed(f, &s, false, "silence");
+    add_hello(&s);
+    s.len--;
+    expect_closed(f, &s, false, "an incomplete handshake");
+    good_client_is_served(f);
 }
 
 static void many_bad_connections_in_a_row_leave_the_server_serving(void **state)
@@ -405,6 +422,7 @@ int main(void)
         T(an_undecodable_body_closes_the_connection),
         T(bad_flags_versions_and_stray_responses_close_the_connection),
         T(an_unknown_method_gets_an_error_answer_and_the_connection_stays),
+        T(a_connection_that_never_says_hello_is_closed_after_the_deadline),
         T(many_bad_connections_in_a_row_leave_the_server_serving),
     };
     return cmocka_run_group_tests_name("rpc_badinput", tests, NULL, NULL);

@@ -17,8 +17,8 @@
 
 static void header_round_trip_keeps_every_field(void **state)
 {
-    rpc_frame_hdr_t h = {RPC_WIRE_VERSION, RPC_F_RESPONSE | RPC_F_ERROR, 0x01020304u,
-                         0x1122334455667788ull, 7, 5};
+    rpc_frame_hdr_t h = {
+        RPC_WIRE_VERSION, RPC_F_RESPONSE | RPC_F_ERROR, 0x01020304u, 0x1122334455667788ull, 7, 5};
     uint8_t buf[RPC_FRAME_HDR_LEN + 12] = {0};
     rpc_frame_hdr_t out;
 
@@ -87,7 +87,8 @@ static void splitter_refuses_bad_headers(void **state)
     h.attach_len = UINT32_MAX;
     rpc_frame_hdr_encode(&h, buf);
     assert_int_equal(rpc_frame_next(buf, sizeof buf, SIZE_MAX, &out, &why), 0);
-    assert_int_equal(rpc_frame_next(buf, sizeof buf, RPC_DEFAULT_MAX_FRAME, &out, &why), RK_ETOOBIG);
+    assert_int_equal(rpc_frame_next(buf, sizeof buf, RPC_DEFAULT_MAX_FRAME, &out, &why),
+                     RK_ETOOBIG);
 }
 
 /* Packs msg into a frame, splits and decodes it again; asserts equality. */

@@ -15,11 +15,12 @@
 #include "rpc/rpc.pb-c.h"
 #include "rpc/rpc_client.h"
 #include "rpc/rpc_handshake.h"
+#include "rpc/rpc_raft.h"
 #include "rpc/rpc_server.h"
 #include "tests/unit/rpc_test_util.h"
 
-#define GROUP "counter"
-#define SELF "127.0.0.1:8081:0"
+#define GROUP  "counter"
+#define SELF   "127.0.0.1:8081:0"
 #define M_ECHO (RPC_M_APP_FIRST + 1)
 #define M_HOLD (RPC_M_APP_FIRST + 2)
 
@@ -141,8 +142,9 @@ static int fx_teardown(void **state)
         rpc_client_close(f->cli, NULL, NULL);
     if (f->srv != NULL)
         rpc_server_close(f->srv, NULL, NULL);
-    drain_loop(&f->loop);
+    bool drained = drain_loop(&f->loop);
     assert_int_equal(uv_loop_close(&f->loop), 0);
+    assert_true(drained);
     rk_log_set_sink(NULL, NULL);
     arena_free(&f->arena);
     free(f);
@@ -240,8 +242,10 @@ static void builtin_handler(rpc_call_t *call, void *arg)
 static ProtobufCMessage *routed_request(fx_t *f, const rpc_method_info_t *mi, unsigned seed)
 {
     ProtobufCMessage *m = fill_message(&f->arena, mi->req, seed, 0);
-    const ProtobufCFieldDescriptor *g = protobuf_c_message_descriptor_get_field_by_name(mi->req, "group_id");
-    const ProtobufCFieldDescriptor *p = protobuf_c_message_descriptor_get_field_by_name(mi->req, "peer_id");
+    const ProtobufCFieldDescriptor *g =
+        protobuf_c_message_descriptor_get_field_by_name(mi->req, "group_id");
+    const ProtobufCFieldDescriptor *p =
+        protobuf_c_message_descriptor_get_field_by_name(mi->req, "peer_id");
     *(const char **)((char *)m + g->offset) = GROUP;
     *(const char **)((char *)m + p->offset) = SELF;
     return m;
@@ -256,11 +260,13 @@ static void every_request_method_round_trips_over_tcp(void **state)
 
     for (unsigned i = 0; i < n; i++)
         if (all[i].id != RPC_M_HANDSHAKE)
-            assert_int_equal(rpc_server_register(f->srv, all[i].id, NULL, 0, builtin_handler, f), 0);
+            assert_int_equal(rpc_server_register(f->srv, all[i].id, NULL, 0, builtin_handler, f),
+                             0);
     for (unsigned i = 0; i < n; i++) {
         if (all[i].resp == NULL || all[i].id == RPC_M_HANDSHAKE)
             continue;
-        rpc_req_t req = {.method = all[i].id, .msg = routed_request(f, &all[i], i), .timeout_ms = 5000};
+        rpc_req_t req = {
+            .method = all[i].id, .msg = routed_request(f, &all[i], i), .timeout_ms = 5000};
         assert_int_equal(rpc_channel_call(f->ch, &req, record, &o[i]), 0);
         sent++;
     }
@@ -271,7 +277,7 @@ static void every_request_method_round_trips_over_tcp(void **state)
             if (all[i].resp != NULL && all[i].id != RPC_M_HANDSHAKE && !o[i].done)
                 all_done = false;
         if (!all_done)
-            assert_true(uv_run(&f->loop, UV_RUN_ONCE) || true);
+            uv_run(&f->loop, UV_RUN_ONCE); /* each call has a 5 s timeout */
     }
     for (unsigned i = 0; i < n; i++) {
         if (all[i].resp == NULL || all[i].id == RPC_M_HANDSHAKE)
@@ -297,7 +303,8 @@ static void every_raft_message_arrives_one_way_intact(void **state)
 
     for (unsigned i = 0; i < n; i++)
         if (all[i].id != RPC_M_HANDSHAKE)
-            assert_int_equal(rpc_server_register(f->srv, all[i].id, NULL, 0, builtin_handler, f), 0);
+            assert_int_equal(rpc_server_register(f->srv, all[i].id, NULL, 0, builtin_handler, f),
+                             0);
     for (unsigned i = 0; i < n; i++) {
         if (!(all[i].flags & RPC_MF_ONEWAY))
             continue;
@@ -308,8 +315,7 @@ static void every_raft_message_arrives_one_way_intact(void **state)
     assert_int_equal(sent, 12);
     /* One-way frames keep no state on the client. */
     assert_int_equal(rpc_channel_inflight(f->ch), 0);
-    while (f->n_held < sent)
-        uv_run(&f->loop, UV_RUN_ONCE);
+    RUN_UNTIL(&f->loop, f->n_held >= sent, 10000);
     /* One connection, in order: the i-th received is the i-th sent. */
     for (unsigned i = 0; i < sent; i++) {
         ProtobufCMessage *got = (ProtobufCMessage *)f->held[i];
@@ -335,8 +341,7 @@ static void pipelined_requests_answered_out_of_order_reach_their_callers(void **
     }
     assert_int_equal(rpc_channel_inflight(f->ch), N);
     /* All N are at the server at once: they were pipelined, not serialized. */
-    while (f->n_held < N)
-        uv_run(&f->loop, UV_RUN_ONCE);
+    RUN_UNTIL(&f->loop, f->n_held >= N, 10000);
     /* Answer in reverse order, echoing each request's own body. */
     for (int i = N - 1; i >= 0; i--) {
         size_t len;
@@ -344,8 +349,7 @@ static void pipelined_requests_answered_out_of_order_reach_their_callers(void **
         rpc_call_reply_raw(f->held[i], b, len, NULL, 0, NULL, NULL);
     }
     f->n_held = 0;
-    while (!o[0].done)
-        uv_run(&f->loop, UV_RUN_ONCE);
+    RUN_UNTIL(&f->loop, o[0].done, 10000);
     for (unsigned i = 0; i < N; i++) {
         snprintf(body, sizeof body, "req-%u", i);
         assert_int_equal(o[i].calls, 1);
@@ -373,8 +377,13 @@ static void attachments_travel_beside_the_body_and_are_released_once(void **stat
     static char a1[3000], a2[5000];
     uv_buf_t att[2] = {uv_buf_init(a1, sizeof a1), uv_buf_init(a2, sizeof a2)};
     outcome_t *o = calloc(1, sizeof *o);
-    rpc_req_t req = {.method = M_ECHO, .body = "hdr", .body_len = 3, .attach = att, .n_attach = 2,
-                     .release = count_release, .timeout_ms = 5000};
+    rpc_req_t req = {.method = M_ECHO,
+                     .body = "hdr",
+                     .body_len = 3,
+                     .attach = att,
+                     .n_attach = 2,
+                     .release = count_release,
+                     .timeout_ms = 5000};
 
     for (size_t i = 0; i < sizeof a1; i++)
         a1[i] = (char)i;
@@ -390,6 +399,102 @@ static void attachments_travel_beside_the_body_and_are_released_once(void **stat
     assert_memory_equal(o->att + sizeof a1, a2, sizeof a2);
     assert_int_equal(g_released, 1);
     free(o);
+}
+
+/* Follower side of AppendEntries: resolves the payloads in place. */
+typedef struct ae_seen {
+    bool done;
+    int rc;
+    size_t n;
+    char data[3][16];
+    bool in_attachment_range[3];
+} ae_seen_t;
+
+static ae_seen_t g_ae;
+
+static void ae_handler(rpc_call_t *call, void *arg)
+{
+    const Rk__AppendEntriesRequest *req = (const Rk__AppendEntriesRequest *)rpc_call_request(call);
+    size_t alen;
+    const uint8_t *att = rpc_call_attachment(call, &alen);
+    rpc_entry_view_t v[8];
+
+    (void)arg;
+    g_ae.n = req->n_entries;
+    g_ae.rc = rpc_entries_resolve(req, att, alen, v);
+    for (size_t i = 0; i < req->n_entries && i < 3 && g_ae.rc == 0; i++) {
+        snprintf(g_ae.data[i], sizeof g_ae.data[i], "%.*s", (int)v[i].len, (const char *)v[i].data);
+        /* Zero copy on receive: the view points into the received frame. */
+        g_ae.in_attachment_range[i] = v[i].data >= att && v[i].data + v[i].len <= att + alen;
+    }
+    g_ae.done = true;
+    rpc_call_done(call);
+}
+
+static void append_entries_payloads_in_the_attachment_arrive_in_place(void **state)
+{
+    fx_t *f = *state;
+    Rk__AppendEntriesRequest req = RK__APPEND_ENTRIES_REQUEST__INIT;
+    Rk__Entry e[3] = {RK__ENTRY__INIT, RK__ENTRY__INIT, RK__ENTRY__INIT};
+    Rk__Entry *ep[3] = {&e[0], &e[1], &e[2]};
+    const void *payloads[3] = {"set x=1", "noop", "set y=22"};
+    size_t lens[3] = {7, 4, 8};
+    uv_buf_t bufs[3];
+
+    memset(&g_ae, 0, sizeof g_ae);
+    g_released = 0;
+    assert_int_equal(rpc_server_register(f->srv, RPC_M_APPEND_ENTRIES, NULL, 0, ae_handler, f), 0);
+    req.group_id = GROUP;
+    req.server_id = "127.0.0.1:8082:0";
+    req.peer_id = SELF;
+    req.term = 5;
+    req.entries = ep;
+    req.n_entries = 3;
+    rpc_entries_to_attachment(ep, 3, payloads, lens, bufs);
+    rpc_req_t r = {.method = RPC_M_APPEND_ENTRIES,
+                   .msg = &req.base,
+                   .attach = bufs,
+                   .n_attach = 3,
+                   .release = count_release};
+    assert_int_equal(rpc_channel_send(f->ch, &r), 0);
+    assert_true(run_until(&f->loop, &g_ae.done, 5000));
+    assert_int_equal(g_ae.rc, 0);
+    assert_int_equal(g_ae.n, 3);
+    assert_string_equal(g_ae.data[0], "set x=1");
+    assert_string_equal(g_ae.data[1], "noop");
+    assert_string_equal(g_ae.data[2], "set y=22");
+    for (int i = 0; i < 3; i++)
+        assert_true(g_ae.in_attachment_range[i]);
+    run_for(&f->loop, 10);
+    assert_int_equal(g_released, 1);
+}
+
+static void frames_over_the_limit_are_refused_before_sending(void **state)
+{
+    fx_t *f = *state;
+    rpc_client_opts_t co = {.max_frame = 4096};
+    rpc_client_t *cli = rpc_client_new(&f->loop, &co);
+    rk_status_t err;
+    rpc_channel_t *ch = rpc_client_channel(cli, f->ep, &err);
+    static char big[4096];
+    uv_buf_t att = uv_buf_init(big, sizeof big);
+    rpc_req_t req = {.method = M_ECHO,
+                     .body = "x",
+                     .body_len = 1,
+                     .attach = &att,
+                     .n_attach = 1,
+                     .release = count_release};
+    outcome_t o = {0};
+
+    g_released = 0;
+    assert_int_equal(rpc_channel_call(ch, &req, record, &o), RK_ETOOBIG);
+    assert_int_equal(rpc_channel_send(ch, &req), RK_ETOOBIG);
+    assert_int_equal(o.calls, 0);
+    assert_int_equal(g_released, 0); /* refused: the buffers stay the caller's */
+    assert_int_equal(rpc_channel_call(ch, NULL, record, &o), RK_EINVAL);
+    assert_null(rpc_client_channel(cli, "nohost", &err));
+    assert_int_equal(err.code, RK_EINVAL);
+    rpc_client_close(cli, NULL, NULL);
 }
 
 /* ---- timeouts ---- */
@@ -431,10 +536,18 @@ static void unknown_group_peer_and_method_get_error_responses(void **state)
     outcome_t o1 = {0}, o2 = {0}, o3 = {0}, o4 = {0}, o5 = {0};
     rpc_req_t req = {.method = RPC_M_CLI_GET_LEADER, .msg = &gl.base, .timeout_ms = 5000};
 
-    assert_int_equal(rpc_server_register(f->srv, RPC_M_CLI_GET_LEADER, NULL, 0, noop_handler, f), 0);
+    assert_int_equal(rpc_server_register(f->srv, RPC_M_CLI_GET_LEADER, NULL, 0, noop_handler, f),
+                     0);
     assert_int_equal(rpc_server_register(f->srv, RPC_M_HEARTBEAT, NULL, 0, noop_handler, f), 0);
     assert_int_equal(rpc_server_register(f->srv, RPC_M_CLI_GET_LEADER, NULL, 0, noop_handler, f),
                      RK_EEXIST);
+    assert_int_equal(rpc_server_register(f->srv, RPC_M_CLI_ADD_PEER,
+                                         &rk__add_peer_request__descriptor, 0, noop_handler, f),
+                     RK_EINVAL);
+    assert_int_equal(
+        rpc_server_register(f->srv, RPC_M_APP_FIRST + 50, NULL, RPC_MF_ROUTED, noop_handler, f),
+        RK_EINVAL);
+    assert_int_equal(rpc_server_register(f->srv, 500, NULL, 0, noop_handler, f), RK_EINVAL);
     gl.group_id = "nosuchgroup";
     gl.peer_id = SELF;
     assert_int_equal(rpc_channel_call(f->ch, &req, record, &o1), 0);
@@ -481,8 +594,7 @@ static void handler_failure_reaches_the_caller_with_code_and_message(void **stat
     outcome_t o = {0};
 
     assert_int_equal(call_raw(f, M_HOLD, "x", 5000, &o), 0);
-    while (f->n_held == 0)
-        uv_run(&f->loop, UV_RUN_ONCE);
+    RUN_UNTIL(&f->loop, f->n_held > 0, 10000);
     rpc_call_fail(f->held[0], RK_ENOTLEADER, "leader is %s", "127.0.0.1:8082");
     f->n_held = 0;
     assert_true(run_until(&f->loop, &o.done, 5000));
@@ -492,7 +604,10 @@ static void handler_failure_reaches_the_caller_with_code_and_message(void **stat
 
 /* ---- restart ---- */
 
-static void server_closed(void *arg) { *(bool *)arg = true; }
+static void server_closed(void *arg)
+{
+    *(bool *)arg = true;
+}
 
 static void server_restart_fails_in_flight_calls_once_then_reconnects(void **state)
 {
@@ -503,8 +618,7 @@ static void server_restart_fails_in_flight_calls_once_then_reconnects(void **sta
 
     for (int i = 0; i < 8; i++)
         assert_int_equal(call_raw(f, M_HOLD, "inflight", 10000, &o[i]), 0);
-    while (f->n_held < 8)
-        uv_run(&f->loop, UV_RUN_ONCE);
+    RUN_UNTIL(&f->loop, f->n_held >= 8, 10000);
     assert_int_equal(f->n_reach, 1);
     /* The server goes away with all eight calls unanswered. */
     rpc_server_close(f->srv, server_closed, &closed);
@@ -522,8 +636,7 @@ static void server_restart_fails_in_flight_calls_once_then_reconnects(void **sta
     /* Same port, new server: the channel reconnects by itself. */
     start_server(f, port, NULL);
     assert_int_equal(f->port, port);
-    while (f->n_reach < 2)
-        assert_true(uv_run(&f->loop, UV_RUN_ONCE) || true);
+    RUN_UNTIL(&f->loop, f->n_reach >= 2, 10000);
     assert_int_equal(call_raw(f, M_ECHO, "again", 5000, &after), 0);
     assert_true(run_until(&f->loop, &after.done, 5000));
     assert_int_equal(after.code, 0);
@@ -613,7 +726,8 @@ static void mute_read(uv_stream_t *s, ssize_t n, const uv_buf_t *b)
     m->len += (size_t)n;
     if (rpc_frame_next(m->buf, m->len, 4096, &h, NULL) > 0) {
         Rk__HandshakeResponse resp = RK__HANDSHAKE_RESPONSE__INIT;
-        rpc_frame_hdr_t rh = {.flags = RPC_F_RESPONSE, .method = RPC_M_HANDSHAKE, .corr_id = h.corr_id};
+        rpc_frame_hdr_t rh = {
+            .flags = RPC_F_RESPONSE, .method = RPC_M_HANDSHAKE, .corr_id = h.corr_id};
         size_t len;
         resp.version = RPC_WIRE_VERSION;
         uint8_t *out = rpc_frame_pack(&rh, &resp.base, NULL, 0, &len);
@@ -663,12 +777,11 @@ static void client_refuses_with_busy_when_a_peer_stops_reading(void **state)
     cli = rpc_client_new(&f->loop, &co);
     ch = rpc_client_channel(cli, ep, &err);
     rpc_channel_connect(ch);
-    while (!rpc_channel_reachable(ch))
-        uv_run(&f->loop, UV_RUN_ONCE);
+    RUN_UNTIL(&f->loop, rpc_channel_reachable(ch), 10000);
     /* Kernel buffers absorb a few MB; past them the client must say busy
      * instead of buffering without bound. */
-    rpc_req_t req = {.method = RPC_M_APP_FIRST + 9, .body = "b", .body_len = 1, .attach = &att,
-                     .n_attach = 1};
+    rpc_req_t req = {
+        .method = RPC_M_APP_FIRST + 9, .body = "b", .body_len = 1, .attach = &att, .n_attach = 1};
     for (int i = 0; i < 4096 && busy == 0; i++) {
         int rv = rpc_channel_send(ch, &req);
         if (rv == RK_EBUSY)
@@ -695,7 +808,10 @@ static void raw_written(uv_write_t *w, int status)
     free(w);
 }
 
-static void raw_connected(uv_connect_t *c, int status) { *(int *)c->data = status == 0 ? 1 : -1; }
+static void raw_connected(uv_connect_t *c, int status)
+{
+    *(int *)c->data = status == 0 ? 1 : -1;
+}
 
 static void server_stops_reading_and_bounds_output_to_a_client_that_does_not_read(void **state)
 {
@@ -718,8 +834,7 @@ static void server_stops_reading_and_bounds_output_to_a_client_that_does_not_rea
     uv_ip4_addr("127.0.0.1", rpc_server_port(f->srv), &sa);
     creq.data = &connected;
     uv_tcp_connect(&creq, &raw, (struct sockaddr *)&sa, raw_connected);
-    while (connected == 0)
-        uv_run(&f->loop, UV_RUN_ONCE);
+    RUN_UNTIL(&f->loop, connected != 0, 10000);
     assert_int_equal(connected, 1);
     rpc_handshake_hello(&hello, "raw");
     size_t body = 256u << 10;
@@ -736,12 +851,7 @@ static void server_stops_reading_and_bounds_output_to_a_client_that_does_not_rea
     }
     free(payload);
     /* 50 MB of answers are due; the server must pause instead of queueing. */
-    for (;;) {
-        uv_run(&f->loop, UV_RUN_ONCE);
-        rpc_server_stats(f->srv, &st);
-        if (st.paused > 0 && st.requests > 4)
-            break;
-    }
+    RUN_UNTIL(&f->loop, (rpc_server_stats(f->srv, &st), st.paused > 0 && st.requests > 4), 10000);
     run_for(&f->loop, 200);
     rpc_server_stats(f->srv, &st);
     assert_true(st.paused >= 1);
@@ -764,8 +874,7 @@ static void closing_the_client_fails_outstanding_calls_with_shutdown(void **stat
     outcome_t o = {0};
 
     assert_int_equal(call_raw(f, M_HOLD, "pending", 10000, &o), 0);
-    while (f->n_held == 0)
-        uv_run(&f->loop, UV_RUN_ONCE);
+    RUN_UNTIL(&f->loop, f->n_held > 0, 10000);
     rpc_client_close(f->cli, NULL, NULL);
     f->cli = NULL;
     assert_int_equal(o.calls, 1);
@@ -780,6 +889,8 @@ int main(void)
         T(every_raft_message_arrives_one_way_intact),
         T(pipelined_requests_answered_out_of_order_reach_their_callers),
         T(attachments_travel_beside_the_body_and_are_released_once),
+        T(append_entries_payloads_in_the_attachment_arrive_in_place),
+        T(frames_over_the_limit_are_refused_before_sending),
         T(a_request_without_answer_times_out_once_and_a_late_answer_is_dropped),
         T(unknown_group_peer_and_method_get_error_responses),
         T(handler_failure_reaches_the_caller_with_code_and_message),
