@@ -55,6 +55,7 @@ typedef struct node_rt {
     rk_endpoint_t listen;
     rpc_server_t *server;
     rpc_client_t *client;
+    struct rk_rpc_server *cli; /* the CLI service (src/cli), served on server */
     int n_nodes; /* L: nodes attached */
     /* L: nodes on this runtime, for reachability notifications */
     struct rk_node *nodes;
@@ -67,6 +68,11 @@ int node_rt_new(const rk_endpoint_t *listen, node_rt_t **out, rk_status_t *err);
  * already on the loop thread). Returns RK_ESHUTDOWN when the runtime is
  * stopping (fn not run). */
 int node_rt_call(node_rt_t *rt, void (*fn)(void *), void *arg);
+/* Queues c->fn(c->arg) to run on the loop thread and returns without
+ * waiting. c is the caller's (fn may free it; the runtime does not touch c
+ * after calling fn). Any thread. Returns 0, or RK_ESHUTDOWN when the runtime
+ * is stopping or stopped (fn will not run; c is still the caller's). */
+int node_rt_post(node_rt_t *rt, rt_call_t *c);
 bool node_rt_on_loop(node_rt_t *rt);
 /* Closes the server/client and stops the loop thread; joins it. Not from the
  * loop thread. */
@@ -290,6 +296,7 @@ void node_post_cmd(rk_node_t *n, node_cmd_t *c); /* any thread */
 /* L: completes a read (code 0: once applied >= index) on the FSM thread; frees c. */
 void node_post_read_result(rk_node_t *n, node_cmd_t *c, int code, uint64_t index, const char *msg);
 int node_start(rk_node_t *n, rk_status_t *err); /* caller's thread */
+/* The runtime behind a shared server (rk_server_new). */
 node_rt_t *node_server_rt(rk_server_t *s);
 void node_loop_stop(rk_node_t *n); /* L */
 
