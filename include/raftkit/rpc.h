@@ -105,10 +105,11 @@ typedef struct rk_rpc_reply {
     void *body;         /* response bytes (malloc'd; rk_rpc_reply_release frees) */
     size_t len;
     /* false only when the request certainly did not reach the server's
-     * handler (connection refused, never connected); true after any answer
-     * and whenever the transport cannot tell (timeout or connection lost
-     * after sending). A client deciding whether a write may have happened
-     * must read this, not just the code. */
+     * handler: it was never written to a connection (connection refused,
+     * no connection before the timeout); true after any answer and whenever
+     * the transport cannot tell (timeout or connection lost after the
+     * request was written). A client deciding whether a write may have
+     * happened must read this, not just the code. */
     bool maybe_delivered;
 } rk_rpc_reply_t;
 
