@@ -221,6 +221,7 @@ static void persist_done(log_write_req_t *req, int status)
         } else if (p->append_req.op.hard_state) {
             metrics_record_since(n->metrics, METRIC_SAVE_RAFT_META, p->t0_ns);
         }
+        node_obs_persisted(n, p);
         core_persisted(n->core, p->id);
         n->persisted_id = p->id;
         for (size_t i = 0; i < p->n_after; i++)
@@ -459,6 +460,8 @@ static void handle_update(rk_node_t *n, core_update_t *u)
     if (u->apply_hi >= u->apply_lo && u->apply_hi > 0)
         fsm_post_committed(n, u->apply_hi);
     /* 4. reads and events */
+    if (n->was_leader && u->n_reads > 0)
+        metrics_record(n->metrics, METRIC_HANDLE_READ_INDEX_ENTRIES, u->n_reads);
     for (size_t i = 0; i < u->n_reads; i++) {
         const core_read_state_t *r = &u->reads[i];
         node_cmd_t **pp = &n->reads;
@@ -468,11 +471,14 @@ static void handle_update(rk_node_t *n, core_update_t *u)
             continue;
         node_cmd_t *c = *pp;
         *pp = c->next;
+        if (n->was_leader && r->status == 0)
+            metrics_record_since(n->metrics, METRIC_HANDLE_READ_INDEX, c->t0_ns);
         node_post_read_result(n, c, r->status, r->index,
                               r->status ? "the leader could not confirm the read" : NULL);
     }
     for (size_t i = 0; i < u->n_events; i++) {
         const core_event_t *ev = &u->events[i];
+        node_obs_event(n, ev);
         switch (ev->type) {
         case CORE_EV_ROLE:
             on_role(n, ev);
@@ -505,6 +511,7 @@ void node_post_read_result(rk_node_t *n, node_cmd_t *c, int code, uint64_t index
     it->read_done = c->read_done;
     it->ctx = c->ctx;
     it->ctx_len = c->ctx_len;
+    it->t0_ns = c->t0_ns;
     if (code == 0) {
         it->type = FSM_READ;
         it->a = index;
@@ -1134,6 +1141,7 @@ int rk_node_read_index(rk_node_t *n, const void *ctx, size_t len, rk_read_index_
         return RK_ENOMEM;
     c->type = CMD_READ;
     c->read_done = done;
+    c->t0_ns = metrics_now_ns();
     if (len > 0) {
         if ((c->ctx = malloc(len)) == NULL) {
             free(c);

@@ -105,6 +105,7 @@ typedef struct fsm_item {
     rk_read_index_closure_t *read_done;
     void *ctx;
     size_t ctx_len;
+    uint64_t t0_ns; /* posted at (fsm_post sets it unless already set; metrics) */
 } fsm_item_t;
 
 /* A proposal waiting to be applied: the closure of the entry at index/term. */
@@ -166,13 +167,30 @@ typedef struct node_cmd {
     size_t ctx_len;
     uint64_t id;       /* READ: core ctx */
     uint64_t deadline; /* READ: loop time (ms) after which it times out */
+    uint64_t t0_ns;    /* READ: rk_node_read_index called at (metrics) */
 } node_cmd_t;
+
+/* L: a message sent or received, waiting for its answer (metrics). */
+typedef struct node_obs_inflight {
+    uint64_t key; /* last entry index (AppendEntries) or read context */
+    uint64_t t0_ns;
+    rk_peer_id_t peer; /* read requests only */
+} node_obs_inflight_t;
+
+#define NODE_OBS_INFLIGHT 64
+/* L: a FIFO of node_obs_inflight_t; the oldest is dropped when full. */
+typedef struct node_obs_ring {
+    node_obs_inflight_t e[NODE_OBS_INFLIGHT];
+    uint32_t head, count;
+} node_obs_ring_t;
 
 /* L: what the leader sent one follower since it became leader (metrics). */
 typedef struct node_rep_obs {
     rk_peer_id_t peer;
     uint64_t heartbeat_times, append_entries_times, install_snapshot_times;
     uint64_t consecutive_errors;
+    bool contacted;       /* answered since this node became leader */
+    node_obs_ring_t sent; /* AppendEntries with entries, not yet acknowledged */
 } node_rep_obs_t;
 
 /* A snapshot transfer from the leader in progress on a follower. */
@@ -270,6 +288,10 @@ struct rk_node {
     uint64_t obs_term, obs_conf_index, obs_published_ms;
     rk_peer_id_t obs_leader;
     rk_node_status_t obs_status; /* L: scratch */
+    uint64_t obs_vote_t0;        /* L: pre-vote / election started at (0: none) */
+    node_obs_ring_t obs_app_in;  /* L: AppendEntries received, not yet answered */
+    node_obs_ring_t obs_reads_in; /* L: ReadIndex requests from followers, not answered */
+    uint64_t obs_log_last;       /* L: last index written to the log (truncation detection) */
 };
 
 struct rk_group_service {
@@ -338,6 +360,12 @@ int node_obs_init(rk_node_t *n, rk_status_t *err); /* caller's thread, in node_s
 void node_obs_free(rk_node_t *n);                  /* after every thread stopped */
 /* L: counts a message sent to a follower (rc: transport_send's result). */
 void node_obs_sent(rk_node_t *n, const core_msg_t *m, int rc);
+/* L: notes a message received from a peer, before the core steps it. */
+void node_obs_received(rk_node_t *n, const core_msg_t *m);
+/* L: notes a core event (role changes time elections). */
+void node_obs_event(rk_node_t *n, const core_event_t *ev);
+/* L: a log write completed (first/last entry index, or a snapshot reset). */
+void node_obs_persisted(rk_node_t *n, const node_persist_t *p);
 /* L: publishes the status for readers and listeners; cheap unless something
  * changed or a tick passed. */
 void node_obs_publish(rk_node_t *n, const core_status_t *cs, const core_conf_t *conf,
