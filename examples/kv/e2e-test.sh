@@ -92,6 +92,10 @@ out=$(printf 'put s1 a\nget s1\ncas s1 a b\ncas s1 a c\nget s1\ndel s1\nget s1\n
   $KV --stdin | tr '\n' '|')
 want="OK|OK a|OK|MISMATCH|OK b|OK|NOT_FOUND|FAIL usage: get K | put K V | cas K OLD NEW | del K|"
 [ "$out" = "$want" ] && ok "--stdin answers every line in order" || bad "--stdin: got '$out'"
+out=$(printf 'put "s 2" "hello world"\nget "s 2"\ncas "s 2" "hello world" "say \\"hi\\""\nget "s 2"\nput s3 ""\nget s3\nput "open\n' |
+  $KV --stdin | tr '\n' '|')
+want='OK|OK hello world|OK|OK say "hi"|OK|OK |FAIL usage: too many words or an unterminated quote|'
+[ "$out" = "$want" ] && ok "--stdin quoted words hold spaces and quotes" || bad "--stdin quoting: got '$out'"
 
 # ---- UNKNOWN: the write was sent, then the whole cluster froze ----
 fifo="$DATA/in"; mkfifo "$fifo"
