@@ -162,7 +162,10 @@ static int learners(ctx_t *c, char **a, enum learners_op op)
 {
     rk_configuration_t list, out;
     rk_status_t st;
-    int rc = parse_conf(a[0], &list);
+    int rc = 0;
+    rk_configuration_init(&list);
+    if (op != L_RESET || a[0][0] != '\0') /* reset_learners "": no learners */
+        rc = parse_conf(a[0], &list);
     if (rc)
         return rc;
     /* Learners may be written with or without the /learner suffix. */
@@ -343,7 +346,8 @@ static const command_t commands[] = {
      cmd_add_learners},
     {"remove_learners", "LIST", 1, true, "Removes the learners of LIST.", cmd_remove_learners},
     {"reset_learners", "LIST", 1, true,
-     "Makes LIST exactly the set of learners (adds and removes as needed).",
+     "Makes LIST exactly the set of learners (adds and removes as needed);\n"
+     "\"\" removes every learner.",
      cmd_reset_learners},
     {"transfer_leader", "PEER", 1, true,
      "Hands leadership to PEER and waits (up to 5 s) until it leads.", cmd_transfer_leader},
