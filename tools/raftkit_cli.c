@@ -252,8 +252,8 @@ static void print_replication(const rk_node_status_t *s)
     rk_peer_id_format(&s->self, self, sizeof self);
     printf("\nreplication on the leader %s (last log index %lld):\n", self,
            (long long)s->last_log_index);
-    printf("%-30s %-9s %10s %10s %8s %13s %6s\n", "FOLLOWER", "REACHABLE", "NEXT", "MATCH",
-           "LAG", "LAST_CONTACT", "ERRORS");
+    printf("%-30s %-9s %10s %10s %8s %13s %6s\n", "FOLLOWER", "REACHABLE", "NEXT", "MATCH", "LAG",
+           "LAST_CONTACT", "ERRORS");
     for (uint32_t i = 0; i < s->n_peers; i++) {
         const rk_peer_status_t *p = &s->peers[i];
         char pbuf[RK_PEER_ID_STRLEN + 8];
@@ -264,8 +264,8 @@ static void print_replication(const rk_node_status_t *s)
         if (p->last_contact_age_ms >= 0)
             snprintf(contact, sizeof contact, "%lld ms ago", (long long)p->last_contact_age_ms);
         printf("%-30s %-9s %10lld %10lld %8lld %13s %6llu\n", pbuf, p->reachable ? "yes" : "NO",
-               (long long)p->next_index, (long long)p->match_index, (long long)p->log_lags,
-               contact, (unsigned long long)p->consecutive_errors);
+               (long long)p->next_index, (long long)p->match_index, (long long)p->log_lags, contact,
+               (unsigned long long)p->consecutive_errors);
     }
 }
 
@@ -296,10 +296,9 @@ static int cmd_status(ctx_t *c, char **a)
         char lbuf[RK_PEER_ID_STRLEN] = "-";
         if (!rk_peer_id_is_empty(&s->leader))
             rk_peer_id_format(&s->leader, lbuf, sizeof lbuf);
-        printf("%-22s %-12s %6lld %-22s %10lld %10lld %10lld\n", pbuf,
-               rk_node_state_name(s->state), (long long)s->term, lbuf,
-               (long long)s->last_log_index, (long long)s->committed_index,
-               (long long)s->applied_index);
+        printf("%-22s %-12s %6lld %-22s %10lld %10lld %10lld\n", pbuf, rk_node_state_name(s->state),
+               (long long)s->term, lbuf, (long long)s->last_log_index,
+               (long long)s->committed_index, (long long)s->applied_index);
         if (s->error.code != 0)
             printf("%-22s error: %s: %s\n", "", rk_err_name(s->error.code), s->error.msg);
         if (s->state == RK_STATE_LEADER && (leader == NULL || s->term > leader->term)) {

@@ -407,7 +407,8 @@ int main(int argc, char **argv)
             if (n == 0)
                 continue;
             if (n < 0)
-                set_line(&out, EXIT_USAGE, "FAIL usage: too many words or an unterminated quote%s%s", "", "");
+                set_line(&out, EXIT_USAGE,
+                         "FAIL usage: too many words or an unterminated quote%s%s", "", "");
             else
                 dispatch(&c, w, n, &out);
             printf("%s\n", out.line);

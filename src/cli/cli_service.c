@@ -422,8 +422,8 @@ int cli_rt_open(node_rt_t *rt, rk_status_t *err)
         return rk_status_set(err, RK_ENOMEM, "CLI service");
     s->rt = rt;
     for (size_t i = 0; i < N_CLI_METHODS; i++) {
-        int rc = rpc_server_register(rt->server, cli_methods[i].method, NULL, 0, cli_methods[i].fn,
-                                     s);
+        int rc =
+            rpc_server_register(rt->server, cli_methods[i].method, NULL, 0, cli_methods[i].fn, s);
         if (rc != 0) {
             for (size_t k = 0; k < i; k++)
                 rpc_server_unregister(rt->server, cli_methods[k].method);

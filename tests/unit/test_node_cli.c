@@ -44,8 +44,8 @@ static void plain_group_services_serve_the_cli_with_full_status(void **state)
     bool caught_up = false;
     for (int i = 0; i < 100 && !caught_up; i++) {
         assert_int_equal(rk_cli_node_status(cli, "gcli", &c.nodes[leader].id, s, &st), 0);
-        caught_up = s->n_peers == 2 && s->peers[0].match_index == last &&
-                    s->peers[1].match_index == last;
+        caught_up =
+            s->n_peers == 2 && s->peers[0].match_index == last && s->peers[1].match_index == last;
         if (!caught_up)
             tc_msleep(20);
     }
