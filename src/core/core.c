@@ -212,7 +212,7 @@ static void step_follower(core_t *c, const core_msg_t *m)
     case CORE_MSG_TIMEOUT_NOW:
         /* Thesis 3.10: start an election at once, skipping pre-vote and the
          * followers' lease. Learners and non-members ignore it. */
-        election_campaign(c, true);
+        election_timeout_now(c);
         break;
     case CORE_MSG_READ_INDEX_RESP:
         read_handle_resp(c, m);
@@ -357,7 +357,7 @@ int core_campaign(core_t *c)
 {
     if (c->fatal)
         return RK_ESTATE;
-    if (c->role == CORE_LEADER || !election_promotable(c))
+    if (c->role == CORE_LEADER || !election_promotable(c) || election_busy(c))
         return RK_ESTATE;
     election_campaign(c, false);
     return 0;
@@ -374,6 +374,38 @@ int core_persisted(core_t *c, uint64_t update_id)
     log_writes_ack(c, update_id);
     election_self_vote_persisted(c, update_id);
     repl_self_persisted(c);
+    election_maybe_deferred_campaign(c);
+    return 0;
+}
+
+/* Scenario 103. What the failed write (and every later one, which the host
+ * must not write either) would have made durable is unknown, and the core's
+ * memory already assumes it: the term or vote it promised, the entries it
+ * counts. Carrying on would need the core to guess the disk's state, so it
+ * halts, as braft and JRaft put a node into its error state. A leader first
+ * steps down (the ROLE event lets the host fail pending proposals, with the
+ * update's `fatal` code as the reason) and hands leadership to its most
+ * up-to-date follower (transfer_handoff) so the cluster need not wait out an
+ * election timeout; a follower that holds the entry can win and re-send it.
+ * Vote grants and acks waiting for this update are dropped. */
+int core_persist_failed(core_t *c, uint64_t update_id, int err)
+{
+    if (c->fatal)
+        return RK_ESTATE;
+    if (err >= 0)
+        return RK_EINVAL;
+    bool pending = false;
+    for (size_t i = 0; i < c->log.n_writes && !pending; i++)
+        pending = c->log.writes[i].id == update_id;
+    if (!pending)
+        return RK_EINVAL;
+    if (c->role == CORE_LEADER) {
+        transfer_handoff(c);
+        election_become_follower(c, c->term, NULL);
+    }
+    msgs_free(c->msgs_after.v, c->msgs_after.n);
+    memset(&c->msgs_after, 0, sizeof c->msgs_after);
+    core_set_fatal(c, err);
     return 0;
 }
 
@@ -508,6 +540,11 @@ void core_update_get(core_t *c, core_update_t *u)
     } else {
         u->apply_lo = 1;
         u->apply_hi = 0;
+    }
+    if (c->fatal) {
+        /* They promise durable state that will never be written. */
+        msgs_free(c->msgs_after.v, c->msgs_after.n);
+        memset(&c->msgs_after, 0, sizeof c->msgs_after);
     }
     u->msgs = c->msgs.v;
     u->n_msgs = c->msgs.n;

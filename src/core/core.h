@@ -28,7 +28,20 @@
  *   - an ack never marks entries stable that were overwritten after the acked
  *     update was emitted (the unstable-log ABA race): see log_unstable.c.
  *
- * changes: (none yet; keep this list when the header changes after v1)
+ * changes: (keep this list when the header changes after v1)
+ *   - core_persist_failed(): a host input for a failed write (scenario 103):
+ *     a leader hands over (TimeoutNow to its most up-to-date voter) and steps
+ *     down, then the core halts with `fatal` = the given error; the ROLE
+ *     event and `fatal` tell the host to fail pending proposals.
+ *   - when the core halts, the update carries no msgs_after (they promised
+ *     durable state that will not be written).
+ *   - no campaign (timeout, core_campaign, TimeoutNow) while an entries
+ *     write or snapshot install of this node is pending (scenario 100);
+ *     core_campaign returns RK_ESTATE then, and a TimeoutNow is remembered
+ *     and honoured once the write is acked if the term did not change.
+ *   - a leader removed (or demoted) by a committed configuration sends
+ *     TimeoutNow to its most up-to-date voter as it steps down (thesis
+ *     4.2.2), so the cluster need not wait out an election timeout.
  */
 #ifndef RAFTKIT_CORE_CORE_H
 #define RAFTKIT_CORE_CORE_H
@@ -393,6 +406,18 @@ int core_read_index(core_t *c, uint64_t ctx);
  * backwards; an id never handed out gives RK_EINVAL. */
 int core_persisted(core_t *c, uint64_t update_id);
 
+/* The host could not make the update with this id durable (err: a negative
+ * RK_E* code, typically RK_EIO or RK_ENOSPC). It must not write any later
+ * update either, nor send msgs_after of the failed update or later ones.
+ * The core halts (thesis has no recovery from a lost write short of a
+ * restart from disk): a leader first sends TimeoutNow to its most
+ * up-to-date voter and steps down (a CORE_EV_ROLE event, reads failed with
+ * RK_ENOTLEADER); the next update carries fatal = err, and the host fails
+ * every pending proposal with that code. Afterwards every input returns
+ * RK_ESTATE; the host restarts the node from what is on disk (core_new).
+ * Errors: RK_EINVAL (err >= 0, or id not a pending update), RK_ESTATE. */
+int core_persist_failed(core_t *c, uint64_t update_id, int err);
+
 /* The state machine has applied up to index (monotonic). */
 int core_applied(core_t *c, uint64_t index);
 
@@ -412,8 +437,9 @@ int core_report_unreachable(core_t *c, const rk_peer_id_t *peer);
 int core_report_snapshot(core_t *c, const rk_peer_id_t *peer, bool ok);
 
 /* Starts an election now (pre-vote first when enabled), as if the election
- * timer fired: for tests and "trigger election" admin commands. Leaders and
- * non-voters: no-op returning RK_ESTATE. */
+ * timer fired: for tests and "trigger election" admin commands. Leaders,
+ * non-voters, and nodes with an entries write or snapshot install pending
+ * (scenario 100): no-op returning RK_ESTATE. */
 int core_campaign(core_t *c);
 
 /* ------------------------------------------------------------------ output */

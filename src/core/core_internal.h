@@ -114,6 +114,7 @@ struct core {
     /* candidate */
     uint64_t self_vote_id; /* update id carrying our self-vote */
     bool campaign_transfer;
+    uint64_t deferred_transfer_term; /* TimeoutNow received while busy (0 = none) */
 
     /* leader */
     uint64_t pending_conf_index;
@@ -205,6 +206,9 @@ void election_campaign(core_t *c, bool transfer);
 void election_tick(core_t *c);
 void election_reset_timeout(core_t *c);
 bool election_promotable(const core_t *c);
+bool election_busy(const core_t *c);
+void election_timeout_now(core_t *c);
+void election_maybe_deferred_campaign(core_t *c);
 int election_step_vote_req(core_t *c, const core_msg_t *m);
 void election_step_vote_resp(core_t *c, const core_msg_t *m);
 void election_self_vote_persisted(core_t *c, uint64_t id);
@@ -247,5 +251,6 @@ void transfer_abort(core_t *c, int status);
 void transfer_maybe_timeout_now(core_t *c, core_progress_t *pr);
 void transfer_tick(core_t *c);
 void transfer_on_conf_change(core_t *c);
+void transfer_handoff(core_t *c);
 
 #endif /* RAFTKIT_CORE_INTERNAL_H */

@@ -57,6 +57,7 @@ static void reset(core_t *c, uint64_t term)
         c->prs[i].vote = 0;
     c->self_vote_id = 0;
     c->campaign_transfer = false;
+    c->deferred_transfer_term = 0;
 }
 
 static void leave_leader(core_t *c)
@@ -102,9 +103,21 @@ bool election_promotable(const core_t *c)
 {
     if (c->o.self.priority == RK_PRIORITY_NOT_ELECTED)
         return false;
-    if (c->log.has_snap)
-        return false; /* no campaign while a snapshot is being installed */
     return core_conf_is_voter(&c->conf, &c->o.self);
+}
+
+/* Scenario 100: no campaign while our own log write or snapshot install is
+ * pending. A candidate advertises its last log index/term (§5.4.1) and, once
+ * leader, replicates its log as the truth: both must be durable, or a crash
+ * after winning could lose entries the voters were told we hold. etcd only
+ * blocks on a pending snapshot (promotable()); we also wait for entries,
+ * which costs nothing in practice: a follower only writes entries a live
+ * leader sent, and that leader resets the election timer meanwhile. The
+ * election timer keeps running, so the node campaigns at the first tick
+ * after the write completes. */
+bool election_busy(const core_t *c)
+{
+    return c->log.has_snap || c->log.n > 0;
 }
 
 static void send_vote_requests(core_t *c, bool pre)
@@ -139,7 +152,7 @@ static void become_candidate(core_t *c, bool transfer)
 
 void election_campaign(core_t *c, bool transfer)
 {
-    if (!election_promotable(c))
+    if (!election_promotable(c) || election_busy(c))
         return;
     if (c->o.pre_vote && !transfer) {
         /* Thesis 9.6: ask first whether we could win, without touching the
@@ -158,6 +171,31 @@ void election_campaign(core_t *c, bool transfer)
         return;
     }
     become_candidate(c, transfer);
+}
+
+/* Thesis 3.10: TimeoutNow asks for an election at once. Arriving while a
+ * write is pending (scenario 100), it is remembered and honoured when the
+ * write is acked, provided nothing happened in between (same term, still a
+ * follower): the leader is waiting for us and refuses proposals meanwhile. */
+void election_timeout_now(core_t *c)
+{
+    if (!election_promotable(c))
+        return; /* learners and non-members ignore it (scenario 88) */
+    if (election_busy(c)) {
+        c->deferred_transfer_term = c->term;
+        return;
+    }
+    election_campaign(c, true);
+}
+
+void election_maybe_deferred_campaign(core_t *c)
+{
+    if (c->deferred_transfer_term == 0 || election_busy(c))
+        return;
+    bool ok = c->deferred_transfer_term == c->term && c->role == CORE_FOLLOWER;
+    c->deferred_transfer_term = 0;
+    if (ok)
+        election_campaign(c, true);
 }
 
 void election_self_vote_persisted(core_t *c, uint64_t id)
@@ -208,7 +246,7 @@ static bool priority_allows(core_t *c)
 void election_tick(core_t *c)
 {
     c->election_elapsed++;
-    if (!election_promotable(c) || c->election_elapsed < c->randomized_timeout)
+    if (!election_promotable(c) || election_busy(c) || c->election_elapsed < c->randomized_timeout)
         return;
     c->election_elapsed = 0;
     election_reset_timeout(c);

@@ -270,6 +270,10 @@ void conf_after_commit(core_t *c)
         propose_conf(c, &leave, NULL);
         return;
     }
-    if (!c->conf.joint && !core_conf_is_voter(&c->conf, &c->o.self))
+    if (!c->conf.joint && !core_conf_is_voter(&c->conf, &c->o.self)) {
+        /* Removed or demoted: hand over at once rather than let the
+         * followers wait out an election timeout (thesis 4.2.2). */
+        transfer_handoff(c);
         election_become_follower(c, c->term, NULL);
+    }
 }

@@ -74,3 +74,25 @@ void transfer_on_conf_change(core_t *c)
     if (c->transferring && !core_conf_is_voter(&c->conf, &c->transferee))
         transfer_abort(c, RK_ECANCELED);
 }
+
+/* Quick handoff (thesis 4.2.2 / 3.10): a leader about to stop leading for
+ * good -- removed from the configuration, or halting on a disk failure --
+ * sends TimeoutNow to the voter most likely to win (the highest match among
+ * the voters of the configuration in effect) so the cluster does not sit
+ * out an election timeout. Only a hint: the target still needs a real
+ * majority, and at worst it loses and the usual timeout elects someone. */
+void transfer_handoff(core_t *c)
+{
+    if (c->role != CORE_LEADER)
+        return;
+    core_progress_t *best = NULL;
+    for (size_t i = 0; i < c->n_prs; i++) {
+        core_progress_t *pr = &c->prs[i];
+        if (pr->is_self || !(pr->voter_cur || pr->voter_old))
+            continue;
+        if (best == NULL || pr->match > best->match)
+            best = pr;
+    }
+    if (best != NULL && best->match > 0)
+        send_timeout_now(c, &best->id);
+}

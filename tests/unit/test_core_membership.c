@@ -311,6 +311,30 @@ static void test_commit_after_quorum_shrinks(void **state)
     h_free(&cl);
 }
 
+/* Thesis 4.2.2 (and 3.10): a leader removed by a committed C_new hands over
+ * with TimeoutNow as it steps down, so a new leader is elected without
+ * anyone waiting out an election timeout (no tick at all here). */
+static void test_removed_leader_hands_over_4_2_2(void **state)
+{
+    (void)state;
+    h_init(&cl, 3, 0, NULL);
+    assert_int_equal(h_elect(&cl, 0), CORE_LEADER);
+    h_stabilize(&cl);
+    uint64_t t = h_term(&cl, 0);
+    rk_configuration_t target = voters(2, (int[]){1, 2});
+    assert_int_equal(core_change_conf(cl.n[0].core, &target, NULL), 0);
+    h_stabilize(&cl);
+    assert_int_equal(h_role(&cl, 0), CORE_FOLLOWER);
+    int l = h_leader(&cl);
+    assert_true(l == 1 || l == 2);
+    assert_int_equal(h_term(&cl, l), t + 1);
+    assert_false(conf_of(l, NULL)->joint);
+    assert_int_equal(h_propose(&cl, l, "new"), 0);
+    h_stabilize(&cl);
+    assert_int_equal(h_commit(&cl, l), h_last(&cl, l));
+    h_free(&cl);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -319,6 +343,7 @@ int main(void)
         cmocka_unit_test(test_joint_vote_needs_both_majorities),
         cmocka_unit_test(test_one_pending_change),
         cmocka_unit_test(test_remove_leader_4_2_2),
+        cmocka_unit_test(test_removed_leader_hands_over_4_2_2),
         cmocka_unit_test(test_rollback_uncommitted_conf),
         cmocka_unit_test(test_learner_lifecycle),
         cmocka_unit_test(test_demote_leader),
