@@ -16,6 +16,8 @@
 
 #include "tests/sim/sim.h"
 
+#define U(x) ((unsigned long long)(x))
+
 static void usage(void)
 {
     fprintf(stderr, "usage: raft_sim [--seeds N | --seed S] [--nodes K] [--spares K] "
@@ -65,12 +67,17 @@ int main(int argc, char **argv)
         return 2;
     }
     uint64_t runs = 0, bad = 0;
+    sim_totals_t t = {0};
     for (uint64_t seed = first; seed <= last; seed++) {
         runs++;
-        bad += (uint64_t)sim_run(&p, seed);
+        bad += (uint64_t)sim_run(&p, seed, &t);
         fflush(stdout);
     }
-    printf("sim: %llu runs, %llu violations\n", (unsigned long long)runs,
-           (unsigned long long)bad);
+    printf("sim totals: %llu events, %llu elections, %llu writes completed, %llu reads served, "
+           "%llu crashes, %llu membership changes, %llu transfers, %llu compactions, %llu "
+           "snapshot installs\n",
+           U(t.steps), U(t.elections), U(t.writes), U(t.reads), U(t.crashes), U(t.confs),
+           U(t.transfers), U(t.compactions), U(t.snap_installs));
+    printf("sim: %llu runs, %llu violations\n", (unsigned long long)runs, (unsigned long long)bad);
     return bad ? 1 : 0;
 }

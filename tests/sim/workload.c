@@ -28,6 +28,7 @@ void work_profile(sim_t *s)
     p->crash_w = 30;
     p->partition_w = 25;
     p->disk_w = 10;
+    p->nemesis = f ? (uint32_t)sim_below(r, 400) : 0;
     p->propose_w = 50;
     p->read_w = 25;
     p->snap_w = 6;
@@ -138,8 +139,7 @@ static int pick_peer(sim_t *s, const rk_configuration_t *c, int want)
     for (int i = 0; i < s->n; i++) {
         bool v = rk_configuration_contains(c, &s->nodes[i].peer);
         bool l = rk_configuration_is_learner(c, &s->nodes[i].peer);
-        if ((want == 0 && v) || (want == 1 && l) || (want == 2 && !v && !l) ||
-            (want == 3 && !v))
+        if ((want == 0 && v) || (want == 1 && l) || (want == 2 && !v && !l) || (want == 3 && !v))
             cand[k++] = i;
     }
     return k ? cand[sim_below(&s->rng, k)] : -1;
@@ -229,8 +229,8 @@ static void do_campaign(sim_t *s)
 void work_client(sim_t *s)
 {
     const sim_profile_t *p = &s->prof;
-    uint32_t total = p->propose_w + p->read_w + p->snap_w + p->conf_w + p->transfer_w +
-                     p->campaign_w;
+    uint32_t total =
+        p->propose_w + p->read_w + p->snap_w + p->conf_w + p->transfer_w + p->campaign_w;
     uint32_t x = (uint32_t)sim_below(&s->rng, total);
     if (x < p->propose_w)
         do_propose(s);
@@ -274,6 +274,60 @@ void work_fault(sim_t *s)
         nd->slow_disk = !nd->slow_disk;
         trace_add(s, TR_SLOW_DISK, nd->id, -1, nd->slow_disk, 0, 0, 0);
     }
+}
+
+/* A targeted nemesis: a leader cut off or killed right after its election
+ * leaves its fresh entries on no one else, while the next leaders inherit
+ * tails of older terms -- the Figure 8 (§5.4.2) pattern that random faults
+ * rarely produce. */
+void work_new_leader(sim_t *s, sim_node_t *nd)
+{
+    if (!s->p.faults || s->quiet || !sim_chance(&s->rng, s->prof.nemesis))
+        return;
+    sim_schedule(s, sim_between(&s->rng, 0, 3 * s->prof.delay_max), EV_NEMESIS, nd->id,
+                 (int)sim_below(&s->rng, 2), NULL);
+}
+
+/* 2: the update grants a vote; 1: it acknowledges an append; 0: neither. */
+static int promise_kind(const core_msg_t *m, size_t n)
+{
+    int k = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (m[i].type == CORE_MSG_VOTE_RESP && !m[i].reject)
+            return 2;
+        if (m[i].type == CORE_MSG_APP_RESP && !m[i].reject)
+            k = 1;
+    }
+    return k;
+}
+
+/* The same nemesis for nodes that just promised something (a vote, an append
+ * ack): a crash while that promise's write may still be pending, followed by
+ * a quick restart while the candidates' and leaders' messages are still in
+ * flight (duplicates included). */
+void work_after_update(sim_t *s, sim_node_t *nd, const core_update_t *u)
+{
+    if (!s->p.faults || s->quiet || u->id == 0)
+        return;
+    int k = promise_kind(u->msgs, u->n_msgs);
+    int ka = promise_kind(u->msgs_after, u->n_msgs_after);
+    k = k > ka ? k : ka;
+    if (k == 0 || !sim_chance(&s->rng, k == 2 ? s->prof.nemesis : s->prof.nemesis / 16))
+        return;
+    sim_schedule(s, sim_between(&s->rng, 0, s->prof.disk_max), EV_NEMESIS, nd->id, 2, NULL);
+}
+
+void work_nemesis(sim_t *s, sim_node_t *nd, int kind)
+{
+    if (kind != 1) {
+        host_crash(s, nd);
+        uint64_t down = kind == 0 ? sim_between(&s->rng, 5, 400) : sim_between(&s->rng, 1, 30);
+        sim_schedule(s, down, EV_RESTART, nd->id, 0, NULL);
+        return;
+    }
+    for (int i = 0; i < s->n; i++)
+        s->blocked[nd->id][i] = s->blocked[i][nd->id] = (i != nd->id);
+    trace_add(s, TR_PARTITION, nd->id, -1, 0, 0, 0, 0);
 }
 
 /* ------------------------------------------------------------ final phase */
