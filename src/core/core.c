@@ -483,6 +483,8 @@ static uint64_t apply_hi(const core_t *c)
 
 bool core_has_update(const core_t *c)
 {
+    if (c->fatal) /* halted: nothing more to persist or apply */
+        return c->msgs.n || c->events.n || c->rstates.n || !c->fatal_reported;
     return c->msgs.n || c->msgs_after.n || c->events.n || c->rstates.n || hs_changed(c) ||
            c->log.handed < log_last_index(c) || (c->log.has_snap && !c->log.snap_handed) ||
            apply_hi(c) > c->log.applied_handed || c->read_round_pending ||
