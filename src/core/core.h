@@ -42,6 +42,8 @@
  *   - a leader removed (or demoted) by a committed configuration sends
  *     TimeoutNow to its most up-to-date voter as it steps down (thesis
  *     4.2.2), so the cluster need not wait out an election timeout.
+ *   - CORE_EV_TRANSFER_DONE: a leader stepping down before it sent
+ *     TimeoutNow reports RK_ECANCELED (was 0).
  */
 #ifndef RAFTKIT_CORE_CORE_H
 #define RAFTKIT_CORE_CORE_H
@@ -291,8 +293,10 @@ typedef enum core_event_type {
     CORE_EV_LEADER,         /* known leader changed: peer (empty = none), term */
     CORE_EV_CONF_CHANGED,   /* configuration in effect changed (appended or rolled back): index */
     CORE_EV_CONF_COMMITTED, /* the configuration at index is committed */
-    CORE_EV_TRANSFER_DONE,  /* leadership transfer ended: status 0 (sent TimeoutNow), RK_ETIMEDOUT,
-                               RK_ECANCELED */
+    /* leadership transfer ended: status 0 (stepped down after sending
+     * TimeoutNow), RK_ETIMEDOUT, RK_ECANCELED (cancelled, retargeted, the
+     * transferee left the voters, or we stepped down before TimeoutNow) */
+    CORE_EV_TRANSFER_DONE,
 } core_event_type_t;
 
 typedef struct core_event {

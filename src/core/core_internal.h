@@ -122,6 +122,7 @@ struct core {
     bool transferring;
     rk_peer_id_t transferee;
     uint32_t transfer_elapsed;
+    bool transfer_sent;                    /* TimeoutNow went to the transferee */
     CORE_VEC(core_inflight_t) uncommitted; /* (index, bytes) of own proposals > commit */
     uint64_t uncommitted_bytes;
 

@@ -51,8 +51,8 @@ static void reset(core_t *c, uint64_t term)
     c->election_elapsed = 0;
     c->heartbeat_elapsed = 0;
     election_reset_timeout(c);
-    if (c->transferring)
-        transfer_abort(c, 0);
+    if (c->transferring) /* done if TimeoutNow went out, else someone else ran */
+        transfer_abort(c, c->transfer_sent ? 0 : RK_ECANCELED);
     for (size_t i = 0; i < c->n_prs; i++)
         c->prs[i].vote = 0;
     c->self_vote_id = 0;

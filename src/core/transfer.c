@@ -9,6 +9,7 @@ void transfer_abort(core_t *c, int status)
         return;
     rk_peer_id_t to = c->transferee;
     c->transferring = false;
+    c->transfer_sent = false;
     memset(&c->transferee, 0, sizeof c->transferee);
     c->transfer_elapsed = 0;
     core_event(c, CORE_EV_TRANSFER_DONE, 0, &to, status);
@@ -26,8 +27,10 @@ void transfer_maybe_timeout_now(core_t *c, core_progress_t *pr)
 {
     if (!c->transferring || c->role != CORE_LEADER || !core_peer_eq(&pr->id, &c->transferee))
         return;
-    if (pr->match == log_last_index(c))
+    if (pr->match == log_last_index(c)) {
         send_timeout_now(c, &pr->id);
+        c->transfer_sent = true;
+    }
 }
 
 int core_transfer_leader(core_t *c, const rk_peer_id_t *to)
@@ -53,9 +56,10 @@ int core_transfer_leader(core_t *c, const rk_peer_id_t *to)
     c->transferring = true;
     c->transferee = *to;
     c->transfer_elapsed = 0;
-    if (pr->match == log_last_index(c))
+    if (pr->match == log_last_index(c)) {
         send_timeout_now(c, to);
-    else
+        c->transfer_sent = true;
+    } else
         repl_send_append(c, pr, true);
     return 0;
 }
