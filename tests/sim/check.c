@@ -15,6 +15,9 @@
  *    restarts (a lost entry lets a leader without it be elected);
  *  - read linearizability (thesis 6.4): a read returns a state that includes
  *    every write completed before the read started;
+ *  - protocol rules a host can observe (unless --no-rule-checks): vote
+ *    grants and append acks leave a node only once durable; a leader's
+ *    commit index only ever moves onto an entry of its own term (§5.4.2);
  *  - host/core contract breaches (reading non-durable entries, ids going
  *    backwards, ...) are reported the same way. */
 #include <stdarg.h>
@@ -209,6 +212,15 @@ void check_status(sim_t *s, sim_node_t *nd)
     }
     if (st.commit == nd->commit_seen)
         return;
+    uint64_t ct;
+    if (s->p.rules && st.role == CORE_LEADER && slog_term(&nd->vlog, st.commit, &ct) &&
+        ct != st.term) {
+        check_fail(s,
+                   "commit rule (§5.4.2): leader %d in term %llu moves commit to %llu, an "
+                   "entry of term %llu",
+                   nd->id, U(st.term), U(st.commit), U(ct));
+        return;
+    }
     uint64_t from = nd->commit_seen + 1;
     if (from <= nd->vlog.compact_index)
         from = nd->vlog.compact_index;
@@ -257,7 +269,7 @@ void check_promise(sim_t *s, const sim_msg_t *sm)
 {
     const sim_node_t *nd = &s->nodes[sm->from];
     const core_msg_t *m = &sm->m;
-    if (m->reject)
+    if (m->reject || !s->p.rules)
         return;
     if (m->type == CORE_MSG_VOTE_RESP) {
         bool durable =
@@ -430,6 +442,10 @@ void check_read_served(sim_t *s, sim_node_t *nd, const sim_read_t *r)
 void trace_add(sim_t *s, int kind, int node, int peer, uint64_t a, uint64_t b, uint64_t c,
                uint64_t d)
 {
+    bool beat = (kind == TR_DELIVER || kind == TR_DROP) &&
+                (a == CORE_MSG_HEARTBEAT || a == CORE_MSG_HEARTBEAT_RESP);
+    if (beat && !s->p.verbose)
+        return; /* keep the failure trace for what moves state */
     sim_trace_rec_t *t = &s->trace[s->n_trace++ % SIM_TRACE];
     *t = (sim_trace_rec_t){s->step, s->now, kind, node, peer, a, b, c, d};
     if (s->p.verbose)

@@ -166,9 +166,10 @@ static void report(const sim_t *s)
     printf("VIOLATION seed=%llu step=%llu time=%llu: %s\n", U(s->seed), U(s->violation_step),
            U(s->now), s->violation);
     trace_dump(s);
-    printf("replay: raft_sim --seed %llu --nodes %d --spares %d --steps %llu%s%s\n", U(s->seed),
+    printf("replay: raft_sim --seed %llu --nodes %d --spares %d --steps %llu%s%s%s%s\n", U(s->seed),
            s->p.nodes, s->p.spares, U(s->p.steps), s->p.faults ? "" : " --no-faults",
-           s->p.liveness ? "" : " --no-liveness");
+           s->p.liveness ? "" : " --no-liveness", s->p.rules ? "" : " --no-rule-checks",
+           s->p.lease ? " --lease" : "");
 }
 
 static void teardown(sim_t *s)

@@ -89,7 +89,8 @@ static void host_start(sim_t *s, sim_node_t *nd)
     core_options_init(&init.opts);
     init.opts.self = nd->peer;
     init.opts.pre_vote = s->prof.pre_vote;
-    init.opts.check_quorum = s->prof.check_quorum;
+    init.opts.check_quorum = s->prof.check_quorum || s->p.lease;
+    init.opts.read_only = s->p.lease ? CORE_READ_LEASE : CORE_READ_SAFE;
     init.opts.max_entries_per_msg = s->prof.max_entries_per_msg;
     init.opts.max_inflight_msgs = s->prof.max_inflight;
     uint64_t x = s->seed * 1000003ULL + (uint64_t)nd->id * 7919ULL + nd->inc;

@@ -285,6 +285,9 @@ typedef struct sim_params {
     bool verbose;
     bool liveness; /* heal at the end and require progress */
     bool faults;   /* crashes, partitions, drops */
+    bool lease;    /* CORE_READ_LEASE reads (with check-quorum) instead of ReadIndex */
+    bool rules;    /* protocol-rule checks (durable promises, §5.4.2 commit rule) on top of
+                    * the black-box safety invariants */
 } sim_params_t;
 
 /* Per-seed fault profile, drawn from the seed. */

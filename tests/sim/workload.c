@@ -28,7 +28,7 @@ void work_profile(sim_t *s)
     p->crash_w = 30;
     p->partition_w = 25;
     p->disk_w = 10;
-    p->nemesis = f ? (uint32_t)sim_below(r, 400) : 0;
+    p->nemesis = f ? (uint32_t)sim_below(r, 600) : 0;
     p->propose_w = 50;
     p->read_w = 25;
     p->snap_w = 6;
@@ -37,9 +37,12 @@ void work_profile(sim_t *s)
     p->campaign_w = 2;
     p->pre_vote = sim_chance(r, 800);
     p->check_quorum = sim_chance(r, 800);
-    static const uint32_t ents[] = {1, 4, 64}, infl[] = {1, 4, 256};
-    p->max_entries_per_msg = ents[sim_below(r, 3)];
-    p->max_inflight = infl[sim_below(r, 3)];
+    /* Small windows half the time: replication then trickles one entry per
+     * round trip, which widens every window between a leader's old-term
+     * entries reaching a majority and its own entry doing so. */
+    static const uint32_t ents[] = {1, 1, 4, 64}, infl[] = {1, 1, 4, 256};
+    p->max_entries_per_msg = ents[sim_below(r, 4)];
+    p->max_inflight = infl[sim_below(r, 4)];
 }
 
 static sim_node_t *random_up(sim_t *s)
