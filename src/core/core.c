@@ -471,8 +471,8 @@ int core_report_snapshot(core_t *c, const rk_peer_id_t *peer, bool ok)
 
 static bool hs_changed(const core_t *c)
 {
-    return c->last_hs.term != c->term || !core_peer_eq(&c->last_hs.vote, &c->vote) ||
-           c->last_hs.commit != c->log.commit;
+    return c->last_hs.term != c->term || c->last_hs.commit != c->log.commit ||
+           !core_peer_eq(&c->last_hs.vote, &c->vote);
 }
 
 static uint64_t apply_hi(const core_t *c)
@@ -488,14 +488,42 @@ bool core_has_update(const core_t *c)
     return c->msgs.n || c->msgs_after.n || c->events.n || c->rstates.n || hs_changed(c) ||
            c->log.handed < log_last_index(c) || (c->log.has_snap && !c->log.snap_handed) ||
            apply_hi(c) > c->log.applied_handed || c->read_round_pending ||
-           (c->fatal && !c->fatal_reported);
+           c->commit_bcast_pending || (c->fatal && !c->fatal_reported);
+}
+
+/* Zeroes an update except `snapshot`, whose ~10 KB configuration would make
+ * clearing cost more than everything else an update of a few entries does;
+ * it is only valid (and only written) when has_snapshot is set. */
+static void update_clear(core_update_t *u)
+{
+    u->id = 0;
+    u->has_hard_state = false;
+    memset(&u->hs, 0, sizeof u->hs);
+    u->has_snapshot = false;
+    u->snapshot.index = 0;
+    u->snapshot.term = 0;
+    u->entries = NULL;
+    u->n_entries = 0;
+    u->msgs = NULL;
+    u->n_msgs = 0;
+    u->msgs_after = NULL;
+    u->n_msgs_after = 0;
+    u->apply_lo = 1;
+    u->apply_hi = 0;
+    u->reads = NULL;
+    u->n_reads = 0;
+    u->events = NULL;
+    u->n_events = 0;
+    u->fatal = 0;
 }
 
 void core_update_get(core_t *c, core_update_t *u)
 {
-    memset(u, 0, sizeof *u);
-    if (!c->fatal)
+    update_clear(u);
+    if (!c->fatal) {
+        repl_flush_commit(c);
         read_flush_round(c);
+    }
     core_log_t *l = &c->log;
     bool snap = l->has_snap && !l->snap_handed;
     bool ents = l->handed < log_last_index(c);
@@ -574,7 +602,7 @@ void core_update_release(core_update_t *u)
     msgs_free(u->msgs_after, u->n_msgs_after);
     free(u->events);
     free(u->reads);
-    memset(u, 0, sizeof *u);
+    update_clear(u);
 }
 
 /* ------------------------------------------------------- observability */

@@ -42,6 +42,8 @@
  *   - a leader removed (or demoted) by a committed configuration sends
  *     TimeoutNow to its most up-to-date voter as it steps down (thesis
  *     4.2.2), so the cluster need not wait out an election timeout.
+ *   - core_update_t.snapshot is only written (and valid) when has_snapshot
+ *     is set: update_get/release no longer clear its ~10 KB configuration.
  *   - CORE_EV_TRANSFER_DONE: a leader stepping down before it sent
  *     TimeoutNow reports RK_ECANCELED (was 0).
  */
@@ -51,6 +53,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "raftkit/peer.h"
 #include "raftkit/status.h"
@@ -63,15 +66,10 @@
  * dependency beyond itself. */
 static inline bool core_peer_eq(const rk_peer_id_t *a, const rk_peer_id_t *b)
 {
-    if (a->endpoint.port != b->endpoint.port || a->idx != b->idx)
-        return false;
-    for (size_t i = 0; i < RK_HOST_MAX; i++) {
-        if (a->endpoint.host[i] != b->endpoint.host[i])
-            return false;
-        if (a->endpoint.host[i] == '\0')
-            return true;
-    }
-    return true;
+    /* strncmp: the same comparison as a byte loop up to the NUL, but
+     * vectorized; this runs for every message received (progress lookup). */
+    return a->endpoint.port == b->endpoint.port && a->idx == b->idx &&
+           strncmp(a->endpoint.host, b->endpoint.host, RK_HOST_MAX) == 0;
 }
 
 static inline bool core_peer_is_none(const rk_peer_id_t *p)
@@ -334,7 +332,7 @@ typedef struct core_update {
     bool has_hard_state;
     core_hard_state_t hs;
     bool has_snapshot;
-    core_snapshot_meta_t snapshot;
+    core_snapshot_meta_t snapshot; /* only valid when has_snapshot */
     core_entry_t *entries;
     size_t n_entries;
     core_msg_t *msgs;

@@ -60,6 +60,7 @@ typedef struct core_progress {
     uint32_t ticks_since_contact;
     int vote;              /* election tally: 0 unknown, 1 granted, -1 rejected */
     uint64_t read_ack;     /* highest read-index round acknowledged */
+    uint64_t sent_commit;  /* commit index carried by the last append sent */
     core_inflight_t *infl; /* ring of max_inflight_msgs */
     uint32_t infl_start, infl_count;
     uint64_t infl_bytes;
@@ -119,6 +120,7 @@ struct core {
     /* leader */
     uint64_t pending_conf_index;
     bool committed_in_term;
+    bool commit_bcast_pending; /* tell followers the new commit at the next flush */
     bool transferring;
     rk_peer_id_t transferee;
     uint32_t transfer_elapsed;
@@ -227,6 +229,7 @@ bool repl_maybe_commit(core_t *c);
 int repl_append_local(core_t *c, core_entry_t *ents, size_t n);
 void repl_self_persisted(core_t *c);
 void repl_after_commit(core_t *c, uint64_t old_commit);
+void repl_flush_commit(core_t *c);
 
 /* snapshot.c */
 bool snap_send(core_t *c, core_progress_t *pr);
