@@ -498,6 +498,60 @@ static void test_interrupted_install(void **state)
     h_free(&cl);
 }
 
+/* Regression (simulator bug 2, thesis 5.1): a node that installed a
+ * snapshot from the leader, then leads, sends a lagging follower that
+ * installed snapshot -- never its own older local one, whose data its host
+ * no longer keeps and which would leave a gap its compacted log cannot
+ * fill. */
+static void test_installed_snapshot_is_the_one_sent(void **state)
+{
+    (void)state;
+    h_init(&cl, 5, 0, NULL);
+    assert_int_equal(h_elect(&cl, 0), CORE_LEADER);
+    h_stabilize(&cl);
+    for (int k = 0; k < 3; k++)
+        h_propose(&cl, 0, "a");
+    h_stabilize(&cl);
+    h_tick(&cl, 0, 1);
+    h_stabilize(&cl);
+    take_snapshot_and_compact(2); /* n2's own, older snapshot */
+    uint64_t old_snap = cl.n[2].snap.index;
+    h_isolate(&cl, 1, true);
+    h_isolate(&cl, 2, true);
+    for (int k = 0; k < 10; k++)
+        h_propose(&cl, 0, "b");
+    h_stabilize(&cl);
+    take_snapshot_and_compact(0);
+    uint64_t new_snap = cl.n[0].snap.index;
+    assert_true(new_snap > old_snap);
+    h_isolate(&cl, 2, false);
+    h_isolate(&cl, 1, true); /* healing n2 healed n1-n2 too */
+    core_report_unreachable(cl.n[0].core, &cl.n[2].id);
+    h_tick(&cl, 0, 1);
+    h_stabilize(&cl);
+    core_report_snapshot(cl.n[0].core, &cl.n[2].id, true);
+    h_tick(&cl, 0, 1);
+    h_stabilize(&cl);
+    assert_int_equal(cl.n[2].snap.index, new_snap);
+    assert_int_equal(core_transfer_leader(cl.n[0].core, &cl.n[2].id), 0);
+    h_stabilize(&cl);
+    assert_int_equal(h_role(&cl, 2), CORE_LEADER);
+    h_isolate(&cl, 1, false); /* n1 still at old_snap or so */
+    /* a snapshot n2 sent while n1 was cut off was lost: its host says so */
+    core_report_snapshot(cl.n[2].core, &cl.n[1].id, false);
+    h_net_msg_t *s = NULL;
+    for (int k = 0; k < 5 && s == NULL; k++) {
+        h_tick(&cl, 2, 1);
+        for (int r = 0; r < 4 && s == NULL; r++) {
+            h_deliver(&cl, -1, -1, -1);
+            s = h_find(&cl, 2, 1, CORE_MSG_SNAP);
+        }
+    }
+    assert_non_null(s);
+    assert_int_equal(s->m.snap->index, new_snap);
+    h_free(&cl);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -509,6 +563,7 @@ int main(void)
         cmocka_unit_test(test_snapshot_carries_config),
         cmocka_unit_test(test_snapshot_vs_inflight_writes),
         cmocka_unit_test(test_interrupted_install),
+        cmocka_unit_test(test_installed_snapshot_is_the_one_sent),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
