@@ -44,6 +44,10 @@
  *     4.2.2), so the cluster need not wait out an election timeout.
  *   - core_update_t.snapshot is only written (and valid) when has_snapshot
  *     is set: update_get/release no longer clear its ~10 KB configuration.
+ *   - core_change_conf_ex / CORE_CONF_MANUAL_LEAVE and core_leave_joint:
+ *     explicit leave of a joint configuration (scenario 71); core_conf_t
+ *     gained `manual_leave`, stored as bit1 of the CONF payload flags.
+ *   - core_forget_leader (scenarios 24, 93).
  *   - CORE_EV_TRANSFER_DONE: a leader stepping down before it sent
  *     TimeoutNow reports RK_ECANCELED (was 0).
  */
@@ -89,6 +93,9 @@ typedef struct core_conf {
     rk_configuration_t cur; /* C_new (or the only configuration) */
     rk_configuration_t old; /* C_old when joint; ignored otherwise */
     bool joint;
+    /* Joint only: the leader leaves it when asked (core_leave_joint), not
+     * automatically once it commits (etcd's explicit transition). */
+    bool manual_leave;
 } core_conf_t;
 
 /* Is p a voter in either half / a learner (member but voter in neither)? */
@@ -97,7 +104,7 @@ bool core_conf_is_learner(const core_conf_t *c, const rk_peer_id_t *p);
 bool core_conf_is_member(const core_conf_t *c, const rk_peer_id_t *p);
 
 /* CONF entry payload encoding, version 1 (little endian):
- *   u8 version=1, u8 flags (bit0: joint),
+ *   u8 version=1, u8 flags (bit0: joint, bit1: manual_leave),
  *   u8 n_cur_voters, u8 n_cur_learners, u8 n_old_voters, u8 n_old_learners,
  *   then each peer of those lists in that order as
  *     u8 host_len, host bytes, u16 port, i32 idx, i32 priority.
@@ -388,6 +395,35 @@ int core_propose(core_t *c, const core_entry_t *entries, size_t n, uint64_t *fir
  * (a change is uncommitted or the config is joint), RK_ECONF (no voters,
  * duplicates), RK_EINVAL. On success *index is the CONF entry's index. */
 int core_change_conf(core_t *c, const rk_configuration_t *target, uint64_t *index);
+
+/* Flags for core_change_conf_ex. */
+#define CORE_CONF_MANUAL_LEAVE 0x1u /* a joint change waits for core_leave_joint */
+
+/* core_change_conf with flags: CORE_CONF_MANUAL_LEAVE makes a voter change
+ * stay in C_old,new after it commits until core_leave_joint is called
+ * (scenario 71; a leader elected meanwhile keeps it joint too). Ignored for
+ * a change that needs no joint configuration. Errors: as core_change_conf,
+ * and RK_EINVAL for unknown flags. */
+int core_change_conf_ex(core_t *c, const rk_configuration_t *target, unsigned flags,
+                        uint64_t *index);
+
+/* Leader only: proposes C_new to leave the joint configuration in effect
+ * (thesis 4.3). Not joint (e.g. already left, or asked twice): a no-op that
+ * returns 0 with *index = the index of the configuration in effect.
+ * Errors: RK_ENOTLEADER, RK_ETRANSFER, RK_ECONFCHANGE (the joint entry is
+ * not committed yet), RK_ESTATE (halted). On success *index is the index of
+ * the C_new entry. */
+int core_leave_joint(core_t *c, uint64_t *index);
+
+/* Follower only: forget the current leader but keep the term (etcd's
+ * ForgetLeader), for a host that knows the leader is gone (its connection
+ * dropped, it was shut down): the follower then stops protecting the
+ * leader's lease (thesis 4.2.3) and grants (pre-)votes to up-to-date
+ * candidates at once instead of after an election timeout; the next message
+ * from a live leader restores it. Refused under CORE_READ_LEASE: lease reads
+ * rely on followers not voting for another leader within the lease.
+ * Non-followers: no-op. Errors: RK_ESTATE (lease reads, or halted). */
+int core_forget_leader(core_t *c);
 
 /* Leader only: transfers leadership to `to` (thesis 3.10): catch it up, send
  * TimeoutNow; proposals fail with RK_ETRANSFER meanwhile; aborted after an

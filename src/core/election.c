@@ -308,3 +308,15 @@ void election_step_vote_resp(core_t *c, const core_msg_t *m)
         election_become_follower(c, c->term, NULL);
     }
 }
+
+int core_forget_leader(core_t *c)
+{
+    if (c->fatal)
+        return RK_ESTATE;
+    if (c->o.read_only == CORE_READ_LEASE)
+        return RK_ESTATE; /* scenario 93: a lease read may rely on us */
+    if (c->role != CORE_FOLLOWER)
+        return 0;
+    election_set_lead(c, NULL);
+    return 0;
+}

@@ -655,6 +655,104 @@ static void test_heartbeat_trigger_only_at_leader_5_2(void **state)
     h_free(&cl);
 }
 
+/* Scenarios 24 and 93 (thesis 4.2.3): a follower told to forget its leader
+ * keeps its term and stops guarding the leader's lease: it answers an
+ * up-to-date pre-candidate at once (it would ignore it otherwise), still
+ * rejects a stale one; a heartbeat brings the leader back. Under lease
+ * reads forgetting is refused; at a leader it is a no-op. */
+static void test_forget_leader(void **state)
+{
+    (void)state;
+    static h_cluster_t cl;
+    h_init(&cl, 3, 0, NULL);
+    assert_int_equal(h_elect(&cl, 0), CORE_LEADER);
+    h_propose(&cl, 0, "x");
+    h_stabilize(&cl);
+    uint64_t t = h_term(&cl, 1);
+    core_msg_t pv = {.type = CORE_MSG_PREVOTE,
+                     .from = h_peer(2),
+                     .to = h_peer(1),
+                     .term = t + 1,
+                     .index = h_last(&cl, 2),
+                     .log_term = h_log_term(&cl, 2, h_last(&cl, 2))};
+    h_step(&cl, 1, &pv);
+    h_drain(&cl, 1);
+    assert_int_equal(h_count(&cl, 1, 2, CORE_MSG_PREVOTE_RESP), 0); /* lease */
+    assert_int_equal(core_forget_leader(cl.n[1].core), 0);
+    core_status_t st;
+    core_get_status(cl.n[1].core, &st);
+    assert_true(core_peer_is_none(&st.leader));
+    assert_int_equal(st.term, t);
+    h_step(&cl, 1, &pv);
+    h_drain(&cl, 1);
+    h_net_msg_t *r = h_find(&cl, 1, 2, CORE_MSG_PREVOTE_RESP);
+    assert_non_null(r);
+    assert_false(r->m.reject);
+    h_drop(&cl, -1, -1, -1);
+    pv.index = 1; /* stale log */
+    pv.log_term = 1;
+    h_step(&cl, 1, &pv);
+    h_drain(&cl, 1);
+    r = h_find(&cl, 1, 2, CORE_MSG_PREVOTE_RESP);
+    assert_non_null(r);
+    assert_true(r->m.reject);
+    assert_int_equal(h_term(&cl, 1), t);
+    h_drop(&cl, -1, -1, -1);
+    h_tick(&cl, 0, 1);
+    h_stabilize(&cl);
+    core_get_status(cl.n[1].core, &st);
+    assert_true(core_peer_eq(&st.leader, &cl.n[0].id));
+    assert_int_equal(core_forget_leader(cl.n[0].core), 0);
+    assert_int_equal(h_role(&cl, 0), CORE_LEADER);
+    h_free(&cl);
+
+    core_options_t o;
+    h_default_opts(&o);
+    o.read_only = CORE_READ_LEASE;
+    h_init(&cl, 3, 0, &o);
+    assert_int_equal(h_elect(&cl, 0), CORE_LEADER);
+    h_stabilize(&cl);
+    assert_int_equal(core_forget_leader(cl.n[1].core), RK_ESTATE);
+    core_get_status(cl.n[1].core, &st);
+    assert_true(core_peer_eq(&st.leader, &cl.n[0].id));
+    h_free(&cl);
+}
+
+/* Scenario 18 (thesis 9.6): n2, cut off, keeps failing pre-votes at the
+ * old term while leadership moves to n1 at a higher term. Healed, with n1
+ * then crashed, the survivors n0 and n2 still elect a leader: the low-term
+ * pre-candidate grants the up-to-date n0's pre-vote and vote; no stall. */
+static void test_smaller_term_node_completes_election_9_6(void **state)
+{
+    (void)state;
+    static h_cluster_t cl;
+    h_init(&cl, 3, 0, NULL);
+    assert_int_equal(h_elect(&cl, 0), CORE_LEADER);
+    h_stabilize(&cl);
+    uint64_t t = h_term(&cl, 0);
+    h_isolate(&cl, 2, true);
+    h_tick(&cl, 2, 40);
+    h_drop(&cl, -1, -1, -1);
+    assert_int_equal(h_role(&cl, 2), CORE_PRE_CANDIDATE);
+    assert_int_equal(h_term(&cl, 2), t);
+    assert_int_equal(core_transfer_leader(cl.n[0].core, &cl.n[1].id), 0);
+    h_stabilize(&cl);
+    assert_int_equal(h_role(&cl, 1), CORE_LEADER);
+    assert_int_equal(h_propose(&cl, 1, "x"), 0);
+    h_stabilize(&cl);
+    h_isolate(&cl, 2, false);
+    cl.n[1].down = true;
+    h_run(&cl, 80);
+    int l = h_leader(&cl);
+    assert_true(l == 0 || l == 2);
+    assert_true(h_term(&cl, l) > t + 1);
+    assert_int_equal(h_propose(&cl, l, "y"), 0);
+    h_stabilize(&cl);
+    assert_int_equal(h_commit(&cl, 0), h_last(&cl, 0));
+    assert_int_equal(h_commit(&cl, 2), h_commit(&cl, 0));
+    h_free(&cl);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -682,6 +780,8 @@ int main(void)
         cmocka_unit_test(test_new_peer_before_quorum_check_6_2),
         cmocka_unit_test(test_stale_heartbeat_to_higher_term_candidate),
         cmocka_unit_test(test_heartbeat_trigger_only_at_leader_5_2),
+        cmocka_unit_test(test_forget_leader),
+        cmocka_unit_test(test_smaller_term_node_completes_election_9_6),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -40,10 +40,12 @@ static void test_conf_codec_roundtrip(void **state)
     c.cur.learners[0] = h_peer(4);
     c.old.n_peers = 1;
     c.old.peers[0] = h_peer(1);
+    c.manual_leave = true;
     buf_t *b = core_conf_encode(&c);
     assert_non_null(b);
     assert_int_equal(core_conf_decode(b->data, b->len, &d), 0);
     assert_true(d.joint);
+    assert_true(d.manual_leave);
     assert_int_equal(d.cur.n_peers, 2);
     assert_int_equal(d.cur.peers[1].priority, 7);
     assert_true(core_peer_eq(&d.cur.learners[0], &c.cur.learners[0]));
@@ -450,6 +452,51 @@ static void test_promote_lagging_learner(void **state)
     h_free(&cl);
 }
 
+/* Scenario 71 (thesis 4.3): an explicit joint change stays in C_old,new
+ * after it commits; another change meanwhile is refused; leaving before the
+ * joint entry commits is refused; the first leave completes, a second one
+ * is a no-op. The flag travels with the entry to the followers. */
+static void test_explicit_leave_joint_4_3(void **state)
+{
+    (void)state;
+    h_init(&cl, 3, 1, NULL);
+    assert_int_equal(h_elect(&cl, 0), CORE_LEADER);
+    h_stabilize(&cl);
+    core_t *c0 = cl.n[0].core;
+    uint64_t li = 0, ji = 0;
+    assert_int_equal(core_leave_joint(c0, &li), 0); /* not joint: no-op */
+    assert_int_equal(li, 0);
+    rk_configuration_t t = voters(3, (int[]){0, 1, 3});
+    assert_int_equal(core_change_conf_ex(c0, &t, 0x80, NULL), RK_EINVAL);
+    assert_int_equal(core_change_conf_ex(c0, &t, CORE_CONF_MANUAL_LEAVE, &ji), 0);
+    h_drain(&cl, 0);
+    assert_int_equal(core_leave_joint(c0, &li), RK_ECONFCHANGE); /* not committed */
+    h_stabilize(&cl);
+    h_tick(&cl, 0, 1);
+    h_stabilize(&cl);
+    assert_true(h_commit(&cl, 0) >= ji);
+    assert_true(conf_of(0, NULL)->joint);
+    assert_true(conf_of(1, NULL)->joint);
+    assert_true(conf_of(1, NULL)->manual_leave);
+    assert_int_equal(h_last(&cl, 0), ji); /* no automatic C_new */
+    rk_configuration_t t2 = voters(3, (int[]){0, 1, 2});
+    assert_int_equal(core_change_conf(c0, &t2, NULL), RK_ECONFCHANGE);
+    assert_int_equal(core_leave_joint(c0, &li), 0);
+    assert_true(li > ji);
+    h_stabilize(&cl);
+    h_tick(&cl, 0, 1);
+    h_stabilize(&cl);
+    assert_false(conf_of(0, NULL)->joint);
+    assert_false(conf_of(3, NULL)->joint);
+    assert_true(h_commit(&cl, 0) >= li);
+    uint64_t last = h_last(&cl, 0), li2 = 0;
+    assert_int_equal(core_leave_joint(c0, &li2), 0);
+    assert_int_equal(li2, li);
+    assert_int_equal(h_last(&cl, 0), last);
+    assert_int_equal(core_leave_joint(cl.n[1].core, &li2), RK_ENOTLEADER);
+    h_free(&cl);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -466,6 +513,7 @@ int main(void)
         cmocka_unit_test(test_conf_in_log_governs_campaign),
         cmocka_unit_test(test_promoted_learner_must_vote),
         cmocka_unit_test(test_promote_lagging_learner),
+        cmocka_unit_test(test_explicit_leave_joint_4_3),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
