@@ -214,7 +214,6 @@ typedef struct sim_prop {
 typedef struct sim_read {
     uint64_t ctx;
     uint32_t key;
-    uint64_t start_seq;
     uint64_t need_key; /* log index of the newest write to key completed before start */
     uint64_t need_all; /* log index of the newest write completed before start */
     uint64_t index;    /* read index once confirmed */
@@ -300,7 +299,10 @@ typedef struct sim_profile {
     uint32_t client_gap;     /* mean gap between client actions */
     uint32_t fault_gap;      /* mean gap between faults */
     uint32_t crash_w, partition_w, disk_w;
-    uint32_t nemesis; /* permille of new leaders hit by a targeted fault soon after */
+    uint32_t nemesis;         /* permille of new leaders hit by a targeted fault soon after */
+    uint32_t nemesis_isolate; /* permille of those faults that isolate rather than crash */
+    uint32_t leader_crash;    /* permille of random crashes aimed at a leader */
+    bool storm;               /* the leader-churn family of profiles (see work_profile) */
     uint32_t snap_w, conf_w, transfer_w, read_w, propose_w, campaign_w;
     bool pre_vote, check_quorum;
     uint32_t max_entries_per_msg, max_inflight;
@@ -316,7 +318,7 @@ typedef struct sim {
     core_conf_t boot;
     bool blocked[SIM_MAX_NODES][SIM_MAX_NODES];
     sim_heap_t heap;
-    uint64_t now, seq, step, ev_seq;
+    uint64_t now, step, ev_seq;
     bool quiet; /* final phase: no faults, healed network */
     uint64_t next_wid, next_ctx;
     /* checks */

@@ -43,6 +43,23 @@ void work_profile(sim_t *s)
     static const uint32_t ents[] = {1, 1, 4, 64}, infl[] = {1, 1, 4, 256};
     p->max_entries_per_msg = ents[sim_below(r, 4)];
     p->max_inflight = infl[sim_below(r, 4)];
+    p->nemesis_isolate = 500;
+    p->leader_crash = 400;
+    /* A third of the seeds churn leaders hard: leaders are the usual crash
+     * target, new leaders are mostly cut off at once (their fresh entries
+     * stay on them alone), and replication trickles one entry at a time.
+     * That is the soil Figure 8 (§5.4.2) grows in: a later leader pushing an
+     * older term's entries to a majority while a node with a newer,
+     * unreplicated term could still be elected. */
+    p->storm = f && sim_chance(r, 333);
+    if (p->storm) {
+        p->nemesis = (uint32_t)sim_between(r, 600, 900);
+        p->nemesis_isolate = 750;
+        p->leader_crash = 800;
+        p->fault_gap = (uint32_t)sim_between(r, 30, 150);
+        p->max_entries_per_msg = 1;
+        p->max_inflight = infl[sim_below(r, 3)];
+    }
 }
 
 static sim_node_t *random_up(sim_t *s)
@@ -119,7 +136,6 @@ static void do_read(sim_t *s)
     memset(&r, 0, sizeof r);
     r.ctx = ++s->next_ctx;
     r.key = (uint32_t)sim_below(&s->rng, SIM_KEYS);
-    r.start_seq = s->step;
     check_read_start(s, &r);
     int rc = core_read_index(nd->core, r.ctx);
     trace_add(s, TR_READ, nd->id, -1, r.ctx, r.key, (uint64_t)(int64_t)rc, 0);
@@ -256,7 +272,7 @@ void work_fault(sim_t *s)
     const sim_profile_t *p = &s->prof;
     uint32_t x = (uint32_t)sim_below(&s->rng, p->crash_w + p->partition_w + p->disk_w);
     if (x < p->crash_w) {
-        sim_node_t *nd = sim_chance(&s->rng, 400) ? random_leader(s) : NULL;
+        sim_node_t *nd = sim_chance(&s->rng, p->leader_crash) ? random_leader(s) : NULL;
         if (nd == NULL)
             nd = random_up(s);
         if (nd == NULL)
@@ -288,7 +304,7 @@ void work_new_leader(sim_t *s, sim_node_t *nd)
     if (!s->p.faults || s->quiet || !sim_chance(&s->rng, s->prof.nemesis))
         return;
     sim_schedule(s, sim_between(&s->rng, 0, 3 * s->prof.delay_max), EV_NEMESIS, nd->id,
-                 (int)sim_below(&s->rng, 2), NULL);
+                 sim_chance(&s->rng, s->prof.nemesis_isolate) ? 1 : 0, NULL);
 }
 
 /* 2: the update grants a vote; 1: it acknowledges an append; 0: neither. */
