@@ -24,7 +24,8 @@
  *   - update.msgs may be sent at once; update.msgs_after only after the update
  *     is durable (vote grants, append acks: they promise durable state).
  *   - the leader's own log counts toward commit only once acked; a candidate's
- *     self-vote counts only once its hard state is acked.
+ *     self-vote counts only once its hard state is acked, and it becomes
+ *     leader only then, even if the other voters alone are a majority.
  *   - an ack never marks entries stable that were overwritten after the acked
  *     update was emitted (the unstable-log ABA race): see log_unstable.c.
  *
@@ -48,6 +49,9 @@
  *     explicit leave of a joint configuration (scenario 71); core_conf_t
  *     gained `manual_leave`, stored as bit1 of the CONF payload flags.
  *   - core_forget_leader (scenarios 24, 93).
+ *   - a candidate whose term/self-vote write is not yet acked no longer
+ *     becomes leader on the others' grants alone (it could lead the same
+ *     term twice across a crash); it does when the write is acked.
  *   - CORE_EV_TRANSFER_DONE: a leader stepping down before it sent
  *     TimeoutNow reports RK_ECANCELED (was 0).
  */

@@ -301,8 +301,14 @@ void election_step_vote_resp(core_t *c, const core_msg_t *m)
     if (res > 0) {
         if (pre)
             become_candidate(c, false);
-        else
+        else if (c->self_vote_id == 0)
             election_become_leader(c);
+        /* else: a majority granted without our own vote, but our term and
+         * self-vote are not durable yet. Leading now could make us lead
+         * this term twice: crash, restart at the old term, campaign for the
+         * same term again, and the same voters grant again (§5.2 one vote
+         * per term is about voters; §5.4's Log Matching needs one leader per
+         * term). election_self_vote_persisted re-checks the tally. */
     } else if (res < 0) {
         /* pre-vote lost: stay at the same term (scenario 13). */
         election_become_follower(c, c->term, NULL);

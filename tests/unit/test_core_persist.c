@@ -397,12 +397,43 @@ static void test_leader_disk_failure(void **state)
     h_free(&cl);
 }
 
+/* Regression (simulator bug 3; §5.2, Log Matching §5.3): a candidate whose
+ * term and self-vote are not yet durable does not become leader even when
+ * a majority of the others granted; once the write is acked it does. A
+ * crash before the ack brings it back at the old term, so leading early
+ * could make it lead the same term twice with different entries. */
+static void test_no_leadership_before_term_durable(void **state)
+{
+    (void)state;
+    h_init(&cl, 5, 0, NULL);
+    cl.opts.pre_vote = false;
+    for (int i = 0; i < 5; i++)
+        h_restart(&cl, i); /* rebuild with pre-vote off */
+    cl.auto_persist = false;
+    assert_int_equal(core_campaign(cl.n[0].core), 0);
+    h_drain(&cl, 0);
+    uint64_t t = h_term(&cl, 0);
+    assert_int_equal(cl.n[0].n_pending, 1); /* term + self-vote, pending */
+    h_deliver(&cl, 0, -1, CORE_MSG_VOTE);
+    for (int i = 1; i < 5; i++)
+        h_persist(&cl, i);
+    assert_int_equal(h_deliver(&cl, -1, 0, CORE_MSG_VOTE_RESP), 4);
+    assert_int_equal(h_role(&cl, 0), CORE_CANDIDATE);
+    assert_int_equal(h_count(&cl, 0, -1, CORE_MSG_APP), 0);
+    h_persist(&cl, 0);
+    h_drain(&cl, 0);
+    assert_int_equal(h_role(&cl, 0), CORE_LEADER);
+    assert_int_equal(h_term(&cl, 0), t);
+    h_free(&cl);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_reply_only_after_persist),
         cmocka_unit_test(test_no_campaign_while_busy),
         cmocka_unit_test(test_leader_disk_failure),
+        cmocka_unit_test(test_no_leadership_before_term_durable),
         cmocka_unit_test(test_leader_counts_itself_after_persist_10_2_1),
         cmocka_unit_test(test_late_self_vote_not_tallied),
         cmocka_unit_test(test_candidate_waits_for_self_vote),
