@@ -33,6 +33,7 @@ typedef struct msgq {
 
 static node_t nodes[NODES];
 static msgq_t q;
+static uint64_t n_msgs, n_updates;
 
 static void die(const char *what)
 {
@@ -156,6 +157,8 @@ static void drain(int i)
     while (core_has_update(n->core)) {
         core_update_t u;
         core_update_get(n->core, &u);
+        n_updates++;
+        n_msgs += u.n_msgs + u.n_msgs_after;
         if (u.fatal)
             die("core halted");
         for (size_t k = 0; k < u.n_msgs; k++)
@@ -249,6 +252,7 @@ int main(int argc, char **argv)
     if (ents == NULL || data == NULL)
         die("out of memory");
     uint64_t first_commit = s.commit;
+    n_msgs = n_updates = 0;
     double t0 = now_s();
     for (long b = 0; b < batches; b++) {
         for (long k = 0; k < batch; k++) {
@@ -280,6 +284,8 @@ int main(int argc, char **argv)
            NODES, batches, batch, payload, (unsigned long long)total, secs);
     printf("core_bench: %.0f entries/s, %.1f ns/entry (all three cores, one thread)\n",
            (double)total / secs, secs * 1e9 / (double)total);
+    printf("core_bench: %.3f messages and %.3f updates per entry\n", (double)n_msgs / (double)total,
+           (double)n_updates / (double)total);
 
     free(ents);
     free(data);
