@@ -36,7 +36,7 @@ void work_profile(sim_t *s)
     p->transfer_w = 3;
     p->campaign_w = 2;
     p->pre_vote = sim_chance(r, 800);
-    p->check_quorum = sim_chance(r, 800);
+    p->check_quorum = sim_chance(r, 600);
     /* Small windows half the time: replication then trickles one entry per
      * round trip, which widens every window between a leader's old-term
      * entries reaching a majority and its own entry doing so. */
@@ -129,7 +129,11 @@ static void do_propose(sim_t *s)
 
 static void do_read(sim_t *s)
 {
-    sim_node_t *nd = random_up(s);
+    /* Half the reads go to a node that believes it leads: a deposed leader
+     * that has not noticed yet is where stale reads come from. */
+    sim_node_t *nd = sim_chance(&s->rng, 500) ? random_leader(s) : NULL;
+    if (nd == NULL)
+        nd = random_up(s);
     if (nd == NULL)
         return;
     sim_read_t r;
