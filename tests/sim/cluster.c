@@ -193,6 +193,15 @@ int sim_run(const sim_params_t *p, uint64_t seed, sim_totals_t *t)
     s->n = p->nodes + p->spares;
     check_init(s);
     work_profile(s);
+    if (p->verbose) {
+        const sim_profile_t *f = &s->prof;
+        printf("seed %llu profile: drop %u‰ dup %u‰ delay<=%u (tail %u‰ <=%u) disk<=%u "
+               "(slow <=%u) pre-vote %d check-quorum %d entries/msg %u inflight %u nemesis %u‰ "
+               "storm %d\n",
+               U(seed), f->drop, f->dup, f->delay_max, f->tail, f->tail_max, f->disk_max,
+               f->slow_disk_max, f->pre_vote, f->check_quorum, f->max_entries_per_msg,
+               f->max_inflight, f->nemesis, f->storm);
+    }
     memset(&s->boot, 0, sizeof s->boot);
     for (int i = 0; i < s->n; i++) {
         sim_node_t *nd = &s->nodes[i];

@@ -371,7 +371,16 @@ void work_final(sim_t *s)
 {
     if (s->final_index != 0 || (s->final_wid != 0 && final_pending(s)))
         return;
-    sim_node_t *L = random_leader(s);
+    /* The leader of the highest term: a leader removed from the configuration
+     * while cut off may believe it leads an old term forever when neither
+     * pre-vote nor check-quorum is on (nobody tells it otherwise); it is not
+     * the cluster's leader. */
+    sim_node_t *L = NULL;
+    for (int i = 0; i < s->n; i++) {
+        sim_node_t *nd = &s->nodes[i];
+        if (nd->up && nd->role_seen == CORE_LEADER && (L == NULL || nd->term_seen > L->term_seen))
+            L = nd;
+    }
     if (L == NULL)
         return;
     uint64_t wid = propose(s, L, 1);
