@@ -268,11 +268,16 @@ int core_step(core_t *c, const core_msg_t *m)
             election_become_follower(c, m->term, NULL);
         }
     } else if (m->term < c->term) {
-        if ((c->o.check_quorum || c->o.pre_vote) &&
-            (m->type == CORE_MSG_APP || m->type == CORE_MSG_HEARTBEAT)) {
+        if (m->type == CORE_MSG_APP || m->type == CORE_MSG_HEARTBEAT) {
             /* A stale leader (or one cut off while we pushed our term up):
              * tell it our term so it steps down and we are not stuck
-             * (scenarios 23, 112). */
+             * (scenarios 23, 112; Fig. 3.1 "reply false if term <
+             * currentTerm"). etcd only answers under pre-vote or
+             * check-quorum, relying otherwise on vote requests to raise
+             * terms -- which a leader removed while cut off never gets, so
+             * it would lead its old term forever (simulator bug 4). Any
+             * leader of a lower term is stale, so the answer disrupts
+             * nothing. */
             core_msg_t *r = core_msg_new(c, CORE_MSG_APP_RESP, &m->from, false);
             if (r != NULL)
                 r->term = c->term;

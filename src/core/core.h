@@ -49,6 +49,9 @@
  *     explicit leave of a joint configuration (scenario 71); core_conf_t
  *     gained `manual_leave`, stored as bit1 of the CONF payload flags.
  *   - core_forget_leader (scenarios 24, 93).
+ *   - a lower-term append or heartbeat is always answered with our term
+ *     (before: only with pre-vote or check-quorum on), so a stale leader
+ *     that nobody else contacts steps down.
  *   - a candidate whose term/self-vote write is not yet acked no longer
  *     becomes leader on the others' grants alone (it could lead the same
  *     term twice across a crash); it does when the write is acked.

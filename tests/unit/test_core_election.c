@@ -753,6 +753,35 @@ static void test_smaller_term_node_completes_election_9_6(void **state)
     h_free(&cl);
 }
 
+/* Regression (simulator bug 4; Fig. 3.1 "reply false if term <
+ * currentTerm"): even with pre-vote and check-quorum off, a heartbeat from
+ * a stale leader is answered with the receiver's term, so a leader that was
+ * removed while cut off, and that nobody contacts any more, steps down
+ * instead of leading its old term forever. */
+static void test_stale_leader_told_the_term_without_options(void **state)
+{
+    (void)state;
+    static h_cluster_t cl;
+    core_options_t o = opts_no_prevote();
+    h_init(&cl, 3, 0, &o);
+    assert_int_equal(h_elect(&cl, 0), CORE_LEADER);
+    h_stabilize(&cl);
+    uint64_t t = h_term(&cl, 0);
+    h_isolate(&cl, 0, true);
+    assert_int_equal(h_elect(&cl, 1), CORE_LEADER);
+    h_isolate(&cl, 0, false);
+    assert_int_equal(h_role(&cl, 0), CORE_LEADER);
+    h_tick(&cl, 0, 1);
+    h_deliver(&cl, 0, 2, CORE_MSG_HEARTBEAT);
+    h_net_msg_t *r = h_find(&cl, 2, 0, CORE_MSG_APP_RESP);
+    assert_non_null(r);
+    assert_true(r->m.term > t);
+    h_deliver(&cl, 2, 0, CORE_MSG_APP_RESP);
+    assert_int_equal(h_role(&cl, 0), CORE_FOLLOWER);
+    assert_int_equal(h_term(&cl, 0), h_term(&cl, 1));
+    h_free(&cl);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -782,6 +811,7 @@ int main(void)
         cmocka_unit_test(test_heartbeat_trigger_only_at_leader_5_2),
         cmocka_unit_test(test_forget_leader),
         cmocka_unit_test(test_smaller_term_node_completes_election_9_6),
+        cmocka_unit_test(test_stale_leader_told_the_term_without_options),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
