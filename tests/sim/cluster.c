@@ -161,11 +161,51 @@ static void final_phase(sim_t *s)
 
 /* ------------------------------------------------------------------ run */
 
+static void conf_ids(const sim_t *s, const rk_configuration_t *c, char *buf, size_t len)
+{
+    size_t o = 0;
+    buf[0] = '\0';
+    for (uint32_t i = 0; i < c->n_peers && o + 8 < len; i++)
+        o +=
+            (size_t)snprintf(buf + o, len - o, "%sn%d", i ? "," : "", net_node_of(s, &c->peers[i]));
+    for (uint32_t i = 0; i < c->n_learners && o + 10 < len; i++)
+        o += (size_t)snprintf(buf + o, len - o, ",n%d/l", net_node_of(s, &c->learners[i]));
+}
+
+/* Each node at the time of the violation: role, term, log, configuration. */
+static void dump_nodes(const sim_t *s)
+{
+    printf("nodes:\n");
+    for (int i = 0; i < s->n; i++) {
+        const sim_node_t *nd = &s->nodes[i];
+        if (!nd->up) {
+            printf("  n%d down (durable: term %llu, log last %llu, snapshot %llu)\n", i,
+                   U(nd->hs.term), U(slog_last(&nd->dlog)), U(nd->dsnap.meta.index));
+            continue;
+        }
+        core_status_t st;
+        core_get_status(nd->core, &st);
+        uint64_t ci;
+        const core_conf_t *cc = core_get_conf(nd->core, &ci);
+        char cur[160], old[160] = "";
+        conf_ids(s, &cc->cur, cur, sizeof cur);
+        if (cc->joint)
+            conf_ids(s, &cc->old, old, sizeof old);
+        printf("  n%d %s term %llu commit %llu applied %llu log (%llu..%llu]/%llu stable %llu, "
+               "conf@%llu {%s}%s%s%s, %zu writes pending\n",
+               i, core_role_name(st.role), U(st.term), U(st.commit), U(st.applied),
+               U(st.first_index ? st.first_index - 1 : 0), U(st.last_index), U(st.last_term),
+               U(st.stable_index), U(ci), cur, cc->joint ? " joint old {" : "", old,
+               cc->joint ? "}" : "", (size_t)(nd->wq_head != NULL));
+    }
+}
+
 static void report(const sim_t *s)
 {
     printf("VIOLATION seed=%llu step=%llu time=%llu: %s\n", U(s->seed), U(s->violation_step),
            U(s->now), s->violation);
     trace_dump(s);
+    dump_nodes(s);
     printf("replay: raft_sim --seed %llu --nodes %d --spares %d --steps %llu%s%s%s%s\n", U(s->seed),
            s->p.nodes, s->p.spares, U(s->p.steps), s->p.faults ? "" : " --no-faults",
            s->p.liveness ? "" : " --no-liveness", s->p.rules ? "" : " --no-rule-checks",
