@@ -125,6 +125,7 @@ typedef struct node_persist {
     size_t n_after;
     bool has_snapshot;
     core_snapshot_meta_t snapshot;
+    bool done;      /* written (or nothing to write): ack once everything before is */
     uint64_t t0_ns; /* submitted at (metrics: append-logs, save-raft-meta) */
     struct node_persist *next;
 } node_persist_t;
@@ -199,6 +200,13 @@ struct rk_node {
     bool handles_open;
     node_persist_t *persist_head, *persist_tail; /* submitted, not yet completed */
     uint64_t persisted_id;
+    /* Commit-only hard states are not written on their own (see
+     * persist_update): the newest one waits here for the next write. */
+    meta_hard_state_t hs_submitted; /* last hard state handed to the writer */
+    bool hs_submitted_valid;
+    meta_hard_state_t hs_lazy;
+    bool hs_lazy_pending;
+    uint64_t ack_now; /* update to ack once the current update is released */
     uint64_t applied_seen; /* last value passed to core_applied */
     bool was_leader;
     uint64_t leader_term;
