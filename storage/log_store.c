@@ -647,6 +647,12 @@ static int write_fn(MDB_txn *txn, void *arg)
 
 int log_store_write(log_env_t *env, log_op_t *ops, size_t n, rk_status_t *st)
 {
+    return log_store_write_flags(env, ops, n, 0, st);
+}
+
+int log_store_write_flags(log_env_t *env, log_op_t *ops, size_t n, unsigned flags,
+                          rk_status_t *st)
+{
     /* Entries about to be deleted leave the cache before the transaction:
      * should a reader look between commit and publication below, it falls
      * through to LMDB and sees the committed state rather than a stale copy. */
@@ -663,13 +669,14 @@ int log_store_write(log_env_t *env, log_op_t *ops, size_t n, rk_status_t *st)
         pthread_mutex_unlock(&s->mu);
     }
     struct write_ctx c = {env, ops, n, 0, st};
-    int rc = log_env_write(env, write_fn, &c, st);
+    int rc = log_env_write_flags(env, flags, write_fn, &c, st);
     if (rc != 0) {
         for (size_t i = 0; i < n; i++)
             ops[i].status = rc;
         return rc;
     }
-    /* Committed and durable: publish the new bounds and cache the entries. */
+    /* Committed (and durable, or about to be: see log_store_write_flags):
+     * publish the new bounds and cache the entries. */
     for (size_t i = 0; i < n; i++) {
         log_op_t *op = &ops[i];
         log_store_t *s = op->store;
