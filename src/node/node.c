@@ -40,8 +40,20 @@ static core_entry_type_t to_core_type(log_entry_type_t t)
     }
 }
 
+static void kick_idle_cb(uv_idle_t *h)
+{
+    (void)h; /* only there so that the poll phase does not block */
+}
+
 void node_wake(rk_node_t *n)
 {
+    if (node_rt_on_loop(n->rt)) {
+        if (n->handles_open && !n->kick_pending) {
+            n->kick_pending = true;
+            uv_idle_start(&n->kick_idle, kick_idle_cb);
+        }
+        return;
+    }
     pthread_mutex_lock(&n->mu);
     if (n->handles_open)
         uv_async_send(&n->wake);
@@ -526,6 +538,13 @@ static void handle_update(rk_node_t *n, core_update_t *u)
         n->fatal = true;
         return;
     }
+    /* 2. messages that need no durability, first: the leader's
+     * AppendEntries are on the wire before its own log write is queued
+     * (thesis 10.2.1), so the followers' writes start as early as possible;
+     * waking the writer thread first could delay the send by a context
+     * switch on a busy machine. */
+    for (size_t i = 0; i < u->n_msgs; i++)
+        transport_send(n, &u->msgs[i]);
     /* 1. persist (hard state, snapshot, entries), in update order */
     if (u->id != 0) {
         int rc = persist_update(n, u);
@@ -535,9 +554,6 @@ static void handle_update(rk_node_t *n, core_update_t *u)
             return;
         }
     }
-    /* 2. messages that need no durability */
-    for (size_t i = 0; i < u->n_msgs; i++)
-        transport_send(n, &u->msgs[i]);
     /* 3. committed entries, after the snapshot they follow */
     if (u->has_snapshot) {
         n->last_snapshot_index = u->snapshot.index;
@@ -831,6 +847,17 @@ void node_drive(rk_node_t *n)
     node_publish_status(n);
 }
 
+static void on_kick(uv_check_t *h)
+{
+    rk_node_t *n = h->data;
+    if (!n->kick_pending)
+        return;
+    n->kick_pending = false;
+    uv_idle_stop(&n->kick_idle);
+    if (!n->stopping)
+        node_drive(n); /* a kick from inside keeps the idle handle on: next round */
+}
+
 static void on_wake(uv_async_t *a)
 {
     rk_node_t *n = a->data;
@@ -1081,6 +1108,11 @@ static void start_on_loop(void *p)
     n->tick_timer.data = n;
     uv_async_init(&n->rt->loop, &n->wake, on_wake);
     n->wake.data = n;
+    uv_idle_init(&n->rt->loop, &n->kick_idle);
+    n->kick_idle.data = n;
+    uv_check_init(&n->rt->loop, &n->kick_check);
+    n->kick_check.data = n;
+    uv_check_start(&n->kick_check, on_kick);
     pthread_mutex_lock(&n->mu);
     n->handles_open = true;
     pthread_mutex_unlock(&n->mu);
@@ -1170,9 +1202,11 @@ void node_loop_stop(rk_node_t *n)
     n->handles_open = false;
     pthread_mutex_unlock(&n->mu);
     if (open) {
-        n->close_pending = 2;
+        n->close_pending = 4;
         uv_close((uv_handle_t *)&n->tick_timer, handle_closed);
         uv_close((uv_handle_t *)&n->wake, handle_closed);
+        uv_close((uv_handle_t *)&n->kick_idle, handle_closed);
+        uv_close((uv_handle_t *)&n->kick_check, handle_closed);
     }
     if (n->fsm_started)
         fsm_post_simple(n, FSM_SHUTDOWN, 0, NULL);

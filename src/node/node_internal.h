@@ -197,6 +197,14 @@ struct rk_node {
     core_t *core;
     uv_timer_t tick_timer;
     uv_async_t wake;
+    /* L: a drive requested from the loop thread itself runs in the check
+     * phase of the same loop iteration (after every callback of the poll
+     * phase, so a burst of messages still makes one batch); the idle handle
+     * only keeps the poll from blocking meanwhile. Cheaper than uv_async_send
+     * to ourselves: no eventfd write, read and extra epoll round. */
+    uv_idle_t kick_idle;
+    uv_check_t kick_check;
+    bool kick_pending;
     bool handles_open;
     node_persist_t *persist_head, *persist_tail; /* submitted, not yet completed */
     uint64_t persisted_id;
