@@ -31,8 +31,8 @@
 
 #define IN_FLIGHT   4
 #define MAX_BATCH   32
-#define MAX_PAYLOAD 600
-#define RESTART_AT  60000 /* start a fresh log past this many entries */
+#define MAX_PAYLOAD 5000 /* past 2000 bytes, runs of entries share a record */
+#define RESTART_AT  20000 /* start a fresh log past this many entries */
 
 static uint64_t rng_state;
 static bool power_loss;
