@@ -13,8 +13,15 @@
  * another thread is allowed but pointless).
  *
  * Visibility. The first/last index and the cache are updated only after the
- * transaction that changed them is committed (and synced), so a reader never
- * sees an entry that a crash could take back.
+ * transaction that changed them is committed. log_store_write also waits for
+ * the sync, so after it a reader never sees an entry that a crash could take
+ * back. Through the log writer (log_store_write_flags with
+ * LOG_ENV_DEFER_META) the newest batches are visible to readers a little
+ * before a power loss could no longer undo them; durability is promised only
+ * by the writer's completion callback, which waits for that.
+ *
+ * On disk (log_store.c, "records"): the value under (group, first index) is
+ * one or more encoded entries; runs of large entries share one value.
  */
 #ifndef RAFTKIT_STORAGE_LOG_STORE_H
 #define RAFTKIT_STORAGE_LOG_STORE_H
