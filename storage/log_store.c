@@ -287,9 +287,11 @@ static int load_state(log_store_t *s, rk_status_t *st)
     }
     if (first == 0) {
         last = bi; /* empty log */
-    } else if (first > bi + 1 || last <= bi) {
+    } else if (last <= bi) {
+        last = bi; /* only dead entries below the base are left: empty log */
+    } else if (first > bi + 1) {
         /* (a record may start before base + 1 after a prefix truncation,
-         * never after it, and something must be left beyond the base) */
+         * never after it) */
         rc = rk_status_set(st, RK_ECORRUPT, "group %s: log starts at %llu but its base is %llu",
                            s->group, (unsigned long long)first, (unsigned long long)bi);
         goto out;
@@ -668,7 +670,12 @@ static int delete_from(log_store_t *s, MDB_txn *txn, uint64_t from)
         const uint8_t *p;
         size_t len;
         int r = rec_slice(&v, first, from, &p, &len);
-        if (r == 0) { /* keep the entries before from */
+        if (r == 0 && from - 1 <= s->tx_base_index) {
+            /* what would be kept lies below the base (dead since a prefix
+             * truncation): the whole record goes */
+            if ((rc = mdb_cursor_del(cur, 0)) != 0)
+                goto out;
+        } else if (r == 0) { /* keep the entries before from */
             size_t keep = (size_t)(p - (const uint8_t *)v.mv_data);
             void *copy = malloc(keep); /* v points into the map */
             if (copy == NULL) {

@@ -301,6 +301,70 @@ static void truncate_prefix_keeps_the_base_term(void **state)
     assert_int_equal(log_store_last_index(f->log), 10);
 }
 
+/* n entries from first, each with a payload of len bytes. */
+static log_entry_t *sized_entries(uint64_t first, size_t n, uint64_t term, size_t len)
+{
+    log_entry_t *e = calloc(n, sizeof *e);
+    for (size_t i = 0; i < n; i++) {
+        unsigned char *p = malloc(len);
+        tu_payload_fill(first + i, term, p, len);
+        e[i] = (log_entry_t){.index = first + i, .term = term, .type = LOG_ENTRY_DATA,
+                             .data = p, .len = len};
+    }
+    return e;
+}
+
+static void expect_sized(log_store_t *s, uint64_t first, uint64_t last, uint64_t term, size_t len)
+{
+    rk_status_t st;
+    assert_int_equal(log_store_first_index(s), first);
+    assert_int_equal(log_store_last_index(s), last);
+    for (uint64_t i = first; i <= last; i++) {
+        log_entry_t e;
+        assert_int_equal(log_store_get(s, i, &e, &st), 0);
+        assert_int_equal(e.len, len);
+        assert_true(tu_payload_check(i, term, e.data, e.len));
+        log_entry_release(&e);
+    }
+    uint64_t bad = 0;
+    assert_int_equal(log_store_verify(s, &bad, &st), 0);
+}
+
+/* Ten 3000-byte entries share one record; prefix and suffix truncations cut
+ * it, down to a record holding only entries below the base. */
+static void truncations_inside_one_packed_record(void **state)
+{
+    fx_t *f = *state;
+    rk_status_t st;
+    log_entry_t *e = sized_entries(1, 10, 1, 3000);
+    assert_int_equal(log_store_append(f->log, e, 10, &st), 0);
+    tu_entries_free(e, 10);
+    fx_reopen(f);
+    expect_sized(f->log, 1, 10, 1, 3000);
+    assert_int_equal(log_store_truncate_prefix(f->log, 5, &st), 0); /* record stays */
+    fx_reopen(f);
+    expect_sized(f->log, 5, 10, 1, 3000);
+    assert_int_equal(log_store_truncate_suffix(f->log, 8, &st), 0); /* shortened: 1..7 */
+    fx_reopen(f);
+    expect_sized(f->log, 5, 7, 1, 3000);
+    uint64_t t;
+    assert_int_equal(log_store_term(f->log, 4, &t, &st), 0);
+    assert_int_equal(t, 1);
+    assert_int_equal(log_store_truncate_suffix(f->log, 5, &st), 0); /* only dead ones left */
+    fx_reopen(f);
+    assert_int_equal(log_store_first_index(f->log), 5);
+    assert_int_equal(log_store_last_index(f->log), 4);
+    e = sized_entries(5, 3, 2, 3000);
+    assert_int_equal(log_store_append(f->log, e, 3, &st), 0);
+    tu_entries_free(e, 3);
+    fx_reopen(f);
+    expect_sized(f->log, 5, 7, 2, 3000);
+    assert_int_equal(log_store_truncate_prefix(f->log, 8, &st), 0); /* everything */
+    fx_reopen(f);
+    assert_int_equal(log_store_first_index(f->log), 8);
+    assert_int_equal(log_store_last_index(f->log), 7);
+}
+
 static void reset_restarts_the_log_after_a_snapshot(void **state)
 {
     fx_t *f = *state;
@@ -517,6 +581,7 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(reset_restarts_the_log_after_a_snapshot, setup_large,
                                         teardown),
+        cmocka_unit_test_setup_teardown(truncations_inside_one_packed_record, setup, teardown),
         cmocka_unit_test_setup_teardown(groups_in_one_environment_are_independent, setup_large,
                                         teardown),
         cmocka_unit_test_setup_teardown(invalid_op_fails_alone_in_a_shared_transaction,
