@@ -882,8 +882,7 @@ int log_store_write(log_env_t *env, log_op_t *ops, size_t n, rk_status_t *st)
     return log_store_write_flags(env, ops, n, 0, st);
 }
 
-int log_store_write_flags(log_env_t *env, log_op_t *ops, size_t n, unsigned flags,
-                          rk_status_t *st)
+int log_store_write_flags(log_env_t *env, log_op_t *ops, size_t n, unsigned flags, rk_status_t *st)
 {
     /* Entries about to be deleted leave the cache before the transaction:
      * should a reader look between commit and publication below, it falls

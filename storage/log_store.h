@@ -135,8 +135,7 @@ int log_store_write(log_env_t *env, log_op_t *ops, size_t n, rk_status_t *st);
 /* log_store_write with log_env_write_flags flags (LOG_ENV_DEFER_META: on
  * return the batch is committed but durable only after the next sync; see
  * env.h). */
-int log_store_write_flags(log_env_t *env, log_op_t *ops, size_t n, unsigned flags,
-                          rk_status_t *st);
+int log_store_write_flags(log_env_t *env, log_op_t *ops, size_t n, unsigned flags, rk_status_t *st);
 
 /* Convenience wrappers around log_store_write with a single op. */
 int log_store_append(log_store_t *s, const log_entry_t *entries, size_t n, rk_status_t *st);

@@ -114,8 +114,7 @@ static void execute(log_writer_t *w, log_write_req_t *group, size_t n)
     for (size_t i = 0; i < n; i++, r = r->next)
         w->scratch[i] = r->op;
     uint64_t txn_before = log_env_last_txnid(w->env);
-    int rc = err ? err
-                 : log_store_write_flags(w->env, w->scratch, n, LOG_ENV_DEFER_META, &st);
+    int rc = err ? err : log_store_write_flags(w->env, w->scratch, n, LOG_ENV_DEFER_META, &st);
     /* did this commit write (and therefore fdatasync before its meta)? */
     bool wrote = rc == 0 && log_env_last_txnid(w->env) != txn_before;
     r = group;

@@ -286,9 +286,8 @@ static bool nothing_to_write(rk_node_t *n, const core_update_t *u, const meta_ha
 {
     if (u->has_snapshot || u->n_entries > 0)
         return false;
-    return !u->has_hard_state ||
-           (n->hs_submitted_valid && n->hs_submitted.term == hs->term &&
-            strcmp(n->hs_submitted.voted_for, hs->voted_for) == 0);
+    return !u->has_hard_state || (n->hs_submitted_valid && n->hs_submitted.term == hs->term &&
+                                  strcmp(n->hs_submitted.voted_for, hs->voted_for) == 0);
 }
 
 static void append_persist(rk_node_t *n, node_persist_t *p)

@@ -214,7 +214,7 @@ struct rk_node {
     bool hs_submitted_valid;
     meta_hard_state_t hs_lazy;
     bool hs_lazy_pending;
-    uint64_t ack_now; /* update to ack once the current update is released */
+    uint64_t ack_now;      /* update to ack once the current update is released */
     uint64_t applied_seen; /* last value passed to core_applied */
     bool was_leader;
     uint64_t leader_term;

@@ -31,7 +31,7 @@
 
 #define IN_FLIGHT   4
 #define MAX_BATCH   32
-#define MAX_PAYLOAD 5000 /* past 2000 bytes, runs of entries share a record */
+#define MAX_PAYLOAD 5000  /* past 2000 bytes, runs of entries share a record */
 #define RESTART_AT  20000 /* start a fresh log past this many entries */
 
 static uint64_t rng_state;
@@ -154,7 +154,8 @@ static int power_loss_setup(const char *dir)
     log_env_t *env;
     log_store_t *s;
     rk_status_t st;
-    if (log_env_open(dir, NULL, &env, &st) != 0 || log_store_open(env, "crash", NULL, &s, &st) != 0) {
+    if (log_env_open(dir, NULL, &env, &st) != 0 ||
+        log_store_open(env, "crash", NULL, &s, &st) != 0) {
         fprintf(stderr, "storage-crash: creating the log: %s\n", st.msg);
         return -1;
     }
@@ -237,8 +238,8 @@ int main(int argc, char **argv)
     }
     rng_state = 0x9E3779B97F4A7C15ull ^ seed;
     char *dir = dir_arg ? strdup(dir_arg) : tu_mkdtemp("crash");
-    printf("storage-crash: %d %s, seed %u, dir %s\n", kills,
-           power_loss ? "power losses" : "kills", seed, dir);
+    printf("storage-crash: %d %s, seed %u, dir %s\n", kills, power_loss ? "power losses" : "kills",
+           seed, dir);
     unsigned pages_lost = 0, pages_kept = 0;
     if (power_loss && power_loss_setup(dir) != 0)
         return 1;
@@ -299,8 +300,8 @@ int main(int argc, char **argv)
     printf("storage-crash: largest log %llu entries, %llu entries checked, %d fresh restarts\n",
            (unsigned long long)max_last, (unsigned long long)entries_checked, restarts);
     if (power_loss)
-        printf("storage-crash: unsynced pages at the power losses: %u kept, %u lost\n",
-               pages_kept, pages_lost);
+        printf("storage-crash: unsynced pages at the power losses: %u kept, %u lost\n", pages_kept,
+               pages_lost);
     printf("storage-crash: %d passed, %d failed\n", fails ? 0 : 1, fails ? 1 : 0);
     if (!dir_arg && !fails) {
         tu_rm_rf(dir);

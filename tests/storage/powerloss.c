@@ -32,7 +32,7 @@
 
 #define PL_PAGE 4096
 
-static char pl_dir[PATH_MAX]; /* child: the LMDB directory ("" = inactive) */
+static char pl_dir[PATH_MAX];          /* child: the LMDB directory ("" = inactive) */
 static int data_fd = -1, meta_fd = -1; /* the data file's plain and O_DSYNC fds */
 static int pending_fd = -1, shadow_fd = -1;
 

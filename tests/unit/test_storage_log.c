@@ -308,8 +308,8 @@ static log_entry_t *sized_entries(uint64_t first, size_t n, uint64_t term, size_
     for (size_t i = 0; i < n; i++) {
         unsigned char *p = malloc(len);
         tu_payload_fill(first + i, term, p, len);
-        e[i] = (log_entry_t){.index = first + i, .term = term, .type = LOG_ENTRY_DATA,
-                             .data = p, .len = len};
+        e[i] = (log_entry_t){
+            .index = first + i, .term = term, .type = LOG_ENTRY_DATA, .data = p, .len = len};
     }
     return e;
 }
@@ -572,20 +572,18 @@ int main(void)
         cmocka_unit_test_setup_teardown(entry_types_and_empty_payloads_round_trip, setup_large,
                                         teardown),
         cmocka_unit_test_setup_teardown(
-            append_that_does_not_follow_last_is_refused_and_changes_nothing, setup_large,
-            teardown),
+            append_that_does_not_follow_last_is_refused_and_changes_nothing, setup_large, teardown),
         cmocka_unit_test_setup_teardown(truncate_suffix_at_every_boundary, setup_large, teardown),
         cmocka_unit_test_setup_teardown(conflicting_suffix_is_replaced_in_one_op, setup_large,
                                         teardown),
-        cmocka_unit_test_setup_teardown(truncate_prefix_keeps_the_base_term, setup_large,
-                                        teardown),
+        cmocka_unit_test_setup_teardown(truncate_prefix_keeps_the_base_term, setup_large, teardown),
         cmocka_unit_test_setup_teardown(reset_restarts_the_log_after_a_snapshot, setup_large,
                                         teardown),
         cmocka_unit_test_setup_teardown(truncations_inside_one_packed_record, setup, teardown),
         cmocka_unit_test_setup_teardown(groups_in_one_environment_are_independent, setup_large,
                                         teardown),
-        cmocka_unit_test_setup_teardown(invalid_op_fails_alone_in_a_shared_transaction,
-                                        setup_large, teardown),
+        cmocka_unit_test_setup_teardown(invalid_op_fails_alone_in_a_shared_transaction, setup_large,
+                                        teardown),
         cmocka_unit_test_setup_teardown(hard_state_is_durable_alone_and_with_a_batch, setup_large,
                                         teardown),
     };
