@@ -132,6 +132,7 @@ typedef struct node_persist {
     size_t n_after;
     bool has_snapshot;
     core_snapshot_meta_t snapshot;
+    bool done;      /* written (or nothing to write): ack once everything before is */
     uint64_t t0_ns; /* submitted at (metrics: append-logs, save-raft-meta) */
     struct node_persist *next;
 } node_persist_t;
@@ -220,9 +221,24 @@ struct rk_node {
     core_t *core;
     uv_timer_t tick_timer;
     uv_async_t wake;
+    /* L: a drive requested from the loop thread itself runs in the check
+     * phase of the same loop iteration (after every callback of the poll
+     * phase, so a burst of messages still makes one batch); the idle handle
+     * only keeps the poll from blocking meanwhile. Cheaper than uv_async_send
+     * to ourselves: no eventfd write, read and extra epoll round. */
+    uv_idle_t kick_idle;
+    uv_check_t kick_check;
+    bool kick_pending;
     bool handles_open;
     node_persist_t *persist_head, *persist_tail; /* submitted, not yet completed */
     uint64_t persisted_id;
+    /* Commit-only hard states are not written on their own (see
+     * persist_update): the newest one waits here for the next write. */
+    meta_hard_state_t hs_submitted; /* last hard state handed to the writer */
+    bool hs_submitted_valid;
+    meta_hard_state_t hs_lazy;
+    bool hs_lazy_pending;
+    uint64_t ack_now;      /* update to ack once the current update is released */
     uint64_t applied_seen; /* last value passed to core_applied */
     bool was_leader;
     uint64_t leader_term;
