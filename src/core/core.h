@@ -62,6 +62,10 @@
  *     previous configuration (simulator bug 5: it may hold the only log
  *     the others can vote for); if it wins it leads without counting
  *     itself, commits the change and steps down (thesis 4.2.2).
+ *   - CORE_READ_LEASE: a leader that sent TimeoutNow (transfer or
+ *     handoff) serves reads with ReadIndex heartbeat rounds for the rest
+ *     of its term (simulator bug 6): the transferee's election skips the
+ *     followers' lease the leader's lease relies on.
  */
 #ifndef RAFTKIT_CORE_CORE_H
 #define RAFTKIT_CORE_CORE_H

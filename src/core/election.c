@@ -86,6 +86,7 @@ void election_become_leader(core_t *c)
     set_role(c, CORE_LEADER);
     progress_reset_all(c);
     c->committed_in_term = false;
+    c->lease_revoked = false; /* a TimeoutNow we sent in an older term is stale */
     c->read_seq = 0;
     c->read_round_pending = false;
     /* The new leader may hold an uncommitted config entry in its tail: no new
