@@ -57,6 +57,15 @@
  *     term twice across a crash); it does when the write is acked.
  *   - CORE_EV_TRANSFER_DONE: a leader stepping down before it sent
  *     TimeoutNow reports RK_ECANCELED (was 0).
+ *   - a node whose configuration in effect is an uncommitted one that
+ *     removes (or demotes) it still campaigns if it was a voter in the
+ *     previous configuration (simulator bug 5: it may hold the only log
+ *     the others can vote for); if it wins it leads without counting
+ *     itself, commits the change and steps down (thesis 4.2.2).
+ *   - CORE_READ_LEASE: a leader that sent TimeoutNow (transfer or
+ *     handoff) serves reads with ReadIndex heartbeat rounds for the rest
+ *     of its term (simulator bug 6): the transferee's election skips the
+ *     followers' lease the leader's lease relies on.
  */
 #ifndef RAFTKIT_CORE_CORE_H
 #define RAFTKIT_CORE_CORE_H
@@ -483,7 +492,8 @@ int core_report_snapshot(core_t *c, const rk_peer_id_t *peer, bool ok);
 
 /* Starts an election now (pre-vote first when enabled), as if the election
  * timer fired: for tests and "trigger election" admin commands. Leaders,
- * non-voters, and nodes with an entries write or snapshot install pending
+ * non-voters (except one whose own removal is appended but uncommitted,
+ * see changes:), and nodes with an entries write or snapshot install pending
  * (scenario 100): no-op returning RK_ESTATE. */
 int core_campaign(core_t *c);
 

@@ -86,6 +86,7 @@ void election_become_leader(core_t *c)
     set_role(c, CORE_LEADER);
     progress_reset_all(c);
     c->committed_in_term = false;
+    c->lease_revoked = false; /* a TimeoutNow we sent in an older term is stale */
     c->read_seq = 0;
     c->read_round_pending = false;
     /* The new leader may hold an uncommitted config entry in its tail: no new
@@ -99,11 +100,27 @@ void election_become_leader(core_t *c)
     repl_bcast_append(c);
 }
 
+/* May this node campaign? A voter of the configuration in effect may. So
+ * may a node whose configuration in effect is an UNCOMMITTED one that drops
+ * it, if it was a voter in the one before (simulator bug 5): configurations
+ * take effect when appended (thesis 4.1), so a leader that appended its own
+ * removal and then lost leadership stops counting itself a voter, while the
+ * others -- still in the previous configuration, where it votes -- may need
+ * its vote, which it only gives to logs as up-to-date as its own. If it holds
+ * the only such log, nobody can ever win. Campaigning is safe: votes are
+ * tallied under our latest configuration, where our own vote does not count
+ * (we have no progress entry), so winning takes a majority of C_new (and of
+ * C_old when joint) exactly as for any other candidate holding this log; the
+ * winner leads a configuration it is not part of, as thesis 4.2.2 allows,
+ * commits it with its no-op and steps down (conf_after_commit). Once the
+ * removal is known committed the node never campaigns again. */
 bool election_promotable(const core_t *c)
 {
     if (c->o.self.priority == RK_PRIORITY_NOT_ELECTED)
         return false;
-    return core_conf_is_voter(&c->conf, &c->o.self);
+    if (core_conf_is_voter(&c->conf, &c->o.self))
+        return true;
+    return c->conf_index > c->log.commit && core_conf_is_voter(&c->prev_conf, &c->o.self);
 }
 
 /* Scenario 100: no campaign while our own log write or snapshot install is
@@ -204,9 +221,11 @@ void election_self_vote_persisted(core_t *c, uint64_t id)
         return;
     core_progress_t *self = progress_self(c);
     c->self_vote_id = 0;
-    if (self == NULL)
-        return;
-    self->vote = 1;
+    /* A candidate outside its latest configuration (see
+     * election_promotable) has no vote of its own to count, but may already
+     * hold a majority of the others' grants, held back until now. */
+    if (self != NULL)
+        self->vote = 1;
     if (quorum_vote_result(c) > 0)
         election_become_leader(c);
 }

@@ -38,9 +38,11 @@ static bool single_voter(core_t *c)
 static void admit(core_t *c, core_read_req_t *r)
 {
     r->index = c->log.commit;
-    if (c->o.read_only == CORE_READ_LEASE || single_voter(c)) {
+    bool lease = c->o.read_only == CORE_READ_LEASE && !c->lease_revoked;
+    if (lease || single_voter(c)) {
         /* Lease: valid only under check-quorum and bounded clock drift (see
-         * core.h); one voter: we are trivially the leader. */
+         * core.h), and not once we sent TimeoutNow this term (transfer.c);
+         * one voter: we are trivially the leader. */
         emit(c, r, r->index, 0);
         r->round = UINT64_MAX; /* done */
         return;

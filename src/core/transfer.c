@@ -15,8 +15,18 @@ void transfer_abort(core_t *c, int status)
     core_event(c, CORE_EV_TRANSFER_DONE, 0, &to, status);
 }
 
+/* TimeoutNow revokes our read lease for the rest of the term (simulator
+ * bug 6). The lease (thesis 6.4.1) rests on followers refusing votes for an
+ * election timeout after hearing from us; a TimeoutNow election skips that
+ * on purpose (thesis 3.10), so the transferee may win term+1 as soon as the
+ * message arrives -- and a message may arrive arbitrarily late, long after
+ * an aborted transfer, as long as the transferee is still in our term. So
+ * neither the transfer deadline nor an election timeout bounds it: until we
+ * step down, reads go through ReadIndex heartbeat rounds, which a follower
+ * in the new term does not acknowledge. */
 static void send_timeout_now(core_t *c, const rk_peer_id_t *to)
 {
+    c->lease_revoked = true;
     core_msg_t *m = core_msg_new(c, CORE_MSG_TIMEOUT_NOW, to, false);
     if (m != NULL)
         m->term = c->term;

@@ -497,6 +497,66 @@ static void test_explicit_leave_joint_4_3(void **state)
     h_free(&cl);
 }
 
+static bool led_since_clear(int i)
+{
+    for (size_t k = 0; k < cl.n[i].n_events; k++)
+        if (cl.n[i].events[k].type == CORE_EV_ROLE && cl.n[i].events[k].role == CORE_LEADER)
+            return true;
+    return false;
+}
+
+/* Simulator bug 5 (thesis 4.1, 4.2.2): voters {n0,n1}, learner n2; n0 leads
+ * the change to voters {n1,n2}. C_old,new commits, n0 appends C_new (which
+ * drops n0) but nobody receives it, and n0 loses leadership. n1 and n2 are
+ * in C_old,new, whose old half {n0,n1} needs n0's vote, and n0 only votes
+ * for a log as up-to-date as its own, which nobody else has. n0 must still
+ * campaign although its (uncommitted) configuration in effect excludes it:
+ * it wins with n1 and n2 (a majority of its C_new; its own vote does not
+ * count), commits C_new, steps down and hands over; then it never campaigns
+ * again. Before the fix no leader was ever elected. */
+static void test_uncommitted_self_removal_still_campaigns(void **state)
+{
+    (void)state;
+    h_init(&cl, 2, 1, NULL);
+    assert_int_equal(h_elect(&cl, 0), CORE_LEADER);
+    h_stabilize(&cl);
+    rk_configuration_t t = voters(2, (int[]){1, 2});
+    uint64_t ji = 0;
+    assert_int_equal(core_change_conf(cl.n[0].core, &t, &ji), 0);
+    h_drain(&cl, 0);
+    h_deliver(&cl, 0, -1, CORE_MSG_APP);
+    h_deliver(&cl, -1, 0, CORE_MSG_APP_RESP); /* joint commits, C_new appended */
+    uint64_t ci = 0;
+    assert_false(conf_of(0, &ci)->joint);
+    assert_true(ci > ji);
+    assert_true(h_commit(&cl, 0) >= ji && h_commit(&cl, 0) < ci);
+    h_drop(&cl, 0, -1, -1); /* C_new reaches nobody */
+    h_isolate(&cl, 0, true);
+    h_tick(&cl, 0, 25); /* check-quorum: n0 steps down */
+    assert_int_equal(h_role(&cl, 0), CORE_FOLLOWER);
+    assert_true(conf_of(1, NULL)->joint);
+    assert_true(conf_of(2, NULL)->joint);
+    assert_int_equal(h_last(&cl, 1), ji);
+    h_drop(&cl, -1, -1, -1);
+    h_isolate(&cl, 0, false);
+    h_clear_events(&cl, 0);
+    h_run(&cl, 100);
+    assert_true(led_since_clear(0));
+    assert_int_equal(h_role(&cl, 0), CORE_FOLLOWER);
+    int l = h_leader(&cl);
+    assert_true(l == 1 || l == 2);
+    uint64_t li = 0;
+    assert_false(conf_of(l, &li)->joint);
+    assert_int_equal(li, ci);
+    assert_true(h_commit(&cl, l) >= ci);
+    assert_true(h_commit(&cl, 0) >= ci);
+    assert_int_equal(core_campaign(cl.n[0].core), RK_ESTATE);
+    assert_int_equal(h_propose(&cl, l, "after"), 0);
+    h_stabilize(&cl);
+    assert_int_equal(h_commit(&cl, l), h_last(&cl, l));
+    h_free(&cl);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -514,6 +574,7 @@ int main(void)
         cmocka_unit_test(test_promoted_learner_must_vote),
         cmocka_unit_test(test_promote_lagging_learner),
         cmocka_unit_test(test_explicit_leave_joint_4_3),
+        cmocka_unit_test(test_uncommitted_self_removal_still_campaigns),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

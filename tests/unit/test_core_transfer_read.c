@@ -327,6 +327,76 @@ static void test_lease_read_6_4_1(void **state)
     h_free(&cl);
 }
 
+/* Simulator bug 6 (thesis 6.4.1, 3.10): the lease rests on followers not
+ * voting for anyone else within an election timeout of hearing from the
+ * leader, and a TimeoutNow election skips exactly that. So once n0 sent
+ * TimeoutNow, it serves reads through heartbeat rounds for the rest of its
+ * term -- even after the transfer timed out, since the TimeoutNow may still
+ * arrive. Here it does arrive late: n1 wins term+1 with n2 and commits a
+ * write while n0, cut off, still believes it leads; a read at n0 must not be
+ * answered with its old commit index. Before the fix both reads were
+ * answered at once from the lease. */
+static void test_no_lease_reads_after_timeout_now(void **state)
+{
+    (void)state;
+    core_options_t o;
+    h_default_opts(&o);
+    o.read_only = CORE_READ_LEASE;
+    h_init(&cl, 3, 0, &o);
+    assert_int_equal(h_elect(&cl, 0), CORE_LEADER);
+    h_stabilize(&cl);
+    assert_int_equal(core_transfer_leader(cl.n[0].core, &cl.n[1].id), 0);
+    h_drain(&cl, 0);
+    h_net_msg_t *tn = h_find(&cl, 0, 1, CORE_MSG_TIMEOUT_NOW);
+    assert_non_null(tn);
+    core_msg_t late = tn->m; /* no entries: a plain copy is enough */
+    h_drop(&cl, 0, 1, CORE_MSG_TIMEOUT_NOW);
+    h_clear_events(&cl, 0);
+    h_run(&cl, o.election_ticks + 2); /* the transfer times out */
+    assert_int_equal(h_events(&cl, 0, CORE_EV_TRANSFER_DONE), 1);
+    assert_int_equal(h_role(&cl, 0), CORE_LEADER);
+
+    core_read_index(cl.n[0].core, 8);
+    h_drain(&cl, 0);
+    assert_null(find_read(0, 8)); /* no lease: a heartbeat round */
+    assert_true(h_count(&cl, 0, -1, CORE_MSG_HEARTBEAT) > 0);
+    h_stabilize(&cl);
+    assert_non_null(find_read(0, 8));
+    assert_int_equal(find_read(0, 8)->status, 0);
+
+    uint64_t old_commit = h_commit(&cl, 0);
+    h_isolate(&cl, 0, true);
+    h_step(&cl, 1, &late);
+    h_stabilize(&cl);
+    assert_int_equal(h_role(&cl, 1), CORE_LEADER);
+    assert_int_equal(h_propose(&cl, 1, "b"), 0);
+    h_stabilize(&cl);
+    uint64_t commit_new = h_commit(&cl, 1);
+    assert_true(commit_new > old_commit);
+    assert_int_equal(h_role(&cl, 0), CORE_LEADER); /* stale, unaware */
+    core_read_index(cl.n[0].core, 9);
+    h_drain(&cl, 0);
+    assert_null(find_read(0, 9));
+    h_drop(&cl, -1, -1, -1);
+    h_isolate(&cl, 0, false);
+    h_run(&cl, 3);
+    assert_int_equal(h_role(&cl, 0), CORE_FOLLOWER);
+    for (size_t k = 0; k < cl.n[0].n_reads; k++)
+        if (cl.n[0].reads[k].ctx == 9 && cl.n[0].reads[k].status == 0)
+            assert_true(cl.n[0].reads[k].index >= commit_new);
+
+    /* A new term brings a new lease. */
+    assert_int_equal(core_transfer_leader(cl.n[1].core, &cl.n[0].id), 0);
+    h_stabilize(&cl);
+    assert_int_equal(h_role(&cl, 0), CORE_LEADER);
+    h_stabilize(&cl);
+    core_read_index(cl.n[0].core, 10);
+    h_drain(&cl, 0);
+    assert_non_null(find_read(0, 10));
+    assert_int_equal(find_read(0, 10)->index, h_commit(&cl, 0));
+    h_free(&cl);
+}
+
 /* Pending reads fail when leadership is lost. */
 static void test_reads_fail_on_step_down(void **state)
 {
@@ -358,6 +428,7 @@ int main(void)
         cmocka_unit_test(test_follower_read_index),
         cmocka_unit_test(test_stale_leader_read_not_confirmed),
         cmocka_unit_test(test_lease_read_6_4_1),
+        cmocka_unit_test(test_no_lease_reads_after_timeout_now),
         cmocka_unit_test(test_reads_fail_on_step_down),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
