@@ -450,9 +450,10 @@ static void on_handshake(srv_conn_t *sc, const rpc_frame_hdr_t *h, const uint8_t
         RPC_LOG(RK_LOG_WARN, sc->conn.name, "handshake refused: %s", why.msg);
         send_error(sc, h, err, why.msg);
         protobuf_c_message_free_unpacked(&hello->base, NULL);
-        /* Close after the error response is flushed: uv_close cancels
-         * pending writes, so use a graceful shutdown-less approach: the
-         * client closes on the error. */
+        /* Closing here would cancel the error response (uv_close drops
+         * pending writes), so the connection stays open unhandshaken: the
+         * client closes on the error, and the sweep timer closes it after
+         * handshake_timeout_ms if it does not. */
         return;
     }
     RPC_LOG(RK_LOG_DEBUG, sc->conn.name, "handshake from '%s'", hello->client_name);

@@ -128,25 +128,30 @@ static void req_done(rk_closure_t *self, const rk_status_t *st)
 
 static void usage(FILE *out)
 {
-    fprintf(out, "usage: raftkit-bench --nodes N --entries E --size S --inflight W\n"
-                 "                     [--sync 0|1] [--dir D] [--json]\n"
-                 "  --nodes N      node processes on loopback, 1..%d (default 3)\n"
-                 "  --entries E    tasks to apply (default 100000)\n"
-                 "  --size S       bytes per task (default 256)\n"
-                 "  --inflight W   tasks kept outstanding (default 1024)\n"
-                 "  --sync 0|1     fsync log writes (default 1)\n"
-                 "  --dir D        data directory (default: a new temporary one, removed after)\n"
-                 "  --json         print the result as one JSON object instead\n",
+    fprintf(out,
+            "usage: raftkit-bench --nodes N --entries E --size S --inflight W\n"
+            "                     [--sync 0|1] [--dir D] [--json]\n"
+            "  --nodes N      node processes on loopback, 1..%d (default 3)\n"
+            "  --entries E    tasks to apply (default 100000)\n"
+            "  --size S       bytes per task (default 256)\n"
+            "  --inflight W   tasks kept outstanding (default 1024)\n"
+            "  --sync 0|1     fsync log writes (default 1)\n"
+            "  --dir D        data directory (default: a new temporary one, removed after)\n"
+            "  --json         print the result as one JSON object instead\n",
             MAX_NODES);
 }
 
 static int parse_args(struct bench *b, int argc, char **argv)
 {
     static const struct option opts[] = {
-        {"nodes", required_argument, NULL, 'n'}, {"entries", required_argument, NULL, 'e'},
-        {"size", required_argument, NULL, 's'},  {"inflight", required_argument, NULL, 'w'},
-        {"sync", required_argument, NULL, 'y'},  {"dir", required_argument, NULL, 'd'},
-        {"json", no_argument, NULL, 'j'},        {"help", no_argument, NULL, 'h'},
+        {"nodes", required_argument, NULL, 'n'},
+        {"entries", required_argument, NULL, 'e'},
+        {"size", required_argument, NULL, 's'},
+        {"inflight", required_argument, NULL, 'w'},
+        {"sync", required_argument, NULL, 'y'},
+        {"dir", required_argument, NULL, 'd'},
+        {"json", no_argument, NULL, 'j'},
+        {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
     int c;
@@ -159,19 +164,37 @@ static int parse_args(struct bench *b, int argc, char **argv)
             return -1;
         }
         switch (c) {
-        case 'n': b->nodes = v; break;
-        case 'e': b->entries = v; break;
-        case 's': b->size = v; break;
-        case 'w': b->inflight = v; break;
-        case 'y': b->sync = (int)v; break;
-        case 'd': b->dir = optarg; break;
-        case 'j': b->json = 1; break;
-        case 'h': usage(stdout); exit(0);
-        default: usage(stderr); return -1;
+        case 'n':
+            b->nodes = v;
+            break;
+        case 'e':
+            b->entries = v;
+            break;
+        case 's':
+            b->size = v;
+            break;
+        case 'w':
+            b->inflight = v;
+            break;
+        case 'y':
+            b->sync = (int)v;
+            break;
+        case 'd':
+            b->dir = optarg;
+            break;
+        case 'j':
+            b->json = 1;
+            break;
+        case 'h':
+            usage(stdout);
+            exit(0);
+        default:
+            usage(stderr);
+            return -1;
         }
     }
-    if (optind != argc || b->nodes < 1 || b->nodes > MAX_NODES || b->entries < 1 ||
-        b->size < 1 || b->size > (1 << 20) || b->inflight < 1 || (b->sync != 0 && b->sync != 1)) {
+    if (optind != argc || b->nodes < 1 || b->nodes > MAX_NODES || b->entries < 1 || b->size < 1 ||
+        b->size > (1 << 20) || b->inflight < 1 || (b->sync != 0 && b->sync != 1)) {
         usage(stderr);
         return -1;
     }
@@ -282,8 +305,8 @@ static int run_workload(struct bench *b, rk_node_t *node)
             r->t0 = now();
             b->submitted++;
             pthread_mutex_unlock(&b->mu);
-            rk_task_t task = {.data = payload, .len = (size_t)b->size, .done = &r->closure,
-                              .expected_term = -1};
+            rk_task_t task = {
+                .data = payload, .len = (size_t)b->size, .done = &r->closure, .expected_term = -1};
             int rv = rk_node_apply(node, &task);
             while (rv == RK_EBUSY) { /* apply queue full: back off briefly */
                 usleep(100);
@@ -376,8 +399,8 @@ int main(int argc, char **argv)
             printf("{\"tool\":\"raftkit\",\"nodes\":%ld,\"entries\":%ld,\"size\":%ld,"
                    "\"inflight\":%ld,\"sync\":%d,\"secs\":%.3f,\"ops_per_s\":%.0f,"
                    "\"p50_ms\":%.3f,\"p99_ms\":%.3f,\"peak_rss_kib\":[",
-                   b.nodes, b.entries, b.size, b.inflight, b.sync, secs,
-                   (double)b.entries / secs, p50, p99);
+                   b.nodes, b.entries, b.size, b.inflight, b.sync, secs, (double)b.entries / secs,
+                   p50, p99);
             for (long i = 1; i <= b.nodes; i++)
                 printf("%s%ld", i > 1 ? "," : "", rss[i]);
             printf("]}\n");

@@ -101,32 +101,32 @@ static int cmd_get_peers(ctx_t *c, char **a)
     return CLI_OK;
 }
 
-static int cmd_add_peer(ctx_t *c, char **a)
+/* rk_cli_add_peer and rk_cli_remove_peer. */
+typedef int (*peer_op_fn)(rk_cli_client_t *, const char *, const rk_configuration_t *,
+                          const rk_peer_id_t *, rk_configuration_t *, rk_status_t *);
+
+static int peer_op(ctx_t *c, const char *name, const char *arg, peer_op_fn op)
 {
     rk_peer_id_t p;
     rk_configuration_t out;
     rk_status_t st;
-    int rc = parse_peer(a[0], &p);
+    int rc = parse_peer(arg, &p);
     if (rc)
         return rc;
-    if (rk_cli_add_peer(c->cli, c->group, &c->conf, &p, &out, &st) != 0)
-        return fail("add_peer", &st);
+    if (op(c->cli, c->group, &c->conf, &p, &out, &st) != 0)
+        return fail(name, &st);
     print_conf("OK peers ", &out);
     return CLI_OK;
 }
 
+static int cmd_add_peer(ctx_t *c, char **a)
+{
+    return peer_op(c, "add_peer", a[0], rk_cli_add_peer);
+}
+
 static int cmd_remove_peer(ctx_t *c, char **a)
 {
-    rk_peer_id_t p;
-    rk_configuration_t out;
-    rk_status_t st;
-    int rc = parse_peer(a[0], &p);
-    if (rc)
-        return rc;
-    if (rk_cli_remove_peer(c->cli, c->group, &c->conf, &p, &out, &st) != 0)
-        return fail("remove_peer", &st);
-    print_conf("OK peers ", &out);
-    return CLI_OK;
+    return peer_op(c, "remove_peer", a[0], rk_cli_remove_peer);
 }
 
 static int cmd_change_peers(ctx_t *c, char **a)
@@ -156,16 +156,18 @@ static int cmd_reset_peer(ctx_t *c, char **a)
     return CLI_OK;
 }
 
-enum learners_op { L_ADD, L_REMOVE, L_RESET };
+/* rk_cli_add_learners, rk_cli_remove_learners and rk_cli_reset_learners. */
+typedef int (*learners_op_fn)(rk_cli_client_t *, const char *, const rk_configuration_t *,
+                              const rk_peer_id_t *, size_t, rk_configuration_t *, rk_status_t *);
 
-static int learners(ctx_t *c, char **a, enum learners_op op)
+static int learners(ctx_t *c, const char *name, const char *arg, learners_op_fn op)
 {
     rk_configuration_t list, out;
     rk_status_t st;
     int rc = 0;
     rk_configuration_init(&list);
-    if (op != L_RESET || a[0][0] != '\0') /* reset_learners "": no learners */
-        rc = parse_conf(a[0], &list);
+    if (op != rk_cli_reset_learners || arg[0] != '\0') /* reset_learners "": no learners */
+        rc = parse_conf(arg, &list);
     if (rc)
         return rc;
     /* Learners may be written with or without the /learner suffix. */
@@ -179,32 +181,25 @@ static int learners(ctx_t *c, char **a, enum learners_op op)
         fprintf(stderr, "raftkit-cli: more than %d learners\n", RK_CONF_MAX_PEERS);
         return CLI_USAGE;
     }
-    static const char *const names[] = {"add_learners", "remove_learners", "reset_learners"};
-    if (op == L_ADD)
-        rc = rk_cli_add_learners(c->cli, c->group, &c->conf, ps, n, &out, &st);
-    else if (op == L_REMOVE)
-        rc = rk_cli_remove_learners(c->cli, c->group, &c->conf, ps, n, &out, &st);
-    else
-        rc = rk_cli_reset_learners(c->cli, c->group, &c->conf, ps, n, &out, &st);
-    if (rc != 0)
-        return fail(names[op], &st);
+    if (op(c->cli, c->group, &c->conf, ps, n, &out, &st) != 0)
+        return fail(name, &st);
     print_conf("OK peers ", &out);
     return CLI_OK;
 }
 
 static int cmd_add_learners(ctx_t *c, char **a)
 {
-    return learners(c, a, L_ADD);
+    return learners(c, "add_learners", a[0], rk_cli_add_learners);
 }
 
 static int cmd_remove_learners(ctx_t *c, char **a)
 {
-    return learners(c, a, L_REMOVE);
+    return learners(c, "remove_learners", a[0], rk_cli_remove_learners);
 }
 
 static int cmd_reset_learners(ctx_t *c, char **a)
 {
-    return learners(c, a, L_RESET);
+    return learners(c, "reset_learners", a[0], rk_cli_reset_learners);
 }
 
 static int cmd_transfer_leader(ctx_t *c, char **a)

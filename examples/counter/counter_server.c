@@ -5,14 +5,12 @@
  *   counter-server --conf conf/counter/n1.conf [flags, see --help]
  */
 #include <inttypes.h>
-#include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 
-#include "examples/common/app_conf.h"
+#include "examples/common/app_server.h"
 #include "examples/counter/counter.h"
 #include "raftkit/log.h"
 #include "raftkit/node.h"
@@ -154,69 +152,18 @@ static void handle(rk_rpc_call_t *call, const void *body, size_t len, void *arg)
 int main(int argc, char **argv)
 {
     app_conf_t conf;
-    char err[512];
-    int rc =
-        app_conf_parse(&conf, argc, argv, "counter-server", "counter", stdout, err, sizeof err);
-    if (rc == 1)
-        return 0;
-    if (rc != 0) {
-        fprintf(stderr, "counter-server: %s\n", err);
-        return 2;
-    }
-    rk_log_level_t level;
-    if (rk_log_level_parse(conf.log_level, &level) == 0)
-        rk_log_set_level(level);
-    sigset_t sigs;
-    sigemptyset(&sigs);
-    sigaddset(&sigs, SIGINT);
-    sigaddset(&sigs, SIGTERM);
-    pthread_sigmask(SIG_BLOCK, &sigs, NULL);
-    signal(SIGPIPE, SIG_IGN);
-    mkdir(conf.data, 0755);
-
+    int rc = app_server_conf(&conf, argc, argv, "counter-server", "counter");
+    if (rc >= 0)
+        return rc;
     counter_sm_t sm = {.group = conf.group};
     sm.base.on_apply = on_apply;
     sm.base.on_snapshot_save = on_snapshot_save;
     sm.base.on_snapshot_load = on_snapshot_load;
-    rk_node_options_t opts;
-    rk_node_options_init(&opts);
-    opts.fsm = &sm.base;
-    opts.data_path = conf.data;
-    opts.initial_conf = conf.conf;
-    opts.election_timeout_ms = conf.election_timeout_ms;
-    opts.snapshot_interval_secs = conf.snapshot_interval_s;
-    opts.admin_port = conf.admin_port;
-
-    rk_status_t st;
-    rk_server_t *server = rk_server_new(&conf.self.endpoint, &st);
-    rk_rpc_server_t *rpc = NULL;
-    rk_group_service_t *svc = NULL;
-    int code = 1;
-    if (server == NULL) {
-        fprintf(stderr, "counter-server: cannot listen on %s: %s\n", conf.peer, st.msg);
-        return 1;
-    }
-    if ((rpc = rk_rpc_server_attach(server, &st)) == NULL ||
-        rk_rpc_server_register(rpc, COUNTER_METHOD, handle, &sm) != 0) {
-        fprintf(stderr, "counter-server: registering the counter service: %s\n", st.msg);
-        goto out;
-    }
-    if ((svc = rk_group_service_new_shared(conf.group, &conf.self, &opts, server, &st)) == NULL ||
-        (sm.node = rk_group_service_start(svc, &st)) == NULL) {
-        fprintf(stderr, "counter-server: %s\n", st.msg);
-        goto out;
-    }
-    RK_INFO(conf.group, conf.peer, "counter-server up: peers %s, data %s", conf.peers, conf.data);
-    int sig;
-    sigwait(&sigs, &sig);
-    code = 0;
-out:
-    if (svc != NULL) {
-        rk_group_service_shutdown(svc);
-        rk_group_service_join(svc);
-        rk_group_service_free(svc);
-    }
-    rk_rpc_server_detach(rpc);
-    rk_server_free(server);
-    return code;
+    app_server_spec_t spec = {.prog = "counter-server",
+                              .fsm = &sm.base,
+                              .method = COUNTER_METHOD,
+                              .handler = handle,
+                              .handler_arg = &sm,
+                              .node = &sm.node};
+    return app_server_run(&conf, &spec);
 }

@@ -7,13 +7,11 @@
  *
  * Stops cleanly on SIGINT or SIGTERM.
  */
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 
-#include "examples/common/app_conf.h"
+#include "examples/common/app_server.h"
 #include "examples/kv/kv_sm.h"
 #include "raftkit/log.h"
 #include "raftkit/node.h"
@@ -227,85 +225,21 @@ out:
 int main(int argc, char **argv)
 {
     app_conf_t conf;
-    char err[512];
-    int rc = app_conf_parse(&conf, argc, argv, "kv-server", "kv", stdout, err, sizeof err);
-    if (rc == 1)
-        return 0;
-    if (rc != 0) {
-        fprintf(stderr, "kv-server: %s\n", err);
-        return 2;
-    }
-    rk_log_level_t level;
-    if (rk_log_level_parse(conf.log_level, &level) == 0)
-        rk_log_set_level(level);
-
-    /* Signals are taken synchronously by main (sigwait); every thread
-     * raftkit starts inherits the blocked mask. */
-    sigset_t sigs;
-    sigemptyset(&sigs);
-    sigaddset(&sigs, SIGINT);
-    sigaddset(&sigs, SIGTERM);
-    pthread_sigmask(SIG_BLOCK, &sigs, NULL);
-    signal(SIGPIPE, SIG_IGN);
-
+    int rc = app_server_conf(&conf, argc, argv, "kv-server", "kv");
+    if (rc >= 0)
+        return rc;
     server_t srv = {.group = conf.group};
     if (kv_sm_init(&srv.sm, conf.group) != 0) {
         fprintf(stderr, "kv-server: out of memory\n");
         return 1;
     }
-    mkdir(conf.data, 0755); /* the node creates what it needs below it */
-
-    rk_node_options_t opts;
-    rk_node_options_init(&opts);
-    opts.fsm = &srv.sm.base;
-    opts.data_path = conf.data;
-    opts.initial_conf = conf.conf;
-    opts.election_timeout_ms = conf.election_timeout_ms;
-    opts.snapshot_interval_secs = conf.snapshot_interval_s;
-    opts.admin_port = conf.admin_port;
-
-    rk_status_t st;
-    rk_server_t *server = NULL;
-    rk_rpc_server_t *rpc = NULL;
-    rk_group_service_t *svc = NULL;
-    int exit_code = 1;
-    char peer[RK_PEER_ID_STRLEN];
-    rk_peer_id_format(&conf.self, peer, sizeof peer);
-
-    if ((server = rk_server_new(&conf.self.endpoint, &st)) == NULL) {
-        fprintf(stderr, "kv-server: cannot listen on %s: %s\n", peer, st.msg);
-        goto out;
-    }
-    if ((rpc = rk_rpc_server_attach(server, &st)) == NULL ||
-        rk_rpc_server_register(rpc, KV_METHOD, handle_kv, &srv) != 0) {
-        fprintf(stderr, "kv-server: registering the kv service: %s\n", st.msg);
-        goto out;
-    }
-    if ((svc = rk_group_service_new_shared(conf.group, &conf.self, &opts, server, &st)) == NULL) {
-        fprintf(stderr, "kv-server: %s\n", st.msg);
-        goto out;
-    }
-    rk_node_t *node = rk_group_service_start(svc, &st);
-    if (node == NULL) {
-        fprintf(stderr, "kv-server: starting the node: %s: %s\n", rk_err_name(st.code), st.msg);
-        goto out;
-    }
-    srv.node = node;
-    RK_INFO(conf.group, peer, "kv-server up: peers %s, data %s", conf.peers, conf.data);
-
-    int sig = 0;
-    sigwait(&sigs, &sig);
-    RK_INFO(conf.group, peer, "signal %d: stopping", sig);
-    exit_code = 0;
-out:
-    if (svc != NULL) {
-        rk_group_service_shutdown(svc);
-        rk_group_service_join(svc);
-        rk_group_service_free(svc);
-    }
-    rk_rpc_server_detach(rpc);
-    if (server != NULL)
-        rk_server_free(server);
+    app_server_spec_t spec = {.prog = "kv-server",
+                              .fsm = &srv.sm.base,
+                              .method = KV_METHOD,
+                              .handler = handle_kv,
+                              .handler_arg = &srv,
+                              .node = &srv.node};
+    rc = app_server_run(&conf, &spec);
     kv_sm_destroy(&srv.sm);
-    return exit_code;
+    return rc;
 }

@@ -13,8 +13,8 @@
  *   rk_rpc_server_register(rs, MY_METHOD, my_handler, my_arg);
  *   svc = rk_group_service_new_shared(group, &self, &opts, srv, &st);
  *   ...
+ *   rk_rpc_server_detach(rs);   // first: handlers may use the nodes
  *   (shut down, join and free every group service)
- *   rk_rpc_server_detach(rs);
  *   rk_server_free(srv);
  *
  * raftkit's CLI service (membership, leader, snapshot and status requests,

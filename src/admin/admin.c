@@ -334,19 +334,15 @@ admin_server_t *admin_attach(const char *ip, uint16_t port, metrics_node_t *m, r
     }
     pthread_mutex_lock(&s->lock);
     int rc = 0;
+    /* A server that is full already has groups, so refusing one never
+     * leaves an empty server behind. */
     if (s->n_groups == MAX_GROUPS)
         rc = rk_status_set(err, RK_ETOOBIG, "admin endpoint: too many groups");
     else
         s->groups[s->n_groups++] = m;
-    bool empty = s->n_groups == 0;
     pthread_mutex_unlock(&s->lock);
     pthread_mutex_unlock(&table_lock);
-    if (rc != 0) {
-        if (empty)
-            admin_detach(s, NULL);
-        return NULL;
-    }
-    return s;
+    return rc != 0 ? NULL : s;
 }
 
 void admin_detach(admin_server_t *s, metrics_node_t *m)

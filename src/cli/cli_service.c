@@ -30,6 +30,28 @@ static void fail_not_leader(rpc_call_t *call, rk_node_t *n)
     rpc_call_fail(call, RK_ENOTLEADER, "leader=%s", buf);
 }
 
+/* Fails call with the error rc of a node function (a redirect for
+ * RK_ENOTLEADER). */
+static void fail_rc(rpc_call_t *call, rk_node_t *n, int rc)
+{
+    if (rc == RK_ENOTLEADER)
+        fail_not_leader(call, n);
+    else
+        rpc_call_fail(call, rc, "%s", rk_strerror(rc));
+}
+
+/* Completes call after a node function returned rc: an EmptyResponse when
+ * it is 0, else the error. */
+static void answer_empty(rpc_call_t *call, rk_node_t *n, int rc)
+{
+    if (rc != 0) {
+        fail_rc(call, n, rc);
+        return;
+    }
+    Rk__EmptyResponse resp = RK__EMPTY_RESPONSE__INIT;
+    rpc_call_reply(call, &resp.base, NULL, 0, NULL, NULL);
+}
+
 /* Peer-id strings of a list, for the repeated fields of the responses. */
 typedef struct strlist {
     char *ptrs[RK_CONF_MAX_PEERS];
@@ -46,8 +68,8 @@ static void strlist_fill(strlist_t *l, const rk_peer_id_t *p, size_t n)
     }
 }
 
-/* Parses a list of peer-id strings into peers (learner suffixes allowed
- * when learners is true). Returns 0 or RK_EINVAL with the reason in err. */
+/* Parses a list of peer-id strings into out[0..*count). Returns 0 or
+ * RK_EINVAL with the reason in err. */
 static int parse_list(char **items, size_t n, rk_peer_id_t *out, size_t *count, rk_status_t *err)
 {
     if (n > RK_CONF_MAX_PEERS)
@@ -59,12 +81,42 @@ static int parse_list(char **items, size_t n, rk_peer_id_t *out, size_t *count, 
     return 0;
 }
 
+/* Parses a list of peer-id strings, learners marked "/learner", into a
+ * configuration. The list is joined for rk_configuration_parse, which
+ * refuses duplicates and too many peers; a fixed buffer would silently cut a
+ * long list into a different configuration. Returns 0, RK_EINVAL or
+ * RK_ENOMEM with the reason in err. */
+static int parse_conf(char **items, size_t n, rk_configuration_t *out, rk_status_t *err)
+{
+    size_t len = 1;
+    if (n > 2 * RK_CONF_MAX_PEERS)
+        return rk_status_set(err, RK_EINVAL, "more than %d peers and learners",
+                             2 * RK_CONF_MAX_PEERS);
+    for (size_t i = 0; i < n; i++)
+        len += strlen(items[i]) + 1; /* bounded by the frame size */
+    char *joined = malloc(len);
+    if (joined == NULL)
+        return rk_status_set(err, RK_ENOMEM, "out of memory");
+    char *w = joined;
+    for (size_t i = 0; i < n; i++) {
+        size_t k = strlen(items[i]);
+        if (i > 0)
+            *w++ = ',';
+        memcpy(w, items[i], k);
+        w += k;
+    }
+    *w = '\0';
+    int rc = rk_configuration_parse(out, joined, err);
+    free(joined);
+    return rc != 0 ? RK_EINVAL : 0;
+}
+
 /* Resolves the node a routed request is for; answers the call and returns
  * NULL when there is none or it refuses CLI requests. */
 static rk_node_t *target(rk_rpc_server_t *s, rpc_call_t *call)
 {
     const char *group = NULL, *peer = NULL;
-    (void)s;
+    (void)s; /* the route context is the node */
     rpc_msg_route_fields(rpc_call_request(call), &group, &peer);
     /* The server routed the request by (group_id, peer_id) to the node's
      * route, whose context is the node (node/transport.c). */
@@ -105,8 +157,7 @@ static void op_answer(cli_post_t *p)
     } else if (op->st.code != 0) {
         rpc_call_fail(op->call, op->st.code, "%s", op->st.msg);
     } else if (op->method == RPC_M_CLI_SNAPSHOT) {
-        Rk__EmptyResponse r = RK__EMPTY_RESPONSE__INIT;
-        rpc_call_reply(op->call, &r.base, NULL, 0, NULL, NULL);
+        answer_empty(op->call, op->node, 0);
     } else if (op->method == RPC_M_CLI_ADD_LEARNERS || op->method == RPC_M_CLI_REMOVE_LEARNERS ||
                op->method == RPC_M_CLI_RESET_LEARNERS) {
         Rk__LearnersOpResponse r = RK__LEARNERS_OP_RESPONSE__INIT;
@@ -163,10 +214,7 @@ static cli_op_t *op_new(rk_rpc_server_t *s, rpc_call_t *call, rk_node_t *n)
 /* The node refused the request outright (closure not taken). */
 static void op_refused(cli_op_t *op, int rc)
 {
-    if (rc == RK_ENOTLEADER)
-        fail_not_leader(op->call, op->node);
-    else
-        rpc_call_fail(op->call, rc, "%s", rk_strerror(rc));
+    fail_rc(op->call, op->node, rc);
     free(op);
 }
 
@@ -205,13 +253,7 @@ static void h_membership(rpc_call_t *call, void *arg)
     case RPC_M_CLI_CHANGE_PEERS: {
         const Rk__ChangePeersRequest *r = (const Rk__ChangePeersRequest *)m;
         rk_configuration_t conf;
-        char joined[RK_CONF_MAX_PEERS * RK_PEER_ID_STRLEN] = "";
-        for (size_t i = 0; i < r->n_new_peers; i++) {
-            if (i)
-                strncat(joined, ",", sizeof joined - strlen(joined) - 1);
-            strncat(joined, r->new_peers[i], sizeof joined - strlen(joined) - 1);
-        }
-        if ((rc = rk_configuration_parse(&conf, joined, &err)) == 0)
+        if ((rc = parse_conf(r->new_peers, r->n_new_peers, &conf, &err)) == 0)
             rc = rk_node_change_peers(n, &conf, &op->done);
         break;
     }
@@ -274,13 +316,7 @@ static void h_reset_peer(rpc_call_t *call, void *arg)
             return;
         }
     }
-    int rc = rk_node_reset_peers(n, &conf);
-    if (rc != 0) {
-        rpc_call_fail(call, rc, "%s", rk_strerror(rc));
-        return;
-    }
-    Rk__EmptyResponse resp = RK__EMPTY_RESPONSE__INIT;
-    rpc_call_reply(call, &resp.base, NULL, 0, NULL, NULL);
+    answer_empty(call, n, rk_node_reset_peers(n, &conf));
 }
 
 static void h_transfer_leader(rpc_call_t *call, void *arg)
@@ -317,17 +353,7 @@ static void h_transfer_leader(rpc_call_t *call, void *arg)
             return;
         }
     }
-    int rc = rk_node_transfer_leadership_to(n, &to);
-    if (rc == RK_ENOTLEADER) {
-        fail_not_leader(call, n);
-        return;
-    }
-    if (rc != 0) {
-        rpc_call_fail(call, rc, "%s", rk_strerror(rc));
-        return;
-    }
-    Rk__EmptyResponse resp = RK__EMPTY_RESPONSE__INIT;
-    rpc_call_reply(call, &resp.base, NULL, 0, NULL, NULL);
+    answer_empty(call, n, rk_node_transfer_leadership_to(n, &to));
 }
 
 static void h_get_leader(rpc_call_t *call, void *arg)
@@ -356,12 +382,8 @@ static void h_get_peers(rpc_call_t *call, void *arg)
     rk_configuration_t conf;
     if (r->only_alive) {
         int rc = rk_node_list_alive_peers(n, &conf);
-        if (rc == RK_ENOTLEADER) {
-            fail_not_leader(call, n);
-            return;
-        }
         if (rc != 0) {
-            rpc_call_fail(call, rc, "%s", rk_strerror(rc));
+            fail_rc(call, n, rc);
             return;
         }
     } else {

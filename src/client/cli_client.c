@@ -65,18 +65,26 @@ static void route_key(const rk_peer_id_t *p, char *buf, size_t len)
 /* One request to one peer. On success *resp holds the decoded response
  * (resp_desc) for the caller to free. */
 static int call_peer(rk_cli_client_t *c, const rk_peer_id_t *peer, uint32_t method,
-                     const ProtobufCMessage *req, const void *raw, size_t raw_len,
-                     const ProtobufCMessageDescriptor *resp_desc, ProtobufCMessage **resp,
-                     rk_rpc_reply_t *reply, rk_status_t *st)
+                     const ProtobufCMessage *req, const ProtobufCMessageDescriptor *resp_desc,
+                     ProtobufCMessage **resp, rk_status_t *st)
 {
-    rk_rpc_reply_t local;
-    rk_rpc_reply_t *r = reply ? reply : &local;
-    int rc = client_call(c->rpc, &peer->endpoint, method, req, raw, raw_len, resp_desc,
-                         c->timeout_ms, resp, r);
+    rk_rpc_reply_t r;
+    int rc = client_call(c->rpc, &peer->endpoint, method, req, NULL, 0, resp_desc, c->timeout_ms,
+                         resp, &r);
     if (st != NULL)
-        *st = r->status;
-    if (reply == NULL)
-        rk_rpc_reply_release(&local);
+        *st = r.status;
+    rk_rpc_reply_release(&r);
+    return rc;
+}
+
+/* A request to one peer whose answer is an EmptyResponse. */
+static int call_peer_empty(rk_cli_client_t *c, const rk_peer_id_t *peer, uint32_t method,
+                           const ProtobufCMessage *req, rk_status_t *st)
+{
+    ProtobufCMessage *resp = NULL;
+    int rc = call_peer(c, peer, method, req, &rk__empty_response__descriptor, &resp, st);
+    if (resp != NULL)
+        protobuf_c_message_free_unpacked(resp, NULL);
     return rc;
 }
 
@@ -101,8 +109,8 @@ int rk_cli_get_leader(rk_cli_client_t *c, const char *group, const rk_configurat
         req.peer_id = pbuf;
         ProtobufCMessage *resp = NULL;
         rk_status_t one;
-        if (call_peer(c, p, RPC_M_CLI_GET_LEADER, &req.base, NULL, 0,
-                      &rk__get_leader_response__descriptor, &resp, NULL, &one) == 0) {
+        if (call_peer(c, p, RPC_M_CLI_GET_LEADER, &req.base, &rk__get_leader_response__descriptor,
+                      &resp, &one) == 0) {
             const Rk__GetLeaderResponse *r = (const Rk__GetLeaderResponse *)resp;
             int rc = rk_peer_id_parse(leader, r->leader_id, &one);
             protobuf_c_message_free_unpacked(resp, NULL);
@@ -142,7 +150,7 @@ static int call_leader(rk_cli_client_t *c, const char *group, const rk_configura
             *leader_field = lbuf;
         *peer_field = lbuf;
         rk_status_t one;
-        rc = call_peer(c, &leader, method, req, NULL, 0, resp_desc, resp, NULL, &one);
+        rc = call_peer(c, &leader, method, req, resp_desc, resp, &one);
         if (st != NULL)
             *st = one;
         if (rc != RK_ENOTLEADER || !rk_cli_redirect_leader(&one, &leader))
@@ -200,36 +208,40 @@ static int peers_result(ProtobufCMessage *resp, rk_configuration_t *new_conf, rk
     return rc;
 }
 
-int rk_cli_add_peer(rk_cli_client_t *c, const char *group, const rk_configuration_t *conf,
-                    const rk_peer_id_t *peer, rk_configuration_t *new_conf, rk_status_t *st)
+/* AddPeer and RemovePeer: the same request layout under two names (group,
+ * leader, peer, then the peer to add or remove) and the same answer. */
+static int one_peer_change(rk_cli_client_t *c, const char *group, const rk_configuration_t *conf,
+                           uint32_t method, const rk_peer_id_t *peer, rk_configuration_t *new_conf,
+                           rk_status_t *st)
 {
     char pbuf[RK_PEER_ID_STRLEN];
     if (peer == NULL)
         return rk_status_set(st, RK_EINVAL, "peer is NULL");
     rk_peer_id_format(peer, pbuf, sizeof pbuf);
     Rk__AddPeerRequest req = RK__ADD_PEER_REQUEST__INIT;
+    const ProtobufCMessageDescriptor *resp_desc = &rk__add_peer_response__descriptor;
+    if (method == RPC_M_CLI_REMOVE_PEER) {
+        req.base.descriptor = &rk__remove_peer_request__descriptor;
+        resp_desc = &rk__remove_peer_response__descriptor;
+    }
     req.group_id = (char *)group;
     req.new_peer = pbuf;
     ProtobufCMessage *resp = NULL;
-    int rc = call_leader(c, group, conf, RPC_M_CLI_ADD_PEER, &req.base, &req.leader_id,
-                         &req.peer_id, &rk__add_peer_response__descriptor, &resp, st);
+    int rc = call_leader(c, group, conf, method, &req.base, &req.leader_id, &req.peer_id, resp_desc,
+                         &resp, st);
     return rc ? rc : peers_result(resp, new_conf, st);
+}
+
+int rk_cli_add_peer(rk_cli_client_t *c, const char *group, const rk_configuration_t *conf,
+                    const rk_peer_id_t *peer, rk_configuration_t *new_conf, rk_status_t *st)
+{
+    return one_peer_change(c, group, conf, RPC_M_CLI_ADD_PEER, peer, new_conf, st);
 }
 
 int rk_cli_remove_peer(rk_cli_client_t *c, const char *group, const rk_configuration_t *conf,
                        const rk_peer_id_t *peer, rk_configuration_t *new_conf, rk_status_t *st)
 {
-    char pbuf[RK_PEER_ID_STRLEN];
-    if (peer == NULL)
-        return rk_status_set(st, RK_EINVAL, "peer is NULL");
-    rk_peer_id_format(peer, pbuf, sizeof pbuf);
-    Rk__RemovePeerRequest req = RK__REMOVE_PEER_REQUEST__INIT;
-    req.group_id = (char *)group;
-    req.removed_peer = pbuf;
-    ProtobufCMessage *resp = NULL;
-    int rc = call_leader(c, group, conf, RPC_M_CLI_REMOVE_PEER, &req.base, &req.leader_id,
-                         &req.peer_id, &rk__remove_peer_response__descriptor, &resp, st);
-    return rc ? rc : peers_result(resp, new_conf, st);
+    return one_peer_change(c, group, conf, RPC_M_CLI_REMOVE_PEER, peer, new_conf, st);
 }
 
 /* Peer-id strings of a list, kept alive for one request. */
@@ -347,12 +359,8 @@ int rk_cli_reset_peer(rk_cli_client_t *c, const char *group, const rk_peer_id_t 
     req.peer_id = pbuf;
     req.n_new_peers = s->n;
     req.new_peers = s->ptrs;
-    ProtobufCMessage *resp = NULL;
-    int rc = call_peer(c, peer, RPC_M_CLI_RESET_PEER, &req.base, NULL, 0,
-                       &rk__empty_response__descriptor, &resp, NULL, st);
+    int rc = call_peer_empty(c, peer, RPC_M_CLI_RESET_PEER, &req.base, st);
     free(s);
-    if (resp != NULL)
-        protobuf_c_message_free_unpacked(resp, NULL);
     return rc;
 }
 
@@ -383,12 +391,7 @@ int rk_cli_snapshot(rk_cli_client_t *c, const char *group, const rk_peer_id_t *p
     Rk__SnapshotRequest req = RK__SNAPSHOT_REQUEST__INIT;
     req.group_id = (char *)group;
     req.peer_id = pbuf;
-    ProtobufCMessage *resp = NULL;
-    int rc = call_peer(c, peer, RPC_M_CLI_SNAPSHOT, &req.base, NULL, 0,
-                       &rk__empty_response__descriptor, &resp, NULL, st);
-    if (resp != NULL)
-        protobuf_c_message_free_unpacked(resp, NULL);
-    return rc;
+    return call_peer_empty(c, peer, RPC_M_CLI_SNAPSHOT, &req.base, st);
 }
 
 /* ---- node status (GetNodeStatus: the admin endpoint's /status JSON) ---- */
@@ -405,8 +408,8 @@ int rk_cli_node_status(rk_cli_client_t *c, const char *group, const rk_peer_id_t
     req.group_id = (char *)group;
     req.peer_id = pbuf;
     ProtobufCMessage *resp = NULL;
-    int rc = call_peer(c, peer, RPC_M_CLI_GET_NODE_STATUS, &req.base, NULL, 0,
-                       &rk__get_node_status_response__descriptor, &resp, NULL, st);
+    int rc = call_peer(c, peer, RPC_M_CLI_GET_NODE_STATUS, &req.base,
+                       &rk__get_node_status_response__descriptor, &resp, st);
     if (rc != 0)
         return rc;
     const Rk__GetNodeStatusResponse *r = (const Rk__GetNodeStatusResponse *)resp;

@@ -5,6 +5,26 @@
 #include <stddef.h>
 #include <stdint.h>
 
+typedef struct http_reply {
+    int code;      /* 0: connection closed without a status line */
+    char *headers; /* status line and headers (malloc'd) */
+    char *body;    /* malloc'd */
+} http_reply_t;
+
+/* A TCP connection to 127.0.0.1:port, or -1. */
+int http_connect(uint16_t port);
+
+/* Sends req[0..len) as is on a new connection, half-closes it, reads until
+ * the server closes (or 10 s pass) and splits the answer. A connection that
+ * cannot be opened gives code 0 and empty headers and body. Free the reply
+ * with http_reply_free. */
+http_reply_t http_exchange(uint16_t port, const char *req, size_t len);
+
+/* method path HTTP/1.1 with a Host header and Connection: close. */
+http_reply_t http_request(uint16_t port, const char *method, const char *path);
+
+void http_reply_free(http_reply_t *r);
+
 /* GETs path from 127.0.0.1:port with Connection: close. Returns the status
  * code (0 when the connection closed without one) and the body in *body
  * (malloc'd; free it). */

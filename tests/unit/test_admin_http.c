@@ -9,7 +9,6 @@
 #include <cmocka.h>
 #include <arpa/inet.h>
 #include <netinet/in.h>
-#include <poll.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -20,73 +19,14 @@
 #include "raftkit/log.h"
 #include "src/admin/admin.h"
 #include "src/metrics/metrics.h"
+#include "tests/support/http_client.h"
 #include "tests/support/prom_check.h"
-
-typedef struct http_reply {
-    int code;      /* 0: connection closed without a status line */
-    char *headers; /* status line and headers */
-    char *body;
-} http_reply_t;
-
-static void reply_free(http_reply_t *r)
-{
-    free(r->headers);
-    free(r->body);
-}
 
 static int connect_to(uint16_t port)
 {
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    int fd = http_connect(port);
     assert_true(fd >= 0);
-    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons(port)};
-    inet_pton(AF_INET, "127.0.0.1", &sa.sin_addr);
-    assert_int_equal(connect(fd, (struct sockaddr *)&sa, sizeof sa), 0);
     return fd;
-}
-
-/* Sends raw bytes, reads until the server closes (or 10 s pass), splits. */
-static http_reply_t exchange(uint16_t port, const char *req, size_t len)
-{
-    int fd = connect_to(port);
-    size_t off = 0;
-    while (off < len) {
-        ssize_t n = send(fd, req + off, len - off, MSG_NOSIGNAL);
-        if (n <= 0)
-            break; /* the server may answer and close before reading it all */
-        off += (size_t)n;
-    }
-    shutdown(fd, SHUT_WR);
-    size_t cap = 1 << 16, got = 0;
-    char *buf = malloc(cap + 1);
-    for (;;) {
-        struct pollfd p = {.fd = fd, .events = POLLIN};
-        if (poll(&p, 1, 10000) <= 0)
-            break;
-        if (got == cap)
-            buf = realloc(buf, (cap *= 2) + 1);
-        ssize_t n = recv(fd, buf + got, cap - got, 0);
-        if (n <= 0)
-            break;
-        got += (size_t)n;
-    }
-    close(fd);
-    buf[got] = '\0';
-    http_reply_t r = {0};
-    char *sep = strstr(buf, "\r\n\r\n");
-    if (sscanf(buf, "HTTP/1.%*d %d", &r.code) != 1)
-        r.code = 0;
-    r.headers = strndup(buf, sep ? (size_t)(sep - buf) : got);
-    r.body = strdup(sep ? sep + 4 : "");
-    free(buf);
-    return r;
-}
-
-static http_reply_t request(uint16_t port, const char *method, const char *path)
-{
-    char req[512];
-    int n = snprintf(req, sizeof req, "%s %s HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n",
-                     method, path);
-    return exchange(port, req, (size_t)n);
 }
 
 static rk_peer_id_t peer(const char *s)
@@ -161,7 +101,7 @@ static bool has_header(const http_reply_t *r, const char *h)
 static void metrics_are_prometheus_text(void **state)
 {
     fixture_t *f = *state;
-    http_reply_t r = request(f->port, "GET", "/metrics");
+    http_reply_t r = http_request(f->port, "GET", "/metrics");
     assert_int_equal(r.code, 200);
     assert_true(has_header(&r, "Content-Type: text/plain; version=0.0.4"));
     char err[256] = "";
@@ -180,18 +120,18 @@ static void metrics_are_prometheus_text(void **state)
                                  &v),
                      0);
     assert_true(v == 43);
-    reply_free(&r);
+    http_reply_free(&r);
 
-    r = request(f->port, "HEAD", "/metrics");
+    r = http_request(f->port, "HEAD", "/metrics");
     assert_int_equal(r.code, 200);
     assert_string_equal(r.body, "");
-    reply_free(&r);
+    http_reply_free(&r);
 }
 
 static void status_is_json_of_the_published_status(void **state)
 {
     fixture_t *f = *state;
-    http_reply_t r = request(f->port, "GET", "/status");
+    http_reply_t r = http_request(f->port, "GET", "/status");
     assert_int_equal(r.code, 200);
     assert_true(has_header(&r, "Content-Type: application/json"));
     rk_node_status_t st;
@@ -205,47 +145,47 @@ static void status_is_json_of_the_published_status(void **state)
     assert_int_equal(st.conf.n_peers, 3);
     assert_int_equal(st.n_peers, 2);
     assert_int_equal(st.peers[1].last_contact_age_ms, 12);
-    reply_free(&r);
+    http_reply_free(&r);
 
-    r = request(f->port, "GET", "/status?group=counter");
+    r = http_request(f->port, "GET", "/status?group=counter");
     assert_int_equal(r.code, 200);
-    reply_free(&r);
-    r = request(f->port, "GET", "/status?group=nope");
+    http_reply_free(&r);
+    r = http_request(f->port, "GET", "/status?group=nope");
     assert_int_equal(r.code, 404);
-    reply_free(&r);
+    http_reply_free(&r);
 }
 
 static void health_needs_a_known_leader_and_no_error(void **state)
 {
     fixture_t *f = *state;
-    http_reply_t r = request(f->port, "GET", "/health");
+    http_reply_t r = http_request(f->port, "GET", "/health");
     assert_int_equal(r.code, 200);
     assert_non_null(strstr(r.body, "\"ok\""));
-    reply_free(&r);
+    http_reply_free(&r);
 
     publish(f->m, RK_STATE_CANDIDATE, NULL);
-    r = request(f->port, "GET", "/health");
+    r = http_request(f->port, "GET", "/health");
     assert_int_equal(r.code, 503);
     assert_non_null(strstr(r.body, "no leader known"));
-    reply_free(&r);
+    http_reply_free(&r);
 
     publish(f->m, RK_STATE_FOLLOWER, "127.0.0.1:8082");
-    r = request(f->port, "GET", "/health");
+    r = http_request(f->port, "GET", "/health");
     assert_int_equal(r.code, 200);
-    reply_free(&r);
+    http_reply_free(&r);
 
     publish(f->m, RK_STATE_ERROR, "127.0.0.1:8082");
-    r = request(f->port, "GET", "/health");
+    r = http_request(f->port, "GET", "/health");
     assert_int_equal(r.code, 503);
     assert_non_null(strstr(r.body, "error"));
-    reply_free(&r);
+    http_reply_free(&r);
 }
 
 static void still_healthy(const fixture_t *f)
 {
-    http_reply_t r = request(f->port, "GET", "/health");
+    http_reply_t r = http_request(f->port, "GET", "/health");
     assert_int_equal(r.code, 200);
-    reply_free(&r);
+    http_reply_free(&r);
 }
 
 static void unknown_paths_and_methods_get_404_and_405(void **state)
@@ -253,25 +193,25 @@ static void unknown_paths_and_methods_get_404_and_405(void **state)
     fixture_t *f = *state;
     const char *paths[] = {"/", "/metricsx", "/status/", "/../etc/passwd", "/%00", "*"};
     for (size_t i = 0; i < sizeof paths / sizeof paths[0]; i++) {
-        http_reply_t r = request(f->port, "GET", paths[i]);
+        http_reply_t r = http_request(f->port, "GET", paths[i]);
         if (r.code != 404 && r.code != 400)
             fail_msg("GET %s: %d", paths[i], r.code);
-        reply_free(&r);
+        http_reply_free(&r);
     }
     const char *methods[] = {"POST", "PUT", "DELETE", "PATCH", "OPTIONS", "BREW"};
     for (size_t i = 0; i < sizeof methods / sizeof methods[0]; i++) {
-        http_reply_t r = request(f->port, methods[i], "/metrics");
+        http_reply_t r = http_request(f->port, methods[i], "/metrics");
         if (r.code != 405)
             fail_msg("%s /metrics: %d", methods[i], r.code);
         assert_true(has_header(&r, "Allow: GET, HEAD"));
-        reply_free(&r);
+        http_reply_free(&r);
     }
     /* A POST with a body is refused without reading it. */
     const char post[] = "POST /status HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n"
                         "Connection: close\r\n\r\nhello";
-    http_reply_t r = exchange(f->port, post, sizeof post - 1);
+    http_reply_t r = http_exchange(f->port, post, sizeof post - 1);
     assert_int_equal(r.code, 405);
-    reply_free(&r);
+    http_reply_free(&r);
     still_healthy(f);
 }
 
@@ -296,25 +236,25 @@ static void garbage_gets_400_and_the_endpoint_keeps_running(void **state)
         "GET /metrics HTTP/1.1\r\nHost: x\r\nContent-Length: -1\r\n\r\n",
     };
     for (size_t i = 0; i < sizeof texts / sizeof texts[0]; i++) {
-        http_reply_t r = exchange(f->port, texts[i], strlen(texts[i]));
+        http_reply_t r = http_exchange(f->port, texts[i], strlen(texts[i]));
         /* 400 (or 505 for the version), or a plain close for what is not
          * HTTP at all: never a 200, never a crash. */
         if (!(r.code == 0 || (r.code >= 400 && r.code < 600)))
             fail_msg("request %zu answered %d", i, r.code);
-        reply_free(&r);
+        http_reply_free(&r);
         still_healthy(f);
     }
     /* A GET with a broken chunked body: the body is never read, so the
      * answer may be 200 as well as 400; what matters is what follows. */
     const char chunked[] =
         "GET /metrics HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n";
-    http_reply_t r = exchange(f->port, chunked, sizeof chunked - 1);
+    http_reply_t r = http_exchange(f->port, chunked, sizeof chunked - 1);
     assert_true(r.code == 200 || r.code == 400 || r.code == 0);
-    reply_free(&r);
+    http_reply_free(&r);
     still_healthy(f);
-    r = exchange(f->port, (const char *)noise, sizeof noise);
+    r = http_exchange(f->port, (const char *)noise, sizeof noise);
     assert_true(r.code == 0 || r.code == 400);
-    reply_free(&r);
+    http_reply_free(&r);
 
     /* Headers far past the connection's memory limit. */
     size_t big = 256 * 1024;
@@ -322,18 +262,18 @@ static void garbage_gets_400_and_the_endpoint_keeps_running(void **state)
     int n = snprintf(huge, 128, "GET /metrics HTTP/1.1\r\nHost: x\r\nX-Big: ");
     memset(huge + n, 'a', big);
     memcpy(huge + n + big, "\r\n\r\n", 5);
-    r = exchange(f->port, huge, (size_t)n + big + 4);
+    r = http_exchange(f->port, huge, (size_t)n + big + 4);
     if (!(r.code == 0 || r.code == 400 || r.code == 413 || r.code == 414 || r.code == 431))
         fail_msg("huge header answered %d", r.code);
-    reply_free(&r);
+    http_reply_free(&r);
     /* And a huge URL. */
     memcpy(huge, "GET /", 5);
     memset(huge + 5, 'u', big);
     memcpy(huge + 5 + big, " HTTP/1.1\r\nHost: x\r\n\r\n", 23);
-    r = exchange(f->port, huge, 5 + big + 23);
+    r = http_exchange(f->port, huge, 5 + big + 23);
     if (!(r.code == 0 || r.code == 400 || r.code == 414 || r.code == 431))
         fail_msg("huge URL answered %d", r.code);
-    reply_free(&r);
+    http_reply_free(&r);
     free(huge);
     still_healthy(f);
 }
@@ -369,9 +309,9 @@ static void scrapes_run_while_the_loop_publishes(void **state)
     pthread_t t;
     assert_int_equal(pthread_create(&t, NULL, busy_loop, f), 0);
     for (int i = 0; i < 20; i++) {
-        http_reply_t r = request(f->port, "GET", i % 2 ? "/metrics" : "/status");
+        http_reply_t r = http_request(f->port, "GET", i % 2 ? "/metrics" : "/status");
         assert_int_equal(r.code, 200);
-        reply_free(&r);
+        http_reply_free(&r);
     }
     pthread_join(t, NULL);
 }
@@ -403,29 +343,29 @@ static void groups_on_one_port_share_a_server(void **state)
     publish(a, RK_STATE_LEADER, "127.0.0.1:8081");
     publish(b, RK_STATE_FOLLOWER, NULL);
 
-    http_reply_t r = request(port, "GET", "/metrics");
+    http_reply_t r = http_request(port, "GET", "/metrics");
     assert_int_equal(r.code, 200);
     char perr[256] = "";
     if (prom_check(r.body, perr, sizeof perr) != 0)
         fail_msg("%s", perr);
     assert_non_null(strstr(r.body, "group=\"alpha\""));
     assert_non_null(strstr(r.body, "group=\"beta\""));
-    reply_free(&r);
-    r = request(port, "GET", "/status");
+    http_reply_free(&r);
+    r = http_request(port, "GET", "/status");
     assert_int_equal(r.code, 200);
     assert_non_null(strstr(r.body, "\"groups\""));
-    reply_free(&r);
-    r = request(port, "GET", "/health"); /* beta has no leader */
+    http_reply_free(&r);
+    r = http_request(port, "GET", "/health"); /* beta has no leader */
     assert_int_equal(r.code, 503);
-    reply_free(&r);
-    r = request(port, "GET", "/health?group=alpha");
+    http_reply_free(&r);
+    r = http_request(port, "GET", "/health?group=alpha");
     assert_int_equal(r.code, 200);
-    reply_free(&r);
+    http_reply_free(&r);
 
     admin_detach(sb, b);
-    r = request(port, "GET", "/health");
+    r = http_request(port, "GET", "/health");
     assert_int_equal(r.code, 200);
-    reply_free(&r);
+    http_reply_free(&r);
     admin_detach(sa, a);
     /* The last group gone, the port is closed. */
     int fd = socket(AF_INET, SOCK_STREAM, 0);

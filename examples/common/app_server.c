@@ -1,0 +1,96 @@
+/* Start-up and shut-down of the example servers (see app_server.h). */
+#include <signal.h>
+#include <stdio.h>
+#include <sys/stat.h>
+
+#include "examples/common/app_server.h"
+#include "raftkit/log.h"
+
+int app_server_conf(app_conf_t *c, int argc, char **argv, const char *prog,
+                    const char *default_group)
+{
+    char err[512];
+    int rc = app_conf_parse(c, argc, argv, prog, default_group, stdout, err, sizeof err);
+    if (rc == 1)
+        return 0;
+    if (rc != 0) {
+        fprintf(stderr, "%s: %s\n", prog, err);
+        return 2;
+    }
+    rk_log_level_t level;
+    if (rk_log_level_parse(c->log_level, &level) == 0)
+        rk_log_set_level(level);
+    return -1;
+}
+
+int app_server_run(const app_conf_t *c, const app_server_spec_t *spec)
+{
+    const char *prog = spec->prog;
+    /* Signals are taken synchronously by main (sigwait); every thread
+     * raftkit starts inherits the blocked mask. */
+    sigset_t sigs;
+    sigemptyset(&sigs);
+    sigaddset(&sigs, SIGINT);
+    sigaddset(&sigs, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, &sigs, NULL);
+    signal(SIGPIPE, SIG_IGN);
+    mkdir(c->data, 0755); /* the node creates what it needs below it */
+
+    rk_node_options_t opts;
+    rk_node_options_init(&opts);
+    opts.fsm = spec->fsm;
+    opts.data_path = c->data;
+    opts.initial_conf = c->conf;
+    opts.election_timeout_ms = c->election_timeout_ms;
+    opts.snapshot_interval_secs = c->snapshot_interval_s;
+    opts.admin_port = c->admin_port;
+
+    rk_status_t st;
+    rk_server_t *server = NULL;
+    rk_rpc_server_t *rpc = NULL;
+    rk_group_service_t *svc = NULL;
+    int exit_code = 1;
+    char peer[RK_PEER_ID_STRLEN];
+    rk_peer_id_format(&c->self, peer, sizeof peer);
+
+    if ((server = rk_server_new(&c->self.endpoint, &st)) == NULL) {
+        fprintf(stderr, "%s: cannot listen on %s: %s\n", prog, peer, st.msg);
+        goto out;
+    }
+    if ((rpc = rk_rpc_server_attach(server, &st)) == NULL) {
+        fprintf(stderr, "%s: attaching the application service: %s\n", prog, st.msg);
+        goto out;
+    }
+    int rc = rk_rpc_server_register(rpc, spec->method, spec->handler, spec->handler_arg);
+    if (rc != 0) {
+        fprintf(stderr, "%s: registering method %u: %s\n", prog, spec->method, rk_strerror(rc));
+        goto out;
+    }
+    if ((svc = rk_group_service_new_shared(c->group, &c->self, &opts, server, &st)) == NULL) {
+        fprintf(stderr, "%s: %s\n", prog, st.msg);
+        goto out;
+    }
+    rk_node_t *node = rk_group_service_start(svc, &st);
+    if (node == NULL) {
+        fprintf(stderr, "%s: starting the node: %s: %s\n", prog, rk_err_name(st.code), st.msg);
+        goto out;
+    }
+    *spec->node = node;
+    RK_INFO(c->group, peer, "%s up: peers %s, data %s", prog, c->peers, c->data);
+
+    int sig = 0;
+    sigwait(&sigs, &sig);
+    RK_INFO(c->group, peer, "signal %d: stopping", sig);
+    exit_code = 0;
+out:
+    /* The handler may use the node: unregister it before the node goes. */
+    rk_rpc_server_detach(rpc);
+    if (svc != NULL) {
+        rk_group_service_shutdown(svc);
+        rk_group_service_join(svc);
+        *spec->node = NULL;
+        rk_group_service_free(svc);
+    }
+    rk_server_free(server);
+    return exit_code;
+}
