@@ -134,8 +134,9 @@ int client_call(rk_rpc_client_t *c, const rk_endpoint_t *ep, uint32_t method,
     c->call_done = false;
     c->call_out = out;
     int rc = RK_EUNREACHABLE;
+    rpc_channel_t *ch = NULL;
     for (int attempt = 0; attempt < 2 && rc == RK_EUNREACHABLE; attempt++) {
-        rpc_channel_t *ch = rpc_client_channel(c->rpc, name, &out->status);
+        ch = rpc_client_channel(c->rpc, name, &out->status);
         if (ch == NULL)
             return out->status.code;
         rc = rpc_channel_call(ch, &r, call_cb, c);
@@ -152,10 +153,8 @@ int client_call(rk_rpc_client_t *c, const rk_endpoint_t *ep, uint32_t method,
     /* The rpc client's own timeout ends the call; the margin only guards
      * against a lost timer. */
     if (!run_until(c, &c->call_done, deadline + 1000)) {
-        rpc_client_t *rpc = c->rpc;
-        rpc_channel_t *ch = rpc_client_channel(rpc, name, &out->status);
-        if (ch != NULL)
-            rpc_channel_close(ch); /* runs call_cb with RK_ECANCELED */
+        /* close the channel the call is pending on: runs call_cb with RK_ECANCELED */
+        rpc_channel_close(ch);
         rk_status_set(&out->status, RK_ETIMEDOUT, "no answer within %d ms", timeout_ms);
     }
     c->call_out = NULL;
