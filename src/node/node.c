@@ -367,6 +367,7 @@ static void on_role(rk_node_t *n, const core_event_t *ev)
             fail_cmd(n, n->conf_cmd, RK_ELEADERLOST, "leadership lost during the change");
             n->conf_cmd = NULL;
         }
+        catchup_abort(n, RK_ELEADERLOST, "leadership lost while new peers caught up");
         n->was_leader = false;
     }
     if (ev->role == CORE_LEADER && ev->old_role != CORE_LEADER) {
@@ -525,7 +526,7 @@ static void run_change_conf(rk_node_t *n, node_cmd_t *c)
         fail_cmd(n, c, RK_ENOTLEADER, "not the leader");
         return;
     }
-    if (n->conf_cmd != NULL) {
+    if (n->conf_cmd != NULL || catchup_busy(n)) {
         fail_cmd(n, c, RK_ECONFCHANGE, "a configuration change is in progress");
         return;
     }
@@ -570,6 +571,13 @@ static void run_change_conf(rk_node_t *n, node_cmd_t *c)
     if (rk_configuration_equal(&t, &cur->cur)) {
         fsm_post_closure(n, c->done, 0, NULL);
         free(c);
+        return;
+    }
+    /* New voters catch up as learners first (thesis 4.2.1). */
+    rc = catchup_begin(n, c, cur, &t);
+    if (rc <= 0) {
+        if (rc < 0)
+            fail_cmd(n, c, rc, "change refused");
         return;
     }
     uint64_t idx = 0;
@@ -684,7 +692,8 @@ static void drain_tasks(rk_node_t *n)
             int rc = core_propose(n->core, ents, m, &first, &term);
             for (size_t i = 0; i < m; i++) {
                 if (rc == 0) {
-                    if (batch[i].done && pend_push(n, first + i, term, batch[i].done) != 0)
+                    if (batch[i].done && pend_push(n, first + i, term, batch[i].done,
+                                                   batch[i].task_closure) != 0)
                         fsm_post_closure(n, batch[i].done, RK_ENOMEM, "pending queue");
                 } else {
                     fsm_post_closure(n, batch[i].done, rc,
@@ -751,6 +760,7 @@ static void on_tick(uv_timer_t *t)
     if (n->stopping || n->fatal)
         return;
     core_tick(n->core);
+    catchup_tick(n);
     uint64_t now = node_now_ms(n);
     /* reads the core never answered (lost messages) time out */
     node_cmd_t **pp = &n->reads;
@@ -1058,6 +1068,7 @@ void node_loop_stop(rk_node_t *n)
             fail_cmd(n, n->conf_cmd, RK_ESHUTDOWN, "node shut down");
             n->conf_cmd = NULL;
         }
+        catchup_abort(n, RK_ESHUTDOWN, "node shut down");
         snap_stop(n);
     }
     if (n->writer) {
@@ -1081,8 +1092,10 @@ void node_loop_stop(rk_node_t *n)
 
 int rk_node_apply(rk_node_t *n, const rk_task_t *task)
 {
-    if (n == NULL || task == NULL || (task->len > 0 && task->data == NULL))
+    if (n == NULL || task == NULL || (task->len > 0 && task->data == NULL) ||
+        (task->done != NULL && task->task_done != NULL))
         return RK_EINVAL;
+    rk_closure_t *done = task->task_done ? &task->task_done->closure : task->done;
     if (task->len > (size_t)n->opts.raft_options.max_body_size)
         return RK_EINVAL;
     buf_t *b = task->len ? buf_new(task->data, task->len) : NULL;
@@ -1102,7 +1115,10 @@ int rk_node_apply(rk_node_t *n, const rk_task_t *task)
         return rc;
     }
     n->tasks[(n->task_head + n->task_count) % n->task_cap] =
-        (node_task_t){.data = b, .done = task->done, .expected_term = task->expected_term};
+        (node_task_t){.data = b,
+                      .done = done,
+                      .expected_term = task->expected_term,
+                      .task_closure = task->task_done != NULL};
     bool first = n->task_count++ == 0;
     if (first)
         uv_async_send(&n->wake);
