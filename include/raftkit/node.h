@@ -137,9 +137,14 @@ typedef struct rk_task {
     size_t len;
     rk_closure_t *done;    /* may be NULL; otherwise run exactly once */
     int64_t expected_term; /* -1: don't check; else fail with RK_ETERM unless leader at this term */
+    /* Instead of done (leave done NULL): a closure with an on_committed hook
+     * (raftkit/closure.h); task_done->closure is run as done would be. */
+    rk_task_closure_t *task_done;
 } rk_task_t;
 
 /* Proposes a task. The payload is copied before the call returns.
+ * With task.task_done, its on_committed runs first, once the entry is known
+ * committed (see rk_task_closure_t).
  *
  * Returns 0 when accepted: done (if any) then runs exactly once, on the FSM
  * thread: RK_OK right after on_apply moved past the entry, or an error --
@@ -148,7 +153,8 @@ typedef struct rk_task {
  * known committed: it may still commit; treat the outcome as unknown),
  * RK_ESHUTDOWN (the node stopped first), or the error of a failed state.
  *
- * Returns, without running done: RK_EINVAL (n or task NULL, len over
+ * Returns, without running done: RK_EINVAL (n or task NULL, both done and
+ * task_done set, len over
  * raft_options.max_body_size), RK_EBUSY (the apply queue holds
  * raft_options.apply_queue_size tasks: back off and retry; the node is not
  * harmed), RK_ESHUTDOWN (shutdown was requested), RK_ENOMEM.

@@ -279,12 +279,164 @@ static void test_unreachable_peer_goes_to_probe(void **state)
     rk_log_set_sink(NULL, NULL);
 }
 
+/* ---- 3. on-committed hook (JRaft's TaskClosure) ---- */
+
+typedef struct tc_task {
+    rk_task_closure_t tc;
+    tc_counter_t *fsm;
+    atomic_int committed_runs, runs, seq, committed_seq, run_seq;
+    atomic_uint_fast64_t sum_at_commit;
+    atomic_int code;
+} tc_task_t;
+
+static atomic_int task_seq;
+
+static void task_committed(rk_task_closure_t *self)
+{
+    tc_task_t *t = (tc_task_t *)self;
+    atomic_store(&t->sum_at_commit, atomic_load(&t->fsm->sum));
+    atomic_store(&t->committed_seq, atomic_fetch_add(&task_seq, 1));
+    atomic_fetch_add(&t->committed_runs, 1);
+}
+
+static void task_run(rk_closure_t *self, const rk_status_t *st)
+{
+    tc_task_t *t = rk_container_of(self, tc_task_t, tc.closure);
+    atomic_store(&t->code, st->code);
+    atomic_store(&t->run_seq, atomic_fetch_add(&task_seq, 1));
+    atomic_fetch_add(&t->runs, 1);
+}
+
+static bool task_ran(void *p)
+{
+    return atomic_load(&((tc_task_t *)p)->runs) > 0;
+}
+
+static int apply_task(rk_node_t *n, tc_task_t *t, tc_counter_t *fsm, uint64_t value)
+{
+    memset(t, 0, sizeof(*t));
+    t->tc.closure.run = task_run;
+    t->tc.on_committed = task_committed;
+    t->fsm = fsm;
+    uint8_t b[8];
+    for (int i = 0; i < 8; i++)
+        b[i] = (uint8_t)(value >> (8 * i));
+    rk_task_t task = {.data = b, .len = 8, .expected_term = -1, .task_done = &t->tc};
+    return rk_node_apply(n, &task);
+}
+
+/* JRaft's TaskClosure: on_committed runs exactly once, when the entry is
+ * committed and before on_apply applied it; run() follows with RK_OK. On a
+ * follower the task fails with RK_ENOTLEADER and on_committed never runs. */
+static void test_task_closure_on_committed(void **state)
+{
+    (void)state;
+    tc_cluster_t c;
+    int leader = start_cluster(&c, "mt", 3, 3, NULL);
+    rk_node_t *ln = c.nodes[leader].node;
+    assert_int_equal(tc_apply_many(&c, leader, 10), 10);
+    tc_task_t t;
+    assert_int_equal(apply_task(ln, &t, &c.nodes[leader].fsm, 1000), 0);
+    assert_true(tc_wait(task_ran, &t, 5000));
+    assert_int_equal(atomic_load(&t.code), 0);
+    assert_int_equal(atomic_load(&t.committed_runs), 1);
+    assert_int_equal(atomic_load(&t.runs), 1);
+    assert_true(atomic_load(&t.committed_seq) < atomic_load(&t.run_seq));
+    assert_int_equal(atomic_load(&t.sum_at_commit), 10); /* not applied yet */
+    assert_int_equal(atomic_load(&c.nodes[leader].fsm.sum), 1010);
+    /* done and task_done together are refused */
+    done_req_t d = {.closure.run = done_run};
+    rk_task_t bad = {.done = &d.closure, .task_done = &t.tc, .expected_term = -1};
+    assert_int_equal(rk_node_apply(ln, &bad), RK_EINVAL);
+    int f = (leader + 1) % 3;
+    tc_task_t tf;
+    assert_int_equal(apply_task(c.nodes[f].node, &tf, &c.nodes[f].fsm, 5), 0);
+    assert_true(tc_wait(task_ran, &tf, 5000));
+    assert_int_equal(atomic_load(&tf.code), RK_ENOTLEADER);
+    assert_int_equal(atomic_load(&tf.committed_runs), 0);
+    tc_cluster_destroy(&c);
+}
+
+/* ---- 6. set_error_and_rollback(ntail) ---- */
+
+enum { SLOW_VALUE = 50, POISON_VALUE = 100 };
+
+static uint64_t entry_value(rk_iterator_t *it)
+{
+    size_t len = 0;
+    const uint8_t *p = rk_iterator_data(it, &len);
+    uint64_t v = 0;
+    for (size_t i = 0; i < len && i < 8; i++)
+        v |= (uint64_t)p[i] << (8 * i);
+    return v;
+}
+
+/* A counter that waits on SLOW_VALUE (so later entries batch up) and fails
+ * on POISON_VALUE, rolling back that entry and the one before it. */
+static void failing_apply(rk_state_machine_t *sm, rk_iterator_t *it)
+{
+    tc_counter_t *c = (tc_counter_t *)sm;
+    for (; rk_iterator_valid(it); rk_iterator_next(it)) {
+        uint64_t v = entry_value(it);
+        if (v == POISON_VALUE) {
+            rk_status_t st;
+            rk_status_set(&st, RK_EIO, "disk full");
+            rk_iterator_set_error_and_rollback(it, 2, &st);
+            return;
+        }
+        if (v == SLOW_VALUE)
+            tc_msleep(300);
+        atomic_fetch_add(&c->sum, v);
+        atomic_fetch_add(&c->applied, 1);
+    }
+}
+
+static bool req_ran(void *p)
+{
+    return atomic_load(&((tc_req_t *)p)->runs) > 0;
+}
+
+/* JRaft's setErrorAndRollback(ntail = 2): the applied index goes back to the
+ * poisoned entry's index - 2 (the entry before it counts as not applied);
+ * the poisoned entry's closure fails with the state machine's status and the
+ * node enters the error state. */
+static void test_set_error_and_rollback_ntail(void **state)
+{
+    (void)state;
+    tc_cluster_t c;
+    tc_cluster_init(&c, "mr", 1, 1, NULL);
+    assert_int_equal(tc_start(&c, 0, false), 0);
+    c.nodes[0].fsm.sm.on_apply = failing_apply; /* before any data entry */
+    assert_true(tc_wait_leader(&c, 5000) == 0);
+    rk_node_t *n = c.nodes[0].node;
+    tc_req_t slow, a, poison;
+    tc_req_init(&slow);
+    tc_req_init(&a);
+    tc_req_init(&poison);
+    assert_int_equal(tc_apply(&c, 0, SLOW_VALUE, &slow, -1), 0);
+    tc_msleep(100); /* the slow entry is being applied: the next two batch up */
+    assert_int_equal(tc_apply(&c, 0, 7, &a, -1), 0);
+    assert_int_equal(tc_apply(&c, 0, POISON_VALUE, &poison, -1), 0);
+    assert_true(tc_wait(req_ran, &poison, 5000));
+    assert_true(tc_wait(req_ran, &a, 5000));
+    assert_int_equal(atomic_load(&slow.code), 0);
+    assert_int_equal(atomic_load(&a.code), 0); /* ran when the iterator passed it */
+    assert_int_equal(atomic_load(&poison.code), RK_EIO);
+    int64_t last = rk_node_last_log_index(n);
+    assert_int_equal(rk_node_applied_index(n), last - 2);
+    assert_int_equal(rk_node_state(n), RK_STATE_ERROR);
+    assert_int_equal(atomic_load(&c.nodes[0].fsm.errors), 1);
+    tc_cluster_destroy(&c);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_new_voter_catches_up_as_learner_first),
         cmocka_unit_test(test_dead_new_voter_fails_with_ecatchup),
         cmocka_unit_test(test_unreachable_peer_goes_to_probe),
+        cmocka_unit_test(test_task_closure_on_committed),
+        cmocka_unit_test(test_set_error_and_rollback_ntail),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
