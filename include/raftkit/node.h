@@ -43,7 +43,11 @@ typedef struct rk_group_service rk_group_service_t;
 
 typedef enum rk_read_only_option {
     RK_READ_ONLY_SAFE = 0,    /* ReadIndex: a heartbeat round confirms leadership */
-    RK_READ_ONLY_LEASE_BASED, /* the leader's lease; assumes bounded clock drift */
+    /* The leader answers at once while its lease holds: a quorum answered
+     * within election_timeout_ms * leader_lease_time_ratio / 100; else a
+     * ReadIndex round. Assumes clocks drift apart by less than the rest of
+     * the election timeout. */
+    RK_READ_ONLY_LEASE_BASED,
 } rk_read_only_option_t;
 
 typedef struct rk_raft_options {
@@ -65,11 +69,14 @@ typedef struct rk_raft_options {
 typedef struct rk_node_options {
     int election_timeout_ms;         /* 1000; heartbeats every election_timeout_ms / 10 */
     int election_priority;           /* RK_PRIORITY_DISABLED (-1) */
-    int leader_lease_time_ratio;     /* lease = ratio% of the election timeout; 90 */
+    int leader_lease_time_ratio;     /* lease = ratio% of the election timeout, in whole ticks
+                                        (timeout / 10, at least one); 90; used by
+                                        RK_READ_ONLY_LEASE_BASED reads */
     int snapshot_interval_secs;      /* 3600; 0 disables timed snapshots */
     int snapshot_log_index_margin;   /* keep this many entries after a snapshot; 0 */
     int snapshot_log_count;          /* snapshot after this many entries since the last; 0 = off */
-    int catchup_margin;              /* a new peer counts as caught up within this many; 1000 */
+    int catchup_margin; /* a new voter is promoted once within this many entries of the
+                           leader's last index; 1000 (see rk_node_add_peer) */
     rk_configuration_t initial_conf; /* used only when the data directory is empty */
     const char *data_path;           /* log, meta and snapshots live under it; required */
     bool disable_cli;                /* refuse CLI RPCs for this group */

@@ -783,6 +783,31 @@ static void on_tick(uv_timer_t *t)
 
 /* ------------------------------------------------------------ startup */
 
+/* The core's options from the node's (one tick = election_timeout_ms / 10). */
+static void core_opts_from_node(rk_node_t *n, core_options_t *o)
+{
+    core_options_init(o);
+    o->self = n->self;
+    o->self.priority = n->opts.election_priority;
+    o->election_ticks = 10;
+    o->heartbeat_ticks = 1;
+    o->pre_vote = n->opts.raft_options.pre_vote;
+    o->check_quorum = n->opts.raft_options.check_quorum;
+    o->read_only = n->opts.raft_options.read_only_option == RK_READ_ONLY_LEASE_BASED
+                       ? CORE_READ_LEASE
+                       : CORE_READ_SAFE;
+    /* JRaft: lease = election timeout * leader_lease_time_ratio / 100, in
+     * whole ticks (at least one). */
+    o->lease_ticks = o->election_ticks * (uint32_t)n->opts.leader_lease_time_ratio / 100;
+    if (o->lease_ticks == 0)
+        o->lease_ticks = 1;
+    o->max_inflight_msgs = n->opts.raft_options.replicator_pipeline
+                               ? (uint32_t)n->opts.raft_options.max_replicator_inflight_msgs
+                               : 1;
+    o->max_entries_per_msg = (uint32_t)n->opts.raft_options.max_entries_size;
+    o->max_bytes_per_msg = (uint64_t)n->opts.raft_options.max_body_size;
+}
+
 static int mkdir_p(const char *path)
 {
     char tmp[4096];
@@ -1010,21 +1035,7 @@ int node_start(rk_node_t *n, rk_status_t *err)
         return rc;
     if ((rc = node_obs_init(n, err)) != 0)
         return rc;
-    core_options_init(&in.opts);
-    in.opts.self = n->self;
-    in.opts.self.priority = n->opts.election_priority;
-    in.opts.election_ticks = 10;
-    in.opts.heartbeat_ticks = 1;
-    in.opts.pre_vote = n->opts.raft_options.pre_vote;
-    in.opts.check_quorum = n->opts.raft_options.check_quorum;
-    in.opts.read_only = n->opts.raft_options.read_only_option == RK_READ_ONLY_LEASE_BASED
-                            ? CORE_READ_LEASE
-                            : CORE_READ_SAFE;
-    in.opts.max_inflight_msgs = n->opts.raft_options.replicator_pipeline
-                                    ? (uint32_t)n->opts.raft_options.max_replicator_inflight_msgs
-                                    : 1;
-    in.opts.max_entries_per_msg = (uint32_t)n->opts.raft_options.max_entries_size;
-    in.opts.max_bytes_per_msg = (uint64_t)n->opts.raft_options.max_body_size;
+    core_opts_from_node(n, &in.opts);
     uint64_t seed = (uint64_t)uv_hrtime();
     for (const char *p = n->self_str; *p; p++)
         seed = seed * 1099511628211ull ^ (uint8_t)*p;
@@ -1268,13 +1279,7 @@ static void do_reset_peers(void *p)
     core_get_status(n->core, &cs);
     core_init_t in;
     memset(&in, 0, sizeof(in));
-    core_options_init(&in.opts);
-    in.opts.self = n->self;
-    in.opts.self.priority = n->opts.election_priority;
-    in.opts.pre_vote = n->opts.raft_options.pre_vote;
-    in.opts.check_quorum = n->opts.raft_options.check_quorum;
-    in.opts.max_entries_per_msg = (uint32_t)n->opts.raft_options.max_entries_size;
-    in.opts.max_bytes_per_msg = (uint64_t)n->opts.raft_options.max_body_size;
+    core_opts_from_node(n, &in.opts);
     in.opts.seed = uv_hrtime();
     in.hs.term = cs.term;
     in.hs.vote = cs.vote;

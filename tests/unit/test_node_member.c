@@ -429,6 +429,67 @@ static void test_set_error_and_rollback_ntail(void **state)
     tc_cluster_destroy(&c);
 }
 
+/* ---- 5. leader lease ---- */
+
+typedef struct read_req {
+    rk_read_index_closure_t closure;
+    atomic_int runs;
+    atomic_int code;
+    int64_t index;
+} read_req_t;
+
+static void read_run(rk_read_index_closure_t *self, const rk_status_t *st, int64_t index,
+                     const void *ctx, size_t len)
+{
+    (void)ctx;
+    (void)len;
+    read_req_t *r = (read_req_t *)self;
+    r->index = index;
+    atomic_store(&r->code, st->code);
+    atomic_fetch_add(&r->runs, 1);
+}
+
+static bool read_ran(void *p)
+{
+    return atomic_load(&((read_req_t *)p)->runs) > 0;
+}
+
+/* Thesis 6.4.1 / scenario 92: with RK_READ_ONLY_LEASE_BASED, reads on the
+ * leader and on followers see every acknowledged write. With check-quorum
+ * off, a leader whose followers are gone must not keep answering from its
+ * lease once leader_lease_time_ratio of an election timeout has passed: the
+ * read falls back to a ReadIndex round, which nobody confirms. */
+static void test_lease_reads(void **state)
+{
+    (void)state;
+    rk_node_options_t o;
+    rk_node_options_init(&o);
+    o.election_timeout_ms = 300;
+    o.raft_options.sync = false;
+    o.raft_options.read_only_option = RK_READ_ONLY_LEASE_BASED;
+    o.raft_options.check_quorum = false;
+    tc_cluster_t c;
+    int leader = start_cluster(&c, "ml", 3, 3, &o);
+    assert_int_equal(tc_apply_many(&c, leader, 100), 100);
+    for (int i = 0; i < 3; i++) {
+        read_req_t r = {.closure.run = read_run};
+        assert_int_equal(rk_node_read_index(c.nodes[i].node, NULL, 0, &r.closure), 0);
+        assert_true(tc_wait(read_ran, &r, 5000));
+        assert_int_equal(atomic_load(&r.code), 0);
+        assert_true(r.index >= rk_node_committed_index(c.nodes[leader].node) - 0);
+        assert_int_equal(atomic_load(&c.nodes[i].fsm.sum), 100);
+    }
+    tc_stop(&c, (leader + 1) % 3);
+    tc_stop(&c, (leader + 2) % 3);
+    tc_msleep(2 * 300); /* well past the lease (270 ms) */
+    assert_true(rk_node_is_leader(c.nodes[leader].node)); /* no check-quorum */
+    read_req_t r = {.closure.run = read_run};
+    assert_int_equal(rk_node_read_index(c.nodes[leader].node, NULL, 0, &r.closure), 0);
+    assert_true(tc_wait(read_ran, &r, 5000));
+    assert_int_not_equal(atomic_load(&r.code), 0);
+    tc_cluster_destroy(&c);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -437,6 +498,7 @@ int main(void)
         cmocka_unit_test(test_unreachable_peer_goes_to_probe),
         cmocka_unit_test(test_task_closure_on_committed),
         cmocka_unit_test(test_set_error_and_rollback_ntail),
+        cmocka_unit_test(test_lease_reads),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
