@@ -188,7 +188,12 @@ int rk_node_remove_peer(rk_node_t *n, const rk_peer_id_t *peer, rk_closure_t *do
 /* Joint consensus to exactly conf's voters and learners. */
 int rk_node_change_peers(rk_node_t *n, const rk_configuration_t *conf, rk_closure_t *done);
 /* Escape hatch after losing a majority: force this node's configuration to
- * conf without consensus. May lose committed data; for operators only. */
+ * conf without consensus. May lose committed data; for operators only. The
+ * forced configuration is durable (fsynced) when this returns 0, so a restart
+ * keeps it; the node writes it into the log as a configuration entry when it
+ * next leads. Returns 0, RK_EINVAL, RK_EIO (could not make it durable; the
+ * configuration is unchanged), RK_EBUSY, RK_ESHUTDOWN. Not from the FSM
+ * thread; blocks for one fsync. */
 int rk_node_reset_peers(rk_node_t *n, const rk_configuration_t *conf);
 int rk_node_add_learners(rk_node_t *n, const rk_peer_id_t *learners, size_t count,
                          rk_closure_t *done);

@@ -871,6 +871,30 @@ static int recover_conf(rk_node_t *n, core_init_t *in, bool have_snap, rk_status
     return 0;
 }
 
+/* A configuration forced by reset_peers that the log does not carry yet
+ * wins over the log's (forced_conf.c); this node re-proposes it as leader. */
+static int recover_forced_conf(rk_node_t *n, core_init_t *in, rk_status_t *err)
+{
+    core_conf_t fc;
+    uint64_t index = 0;
+    int rc = forced_conf_load(n, &fc, &index);
+    if (rc == RK_ENOTFOUND)
+        return 0;
+    if (rc != 0)
+        return rk_status_set(err, rc, "forced configuration (reset_peers): %s", rk_strerror(rc));
+    if (index < in->conf_index) { /* the log has a newer configuration */
+        forced_conf_remove(n);
+        return 0;
+    }
+    in->conf = fc;
+    in->prev_conf = fc;
+    in->conf_index = index < in->last_index ? index : in->last_index;
+    n->reset_pending_conf = true;
+    RK_WARN(n->group, n->self_str, "using the configuration forced by reset_peers at index %llu",
+            (unsigned long long)index);
+    return 0;
+}
+
 static int open_storage(rk_node_t *n, core_init_t *in, rk_status_t *err)
 {
     if (mkdir_p(n->log_dir) != 0 || mkdir_p(n->snap_dir) != 0)
@@ -965,6 +989,8 @@ static int open_storage(rk_node_t *n, core_init_t *in, rk_status_t *err)
     n->last_snapshot_index = in->snapshot.index;
     n->last_snapshot_term = in->snapshot.term;
     if ((rc = recover_conf(n, in, have_snap, err)) != 0)
+        return rc;
+    if ((rc = recover_forced_conf(n, in, err)) != 0)
         return rc;
     rk_status_t cst;
     if (rk_configuration_validate(&in->conf.cur, &cst) != 0)
@@ -1303,6 +1329,12 @@ static void do_reset_peers(void *p)
         a->rc = err ? err : RK_ENOMEM;
         return;
     }
+    /* Durable before we answer: a restart keeps the forced configuration. */
+    if ((a->rc = forced_conf_save(n, &in.conf, in.conf_index)) != 0) {
+        core_free(c);
+        return;
+    }
+    catchup_abort(n, RK_ELEADERLOST, "peers reset");
     if (cs.role == CORE_LEADER) {
         pend_fail_above(n, cs.commit, RK_ELEADERLOST, "peers reset");
         rk_status_t st;

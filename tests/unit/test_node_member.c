@@ -490,6 +490,50 @@ static void test_lease_reads(void **state)
     tc_cluster_destroy(&c);
 }
 
+/* ---- 2. reset_peers is durable ---- */
+
+static bool single_peer_is(rk_node_t *n, const rk_peer_id_t *p)
+{
+    rk_configuration_t conf;
+    rk_node_list_peers(n, &conf);
+    return conf.n_peers == 1 && rk_peer_id_equal(&conf.peers[0], p);
+}
+
+/* The survivor of a lost majority forces its configuration to itself and
+ * restarts at once, before it could lead and log the change: the forced
+ * configuration survives the restart, the node leads alone and commits, and
+ * after a second restart the configuration comes from the log. */
+static void test_reset_peers_survives_restart(void **state)
+{
+    (void)state;
+    capture_start();
+    tc_cluster_t c;
+    int leader = start_cluster(&c, "mp", 3, 3, NULL);
+    assert_int_equal(tc_apply_many(&c, leader, 20), 20);
+    int s = (leader + 1) % 3;
+    assert_true(tc_wait_applied(&c, rk_node_last_log_index(c.nodes[leader].node), 5000));
+    tc_stop(&c, leader);
+    tc_stop(&c, (leader + 2) % 3);
+    rk_configuration_t forced;
+    rk_configuration_init(&forced);
+    rk_configuration_add_peer(&forced, &c.nodes[s].id);
+    assert_int_equal(rk_node_reset_peers(c.nodes[s].node, &forced), 0);
+    tc_stop(&c, s);
+    assert_int_equal(tc_start(&c, s, true), 0);
+    assert_true(captured("configuration forced by reset_peers", NULL) >= 1);
+    assert_true(single_peer_is(c.nodes[s].node, &c.nodes[s].id));
+    assert_int_equal(tc_wait_leader(&c, 5000), s);
+    assert_int_equal(tc_apply_many(&c, s, 10), 10);
+    assert_int_equal(atomic_load(&c.nodes[s].fsm.sum), 30);
+    tc_stop(&c, s);
+    assert_int_equal(tc_start(&c, s, true), 0);
+    assert_true(single_peer_is(c.nodes[s].node, &c.nodes[s].id));
+    assert_int_equal(tc_wait_leader(&c, 5000), s);
+    assert_int_equal(tc_apply_many(&c, s, 1), 1);
+    tc_cluster_destroy(&c);
+    rk_log_set_sink(NULL, NULL);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -499,6 +543,7 @@ int main(void)
         cmocka_unit_test(test_task_closure_on_committed),
         cmocka_unit_test(test_set_error_and_rollback_ntail),
         cmocka_unit_test(test_lease_reads),
+        cmocka_unit_test(test_reset_peers_survives_restart),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
