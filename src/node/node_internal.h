@@ -327,6 +327,8 @@ void snap_on_install_request(rk_node_t *n, const rk_peer_id_t *from, uint64_t te
 void snap_after_save(rk_node_t *n, uint64_t index, uint64_t term, const core_conf_t *conf); /* L */
 void snap_on_install_done(rk_node_t *n, const rk_peer_id_t *from, bool ok);
 void snap_stop(rk_node_t *n); /* L: cancel downloads, close the source */
+/* L: the running download's file index and offset (0, 0 when none): tests. */
+void snap_dl_position(rk_node_t *n, uint32_t *file, uint64_t *offset);
 bool snap_busy(rk_node_t *n);
 int snap_serve_get_file(rk_node_t *n, uint64_t reader_id, const char *name, uint64_t offset,
                         uint64_t count, void *call);
