@@ -44,6 +44,7 @@ typedef struct ccall {
     struct ccall *hnext;
     struct ccall *prev, *next;
     rpc_wreq_t *queued; /* still in the channel's queue, not yet written */
+    bool *sent;         /* rpc_req_t.sent: set when the frame reaches a connection */
 } ccall_t;
 
 struct rpc_channel {
@@ -364,8 +365,12 @@ static void channel_ready(rpc_channel_t *ch)
         if (ch->q_head == NULL)
             ch->q_tail = NULL;
         ch->q_bytes -= w->bytes;
-        if (w->owner_data != NULL)
-            ((ccall_t *)w->owner_data)->queued = NULL;
+        if (w->owner_data != NULL) {
+            ccall_t *k = w->owner_data;
+            k->queued = NULL;
+            if (k->sent != NULL)
+                *k->sent = true;
+        }
         if (rpc_conn_write(&ch->conn->conn, w) != 0) {
             rpc_wreq_free(w);
             channel_down(ch, RK_EUNREACHABLE, "write failed");
@@ -706,6 +711,9 @@ int rpc_channel_call(rpc_channel_t *ch, const rpc_req_t *req, rpc_resp_fn cb, vo
     k->arg = arg;
     k->method = req->method;
     k->resp_desc = req->resp_desc;
+    k->sent = req->sent;
+    if (k->sent != NULL)
+        *k->sent = false;
     k->deadline = uv_now(c->loop) + (req->timeout_ms ? req->timeout_ms : 5000);
     k->hnext = c->hash[k->corr & (c->n_buckets - 1)];
     c->hash[k->corr & (c->n_buckets - 1)] = k;
@@ -723,6 +731,8 @@ int rpc_channel_call(rpc_channel_t *ch, const rpc_req_t *req, rpc_resp_fn cb, vo
     if (ch->state != CH_READY) {
         w->owner_data = k;
         k->queued = w;
+    } else if (k->sent != NULL) {
+        *k->sent = true; /* submit writes it now (or keeps it for a close that fails it) */
     }
     submit(ch, w);
     if (c->heap[0] == k)

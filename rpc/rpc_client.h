@@ -64,6 +64,12 @@ typedef struct rpc_req {
      * for application methods. Calls only. */
     const ProtobufCMessageDescriptor *resp_desc;
     uint32_t timeout_ms; /* calls only; 0: 5000 */
+    /* Calls only, may be NULL: set to true when the request frame is handed
+     * to an established connection (from then on the server may execute it,
+     * whatever the outcome says); left false when the call ends before that
+     * (never connected, connection not ready before the timeout, channel
+     * closed first). Must stay valid until the callback has run. */
+    bool *sent;
 } rpc_req_t;
 
 /* A response handed to a call's callback; everything in it is valid only
@@ -79,7 +85,8 @@ typedef struct rpc_resp {
 
 /* Runs exactly once per accepted call. st->code is 0 with resp, or an error
  * with resp NULL: the server's ErrorResponse code and message, RK_ETIMEDOUT,
- * RK_EUNREACHABLE (connection failed or lost with the request in flight),
+ * RK_EUNREACHABLE (connection failed, or lost with the request in flight:
+ * rpc_req_t.sent tells which),
  * RK_EPROTO (undecodable response), RK_ECANCELED (channel closed),
  * RK_ESHUTDOWN (client closed). */
 typedef void (*rpc_resp_fn)(void *arg, const rk_status_t *st, const rpc_resp_t *resp);

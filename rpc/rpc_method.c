@@ -54,6 +54,8 @@ static const rpc_method_info_t methods[] = {
      &rk__get_leader_response__descriptor, R},
     {RPC_M_CLI_GET_PEERS, "get_peers", &rk__get_peers_request__descriptor,
      &rk__get_peers_response__descriptor, R},
+    {RPC_M_CLI_GET_NODE_STATUS, "get_node_status", &rk__get_node_status_request__descriptor,
+     &rk__get_node_status_response__descriptor, R},
 };
 
 #undef R

@@ -48,6 +48,7 @@ enum rpc_method_id {
     RPC_M_CLI_SNAPSHOT = 88,
     RPC_M_CLI_GET_LEADER = 89,
     RPC_M_CLI_GET_PEERS = 90,
+    RPC_M_CLI_GET_NODE_STATUS = 91,
 
     RPC_M_APP_FIRST = 1024,
     RPC_M_APP_LAST = 0x7fffffff,

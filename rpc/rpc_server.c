@@ -278,6 +278,26 @@ int rpc_server_register(rpc_server_t *s, uint32_t method, const ProtobufCMessage
     return 0;
 }
 
+int rpc_server_unregister(rpc_server_t *s, uint32_t method)
+{
+    if (method < BUILTIN_MAX) {
+        if (s->builtin[method].fn == NULL)
+            return RK_ENOTFOUND;
+        s->builtin[method] = (handler_t){0};
+        return 0;
+    }
+    for (unsigned i = 0; i < s->n_app; i++) {
+        if (s->app[i].method == method) {
+            /* on_frame looks handlers up per frame and never keeps the
+             * pointer past the handler call, so shifting is safe. */
+            memmove(&s->app[i], &s->app[i + 1], (s->n_app - i - 1) * sizeof s->app[0]);
+            s->n_app--;
+            return 0;
+        }
+    }
+    return RK_ENOTFOUND;
+}
+
 static const handler_t *handler_find(const rpc_server_t *s, uint32_t method)
 {
     if (method < BUILTIN_MAX)

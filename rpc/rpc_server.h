@@ -66,6 +66,13 @@ uint16_t rpc_server_port(const rpc_server_t *s);
 int rpc_server_register(rpc_server_t *s, uint32_t method, const ProtobufCMessageDescriptor *desc,
                         unsigned flags, rpc_handler_fn fn, void *arg);
 
+/* Removes method's handler: from now on a request for it gets the same
+ * RK_ENOTFOUND ErrorResponse as a method that was never registered, so the
+ * handler's arg may be freed as soon as this returns. Calls already handed to
+ * the handler are not affected (they are completed as usual). Returns 0 or
+ * RK_ENOTFOUND (no handler registered). */
+int rpc_server_unregister(rpc_server_t *s, uint32_t method);
+
 /* Declares that (group_id, peer_id) is served here; ctx is handed to the
  * handlers of routed requests addressed to it (rpc_call_route_ctx). A routed
  * request with an empty peer_id goes to the group's first route. Strings are

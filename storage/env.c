@@ -130,8 +130,12 @@ int log_env_open(const char *dir, const log_env_options_t *o, log_env_t **out, r
      * a store into the map; with ordinary pwrite() it is an ENOSPC that we
      * report and survive. MDB_NOTLS: reads happen on the loop thread while
      * the writer thread writes, and read transactions are not tied to a
-     * thread. */
-    unsigned flags = MDB_NOTLS | MDB_NORDAHEAD | (o->sync ? 0 : MDB_NOSYNC);
+     * thread. MDB_NOMETASYNC when syncing: a commit syncs its data pages
+     * but only writes the meta page; log_env_write_flags then either syncs
+     * again before returning (the default) or leaves that to its caller
+     * (LOG_ENV_DEFER_META, the log writer). LMDB 0.9 takes the flag per
+     * environment only, hence the explicit sync for every other caller. */
+    unsigned flags = MDB_NOTLS | MDB_NORDAHEAD | (o->sync ? MDB_NOMETASYNC : MDB_NOSYNC);
     rc = mdb_env_open(env->mdb, dir, flags, 0644);
     if (rc != 0) {
         fail(st, rc, "cannot open LMDB environment in", dir);
@@ -156,7 +160,7 @@ int log_env_open(const char *dir, const log_env_options_t *o, log_env_t **out, r
         fail(st, rc, "cannot open databases in", dir);
         goto err_after_env;
     }
-    if ((rc = mdb_txn_commit(txn)) != 0) {
+    if ((rc = mdb_txn_commit(txn)) != 0 || (o->sync && (rc = mdb_env_sync(env->mdb, 1)) != 0)) {
         fail(st, rc, "cannot create databases in", dir);
         goto err_after_env;
     }
@@ -219,8 +223,37 @@ int log_env_grow(log_env_t *env, rk_status_t *st)
     return 0;
 }
 
+int log_env_sync(log_env_t *env, rk_status_t *st)
+{
+    if (!env->sync)
+        return 0;
+    pthread_rwlock_rdlock(&env->resize_lock);
+    int rc = mdb_env_sync(env->mdb, 1);
+    pthread_rwlock_unlock(&env->resize_lock);
+    if (rc == 0)
+        return 0;
+    if (rc == EIO && out_of_space(env))
+        rc = ENOSPC;
+    return fail(st, rc, "cannot sync", env->path);
+}
+
+uint64_t log_env_last_txnid(log_env_t *env)
+{
+    MDB_envinfo info;
+    if (mdb_env_info(env->mdb, &info) != 0)
+        return 0;
+    return (uint64_t)info.me_last_txnid;
+}
+
 int log_env_write(log_env_t *env, log_env_txn_fn fn, void *arg, rk_status_t *st)
 {
+    return log_env_write_flags(env, 0, fn, arg, st);
+}
+
+int log_env_write_flags(log_env_t *env, unsigned flags, log_env_txn_fn fn, void *arg,
+                        rk_status_t *st)
+{
+    bool sync_after = env->sync && !(flags & LOG_ENV_DEFER_META);
     for (;;) {
         MDB_txn *txn;
         pthread_rwlock_rdlock(&env->resize_lock);
@@ -247,7 +280,7 @@ int log_env_write(log_env_t *env, log_env_txn_fn fn, void *arg, rk_status_t *st)
         }
         pthread_rwlock_unlock(&env->resize_lock);
         if (rc == 0)
-            return 0;
+            return sync_after ? log_env_sync(env, st) : 0;
         if (rc == MDB_MAP_FULL) {
             int grc = log_env_grow(env, st);
             if (grc != 0)

@@ -92,6 +92,28 @@ void log_env_read_end(log_env_t *env, MDB_txn *txn);
 typedef int (*log_env_txn_fn)(MDB_txn *txn, void *arg);
 int log_env_write(log_env_t *env, log_env_txn_fn fn, void *arg, rk_status_t *st);
 
+/* log_env_write with LOG_ENV_DEFER_META: when the environment syncs, the
+ * commit makes its data pages durable but only writes (does not sync) the
+ * meta page that points at them (LMDB's MDB_NOMETASYNC, per transaction).
+ * The database stays consistent whatever a crash keeps (LMDB syncs the data
+ * before writing the meta, and never reuses the pages of the last two
+ * transactions), but a power loss may undo this transaction. It is durable
+ * once a later commit of this environment has synced (its fdatasync covers
+ * the earlier meta write; log_env_last_txnid tells whether a commit wrote
+ * anything) or after log_env_sync. The caller must not report it durable
+ * before that: the log writer defers acknowledgements accordingly. */
+#define LOG_ENV_DEFER_META 1u
+int log_env_write_flags(log_env_t *env, unsigned flags, log_env_txn_fn fn, void *arg,
+                        rk_status_t *st);
+
+/* Makes every committed transaction durable (fdatasync). Thread: any.
+ * Errors: RK_EIO, RK_ENOSPC. A no-op for an environment that does not sync. */
+int log_env_sync(log_env_t *env, rk_status_t *st);
+
+/* The id of the last committed write transaction (LMDB's txnid): it moves
+ * only when a commit wrote a new meta page. Thread: any. */
+uint64_t log_env_last_txnid(log_env_t *env);
+
 /* Grows the map: doubles it, capped at max_map_size. Returns RK_ENOSPC when
  * already at the cap. Must not be called with a transaction open. */
 int log_env_grow(log_env_t *env, rk_status_t *st);

@@ -94,6 +94,102 @@ static int corrupt(log_store_t *s, rk_status_t *st, uint64_t index, const char *
                          (unsigned long long)index, what);
 }
 
+/* ---- records ----
+ *
+ * The value under key (gid, first) is a record: one or more encoded entries
+ * first, first + 1, ... back to back (each carries its own length and
+ * checksum, seeded with its own index). A record of one entry is exactly
+ * the format of the first version, and small entries still get a record
+ * each. Runs of large entries of one append share a record (see
+ * apply_append): LMDB keeps any value over about 2 KiB in whole overflow
+ * pages, so a 4 KiB payload plus its 24-byte header alone would occupy two
+ * pages -- twice the bytes to write and sync -- while n of them packed take
+ * about n + 1.
+ *
+ * Prefix truncation deletes the records that end before the new first
+ * index; the one holding it stays whole (its older entries are dead, below
+ * the base the meta record names). Suffix truncation deletes the records
+ * from the cut on and shortens the one holding it. */
+#define REC_PACK_MIN    2000u /* encoded entries this big get packed */
+#define REC_MAX_ENTRIES 64u
+#define REC_MAX_BYTES   (1u << 20)
+
+/* Size of the encoded entry at p, 0 if it does not fit in left. */
+static size_t rec_entry_len(const uint8_t *p, size_t left)
+{
+    if (left < CODEC_ENTRY_HEADER)
+        return 0;
+    size_t len = CODEC_ENTRY_HEADER + (size_t)codec_get_le32(p + 4);
+    return len <= left ? len : 0;
+}
+
+/* Entries in the record v (0: malformed). */
+static uint64_t rec_count(const MDB_val *v)
+{
+    const uint8_t *p = v->mv_data;
+    size_t left = v->mv_size;
+    uint64_t n = 0;
+    while (left > 0) {
+        size_t k = rec_entry_len(p, left);
+        if (k == 0)
+            return 0;
+        p += k, left -= k, n++;
+    }
+    return n;
+}
+
+/* The encoded entry `index` in the record (first, v). Returns 0,
+ * RK_ENOTFOUND (the record ends before index) or RK_ECORRUPT. */
+static int rec_slice(const MDB_val *v, uint64_t first, uint64_t index, const uint8_t **out,
+                     size_t *out_len)
+{
+    const uint8_t *p = v->mv_data;
+    size_t left = v->mv_size;
+    if (left == 0)
+        return RK_ECORRUPT;
+    for (uint64_t i = first;; i++) {
+        if (left == 0)
+            return RK_ENOTFOUND;
+        size_t k = rec_entry_len(p, left);
+        if (k == 0)
+            return RK_ECORRUPT;
+        if (i == index) {
+            *out = p;
+            *out_len = k;
+            return 0;
+        }
+        p += k, left -= k;
+    }
+}
+
+/* Positions cur on the group's record whose key is the largest <= index:
+ * the only one that can hold index. Returns 0 (*first, *v set),
+ * MDB_NOTFOUND, MDB_CORRUPTED or another LMDB error. */
+static int rec_seek(log_store_t *s, MDB_cursor *cur, uint64_t index, uint64_t *first, MDB_val *v)
+{
+    uint8_t key[16];
+    make_key(key, s->gid, index);
+    MDB_val k = {16, key};
+    int rc = mdb_cursor_get(cur, &k, v, MDB_SET_RANGE);
+    if (rc == 0 && k.mv_size == 16 && codec_get_be64(k.mv_data) == s->gid &&
+        codec_get_be64((uint8_t *)k.mv_data + 8) == index) {
+        *first = index;
+        return 0;
+    }
+    if (rc == 0)
+        rc = mdb_cursor_get(cur, &k, v, MDB_PREV);
+    else if (rc == MDB_NOTFOUND)
+        rc = mdb_cursor_get(cur, &k, v, MDB_LAST);
+    if (rc != 0)
+        return rc;
+    if (k.mv_size < 8 || codec_get_be64(k.mv_data) != s->gid)
+        return MDB_NOTFOUND;
+    if (k.mv_size != 16)
+        return MDB_CORRUPTED;
+    *first = codec_get_be64((uint8_t *)k.mv_data + 8);
+    return 0;
+}
+
 /* Reads and verifies the entry at index within txn; e->data points into the
  * map. Returns 0, RK_ENOTFOUND, RK_ECORRUPT (with st) or an RK code. */
 static int read_entry(log_store_t *s, MDB_txn *txn, uint64_t index, log_entry_t *e, rk_status_t *st)
@@ -101,40 +197,70 @@ static int read_entry(log_store_t *s, MDB_txn *txn, uint64_t index, log_entry_t 
     uint8_t key[16];
     make_key(key, s->gid, index);
     MDB_val k = {16, key}, v;
-    int rc = mdb_get(txn, s->env->log_dbi, &k, &v);
+    uint64_t first = index;
+    int rc = mdb_get(txn, s->env->log_dbi, &k, &v); /* a record starts here? */
+    if (rc == MDB_NOTFOUND) {                       /* else: inside an earlier one? */
+        MDB_cursor *cur;
+        if ((rc = mdb_cursor_open(txn, s->env->log_dbi, &cur)) == 0) {
+            rc = rec_seek(s, cur, index, &first, &v);
+            mdb_cursor_close(cur);
+        }
+    }
     if (rc == MDB_NOTFOUND)
         return RK_ENOTFOUND;
+    if (rc == MDB_CORRUPTED)
+        return corrupt(s, st, index, "is under a malformed key");
     if (rc != 0)
         return rk_status_set(st, log_env_err(rc), "group %s: reading entry %llu: %s", s->group,
                              (unsigned long long)index, mdb_strerror(rc));
-    if (codec_entry_decode(index, v.mv_data, v.mv_size, e) != 0)
+    const uint8_t *p;
+    size_t len;
+    rc = rec_slice(&v, first, index, &p, &len);
+    if (rc == RK_ENOTFOUND)
+        return RK_ENOTFOUND;
+    if (rc != 0 || codec_entry_decode(index, p, len, e) != 0)
         return corrupt(s, st, index, "fails its checksum or format check");
     return 0;
 }
 
-/* Index of the first (dir = MDB_SET_RANGE) or last stored entry of the
- * group, or 0 when it has none. */
-static int edge_index(log_store_t *s, MDB_txn *txn, bool last, uint64_t *out)
+/* Key index of the group's first record (0: none). */
+static int first_key(log_store_t *s, MDB_txn *txn, uint64_t *out)
 {
     MDB_cursor *cur;
     int rc = mdb_cursor_open(txn, s->env->log_dbi, &cur);
     if (rc != 0)
         return rc;
     uint8_t key[16];
-    make_key(key, last ? s->gid + 1 : s->gid, 0);
+    make_key(key, s->gid, 0);
     MDB_val k = {16, key}, v;
     rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
-    if (last) {
-        if (rc == 0)
-            rc = mdb_cursor_get(cur, &k, &v, MDB_PREV);
-        else if (rc == MDB_NOTFOUND)
-            rc = mdb_cursor_get(cur, &k, &v, MDB_LAST);
-    }
     *out = 0;
-    if (rc == 0 && k.mv_size == 16 && codec_get_be64(k.mv_data) == s->gid)
-        *out = codec_get_be64((uint8_t *)k.mv_data + 8);
-    else if (rc == 0 && k.mv_size != 16 && codec_get_be64(k.mv_data) == s->gid)
-        rc = MDB_CORRUPTED;
+    if (rc == 0 && k.mv_size >= 8 && codec_get_be64(k.mv_data) == s->gid) {
+        if (k.mv_size == 16)
+            *out = codec_get_be64((uint8_t *)k.mv_data + 8);
+        else
+            rc = MDB_CORRUPTED;
+    }
+    mdb_cursor_close(cur);
+    return rc == MDB_NOTFOUND ? 0 : rc;
+}
+
+/* Index of the group's last stored entry (0: none). A malformed last record
+ * gives *last = its key, for the caller's verification to report. */
+static int last_stored(log_store_t *s, MDB_txn *txn, uint64_t *out)
+{
+    MDB_cursor *cur;
+    int rc = mdb_cursor_open(txn, s->env->log_dbi, &cur);
+    if (rc != 0)
+        return rc;
+    uint64_t first = 0;
+    MDB_val v;
+    rc = rec_seek(s, cur, UINT64_MAX, &first, &v);
+    *out = 0;
+    if (rc == 0) {
+        uint64_t n = rec_count(&v);
+        *out = n ? first + n - 1 : first;
+    }
     mdb_cursor_close(cur);
     return rc == MDB_NOTFOUND ? 0 : rc;
 }
@@ -153,8 +279,7 @@ static int load_state(log_store_t *s, rk_status_t *st)
     }
     if (rc != 0 && rc != RK_ENOTFOUND)
         goto out;
-    if ((rc = edge_index(s, txn, false, &first)) != 0 ||
-        (rc = edge_index(s, txn, true, &last)) != 0) {
+    if ((rc = first_key(s, txn, &first)) != 0 || (rc = last_stored(s, txn, &last)) != 0) {
         rk_status_set(st, log_env_err(rc), "group %s: cannot find log bounds: %s", s->group,
                       mdb_strerror(rc));
         rc = log_env_err(rc);
@@ -162,7 +287,11 @@ static int load_state(log_store_t *s, rk_status_t *st)
     }
     if (first == 0) {
         last = bi; /* empty log */
-    } else if (first != bi + 1) {
+    } else if (last <= bi) {
+        last = bi; /* only dead entries below the base are left: empty log */
+    } else if (first > bi + 1) {
+        /* (a record may start before base + 1 after a prefix truncation,
+         * never after it) */
         rc = rk_status_set(st, RK_ECORRUPT, "group %s: log starts at %llu but its base is %llu",
                            s->group, (unsigned long long)first, (unsigned long long)bi);
         goto out;
@@ -170,8 +299,12 @@ static int load_state(log_store_t *s, rk_status_t *st)
         /* Verify both ends: a torn or corrupt tail is found at startup, not
          * when a follower asks for it. */
         log_entry_t e;
-        if ((rc = read_entry(s, txn, first, &e, st)) != 0 ||
-            (rc = read_entry(s, txn, last, &e, st)) != 0)
+        uint64_t at = bi + 1;
+        if ((rc = read_entry(s, txn, at, &e, st)) == 0)
+            rc = read_entry(s, txn, at = last, &e, st);
+        if (rc == RK_ENOTFOUND)
+            rc = corrupt(s, st, at, "is missing");
+        if (rc != 0)
             goto out;
     }
     s->base_index = bi;
@@ -458,23 +591,48 @@ int log_store_verify(log_store_t *s, uint64_t *bad_index, rk_status_t *st)
         log_env_read_end(s->env, txn);
         return rk_status_set(st, log_env_err(rc), "group %s: %s", s->group, mdb_strerror(rc));
     }
-    uint8_t key[16];
-    make_key(key, s->gid, first);
-    MDB_val k = {16, key}, v;
-    uint64_t expect = first;
-    int mrc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
-    for (; expect <= last; expect++) {
-        log_entry_t e;
-        if (mrc != 0 || k.mv_size != 16 || codec_get_be64(k.mv_data) != s->gid ||
-            codec_get_be64((uint8_t *)k.mv_data + 8) != expect) {
+    uint64_t expect = first, rfirst = 0;
+    MDB_val k, v;
+    int mrc = first <= last ? rec_seek(s, cur, first, &rfirst, &v) : 0;
+    while (expect <= last) {
+        if (mrc != 0 || rfirst > expect) {
             rc = corrupt(s, st, expect, "is missing");
             break;
         }
-        if (codec_entry_decode(expect, v.mv_data, v.mv_size, &e) != 0) {
+        /* walk the record, skipping dead entries before the first index */
+        const uint8_t *p = v.mv_data;
+        size_t left = v.mv_size;
+        uint64_t i = rfirst;
+        if (left == 0) {
             rc = corrupt(s, st, expect, "fails its checksum or format check");
             break;
         }
+        while (left > 0 && expect <= last) {
+            size_t len = rec_entry_len(p, left);
+            log_entry_t e;
+            if (len == 0 || (i >= expect && codec_entry_decode(i, p, len, &e) != 0)) {
+                rc = corrupt(s, st, i > expect ? i : expect, "fails its checksum or format check");
+                break;
+            }
+            if (i >= expect)
+                expect = i + 1;
+            p += len, left -= len, i++;
+        }
+        if (rc != 0 || expect > last)
+            break;
+        if (i < expect) { /* the record ended before the first index */
+            rc = corrupt(s, st, expect, "is missing");
+            break;
+        }
         mrc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
+        if (mrc == 0 && (k.mv_size != 16 || codec_get_be64(k.mv_data) != s->gid))
+            mrc = MDB_NOTFOUND;
+        if (mrc == 0)
+            rfirst = codec_get_be64((uint8_t *)k.mv_data + 8);
+        if (mrc == 0 && rfirst != expect) {
+            rc = corrupt(s, st, expect, "is missing");
+            break;
+        }
     }
     mdb_cursor_close(cur);
     log_env_read_end(s->env, txn);
@@ -497,27 +655,90 @@ struct write_ctx {
  * reloads every store's scratch state instead of building on the aborted one. */
 static _Atomic uint64_t attempt_counter;
 
-/* Deletes the group's entries with index in [from, to]. */
-static int delete_range(log_store_t *s, MDB_txn *txn, uint64_t from, uint64_t to)
+/* Deletes every entry >= from: the records that start there or later, and
+ * the tail of the record holding from. */
+static int delete_from(log_store_t *s, MDB_txn *txn, uint64_t from)
 {
-    if (from > to)
-        return 0;
     MDB_cursor *cur;
     int rc = mdb_cursor_open(txn, s->env->log_dbi, &cur);
     if (rc != 0)
         return rc;
+    uint64_t first = 0;
+    MDB_val k, v;
+    rc = rec_seek(s, cur, from, &first, &v);
+    if (rc == 0 && first < from) {
+        const uint8_t *p;
+        size_t len;
+        int r = rec_slice(&v, first, from, &p, &len);
+        if (r == 0 && from - 1 <= s->tx_base_index) {
+            /* what would be kept lies below the base (dead since a prefix
+             * truncation): the whole record goes */
+            if ((rc = mdb_cursor_del(cur, 0)) != 0)
+                goto out;
+        } else if (r == 0) { /* keep the entries before from */
+            size_t keep = (size_t)(p - (const uint8_t *)v.mv_data);
+            void *copy = malloc(keep); /* v points into the map */
+            if (copy == NULL) {
+                rc = RK_ENOMEM;
+                goto out;
+            }
+            memcpy(copy, v.mv_data, keep);
+            uint8_t key[16];
+            make_key(key, s->gid, first);
+            MDB_val rk = {16, key}, nv = {keep, copy};
+            rc = mdb_put(txn, s->env->log_dbi, &rk, &nv, 0);
+            free(copy);
+            if (rc != 0)
+                goto out;
+        } else if (r != RK_ENOTFOUND) {
+            rc = MDB_CORRUPTED;
+            goto out;
+        }
+    } else if (rc != 0 && rc != MDB_NOTFOUND) {
+        goto out;
+    }
     uint8_t key[16];
     make_key(key, s->gid, from);
-    MDB_val k = {16, key}, v;
+    k.mv_size = 16, k.mv_data = key;
     rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
     while (rc == 0) {
-        if (k.mv_size != 16 || codec_get_be64(k.mv_data) != s->gid ||
-            codec_get_be64((uint8_t *)k.mv_data + 8) > to)
+        if (k.mv_size < 8 || codec_get_be64(k.mv_data) != s->gid)
             break;
         if ((rc = mdb_cursor_del(cur, 0)) != 0)
             break;
         /* After a delete the cursor already sits on the next record and
          * MDB_NEXT returns that record rather than skipping it. */
+        rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
+    }
+out:
+    mdb_cursor_close(cur);
+    return rc == MDB_NOTFOUND ? 0 : rc;
+}
+
+/* Deletes the records whose entries all lie before keep; the record holding
+ * keep stays whole. */
+static int delete_below(log_store_t *s, MDB_txn *txn, uint64_t keep)
+{
+    MDB_cursor *cur;
+    int rc = mdb_cursor_open(txn, s->env->log_dbi, &cur);
+    if (rc != 0)
+        return rc;
+    uint8_t key[16];
+    make_key(key, s->gid, 0);
+    MDB_val k = {16, key}, v;
+    rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
+    while (rc == 0) {
+        if (k.mv_size != 16 || codec_get_be64(k.mv_data) != s->gid)
+            break;
+        uint64_t first = codec_get_be64((uint8_t *)k.mv_data + 8), n = rec_count(&v);
+        if (n == 0) {
+            rc = MDB_CORRUPTED;
+            break;
+        }
+        if (first + n - 1 >= keep)
+            break;
+        if ((rc = mdb_cursor_del(cur, 0)) != 0)
+            break;
         rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
     }
     mdb_cursor_close(cur);
@@ -549,18 +770,29 @@ static int apply_append(log_op_t *op, MDB_txn *txn, rk_status_t *st)
             return op_invalid(op);
     }
     int rc;
-    if (op->truncate_from != 0 && (rc = delete_range(s, txn, op->truncate_from, s->tx_last)) != 0)
+    if (op->truncate_from != 0 && (rc = delete_from(s, txn, op->truncate_from)) != 0)
         return rc;
-    for (size_t i = 0; i < op->n_entries; i++) {
-        const log_entry_t *e = &op->entries[i];
+    for (size_t i = 0; i < op->n_entries;) {
+        /* one record: this entry, and the large ones after it if it is large */
+        size_t j = i + 1, bytes = codec_entry_size(&op->entries[i]);
+        if (bytes >= REC_PACK_MIN) {
+            while (j < op->n_entries && j - i < REC_MAX_ENTRIES &&
+                   codec_entry_size(&op->entries[j]) >= REC_PACK_MIN &&
+                   bytes + codec_entry_size(&op->entries[j]) <= REC_MAX_BYTES)
+                bytes += codec_entry_size(&op->entries[j++]);
+        }
         uint8_t key[16];
-        make_key(key, s->gid, e->index);
-        MDB_val k = {16, key}, v = {codec_entry_size(e), NULL};
+        make_key(key, s->gid, op->entries[i].index);
+        MDB_val k = {16, key}, v = {bytes, NULL};
         /* MDB_RESERVE: LMDB hands us the space in the new page and we encode
-         * the entry straight into it, so the payload is copied exactly once. */
+         * the entries straight into it, so each payload is copied once. */
         if ((rc = mdb_put(txn, s->env->log_dbi, &k, &v, MDB_RESERVE)) != 0)
             return rc;
-        codec_entry_encode(e, v.mv_data);
+        uint8_t *p = v.mv_data;
+        for (; i < j; i++) {
+            codec_entry_encode(&op->entries[i], p);
+            p += codec_entry_size(&op->entries[i]);
+        }
     }
     if (op->hard_state &&
         (rc = meta_put_hard_state(txn, s->env->meta_dbi, s->gid, op->hard_state)) != 0)
@@ -587,7 +819,7 @@ static int apply_truncate_prefix(log_op_t *op, MDB_txn *txn, rk_status_t *st)
         return rc;
     /* Delete after reading: e points into a page the deletion may free. */
     s->tx_base_term = e.term;
-    if ((rc = delete_range(s, txn, s->tx_base_index + 1, keep - 1)) != 0)
+    if ((rc = delete_below(s, txn, keep)) != 0)
         return rc;
     s->tx_base_index = keep - 1;
     return 0;
@@ -597,7 +829,7 @@ static int apply_reset(log_op_t *op, MDB_txn *txn, rk_status_t *st)
 {
     log_store_t *s = op->store;
     (void)st;
-    int rc = delete_range(s, txn, s->tx_base_index + 1, s->tx_last);
+    int rc = delete_from(s, txn, 1);
     if (rc != 0)
         return rc;
     if ((rc = meta_put_base(txn, s->env->meta_dbi, s->gid, op->index, op->term)) != 0)
@@ -647,6 +879,11 @@ static int write_fn(MDB_txn *txn, void *arg)
 
 int log_store_write(log_env_t *env, log_op_t *ops, size_t n, rk_status_t *st)
 {
+    return log_store_write_flags(env, ops, n, 0, st);
+}
+
+int log_store_write_flags(log_env_t *env, log_op_t *ops, size_t n, unsigned flags, rk_status_t *st)
+{
     /* Entries about to be deleted leave the cache before the transaction:
      * should a reader look between commit and publication below, it falls
      * through to LMDB and sees the committed state rather than a stale copy. */
@@ -663,13 +900,14 @@ int log_store_write(log_env_t *env, log_op_t *ops, size_t n, rk_status_t *st)
         pthread_mutex_unlock(&s->mu);
     }
     struct write_ctx c = {env, ops, n, 0, st};
-    int rc = log_env_write(env, write_fn, &c, st);
+    int rc = log_env_write_flags(env, flags, write_fn, &c, st);
     if (rc != 0) {
         for (size_t i = 0; i < n; i++)
             ops[i].status = rc;
         return rc;
     }
-    /* Committed and durable: publish the new bounds and cache the entries. */
+    /* Committed (and durable, or about to be: see log_store_write_flags):
+     * publish the new bounds and cache the entries. */
     for (size_t i = 0; i < n; i++) {
         log_op_t *op = &ops[i];
         log_store_t *s = op->store;

@@ -13,8 +13,15 @@
  * another thread is allowed but pointless).
  *
  * Visibility. The first/last index and the cache are updated only after the
- * transaction that changed them is committed (and synced), so a reader never
- * sees an entry that a crash could take back.
+ * transaction that changed them is committed. log_store_write also waits for
+ * the sync, so after it a reader never sees an entry that a crash could take
+ * back. Through the log writer (log_store_write_flags with
+ * LOG_ENV_DEFER_META) the newest batches are visible to readers a little
+ * before a power loss could no longer undo them; durability is promised only
+ * by the writer's completion callback, which waits for that.
+ *
+ * On disk (log_store.c, "records"): the value under (group, first index) is
+ * one or more encoded entries; runs of large entries share one value.
  */
 #ifndef RAFTKIT_STORAGE_LOG_STORE_H
 #define RAFTKIT_STORAGE_LOG_STORE_H
@@ -125,6 +132,10 @@ typedef struct log_op {
  * error (RK_ENOSPC, RK_EIO, RK_ECORRUPT) and nothing of the batch is stored.
  * Thread: one writer at a time per environment (see above). */
 int log_store_write(log_env_t *env, log_op_t *ops, size_t n, rk_status_t *st);
+/* log_store_write with log_env_write_flags flags (LOG_ENV_DEFER_META: on
+ * return the batch is committed but durable only after the next sync; see
+ * env.h). */
+int log_store_write_flags(log_env_t *env, log_op_t *ops, size_t n, unsigned flags, rk_status_t *st);
 
 /* Convenience wrappers around log_store_write with a single op. */
 int log_store_append(log_store_t *s, const log_entry_t *entries, size_t n, rk_status_t *st);

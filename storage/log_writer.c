@@ -21,6 +21,9 @@ struct log_writer {
     pthread_cond_t cond;
     log_write_req_t *queue_head, *queue_tail; /* submitted, not yet taken */
     log_write_req_t *done_head, *done_tail;   /* executed, callback pending */
+    /* committed with the meta page not yet synced: completed once a later
+     * fdatasync covers it (see execute) */
+    log_write_req_t *deferred_head, *deferred_tail;
     bool stopping;
     int error;
     rk_status_t error_st;
@@ -56,7 +59,49 @@ static void on_async(uv_async_t *h)
     deliver(h->data);
 }
 
-/* Executes one group of requests in one transaction. Writer thread. */
+/* Moves the deferred (committed, not yet durable) requests to the done
+ * list with status rc when rc is an error. Writer thread, mu held. */
+static void release_deferred(log_writer_t *w, int rc)
+{
+    for (log_write_req_t *r = w->deferred_head; r != NULL;) {
+        log_write_req_t *next = r->next;
+        if (rc != 0)
+            r->op.status = rc;
+        push(&w->done_head, &w->done_tail, r);
+        r = next;
+    }
+    w->deferred_head = w->deferred_tail = NULL;
+}
+
+/* Makes the deferred requests durable with one fdatasync and completes them.
+ * Writer thread, mu not held. */
+static void sync_deferred(log_writer_t *w)
+{
+    rk_status_t st;
+    rk_status_clear(&st);
+    int rc = log_env_sync(w->env, &st);
+    pthread_mutex_lock(&w->mu);
+    if (rc != 0 && w->error == 0) {
+        w->error = rc;
+        w->error_st = st;
+        RK_ERROR(NULL, NULL, "log writer: sync failed, refusing further writes: %s",
+                 st.msg[0] ? st.msg : rk_strerror(rc));
+    }
+    release_deferred(w, rc);
+    pthread_mutex_unlock(&w->mu);
+    uv_async_send(&w->async);
+}
+
+/* Executes one group of requests in one transaction. Writer thread.
+ *
+ * Durability with one fdatasync per transaction: an LMDB commit normally
+ * costs two device flushes, one for the data pages and one for the meta page
+ * that publishes them. The writer commits with LOG_ENV_DEFER_META instead
+ * (data synced, meta only written) and keeps the group's completions back
+ * ("deferred") until the meta is durable too: either the next commit's
+ * fdatasync has covered it (under load: one flush per batch), or, when no
+ * work is queued, an explicit log_env_sync (idle: two flushes, as before).
+ * So a callback still never reports a write that a power loss could undo. */
 static void execute(log_writer_t *w, log_write_req_t *group, size_t n)
 {
     rk_status_t st;
@@ -68,11 +113,16 @@ static void execute(log_writer_t *w, log_write_req_t *group, size_t n)
     log_write_req_t *r = group;
     for (size_t i = 0; i < n; i++, r = r->next)
         w->scratch[i] = r->op;
-    int rc = err ? err : log_store_write(w->env, w->scratch, n, &st);
+    uint64_t txn_before = log_env_last_txnid(w->env);
+    int rc = err ? err : log_store_write_flags(w->env, w->scratch, n, LOG_ENV_DEFER_META, &st);
+    /* did this commit write (and therefore fdatasync before its meta)? */
+    bool wrote = rc == 0 && log_env_last_txnid(w->env) != txn_before;
     r = group;
     for (size_t i = 0; i < n; i++, r = r->next)
         r->op.status = rc ? rc : w->scratch[i].status;
 
+    if (rc != 0 && w->deferred_head != NULL)
+        sync_deferred(w); /* what committed before the failure still counts */
     pthread_mutex_lock(&w->mu);
     if (rc == 0) {
         w->txns++;
@@ -83,13 +133,22 @@ static void execute(log_writer_t *w, log_write_req_t *group, size_t n)
         RK_ERROR(NULL, NULL, "log writer: storage failed, refusing further writes: %s",
                  st.msg[0] ? st.msg : rk_strerror(rc));
     }
+    if (wrote)
+        release_deferred(w, 0); /* this commit's fdatasync covered their meta */
+    /* Completions stay in submission order: behind anything still deferred. */
+    bool defer = (wrote && w->env->sync) || w->deferred_head != NULL;
     for (r = group; n-- > 0;) {
         log_write_req_t *next = r->next;
-        push(&w->done_head, &w->done_tail, r);
+        if (defer)
+            push(&w->deferred_head, &w->deferred_tail, r);
+        else
+            push(&w->done_head, &w->done_tail, r);
         r = next;
     }
+    bool any_done = w->done_head != NULL;
     pthread_mutex_unlock(&w->mu);
-    uv_async_send(&w->async);
+    if (any_done)
+        uv_async_send(&w->async);
 }
 
 static void *writer_main(void *arg)
@@ -97,10 +156,18 @@ static void *writer_main(void *arg)
     log_writer_t *w = arg;
     pthread_mutex_lock(&w->mu);
     for (;;) {
-        while (w->queue_head == NULL && !w->stopping)
+        while (w->queue_head == NULL && !w->stopping && w->deferred_head == NULL)
             pthread_cond_wait(&w->cond, &w->mu);
-        if (w->queue_head == NULL)
-            break; /* stopping and drained */
+        if (w->queue_head == NULL) {
+            if (w->deferred_head == NULL)
+                break; /* stopping and drained */
+            /* Nothing else to commit: pay the second flush now rather than
+             * keep the deferred callers waiting. */
+            pthread_mutex_unlock(&w->mu);
+            sync_deferred(w);
+            pthread_mutex_lock(&w->mu);
+            continue;
+        }
         /* Take everything queued, up to the batch limit: this is the group
          * commit. */
         log_write_req_t *group = w->queue_head, *r = group;

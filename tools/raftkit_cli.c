@@ -156,11 +156,16 @@ static int cmd_reset_peer(ctx_t *c, char **a)
     return CLI_OK;
 }
 
-static int learners(ctx_t *c, char **a, bool add)
+enum learners_op { L_ADD, L_REMOVE, L_RESET };
+
+static int learners(ctx_t *c, char **a, enum learners_op op)
 {
     rk_configuration_t list, out;
     rk_status_t st;
-    int rc = parse_conf(a[0], &list);
+    int rc = 0;
+    rk_configuration_init(&list);
+    if (op != L_RESET || a[0][0] != '\0') /* reset_learners "": no learners */
+        rc = parse_conf(a[0], &list);
     if (rc)
         return rc;
     /* Learners may be written with or without the /learner suffix. */
@@ -174,22 +179,32 @@ static int learners(ctx_t *c, char **a, bool add)
         fprintf(stderr, "raftkit-cli: more than %d learners\n", RK_CONF_MAX_PEERS);
         return CLI_USAGE;
     }
-    rc = add ? rk_cli_add_learners(c->cli, c->group, &c->conf, ps, n, &out, &st)
-             : rk_cli_remove_learners(c->cli, c->group, &c->conf, ps, n, &out, &st);
+    static const char *const names[] = {"add_learners", "remove_learners", "reset_learners"};
+    if (op == L_ADD)
+        rc = rk_cli_add_learners(c->cli, c->group, &c->conf, ps, n, &out, &st);
+    else if (op == L_REMOVE)
+        rc = rk_cli_remove_learners(c->cli, c->group, &c->conf, ps, n, &out, &st);
+    else
+        rc = rk_cli_reset_learners(c->cli, c->group, &c->conf, ps, n, &out, &st);
     if (rc != 0)
-        return fail(add ? "add_learners" : "remove_learners", &st);
+        return fail(names[op], &st);
     print_conf("OK peers ", &out);
     return CLI_OK;
 }
 
 static int cmd_add_learners(ctx_t *c, char **a)
 {
-    return learners(c, a, true);
+    return learners(c, a, L_ADD);
 }
 
 static int cmd_remove_learners(ctx_t *c, char **a)
 {
-    return learners(c, a, false);
+    return learners(c, a, L_REMOVE);
+}
+
+static int cmd_reset_learners(ctx_t *c, char **a)
+{
+    return learners(c, a, L_RESET);
 }
 
 static int cmd_transfer_leader(ctx_t *c, char **a)
@@ -230,6 +245,30 @@ static int cmd_snapshot(ctx_t *c, char **a)
     return CLI_OK;
 }
 
+/* The leader's view of its followers: replication progress per peer. */
+static void print_replication(const rk_node_status_t *s)
+{
+    char self[RK_PEER_ID_STRLEN];
+    rk_peer_id_format(&s->self, self, sizeof self);
+    printf("\nreplication on the leader %s (last log index %lld):\n", self,
+           (long long)s->last_log_index);
+    printf("%-30s %-9s %10s %10s %8s %13s %6s\n", "FOLLOWER", "REACHABLE", "NEXT", "MATCH", "LAG",
+           "LAST_CONTACT", "ERRORS");
+    for (uint32_t i = 0; i < s->n_peers; i++) {
+        const rk_peer_status_t *p = &s->peers[i];
+        char pbuf[RK_PEER_ID_STRLEN + 8];
+        rk_peer_id_format(&p->peer, pbuf, sizeof pbuf);
+        if (p->learner)
+            strcat(pbuf, "/learner");
+        char contact[32] = "never";
+        if (p->last_contact_age_ms >= 0)
+            snprintf(contact, sizeof contact, "%lld ms ago", (long long)p->last_contact_age_ms);
+        printf("%-30s %-9s %10lld %10lld %8lld %13s %6llu\n", pbuf, p->reachable ? "yes" : "NO",
+               (long long)p->next_index, (long long)p->match_index, (long long)p->log_lags, contact,
+               (unsigned long long)p->consecutive_errors);
+    }
+}
+
 static int cmd_status(ctx_t *c, char **a)
 {
     (void)a;
@@ -237,25 +276,47 @@ static int cmd_status(ctx_t *c, char **a)
            "COMMITTED", "APPLIED");
     uint32_t answered = 0;
     uint32_t total = c->conf.n_peers + c->conf.n_learners;
+    rk_node_status_t *leader = NULL; /* 15 KiB each: on the heap */
+    rk_node_status_t *s = malloc(sizeof *s);
+    if (s == NULL) {
+        fprintf(stderr, "raftkit-cli: out of memory\n");
+        return CLI_FAILED;
+    }
     for (uint32_t i = 0; i < total; i++) {
         const rk_peer_id_t *p =
             i < c->conf.n_peers ? &c->conf.peers[i] : &c->conf.learners[i - c->conf.n_peers];
         char pbuf[RK_PEER_ID_STRLEN];
         rk_peer_id_format(p, pbuf, sizeof pbuf);
-        rk_cli_node_status_t s;
         rk_status_t st;
-        if (rk_cli_node_status(c->cli, c->group, p, &s, &st) != 0) {
+        if (rk_cli_node_status(c->cli, c->group, p, s, &st) != 0) {
             printf("%-22s %-12s %s\n", pbuf, "DOWN", st.msg);
             continue;
         }
         answered++;
         char lbuf[RK_PEER_ID_STRLEN] = "-";
-        if (!rk_peer_id_is_empty(&s.leader))
-            rk_peer_id_format(&s.leader, lbuf, sizeof lbuf);
-        printf("%-22s %-12s %6lld %-22s %10lld %10lld %10lld\n", pbuf, s.state, (long long)s.term,
-               lbuf, (long long)s.last_log_index, (long long)s.committed_index,
-               (long long)s.applied_index);
+        if (!rk_peer_id_is_empty(&s->leader))
+            rk_peer_id_format(&s->leader, lbuf, sizeof lbuf);
+        printf("%-22s %-12s %6lld %-22s %10lld %10lld %10lld\n", pbuf, rk_node_state_name(s->state),
+               (long long)s->term, lbuf, (long long)s->last_log_index,
+               (long long)s->committed_index, (long long)s->applied_index);
+        if (s->error.code != 0)
+            printf("%-22s error: %s: %s\n", "", rk_err_name(s->error.code), s->error.msg);
+        if (s->state == RK_STATE_LEADER && (leader == NULL || s->term > leader->term)) {
+            if (leader == NULL)
+                leader = s, s = malloc(sizeof *s);
+            else
+                *leader = *s;
+            if (s == NULL) {
+                fprintf(stderr, "raftkit-cli: out of memory\n");
+                free(leader);
+                return CLI_FAILED;
+            }
+        }
     }
+    if (leader != NULL)
+        print_replication(leader);
+    free(leader);
+    free(s);
     /* A peer down is reported in the table; the command itself worked if
      * any peer answered. */
     return answered > 0 ? CLI_OK : CLI_NOANSWER;
@@ -283,13 +344,19 @@ static const command_t commands[] = {
     {"add_learners", "LIST", 1, true, "Adds the peers of LIST as learners (non-voting).",
      cmd_add_learners},
     {"remove_learners", "LIST", 1, true, "Removes the learners of LIST.", cmd_remove_learners},
+    {"reset_learners", "LIST", 1, true,
+     "Makes LIST exactly the set of learners (adds and removes as needed);\n"
+     "\"\" removes every learner.",
+     cmd_reset_learners},
     {"transfer_leader", "PEER", 1, true,
      "Hands leadership to PEER and waits (up to 5 s) until it leads.", cmd_transfer_leader},
     {"snapshot", "PEER", 1, false, "Makes PEER take a snapshot now and waits until it is saved.",
      cmd_snapshot},
     {"status", "", 0, true,
      "A table of every peer of --peers: state, term, leader, last, committed and applied\n"
-     "log index. A peer that does not answer is shown as DOWN.",
+     "log index. A peer that does not answer is shown as DOWN. Then, from the leader,\n"
+     "each follower's replication progress: reachable, next and match index, lag behind\n"
+     "the leader's last index, last contact and consecutive send errors.",
      cmd_status},
 };
 #define N_COMMANDS (sizeof commands / sizeof commands[0])

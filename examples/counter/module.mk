@@ -9,3 +9,6 @@ $(BUILD)/counter-client: $(BUILD)/obj/examples/counter/counter_client.o $(LIB_A)
 	$(CC) $(LDFLAGS_SAN) -o $@ $^ $(LDLIBS)
 
 BINS += $(BUILD)/counter-server $(BUILD)/counter-client
+
+# Multi-process end-to-end test of counter-server and counter-client.
+TEST_CMDS += examples/counter/e2e-test.sh

@@ -17,9 +17,21 @@ trap 'exit 130' INT TERM
 
 if [ -t 1 ]; then B=$(printf '\033[1m'); N=$(printf '\033[0m'); else B=; N=; fi
 step() { printf '\n%s==> %s%s\n' "$B" "$*" "$N"; }
+# shown CMD...: the command as a user would type it: arguments that are
+# empty or hold spaces or shell characters in single quotes.
+shown() {
+  line='$'
+  for a in "$@"; do
+    case $a in
+      '' | *[!A-Za-z0-9_./:,=@+%-]*) line="$line '$(printf '%s' "$a" | sed "s/'/'\\\\''/g")'" ;;
+      *) line="$line $a" ;;
+    esac
+  done
+  printf '%s\n' "$line"
+}
 # show CMD...: prints the command as a user would type it, then runs it.
 show() {
-  printf '$ %s\n' "$*"
+  shown "$@"
   "$@"
 }
 die() {
@@ -29,7 +41,7 @@ die() {
 }
 expect() { # expect WANT CMD...: runs CMD (shown), checks its output line
   want=$1; shift
-  printf '$ %s\n' "$*"
+  shown "$@"
   out=$("$@" 2>&1)
   echo "$out"
   [ "$out" = "$want" ] || die "expected '$want' from: $*"

@@ -92,6 +92,10 @@ out=$(printf 'put s1 a\nget s1\ncas s1 a b\ncas s1 a c\nget s1\ndel s1\nget s1\n
   $KV --stdin | tr '\n' '|')
 want="OK|OK a|OK|MISMATCH|OK b|OK|NOT_FOUND|FAIL usage: get K | put K V | cas K OLD NEW | del K|"
 [ "$out" = "$want" ] && ok "--stdin answers every line in order" || bad "--stdin: got '$out'"
+out=$(printf 'put "s 2" "hello world"\nget "s 2"\ncas "s 2" "hello world" "say \\"hi\\""\nget "s 2"\nput s3 ""\nget s3\nput "open\n' |
+  $KV --stdin | tr '\n' '|')
+want='OK|OK hello world|OK|OK say "hi"|OK|OK |FAIL usage: too many words or an unterminated quote|'
+[ "$out" = "$want" ] && ok "--stdin quoted words hold spaces and quotes" || bad "--stdin quoting: got '$out'"
 
 # ---- UNKNOWN: the write was sent, then the whole cluster froze ----
 fifo="$DATA/in"; mkfifo "$fifo"
@@ -153,14 +157,19 @@ check "raftkit-cli get_peers" "$P" 0 $RC get_peers
 n=0
 while [ "$($RC get_peers --alive)" != "$P" ] && [ $n -lt 30 ]; do sleep 0.1; n=$((n + 1)); done
 check "raftkit-cli get_peers --alive" "$P" 0 $RC get_peers --alive
-st=$($RC status); rows=$(echo "$st" | grep -c -E 'leader|follower')
+st=$($RC status); rows=$(echo "$st" | grep -c -E '^[0-9.:]+ +(leader|follower) ')
 [ "$rows" -eq 3 ] && ok "raftkit-cli status shows 3 live peers" || bad "status: $st"
+reps=$(echo "$st" | sed -n '/^replication on the leader/,$p' | grep -c -E '^127\.0\.0\.1:[0-9]+ +yes ')
+[ "$reps" -eq 2 ] && ok "raftkit-cli status shows the leader's replication to 2 followers" ||
+  bad "status replication: $st"
 check "raftkit-cli snapshot" "OK snapshot saved on $(peer_of 2)" 0 $CLI --group kv snapshot "$(peer_of 2)"
 tgt=$(peer_of $(( $(node_of "$newleader") % 3 + 1 )))
 check "raftkit-cli transfer_leader" "OK leader $tgt" 0 $RC transfer_leader "$tgt"
 start_node 4
 check "raftkit-cli add_learners" "OK peers $P,$(peer_of 4)/learner" 0 $RC add_learners "$(peer_of 4)"
 check "raftkit-cli remove_learners" "OK peers $P" 0 $RC remove_learners "$(peer_of 4)"
+check "raftkit-cli reset_learners" "OK peers $P,$(peer_of 4)/learner" 0 $RC reset_learners "$(peer_of 4)"
+check "raftkit-cli reset_learners to none" "OK peers $P" 0 $RC reset_learners ""
 check "raftkit-cli add_peer" "OK peers $P,$(peer_of 4)" 0 $RC add_peer "$(peer_of 4)"
 check "raftkit-cli remove_peer" "OK peers $P" 0 $RC remove_peer "$(peer_of 4)"
 check "raftkit-cli change_peers" "OK peers $P,$(peer_of 4)" 0 $RC change_peers "$P,$(peer_of 4)"
@@ -171,7 +180,7 @@ check_rc "raftkit-cli unknown group -> exit 1" 1 $CLI --group nope --peers "$P" 
 check_rc "raftkit-cli unreachable peers -> exit 3" 3 $CLI --group kv --peers 127.0.0.1:1 get_leader
 check_rc "raftkit-cli bad arguments -> exit 2" 2 $RC add_peer
 for c in get_leader get_peers add_peer remove_peer change_peers reset_peer add_learners \
-  remove_learners transfer_leader snapshot status; do
+  remove_learners reset_learners transfer_leader snapshot status; do
   "$CLI" "$c" --help | grep -q "usage: raftkit-cli" || bad "raftkit-cli $c --help"
 done
 ok "raftkit-cli <command> --help for every command"

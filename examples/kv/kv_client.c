@@ -240,17 +240,47 @@ static void run_cmd(client_t *c, Kv__Op op, const char *key, const char *val, co
         set_line(o, EXIT_FAIL, "FAIL %s%s", last, "");
 }
 
-/* Splits a command line into at most 4 words; "" is an empty word. */
+/* Splits a command line into at most max words, in place. Words are
+ * separated by spaces or tabs; a word in double quotes may hold spaces
+ * ("hello world"), \" and \\ inside quotes stand for " and \, and "" is the
+ * empty word. Returns the word count, or -1 for too many words or an
+ * unterminated quote. */
 static int split(char *line, char **w, int max)
 {
     int n = 0;
-    char *save = NULL;
-    for (char *t = strtok_r(line, " \t\r\n", &save); t; t = strtok_r(NULL, " \t\r\n", &save)) {
+    char *p = line;
+    for (;;) {
+        while (*p == ' ' || *p == '\t' || *p == '\r' || *p == '\n')
+            p++;
+        if (*p == '\0')
+            return n;
         if (n == max)
             return -1;
-        w[n++] = strcmp(t, "\"\"") == 0 ? t + 2 : t;
+        if (*p != '"') {
+            w[n++] = p;
+            while (*p && *p != ' ' && *p != '\t' && *p != '\r' && *p != '\n')
+                p++;
+            if (*p)
+                *p++ = '\0';
+            continue;
+        }
+        char *out = ++p; /* unescape in place: the word only shrinks */
+        w[n++] = out;
+        for (;;) {
+            if (*p == '\0' || *p == '\n' || *p == '\r')
+                return -1; /* unterminated */
+            if (*p == '"') {
+                p++;
+                break;
+            }
+            if (*p == '\\' && (p[1] == '"' || p[1] == '\\'))
+                p++;
+            *out++ = *p++;
+        }
+        if (*p != '\0' && *p != ' ' && *p != '\t' && *p != '\r' && *p != '\n')
+            return -1; /* text glued to a closing quote */
+        *out = '\0';
     }
-    return n;
 }
 
 /* Runs words[0..n) as a command; returns false on a usage error (o set). */
@@ -377,7 +407,8 @@ int main(int argc, char **argv)
             if (n == 0)
                 continue;
             if (n < 0)
-                set_line(&out, EXIT_USAGE, "FAIL usage: too many words%s%s", "", "");
+                set_line(&out, EXIT_USAGE,
+                         "FAIL usage: too many words or an unterminated quote%s%s", "", "");
             else
                 dispatch(&c, w, n, &out);
             printf("%s\n", out.line);

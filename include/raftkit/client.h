@@ -28,6 +28,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "raftkit/metrics.h"
 #include "raftkit/peer.h"
 #include "raftkit/rpc.h"
 #include "raftkit/status.h"
@@ -103,20 +104,14 @@ int rk_cli_transfer_leader(rk_cli_client_t *c, const char *group, const rk_confi
 int rk_cli_snapshot(rk_cli_client_t *c, const char *group, const rk_peer_id_t *peer,
                     rk_status_t *st);
 
-/* One node's view of the group. */
-typedef struct rk_cli_node_status {
-    rk_peer_id_t peer;
-    char state[24]; /* "LEADER", "FOLLOWER", ... (rk_node_state_name) */
-    int64_t term;
-    rk_peer_id_t leader; /* empty when none is known */
-    int64_t last_log_index;
-    int64_t committed_index;
-    int64_t applied_index;
-    rk_configuration_t conf;
-} rk_cli_node_status_t;
-
+/* One node's full status (GetNodeStatus): what its admin endpoint's /status
+ * shows -- state, term, leader, configuration, log indexes and, when peer is
+ * the leader, every follower's replication progress (out->peers). The status
+ * is the one the node's loop last published (out->age_ms old when it was
+ * read there). Errors as above, RK_ESTATE when the group has disable_cli,
+ * RK_EPROTO for an undecodable answer. */
 int rk_cli_node_status(rk_cli_client_t *c, const char *group, const rk_peer_id_t *peer,
-                       rk_cli_node_status_t *out, rk_status_t *st);
+                       rk_node_status_t *out, rk_status_t *st);
 
 /* ---- route table ---- */
 

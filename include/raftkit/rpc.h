@@ -17,8 +17,8 @@
  *   rk_rpc_server_detach(rs);
  *   rk_server_free(srv);
  *
- * attach also registers raftkit's CLI service (membership, leader, snapshot
- * and status requests, as used by raftkit-cli) for every group on srv.
+ * raftkit's CLI service (membership, leader, snapshot and status requests,
+ * as used by raftkit-cli) is served on every server without attaching.
  *
  * Client side (blocking calls on a private event loop; one thread at a time):
  *
@@ -64,8 +64,7 @@ typedef struct rk_rpc_call rk_rpc_call_t;
 typedef void (*rk_rpc_handler_fn)(rk_rpc_call_t *call, const void *body, size_t len, void *arg);
 
 /* Wraps the RPC port of srv so that the application can register methods on
- * it. Also registers the CLI service there (unless already registered).
- * Returns NULL with err set (RK_ENOMEM, RK_ESHUTDOWN). Any thread but srv's
+ * it. Returns NULL with err set (RK_EINVAL, RK_ENOMEM). Any thread but srv's
  * loop thread; srv must outlive the returned handle. */
 rk_rpc_server_t *rk_rpc_server_attach(rk_server_t *srv, rk_status_t *err);
 
@@ -73,9 +72,10 @@ rk_rpc_server_t *rk_rpc_server_attach(rk_server_t *srv, rk_status_t *err);
  * id or fn NULL), RK_EEXIST (already registered). Any thread but the loop's. */
 int rk_rpc_server_register(rk_rpc_server_t *s, uint32_t method, rk_rpc_handler_fn fn, void *arg);
 
-/* Releases the handle. Call after every group service on the server has
- * been joined and every call completed, and before rk_server_free. Calls
- * completed after this point are a use-after-free. */
+/* Unregisters the handle's methods and frees it. When it returns, no new
+ * request reaches the handlers (clients get RK_ENOTFOUND); calls already
+ * handed to a handler may still be completed with rk_rpc_call_reply/_fail
+ * until rk_server_free. Any thread but the loop's; before rk_server_free. */
 void rk_rpc_server_detach(rk_rpc_server_t *s);
 
 /* Completes call with a response body (copied before return). Any thread,
@@ -105,10 +105,11 @@ typedef struct rk_rpc_reply {
     void *body;         /* response bytes (malloc'd; rk_rpc_reply_release frees) */
     size_t len;
     /* false only when the request certainly did not reach the server's
-     * handler (connection refused, never connected); true after any answer
-     * and whenever the transport cannot tell (timeout or connection lost
-     * after sending). A client deciding whether a write may have happened
-     * must read this, not just the code. */
+     * handler: it was never written to a connection (connection refused,
+     * no connection before the timeout); true after any answer and whenever
+     * the transport cannot tell (timeout or connection lost after the
+     * request was written). A client deciding whether a write may have
+     * happened must read this, not just the code. */
     bool maybe_delivered;
 } rk_rpc_reply_t;
 

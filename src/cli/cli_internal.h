@@ -1,14 +1,12 @@
-/* Internals of src/cli: the application-RPC wrapper attached to a node
- * runtime (rpc_attach.c) and the CLI service registered through it
- * (cli_service.c). Both run their handlers on the runtime's loop thread and
- * complete work that finished on other threads (FSM callbacks, application
- * threads) by posting it back to the loop through one uv_async. */
+/* Internals of src/cli: the CLI service every loop runtime serves
+ * (cli_service.c, opened by node/runtime.c) and the application-RPC handles
+ * applications attach to a server (rpc_attach.c). Handlers run on the
+ * runtime's loop thread; work that finishes on other threads (FSM callbacks,
+ * application threads) is posted back to the loop with node_rt_post. */
 #ifndef RAFTKIT_CLI_INTERNAL_H
 #define RAFTKIT_CLI_INTERNAL_H
 
-#include <pthread.h>
 #include <stdbool.h>
-#include <uv.h>
 
 #include "raftkit/rpc.h"
 #include "rpc/rpc_server.h"
@@ -17,42 +15,44 @@
 
 /* Work to run on the loop thread (cli_post). */
 typedef struct cli_post {
+    rt_call_t call; /* first: the runtime's queue entry */
     void (*fn)(struct cli_post *p);
-    struct cli_post *next;
 } cli_post_t;
 
-/* An application method registered through rk_rpc_server_register. The rpc
- * server has no way to unregister, so the table lives in the handle and a
- * request arriving between rk_rpc_server_detach and rk_server_free would find
- * it gone: detach only after the groups are joined, right before freeing. */
+/* An application method registered through rk_rpc_server_register. The
+ * handle unregisters its methods when it is detached, so a request arriving
+ * afterwards gets "no handler" instead of a freed table entry. */
 #define CLI_MAX_APP_METHODS 32
 typedef struct app_method {
-    struct rk_rpc_server *srv;
+    node_rt_t *rt;
+    uint32_t method;
     rk_rpc_handler_fn fn;
     void *arg;
 } app_method_t;
 
+/* An rk_rpc_server_t: the runtime's CLI service (one per runtime, owned by
+ * it) or an application's handle (rk_rpc_server_attach). */
 struct rk_rpc_server {
     node_rt_t *rt;
-    uv_async_t async; /* L: drains posts */
-    bool async_open;  /* L */
-    uv_thread_t loop_thread;
-    pthread_mutex_t mu;
-    cli_post_t *head, *tail; /* guarded by mu */
-    bool cli_registered;     /* this handle registered the CLI service */
-    app_method_t methods[CLI_MAX_APP_METHODS];
-    int n_methods;
+    app_method_t methods[CLI_MAX_APP_METHODS]; /* L */
+    int n_methods;                             /* L */
 };
 
-/* Runs p->fn(p) on the loop thread: directly when called there, else at the
- * next loop iteration. Any thread; never blocks. */
-void cli_post(rk_rpc_server_t *s, cli_post_t *p);
+/* Runs p->fn(p) on rt's loop thread: directly when called there, else at
+ * the next loop iteration. Any thread; never blocks. Returns 0, or
+ * RK_ESHUTDOWN when the runtime is stopping (then p->fn never runs and p is
+ * still the caller's). */
+int cli_post(node_rt_t *rt, cli_post_t *p);
 
-bool cli_on_loop(const rk_rpc_server_t *s);
+/* Opens rt's CLI service: registers the CLI methods of rpc/cli.proto on
+ * rt->server and stores the service in rt->cli. Loop thread, while the
+ * runtime starts. Returns 0, RK_ENOMEM or the registration error (err set). */
+int cli_rt_open(node_rt_t *rt, rk_status_t *err);
 
-/* Registers the CLI methods on s's RPC server. Loop thread. Returns 0, or
- * RK_EEXIST when another component registered them first (then they are
- * served by that one). */
-int cli_service_register(rk_rpc_server_t *s);
+/* Unregisters the CLI methods. Loop thread, before the server closes. */
+void cli_rt_close(node_rt_t *rt);
+
+/* Frees what cli_rt_open allocated; NULL is fine. After the loop stopped. */
+void cli_rt_free(struct rk_rpc_server *cli);
 
 #endif /* RAFTKIT_CLI_INTERNAL_H */

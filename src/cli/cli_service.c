@@ -1,6 +1,7 @@
 /* The server side of the CLI service (JRaft's CliService processors): one
  * handler per CLI request of rpc/cli.proto, built on the public rk_node_*
- * functions, plus a node-status request for `raftkit-cli status`.
+ * functions. Every loop runtime serves it (cli_rt_open, called when the
+ * runtime starts); a group started with disable_cli refuses each request.
  *
  * A request that changes the cluster runs its node call on the loop thread
  * and answers when the closure reports the outcome (on the FSM thread), by
@@ -12,9 +13,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "raftkit/metrics.h"
 #include "rpc/cli.pb-c.h"
 #include "src/cli/cli_internal.h"
 #include "src/client/client_internal.h"
+#include "src/metrics/metrics.h"
 
 /* ---- helpers ---- */
 
@@ -72,7 +75,9 @@ static rk_node_t *target(rk_rpc_server_t *s, rpc_call_t *call)
         return NULL;
     }
     if (n->opts.disable_cli) {
-        rpc_call_fail(call, RK_ESTATE, "CLI requests are disabled for group '%s'", group);
+        rpc_call_fail(call, RK_ESTATE,
+                      "CLI requests are disabled for group '%s' on this node (disable_cli)",
+                      group ? group : "");
         return NULL;
     }
     return n;
@@ -135,7 +140,8 @@ static void op_done(rk_closure_t *self, const rk_status_t *st)
     op->st = *st;
     rk_node_list_peers(op->node, &op->new_conf);
     op->post.fn = op_answer;
-    cli_post(op->srv, &op->post);
+    if (cli_post(op->srv->rt, &op->post) != 0)
+        free(op); /* the server is closing: nobody to answer */
 }
 
 static cli_op_t *op_new(rk_rpc_server_t *s, rpc_call_t *call, rk_node_t *n)
@@ -372,59 +378,72 @@ static void h_get_peers(rpc_call_t *call, void *arg)
     rpc_call_reply(call, &resp.base, NULL, 0, NULL, NULL);
 }
 
-/* Node status, for `raftkit-cli status`. The request is a GetLeaderRequest
- * (group_id, peer_id: routed like the CLI requests); the response is raw
- * "key=value" lines (decoded by rk_cli_node_status). */
+/* GetNodeStatus: the status the node's loop last published (what the admin
+ * endpoint's /status serves), as the same JSON. Never waits on the node. */
 static void h_status(rpc_call_t *call, void *arg)
 {
     rk_node_t *n = target(arg, call);
     if (n == NULL)
         return;
-    rk_peer_id_t self, leader;
-    char sbuf[RK_PEER_ID_STRLEN], lbuf[RK_PEER_ID_STRLEN] = "";
-    rk_node_self(n, &self);
-    rk_peer_id_format(&self, sbuf, sizeof sbuf);
-    if (rk_node_leader_id(n, &leader) == 0)
-        rk_peer_id_format(&leader, lbuf, sizeof lbuf);
-    rk_configuration_t conf;
-    rk_node_list_peers(n, &conf);
-    char cbuf[RK_CONF_MAX_PEERS * 2 * RK_PEER_ID_STRLEN];
-    rk_configuration_format(&conf, cbuf, sizeof cbuf);
-    size_t cap = sizeof cbuf + 512;
-    char *out = malloc(cap);
-    if (out == NULL) {
+    rk_node_status_t *st = malloc(sizeof *st); /* 15 KiB: not on the loop's stack */
+    char *json = NULL;
+    if (st != NULL && n->metrics != NULL) {
+        metrics_read_status(n->metrics, st);
+        json = rk_node_status_to_json(st, false);
+    }
+    free(st);
+    if (json == NULL) {
         rpc_call_fail(call, RK_ENOMEM, "out of memory");
         return;
     }
-    int w = snprintf(out, cap,
-                     "peer=%s\nstate=%s\nterm=%lld\nleader=%s\nlast_log_index=%lld\n"
-                     "committed_index=%lld\napplied_index=%lld\nconf=%s\n",
-                     sbuf, rk_node_state_name(rk_node_state(n)), (long long)rk_node_term(n), lbuf,
-                     (long long)rk_node_last_log_index(n), (long long)rk_node_committed_index(n),
-                     (long long)rk_node_applied_index(n), cbuf);
-    rpc_call_reply_raw(call, out, (size_t)w < cap ? (size_t)w : cap - 1, NULL, 0, NULL, NULL);
-    free(out);
+    Rk__GetNodeStatusResponse resp = RK__GET_NODE_STATUS_RESPONSE__INIT;
+    resp.status_json = json;
+    rpc_call_reply(call, &resp.base, NULL, 0, NULL, NULL);
+    free(json);
 }
 
-int cli_service_register(rk_rpc_server_t *s)
+static const struct {
+    uint32_t method;
+    rpc_handler_fn fn;
+} cli_methods[] = {
+    {RPC_M_CLI_ADD_PEER, h_membership},       {RPC_M_CLI_REMOVE_PEER, h_membership},
+    {RPC_M_CLI_CHANGE_PEERS, h_membership},   {RPC_M_CLI_RESET_PEER, h_reset_peer},
+    {RPC_M_CLI_ADD_LEARNERS, h_membership},   {RPC_M_CLI_REMOVE_LEARNERS, h_membership},
+    {RPC_M_CLI_RESET_LEARNERS, h_membership}, {RPC_M_CLI_TRANSFER_LEADER, h_transfer_leader},
+    {RPC_M_CLI_SNAPSHOT, h_snapshot},         {RPC_M_CLI_GET_LEADER, h_get_leader},
+    {RPC_M_CLI_GET_PEERS, h_get_peers},       {RPC_M_CLI_GET_NODE_STATUS, h_status},
+};
+#define N_CLI_METHODS (sizeof cli_methods / sizeof cli_methods[0])
+
+int cli_rt_open(node_rt_t *rt, rk_status_t *err)
 {
-    static const struct {
-        uint32_t method;
-        rpc_handler_fn fn;
-    } table[] = {
-        {RPC_M_CLI_ADD_PEER, h_membership},       {RPC_M_CLI_REMOVE_PEER, h_membership},
-        {RPC_M_CLI_CHANGE_PEERS, h_membership},   {RPC_M_CLI_RESET_PEER, h_reset_peer},
-        {RPC_M_CLI_ADD_LEARNERS, h_membership},   {RPC_M_CLI_REMOVE_LEARNERS, h_membership},
-        {RPC_M_CLI_RESET_LEARNERS, h_membership}, {RPC_M_CLI_TRANSFER_LEADER, h_transfer_leader},
-        {RPC_M_CLI_SNAPSHOT, h_snapshot},         {RPC_M_CLI_GET_LEADER, h_get_leader},
-        {RPC_M_CLI_GET_PEERS, h_get_peers},
-    };
-    rpc_server_t *srv = s->rt->server;
-    for (size_t i = 0; i < sizeof table / sizeof table[0]; i++) {
-        int rc = rpc_server_register(srv, table[i].method, NULL, 0, table[i].fn, s);
-        if (rc != 0)
-            return rc; /* RK_EEXIST on the first: someone else serves CLI */
+    rk_rpc_server_t *s = calloc(1, sizeof *s);
+    if (s == NULL)
+        return rk_status_set(err, RK_ENOMEM, "CLI service");
+    s->rt = rt;
+    for (size_t i = 0; i < N_CLI_METHODS; i++) {
+        int rc =
+            rpc_server_register(rt->server, cli_methods[i].method, NULL, 0, cli_methods[i].fn, s);
+        if (rc != 0) {
+            for (size_t k = 0; k < i; k++)
+                rpc_server_unregister(rt->server, cli_methods[k].method);
+            free(s);
+            return rk_status_set(err, rc, "registering the CLI service: %s", rk_strerror(rc));
+        }
     }
-    return rpc_server_register(srv, CLI_M_NODE_STATUS, &rk__get_leader_request__descriptor,
-                               RPC_MF_ROUTED, h_status, s);
+    rt->cli = s;
+    return 0;
+}
+
+void cli_rt_close(node_rt_t *rt)
+{
+    if (rt->cli == NULL || rt->server == NULL)
+        return;
+    for (size_t i = 0; i < N_CLI_METHODS; i++)
+        rpc_server_unregister(rt->server, cli_methods[i].method);
+}
+
+void cli_rt_free(rk_rpc_server_t *cli)
+{
+    free(cli);
 }

@@ -391,60 +391,29 @@ int rk_cli_snapshot(rk_cli_client_t *c, const char *group, const rk_peer_id_t *p
     return rc;
 }
 
-/* ---- node status ("key=value" lines, see cli_service.c) ---- */
-
-static void status_field(rk_cli_node_status_t *out, const char *k, const char *v)
-{
-    if (strcmp(k, "peer") == 0)
-        rk_peer_id_parse(&out->peer, v, NULL);
-    else if (strcmp(k, "state") == 0)
-        snprintf(out->state, sizeof out->state, "%s", v);
-    else if (strcmp(k, "term") == 0)
-        out->term = strtoll(v, NULL, 10);
-    else if (strcmp(k, "leader") == 0 && v[0] != '\0')
-        rk_peer_id_parse(&out->leader, v, NULL);
-    else if (strcmp(k, "last_log_index") == 0)
-        out->last_log_index = strtoll(v, NULL, 10);
-    else if (strcmp(k, "committed_index") == 0)
-        out->committed_index = strtoll(v, NULL, 10);
-    else if (strcmp(k, "applied_index") == 0)
-        out->applied_index = strtoll(v, NULL, 10);
-    else if (strcmp(k, "conf") == 0)
-        rk_configuration_parse(&out->conf, v, NULL);
-}
+/* ---- node status (GetNodeStatus: the admin endpoint's /status JSON) ---- */
 
 int rk_cli_node_status(rk_cli_client_t *c, const char *group, const rk_peer_id_t *peer,
-                       rk_cli_node_status_t *out, rk_status_t *st)
+                       rk_node_status_t *out, rk_status_t *st)
 {
     if (c == NULL || group == NULL || peer == NULL || out == NULL)
         return rk_status_set(st, RK_EINVAL, "bad argument");
+    rk_node_status_init(out);
     char pbuf[RK_PEER_ID_STRLEN];
     route_key(peer, pbuf, sizeof pbuf);
-    Rk__GetLeaderRequest req = RK__GET_LEADER_REQUEST__INIT;
+    Rk__GetNodeStatusRequest req = RK__GET_NODE_STATUS_REQUEST__INIT;
     req.group_id = (char *)group;
     req.peer_id = pbuf;
-    rk_rpc_reply_t reply;
-    int rc = call_peer(c, peer, CLI_M_NODE_STATUS, &req.base, NULL, 0, NULL, NULL, &reply, st);
-    memset(out, 0, sizeof *out);
-    rk_configuration_init(&out->conf);
-    if (rc == 0) {
-        char *text = malloc(reply.len + 1);
-        if (text == NULL) {
-            rk_rpc_reply_release(&reply);
-            return rk_status_set(st, RK_ENOMEM, "out of memory");
-        }
-        memcpy(text, reply.body, reply.len);
-        text[reply.len] = '\0';
-        char *save = NULL;
-        for (char *line = strtok_r(text, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
-            char *eq = strchr(line, '=');
-            if (eq != NULL) {
-                *eq = '\0';
-                status_field(out, line, eq + 1);
-            }
-        }
-        free(text);
-    }
-    rk_rpc_reply_release(&reply);
-    return rc;
+    ProtobufCMessage *resp = NULL;
+    int rc = call_peer(c, peer, RPC_M_CLI_GET_NODE_STATUS, &req.base, NULL, 0,
+                       &rk__get_node_status_response__descriptor, &resp, NULL, st);
+    if (rc != 0)
+        return rc;
+    const Rk__GetNodeStatusResponse *r = (const Rk__GetNodeStatusResponse *)resp;
+    rk_status_t perr;
+    rc = rk_node_status_from_json(r->status_json, out, &perr);
+    protobuf_c_message_free_unpacked(resp, NULL);
+    if (rc != 0)
+        return rk_status_set(st, RK_EPROTO, "%s: undecodable status: %s", pbuf, perr.msg);
+    return 0;
 }

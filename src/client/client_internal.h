@@ -12,10 +12,6 @@
 #include "raftkit/rpc.h"
 #include "raftkit/status.h"
 
-/* Application-range method ids raftkit's own tools use until the wire
- * protocol has built-in ids for them (see cli_service.c). */
-#define CLI_M_NODE_STATUS 0x7ffffff0u
-
 /* Calls a method with a protobuf request (req) and, on success, unpacks the
  * response with resp_desc into *resp (caller frees it with
  * protobuf_c_message_free_unpacked). With req NULL, body/len is sent as is.

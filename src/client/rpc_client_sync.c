@@ -2,9 +2,9 @@
  * private libuv loop that runs only while a call waits, so a client program
  * needs no thread of its own. It also decides, for each failed call, whether
  * the request may have reached the server (rk_rpc_reply_t.maybe_delivered):
- * a request is only ever written on a connection that finished its
- * handshake, so a call that fails before one exists was certainly not
- * delivered, and any failure after writing is reported as "maybe". */
+ * the rpc client writes a request only on a connection that finished its
+ * handshake and says whether it did (rpc_req_t.sent), so a call that ends
+ * before that was certainly not delivered, and any failure after is "maybe". */
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -18,10 +18,7 @@ struct rk_rpc_client {
     uv_timer_t timer; /* wakes the loop at a waiting call's deadline */
     rpc_client_t *rpc;
     int connect_timeout_ms;
-    /* the wait in progress */
-    rpc_channel_t *wait_ch;
-    bool wait_down;
-    rk_status_t down_why;
+    /* the call in progress */
     bool call_done;
     rk_rpc_reply_t *call_out;
 };
@@ -31,15 +28,6 @@ uint64_t client_now_ms(void)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
-
-static void on_reach(void *arg, rpc_channel_t *ch, bool reachable, const rk_status_t *why)
-{
-    rk_rpc_client_t *c = arg;
-    if (ch == c->wait_ch && !reachable) {
-        c->wait_down = true;
-        c->down_why = *why;
-    }
 }
 
 rk_rpc_client_t *rk_rpc_client_new(const rk_rpc_client_options_t *opts)
@@ -58,8 +46,6 @@ rk_rpc_client_t *rk_rpc_client_new(const rk_rpc_client_options_t *opts)
         .backoff_min_ms = 20,
         .backoff_max_ms = 200,
         .name = opts && opts->name ? opts->name : "raftkit-client",
-        .on_reachability = on_reach,
-        .arg = c,
     };
     c->rpc = rpc_client_new(&c->loop, &o);
     if (c->rpc == NULL) {
@@ -123,47 +109,6 @@ static void call_cb(void *arg, const rk_status_t *st, const rpc_resp_t *resp)
     c->call_done = true;
 }
 
-/* Returns a channel to ep with a finished handshake, or NULL with out set
- * (not delivered). A channel that is down is replaced by a fresh one, so
- * that its first failure is reported to us instead of being an unreported
- * retry. */
-static rpc_channel_t *ready_channel(rk_rpc_client_t *c, const rk_endpoint_t *ep, uint64_t deadline,
-                                    rk_rpc_reply_t *out)
-{
-    char name[RK_HOST_MAX + 16];
-    rk_endpoint_format(ep, name, sizeof name);
-    rpc_channel_t *ch = rpc_client_channel(c->rpc, name, &out->status);
-    if (ch == NULL)
-        return NULL;
-    if (rpc_channel_reachable(ch))
-        return ch;
-    rpc_channel_close(ch);
-    if ((ch = rpc_client_channel(c->rpc, name, &out->status)) == NULL)
-        return NULL;
-    uint64_t cdl = client_now_ms() + (uint64_t)c->connect_timeout_ms;
-    if (cdl > deadline)
-        cdl = deadline;
-    c->wait_ch = ch;
-    c->wait_down = false;
-    rpc_channel_connect(ch);
-    bool ready = false;
-    while (!ready && !c->wait_down && client_now_ms() < cdl) {
-        /* The flag the loop waits on is "something happened"; readiness is
-         * polled because the client reports it only through state. */
-        bool any = false;
-        run_until(c, &any, client_now_ms() + 10 < cdl ? client_now_ms() + 10 : cdl);
-        ready = rpc_channel_reachable(ch);
-    }
-    c->wait_ch = NULL;
-    if (ready)
-        return ch;
-    if (c->wait_down)
-        rk_status_set(&out->status, RK_EUNREACHABLE, "%s: %s", name, c->down_why.msg);
-    else
-        rk_status_set(&out->status, RK_EUNREACHABLE, "%s: no connection in time", name);
-    return NULL;
-}
-
 int client_call(rk_rpc_client_t *c, const rk_endpoint_t *ep, uint32_t method,
                 const ProtobufCMessage *req, const void *body, size_t len,
                 const ProtobufCMessageDescriptor *resp_desc, int timeout_ms,
@@ -175,32 +120,48 @@ int client_call(rk_rpc_client_t *c, const rk_endpoint_t *ep, uint32_t method,
     if (timeout_ms <= 0)
         timeout_ms = 5000;
     uint64_t deadline = client_now_ms() + (uint64_t)timeout_ms;
-    rpc_channel_t *ch = ready_channel(c, ep, deadline, out);
-    if (ch == NULL)
-        return out->status.code;
-    uint64_t now = client_now_ms();
+    char name[RK_HOST_MAX + 16];
+    rk_endpoint_format(ep, name, sizeof name);
+    bool sent = false;
     rpc_req_t r = {
         .method = method,
         .msg = req,
         .body = body,
         .body_len = len,
-        .timeout_ms = now < deadline ? (uint32_t)(deadline - now) : 1,
+        .timeout_ms = (uint32_t)timeout_ms,
+        .sent = &sent,
     };
     c->call_done = false;
     c->call_out = out;
-    int rc = rpc_channel_call(ch, &r, call_cb, c);
+    int rc = RK_EUNREACHABLE;
+    for (int attempt = 0; attempt < 2 && rc == RK_EUNREACHABLE; attempt++) {
+        rpc_channel_t *ch = rpc_client_channel(c->rpc, name, &out->status);
+        if (ch == NULL)
+            return out->status.code;
+        rc = rpc_channel_call(ch, &r, call_cb, c);
+        /* RK_EUNREACHABLE: the channel is down, waiting to retry. A blocking
+         * client has nothing else to do meanwhile: start over now with a
+         * fresh channel (it connects at once) instead of failing. */
+        if (rc == RK_EUNREACHABLE && attempt == 0)
+            rpc_channel_close(ch);
+    }
     if (rc != 0) {
-        rk_status_set(&out->status, rc, "sending: %s", rk_strerror(rc));
+        rk_status_set(&out->status, rc, "%s: sending: %s", name, rk_strerror(rc));
         return rc;
     }
-    out->maybe_delivered = true;
     /* The rpc client's own timeout ends the call; the margin only guards
      * against a lost timer. */
     if (!run_until(c, &c->call_done, deadline + 1000)) {
-        rpc_channel_close(ch); /* runs call_cb with RK_ECANCELED */
+        rpc_client_t *rpc = c->rpc;
+        rpc_channel_t *ch = rpc_client_channel(rpc, name, &out->status);
+        if (ch != NULL)
+            rpc_channel_close(ch); /* runs call_cb with RK_ECANCELED */
         rk_status_set(&out->status, RK_ETIMEDOUT, "no answer within %d ms", timeout_ms);
     }
     c->call_out = NULL;
+    /* An answer (even an error) came from the server; otherwise the rpc
+     * client knows whether the frame ever reached a connection. */
+    out->maybe_delivered = sent;
     if (out->status.code == 0 && resp_desc != NULL && resp != NULL) {
         *resp = protobuf_c_message_unpack(resp_desc, NULL, out->len, out->body);
         if (*resp == NULL)

@@ -212,7 +212,7 @@ static void step_follower(core_t *c, const core_msg_t *m)
     case CORE_MSG_TIMEOUT_NOW:
         /* Thesis 3.10: start an election at once, skipping pre-vote and the
          * followers' lease. Learners and non-members ignore it. */
-        election_campaign(c, true);
+        election_timeout_now(c);
         break;
     case CORE_MSG_READ_INDEX_RESP:
         read_handle_resp(c, m);
@@ -268,11 +268,16 @@ int core_step(core_t *c, const core_msg_t *m)
             election_become_follower(c, m->term, NULL);
         }
     } else if (m->term < c->term) {
-        if ((c->o.check_quorum || c->o.pre_vote) &&
-            (m->type == CORE_MSG_APP || m->type == CORE_MSG_HEARTBEAT)) {
+        if (m->type == CORE_MSG_APP || m->type == CORE_MSG_HEARTBEAT) {
             /* A stale leader (or one cut off while we pushed our term up):
              * tell it our term so it steps down and we are not stuck
-             * (scenarios 23, 112). */
+             * (scenarios 23, 112; Fig. 3.1 "reply false if term <
+             * currentTerm"). etcd only answers under pre-vote or
+             * check-quorum, relying otherwise on vote requests to raise
+             * terms -- which a leader removed while cut off never gets, so
+             * it would lead its old term forever (simulator bug 4). Any
+             * leader of a lower term is stale, so the answer disrupts
+             * nothing. */
             core_msg_t *r = core_msg_new(c, CORE_MSG_APP_RESP, &m->from, false);
             if (r != NULL)
                 r->term = c->term;
@@ -357,7 +362,7 @@ int core_campaign(core_t *c)
 {
     if (c->fatal)
         return RK_ESTATE;
-    if (c->role == CORE_LEADER || !election_promotable(c))
+    if (c->role == CORE_LEADER || !election_promotable(c) || election_busy(c))
         return RK_ESTATE;
     election_campaign(c, false);
     return 0;
@@ -374,6 +379,38 @@ int core_persisted(core_t *c, uint64_t update_id)
     log_writes_ack(c, update_id);
     election_self_vote_persisted(c, update_id);
     repl_self_persisted(c);
+    election_maybe_deferred_campaign(c);
+    return 0;
+}
+
+/* Scenario 103. What the failed write (and every later one, which the host
+ * must not write either) would have made durable is unknown, and the core's
+ * memory already assumes it: the term or vote it promised, the entries it
+ * counts. Carrying on would need the core to guess the disk's state, so it
+ * halts, as braft and JRaft put a node into its error state. A leader first
+ * steps down (the ROLE event lets the host fail pending proposals, with the
+ * update's `fatal` code as the reason) and hands leadership to its most
+ * up-to-date follower (transfer_handoff) so the cluster need not wait out an
+ * election timeout; a follower that holds the entry can win and re-send it.
+ * Vote grants and acks waiting for this update are dropped. */
+int core_persist_failed(core_t *c, uint64_t update_id, int err)
+{
+    if (c->fatal)
+        return RK_ESTATE;
+    if (err >= 0)
+        return RK_EINVAL;
+    bool pending = false;
+    for (size_t i = 0; i < c->log.n_writes && !pending; i++)
+        pending = c->log.writes[i].id == update_id;
+    if (!pending)
+        return RK_EINVAL;
+    if (c->role == CORE_LEADER) {
+        transfer_handoff(c);
+        election_become_follower(c, c->term, NULL);
+    }
+    msgs_free(c->msgs_after.v, c->msgs_after.n);
+    memset(&c->msgs_after, 0, sizeof c->msgs_after);
+    core_set_fatal(c, err);
     return 0;
 }
 
@@ -439,8 +476,8 @@ int core_report_snapshot(core_t *c, const rk_peer_id_t *peer, bool ok)
 
 static bool hs_changed(const core_t *c)
 {
-    return c->last_hs.term != c->term || !core_peer_eq(&c->last_hs.vote, &c->vote) ||
-           c->last_hs.commit != c->log.commit;
+    return c->last_hs.term != c->term || c->last_hs.commit != c->log.commit ||
+           !core_peer_eq(&c->last_hs.vote, &c->vote);
 }
 
 static uint64_t apply_hi(const core_t *c)
@@ -451,17 +488,47 @@ static uint64_t apply_hi(const core_t *c)
 
 bool core_has_update(const core_t *c)
 {
+    if (c->fatal) /* halted: nothing more to persist or apply */
+        return c->msgs.n || c->events.n || c->rstates.n || !c->fatal_reported;
     return c->msgs.n || c->msgs_after.n || c->events.n || c->rstates.n || hs_changed(c) ||
            c->log.handed < log_last_index(c) || (c->log.has_snap && !c->log.snap_handed) ||
            apply_hi(c) > c->log.applied_handed || c->read_round_pending ||
-           (c->fatal && !c->fatal_reported);
+           c->commit_bcast_pending || (c->fatal && !c->fatal_reported);
+}
+
+/* Zeroes an update except `snapshot`, whose ~10 KB configuration would make
+ * clearing cost more than everything else an update of a few entries does;
+ * it is only valid (and only written) when has_snapshot is set. */
+static void update_clear(core_update_t *u)
+{
+    u->id = 0;
+    u->has_hard_state = false;
+    memset(&u->hs, 0, sizeof u->hs);
+    u->has_snapshot = false;
+    u->snapshot.index = 0;
+    u->snapshot.term = 0;
+    u->entries = NULL;
+    u->n_entries = 0;
+    u->msgs = NULL;
+    u->n_msgs = 0;
+    u->msgs_after = NULL;
+    u->n_msgs_after = 0;
+    u->apply_lo = 1;
+    u->apply_hi = 0;
+    u->reads = NULL;
+    u->n_reads = 0;
+    u->events = NULL;
+    u->n_events = 0;
+    u->fatal = 0;
 }
 
 void core_update_get(core_t *c, core_update_t *u)
 {
-    memset(u, 0, sizeof *u);
-    if (!c->fatal)
+    update_clear(u);
+    if (!c->fatal) {
+        repl_flush_commit(c);
         read_flush_round(c);
+    }
     core_log_t *l = &c->log;
     bool snap = l->has_snap && !l->snap_handed;
     bool ents = l->handed < log_last_index(c);
@@ -509,6 +576,11 @@ void core_update_get(core_t *c, core_update_t *u)
         u->apply_lo = 1;
         u->apply_hi = 0;
     }
+    if (c->fatal) {
+        /* They promise durable state that will never be written. */
+        msgs_free(c->msgs_after.v, c->msgs_after.n);
+        memset(&c->msgs_after, 0, sizeof c->msgs_after);
+    }
     u->msgs = c->msgs.v;
     u->n_msgs = c->msgs.n;
     u->msgs_after = c->msgs_after.v;
@@ -535,7 +607,7 @@ void core_update_release(core_update_t *u)
     msgs_free(u->msgs_after, u->n_msgs_after);
     free(u->events);
     free(u->reads);
-    memset(u, 0, sizeof *u);
+    update_clear(u);
 }
 
 /* ------------------------------------------------------- observability */

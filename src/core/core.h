@@ -24,11 +24,39 @@
  *   - update.msgs may be sent at once; update.msgs_after only after the update
  *     is durable (vote grants, append acks: they promise durable state).
  *   - the leader's own log counts toward commit only once acked; a candidate's
- *     self-vote counts only once its hard state is acked.
+ *     self-vote counts only once its hard state is acked, and it becomes
+ *     leader only then, even if the other voters alone are a majority.
  *   - an ack never marks entries stable that were overwritten after the acked
  *     update was emitted (the unstable-log ABA race): see log_unstable.c.
  *
- * changes:
+ * changes: (keep this list when the header changes after v1)
+ *   - core_persist_failed(): a host input for a failed write (scenario 103):
+ *     a leader hands over (TimeoutNow to its most up-to-date voter) and steps
+ *     down, then the core halts with `fatal` = the given error; the ROLE
+ *     event and `fatal` tell the host to fail pending proposals.
+ *   - when the core halts, the update carries no msgs_after (they promised
+ *     durable state that will not be written).
+ *   - no campaign (timeout, core_campaign, TimeoutNow) while an entries
+ *     write or snapshot install of this node is pending (scenario 100);
+ *     core_campaign returns RK_ESTATE then, and a TimeoutNow is remembered
+ *     and honoured once the write is acked if the term did not change.
+ *   - a leader removed (or demoted) by a committed configuration sends
+ *     TimeoutNow to its most up-to-date voter as it steps down (thesis
+ *     4.2.2), so the cluster need not wait out an election timeout.
+ *   - core_update_t.snapshot is only written (and valid) when has_snapshot
+ *     is set: update_get/release no longer clear its ~10 KB configuration.
+ *   - core_change_conf_ex / CORE_CONF_MANUAL_LEAVE and core_leave_joint:
+ *     explicit leave of a joint configuration (scenario 71); core_conf_t
+ *     gained `manual_leave`, stored as bit1 of the CONF payload flags.
+ *   - core_forget_leader (scenarios 24, 93).
+ *   - a lower-term append or heartbeat is always answered with our term
+ *     (before: only with pre-vote or check-quorum on), so a stale leader
+ *     that nobody else contacts steps down.
+ *   - a candidate whose term/self-vote write is not yet acked no longer
+ *     becomes leader on the others' grants alone (it could lead the same
+ *     term twice across a crash); it does when the write is acked.
+ *   - CORE_EV_TRANSFER_DONE: a leader stepping down before it sent
+ *     TimeoutNow reports RK_ECANCELED (was 0).
  *   - core_options_t.lease_ticks: lease reads check quorum contact within the
  *     lease and fall back to a ReadIndex round otherwise (node helper).
  */
@@ -38,6 +66,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "raftkit/peer.h"
 #include "raftkit/status.h"
@@ -50,15 +79,10 @@
  * dependency beyond itself. */
 static inline bool core_peer_eq(const rk_peer_id_t *a, const rk_peer_id_t *b)
 {
-    if (a->endpoint.port != b->endpoint.port || a->idx != b->idx)
-        return false;
-    for (size_t i = 0; i < RK_HOST_MAX; i++) {
-        if (a->endpoint.host[i] != b->endpoint.host[i])
-            return false;
-        if (a->endpoint.host[i] == '\0')
-            return true;
-    }
-    return true;
+    /* strncmp: the same comparison as a byte loop up to the NUL, but
+     * vectorized; this runs for every message received (progress lookup). */
+    return a->endpoint.port == b->endpoint.port && a->idx == b->idx &&
+           strncmp(a->endpoint.host, b->endpoint.host, RK_HOST_MAX) == 0;
 }
 
 static inline bool core_peer_is_none(const rk_peer_id_t *p)
@@ -78,6 +102,9 @@ typedef struct core_conf {
     rk_configuration_t cur; /* C_new (or the only configuration) */
     rk_configuration_t old; /* C_old when joint; ignored otherwise */
     bool joint;
+    /* Joint only: the leader leaves it when asked (core_leave_joint), not
+     * automatically once it commits (etcd's explicit transition). */
+    bool manual_leave;
 } core_conf_t;
 
 /* Is p a voter in either half / a learner (member but voter in neither)? */
@@ -86,7 +113,7 @@ bool core_conf_is_learner(const core_conf_t *c, const rk_peer_id_t *p);
 bool core_conf_is_member(const core_conf_t *c, const rk_peer_id_t *p);
 
 /* CONF entry payload encoding, version 1 (little endian):
- *   u8 version=1, u8 flags (bit0: joint),
+ *   u8 version=1, u8 flags (bit0: joint, bit1: manual_leave),
  *   u8 n_cur_voters, u8 n_cur_learners, u8 n_old_voters, u8 n_old_learners,
  *   then each peer of those lists in that order as
  *     u8 host_len, host bytes, u16 port, i32 idx, i32 priority.
@@ -288,8 +315,10 @@ typedef enum core_event_type {
     CORE_EV_LEADER,         /* known leader changed: peer (empty = none), term */
     CORE_EV_CONF_CHANGED,   /* configuration in effect changed (appended or rolled back): index */
     CORE_EV_CONF_COMMITTED, /* the configuration at index is committed */
-    CORE_EV_TRANSFER_DONE,  /* leadership transfer ended: status 0 (sent TimeoutNow), RK_ETIMEDOUT,
-                               RK_ECANCELED */
+    /* leadership transfer ended: status 0 (stepped down after sending
+     * TimeoutNow), RK_ETIMEDOUT, RK_ECANCELED (cancelled, retargeted, the
+     * transferee left the voters, or we stepped down before TimeoutNow) */
+    CORE_EV_TRANSFER_DONE,
 } core_event_type_t;
 
 typedef struct core_event {
@@ -327,7 +356,7 @@ typedef struct core_update {
     bool has_hard_state;
     core_hard_state_t hs;
     bool has_snapshot;
-    core_snapshot_meta_t snapshot;
+    core_snapshot_meta_t snapshot; /* only valid when has_snapshot */
     core_entry_t *entries;
     size_t n_entries;
     core_msg_t *msgs;
@@ -384,6 +413,35 @@ int core_propose(core_t *c, const core_entry_t *entries, size_t n, uint64_t *fir
  * duplicates), RK_EINVAL. On success *index is the CONF entry's index. */
 int core_change_conf(core_t *c, const rk_configuration_t *target, uint64_t *index);
 
+/* Flags for core_change_conf_ex. */
+#define CORE_CONF_MANUAL_LEAVE 0x1u /* a joint change waits for core_leave_joint */
+
+/* core_change_conf with flags: CORE_CONF_MANUAL_LEAVE makes a voter change
+ * stay in C_old,new after it commits until core_leave_joint is called
+ * (scenario 71; a leader elected meanwhile keeps it joint too). Ignored for
+ * a change that needs no joint configuration. Errors: as core_change_conf,
+ * and RK_EINVAL for unknown flags. */
+int core_change_conf_ex(core_t *c, const rk_configuration_t *target, unsigned flags,
+                        uint64_t *index);
+
+/* Leader only: proposes C_new to leave the joint configuration in effect
+ * (thesis 4.3). Not joint (e.g. already left, or asked twice): a no-op that
+ * returns 0 with *index = the index of the configuration in effect.
+ * Errors: RK_ENOTLEADER, RK_ETRANSFER, RK_ECONFCHANGE (the joint entry is
+ * not committed yet), RK_ESTATE (halted). On success *index is the index of
+ * the C_new entry. */
+int core_leave_joint(core_t *c, uint64_t *index);
+
+/* Follower only: forget the current leader but keep the term (etcd's
+ * ForgetLeader), for a host that knows the leader is gone (its connection
+ * dropped, it was shut down): the follower then stops protecting the
+ * leader's lease (thesis 4.2.3) and grants (pre-)votes to up-to-date
+ * candidates at once instead of after an election timeout; the next message
+ * from a live leader restores it. Refused under CORE_READ_LEASE: lease reads
+ * rely on followers not voting for another leader within the lease.
+ * Non-followers: no-op. Errors: RK_ESTATE (lease reads, or halted). */
+int core_forget_leader(core_t *c);
+
 /* Leader only: transfers leadership to `to` (thesis 3.10): catch it up, send
  * TimeoutNow; proposals fail with RK_ETRANSFER meanwhile; aborted after an
  * election timeout. to == self cancels a pending transfer. Asking again for
@@ -402,6 +460,18 @@ int core_read_index(core_t *c, uint64_t ctx);
 /* The update with this id (and all before it) is durable. Ids must not go
  * backwards; an id never handed out gives RK_EINVAL. */
 int core_persisted(core_t *c, uint64_t update_id);
+
+/* The host could not make the update with this id durable (err: a negative
+ * RK_E* code, typically RK_EIO or RK_ENOSPC). It must not write any later
+ * update either, nor send msgs_after of the failed update or later ones.
+ * The core halts (thesis has no recovery from a lost write short of a
+ * restart from disk): a leader first sends TimeoutNow to its most
+ * up-to-date voter and steps down (a CORE_EV_ROLE event, reads failed with
+ * RK_ENOTLEADER); the next update carries fatal = err, and the host fails
+ * every pending proposal with that code. Afterwards every input returns
+ * RK_ESTATE; the host restarts the node from what is on disk (core_new).
+ * Errors: RK_EINVAL (err >= 0, or id not a pending update), RK_ESTATE. */
+int core_persist_failed(core_t *c, uint64_t update_id, int err);
 
 /* The state machine has applied up to index (monotonic). */
 int core_applied(core_t *c, uint64_t index);
@@ -422,8 +492,9 @@ int core_report_unreachable(core_t *c, const rk_peer_id_t *peer);
 int core_report_snapshot(core_t *c, const rk_peer_id_t *peer, bool ok);
 
 /* Starts an election now (pre-vote first when enabled), as if the election
- * timer fired: for tests and "trigger election" admin commands. Leaders and
- * non-voters: no-op returning RK_ESTATE. */
+ * timer fired: for tests and "trigger election" admin commands. Leaders,
+ * non-voters, and nodes with an entries write or snapshot install pending
+ * (scenario 100): no-op returning RK_ESTATE. */
 int core_campaign(core_t *c);
 
 /* ------------------------------------------------------------------ output */

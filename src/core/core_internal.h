@@ -60,6 +60,7 @@ typedef struct core_progress {
     uint32_t ticks_since_contact;
     int vote;              /* election tally: 0 unknown, 1 granted, -1 rejected */
     uint64_t read_ack;     /* highest read-index round acknowledged */
+    uint64_t sent_commit;  /* commit index carried by the last append sent */
     core_inflight_t *infl; /* ring of max_inflight_msgs */
     uint32_t infl_start, infl_count;
     uint64_t infl_bytes;
@@ -114,13 +115,16 @@ struct core {
     /* candidate */
     uint64_t self_vote_id; /* update id carrying our self-vote */
     bool campaign_transfer;
+    uint64_t deferred_transfer_term; /* TimeoutNow received while busy (0 = none) */
 
     /* leader */
     uint64_t pending_conf_index;
     bool committed_in_term;
+    bool commit_bcast_pending; /* tell followers the new commit at the next flush */
     bool transferring;
     rk_peer_id_t transferee;
     uint32_t transfer_elapsed;
+    bool transfer_sent;                    /* TimeoutNow went to the transferee */
     CORE_VEC(core_inflight_t) uncommitted; /* (index, bytes) of own proposals > commit */
     uint64_t uncommitted_bytes;
 
@@ -205,6 +209,9 @@ void election_campaign(core_t *c, bool transfer);
 void election_tick(core_t *c);
 void election_reset_timeout(core_t *c);
 bool election_promotable(const core_t *c);
+bool election_busy(const core_t *c);
+void election_timeout_now(core_t *c);
+void election_maybe_deferred_campaign(core_t *c);
 int election_step_vote_req(core_t *c, const core_msg_t *m);
 void election_step_vote_resp(core_t *c, const core_msg_t *m);
 void election_self_vote_persisted(core_t *c, uint64_t id);
@@ -222,6 +229,7 @@ bool repl_maybe_commit(core_t *c);
 int repl_append_local(core_t *c, core_entry_t *ents, size_t n);
 void repl_self_persisted(core_t *c);
 void repl_after_commit(core_t *c, uint64_t old_commit);
+void repl_flush_commit(core_t *c);
 
 /* snapshot.c */
 bool snap_send(core_t *c, core_progress_t *pr);
@@ -247,5 +255,6 @@ void transfer_abort(core_t *c, int status);
 void transfer_maybe_timeout_now(core_t *c, core_progress_t *pr);
 void transfer_tick(core_t *c);
 void transfer_on_conf_change(core_t *c);
+void transfer_handoff(core_t *c);
 
 #endif /* RAFTKIT_CORE_INTERNAL_H */

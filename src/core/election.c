@@ -51,12 +51,13 @@ static void reset(core_t *c, uint64_t term)
     c->election_elapsed = 0;
     c->heartbeat_elapsed = 0;
     election_reset_timeout(c);
-    if (c->transferring)
-        transfer_abort(c, 0);
+    if (c->transferring) /* done if TimeoutNow went out, else someone else ran */
+        transfer_abort(c, c->transfer_sent ? 0 : RK_ECANCELED);
     for (size_t i = 0; i < c->n_prs; i++)
         c->prs[i].vote = 0;
     c->self_vote_id = 0;
     c->campaign_transfer = false;
+    c->deferred_transfer_term = 0;
 }
 
 static void leave_leader(core_t *c)
@@ -102,9 +103,21 @@ bool election_promotable(const core_t *c)
 {
     if (c->o.self.priority == RK_PRIORITY_NOT_ELECTED)
         return false;
-    if (c->log.has_snap)
-        return false; /* no campaign while a snapshot is being installed */
     return core_conf_is_voter(&c->conf, &c->o.self);
+}
+
+/* Scenario 100: no campaign while our own log write or snapshot install is
+ * pending. A candidate advertises its last log index/term (§5.4.1) and, once
+ * leader, replicates its log as the truth: both must be durable, or a crash
+ * after winning could lose entries the voters were told we hold. etcd only
+ * blocks on a pending snapshot (promotable()); we also wait for entries,
+ * which costs nothing in practice: a follower only writes entries a live
+ * leader sent, and that leader resets the election timer meanwhile. The
+ * election timer keeps running, so the node campaigns at the first tick
+ * after the write completes. */
+bool election_busy(const core_t *c)
+{
+    return c->log.has_snap || c->log.n > 0;
 }
 
 static void send_vote_requests(core_t *c, bool pre)
@@ -139,7 +152,7 @@ static void become_candidate(core_t *c, bool transfer)
 
 void election_campaign(core_t *c, bool transfer)
 {
-    if (!election_promotable(c))
+    if (!election_promotable(c) || election_busy(c))
         return;
     if (c->o.pre_vote && !transfer) {
         /* Thesis 9.6: ask first whether we could win, without touching the
@@ -158,6 +171,31 @@ void election_campaign(core_t *c, bool transfer)
         return;
     }
     become_candidate(c, transfer);
+}
+
+/* Thesis 3.10: TimeoutNow asks for an election at once. Arriving while a
+ * write is pending (scenario 100), it is remembered and honoured when the
+ * write is acked, provided nothing happened in between (same term, still a
+ * follower): the leader is waiting for us and refuses proposals meanwhile. */
+void election_timeout_now(core_t *c)
+{
+    if (!election_promotable(c))
+        return; /* learners and non-members ignore it (scenario 88) */
+    if (election_busy(c)) {
+        c->deferred_transfer_term = c->term;
+        return;
+    }
+    election_campaign(c, true);
+}
+
+void election_maybe_deferred_campaign(core_t *c)
+{
+    if (c->deferred_transfer_term == 0 || election_busy(c))
+        return;
+    bool ok = c->deferred_transfer_term == c->term && c->role == CORE_FOLLOWER;
+    c->deferred_transfer_term = 0;
+    if (ok)
+        election_campaign(c, true);
 }
 
 void election_self_vote_persisted(core_t *c, uint64_t id)
@@ -208,7 +246,7 @@ static bool priority_allows(core_t *c)
 void election_tick(core_t *c)
 {
     c->election_elapsed++;
-    if (!election_promotable(c) || c->election_elapsed < c->randomized_timeout)
+    if (!election_promotable(c) || election_busy(c) || c->election_elapsed < c->randomized_timeout)
         return;
     c->election_elapsed = 0;
     election_reset_timeout(c);
@@ -263,10 +301,28 @@ void election_step_vote_resp(core_t *c, const core_msg_t *m)
     if (res > 0) {
         if (pre)
             become_candidate(c, false);
-        else
+        else if (c->self_vote_id == 0)
             election_become_leader(c);
+        /* else: a majority granted without our own vote, but our term and
+         * self-vote are not durable yet. Leading now could make us lead
+         * this term twice: crash, restart at the old term, campaign for the
+         * same term again, and the same voters grant again (§5.2 one vote
+         * per term is about voters; §5.4's Log Matching needs one leader per
+         * term). election_self_vote_persisted re-checks the tally. */
     } else if (res < 0) {
         /* pre-vote lost: stay at the same term (scenario 13). */
         election_become_follower(c, c->term, NULL);
     }
+}
+
+int core_forget_leader(core_t *c)
+{
+    if (c->fatal)
+        return RK_ESTATE;
+    if (c->o.read_only == CORE_READ_LEASE)
+        return RK_ESTATE; /* scenario 93: a lease read may rely on us */
+    if (c->role != CORE_FOLLOWER)
+        return 0;
+    election_set_lead(c, NULL);
+    return 0;
 }

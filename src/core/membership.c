@@ -47,7 +47,7 @@ buf_t *core_conf_encode(const core_conf_t *c)
         return NULL;
     uint8_t *o = b->data;
     *o++ = 1;
-    *o++ = c->joint ? 1 : 0;
+    *o++ = (uint8_t)((c->joint ? 1 : 0) | (c->joint && c->manual_leave ? 2 : 0));
     *o++ = (uint8_t)c->cur.n_peers;
     *o++ = (uint8_t)c->cur.n_learners;
     *o++ = c->joint ? (uint8_t)c->old.n_peers : 0;
@@ -89,10 +89,13 @@ static int get_peer(const uint8_t **p, const uint8_t *end, rk_peer_id_t *out)
 int core_conf_decode(const void *data, size_t len, core_conf_t *out)
 {
     const uint8_t *p = data, *end = p + len;
-    if (data == NULL || len < 6 || p[0] != 1 || (p[1] & ~1u) != 0)
+    if (data == NULL || len < 6 || p[0] != 1 || (p[1] & ~3u) != 0)
         return RK_ECORRUPT;
     memset(out, 0, sizeof *out);
     out->joint = p[1] & 1;
+    out->manual_leave = (p[1] & 2) != 0;
+    if (out->manual_leave && !out->joint)
+        return RK_ECORRUPT;
     uint32_t counts[4] = {p[2], p[3], p[4], p[5]};
     for (int i = 0; i < 4; i++)
         if (counts[i] > RK_CONF_MAX_PEERS)
@@ -226,8 +229,16 @@ static int propose_conf(core_t *c, const core_conf_t *cf, uint64_t *index)
 
 int core_change_conf(core_t *c, const rk_configuration_t *target, uint64_t *index)
 {
+    return core_change_conf_ex(c, target, 0, index);
+}
+
+int core_change_conf_ex(core_t *c, const rk_configuration_t *target, unsigned flags,
+                        uint64_t *index)
+{
     if (c->fatal)
         return RK_ESTATE;
+    if (flags & ~CORE_CONF_MANUAL_LEAVE)
+        return RK_EINVAL;
     if (c->role != CORE_LEADER)
         return RK_ENOTLEADER;
     if (target == NULL)
@@ -245,9 +256,37 @@ int core_change_conf(core_t *c, const rk_configuration_t *target, uint64_t *inde
     cf.cur = *target;
     if (!same_voters(&c->conf.cur, target)) {
         cf.joint = true;
+        cf.manual_leave = (flags & CORE_CONF_MANUAL_LEAVE) != 0;
         cf.old = c->conf.cur;
     }
     return propose_conf(c, &cf, index);
+}
+
+/* Thesis 4.3: once C_old,new is committed the leader may replicate C_new. */
+static int leave_joint(core_t *c, uint64_t *index)
+{
+    core_conf_t leave;
+    memset(&leave, 0, sizeof leave);
+    leave.cur = c->conf.cur;
+    return propose_conf(c, &leave, index);
+}
+
+int core_leave_joint(core_t *c, uint64_t *index)
+{
+    if (c->fatal)
+        return RK_ESTATE;
+    if (c->role != CORE_LEADER)
+        return RK_ENOTLEADER;
+    if (c->transferring)
+        return RK_ETRANSFER;
+    if (!c->conf.joint) {
+        if (index)
+            *index = c->conf_index; /* already left: nothing to do */
+        return 0;
+    }
+    if (c->pending_conf_index > c->log.commit)
+        return RK_ECONFCHANGE;
+    return leave_joint(c, index);
 }
 
 /* After commit moved: report committed configurations; as leader, leave a
@@ -263,13 +302,15 @@ void conf_after_commit(core_t *c)
     }
     if (c->role != CORE_LEADER)
         return;
-    if (c->conf.joint && c->pending_conf_index <= c->log.commit) {
-        core_conf_t leave;
-        memset(&leave, 0, sizeof leave);
-        leave.cur = c->conf.cur;
-        propose_conf(c, &leave, NULL);
+    if (c->conf.joint) {
+        if (!c->conf.manual_leave && c->pending_conf_index <= c->log.commit)
+            leave_joint(c, NULL);
         return;
     }
-    if (!c->conf.joint && !core_conf_is_voter(&c->conf, &c->o.self))
+    if (!c->conf.joint && !core_conf_is_voter(&c->conf, &c->o.self)) {
+        /* Removed or demoted: hand over at once rather than let the
+         * followers wait out an election timeout (thesis 4.2.2). */
+        transfer_handoff(c);
         election_become_follower(c, c->term, NULL);
+    }
 }

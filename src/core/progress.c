@@ -266,10 +266,17 @@ bool progress_is_paused(const core_t *c, const core_progress_t *pr)
 
 /* ---------------------------------------------------------------- quorum */
 
-static int cmp_desc(const void *a, const void *b)
+/* Insertion sort, descending: n is a handful of voters and this runs on
+ * every append ack, where qsort's indirect calls cost more than the sort. */
+static void sort_desc(uint64_t *v, size_t n)
 {
-    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
-    return x < y ? 1 : x > y ? -1 : 0;
+    for (size_t i = 1; i < n; i++) {
+        uint64_t x = v[i];
+        size_t j = i;
+        for (; j > 0 && v[j - 1] < x; j--)
+            v[j] = v[j - 1];
+        v[j] = x;
+    }
 }
 
 static uint64_t half_committed(core_t *c, bool old, bool use_read_ack)
@@ -285,7 +292,7 @@ static uint64_t half_committed(core_t *c, bool old, bool use_read_ack)
     }
     if (n == 0)
         return UINT64_MAX; /* an empty half never constrains */
-    qsort(vals, n, sizeof vals[0], cmp_desc);
+    sort_desc(vals, n);
     return vals[n / 2];
 }
 

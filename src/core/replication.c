@@ -105,6 +105,7 @@ bool repl_send_append(core_t *c, core_progress_t *pr, bool send_if_empty)
     m->commit = c->log.commit;
     m->entries = ents;
     m->n_entries = n;
+    pr->sent_commit = c->log.commit;
     if (pr->state == CORE_PR_REPLICATE) {
         if (n > 0) {
             /* Pipelining: optimistically advance next (thesis 10.2.2). */
@@ -126,10 +127,28 @@ void repl_bcast_append(core_t *c)
         repl_send_append(c, &c->prs[i], false);
 }
 
+/* The commit index moved: followers learn it from the next append. Rather
+ * than one empty append per follower per advance (etcd's bcastAppend), the
+ * news is sent once, when the update is built (repl_flush_commit), to the
+ * followers that no append of this batch told: a leader handling a burst of
+ * acks sends one message per follower, not one per ack. */
 static void bcast_append_commit(core_t *c)
 {
-    for (size_t i = 0; i < c->n_prs; i++)
-        repl_send_append(c, &c->prs[i], true);
+    c->commit_bcast_pending = true;
+}
+
+void repl_flush_commit(core_t *c)
+{
+    if (!c->commit_bcast_pending)
+        return;
+    c->commit_bcast_pending = false;
+    if (c->role != CORE_LEADER)
+        return;
+    for (size_t i = 0; i < c->n_prs; i++) {
+        core_progress_t *pr = &c->prs[i];
+        if (!pr->is_self && pr->sent_commit < c->log.commit)
+            repl_send_append(c, pr, true);
+    }
 }
 
 void repl_bcast_heartbeat(core_t *c, uint64_t ctx)

@@ -9,6 +9,7 @@ void transfer_abort(core_t *c, int status)
         return;
     rk_peer_id_t to = c->transferee;
     c->transferring = false;
+    c->transfer_sent = false;
     memset(&c->transferee, 0, sizeof c->transferee);
     c->transfer_elapsed = 0;
     core_event(c, CORE_EV_TRANSFER_DONE, 0, &to, status);
@@ -26,8 +27,10 @@ void transfer_maybe_timeout_now(core_t *c, core_progress_t *pr)
 {
     if (!c->transferring || c->role != CORE_LEADER || !core_peer_eq(&pr->id, &c->transferee))
         return;
-    if (pr->match == log_last_index(c))
+    if (pr->match == log_last_index(c)) {
         send_timeout_now(c, &pr->id);
+        c->transfer_sent = true;
+    }
 }
 
 int core_transfer_leader(core_t *c, const rk_peer_id_t *to)
@@ -53,9 +56,10 @@ int core_transfer_leader(core_t *c, const rk_peer_id_t *to)
     c->transferring = true;
     c->transferee = *to;
     c->transfer_elapsed = 0;
-    if (pr->match == log_last_index(c))
+    if (pr->match == log_last_index(c)) {
         send_timeout_now(c, to);
-    else
+        c->transfer_sent = true;
+    } else
         repl_send_append(c, pr, true);
     return 0;
 }
@@ -73,4 +77,26 @@ void transfer_on_conf_change(core_t *c)
 {
     if (c->transferring && !core_conf_is_voter(&c->conf, &c->transferee))
         transfer_abort(c, RK_ECANCELED);
+}
+
+/* Quick handoff (thesis 4.2.2 / 3.10): a leader about to stop leading for
+ * good -- removed from the configuration, or halting on a disk failure --
+ * sends TimeoutNow to the voter most likely to win (the highest match among
+ * the voters of the configuration in effect) so the cluster does not sit
+ * out an election timeout. Only a hint: the target still needs a real
+ * majority, and at worst it loses and the usual timeout elects someone. */
+void transfer_handoff(core_t *c)
+{
+    if (c->role != CORE_LEADER)
+        return;
+    core_progress_t *best = NULL;
+    for (size_t i = 0; i < c->n_prs; i++) {
+        core_progress_t *pr = &c->prs[i];
+        if (pr->is_self || !(pr->voter_cur || pr->voter_old))
+            continue;
+        if (best == NULL || pr->match > best->match)
+            best = pr;
+    }
+    if (best != NULL && best->match > 0)
+        send_timeout_now(c, &best->id);
 }

@@ -131,6 +131,8 @@ static void pend_fail_all(rk_node_t *n, int code, const char *msg)
 void fsm_post(rk_node_t *n, fsm_item_t *it)
 {
     it->next = NULL;
+    if (it->t0_ns == 0)
+        it->t0_ns = metrics_now_ns();
     pthread_mutex_lock(&n->fsm_mu);
     if (n->fsm_tail)
         n->fsm_tail->next = it;
@@ -292,6 +294,7 @@ static void serve_reads(rk_node_t *n)
             *pp = r->next;
             rk_status_t ok;
             rk_status_clear(&ok);
+            metrics_record_since(n->metrics, METRIC_READ_INDEX, r->t0_ns);
             r->read_done->run(r->read_done, &ok, (int64_t)r->a, r->ctx, r->ctx_len);
             free(r->ctx);
             free(r);
@@ -440,6 +443,7 @@ struct rk_snapshot_writer {
     rk_closure_t *user_done;
     uint64_t index, term;
     core_conf_t conf;
+    uint64_t t0_ns; /* metrics: fsm-snapshot-save */
 };
 
 struct rk_snapshot_reader {
@@ -495,6 +499,8 @@ static void snapshot_saved(rk_closure_t *c, const rk_status_t *st)
         cst = *st;
     }
     if (rc == 0)
+        metrics_record_since(n->metrics, METRIC_FSM_SNAPSHOT_SAVE, w->t0_ns);
+    if (rc == 0)
         RK_INFO(n->group, n->self_str, "snapshot saved at index %llu term %llu",
                 (unsigned long long)w->index, (unsigned long long)w->term);
     fsm_post_closure(n, w->user_done, rc, rc ? cst.msg : NULL);
@@ -529,6 +535,7 @@ static void do_snapshot_save(rk_node_t *n, rk_closure_t *user_done)
     w->index = index;
     w->term = n->fsm_applied_term;
     w->conf = n->fsm_conf;
+    w->t0_ns = metrics_now_ns();
     int rc = snap_writer_begin(n->snaps, index, w->term, &n->fsm_conf.cur,
                                n->fsm_conf.joint ? &n->fsm_conf.old : NULL, &w->w, &st);
     if (rc != 0) {
@@ -567,7 +574,10 @@ static void do_snapshot_load(rk_node_t *n, uint64_t index)
     }
     rk_snapshot_reader_t rd = {.r = r};
     if (n->fsm->on_snapshot_load) {
+        uint64_t t0 = metrics_now_ns();
         rc = n->fsm->on_snapshot_load(n->fsm, &rd);
+        if (rc == 0)
+            metrics_record_since(n->metrics, METRIC_FSM_SNAPSHOT_LOAD, t0);
     } else {
         RK_WARN(n->group, n->self_str, "no on_snapshot_load: refusing snapshot %llu",
                 (unsigned long long)m->last_index);
@@ -600,8 +610,12 @@ static void handle(rk_node_t *n, fsm_item_t *it)
 {
     switch (it->type) {
     case FSM_COMMITTED:
-        if (!n->fsm_error)
+        if (!n->fsm_error) {
             apply_committed(n, it->a);
+            /* from the first commit advance this item covers */
+            if (!n->fsm_error)
+                metrics_record_since(n->metrics, METRIC_FSM_COMMIT, it->t0_ns);
+        }
         break;
     case FSM_LEADER_START:
         n->fsm_leader_term = it->a;

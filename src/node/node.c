@@ -40,8 +40,20 @@ static core_entry_type_t to_core_type(log_entry_type_t t)
     }
 }
 
+static void kick_idle_cb(uv_idle_t *h)
+{
+    (void)h; /* only there so that the poll phase does not block */
+}
+
 void node_wake(rk_node_t *n)
 {
+    if (node_rt_on_loop(n->rt)) {
+        if (n->handles_open && !n->kick_pending) {
+            n->kick_pending = true;
+            uv_idle_start(&n->kick_idle, kick_idle_cb);
+        }
+        return;
+    }
     pthread_mutex_lock(&n->mu);
     if (n->handles_open)
         uv_async_send(&n->wake);
@@ -195,39 +207,53 @@ static void persist_free(node_persist_t *p)
     free(p);
 }
 
+/* Acks finished updates in update order: the head of the list, then every
+ * following one already done (commit-only updates that wrote nothing). */
+static void persist_complete(rk_node_t *n)
+{
+    bool acked = false;
+    while (n->persist_head != NULL && n->persist_head->done) {
+        node_persist_t *p = n->persist_head;
+        n->persist_head = p->next;
+        if (n->persist_head == NULL)
+            n->persist_tail = NULL;
+        if (p->status != 0) {
+            node_enter_error(n, p->status, "log write failed: %s", rk_strerror(p->status));
+            n->fatal = true;
+        } else if (!n->stopping && !n->fatal) {
+            if (p->n > 0) {
+                uint64_t bytes = 0;
+                for (size_t i = 0; i < p->n; i++)
+                    bytes += p->entries[i].len;
+                metrics_record_since(n->metrics, METRIC_APPEND_LOGS, p->t0_ns);
+                metrics_record(n->metrics, METRIC_APPEND_LOGS_COUNT, p->n);
+                metrics_record(n->metrics, METRIC_APPEND_LOGS_BYTES, bytes);
+            } else if (p->append_req.op.hard_state) {
+                metrics_record_since(n->metrics, METRIC_SAVE_RAFT_META, p->t0_ns);
+            }
+            node_obs_persisted(n, p);
+            core_persisted(n->core, p->id);
+            n->persisted_id = p->id;
+            for (size_t i = 0; i < p->n_after; i++)
+                transport_send(n, &p->after[i]);
+            acked = true;
+        }
+        persist_free(p);
+    }
+    if (acked)
+        node_wake(n);
+}
+
 static void persist_done(log_write_req_t *req, int status)
 {
     node_persist_t *p = req->data;
-    rk_node_t *n = p->node;
     if (status != 0 && p->status == 0)
         p->status = status;
     if (--p->reqs_left > 0)
         return;
-    /* completions come in submission order */
-    n->persist_head = p->next;
-    if (n->persist_head == NULL)
-        n->persist_tail = NULL;
-    if (p->status != 0) {
-        node_enter_error(n, p->status, "log write failed: %s", rk_strerror(p->status));
-        n->fatal = true;
-    } else if (!n->stopping && !n->fatal) {
-        if (p->n > 0) {
-            uint64_t bytes = 0;
-            for (size_t i = 0; i < p->n; i++)
-                bytes += p->entries[i].len;
-            metrics_record_since(n->metrics, METRIC_APPEND_LOGS, p->t0_ns);
-            metrics_record(n->metrics, METRIC_APPEND_LOGS_COUNT, p->n);
-            metrics_record(n->metrics, METRIC_APPEND_LOGS_BYTES, bytes);
-        } else if (p->append_req.op.hard_state) {
-            metrics_record_since(n->metrics, METRIC_SAVE_RAFT_META, p->t0_ns);
-        }
-        core_persisted(n->core, p->id);
-        n->persisted_id = p->id;
-        for (size_t i = 0; i < p->n_after; i++)
-            transport_send(n, &p->after[i]);
-        node_wake(n);
-    }
-    persist_free(p);
+    /* completions come in submission order, so p is the first not done */
+    p->done = true;
+    persist_complete(p->node);
 }
 
 static int copy_msg(core_msg_t *dst, const core_msg_t *src)
@@ -253,8 +279,88 @@ static int copy_msg(core_msg_t *dst, const core_msg_t *src)
     return 0;
 }
 
+/* Does this update need nothing written: no entries, no snapshot, and at
+ * most a new commit index (same term and vote as the hard state last handed
+ * to the writer)? Its msgs_after (e.g. the answer to an empty AppendEntries)
+ * then promise only what earlier updates make durable. */
+static bool nothing_to_write(rk_node_t *n, const core_update_t *u, const meta_hard_state_t *hs)
+{
+    if (u->has_snapshot || u->n_entries > 0)
+        return false;
+    return !u->has_hard_state || (n->hs_submitted_valid && n->hs_submitted.term == hs->term &&
+                                  strcmp(n->hs_submitted.voted_for, hs->voted_for) == 0);
+}
+
+static void append_persist(rk_node_t *n, node_persist_t *p)
+{
+    p->next = NULL;
+    if (n->persist_tail)
+        n->persist_tail->next = p;
+    else
+        n->persist_head = p;
+    n->persist_tail = p;
+}
+
+static int copy_after(node_persist_t *p, const core_update_t *u)
+{
+    if (u->n_msgs_after == 0)
+        return 0;
+    p->after = calloc(u->n_msgs_after, sizeof(*p->after));
+    if (p->after == NULL)
+        return RK_ENOMEM;
+    for (size_t i = 0; i < u->n_msgs_after; i++) {
+        p->n_after = i + 1;
+        if (copy_msg(&p->after[i], &u->msgs_after[i]) != 0)
+            return RK_ENOMEM;
+    }
+    return 0;
+}
+
+/* Hands the update's durable state to the log writer.
+ *
+ * An update that only moves the commit index is not written on its own: the
+ * commit index is volatile state in Raft (Figure 3.1 lists it under "volatile
+ * state on all servers"), stored only so a restart can re-apply sooner, and a
+ * stale one on disk is safe (recovery caps it to the log and the leader
+ * re-sends it). Syncing it would cost one fsync per commit on every node and,
+ * worse, put that fsync in front of the next entries in the writer's queue.
+ * It is kept as hs_lazy and written with the next real write; the update is
+ * acked, and its msgs_after sent, as soon as every update before it is
+ * durable (at once when none is in flight). */
 static int persist_update(rk_node_t *n, const core_update_t *u)
 {
+    meta_hard_state_t hs;
+    memset(&hs, 0, sizeof(hs));
+    if (u->has_hard_state) {
+        hs.term = u->hs.term;
+        hs.commit = u->hs.commit;
+        if (!core_peer_is_none(&u->hs.vote))
+            rk_peer_id_format(&u->hs.vote, hs.voted_for, sizeof(hs.voted_for));
+    }
+    if (nothing_to_write(n, u, &hs)) {
+        if (u->has_hard_state) {
+            n->hs_lazy = hs;
+            n->hs_lazy_pending = true;
+        }
+        if (n->persist_head == NULL) {
+            for (size_t i = 0; i < u->n_msgs_after; i++)
+                transport_send(n, &u->msgs_after[i]);
+            n->ack_now = u->id; /* acked once the update is released */
+            return 0;
+        }
+        node_persist_t *v = calloc(1, sizeof(*v));
+        if (v == NULL)
+            return RK_ENOMEM;
+        v->node = n;
+        v->id = u->id;
+        v->done = true;
+        if (copy_after(v, u) != 0) {
+            persist_free(v);
+            return RK_ENOMEM;
+        }
+        append_persist(n, v);
+        return 0;
+    }
     node_persist_t *p = calloc(1, sizeof(*p));
     if (p == NULL)
         return RK_ENOMEM;
@@ -277,28 +383,22 @@ static int persist_update(rk_node_t *n, const core_update_t *u)
         }
         p->n = u->n_entries;
     }
-    if (u->n_msgs_after > 0) {
-        p->after = calloc(u->n_msgs_after, sizeof(*p->after));
-        if (p->after == NULL)
-            goto nomem;
-        for (size_t i = 0; i < u->n_msgs_after; i++) {
-            p->n_after = i + 1;
-            if (copy_msg(&p->after[i], &u->msgs_after[i]) != 0)
-                goto nomem;
-        }
+    if (copy_after(p, u) != 0)
+        goto nomem;
+    bool has_hs = u->has_hard_state;
+    if (has_hs) {
+        p->hs = hs;
+        n->hs_lazy_pending = false;
+    } else if (n->hs_lazy_pending && (p->n > 0 || u->has_snapshot)) {
+        p->hs = n->hs_lazy; /* rides along with this write */
+        has_hs = true;
+        n->hs_lazy_pending = false;
     }
-    if (u->has_hard_state) {
-        p->hs.term = u->hs.term;
-        p->hs.commit = u->hs.commit;
-        if (!core_peer_is_none(&u->hs.vote))
-            rk_peer_id_format(&u->hs.vote, p->hs.voted_for, sizeof(p->hs.voted_for));
+    if (has_hs) {
+        n->hs_submitted = p->hs;
+        n->hs_submitted_valid = true;
     }
-    p->next = NULL;
-    if (n->persist_tail)
-        n->persist_tail->next = p;
-    else
-        n->persist_head = p;
-    n->persist_tail = p;
+    append_persist(n, p);
     if (u->has_snapshot) {
         p->reqs_left++;
         p->reset_req.op = (log_op_t){.store = n->store,
@@ -313,7 +413,7 @@ static int persist_update(rk_node_t *n, const core_update_t *u)
                                   .truncate_from = p->n ? p->entries[0].index : 0,
                                   .entries = p->entries,
                                   .n_entries = p->n,
-                                  .hard_state = u->has_hard_state ? &p->hs : NULL};
+                                  .hard_state = has_hs ? &p->hs : NULL};
     p->append_req.data = p;
     int total = p->reqs_left;
     if (u->has_snapshot && log_writer_submit(n->writer, &p->reset_req, persist_done) != 0)
@@ -439,6 +539,13 @@ static void handle_update(rk_node_t *n, core_update_t *u)
         n->fatal = true;
         return;
     }
+    /* 2. messages that need no durability, first: the leader's
+     * AppendEntries are on the wire before its own log write is queued
+     * (thesis 10.2.1), so the followers' writes start as early as possible;
+     * waking the writer thread first could delay the send by a context
+     * switch on a busy machine. */
+    for (size_t i = 0; i < u->n_msgs; i++)
+        transport_send(n, &u->msgs[i]);
     /* 1. persist (hard state, snapshot, entries), in update order */
     if (u->id != 0) {
         int rc = persist_update(n, u);
@@ -448,9 +555,6 @@ static void handle_update(rk_node_t *n, core_update_t *u)
             return;
         }
     }
-    /* 2. messages that need no durability */
-    for (size_t i = 0; i < u->n_msgs; i++)
-        transport_send(n, &u->msgs[i]);
     /* 3. committed entries, after the snapshot they follow */
     if (u->has_snapshot) {
         n->last_snapshot_index = u->snapshot.index;
@@ -460,6 +564,8 @@ static void handle_update(rk_node_t *n, core_update_t *u)
     if (u->apply_hi >= u->apply_lo && u->apply_hi > 0)
         fsm_post_committed(n, u->apply_hi);
     /* 4. reads and events */
+    if (n->was_leader && u->n_reads > 0)
+        metrics_record(n->metrics, METRIC_HANDLE_READ_INDEX_ENTRIES, u->n_reads);
     for (size_t i = 0; i < u->n_reads; i++) {
         const core_read_state_t *r = &u->reads[i];
         node_cmd_t **pp = &n->reads;
@@ -469,11 +575,14 @@ static void handle_update(rk_node_t *n, core_update_t *u)
             continue;
         node_cmd_t *c = *pp;
         *pp = c->next;
+        if (n->was_leader && r->status == 0)
+            metrics_record_since(n->metrics, METRIC_HANDLE_READ_INDEX, c->t0_ns);
         node_post_read_result(n, c, r->status, r->index,
                               r->status ? "the leader could not confirm the read" : NULL);
     }
     for (size_t i = 0; i < u->n_events; i++) {
         const core_event_t *ev = &u->events[i];
+        node_obs_event(n, ev);
         switch (ev->type) {
         case CORE_EV_ROLE:
             on_role(n, ev);
@@ -506,6 +615,7 @@ void node_post_read_result(rk_node_t *n, node_cmd_t *c, int code, uint64_t index
     it->read_done = c->read_done;
     it->ctx = c->ctx;
     it->ctx_len = c->ctx_len;
+    it->t0_ns = c->t0_ns;
     if (code == 0) {
         it->type = FSM_READ;
         it->a = index;
@@ -743,8 +853,24 @@ void node_drive(rk_node_t *n)
         core_update_get(n->core, &u);
         handle_update(n, &u);
         core_update_release(&u);
+        if (n->ack_now != 0 && !n->fatal) {
+            core_persisted(n->core, n->ack_now);
+            n->persisted_id = n->ack_now;
+        }
+        n->ack_now = 0;
     }
     node_publish_status(n);
+}
+
+static void on_kick(uv_check_t *h)
+{
+    rk_node_t *n = h->data;
+    if (!n->kick_pending)
+        return;
+    n->kick_pending = false;
+    uv_idle_stop(&n->kick_idle);
+    if (!n->stopping)
+        node_drive(n); /* a kick from inside keeps the idle handle on: next round */
 }
 
 static void on_wake(uv_async_t *a)
@@ -917,6 +1043,14 @@ static int open_storage(rk_node_t *n, core_init_t *in, rk_status_t *err)
     in->hs.commit = hs.commit;
     if (hs.voted_for[0] != '\0' && rk_peer_id_parse(&in->hs.vote, hs.voted_for, NULL) != 0)
         return rk_status_set(err, RK_ECORRUPT, "bad voted_for '%s'", hs.voted_for);
+    /* what is durable now, spelled as persist_update spells it */
+    memset(&n->hs_submitted, 0, sizeof(n->hs_submitted));
+    n->hs_submitted.term = hs.term;
+    n->hs_submitted.commit = hs.commit;
+    if (!core_peer_is_none(&in->hs.vote))
+        rk_peer_id_format(&in->hs.vote, n->hs_submitted.voted_for,
+                          sizeof(n->hs_submitted.voted_for));
+    n->hs_submitted_valid = true;
 
     bool have_snap = false;
     snap_reader_t *r = NULL;
@@ -1041,6 +1175,11 @@ static void start_on_loop(void *p)
     n->tick_timer.data = n;
     uv_async_init(&n->rt->loop, &n->wake, on_wake);
     n->wake.data = n;
+    uv_idle_init(&n->rt->loop, &n->kick_idle);
+    n->kick_idle.data = n;
+    uv_check_init(&n->rt->loop, &n->kick_check);
+    n->kick_check.data = n;
+    uv_check_start(&n->kick_check, on_kick);
     pthread_mutex_lock(&n->mu);
     n->handles_open = true;
     pthread_mutex_unlock(&n->mu);
@@ -1117,9 +1256,11 @@ void node_loop_stop(rk_node_t *n)
     n->handles_open = false;
     pthread_mutex_unlock(&n->mu);
     if (open) {
-        n->close_pending = 2;
+        n->close_pending = 4;
         uv_close((uv_handle_t *)&n->tick_timer, handle_closed);
         uv_close((uv_handle_t *)&n->wake, handle_closed);
+        uv_close((uv_handle_t *)&n->kick_idle, handle_closed);
+        uv_close((uv_handle_t *)&n->kick_check, handle_closed);
     }
     if (n->fsm_started)
         fsm_post_simple(n, FSM_SHUTDOWN, 0, NULL);
@@ -1187,6 +1328,7 @@ int rk_node_read_index(rk_node_t *n, const void *ctx, size_t len, rk_read_index_
         return RK_ENOMEM;
     c->type = CMD_READ;
     c->read_done = done;
+    c->t0_ns = metrics_now_ns();
     if (len > 0) {
         if ((c->ctx = malloc(len)) == NULL) {
             free(c);

@@ -56,6 +56,7 @@ typedef struct node_rt {
     rk_endpoint_t listen;
     rpc_server_t *server;
     rpc_client_t *client;
+    struct rk_rpc_server *cli; /* the CLI service (src/cli), served on server */
     int n_nodes; /* L: nodes attached */
     /* L: nodes on this runtime, for reachability notifications */
     struct rk_node *nodes;
@@ -68,6 +69,11 @@ int node_rt_new(const rk_endpoint_t *listen, node_rt_t **out, rk_status_t *err);
  * already on the loop thread). Returns RK_ESHUTDOWN when the runtime is
  * stopping (fn not run). */
 int node_rt_call(node_rt_t *rt, void (*fn)(void *), void *arg);
+/* Queues c->fn(c->arg) to run on the loop thread and returns without
+ * waiting. c is the caller's (fn may free it; the runtime does not touch c
+ * after calling fn). Any thread. Returns 0, or RK_ESHUTDOWN when the runtime
+ * is stopping or stopped (fn will not run; c is still the caller's). */
+int node_rt_post(node_rt_t *rt, rt_call_t *c);
 bool node_rt_on_loop(node_rt_t *rt);
 /* Closes the server/client and stops the loop thread; joins it. Not from the
  * loop thread. */
@@ -100,6 +106,7 @@ typedef struct fsm_item {
     rk_read_index_closure_t *read_done;
     void *ctx;
     size_t ctx_len;
+    uint64_t t0_ns; /* posted at (fsm_post sets it unless already set; metrics) */
 } fsm_item_t;
 
 /* A proposal waiting to be applied: the closure of the entry at index/term. */
@@ -127,6 +134,7 @@ typedef struct node_persist {
     size_t n_after;
     bool has_snapshot;
     core_snapshot_meta_t snapshot;
+    bool done;      /* written (or nothing to write): ack once everything before is */
     uint64_t t0_ns; /* submitted at (metrics: append-logs, save-raft-meta) */
     struct node_persist *next;
 } node_persist_t;
@@ -163,13 +171,30 @@ typedef struct node_cmd {
     size_t ctx_len;
     uint64_t id;       /* READ: core ctx */
     uint64_t deadline; /* READ: loop time (ms) after which it times out */
+    uint64_t t0_ns;    /* READ: rk_node_read_index called at (metrics) */
 } node_cmd_t;
+
+/* L: a message sent or received, waiting for its answer (metrics). */
+typedef struct node_obs_inflight {
+    uint64_t key; /* last entry index (AppendEntries) or read context */
+    uint64_t t0_ns;
+    rk_peer_id_t peer; /* read requests only */
+} node_obs_inflight_t;
+
+#define NODE_OBS_INFLIGHT 64
+/* L: a FIFO of node_obs_inflight_t; the oldest is dropped when full. */
+typedef struct node_obs_ring {
+    node_obs_inflight_t e[NODE_OBS_INFLIGHT];
+    uint32_t head, count;
+} node_obs_ring_t;
 
 /* L: what the leader sent one follower since it became leader (metrics). */
 typedef struct node_rep_obs {
     rk_peer_id_t peer;
     uint64_t heartbeat_times, append_entries_times, install_snapshot_times;
     uint64_t consecutive_errors;
+    bool contacted;       /* answered since this node became leader */
+    node_obs_ring_t sent; /* AppendEntries with entries, not yet acknowledged */
 } node_rep_obs_t;
 
 /* A snapshot transfer from the leader in progress on a follower. */
@@ -201,9 +226,24 @@ struct rk_node {
     core_t *core;
     uv_timer_t tick_timer;
     uv_async_t wake;
+    /* L: a drive requested from the loop thread itself runs in the check
+     * phase of the same loop iteration (after every callback of the poll
+     * phase, so a burst of messages still makes one batch); the idle handle
+     * only keeps the poll from blocking meanwhile. Cheaper than uv_async_send
+     * to ourselves: no eventfd write, read and extra epoll round. */
+    uv_idle_t kick_idle;
+    uv_check_t kick_check;
+    bool kick_pending;
     bool handles_open;
     node_persist_t *persist_head, *persist_tail; /* submitted, not yet completed */
     uint64_t persisted_id;
+    /* Commit-only hard states are not written on their own (see
+     * persist_update): the newest one waits here for the next write. */
+    meta_hard_state_t hs_submitted; /* last hard state handed to the writer */
+    bool hs_submitted_valid;
+    meta_hard_state_t hs_lazy;
+    bool hs_lazy_pending;
+    uint64_t ack_now;      /* update to ack once the current update is released */
     uint64_t applied_seen; /* last value passed to core_applied */
     bool was_leader;
     uint64_t leader_term;
@@ -270,6 +310,10 @@ struct rk_node {
     uint64_t obs_term, obs_conf_index, obs_published_ms;
     rk_peer_id_t obs_leader;
     rk_node_status_t obs_status; /* L: scratch */
+    uint64_t obs_vote_t0;        /* L: pre-vote / election started at (0: none) */
+    node_obs_ring_t obs_app_in;  /* L: AppendEntries received, not yet answered */
+    node_obs_ring_t obs_reads_in; /* L: ReadIndex requests from followers, not answered */
+    uint64_t obs_log_last;       /* L: last index written to the log (truncation detection) */
 };
 
 struct rk_group_service {
@@ -296,6 +340,7 @@ void node_post_cmd(rk_node_t *n, node_cmd_t *c); /* any thread */
 /* L: completes a read (code 0: once applied >= index) on the FSM thread; frees c. */
 void node_post_read_result(rk_node_t *n, node_cmd_t *c, int code, uint64_t index, const char *msg);
 int node_start(rk_node_t *n, rk_status_t *err); /* caller's thread */
+/* The runtime behind a shared server (rk_server_new). */
 node_rt_t *node_server_rt(rk_server_t *s);
 void node_loop_stop(rk_node_t *n); /* L */
 
@@ -363,6 +408,12 @@ int node_obs_init(rk_node_t *n, rk_status_t *err); /* caller's thread, in node_s
 void node_obs_free(rk_node_t *n);                  /* after every thread stopped */
 /* L: counts a message sent to a follower (rc: transport_send's result). */
 void node_obs_sent(rk_node_t *n, const core_msg_t *m, int rc);
+/* L: notes a message received from a peer, before the core steps it. */
+void node_obs_received(rk_node_t *n, const core_msg_t *m);
+/* L: notes a core event (role changes time elections). */
+void node_obs_event(rk_node_t *n, const core_event_t *ev);
+/* L: a log write completed (first/last entry index, or a snapshot reset). */
+void node_obs_persisted(rk_node_t *n, const node_persist_t *p);
 /* L: publishes the status for readers and listeners; cheap unless something
  * changed or a tick passed. */
 void node_obs_publish(rk_node_t *n, const core_status_t *cs, const core_conf_t *conf,

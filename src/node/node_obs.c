@@ -1,9 +1,11 @@
 /* The node's side of observability: creates the metrics hub and the admin
  * endpoint, builds the rk_node_status_t the loop publishes (from the core's
- * status and per-follower progress), counts what the replicators send, and
- * implements the public rk_node_get_metrics / rk_node_describe / listener
- * functions of include/raftkit/metrics.h. Everything here that runs on the
- * loop is cheap: a full status is built only on ticks and on changes. */
+ * status and per-follower progress), counts what the replicators send, times
+ * request/answer pairs (AppendEntries both ways, ReadIndex, elections) from
+ * the messages that pass through the transport, and implements the public
+ * rk_node_get_metrics / rk_node_describe / listener functions of
+ * include/raftkit/metrics.h. Everything here that runs on the loop is cheap:
+ * a full status is built only on ticks and on changes. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -17,6 +19,8 @@ int node_obs_init(rk_node_t *n, rk_status_t *err)
     n->metrics = metrics_node_new(n->group, &n->self);
     if (n->metrics == NULL)
         return rk_status_set(err, RK_ENOMEM, "metrics");
+    if (n->store != NULL)
+        n->obs_log_last = log_store_last_index(n->store);
     if (n->opts.admin_port <= 0)
         return 0;
     if (n->opts.admin_port > 65535)
@@ -48,10 +52,155 @@ static node_rep_obs_t *rep_obs(rk_node_t *n, const rk_peer_id_t *p)
     return r;
 }
 
+/* ---- rings of messages waiting for their answer ---- */
+
+static void ring_push(node_obs_ring_t *r, uint64_t key, uint64_t t0, const rk_peer_id_t *peer)
+{
+    if (r->count == NODE_OBS_INFLIGHT) { /* full: forget the oldest */
+        r->head = (r->head + 1) % NODE_OBS_INFLIGHT;
+        r->count--;
+    }
+    node_obs_inflight_t *e = &r->e[(r->head + r->count) % NODE_OBS_INFLIGHT];
+    e->key = key;
+    e->t0_ns = t0;
+    if (peer != NULL)
+        e->peer = *peer;
+    r->count++;
+}
+
+/* Pops every entry whose key is <= key (a FIFO of increasing keys) and
+ * returns the oldest one's start time, 0 when none matched. */
+static uint64_t ring_pop_upto(node_obs_ring_t *r, uint64_t key)
+{
+    uint64_t t0 = 0;
+    while (r->count > 0 && r->e[r->head].key <= key) {
+        if (t0 == 0)
+            t0 = r->e[r->head].t0_ns;
+        r->head = (r->head + 1) % NODE_OBS_INFLIGHT;
+        r->count--;
+    }
+    return t0;
+}
+
+/* Removes the entry for (peer, key) wherever it is; returns its start time
+ * or 0. */
+static uint64_t ring_take(node_obs_ring_t *r, const rk_peer_id_t *peer, uint64_t key)
+{
+    for (uint32_t i = 0; i < r->count; i++) {
+        node_obs_inflight_t *e = &r->e[(r->head + i) % NODE_OBS_INFLIGHT];
+        if (e->key != key || !rk_peer_id_equal(&e->peer, peer))
+            continue;
+        uint64_t t0 = e->t0_ns;
+        for (uint32_t k = i; k + 1 < r->count; k++)
+            r->e[(r->head + k) % NODE_OBS_INFLIGHT] = r->e[(r->head + k + 1) % NODE_OBS_INFLIGHT];
+        r->count--;
+        return t0;
+    }
+    return 0;
+}
+
+void node_obs_received(rk_node_t *n, const core_msg_t *m)
+{
+    if (n->metrics == NULL)
+        return;
+    switch (m->type) {
+    case CORE_MSG_APP:
+        /* Follower: answered (APP_RESP) once the entries are durable. */
+        if (m->n_entries > 0)
+            metrics_record(n->metrics, METRIC_HANDLE_APPEND_ENTRIES_COUNT, m->n_entries);
+        ring_push(&n->obs_app_in, m->index + m->n_entries, metrics_now_ns(), NULL);
+        break;
+    case CORE_MSG_APP_RESP: {
+        /* Leader: the pipelined replicator has many AppendEntries in flight
+         * to one follower; a success for index i acknowledges every send
+         * ending at or below i, and the oldest of them is the round trip
+         * that just completed. A rejection restarts replication from a new
+         * next index, so whatever was in flight is forgotten. */
+        node_rep_obs_t *r = rep_obs(n, &m->from);
+        if (r == NULL)
+            break;
+        r->contacted = true;
+        if (m->reject) {
+            r->sent.count = 0;
+            break;
+        }
+        uint64_t t0 = ring_pop_upto(&r->sent, m->index);
+        if (t0 != 0)
+            metrics_record_since(n->metrics, METRIC_REPLICATE_ENTRIES, t0);
+        break;
+    }
+    case CORE_MSG_HEARTBEAT_RESP: {
+        node_rep_obs_t *r = rep_obs(n, &m->from);
+        if (r)
+            r->contacted = true;
+        break;
+    }
+    case CORE_MSG_READ_INDEX:
+        /* Leader: a follower's read, answered after a heartbeat round. */
+        ring_push(&n->obs_reads_in, m->ctx, metrics_now_ns(), &m->from);
+        break;
+    default:
+        break;
+    }
+}
+
+void node_obs_event(rk_node_t *n, const core_event_t *ev)
+{
+    if (n->metrics == NULL || ev->type != CORE_EV_ROLE)
+        return;
+    /* One sample per campaign, from its start to the role it ended in
+     * (timeouts that restart the same kind of campaign are part of it). */
+    if (n->obs_vote_t0 != 0 && ev->old_role == CORE_PRE_CANDIDATE)
+        metrics_record_since(n->metrics, METRIC_PRE_VOTE, n->obs_vote_t0);
+    else if (n->obs_vote_t0 != 0 && ev->old_role == CORE_CANDIDATE)
+        metrics_record_since(n->metrics, METRIC_REQUEST_VOTE, n->obs_vote_t0);
+    n->obs_vote_t0 =
+        ev->role == CORE_PRE_CANDIDATE || ev->role == CORE_CANDIDATE ? metrics_now_ns() : 0;
+}
+
+void node_obs_persisted(rk_node_t *n, const node_persist_t *p)
+{
+    if (n->metrics == NULL)
+        return;
+    if (p->has_snapshot)
+        n->obs_log_last = p->snapshot.index;
+    if (p->n == 0)
+        return;
+    /* Entries starting at or below what is already in the log replace a
+     * conflicting suffix (Raft 5.3: "delete the existing entry and all
+     * that follow it"); the write that did it is the truncation's cost. */
+    if (p->entries[0].index <= n->obs_log_last)
+        metrics_record_since(n->metrics, METRIC_TRUNCATE_LOG_SUFFIX, p->t0_ns);
+    n->obs_log_last = p->entries[p->n - 1].index;
+}
+
 void node_obs_sent(rk_node_t *n, const core_msg_t *m, int rc)
 {
     if (n->metrics == NULL)
         return;
+    if (m->type == CORE_MSG_APP_RESP && rc == 0) {
+        /* Follower: the oldest AppendEntries this answer covers. A rejection
+         * answers exactly one request (the oldest waiting). */
+        uint64_t t0 = 0;
+        if (m->reject && n->obs_app_in.count > 0) {
+            t0 = n->obs_app_in.e[n->obs_app_in.head].t0_ns;
+            n->obs_app_in.head = (n->obs_app_in.head + 1) % NODE_OBS_INFLIGHT;
+            n->obs_app_in.count--;
+        } else if (!m->reject) {
+            t0 = ring_pop_upto(&n->obs_app_in, m->index);
+        }
+        if (t0 != 0)
+            metrics_record_since(n->metrics, METRIC_HANDLE_APPEND_ENTRIES, t0);
+        return;
+    }
+    if (m->type == CORE_MSG_READ_INDEX_RESP) {
+        uint64_t t0 = ring_take(&n->obs_reads_in, &m->to, m->ctx);
+        if (t0 != 0 && rc == 0 && !m->reject) {
+            metrics_record_since(n->metrics, METRIC_HANDLE_READ_INDEX, t0);
+            metrics_record(n->metrics, METRIC_HANDLE_READ_INDEX_ENTRIES, 1);
+        }
+        return;
+    }
     if (m->type != CORE_MSG_APP && m->type != CORE_MSG_HEARTBEAT && m->type != CORE_MSG_SNAP)
         return;
     node_rep_obs_t *r = rep_obs(n, &m->to);
@@ -75,6 +224,7 @@ void node_obs_sent(rk_node_t *n, const core_msg_t *m, int rc)
             break;
         }
         r->append_entries_times++;
+        ring_push(&r->sent, m->index + m->n_entries, metrics_now_ns(), NULL);
         uint64_t bytes = 0;
         for (size_t i = 0; i < m->n_entries; i++)
             bytes += buf_len(m->entries[i].data);
@@ -105,6 +255,8 @@ static void fill_peers(rk_node_t *n, rk_node_status_t *st, const core_conf_t *co
         p->log_lags = st->last_log_index - p->match_index;
         p->last_contact_age_ms = (int64_t)(pr[i].ticks_since_contact * tick_ms);
         node_rep_obs_t *r = rep_obs(n, &pr[i].peer);
+        if (r && !r->contacted)
+            p->last_contact_age_ms = -1; /* the core counts from our election */
         if (r) {
             p->heartbeat_times = r->heartbeat_times;
             p->append_entries_times = r->append_entries_times;

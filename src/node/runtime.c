@@ -9,6 +9,7 @@
 #include "raftkit/log.h"
 #include "rpc/rpc_client.h"
 #include "rpc/rpc_server.h"
+#include "src/cli/cli_internal.h"
 #include "src/node/node_internal.h"
 
 struct rk_server {
@@ -29,6 +30,10 @@ static void run_calls(uv_async_t *a)
         pthread_mutex_unlock(&rt->mu);
         if (c == NULL)
             return;
+        if (!c->sync) {
+            c->fn(c->arg); /* node_rt_post: c may be gone after this */
+            continue;
+        }
         c->fn(c->arg);
         pthread_mutex_lock(&rt->mu);
         c->done = true;
@@ -73,6 +78,26 @@ int node_rt_call(node_rt_t *rt, void (*fn)(void *), void *arg)
     return 0;
 }
 
+int node_rt_post(node_rt_t *rt, rt_call_t *c)
+{
+    c->sync = false;
+    c->done = false;
+    c->next = NULL;
+    pthread_mutex_lock(&rt->mu);
+    if (rt->stopping || !rt->running) {
+        pthread_mutex_unlock(&rt->mu);
+        return RK_ESHUTDOWN;
+    }
+    if (rt->calls_tail)
+        rt->calls_tail->next = c;
+    else
+        rt->calls = c;
+    rt->calls_tail = c;
+    uv_async_send(&rt->call_async);
+    pthread_mutex_unlock(&rt->mu);
+    return 0;
+}
+
 typedef struct listen_arg {
     node_rt_t *rt;
     int rc;
@@ -101,6 +126,11 @@ static void rt_listen(void *p)
         rk_status_set(a->err, a->rc, "registering raft methods");
         return;
     }
+    /* Every runtime serves the CLI service, so that any group can be managed
+     * with raftkit-cli; a group with disable_cli refuses it per request. */
+    a->rc = cli_rt_open(rt, a->err);
+    if (a->rc != 0)
+        return;
     a->rc = rpc_server_listen(rt->server, rt->listen.host, rt->listen.port, a->err);
     if (a->rc == 0)
         rt->listen.port = rpc_server_port(rt->server);
@@ -118,8 +148,10 @@ static void rt_close_all(void *p)
     rt->stopping = true;
     pthread_mutex_unlock(&rt->mu);
     run_calls(&rt->call_async); /* anything queued before the stop */
-    if (rt->server)
+    if (rt->server) {
+        cli_rt_close(rt);
         rpc_server_close(rt->server, closed_cb, NULL);
+    }
     rt->server = NULL;
     if (rt->client)
         rpc_client_close(rt->client, closed_cb, NULL);
@@ -179,6 +211,7 @@ void node_rt_free(node_rt_t *rt)
         uv_run(&rt->loop, UV_RUN_DEFAULT);
         uv_loop_close(&rt->loop);
     }
+    cli_rt_free(rt->cli);
     pthread_mutex_destroy(&rt->mu);
     pthread_cond_destroy(&rt->cv);
     free(rt);

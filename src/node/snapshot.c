@@ -15,6 +15,7 @@
 #include "rpc/raft.pb-c.h"
 #include "rpc/rpc_client.h"
 #include "rpc/rpc_server.h"
+#include "src/metrics/metrics.h"
 #include "src/node/node_internal.h"
 
 #define DL_MAX_RETRIES 20
@@ -48,12 +49,15 @@ typedef struct trunc_req {
     log_write_req_t req;
     rk_node_t *n;
     uint64_t index, term; /* new log base */
+    uint64_t t0_ns;       /* submitted at (metrics: truncate-log-prefix) */
 } trunc_req_t;
 
 static void truncated(log_write_req_t *req, int status)
 {
     trunc_req_t *t = req->data;
     rk_node_t *n = t->n;
+    if (status == 0)
+        metrics_record_since(n->metrics, METRIC_TRUNCATE_LOG_PREFIX, t->t0_ns);
     if (status == 0 && !n->stopping && n->core)
         core_compacted(n->core, t->index, t->term);
     else if (status != 0 && !n->stopping)
@@ -97,6 +101,7 @@ void snap_after_save(rk_node_t *n, uint64_t index, uint64_t term, const core_con
     t->term = base_term;
     t->req.op = (log_op_t){.store = n->store, .kind = LOG_OP_TRUNCATE_PREFIX, .index = base + 1};
     t->req.data = t;
+    t->t0_ns = metrics_now_ns();
     if (log_writer_submit(n->writer, &t->req, truncated) != 0)
         free(t);
 }
@@ -319,6 +324,7 @@ struct node_download {
     int rc;
     rk_status_t st;
     bool canceled;
+    uint64_t t0_ns; /* started at (metrics: install-snapshot) */
     uv_timer_t timer;
     uv_work_t work;
     int busy; /* outstanding call/work/timer-close */
@@ -346,10 +352,8 @@ static void dl_finish(node_download_t *dl, bool ok)
         dl->d = NULL;
     }
     if (!n->stopping && n->core) {
-        if (ok) {
-            const snap_meta_t *m = NULL;
-            (void)m;
-        }
+        if (ok)
+            metrics_record_since(n->metrics, METRIC_INSTALL_SNAPSHOT, dl->t0_ns);
         transport_send_snapshot_resp(n, &dl->from, dl->term, ok);
         if (!ok)
             RK_WARN(n->group, n->self_str, "snapshot %llu download failed: %s",
@@ -627,6 +631,7 @@ void snap_on_install_request(rk_node_t *n, const rk_peer_id_t *from, uint64_t te
     dl->index = meta->index;
     dl->reader_id = reader_id;
     dl->stage = DL_META;
+    dl->t0_ns = metrics_now_ns();
     uv_timer_init(&n->rt->loop, &dl->timer);
     dl->timer.data = dl;
     n->close_pending++; /* the timer handle, until dl_timer_closed */

@@ -264,6 +264,7 @@ static rk_node_t *call_node(rpc_call_t *call, const char *server_id, rk_peer_id_
 static void step(rk_node_t *n, core_msg_t *m)
 {
     m->to = n->self;
+    node_obs_received(n, m);
     int rc = core_step(n->core, m);
     if (rc != 0 && rc != RK_ESTATE)
         RK_DEBUG(n->group, n->self_str, "core_step(%s): %s", core_msg_type_name(m->type),

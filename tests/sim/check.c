@@ -15,6 +15,9 @@
  *    restarts (a lost entry lets a leader without it be elected);
  *  - read linearizability (thesis 6.4): a read returns a state that includes
  *    every write completed before the read started;
+ *  - protocol rules a host can observe (unless --no-rule-checks): vote
+ *    grants and append acks leave a node only once durable; a leader's
+ *    commit index only ever moves onto an entry of its own term (§5.4.2);
  *  - host/core contract breaches (reading non-durable entries, ids going
  *    backwards, ...) are reported the same way. */
 #include <stdarg.h>
@@ -150,12 +153,16 @@ void check_entry_written(sim_t *s, sim_node_t *nd, const sim_ent_t *e, uint64_t 
         check_fail(s, "log: node %d writes %llu/%llu after an entry of term %llu", nd->id, U(i),
                    U(t), U(prev_term));
     if (itmap_put(&s->itmap, i, t, e->chain) != e->chain)
-        check_fail(s, "log matching: node %d writes entry %llu/%llu whose entry or prefix "
-                   "differs from another log's %llu/%llu", nd->id, U(i), U(t), U(i), U(t));
+        check_fail(s,
+                   "log matching: node %d writes entry %llu/%llu whose entry or prefix "
+                   "differs from another log's %llu/%llu",
+                   nd->id, U(i), U(t), U(i), U(t));
     if (i <= commit_before && i < s->cap_committed && s->committed[i].set &&
         s->committed[i].chain != e->chain)
-        check_fail(s, "state machine safety: node %d overwrites its committed index %llu "
-                   "(commit %llu) with %llu/%llu", nd->id, U(i), U(commit_before), U(i), U(t));
+        check_fail(s,
+                   "state machine safety: node %d overwrites its committed index %llu "
+                   "(commit %llu) with %llu/%llu",
+                   nd->id, U(i), U(commit_before), U(i), U(t));
 }
 
 void check_committed(sim_t *s, sim_node_t *nd, uint64_t index, uint64_t term, uint64_t chain)
@@ -167,9 +174,10 @@ void check_committed(sim_t *s, sim_node_t *nd, uint64_t index, uint64_t term, ui
         c->term = term;
         c->chain = chain;
     } else if (c->chain != chain) {
-        check_fail(s, "state machine safety: node %d commits %llu/%llu but %llu/%llu was "
-                   "committed there (or the prefixes differ)", nd->id, U(index), U(term),
-                   U(index), U(c->term));
+        check_fail(s,
+                   "state machine safety: node %d commits %llu/%llu but %llu/%llu was "
+                   "committed there (or the prefixes differ)",
+                   nd->id, U(index), U(term), U(index), U(c->term));
     }
     if (index > s->max_committed)
         s->max_committed = index;
@@ -194,8 +202,8 @@ void check_status(sim_t *s, sim_node_t *nd)
         if (*l == 0)
             *l = (uint64_t)nd->id + 1;
         else if (*l != (uint64_t)nd->id + 1)
-            check_fail(s, "election safety: nodes %d and %d both leaders in term %llu",
-                       (int)*l - 1, nd->id, U(st.term));
+            check_fail(s, "election safety: nodes %d and %d both leaders in term %llu", (int)*l - 1,
+                       nd->id, U(st.term));
     }
     if (st.commit < nd->commit_seen) {
         check_fail(s, "commit: node %d commit went from %llu back to %llu", nd->id,
@@ -204,6 +212,15 @@ void check_status(sim_t *s, sim_node_t *nd)
     }
     if (st.commit == nd->commit_seen)
         return;
+    uint64_t ct;
+    if (s->p.rules && st.role == CORE_LEADER && slog_term(&nd->vlog, st.commit, &ct) &&
+        ct != st.term) {
+        check_fail(s,
+                   "commit rule (§5.4.2): leader %d in term %llu moves commit to %llu, an "
+                   "entry of term %llu",
+                   nd->id, U(st.term), U(st.commit), U(ct));
+        return;
+    }
     uint64_t from = nd->commit_seen + 1;
     if (from <= nd->vlog.compact_index)
         from = nd->vlog.compact_index;
@@ -212,14 +229,16 @@ void check_status(sim_t *s, sim_node_t *nd)
         if (i == 0)
             continue;
         if (!slog_chain(&nd->vlog, i, &chain) || !slog_term(&nd->vlog, i, &term)) {
-            check_fail(s, "commit: node %d commits %llu beyond its log (%llu, %llu]", nd->id,
-                       U(i), U(nd->vlog.compact_index), U(slog_last(&nd->vlog)));
+            check_fail(s, "commit: node %d commits %llu beyond its log (%llu, %llu]", nd->id, U(i),
+                       U(nd->vlog.compact_index), U(slog_last(&nd->vlog)));
             return;
         }
         check_committed(s, nd, i, term, chain);
     }
     trace_add(s, TR_COMMIT, nd->id, -1, nd->commit_seen, st.commit, st.term, 0);
     nd->commit_seen = st.commit;
+    if (st.commit == s->max_committed)
+        check_commit_safe(s);
 }
 
 void check_new_leader(sim_t *s, sim_node_t *nd, uint64_t term)
@@ -228,13 +247,112 @@ void check_new_leader(sim_t *s, sim_node_t *nd, uint64_t term)
     if (mc == 0 || mc < nd->vlog.compact_index)
         return;
     if (!slog_chain(&nd->vlog, mc, &chain)) {
-        check_fail(s, "leader completeness: node %d elected in term %llu lacks committed index "
-                   "%llu (its log ends at %llu)", nd->id, U(term), U(mc), U(slog_last(&nd->vlog)));
+        check_fail(s,
+                   "leader completeness: node %d elected in term %llu lacks committed index "
+                   "%llu (its log ends at %llu)",
+                   nd->id, U(term), U(mc), U(slog_last(&nd->vlog)));
         return;
     }
     if (chain != s->committed[mc].chain)
-        check_fail(s, "leader completeness: node %d elected in term %llu holds a different "
-                   "entry (or prefix) at committed index %llu", nd->id, U(term), U(mc));
+        check_fail(s,
+                   "leader completeness: node %d elected in term %llu holds a different "
+                   "entry (or prefix) at committed index %llu",
+                   nd->id, U(term), U(mc));
+}
+
+/* Durable promises (§5.2, Fig. 3.1 "persistent state ... updated on stable
+ * storage before responding to RPCs"; core.h msgs_after): when a vote grant
+ * or an append ack leaves a node, what it promises must already be on that
+ * node's disk -- else a crash can make the node vote twice in a term, or
+ * forget entries a leader counted toward commit. */
+void check_promise(sim_t *s, const sim_msg_t *sm)
+{
+    const sim_node_t *nd = &s->nodes[sm->from];
+    const core_msg_t *m = &sm->m;
+    if (m->reject || !s->p.rules)
+        return;
+    if (m->type == CORE_MSG_VOTE_RESP) {
+        bool durable =
+            nd->hs.term > m->term || (nd->hs.term == m->term && core_peer_eq(&nd->hs.vote, &m->to));
+        if (!durable)
+            check_fail(s,
+                       "durability: node %d grants its term-%llu vote to node %d, but its "
+                       "disk holds term %llu, vote %s",
+                       sm->from, U(m->term), sm->to, U(nd->hs.term),
+                       core_peer_is_none(&nd->hs.vote) ? "none" : "another");
+    } else if (m->type == CORE_MSG_APP_RESP) {
+        if (m->index > slog_last(&nd->dlog) && m->index > nd->dsnap.meta.index)
+            check_fail(s,
+                       "durability: node %d acks index %llu to node %d, but its disk holds "
+                       "the log up to %llu",
+                       sm->from, U(m->index), sm->to, U(slog_last(&nd->dlog)));
+    }
+}
+
+/* Log comparison of §5.4.1: is (t1, i1) at least as up-to-date as (t2, i2)? */
+static bool up_to_date(uint64_t t1, uint64_t i1, uint64_t t2, uint64_t i2)
+{
+    return t1 > t2 || (t1 == t2 && i1 >= i2);
+}
+
+static void last_of(const sim_log_t *l, uint64_t *term, uint64_t *index)
+{
+    *index = slog_last(l);
+    slog_term(l, *index, term);
+}
+
+/* Would a majority of `voters` grant x's vote on log grounds alone? Voters
+ * are judged by their durable logs (what they would vote with after a
+ * crash; unstable entries only make them stricter). */
+static bool could_win(const sim_t *s, const rk_configuration_t *voters, uint64_t xt, uint64_t xi)
+{
+    uint32_t grants = 0;
+    for (uint32_t k = 0; k < voters->n_peers; k++) {
+        int v = net_node_of(s, &voters->peers[k]);
+        uint64_t vt, vi;
+        if (v < 0)
+            continue;
+        last_of(&s->nodes[v].dlog, &vt, &vi);
+        if (up_to_date(xt, xi, vt, vi))
+            grants++;
+    }
+    return 2 * grants > voters->n_peers;
+}
+
+/* Leader completeness, checked ahead of time: once an entry is committed,
+ * no node lacking it may be able to collect a quorum of votes (§5.4.3: a
+ * committed entry is durable on a majority, and each of those refuses to
+ * vote for a log that is less up-to-date). This catches an unsafe commit at
+ * the moment it is claimed -- e.g. a leader committing an entry of an older
+ * term by counting replicas (Fig. 3.7 / §5.4.2) -- instead of waiting for an
+ * election to go the wrong way. */
+void check_commit_safe(sim_t *s)
+{
+    uint64_t mc = s->max_committed;
+    if (mc == 0)
+        return;
+    uint64_t want = s->committed[mc].chain;
+    for (int x = 0; x < s->n && !s->violated; x++) {
+        const sim_node_t *nd = &s->nodes[x];
+        const sim_log_t *l = nd->up ? &nd->vlog : &nd->dlog;
+        uint64_t chain;
+        if (l->compact_index > mc || (slog_chain(l, mc, &chain) && chain == want))
+            continue;
+        core_conf_t conf;
+        if (nd->up)
+            conf = *core_get_conf(nd->core, &(uint64_t){0});
+        else
+            host_conf_at(s, nd, slog_last(&nd->dlog), &conf);
+        if (!core_conf_is_voter(&conf, &nd->peer))
+            continue;
+        uint64_t xt, xi;
+        last_of(l, &xt, &xi);
+        if (could_win(s, &conf.cur, xt, xi) && (!conf.joint || could_win(s, &conf.old, xt, xi)))
+            check_fail(s,
+                       "leader completeness: index %llu is committed, but node %d, whose log "
+                       "lacks it (last %llu/%llu), could still win an election",
+                       U(mc), x, U(xi), U(xt));
+    }
 }
 
 /* -------------------------------------------------------- state machine */
@@ -268,8 +386,10 @@ void check_sm_state(sim_t *s, sim_node_t *nd)
     if (s->sm_hash[i] == 0)
         s->sm_hash[i] = h;
     else if (s->sm_hash[i] != h)
-        check_fail(s, "state machine safety: node %d state after applying %llu differs from "
-                   "another node's", nd->id, U(i));
+        check_fail(s,
+                   "state machine safety: node %d state after applying %llu differs from "
+                   "another node's",
+                   nd->id, U(i));
 }
 
 void check_write_proposed(sim_t *s, uint64_t wid, uint32_t key)
@@ -305,14 +425,16 @@ void check_read_served(sim_t *s, sim_node_t *nd, const sim_read_t *r)
     s->st_reads_done++;
     trace_add(s, TR_READ_DONE, nd->id, -1, r->ctx, r->index, v, nd->sm.applied);
     if (vi < r->need_key)
-        check_fail(s, "linearizability: read %llu at node %d (read index %llu) returned write "
+        check_fail(s,
+                   "linearizability: read %llu at node %d (read index %llu) returned write "
                    "%llu (index %llu) for key %u, but a write at index %llu had completed "
-                   "before the read started", U(r->ctx), nd->id, U(r->index), U(v), U(vi),
-                   r->key, U(r->need_key));
+                   "before the read started",
+                   U(r->ctx), nd->id, U(r->index), U(v), U(vi), r->key, U(r->need_key));
     else if (nd->sm.applied < r->need_all)
-        check_fail(s, "linearizability: read %llu at node %d served at applied %llu (read index "
-                   "%llu), but a write at index %llu had completed before it started", U(r->ctx),
-                   nd->id, U(nd->sm.applied), U(r->index), U(r->need_all));
+        check_fail(s,
+                   "linearizability: read %llu at node %d served at applied %llu (read index "
+                   "%llu), but a write at index %llu had completed before it started",
+                   U(r->ctx), nd->id, U(nd->sm.applied), U(r->index), U(r->need_all));
 }
 
 /* ------------------------------------------------------------------ trace */
@@ -320,13 +442,20 @@ void check_read_served(sim_t *s, sim_node_t *nd, const sim_read_t *r)
 void trace_add(sim_t *s, int kind, int node, int peer, uint64_t a, uint64_t b, uint64_t c,
                uint64_t d)
 {
+    bool beat = (kind == TR_DELIVER || kind == TR_DROP) &&
+                (a == CORE_MSG_HEARTBEAT || a == CORE_MSG_HEARTBEAT_RESP);
+    if (beat && !s->p.verbose)
+        return; /* keep the failure trace for what moves state */
     sim_trace_rec_t *t = &s->trace[s->n_trace++ % SIM_TRACE];
     *t = (sim_trace_rec_t){s->step, s->now, kind, node, peer, a, b, c, d};
     if (s->p.verbose)
         trace_print(s, t);
 }
 
-static const char *role_name(uint64_t r) { return core_role_name((core_role_t)r); }
+static const char *role_name(uint64_t r)
+{
+    return core_role_name((core_role_t)r);
+}
 
 static const char *rc_name(uint64_t rc)
 {
@@ -367,8 +496,8 @@ void trace_print(const sim_t *s, const sim_trace_rec_t *t)
                U(t->a), U(t->b), U(t->c), U(t->d));
         break;
     case TR_CONF:
-        printf("n%d change conf (op %llu, peer n%d) -> %s index %llu\n", t->node, U(t->a),
-               t->peer, rc_name(t->b), U(t->c));
+        printf("n%d change conf (op %llu, peer n%d) -> %s index %llu\n", t->node, U(t->a), t->peer,
+               rc_name(t->b), U(t->c));
         break;
     case TR_TRANSFER:
         printf("n%d transfer to n%d -> %s\n", t->node, t->peer, rc_name(t->a));

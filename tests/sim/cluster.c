@@ -8,7 +8,7 @@
 
 #include "tests/sim/sim.h"
 
-#define U(x) ((unsigned long long)(x))
+#define U(x)           ((unsigned long long)(x))
 #define SIM_FINAL_TIME 30000 /* time units the healed cluster gets to converge */
 
 /* ------------------------------------------------------------------ heap */
@@ -104,6 +104,10 @@ static void dispatch(sim_t *s, sim_event_t *ev)
             host_drain(s, nd);
         }
         break;
+    case EV_NEMESIS:
+        if (live && !s->quiet)
+            work_nemesis(s, nd, ev->aux);
+        break;
     case EV_UNREACH:
         if (live) {
             core_report_unreachable(nd->core, &s->nodes[ev->aux].peer);
@@ -146,24 +150,66 @@ static void final_phase(sim_t *s)
     for (int i = 0; i < s->n && o < sizeof buf - 80; i++) {
         const sim_node_t *nd = &s->nodes[i];
         o += (size_t)snprintf(buf + o, sizeof buf - o, " n%d:%s/t%llu/c%llu/a%llu", i,
-                              core_role_name(nd->role_seen), U(nd->term_seen),
-                              U(nd->commit_seen), U(nd->sm.applied));
+                              core_role_name(nd->role_seen), U(nd->term_seen), U(nd->commit_seen),
+                              U(nd->sm.applied));
     }
-    check_fail(s, "liveness: healed cluster did not commit and spread a write within %d time "
-               "units (final write %llu at index %llu);%s", SIM_FINAL_TIME, U(s->final_wid),
-               U(s->final_index), buf);
+    check_fail(s,
+               "liveness: healed cluster did not commit and spread a write within %d time "
+               "units (final write %llu at index %llu);%s",
+               SIM_FINAL_TIME, U(s->final_wid), U(s->final_index), buf);
 }
 
 /* ------------------------------------------------------------------ run */
+
+static void conf_ids(const sim_t *s, const rk_configuration_t *c, char *buf, size_t len)
+{
+    size_t o = 0;
+    buf[0] = '\0';
+    for (uint32_t i = 0; i < c->n_peers && o + 8 < len; i++)
+        o +=
+            (size_t)snprintf(buf + o, len - o, "%sn%d", i ? "," : "", net_node_of(s, &c->peers[i]));
+    for (uint32_t i = 0; i < c->n_learners && o + 10 < len; i++)
+        o += (size_t)snprintf(buf + o, len - o, ",n%d/l", net_node_of(s, &c->learners[i]));
+}
+
+/* Each node at the time of the violation: role, term, log, configuration. */
+static void dump_nodes(const sim_t *s)
+{
+    printf("nodes:\n");
+    for (int i = 0; i < s->n; i++) {
+        const sim_node_t *nd = &s->nodes[i];
+        if (!nd->up) {
+            printf("  n%d down (durable: term %llu, log last %llu, snapshot %llu)\n", i,
+                   U(nd->hs.term), U(slog_last(&nd->dlog)), U(nd->dsnap.meta.index));
+            continue;
+        }
+        core_status_t st;
+        core_get_status(nd->core, &st);
+        uint64_t ci;
+        const core_conf_t *cc = core_get_conf(nd->core, &ci);
+        char cur[160], old[160] = "";
+        conf_ids(s, &cc->cur, cur, sizeof cur);
+        if (cc->joint)
+            conf_ids(s, &cc->old, old, sizeof old);
+        printf("  n%d %s term %llu commit %llu applied %llu log (%llu..%llu]/%llu stable %llu, "
+               "conf@%llu {%s}%s%s%s, %zu writes pending\n",
+               i, core_role_name(st.role), U(st.term), U(st.commit), U(st.applied),
+               U(st.first_index ? st.first_index - 1 : 0), U(st.last_index), U(st.last_term),
+               U(st.stable_index), U(ci), cur, cc->joint ? " joint old {" : "", old,
+               cc->joint ? "}" : "", (size_t)(nd->wq_head != NULL));
+    }
+}
 
 static void report(const sim_t *s)
 {
     printf("VIOLATION seed=%llu step=%llu time=%llu: %s\n", U(s->seed), U(s->violation_step),
            U(s->now), s->violation);
     trace_dump(s);
-    printf("replay: raft_sim --seed %llu --nodes %d --spares %d --steps %llu%s%s\n", U(s->seed),
+    dump_nodes(s);
+    printf("replay: raft_sim --seed %llu --nodes %d --spares %d --steps %llu%s%s%s%s\n", U(s->seed),
            s->p.nodes, s->p.spares, U(s->p.steps), s->p.faults ? "" : " --no-faults",
-           s->p.liveness ? "" : " --no-liveness");
+           s->p.liveness ? "" : " --no-liveness", s->p.rules ? "" : " --no-rule-checks",
+           s->p.lease ? " --lease" : "");
 }
 
 static void teardown(sim_t *s)
@@ -176,7 +222,7 @@ static void teardown(sim_t *s)
     check_free(s);
 }
 
-int sim_run(const sim_params_t *p, uint64_t seed)
+int sim_run(const sim_params_t *p, uint64_t seed, sim_totals_t *t)
 {
     sim_t *s = calloc(1, sizeof *s);
     if (s == NULL)
@@ -187,6 +233,15 @@ int sim_run(const sim_params_t *p, uint64_t seed)
     s->n = p->nodes + p->spares;
     check_init(s);
     work_profile(s);
+    if (p->verbose) {
+        const sim_profile_t *f = &s->prof;
+        printf("seed %llu profile: drop %u‰ dup %u‰ delay<=%u (tail %u‰ <=%u) disk<=%u "
+               "(slow <=%u) pre-vote %d check-quorum %d entries/msg %u inflight %u nemesis %u‰ "
+               "storm %d\n",
+               U(seed), f->drop, f->dup, f->delay_max, f->tail, f->tail_max, f->disk_max,
+               f->slow_disk_max, f->pre_vote, f->check_quorum, f->max_entries_per_msg,
+               f->max_inflight, f->nemesis, f->storm);
+    }
     memset(&s->boot, 0, sizeof s->boot);
     for (int i = 0; i < s->n; i++) {
         sim_node_t *nd = &s->nodes[i];
@@ -217,6 +272,15 @@ int sim_run(const sim_params_t *p, uint64_t seed)
                U(seed), U(s->step), U(s->now), U(s->st_elections), U(s->st_writes_done),
                U(s->st_reads_done), U(s->st_crashes), U(s->st_confs), U(s->st_transfers),
                U(s->st_compactions), U(s->st_snap_installs), U(s->max_committed));
+    t->steps += s->step;
+    t->elections += s->st_elections;
+    t->writes += s->st_writes_done;
+    t->reads += s->st_reads_done;
+    t->crashes += s->st_crashes;
+    t->confs += s->st_confs;
+    t->transfers += s->st_transfers;
+    t->compactions += s->st_compactions;
+    t->snap_installs += s->st_snap_installs;
     teardown(s);
     free(s);
     return bad;

@@ -30,8 +30,10 @@ static int st_entries(void *arg, uint64_t lo, uint64_t hi, size_t max_bytes, cor
     if (lo <= nd->dlog.compact_index)
         return RK_ENOTFOUND;
     if (hi <= lo || hi - 1 > slog_last(&nd->dlog)) {
-        check_fail(g_sim, "contract: node %d core read entries [%llu,%llu) beyond its durable log "
-                   "(last %llu)", nd->id, (unsigned long long)lo, (unsigned long long)hi,
+        check_fail(g_sim,
+                   "contract: node %d core read entries [%llu,%llu) beyond its durable log "
+                   "(last %llu)",
+                   nd->id, (unsigned long long)lo, (unsigned long long)hi,
                    (unsigned long long)slog_last(&nd->dlog));
         return RK_ENOTFOUND;
     }
@@ -87,7 +89,8 @@ static void host_start(sim_t *s, sim_node_t *nd)
     core_options_init(&init.opts);
     init.opts.self = nd->peer;
     init.opts.pre_vote = s->prof.pre_vote;
-    init.opts.check_quorum = s->prof.check_quorum;
+    init.opts.check_quorum = s->prof.check_quorum || s->p.lease;
+    init.opts.read_only = s->p.lease ? CORE_READ_LEASE : CORE_READ_SAFE;
     init.opts.max_entries_per_msg = s->prof.max_entries_per_msg;
     init.opts.max_inflight_msgs = s->prof.max_inflight;
     uint64_t x = s->seed * 1000003ULL + (uint64_t)nd->id * 7919ULL + nd->inc;
@@ -218,10 +221,11 @@ static void complete_props(sim_t *s, sim_node_t *nd, const sim_ent_t *e)
             sim_cmd_t cmd;
             memcpy(&cmd, e->e.data->data, sizeof cmd);
             if (cmd.wid != p->wid)
-                check_fail(s, "proposal: node %d proposed write %llu at %llu/%llu but applied "
-                           "write %llu there", nd->id, (unsigned long long)p->wid,
-                           (unsigned long long)p->index, (unsigned long long)p->term,
-                           (unsigned long long)cmd.wid);
+                check_fail(s,
+                           "proposal: node %d proposed write %llu at %llu/%llu but applied "
+                           "write %llu there",
+                           nd->id, (unsigned long long)p->wid, (unsigned long long)p->index,
+                           (unsigned long long)p->term, (unsigned long long)cmd.wid);
             else
                 check_write_completed(s, nd, p->wid, p->index);
         }
@@ -294,8 +298,7 @@ static void write_add_after(sim_write_t *w, sim_msg_t *m)
 static const sim_snap_t *find_recv(const sim_node_t *nd, const core_snapshot_meta_t *m)
 {
     for (int i = 0; i < SIM_RECV_SNAPS; i++)
-        if (nd->recv[i].meta.index == m->index && nd->recv[i].meta.term == m->term &&
-            m->index > 0)
+        if (nd->recv[i].meta.index == m->index && nd->recv[i].meta.term == m->term && m->index > 0)
             return &nd->recv[i];
     return NULL;
 }
@@ -382,6 +385,7 @@ static void handle_events(sim_t *s, sim_node_t *nd, const core_update_t *u)
         if (ev->role == CORE_LEADER) {
             s->st_elections++;
             check_new_leader(s, nd, ev->term);
+            work_new_leader(s, nd);
         }
     }
 }
@@ -454,6 +458,7 @@ static void handle_update(sim_t *s, sim_node_t *nd, const core_update_t *u)
     }
     for (size_t i = 0; i < u->n_msgs && !s->violated; i++)
         net_send(s, nd->id, &u->msgs[i]);
+    work_after_update(s, nd, u);
     if (u->apply_lo <= u->apply_hi) {
         if (u->apply_hi > slog_last(&nd->dlog) && u->apply_hi > nd->dsnap.meta.index)
             check_fail(s, "contract: node %d told to apply up to %llu, durable log ends at %llu",

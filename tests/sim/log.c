@@ -6,7 +6,10 @@
 
 #include "tests/sim/sim.h"
 
-void slog_init(sim_log_t *l) { memset(l, 0, sizeof *l); }
+void slog_init(sim_log_t *l)
+{
+    memset(l, 0, sizeof *l);
+}
 
 void slog_free(sim_log_t *l)
 {
@@ -16,7 +19,10 @@ void slog_free(sim_log_t *l)
     slog_init(l);
 }
 
-uint64_t slog_last(const sim_log_t *l) { return l->compact_index + l->n; }
+uint64_t slog_last(const sim_log_t *l)
+{
+    return l->compact_index + l->n;
+}
 
 const sim_ent_t *slog_get(const sim_log_t *l, uint64_t index)
 {

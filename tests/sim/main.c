@@ -7,6 +7,9 @@
  *   --steps M               events per run before the final heal phase (default 4000)
  *   --no-faults             no crashes, partitions, drops or duplicates
  *   --no-liveness           skip the final heal-and-converge check
+ *   --lease                 lease-based reads (CORE_READ_LEASE, check-quorum on)
+ *   --no-rule-checks        only black-box safety invariants (no durable-promise or
+ *                           commit-rule checks): to measure what the invariants alone catch
  *   --verbose               print every traced event
  *
  * Ends with "sim: <runs> runs, <violations> violations"; exits 1 on any. */
@@ -16,10 +19,13 @@
 
 #include "tests/sim/sim.h"
 
+#define U(x) ((unsigned long long)(x))
+
 static void usage(void)
 {
-    fprintf(stderr, "usage: raft_sim [--seeds N | --seed S] [--nodes K] [--spares K] "
-                    "[--steps M] [--no-faults] [--no-liveness] [--verbose]\n");
+    fprintf(stderr,
+            "usage: raft_sim [--seeds N | --seed S] [--nodes K] [--spares K] "
+            "[--steps M] [--no-faults] [--no-liveness] [--no-rule-checks] [--lease] [--verbose]\n");
     exit(2);
 }
 
@@ -34,7 +40,8 @@ static uint64_t num(const char *s)
 
 int main(int argc, char **argv)
 {
-    sim_params_t p = {.nodes = 5, .spares = 2, .steps = 4000, .liveness = true, .faults = true};
+    sim_params_t p = {
+        .nodes = 5, .spares = 2, .steps = 4000, .liveness = true, .faults = true, .rules = true};
     uint64_t first = 1, last = 100;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
@@ -52,6 +59,10 @@ int main(int argc, char **argv)
             p.steps = num(argv[++i]);
         } else if (!strcmp(a, "--no-faults")) {
             p.faults = false;
+        } else if (!strcmp(a, "--lease")) {
+            p.lease = true;
+        } else if (!strcmp(a, "--no-rule-checks")) {
+            p.rules = false;
         } else if (!strcmp(a, "--no-liveness")) {
             p.liveness = false;
         } else if (!strcmp(a, "--verbose")) {
@@ -65,12 +76,17 @@ int main(int argc, char **argv)
         return 2;
     }
     uint64_t runs = 0, bad = 0;
+    sim_totals_t t = {0};
     for (uint64_t seed = first; seed <= last; seed++) {
         runs++;
-        bad += (uint64_t)sim_run(&p, seed);
+        bad += (uint64_t)sim_run(&p, seed, &t);
         fflush(stdout);
     }
-    printf("sim: %llu runs, %llu violations\n", (unsigned long long)runs,
-           (unsigned long long)bad);
+    printf("sim totals: %llu events, %llu elections, %llu writes completed, %llu reads served, "
+           "%llu crashes, %llu membership changes, %llu transfers, %llu compactions, %llu "
+           "snapshot installs\n",
+           U(t.steps), U(t.elections), U(t.writes), U(t.reads), U(t.crashes), U(t.confs),
+           U(t.transfers), U(t.compactions), U(t.snap_installs));
+    printf("sim: %llu runs, %llu violations\n", (unsigned long long)runs, (unsigned long long)bad);
     return bad ? 1 : 0;
 }

@@ -8,9 +8,9 @@ SIM_BIN  := $(BUILD)/tests/raft_sim
 SIM_RUN  := $(BUILD)/tests/run_raft_sim
 
 ifeq ($(SANITIZE),1)
-SIM_TEST_SEEDS ?= 300
+SIM_TEST_SEEDS ?= 1000
 else
-SIM_TEST_SEEDS ?= 3000
+SIM_TEST_SEEDS ?= 5000
 endif
 SEEDS    ?= 100000
 SIM_ARGS ?=

@@ -86,6 +86,7 @@ static void net_lost(sim_t *s, sim_msg_t *sm)
 void net_send_copy(sim_t *s, sim_msg_t *sm)
 {
     bool faults = s->p.faults && !s->quiet;
+    check_promise(s, sm);
     if (faults && sim_chance(&s->rng, s->prof.dup))
         sim_schedule(s, net_delay(s), EV_DELIVER, sm->to, 0, sim_msg_dup(sm));
     if (faults && sim_chance(&s->rng, s->prof.drop)) {

@@ -22,11 +22,11 @@
 
 #include "src/core/core.h"
 
-#define SIM_MAX_NODES 16
-#define SIM_KEYS 4 /* registers of the checked state machine */
+#define SIM_MAX_NODES  16
+#define SIM_KEYS       4 /* registers of the checked state machine */
 #define SIM_RECV_SNAPS 4
-#define SIM_TRACE 64
-#define SIM_TICK 10 /* time units between two ticks of one node */
+#define SIM_TRACE      64
+#define SIM_TICK       10 /* time units between two ticks of one node */
 
 /* ------------------------------------------------------------------ PRNG */
 
@@ -49,7 +49,10 @@ static inline void sim_rng_seed(sim_rng_t *r, uint64_t seed)
         r->s[i] = sim_splitmix(&seed);
 }
 
-static inline uint64_t sim_rotl(uint64_t x, int k) { return (x << k) | (x >> (64 - k)); }
+static inline uint64_t sim_rotl(uint64_t x, int k)
+{
+    return (x << k) | (x >> (64 - k));
+}
 
 static inline uint64_t sim_rand(sim_rng_t *r)
 {
@@ -65,7 +68,10 @@ static inline uint64_t sim_rand(sim_rng_t *r)
 }
 
 /* Uniform in [0, n); 0 when n is 0. */
-static inline uint64_t sim_below(sim_rng_t *r, uint64_t n) { return n ? sim_rand(r) % n : 0; }
+static inline uint64_t sim_below(sim_rng_t *r, uint64_t n)
+{
+    return n ? sim_rand(r) % n : 0;
+}
 
 /* Uniform in [lo, hi]. */
 static inline uint64_t sim_between(sim_rng_t *r, uint64_t lo, uint64_t hi)
@@ -74,7 +80,10 @@ static inline uint64_t sim_between(sim_rng_t *r, uint64_t lo, uint64_t hi)
 }
 
 /* True with probability permille/1000. */
-static inline bool sim_chance(sim_rng_t *r, uint32_t permille) { return sim_below(r, 1000) < permille; }
+static inline bool sim_chance(sim_rng_t *r, uint32_t permille)
+{
+    return sim_below(r, 1000) < permille;
+}
 
 /* Order-dependent 64-bit hash combine. */
 static inline uint64_t sim_mix(uint64_t h, uint64_t v)
@@ -132,9 +141,9 @@ const sim_ent_t *slog_get(const sim_log_t *l, uint64_t index);
 /* Chain hash at index (compact_chain at compact_index); false when absent. */
 bool slog_chain(const sim_log_t *l, uint64_t index, uint64_t *chain);
 bool slog_term(const sim_log_t *l, uint64_t index, uint64_t *term);
-void slog_truncate(sim_log_t *l, uint64_t from); /* drops entries >= from */
+void slog_truncate(sim_log_t *l, uint64_t from);                     /* drops entries >= from */
 void slog_push(sim_log_t *l, const core_entry_t *e, uint64_t chain); /* takes a new ref */
-void slog_compact(sim_log_t *l, uint64_t index); /* drops entries <= index */
+void slog_compact(sim_log_t *l, uint64_t index);                     /* drops entries <= index */
 void slog_reset(sim_log_t *l, uint64_t index, uint64_t term, uint64_t chain);
 void slog_copy(sim_log_t *dst, const sim_log_t *src); /* dst freed first */
 uint64_t sim_entry_hash(const core_entry_t *e);
@@ -164,6 +173,7 @@ typedef enum sim_ev_type {
     EV_RESTART,
     EV_SNAP_REPORT,
     EV_UNREACH,
+    EV_NEMESIS, /* targeted fault at a node that just became leader; aux: 0 crash, 1 isolate */
 } sim_ev_type_t;
 
 typedef struct sim_event {
@@ -204,10 +214,9 @@ typedef struct sim_prop {
 typedef struct sim_read {
     uint64_t ctx;
     uint32_t key;
-    uint64_t start_seq;
-    uint64_t need_key;  /* log index of the newest write to key completed before start */
-    uint64_t need_all;  /* log index of the newest write completed before start */
-    uint64_t index;     /* read index once confirmed */
+    uint64_t need_key; /* log index of the newest write to key completed before start */
+    uint64_t need_all; /* log index of the newest write completed before start */
+    uint64_t index;    /* read index once confirmed */
     bool ready;
 } sim_read_t;
 
@@ -275,18 +284,25 @@ typedef struct sim_params {
     bool verbose;
     bool liveness; /* heal at the end and require progress */
     bool faults;   /* crashes, partitions, drops */
+    bool lease;    /* CORE_READ_LEASE reads (with check-quorum) instead of ReadIndex */
+    bool rules;    /* protocol-rule checks (durable promises, §5.4.2 commit rule) on top of
+                    * the black-box safety invariants */
 } sim_params_t;
 
 /* Per-seed fault profile, drawn from the seed. */
 typedef struct sim_profile {
-    uint32_t drop, dup;           /* permille */
-    uint32_t delay_max;           /* ordinary message delay in time units */
-    uint32_t tail, tail_max;      /* permille of slow messages, their max delay */
-    uint32_t disk_max;            /* ordinary disk latency */
-    uint32_t slow_disk_max;       /* latency of a slow disk */
-    uint32_t client_gap;          /* mean gap between client actions */
-    uint32_t fault_gap;           /* mean gap between faults */
+    uint32_t drop, dup;      /* permille */
+    uint32_t delay_max;      /* ordinary message delay in time units */
+    uint32_t tail, tail_max; /* permille of slow messages, their max delay */
+    uint32_t disk_max;       /* ordinary disk latency */
+    uint32_t slow_disk_max;  /* latency of a slow disk */
+    uint32_t client_gap;     /* mean gap between client actions */
+    uint32_t fault_gap;      /* mean gap between faults */
     uint32_t crash_w, partition_w, disk_w;
+    uint32_t nemesis;         /* permille of new leaders hit by a targeted fault soon after */
+    uint32_t nemesis_isolate; /* permille of those faults that isolate rather than crash */
+    uint32_t leader_crash;    /* permille of random crashes aimed at a leader */
+    bool storm;               /* the leader-churn family of profiles (see work_profile) */
     uint32_t snap_w, conf_w, transfer_w, read_w, propose_w, campaign_w;
     bool pre_vote, check_quorum;
     uint32_t max_entries_per_msg, max_inflight;
@@ -302,7 +318,7 @@ typedef struct sim {
     core_conf_t boot;
     bool blocked[SIM_MAX_NODES][SIM_MAX_NODES];
     sim_heap_t heap;
-    uint64_t now, seq, step, ev_seq;
+    uint64_t now, step, ev_seq;
     bool quiet; /* final phase: no faults, healed network */
     uint64_t next_wid, next_ctx;
     /* checks */
@@ -324,8 +340,8 @@ typedef struct sim {
     char violation[512];
     uint64_t violation_step;
     /* stats */
-    uint64_t st_elections, st_writes_done, st_reads_done, st_crashes, st_snap_installs,
-        st_confs, st_transfers, st_compactions;
+    uint64_t st_elections, st_writes_done, st_reads_done, st_crashes, st_snap_installs, st_confs,
+        st_transfers, st_compactions;
     /* final phase */
     uint64_t final_wid;
     int final_node;
@@ -362,6 +378,8 @@ void check_entry_written(sim_t *s, sim_node_t *nd, const sim_ent_t *e, uint64_t 
                          uint64_t commit_before);
 void check_committed(sim_t *s, sim_node_t *nd, uint64_t index, uint64_t term, uint64_t chain);
 void check_status(sim_t *s, sim_node_t *nd);
+void check_commit_safe(sim_t *s);
+void check_promise(sim_t *s, const sim_msg_t *sm);
 void check_new_leader(sim_t *s, sim_node_t *nd, uint64_t term);
 void check_applied(sim_t *s, sim_node_t *nd, const sim_ent_t *e);
 void check_sm_state(sim_t *s, sim_node_t *nd);
@@ -401,10 +419,17 @@ void trace_dump(const sim_t *s);
 void work_profile(sim_t *s);
 void work_client(sim_t *s);
 void work_fault(sim_t *s);
+void work_new_leader(sim_t *s, sim_node_t *nd);
+void work_after_update(sim_t *s, sim_node_t *nd, const core_update_t *u);
+void work_nemesis(sim_t *s, sim_node_t *nd, int kind);
 void work_final(sim_t *s); /* final phase: drive one write to completion */
 bool work_final_done(sim_t *s);
 
 /* cluster.c */
-int sim_run(const sim_params_t *p, uint64_t seed); /* returns 1 on violation */
+typedef struct sim_totals {
+    uint64_t steps, elections, writes, reads, crashes, confs, transfers, compactions, snap_installs;
+} sim_totals_t;
+/* One run; adds its counters to *t. Returns 1 on a violation (reported on stdout). */
+int sim_run(const sim_params_t *p, uint64_t seed, sim_totals_t *t);
 
 #endif /* RAFTKIT_TESTS_SIM_SIM_H */

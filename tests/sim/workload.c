@@ -28,6 +28,7 @@ void work_profile(sim_t *s)
     p->crash_w = 30;
     p->partition_w = 25;
     p->disk_w = 10;
+    p->nemesis = f ? (uint32_t)sim_below(r, 600) : 0;
     p->propose_w = 50;
     p->read_w = 25;
     p->snap_w = 6;
@@ -35,10 +36,30 @@ void work_profile(sim_t *s)
     p->transfer_w = 3;
     p->campaign_w = 2;
     p->pre_vote = sim_chance(r, 800);
-    p->check_quorum = sim_chance(r, 800);
-    static const uint32_t ents[] = {1, 4, 64}, infl[] = {1, 4, 256};
-    p->max_entries_per_msg = ents[sim_below(r, 3)];
-    p->max_inflight = infl[sim_below(r, 3)];
+    p->check_quorum = sim_chance(r, 600);
+    /* Small windows half the time: replication then trickles one entry per
+     * round trip, which widens every window between a leader's old-term
+     * entries reaching a majority and its own entry doing so. */
+    static const uint32_t ents[] = {1, 1, 4, 64}, infl[] = {1, 1, 4, 256};
+    p->max_entries_per_msg = ents[sim_below(r, 4)];
+    p->max_inflight = infl[sim_below(r, 4)];
+    p->nemesis_isolate = 500;
+    p->leader_crash = 400;
+    /* A third of the seeds churn leaders hard: leaders are the usual crash
+     * target, new leaders are mostly cut off at once (their fresh entries
+     * stay on them alone), and replication trickles one entry at a time.
+     * That is the soil Figure 8 (§5.4.2) grows in: a later leader pushing an
+     * older term's entries to a majority while a node with a newer,
+     * unreplicated term could still be elected. */
+    p->storm = f && sim_chance(r, 333);
+    if (p->storm) {
+        p->nemesis = (uint32_t)sim_between(r, 600, 900);
+        p->nemesis_isolate = 750;
+        p->leader_crash = 800;
+        p->fault_gap = (uint32_t)sim_between(r, 30, 150);
+        p->max_entries_per_msg = 1;
+        p->max_inflight = infl[sim_below(r, 3)];
+    }
 }
 
 static sim_node_t *random_up(sim_t *s)
@@ -108,14 +129,17 @@ static void do_propose(sim_t *s)
 
 static void do_read(sim_t *s)
 {
-    sim_node_t *nd = random_up(s);
+    /* Half the reads go to a node that believes it leads: a deposed leader
+     * that has not noticed yet is where stale reads come from. */
+    sim_node_t *nd = sim_chance(&s->rng, 500) ? random_leader(s) : NULL;
+    if (nd == NULL)
+        nd = random_up(s);
     if (nd == NULL)
         return;
     sim_read_t r;
     memset(&r, 0, sizeof r);
     r.ctx = ++s->next_ctx;
     r.key = (uint32_t)sim_below(&s->rng, SIM_KEYS);
-    r.start_seq = s->step;
     check_read_start(s, &r);
     int rc = core_read_index(nd->core, r.ctx);
     trace_add(s, TR_READ, nd->id, -1, r.ctx, r.key, (uint64_t)(int64_t)rc, 0);
@@ -138,8 +162,7 @@ static int pick_peer(sim_t *s, const rk_configuration_t *c, int want)
     for (int i = 0; i < s->n; i++) {
         bool v = rk_configuration_contains(c, &s->nodes[i].peer);
         bool l = rk_configuration_is_learner(c, &s->nodes[i].peer);
-        if ((want == 0 && v) || (want == 1 && l) || (want == 2 && !v && !l) ||
-            (want == 3 && !v))
+        if ((want == 0 && v) || (want == 1 && l) || (want == 2 && !v && !l) || (want == 3 && !v))
             cand[k++] = i;
     }
     return k ? cand[sim_below(&s->rng, k)] : -1;
@@ -229,8 +252,8 @@ static void do_campaign(sim_t *s)
 void work_client(sim_t *s)
 {
     const sim_profile_t *p = &s->prof;
-    uint32_t total = p->propose_w + p->read_w + p->snap_w + p->conf_w + p->transfer_w +
-                     p->campaign_w;
+    uint32_t total =
+        p->propose_w + p->read_w + p->snap_w + p->conf_w + p->transfer_w + p->campaign_w;
     uint32_t x = (uint32_t)sim_below(&s->rng, total);
     if (x < p->propose_w)
         do_propose(s);
@@ -253,7 +276,7 @@ void work_fault(sim_t *s)
     const sim_profile_t *p = &s->prof;
     uint32_t x = (uint32_t)sim_below(&s->rng, p->crash_w + p->partition_w + p->disk_w);
     if (x < p->crash_w) {
-        sim_node_t *nd = sim_chance(&s->rng, 400) ? random_leader(s) : NULL;
+        sim_node_t *nd = sim_chance(&s->rng, p->leader_crash) ? random_leader(s) : NULL;
         if (nd == NULL)
             nd = random_up(s);
         if (nd == NULL)
@@ -276,6 +299,60 @@ void work_fault(sim_t *s)
     }
 }
 
+/* A targeted nemesis: a leader cut off or killed right after its election
+ * leaves its fresh entries on no one else, while the next leaders inherit
+ * tails of older terms -- the Figure 8 (§5.4.2) pattern that random faults
+ * rarely produce. */
+void work_new_leader(sim_t *s, sim_node_t *nd)
+{
+    if (!s->p.faults || s->quiet || !sim_chance(&s->rng, s->prof.nemesis))
+        return;
+    sim_schedule(s, sim_between(&s->rng, 0, 3 * s->prof.delay_max), EV_NEMESIS, nd->id,
+                 sim_chance(&s->rng, s->prof.nemesis_isolate) ? 1 : 0, NULL);
+}
+
+/* 2: the update grants a vote; 1: it acknowledges an append; 0: neither. */
+static int promise_kind(const core_msg_t *m, size_t n)
+{
+    int k = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (m[i].type == CORE_MSG_VOTE_RESP && !m[i].reject)
+            return 2;
+        if (m[i].type == CORE_MSG_APP_RESP && !m[i].reject)
+            k = 1;
+    }
+    return k;
+}
+
+/* The same nemesis for nodes that just promised something (a vote, an append
+ * ack): a crash while that promise's write may still be pending, followed by
+ * a quick restart while the candidates' and leaders' messages are still in
+ * flight (duplicates included). */
+void work_after_update(sim_t *s, sim_node_t *nd, const core_update_t *u)
+{
+    if (!s->p.faults || s->quiet || u->id == 0)
+        return;
+    int k = promise_kind(u->msgs, u->n_msgs);
+    int ka = promise_kind(u->msgs_after, u->n_msgs_after);
+    k = k > ka ? k : ka;
+    if (k == 0 || !sim_chance(&s->rng, k == 2 ? s->prof.nemesis : s->prof.nemesis / 16))
+        return;
+    sim_schedule(s, sim_between(&s->rng, 0, s->prof.disk_max), EV_NEMESIS, nd->id, 2, NULL);
+}
+
+void work_nemesis(sim_t *s, sim_node_t *nd, int kind)
+{
+    if (kind != 1) {
+        host_crash(s, nd);
+        uint64_t down = kind == 0 ? sim_between(&s->rng, 5, 400) : sim_between(&s->rng, 1, 30);
+        sim_schedule(s, down, EV_RESTART, nd->id, 0, NULL);
+        return;
+    }
+    for (int i = 0; i < s->n; i++)
+        s->blocked[nd->id][i] = s->blocked[i][nd->id] = (i != nd->id);
+    trace_add(s, TR_PARTITION, nd->id, -1, 0, 0, 0, 0);
+}
+
 /* ------------------------------------------------------------ final phase */
 
 /* The final write may still commit: its proposer still leads in the term
@@ -294,7 +371,16 @@ void work_final(sim_t *s)
 {
     if (s->final_index != 0 || (s->final_wid != 0 && final_pending(s)))
         return;
-    sim_node_t *L = random_leader(s);
+    /* The leader of the highest term: a leader removed from the configuration
+     * while cut off may believe it leads an old term forever when neither
+     * pre-vote nor check-quorum is on (nobody tells it otherwise); it is not
+     * the cluster's leader. */
+    sim_node_t *L = NULL;
+    for (int i = 0; i < s->n; i++) {
+        sim_node_t *nd = &s->nodes[i];
+        if (nd->up && nd->role_seen == CORE_LEADER && (L == NULL || nd->term_seen > L->term_seen))
+            L = nd;
+    }
     if (L == NULL)
         return;
     uint64_t wid = propose(s, L, 1);

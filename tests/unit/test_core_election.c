@@ -487,6 +487,301 @@ static void test_priority_election(void **state)
     h_free(&cl);
 }
 
+/* Scenario 12 (§5.2, Fig. 3.1 "respond after persisting"): when the write
+ * carrying a vote grant or our own candidacy fails, the core halts: the
+ * grant never leaves, and a halted candidate cannot become leader. A vote
+ * request that is merely lost does not stop the election. */
+static void test_io_failure_at_candidacy(void **state)
+{
+    (void)state;
+    static h_cluster_t cl;
+    core_options_t o = opts_no_prevote();
+    h_init(&cl, 3, 0, &o);
+    cl.auto_persist = false;
+    /* a grant whose write fails */
+    core_msg_t v = {.type = CORE_MSG_VOTE, .from = h_peer(1), .to = h_peer(0), .term = 1};
+    h_step(&cl, 0, &v);
+    h_drain(&cl, 0);
+    assert_int_equal(cl.n[0].n_pending, 1);
+    assert_int_equal(core_persist_failed(cl.n[0].core, cl.n[0].pending[0].id, RK_EIO), 0);
+    h_drain(&cl, 0);
+    assert_int_equal(cl.n[0].fatal, RK_EIO);
+    assert_int_equal(h_count(&cl, 0, -1, CORE_MSG_VOTE_RESP), 0);
+    assert_int_equal(h_step(&cl, 0, &v), RK_ESTATE);
+    /* a grant produced after an earlier write failed: dropped by the core */
+    h_free(&cl);
+    h_init(&cl, 3, 0, &o);
+    cl.auto_persist = false;
+    v.term = 1;
+    h_step(&cl, 0, &v);
+    h_drain(&cl, 0); /* update 1 pending: term 1, vote n1 */
+    core_msg_t v2 = {.type = CORE_MSG_VOTE, .from = h_peer(2), .to = h_peer(0), .term = 2};
+    h_step(&cl, 0, &v2); /* grant for term 2 waits for the next update */
+    assert_int_equal(core_persist_failed(cl.n[0].core, cl.n[0].pending[0].id, RK_EIO), 0);
+    h_drain(&cl, 0);
+    assert_int_equal(cl.n[0].n_pending, 2);
+    assert_int_equal(cl.n[0].pending[1].n_msgs_after, 0);
+    assert_int_equal(cl.n[0].pending[1].id, 0);
+    h_free(&cl);
+
+    /* our own candidacy's write fails: grants arriving later change nothing */
+    h_init(&cl, 3, 0, &o);
+    cl.auto_persist = false;
+    assert_int_equal(core_campaign(cl.n[0].core), 0);
+    h_drain(&cl, 0);
+    assert_int_equal(h_role(&cl, 0), CORE_CANDIDATE);
+    assert_int_equal(core_persist_failed(cl.n[0].core, cl.n[0].pending[0].id, RK_EIO), 0);
+    h_drain(&cl, 0);
+    core_msg_t g = {.type = CORE_MSG_VOTE_RESP, .from = h_peer(1), .to = h_peer(0), .term = 1};
+    assert_int_equal(h_step(&cl, 0, &g), RK_ESTATE);
+    assert_int_equal(h_role(&cl, 0), CORE_CANDIDATE);
+    h_free(&cl);
+
+    /* a lost vote request is just a lost message */
+    h_init(&cl, 3, 0, &o);
+    core_campaign(cl.n[0].core);
+    h_drain(&cl, 0);
+    h_drop(&cl, 0, 2, CORE_MSG_VOTE);
+    h_stabilize(&cl);
+    assert_int_equal(h_role(&cl, 0), CORE_LEADER);
+    h_free(&cl);
+}
+
+/* Scenario 25 (thesis 6.2): a peer added one tick before the leader's
+ * quorum check starts out active, so the check keeps the leader; after a
+ * whole election timeout with no word from it, the leader steps down. */
+static void test_new_peer_before_quorum_check_6_2(void **state)
+{
+    (void)state;
+    static h_cluster_t cl;
+    h_init(&cl, 1, 0, NULL); /* n1 is not in the harness: never answers */
+    assert_int_equal(h_elect(&cl, 0), CORE_LEADER);
+    h_tick(&cl, 0, 9); /* the check runs at the 10th tick */
+    assert_int_equal(h_role(&cl, 0), CORE_LEADER);
+    rk_configuration_t t;
+    memset(&t, 0, sizeof t);
+    t.n_peers = 2;
+    t.peers[0] = h_peer(0);
+    t.peers[1] = h_peer(1);
+    assert_int_equal(core_change_conf(cl.n[0].core, &t, NULL), 0);
+    h_drain(&cl, 0);
+    h_tick(&cl, 0, 1);
+    assert_int_equal(h_role(&cl, 0), CORE_LEADER);
+    h_tick(&cl, 0, 9);
+    assert_int_equal(h_role(&cl, 0), CORE_LEADER);
+    h_tick(&cl, 0, 1);
+    assert_int_equal(h_role(&cl, 0), CORE_FOLLOWER);
+    h_free(&cl);
+}
+
+/* Scenario 112 (thesis 6.2, 9.6): a heartbeat from a leader at term 2
+ * reaching n2 at term 3 is answered with term 3, which deposes the leader
+ * (the stuck node is freed). With pre-vote n2 never left term 2 (it is only
+ * a pre-candidate), so the same heartbeat makes it follow and the leader
+ * survives. */
+static void test_stale_heartbeat_to_higher_term_candidate(void **state)
+{
+    (void)state;
+    static h_cluster_t cl;
+    core_options_t o;
+    h_default_opts(&o);
+    o.pre_vote = false;
+    o.check_quorum = true;
+    h_init(&cl, 3, 0, &o);
+    assert_int_equal(h_elect(&cl, 0), CORE_LEADER);
+    h_stabilize(&cl);
+    uint64_t t = h_term(&cl, 0);
+    h_isolate(&cl, 2, true);
+    h_tick(&cl, 2, 40); /* campaigns alone, pushing its term up */
+    h_drop(&cl, -1, -1, -1);
+    assert_true(h_term(&cl, 2) > t);
+    h_isolate(&cl, 2, false);
+    h_tick(&cl, 0, 1);
+    h_deliver(&cl, 0, 2, CORE_MSG_HEARTBEAT);
+    h_net_msg_t *r = h_find(&cl, 2, 0, CORE_MSG_APP_RESP);
+    assert_non_null(r);
+    assert_int_equal(r->m.term, h_term(&cl, 2));
+    h_deliver(&cl, 2, 0, CORE_MSG_APP_RESP);
+    assert_int_equal(h_role(&cl, 0), CORE_FOLLOWER);
+    assert_int_equal(h_term(&cl, 0), h_term(&cl, 2));
+    h_free(&cl);
+
+    o.pre_vote = true;
+    h_init(&cl, 3, 0, &o);
+    assert_int_equal(h_elect(&cl, 0), CORE_LEADER);
+    h_stabilize(&cl);
+    t = h_term(&cl, 0);
+    h_isolate(&cl, 2, true);
+    h_tick(&cl, 2, 40);
+    h_drop(&cl, -1, -1, -1);
+    assert_int_equal(h_term(&cl, 2), t);
+    assert_int_equal(h_role(&cl, 2), CORE_PRE_CANDIDATE);
+    h_isolate(&cl, 2, false);
+    h_tick(&cl, 0, 1);
+    h_stabilize(&cl);
+    assert_int_equal(h_role(&cl, 0), CORE_LEADER);
+    assert_int_equal(h_term(&cl, 0), t);
+    assert_int_equal(h_role(&cl, 2), CORE_FOLLOWER);
+    h_free(&cl);
+}
+
+/* Scenario 114 (§5.2): the heartbeat timer only matters at a leader: a
+ * follower or candidate ticking short of its election timeout sends
+ * nothing; a leader sends exactly one heartbeat per peer per interval. */
+static void test_heartbeat_trigger_only_at_leader_5_2(void **state)
+{
+    (void)state;
+    static h_cluster_t cl;
+    core_options_t o = opts_no_prevote();
+    o.heartbeat_ticks = 2;
+    h_init(&cl, 3, 0, &o);
+    h_tick(&cl, 1, 9); /* below the election timeout (>= 10) */
+    assert_int_equal(cl.n_net, 0);
+    core_campaign(cl.n[1].core);
+    h_drain(&cl, 1);
+    h_drop(&cl, -1, -1, -1);
+    h_tick(&cl, 1, 5); /* candidate: re-election needs >= 10 ticks */
+    assert_int_equal(h_count(&cl, 1, -1, CORE_MSG_HEARTBEAT), 0);
+    assert_int_equal(cl.n_net, 0);
+    h_drop(&cl, -1, -1, -1);
+    assert_int_equal(h_elect(&cl, 0), CORE_LEADER);
+    h_stabilize(&cl);
+    h_tick(&cl, 0, 1);
+    assert_int_equal(h_count(&cl, 0, -1, CORE_MSG_HEARTBEAT), 0);
+    h_tick(&cl, 0, 1);
+    assert_int_equal(h_count(&cl, 0, 1, CORE_MSG_HEARTBEAT), 1);
+    assert_int_equal(h_count(&cl, 0, 2, CORE_MSG_HEARTBEAT), 1);
+    assert_int_equal(h_count(&cl, 0, 0, -1), 0);
+    h_free(&cl);
+}
+
+/* Scenarios 24 and 93 (thesis 4.2.3): a follower told to forget its leader
+ * keeps its term and stops guarding the leader's lease: it answers an
+ * up-to-date pre-candidate at once (it would ignore it otherwise), still
+ * rejects a stale one; a heartbeat brings the leader back. Under lease
+ * reads forgetting is refused; at a leader it is a no-op. */
+static void test_forget_leader(void **state)
+{
+    (void)state;
+    static h_cluster_t cl;
+    h_init(&cl, 3, 0, NULL);
+    assert_int_equal(h_elect(&cl, 0), CORE_LEADER);
+    h_propose(&cl, 0, "x");
+    h_stabilize(&cl);
+    uint64_t t = h_term(&cl, 1);
+    core_msg_t pv = {.type = CORE_MSG_PREVOTE,
+                     .from = h_peer(2),
+                     .to = h_peer(1),
+                     .term = t + 1,
+                     .index = h_last(&cl, 2),
+                     .log_term = h_log_term(&cl, 2, h_last(&cl, 2))};
+    h_step(&cl, 1, &pv);
+    h_drain(&cl, 1);
+    assert_int_equal(h_count(&cl, 1, 2, CORE_MSG_PREVOTE_RESP), 0); /* lease */
+    assert_int_equal(core_forget_leader(cl.n[1].core), 0);
+    core_status_t st;
+    core_get_status(cl.n[1].core, &st);
+    assert_true(core_peer_is_none(&st.leader));
+    assert_int_equal(st.term, t);
+    h_step(&cl, 1, &pv);
+    h_drain(&cl, 1);
+    h_net_msg_t *r = h_find(&cl, 1, 2, CORE_MSG_PREVOTE_RESP);
+    assert_non_null(r);
+    assert_false(r->m.reject);
+    h_drop(&cl, -1, -1, -1);
+    pv.index = 1; /* stale log */
+    pv.log_term = 1;
+    h_step(&cl, 1, &pv);
+    h_drain(&cl, 1);
+    r = h_find(&cl, 1, 2, CORE_MSG_PREVOTE_RESP);
+    assert_non_null(r);
+    assert_true(r->m.reject);
+    assert_int_equal(h_term(&cl, 1), t);
+    h_drop(&cl, -1, -1, -1);
+    h_tick(&cl, 0, 1);
+    h_stabilize(&cl);
+    core_get_status(cl.n[1].core, &st);
+    assert_true(core_peer_eq(&st.leader, &cl.n[0].id));
+    assert_int_equal(core_forget_leader(cl.n[0].core), 0);
+    assert_int_equal(h_role(&cl, 0), CORE_LEADER);
+    h_free(&cl);
+
+    core_options_t o;
+    h_default_opts(&o);
+    o.read_only = CORE_READ_LEASE;
+    h_init(&cl, 3, 0, &o);
+    assert_int_equal(h_elect(&cl, 0), CORE_LEADER);
+    h_stabilize(&cl);
+    assert_int_equal(core_forget_leader(cl.n[1].core), RK_ESTATE);
+    core_get_status(cl.n[1].core, &st);
+    assert_true(core_peer_eq(&st.leader, &cl.n[0].id));
+    h_free(&cl);
+}
+
+/* Scenario 18 (thesis 9.6): n2, cut off, keeps failing pre-votes at the
+ * old term while leadership moves to n1 at a higher term. Healed, with n1
+ * then crashed, the survivors n0 and n2 still elect a leader: the low-term
+ * pre-candidate grants the up-to-date n0's pre-vote and vote; no stall. */
+static void test_smaller_term_node_completes_election_9_6(void **state)
+{
+    (void)state;
+    static h_cluster_t cl;
+    h_init(&cl, 3, 0, NULL);
+    assert_int_equal(h_elect(&cl, 0), CORE_LEADER);
+    h_stabilize(&cl);
+    uint64_t t = h_term(&cl, 0);
+    h_isolate(&cl, 2, true);
+    h_tick(&cl, 2, 40);
+    h_drop(&cl, -1, -1, -1);
+    assert_int_equal(h_role(&cl, 2), CORE_PRE_CANDIDATE);
+    assert_int_equal(h_term(&cl, 2), t);
+    assert_int_equal(core_transfer_leader(cl.n[0].core, &cl.n[1].id), 0);
+    h_stabilize(&cl);
+    assert_int_equal(h_role(&cl, 1), CORE_LEADER);
+    assert_int_equal(h_propose(&cl, 1, "x"), 0);
+    h_stabilize(&cl);
+    h_isolate(&cl, 2, false);
+    cl.n[1].down = true;
+    h_run(&cl, 80);
+    int l = h_leader(&cl);
+    assert_true(l == 0 || l == 2);
+    assert_true(h_term(&cl, l) > t + 1);
+    assert_int_equal(h_propose(&cl, l, "y"), 0);
+    h_stabilize(&cl);
+    assert_int_equal(h_commit(&cl, 0), h_last(&cl, 0));
+    assert_int_equal(h_commit(&cl, 2), h_commit(&cl, 0));
+    h_free(&cl);
+}
+
+/* Regression (simulator bug 4; Fig. 3.1 "reply false if term <
+ * currentTerm"): even with pre-vote and check-quorum off, a heartbeat from
+ * a stale leader is answered with the receiver's term, so a leader that was
+ * removed while cut off, and that nobody contacts any more, steps down
+ * instead of leading its old term forever. */
+static void test_stale_leader_told_the_term_without_options(void **state)
+{
+    (void)state;
+    static h_cluster_t cl;
+    core_options_t o = opts_no_prevote();
+    h_init(&cl, 3, 0, &o);
+    assert_int_equal(h_elect(&cl, 0), CORE_LEADER);
+    h_stabilize(&cl);
+    uint64_t t = h_term(&cl, 0);
+    h_isolate(&cl, 0, true);
+    assert_int_equal(h_elect(&cl, 1), CORE_LEADER);
+    h_isolate(&cl, 0, false);
+    assert_int_equal(h_role(&cl, 0), CORE_LEADER);
+    h_tick(&cl, 0, 1);
+    h_deliver(&cl, 0, 2, CORE_MSG_HEARTBEAT);
+    h_net_msg_t *r = h_find(&cl, 2, 0, CORE_MSG_APP_RESP);
+    assert_non_null(r);
+    assert_true(r->m.term > t);
+    h_deliver(&cl, 2, 0, CORE_MSG_APP_RESP);
+    assert_int_equal(h_role(&cl, 0), CORE_FOLLOWER);
+    assert_int_equal(h_term(&cl, 0), h_term(&cl, 1));
+    h_free(&cl);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -510,6 +805,13 @@ int main(void)
         cmocka_unit_test(test_late_prevote_grant_not_counted),
         cmocka_unit_test(test_removed_server_cannot_disrupt_4_2_3),
         cmocka_unit_test(test_priority_election),
+        cmocka_unit_test(test_io_failure_at_candidacy),
+        cmocka_unit_test(test_new_peer_before_quorum_check_6_2),
+        cmocka_unit_test(test_stale_heartbeat_to_higher_term_candidate),
+        cmocka_unit_test(test_heartbeat_trigger_only_at_leader_5_2),
+        cmocka_unit_test(test_forget_leader),
+        cmocka_unit_test(test_smaller_term_node_completes_election_9_6),
+        cmocka_unit_test(test_stale_leader_told_the_term_without_options),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

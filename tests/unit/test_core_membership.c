@@ -40,10 +40,12 @@ static void test_conf_codec_roundtrip(void **state)
     c.cur.learners[0] = h_peer(4);
     c.old.n_peers = 1;
     c.old.peers[0] = h_peer(1);
+    c.manual_leave = true;
     buf_t *b = core_conf_encode(&c);
     assert_non_null(b);
     assert_int_equal(core_conf_decode(b->data, b->len, &d), 0);
     assert_true(d.joint);
+    assert_true(d.manual_leave);
     assert_int_equal(d.cur.n_peers, 2);
     assert_int_equal(d.cur.peers[1].priority, 7);
     assert_true(core_peer_eq(&d.cur.learners[0], &c.cur.learners[0]));
@@ -311,6 +313,190 @@ static void test_commit_after_quorum_shrinks(void **state)
     h_free(&cl);
 }
 
+/* Thesis 4.2.2 (and 3.10): a leader removed by a committed C_new hands over
+ * with TimeoutNow as it steps down, so a new leader is elected without
+ * anyone waiting out an election timeout (no tick at all here). */
+static void test_removed_leader_hands_over_4_2_2(void **state)
+{
+    (void)state;
+    h_init(&cl, 3, 0, NULL);
+    assert_int_equal(h_elect(&cl, 0), CORE_LEADER);
+    h_stabilize(&cl);
+    uint64_t t = h_term(&cl, 0);
+    rk_configuration_t target = voters(2, (int[]){1, 2});
+    assert_int_equal(core_change_conf(cl.n[0].core, &target, NULL), 0);
+    h_stabilize(&cl);
+    assert_int_equal(h_role(&cl, 0), CORE_FOLLOWER);
+    int l = h_leader(&cl);
+    assert_true(l == 1 || l == 2);
+    assert_int_equal(h_term(&cl, l), t + 1);
+    assert_false(conf_of(l, NULL)->joint);
+    assert_int_equal(h_propose(&cl, l, "new"), 0);
+    h_stabilize(&cl);
+    assert_int_equal(h_commit(&cl, l), h_last(&cl, l));
+    h_free(&cl);
+}
+
+static core_progress_info_t progress_of(int leader, int peer)
+{
+    core_progress_info_t pi[H_MAX];
+    size_t n = core_get_progress(cl.n[leader].core, pi, H_MAX);
+    for (size_t k = 0; k < n && k < H_MAX; k++)
+        if (core_peer_eq(&pi[k].peer, &cl.n[peer].id))
+            return pi[k];
+    fail_msg("no progress for n%d", peer);
+    return pi[0];
+}
+
+/* Scenario 77 (thesis 4.1): etcd refuses to campaign while a committed
+ * configuration is unapplied, because its configurations take effect when
+ * applied. Ours take effect when appended, whether or not the state machine
+ * has caught up, so the guard is moot; what must hold is that the
+ * configuration in the log governs candidacy: n2, demoted to learner, never
+ * campaigns, the promoted n3 does and asks exactly the new voters. */
+static void test_conf_in_log_governs_campaign(void **state)
+{
+    (void)state;
+    h_init(&cl, 3, 1, NULL);
+    assert_int_equal(h_elect(&cl, 0), CORE_LEADER);
+    h_stabilize(&cl);
+    rk_configuration_t t = voters(3, (int[]){0, 1, 3});
+    t.learners[t.n_learners++] = h_peer(2); /* demoted: still gets the log */
+    assert_int_equal(core_change_conf(cl.n[0].core, &t, NULL), 0);
+    h_stabilize(&cl);
+    h_tick(&cl, 0, 1);
+    h_stabilize(&cl);
+    assert_false(conf_of(3, NULL)->joint);
+    assert_false(conf_of(2, NULL)->joint);
+    assert_int_equal(core_campaign(cl.n[2].core), RK_ESTATE);
+    h_isolate(&cl, 0, true);
+    h_tick(&cl, 2, 40);
+    assert_int_equal(h_role(&cl, 2), CORE_FOLLOWER);
+    h_drop(&cl, -1, -1, -1);
+    assert_int_equal(core_campaign(cl.n[3].core), 0);
+    h_drain(&cl, 3);
+    assert_int_equal(h_role(&cl, 3), CORE_PRE_CANDIDATE);
+    assert_non_null(h_find(&cl, 3, 0, CORE_MSG_PREVOTE));
+    assert_non_null(h_find(&cl, 3, 1, CORE_MSG_PREVOTE));
+    assert_null(h_find(&cl, 3, 2, CORE_MSG_PREVOTE));
+    h_free(&cl);
+}
+
+/* Scenario 79 (thesis 4.3, §5.2): n3 is promoted while cut off, so it still
+ * believes it is a learner; then the leader dies. The remaining voters n1
+ * and n2 need n3's vote, and n3 gives it (a server votes when asked,
+ * whatever its own configuration says): the group stays available and the
+ * new leader brings n3 up to date. */
+static void test_promoted_learner_must_vote(void **state)
+{
+    (void)state;
+    h_init(&cl, 3, 1, NULL);
+    assert_int_equal(h_elect(&cl, 0), CORE_LEADER);
+    h_stabilize(&cl);
+    h_isolate(&cl, 3, true);
+    rk_configuration_t t = voters(4, (int[]){0, 1, 2, 3});
+    assert_int_equal(core_change_conf(cl.n[0].core, &t, NULL), 0);
+    h_stabilize(&cl);
+    h_tick(&cl, 0, 1);
+    h_stabilize(&cl);
+    uint64_t ci;
+    assert_false(conf_of(0, &ci)->joint);
+    assert_true(h_commit(&cl, 0) >= ci);
+    assert_true(core_conf_is_learner(conf_of(3, NULL), &cl.n[3].id));
+    cl.n[0].down = true;
+    h_isolate(&cl, 3, false);
+    h_run(&cl, 60);
+    int l = h_leader(&cl);
+    assert_true(l == 1 || l == 2);
+    assert_int_equal(h_propose(&cl, l, "after"), 0);
+    h_stabilize(&cl);
+    assert_int_equal(h_commit(&cl, l), h_last(&cl, l));
+    assert_int_equal(h_commit(&cl, 3), h_commit(&cl, l));
+    assert_true(core_conf_is_voter(conf_of(3, NULL), &cl.n[3].id));
+    h_free(&cl);
+}
+
+/* Scenario 80, core side (thesis 4.2.1): promoting a lagging learner keeps
+ * its replication progress (no reset to probing from scratch), the change
+ * commits without it when the others form both majorities, and the leader
+ * then catches it up. The catch-up margin before proposing the change is
+ * the node runtime's job; core_get_progress exposes the match it needs. */
+static void test_promote_lagging_learner(void **state)
+{
+    (void)state;
+    h_init(&cl, 3, 1, NULL);
+    assert_int_equal(h_elect(&cl, 0), CORE_LEADER);
+    h_stabilize(&cl);
+    uint64_t m3 = progress_of(0, 3).match;
+    assert_int_equal(m3, h_last(&cl, 0));
+    h_isolate(&cl, 3, true);
+    for (int k = 0; k < 20; k++)
+        h_propose(&cl, 0, "x");
+    h_stabilize(&cl);
+    assert_int_equal(progress_of(0, 3).match, m3);
+    rk_configuration_t t = voters(4, (int[]){0, 1, 2, 3});
+    assert_int_equal(core_change_conf(cl.n[0].core, &t, NULL), 0);
+    h_stabilize(&cl);
+    h_tick(&cl, 0, 1);
+    h_stabilize(&cl);
+    uint64_t ci;
+    assert_false(conf_of(0, &ci)->joint);
+    assert_true(h_commit(&cl, 0) >= ci);
+    core_progress_info_t p = progress_of(0, 3);
+    assert_true(p.voter);
+    assert_int_equal(p.match, m3);
+    h_isolate(&cl, 3, false);
+    h_run(&cl, 3);
+    assert_int_equal(progress_of(0, 3).match, h_last(&cl, 0));
+    assert_int_equal(h_commit(&cl, 3), h_commit(&cl, 0));
+    h_free(&cl);
+}
+
+/* Scenario 71 (thesis 4.3): an explicit joint change stays in C_old,new
+ * after it commits; another change meanwhile is refused; leaving before the
+ * joint entry commits is refused; the first leave completes, a second one
+ * is a no-op. The flag travels with the entry to the followers. */
+static void test_explicit_leave_joint_4_3(void **state)
+{
+    (void)state;
+    h_init(&cl, 3, 1, NULL);
+    assert_int_equal(h_elect(&cl, 0), CORE_LEADER);
+    h_stabilize(&cl);
+    core_t *c0 = cl.n[0].core;
+    uint64_t li = 0, ji = 0;
+    assert_int_equal(core_leave_joint(c0, &li), 0); /* not joint: no-op */
+    assert_int_equal(li, 0);
+    rk_configuration_t t = voters(3, (int[]){0, 1, 3});
+    assert_int_equal(core_change_conf_ex(c0, &t, 0x80, NULL), RK_EINVAL);
+    assert_int_equal(core_change_conf_ex(c0, &t, CORE_CONF_MANUAL_LEAVE, &ji), 0);
+    h_drain(&cl, 0);
+    assert_int_equal(core_leave_joint(c0, &li), RK_ECONFCHANGE); /* not committed */
+    h_stabilize(&cl);
+    h_tick(&cl, 0, 1);
+    h_stabilize(&cl);
+    assert_true(h_commit(&cl, 0) >= ji);
+    assert_true(conf_of(0, NULL)->joint);
+    assert_true(conf_of(1, NULL)->joint);
+    assert_true(conf_of(1, NULL)->manual_leave);
+    assert_int_equal(h_last(&cl, 0), ji); /* no automatic C_new */
+    rk_configuration_t t2 = voters(3, (int[]){0, 1, 2});
+    assert_int_equal(core_change_conf(c0, &t2, NULL), RK_ECONFCHANGE);
+    assert_int_equal(core_leave_joint(c0, &li), 0);
+    assert_true(li > ji);
+    h_stabilize(&cl);
+    h_tick(&cl, 0, 1);
+    h_stabilize(&cl);
+    assert_false(conf_of(0, NULL)->joint);
+    assert_false(conf_of(3, NULL)->joint);
+    assert_true(h_commit(&cl, 0) >= li);
+    uint64_t last = h_last(&cl, 0), li2 = 0;
+    assert_int_equal(core_leave_joint(c0, &li2), 0);
+    assert_int_equal(li2, li);
+    assert_int_equal(h_last(&cl, 0), last);
+    assert_int_equal(core_leave_joint(cl.n[1].core, &li2), RK_ENOTLEADER);
+    h_free(&cl);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -319,10 +505,15 @@ int main(void)
         cmocka_unit_test(test_joint_vote_needs_both_majorities),
         cmocka_unit_test(test_one_pending_change),
         cmocka_unit_test(test_remove_leader_4_2_2),
+        cmocka_unit_test(test_removed_leader_hands_over_4_2_2),
         cmocka_unit_test(test_rollback_uncommitted_conf),
         cmocka_unit_test(test_learner_lifecycle),
         cmocka_unit_test(test_demote_leader),
         cmocka_unit_test(test_commit_after_quorum_shrinks),
+        cmocka_unit_test(test_conf_in_log_governs_campaign),
+        cmocka_unit_test(test_promoted_learner_must_vote),
+        cmocka_unit_test(test_promote_lagging_learner),
+        cmocka_unit_test(test_explicit_leave_joint_4_3),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -256,10 +256,184 @@ static void test_restart_from_disk(void **state)
     h_free(&cl);
 }
 
+/* Ticks node i n times without delivering anything; true if it ever left
+ * the follower role or sent a (pre-)vote request. */
+static bool campaigned_during(int i, int n)
+{
+    for (int k = 0; k < n; k++) {
+        h_tick(&cl, i, 1);
+        if (h_role(&cl, i) != CORE_FOLLOWER || h_count(&cl, i, -1, CORE_MSG_PREVOTE) ||
+            h_count(&cl, i, -1, CORE_MSG_VOTE))
+            return true;
+    }
+    return false;
+}
+
+/* Scenario 100 (§5.4.1, thesis 3.10): a follower whose entries write or
+ * snapshot install is still pending on a slow disk does not campaign --
+ * not on timeout, not when asked, not on TimeoutNow -- until the write is
+ * acknowledged; then it campaigns at the next tick (the timer kept running),
+ * and a TimeoutNow received meanwhile is honoured. */
+static void test_no_campaign_while_busy(void **state)
+{
+    (void)state;
+    h_init(&cl, 3, 0, NULL);
+    assert_int_equal(h_elect(&cl, 0), CORE_LEADER);
+    h_stabilize(&cl);
+    uint64_t t = h_term(&cl, 0);
+    cl.auto_persist = false;
+    h_propose(&cl, 0, "slow");
+    h_deliver(&cl, 0, 1, CORE_MSG_APP);
+    assert_int_equal(cl.n[1].n_pending, 1); /* n1's write is stuck */
+    h_drop(&cl, -1, -1, -1);
+    h_isolate(&cl, 0, true);
+    assert_false(campaigned_during(1, 40));
+    assert_int_equal(core_campaign(cl.n[1].core), RK_ESTATE);
+    assert_int_equal(h_term(&cl, 1), t);
+    h_persist(&cl, 1);
+    h_drop(&cl, -1, -1, -1);
+    h_tick(&cl, 1, 1);
+    assert_int_equal(h_role(&cl, 1), CORE_PRE_CANDIDATE);
+    h_free(&cl);
+
+    /* TimeoutNow while the write is pending: deferred, then honoured */
+    h_init(&cl, 3, 0, NULL);
+    assert_int_equal(h_elect(&cl, 0), CORE_LEADER);
+    h_stabilize(&cl);
+    t = h_term(&cl, 0);
+    cl.auto_persist = false;
+    h_propose(&cl, 0, "slow");
+    h_deliver(&cl, 0, 1, CORE_MSG_APP);
+    h_drop(&cl, -1, -1, -1);
+    core_msg_t tn = {.type = CORE_MSG_TIMEOUT_NOW, .from = h_peer(0), .to = h_peer(1), .term = t};
+    h_step(&cl, 1, &tn);
+    h_drain(&cl, 1);
+    assert_int_equal(h_role(&cl, 1), CORE_FOLLOWER);
+    assert_int_equal(h_count(&cl, 1, -1, CORE_MSG_VOTE), 0);
+    h_persist(&cl, 1);
+    h_drain(&cl, 1);
+    assert_int_equal(h_role(&cl, 1), CORE_CANDIDATE);
+    assert_int_equal(h_term(&cl, 1), t + 1);
+    h_net_msg_t *v = h_find(&cl, 1, 2, CORE_MSG_VOTE);
+    assert_non_null(v);
+    assert_true(v->m.transfer);
+    h_free(&cl);
+
+    /* a snapshot install pending: no campaign either (scenario 59) */
+    h_init(&cl, 3, 0, NULL);
+    cl.auto_persist = false;
+    core_snapshot_meta_t meta;
+    memset(&meta, 0, sizeof meta);
+    meta.index = 5;
+    meta.term = 1;
+    meta.conf = cl.boot;
+    core_msg_t m = {
+        .type = CORE_MSG_SNAP, .from = h_peer(0), .to = h_peer(1), .term = 1, .snap = &meta};
+    h_step(&cl, 1, &m);
+    h_drain(&cl, 1);
+    assert_true(cl.n[1].pending[0].has_snapshot);
+    h_drop(&cl, -1, -1, -1);
+    assert_false(campaigned_during(1, 40));
+    h_persist(&cl, 1);
+    h_tick(&cl, 1, 1);
+    assert_int_equal(h_role(&cl, 1), CORE_PRE_CANDIDATE);
+    h_free(&cl);
+}
+
+/* Scenario 103 (thesis 10.2.1): the leader's own append fails after one
+ * follower stored the entry. The leader hands over and steps down, the core
+ * halts with the I/O error (the host fails the proposal with it), no ack
+ * promising the lost write leaves, and the follower holding the entry wins
+ * at once and commits it. */
+static void test_leader_disk_failure(void **state)
+{
+    (void)state;
+    h_init(&cl, 3, 0, NULL);
+    assert_int_equal(h_elect(&cl, 0), CORE_LEADER);
+    h_stabilize(&cl);
+    uint64_t t = h_term(&cl, 0);
+    cl.auto_persist = false;
+    uint64_t idx = 0;
+    core_entry_t e = {.type = CORE_ENTRY_DATA, .data = buf_new("x", 1)};
+    assert_int_equal(core_propose(cl.n[0].core, &e, 1, &idx, NULL), 0);
+    buf_unref(e.data);
+    h_drain(&cl, 0);
+    assert_int_equal(cl.n[0].n_pending, 1);
+    h_deliver(&cl, 0, 1, CORE_MSG_APP);
+    h_drop(&cl, 0, 2, -1);
+    h_persist(&cl, 1);
+    h_deliver(&cl, 1, 0, CORE_MSG_APP_RESP); /* n1 holds idx; no commit yet */
+    assert_true(h_commit(&cl, 0) < idx);
+
+    core_t *c0 = cl.n[0].core;
+    assert_int_equal(core_persist_failed(c0, 0, RK_EIO), RK_EINVAL);
+    assert_int_equal(core_persist_failed(c0, cl.n[0].pending[0].id, 0), RK_EINVAL);
+    h_clear_events(&cl, 0);
+    assert_int_equal(core_persist_failed(c0, cl.n[0].pending[0].id, RK_EIO), 0);
+    h_drain(&cl, 0);
+    assert_int_equal(cl.n[0].fatal, RK_EIO);
+    assert_int_equal(h_role(&cl, 0), CORE_FOLLOWER);
+    bool stepped_down = false;
+    for (size_t k = 0; k < cl.n[0].n_events; k++)
+        stepped_down |=
+            cl.n[0].events[k].type == CORE_EV_ROLE && cl.n[0].events[k].old_role == CORE_LEADER;
+    assert_true(stepped_down);
+    assert_non_null(h_find(&cl, 0, 1, CORE_MSG_TIMEOUT_NOW)); /* n1 has the most */
+    assert_int_equal(h_count(&cl, 0, -1, CORE_MSG_APP_RESP), 0);
+    assert_int_equal(core_propose(c0, &e, 1, NULL, NULL), RK_ESTATE);
+    assert_int_equal(core_tick(c0), RK_ESTATE);
+    assert_int_equal(core_persist_failed(c0, 1, RK_EIO), RK_ESTATE);
+
+    cl.auto_persist = true;
+    h_persist(&cl, 1);
+    h_persist(&cl, 2);
+    h_deliver(&cl, 0, 1, CORE_MSG_TIMEOUT_NOW);
+    cl.n[0].down = true; /* the host halted it */
+    h_stabilize(&cl);    /* no tick: the handoff elects n1 */
+    assert_int_equal(h_role(&cl, 1), CORE_LEADER);
+    assert_int_equal(h_term(&cl, 1), t + 1);
+    assert_true(h_commit(&cl, 2) >= idx);
+    assert_int_equal(h_log_term(&cl, 2, idx), t);
+    h_free(&cl);
+}
+
+/* Regression (simulator bug 3; §5.2, Log Matching §5.3): a candidate whose
+ * term and self-vote are not yet durable does not become leader even when
+ * a majority of the others granted; once the write is acked it does. A
+ * crash before the ack brings it back at the old term, so leading early
+ * could make it lead the same term twice with different entries. */
+static void test_no_leadership_before_term_durable(void **state)
+{
+    (void)state;
+    h_init(&cl, 5, 0, NULL);
+    cl.opts.pre_vote = false;
+    for (int i = 0; i < 5; i++)
+        h_restart(&cl, i); /* rebuild with pre-vote off */
+    cl.auto_persist = false;
+    assert_int_equal(core_campaign(cl.n[0].core), 0);
+    h_drain(&cl, 0);
+    uint64_t t = h_term(&cl, 0);
+    assert_int_equal(cl.n[0].n_pending, 1); /* term + self-vote, pending */
+    h_deliver(&cl, 0, -1, CORE_MSG_VOTE);
+    for (int i = 1; i < 5; i++)
+        h_persist(&cl, i);
+    assert_int_equal(h_deliver(&cl, -1, 0, CORE_MSG_VOTE_RESP), 4);
+    assert_int_equal(h_role(&cl, 0), CORE_CANDIDATE);
+    assert_int_equal(h_count(&cl, 0, -1, CORE_MSG_APP), 0);
+    h_persist(&cl, 0);
+    h_drain(&cl, 0);
+    assert_int_equal(h_role(&cl, 0), CORE_LEADER);
+    assert_int_equal(h_term(&cl, 0), t);
+    h_free(&cl);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_reply_only_after_persist),
+        cmocka_unit_test(test_no_campaign_while_busy),
+        cmocka_unit_test(test_leader_disk_failure),
+        cmocka_unit_test(test_no_leadership_before_term_durable),
         cmocka_unit_test(test_leader_counts_itself_after_persist_10_2_1),
         cmocka_unit_test(test_late_self_vote_not_tallied),
         cmocka_unit_test(test_candidate_waits_for_self_vote),

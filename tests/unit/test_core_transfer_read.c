@@ -96,30 +96,88 @@ static void test_transfer_timeout_and_cancel(void **state)
     h_free(&cl);
 }
 
-/* Scenario 86: removing the transferee aborts the transfer. */
+static int transfer_done_status(int i, bool *found)
+{
+    *found = false;
+    int st = 0;
+    for (size_t k = 0; k < cl.n[i].n_events; k++)
+        if (cl.n[i].events[k].type == CORE_EV_TRANSFER_DONE) {
+            *found = true;
+            st = cl.n[i].events[k].status;
+        }
+    return st;
+}
+
+static rk_configuration_t voters3(int a, int b, int c)
+{
+    rk_configuration_t t;
+    memset(&t, 0, sizeof t);
+    t.n_peers = 3;
+    t.peers[0] = h_peer(a);
+    t.peers[1] = h_peer(b);
+    t.peers[2] = h_peer(c);
+    return t;
+}
+
+/* Scenario 86 (thesis 3.10, 4.3): a transfer to n2, a voter of the outgoing
+ * half of a joint configuration, is pending when the joint entry commits
+ * and the leader's automatic leave removes n2: the transfer is aborted
+ * (RK_ECANCELED), TimeoutNow never goes to n2, the leader stays and takes
+ * proposals again. A higher-term campaign also clears the transfer state. */
 static void test_transfer_aborted_by_conf_change(void **state)
 {
     (void)state;
-    h_init(&cl, 3, 0, NULL);
+    h_init(&cl, 3, 1, NULL);
     assert_int_equal(h_elect(&cl, 0), CORE_LEADER);
     h_stabilize(&cl);
-    cl.n[2].down = true;
-    h_propose(&cl, 0, "x");
-    h_stabilize(&cl);
-    /* change first (transfers refuse changes), then transfer during joint */
-    rk_configuration_t t;
-    memset(&t, 0, sizeof t);
-    t.n_peers = 2;
-    t.peers[0] = h_peer(0);
-    t.peers[1] = h_peer(1);
+    h_cut(&cl, 0, 2, true); /* n2 cannot catch up, so no TimeoutNow yet */
+    rk_configuration_t t = voters3(0, 1, 3);
     assert_int_equal(core_change_conf(cl.n[0].core, &t, NULL), 0);
-    h_stabilize(&cl);
-    h_tick(&cl, 0, 1);
-    h_stabilize(&cl);
+    h_drain(&cl, 0);
+    assert_true(core_get_conf(cl.n[0].core, NULL)->joint);
+    assert_int_equal(core_transfer_leader(cl.n[0].core, &cl.n[2].id), 0);
+    assert_int_equal(h_propose(&cl, 0, "x"), RK_ETRANSFER);
+    h_clear_events(&cl, 0);
+    h_stabilize(&cl); /* joint commits via n1, n3; C_new {0,1,3} appended */
+    assert_false(core_get_conf(cl.n[0].core, NULL)->joint);
     core_status_t st;
     core_get_status(cl.n[0].core, &st);
     assert_false(st.transferring);
+    bool found;
+    assert_int_equal(transfer_done_status(0, &found), RK_ECANCELED);
+    assert_true(found);
+    assert_int_equal(h_role(&cl, 0), CORE_LEADER);
+    assert_int_equal(h_count(&cl, 0, 2, CORE_MSG_TIMEOUT_NOW), 0);
+    assert_int_equal(h_propose(&cl, 0, "y"), 0);
+    h_stabilize(&cl);
+    assert_int_equal(h_commit(&cl, 0), h_last(&cl, 0));
     assert_int_equal(core_transfer_leader(cl.n[0].core, &cl.n[2].id), RK_EUNKNOWNPEER);
+    h_free(&cl);
+
+    /* a higher-term campaign (here a transfer-flagged one, past the lease)
+     * deposes the leader before it could send TimeoutNow */
+    h_init(&cl, 3, 0, NULL);
+    assert_int_equal(h_elect(&cl, 0), CORE_LEADER);
+    h_stabilize(&cl);
+    h_cut(&cl, 0, 2, true);
+    h_propose(&cl, 0, "lag");
+    h_stabilize(&cl);
+    assert_int_equal(core_transfer_leader(cl.n[0].core, &cl.n[2].id), 0);
+    h_clear_events(&cl, 0);
+    core_msg_t v = {.type = CORE_MSG_VOTE,
+                    .from = h_peer(1),
+                    .to = h_peer(0),
+                    .term = h_term(&cl, 0) + 1,
+                    .index = h_last(&cl, 1),
+                    .log_term = h_log_term(&cl, 1, h_last(&cl, 1)),
+                    .transfer = true};
+    h_step(&cl, 0, &v);
+    h_drain(&cl, 0);
+    assert_int_equal(h_role(&cl, 0), CORE_FOLLOWER);
+    core_get_status(cl.n[0].core, &st);
+    assert_false(st.transferring);
+    assert_int_equal(transfer_done_status(0, &found), RK_ECANCELED);
+    assert_true(found);
     h_free(&cl);
 }
 
@@ -183,25 +241,71 @@ static void test_follower_read_index(void **state)
     h_free(&cl);
 }
 
-/* Scenario 91: a stale, isolated leader never confirms a read. */
+/* Scenario 91 (thesis 6.4): n0 leads; the acks of its read A are held
+ * back; n0 is cut off (check-quorum off, so it keeps believing it leads)
+ * while n1/n2 elect a new leader and commit more; read B is started at the
+ * stale n0; then the network heals and the old acks for A arrive, twice.
+ * They confirm A, with the commit index it had when A was issued (the
+ * heartbeats they answer left after A was registered, so n0 was leader
+ * then), but they cannot confirm B (its round is newer); B fails once n0
+ * learns the new term, and is never answered with an index below the new
+ * leader's commit. */
 static void test_stale_leader_read_not_confirmed(void **state)
 {
     (void)state;
-    h_init(&cl, 3, 0, NULL);
+    core_options_t o;
+    h_default_opts(&o);
+    o.check_quorum = false;
+    h_init(&cl, 3, 0, &o);
     assert_int_equal(h_elect(&cl, 0), CORE_LEADER);
+    h_propose(&cl, 0, "a");
     h_stabilize(&cl);
+    uint64_t commit_a = h_commit(&cl, 0);
+    assert_int_equal(core_read_index(cl.n[0].core, 1), 0);
+    h_drain(&cl, 0);
+    h_deliver(&cl, 0, -1, CORE_MSG_HEARTBEAT);
+    core_msg_t acks[2];
+    size_t n_acks = 0;
+    for (int f = 1; f <= 2; f++) {
+        h_net_msg_t *r = h_find(&cl, f, 0, CORE_MSG_HEARTBEAT_RESP);
+        assert_non_null(r);
+        assert_int_equal(r->m.ctx, 1);
+        acks[n_acks++] = r->m; /* no entries: a plain copy is enough */
+    }
+    h_drop(&cl, -1, -1, -1);
+    assert_null(find_read(0, 1));
+
     h_isolate(&cl, 0, true);
-    h_run(&cl, 40); /* n1 or n2 takes over; n0 steps down by check-quorum */
+    h_run(&cl, 40);
     int l = h_leader(&cl);
     assert_true(l == 1 || l == 2);
-    if (h_role(&cl, 0) == CORE_LEADER) {
-        core_read_index(cl.n[0].core, 9);
-        h_drain(&cl, 0);
-    }
+    assert_int_equal(h_role(&cl, 0), CORE_LEADER); /* stale, unaware */
+    h_propose(&cl, l, "b");
+    h_stabilize(&cl);
+    uint64_t commit_new = h_commit(&cl, l);
+    assert_true(commit_new > commit_a);
+    assert_int_equal(core_read_index(cl.n[0].core, 2), 0);
+    h_drain(&cl, 0);
+    h_drop(&cl, -1, -1, -1);
+
     h_isolate(&cl, 0, false);
+    for (size_t k = 0; k < n_acks; k++)
+        h_step(&cl, 0, &acks[k]);
+    h_step(&cl, 0, &acks[0]); /* duplicate */
+    h_drain(&cl, 0);
+    core_read_state_t *a = find_read(0, 1);
+    assert_non_null(a);
+    assert_int_equal(a->status, 0);
+    assert_int_equal(a->index, commit_a);
+    assert_null(find_read(0, 2));
     h_run(&cl, 3);
-    core_read_state_t *r = find_read(0, 9);
-    assert_true(r == NULL || r->status != 0);
+    assert_int_equal(h_role(&cl, 0), CORE_FOLLOWER);
+    core_read_state_t *b = find_read(0, 2);
+    assert_non_null(b);
+    assert_int_not_equal(b->status, 0);
+    for (size_t k = 0; k < cl.n[0].n_reads; k++)
+        if (cl.n[0].reads[k].ctx == 2 && cl.n[0].reads[k].status == 0)
+            assert_true(cl.n[0].reads[k].index >= commit_new);
     h_free(&cl);
 }
 

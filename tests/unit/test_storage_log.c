@@ -1,6 +1,9 @@
 /* The LMDB log store: append, reads, truncation at every boundary, reset,
  * reopen after each operation, several groups in one environment, the
- * recent-entries cache and the hard state that rides along with a batch. */
+ * recent-entries cache and the hard state that rides along with a batch.
+ * The log operations run a second time with payloads of up to 5000 bytes,
+ * where runs of large entries share one LMDB record, so that truncations cut
+ * records in the middle. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -10,6 +13,9 @@
 #include "storage/log_store.h"
 #include "storage/meta_store.h"
 #include "tests/storage/util.h"
+
+/* Largest test payload: 300 (one record per entry), 5000 (packed records). */
+static size_t payload_max = 300;
 
 typedef struct fx {
     char *dir;
@@ -47,8 +53,15 @@ static int setup(void **state)
     return 0;
 }
 
+static int setup_large(void **state)
+{
+    payload_max = 5000;
+    return setup(state);
+}
+
 static int teardown(void **state)
 {
+    payload_max = 300;
     fx_t *f = *state;
     fx_close(f);
     tu_rm_rf(f->dir);
@@ -59,7 +72,7 @@ static int teardown(void **state)
 
 static void append_range(log_store_t *s, uint64_t first, size_t n, uint64_t term)
 {
-    log_entry_t *e = tu_entries(first, n, term, 300);
+    log_entry_t *e = tu_entries(first, n, term, payload_max);
     rk_status_t st;
     assert_int_equal(log_store_append(s, e, n, &st), 0);
     tu_entries_free(e, n);
@@ -77,7 +90,7 @@ static void expect_log(log_store_t *s, uint64_t first, uint64_t last, uint64_t t
         assert_int_equal(log_store_get(s, i, &e, &st), 0);
         assert_int_equal(e.index, i);
         assert_int_equal(e.term, term);
-        assert_int_equal(e.len, tu_payload_len(i, 300));
+        assert_int_equal(e.len, tu_payload_len(i, payload_max));
         assert_true(tu_payload_check(i, term, e.data, e.len));
         log_entry_release(&e);
         uint64_t t;
@@ -142,9 +155,9 @@ static void append_that_does_not_follow_last_is_refused_and_changes_nothing(void
     fx_t *f = *state;
     rk_status_t st;
     append_range(f->log, 1, 5, 1);
-    log_entry_t *gap = tu_entries(7, 2, 1, 300);
+    log_entry_t *gap = tu_entries(7, 2, 1, payload_max);
     assert_int_equal(log_store_append(f->log, gap, 2, &st), RK_EINVAL);
-    log_entry_t *dup = tu_entries(5, 2, 1, 300);
+    log_entry_t *dup = tu_entries(5, 2, 1, payload_max);
     assert_int_equal(log_store_append(f->log, dup, 2, &st), RK_EINVAL);
     /* indexes inside a batch must be consecutive too */
     gap[0].index = 6;
@@ -227,7 +240,7 @@ static void conflicting_suffix_is_replaced_in_one_op(void **state)
     rk_status_t st;
     append_range(f->log, 1, 10, 1);
     /* Raft 5.3: entries from 6 on conflict; replace them with term 2 */
-    log_entry_t *e = tu_entries(6, 3, 2, 300);
+    log_entry_t *e = tu_entries(6, 3, 2, payload_max);
     log_op_t op = {
         .store = f->log, .kind = LOG_OP_APPEND, .truncate_from = 6, .entries = e, .n_entries = 3};
     assert_int_equal(log_store_write(f->env, &op, 1, &st), 0);
@@ -288,6 +301,70 @@ static void truncate_prefix_keeps_the_base_term(void **state)
     assert_int_equal(log_store_last_index(f->log), 10);
 }
 
+/* n entries from first, each with a payload of len bytes. */
+static log_entry_t *sized_entries(uint64_t first, size_t n, uint64_t term, size_t len)
+{
+    log_entry_t *e = calloc(n, sizeof *e);
+    for (size_t i = 0; i < n; i++) {
+        unsigned char *p = malloc(len);
+        tu_payload_fill(first + i, term, p, len);
+        e[i] = (log_entry_t){
+            .index = first + i, .term = term, .type = LOG_ENTRY_DATA, .data = p, .len = len};
+    }
+    return e;
+}
+
+static void expect_sized(log_store_t *s, uint64_t first, uint64_t last, uint64_t term, size_t len)
+{
+    rk_status_t st;
+    assert_int_equal(log_store_first_index(s), first);
+    assert_int_equal(log_store_last_index(s), last);
+    for (uint64_t i = first; i <= last; i++) {
+        log_entry_t e;
+        assert_int_equal(log_store_get(s, i, &e, &st), 0);
+        assert_int_equal(e.len, len);
+        assert_true(tu_payload_check(i, term, e.data, e.len));
+        log_entry_release(&e);
+    }
+    uint64_t bad = 0;
+    assert_int_equal(log_store_verify(s, &bad, &st), 0);
+}
+
+/* Ten 3000-byte entries share one record; prefix and suffix truncations cut
+ * it, down to a record holding only entries below the base. */
+static void truncations_inside_one_packed_record(void **state)
+{
+    fx_t *f = *state;
+    rk_status_t st;
+    log_entry_t *e = sized_entries(1, 10, 1, 3000);
+    assert_int_equal(log_store_append(f->log, e, 10, &st), 0);
+    tu_entries_free(e, 10);
+    fx_reopen(f);
+    expect_sized(f->log, 1, 10, 1, 3000);
+    assert_int_equal(log_store_truncate_prefix(f->log, 5, &st), 0); /* record stays */
+    fx_reopen(f);
+    expect_sized(f->log, 5, 10, 1, 3000);
+    assert_int_equal(log_store_truncate_suffix(f->log, 8, &st), 0); /* shortened: 1..7 */
+    fx_reopen(f);
+    expect_sized(f->log, 5, 7, 1, 3000);
+    uint64_t t;
+    assert_int_equal(log_store_term(f->log, 4, &t, &st), 0);
+    assert_int_equal(t, 1);
+    assert_int_equal(log_store_truncate_suffix(f->log, 5, &st), 0); /* only dead ones left */
+    fx_reopen(f);
+    assert_int_equal(log_store_first_index(f->log), 5);
+    assert_int_equal(log_store_last_index(f->log), 4);
+    e = sized_entries(5, 3, 2, 3000);
+    assert_int_equal(log_store_append(f->log, e, 3, &st), 0);
+    tu_entries_free(e, 3);
+    fx_reopen(f);
+    expect_sized(f->log, 5, 7, 2, 3000);
+    assert_int_equal(log_store_truncate_prefix(f->log, 8, &st), 0); /* everything */
+    fx_reopen(f);
+    assert_int_equal(log_store_first_index(f->log), 8);
+    assert_int_equal(log_store_last_index(f->log), 7);
+}
+
 static void reset_restarts_the_log_after_a_snapshot(void **state)
 {
     fx_t *f = *state;
@@ -302,7 +379,7 @@ static void reset_restarts_the_log_after_a_snapshot(void **state)
     assert_int_equal(t, 7);
     log_entry_t e;
     assert_int_equal(log_store_get(f->log, 5, &e, &st), RK_ENOTFOUND);
-    log_entry_t *old = tu_entries(11, 1, 1, 300);
+    log_entry_t *old = tu_entries(11, 1, 1, payload_max);
     assert_int_equal(log_store_append(f->log, old, 1, &st), RK_EINVAL);
     tu_entries_free(old, 1);
     append_range(f->log, 101, 5, 8);
@@ -327,7 +404,7 @@ static void groups_in_one_environment_are_independent(void **state)
     append_range(g2, 1, 8, 2);
     append_range(g0, 1, 3, 3);
     /* one transaction spanning two groups */
-    log_entry_t *a = tu_entries(6, 2, 1, 300), *b = tu_entries(9, 1, 2, 300);
+    log_entry_t *a = tu_entries(6, 2, 1, payload_max), *b = tu_entries(9, 1, 2, payload_max);
     log_op_t ops[2] = {
         {.store = f->log, .kind = LOG_OP_APPEND, .entries = a, .n_entries = 2},
         {.store = g2, .kind = LOG_OP_APPEND, .entries = b, .n_entries = 1},
@@ -356,8 +433,8 @@ static void invalid_op_fails_alone_in_a_shared_transaction(void **state)
 {
     fx_t *f = *state;
     rk_status_t st;
-    log_entry_t *a = tu_entries(1, 2, 1, 300), *bad = tu_entries(9, 1, 1, 300),
-                *c = tu_entries(3, 1, 1, 300);
+    log_entry_t *a = tu_entries(1, 2, 1, payload_max), *bad = tu_entries(9, 1, 1, payload_max),
+                *c = tu_entries(3, 1, 1, payload_max);
     log_op_t ops[3] = {
         {.store = f->log, .kind = LOG_OP_APPEND, .entries = a, .n_entries = 2},
         {.store = f->log, .kind = LOG_OP_APPEND, .entries = bad, .n_entries = 1},
@@ -390,7 +467,7 @@ static void hard_state_is_durable_alone_and_with_a_batch(void **state)
     assert_int_equal(hs.term, 5);
     assert_string_equal(hs.voted_for, "127.0.0.1:8081");
     /* with entries, in one transaction */
-    log_entry_t *e = tu_entries(1, 4, 6, 300);
+    log_entry_t *e = tu_entries(1, 4, 6, payload_max);
     meta_hard_state_t w2 = {.term = 6, .commit = 2};
     log_op_t op = {
         .store = f->log, .kind = LOG_OP_APPEND, .entries = e, .n_entries = 4, .hard_state = &w2};
@@ -437,7 +514,7 @@ static void cache_serves_recent_entries_within_its_byte_bound(void **state)
     log_store_cache_stats(f->log, NULL, NULL, &hits);
     assert_int_equal(hits, hits2);
     /* a truncation removes the stale copies: reads see the new entries */
-    log_entry_t *r = tu_entries(199, 2, 2, 300);
+    log_entry_t *r = tu_entries(199, 2, 2, payload_max);
     log_op_t op = {
         .store = f->log, .kind = LOG_OP_APPEND, .truncate_from = 199, .entries = r, .n_entries = 2};
     assert_int_equal(log_store_write(f->env, &op, 1, &st), 0);
@@ -489,5 +566,27 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(bad_arguments_are_refused, setup, teardown),
     };
-    return cmocka_run_group_tests_name("storage_log", tests, NULL, NULL);
+    const struct CMUnitTest packed[] = {
+        cmocka_unit_test_setup_teardown(appended_entries_read_back_after_reopen, setup_large,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(entry_types_and_empty_payloads_round_trip, setup_large,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(
+            append_that_does_not_follow_last_is_refused_and_changes_nothing, setup_large, teardown),
+        cmocka_unit_test_setup_teardown(truncate_suffix_at_every_boundary, setup_large, teardown),
+        cmocka_unit_test_setup_teardown(conflicting_suffix_is_replaced_in_one_op, setup_large,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(truncate_prefix_keeps_the_base_term, setup_large, teardown),
+        cmocka_unit_test_setup_teardown(reset_restarts_the_log_after_a_snapshot, setup_large,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(truncations_inside_one_packed_record, setup, teardown),
+        cmocka_unit_test_setup_teardown(groups_in_one_environment_are_independent, setup_large,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(invalid_op_fails_alone_in_a_shared_transaction, setup_large,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(hard_state_is_durable_alone_and_with_a_batch, setup_large,
+                                        teardown),
+    };
+    int failed = cmocka_run_group_tests_name("storage_log", tests, NULL, NULL);
+    return failed + cmocka_run_group_tests_name("storage_log_packed", packed, NULL, NULL);
 }

@@ -1,0 +1,11 @@
+# Raft core extras: the core's own benchmark (tools/core_bench.c), built by
+# `make`, run by hand (it prints figures; `make test` does not run it):
+#   build/tools/core_bench [batches [batch_size [payload_bytes]]]
+
+CORE_BENCH := $(BUILD)/tools/core_bench
+
+$(CORE_BENCH): $(BUILD)/obj/tools/core_bench.o $(LIB_A)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS_SAN) -o $@ $^ $(LDLIBS)
+
+BINS += $(CORE_BENCH)
