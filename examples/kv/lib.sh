@@ -25,7 +25,11 @@ start_node() {
   i=$1; shift
   conf=conf/kv/n$i.conf
   peers=$(peers_all)
-  if [ ! -f "$conf" ]; then conf=conf/kv/n1.conf; peers="$peers,$(peer_of "$i")"; fi
+  if [ ! -f "$conf" ]; then
+    # n1's conf without its admin port, which node 1 already listens on
+    grep -v '^admin_port' conf/kv/n1.conf >"$DATA/n$i.conf"
+    conf=$DATA/n$i.conf; peers="$peers,$(peer_of "$i")"
+  fi
   "$KV_SERVER" --conf "$conf" --peer "$(peer_of "$i")" --peers "$peers" \
     --data "$DATA/n$i" $EXTRA "$@" >>"$DATA/n$i.log" 2>&1 &
   echo $! >"$DATA/n$i.pid"

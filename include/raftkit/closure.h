@@ -28,6 +28,23 @@ struct rk_closure {
     void (*run)(rk_closure_t *self, const rk_status_t *st);
 };
 
+/* JRaft's TaskClosure: the closure of a task (rk_task_t.task_done) with a
+ * hook for "the entry is committed". on_committed (may be NULL) runs at most
+ * once, on the FSM thread, when this node -- as the leader that proposed the
+ * entry -- learns that it is committed, before on_apply is handed the entry
+ * (and, as entries are applied in batches, before on_apply of the batch that
+ * holds it). It does not run when the outcome is an error known before the
+ * commit (RK_ENOTLEADER, RK_ELEADERLOST, RK_ESHUTDOWN, ...). closure.run
+ * follows exactly once, as for any task: RK_OK after on_apply moved past the
+ * entry, or the state machine's error if applying failed. Typical use:
+ * answer a client as soon as its write is durable on a majority, and apply
+ * it later (a write-ahead service). */
+typedef struct rk_task_closure rk_task_closure_t;
+struct rk_task_closure {
+    rk_closure_t closure;
+    void (*on_committed)(rk_task_closure_t *self);
+};
+
 /* The result of a linearizable read (rk_node_read_index): on success, index
  * is the read index, and the state machine has applied at least up to it
  * when run() is called; ctx is the context the caller passed in. */

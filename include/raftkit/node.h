@@ -43,7 +43,11 @@ typedef struct rk_group_service rk_group_service_t;
 
 typedef enum rk_read_only_option {
     RK_READ_ONLY_SAFE = 0,    /* ReadIndex: a heartbeat round confirms leadership */
-    RK_READ_ONLY_LEASE_BASED, /* the leader's lease; assumes bounded clock drift */
+    /* The leader answers at once while its lease holds: a quorum answered
+     * within election_timeout_ms * leader_lease_time_ratio / 100; else a
+     * ReadIndex round. Assumes clocks drift apart by less than the rest of
+     * the election timeout. */
+    RK_READ_ONLY_LEASE_BASED,
 } rk_read_only_option_t;
 
 typedef struct rk_raft_options {
@@ -65,11 +69,14 @@ typedef struct rk_raft_options {
 typedef struct rk_node_options {
     int election_timeout_ms;         /* 1000; heartbeats every election_timeout_ms / 10 */
     int election_priority;           /* RK_PRIORITY_DISABLED (-1) */
-    int leader_lease_time_ratio;     /* lease = ratio% of the election timeout; 90 */
+    int leader_lease_time_ratio;     /* lease = ratio% of the election timeout, in whole ticks
+                                        (timeout / 10, at least one); 90; used by
+                                        RK_READ_ONLY_LEASE_BASED reads */
     int snapshot_interval_secs;      /* 3600; 0 disables timed snapshots */
     int snapshot_log_index_margin;   /* keep this many entries after a snapshot; 0 */
     int snapshot_log_count;          /* snapshot after this many entries since the last; 0 = off */
-    int catchup_margin;              /* a new peer counts as caught up within this many; 1000 */
+    int catchup_margin; /* a new voter is promoted once within this many entries of the
+                           leader's last index; 1000 (see rk_node_add_peer) */
     rk_configuration_t initial_conf; /* used only when the data directory is empty */
     const char *data_path;           /* log, meta and snapshots live under it; required */
     bool disable_cli;                /* refuse CLI RPCs for this group */
@@ -137,9 +144,14 @@ typedef struct rk_task {
     size_t len;
     rk_closure_t *done;    /* may be NULL; otherwise run exactly once */
     int64_t expected_term; /* -1: don't check; else fail with RK_ETERM unless leader at this term */
+    /* Instead of done (leave done NULL): a closure with an on_committed hook
+     * (raftkit/closure.h); task_done->closure is run as done would be. */
+    rk_task_closure_t *task_done;
 } rk_task_t;
 
 /* Proposes a task. The payload is copied before the call returns.
+ * With task.task_done, its on_committed runs first, once the entry is known
+ * committed (see rk_task_closure_t).
  *
  * Returns 0 when accepted: done (if any) then runs exactly once, on the FSM
  * thread: RK_OK right after on_apply moved past the entry, or an error --
@@ -148,7 +160,8 @@ typedef struct rk_task {
  * known committed: it may still commit; treat the outcome as unknown),
  * RK_ESHUTDOWN (the node stopped first), or the error of a failed state.
  *
- * Returns, without running done: RK_EINVAL (n or task NULL, len over
+ * Returns, without running done: RK_EINVAL (n or task NULL, both done and
+ * task_done set, len over
  * raft_options.max_body_size), RK_EBUSY (the apply queue holds
  * raft_options.apply_queue_size tasks: back off and retry; the node is not
  * harmed), RK_ESHUTDOWN (shutdown was requested), RK_ENOMEM.
@@ -175,7 +188,12 @@ int rk_node_remove_peer(rk_node_t *n, const rk_peer_id_t *peer, rk_closure_t *do
 /* Joint consensus to exactly conf's voters and learners. */
 int rk_node_change_peers(rk_node_t *n, const rk_configuration_t *conf, rk_closure_t *done);
 /* Escape hatch after losing a majority: force this node's configuration to
- * conf without consensus. May lose committed data; for operators only. */
+ * conf without consensus. May lose committed data; for operators only. The
+ * forced configuration is durable (fsynced) when this returns 0, so a restart
+ * keeps it; the node writes it into the log as a configuration entry when it
+ * next leads. Returns 0, RK_EINVAL, RK_EIO (could not make it durable; the
+ * configuration is unchanged), RK_EBUSY, RK_ESHUTDOWN. Not from the FSM
+ * thread; blocks for one fsync. */
 int rk_node_reset_peers(rk_node_t *n, const rk_configuration_t *conf);
 int rk_node_add_learners(rk_node_t *n, const rk_peer_id_t *learners, size_t count,
                          rk_closure_t *done);

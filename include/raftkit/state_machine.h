@@ -46,10 +46,17 @@ const void *rk_iterator_data(const rk_iterator_t *it, size_t *len);
  * run it yourself. */
 rk_closure_t *rk_iterator_done(const rk_iterator_t *it);
 
-/* Stops applying: the current entry and the ntail-1 after it are not applied,
- * their closures (and those of all later entries) fail with st, and the node
- * enters the error state (on_error is called). For a state machine that
- * cannot continue (e.g. its own disk is full). */
+/* Stops applying and rolls back ntail entries (JRaft's setErrorAndRollback):
+ * the applied index goes back to the current entry's index - ntail, i.e. the
+ * current entry and the ntail - 1 entries before it (which the iterator
+ * already moved past) count as not applied; ntail 0 counts as 1. The
+ * rollback stops at the first entry of the current on_apply call's batch
+ * (entries applied before it may already have served reads). The closures of
+ * the current and every later entry fail with st; closures of rolled-back
+ * earlier entries have already run with RK_OK. The node then enters the error
+ * state (on_error is called) and stops applying; after a restart the log is
+ * replayed from the last snapshot, so rolled-back entries are applied again.
+ * For a state machine that cannot continue (e.g. its own disk is full). */
 void rk_iterator_set_error_and_rollback(rk_iterator_t *it, size_t ntail, const rk_status_t *st);
 
 /* ---- snapshots ---- */

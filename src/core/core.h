@@ -66,6 +66,8 @@
  *     handoff) serves reads with ReadIndex heartbeat rounds for the rest
  *     of its term (simulator bug 6): the transferee's election skips the
  *     followers' lease the leader's lease relies on.
+ *   - core_options_t.lease_ticks: lease reads check quorum contact within the
+ *     lease and fall back to a ReadIndex round otherwise (node helper).
  */
 #ifndef RAFTKIT_CORE_CORE_H
 #define RAFTKIT_CORE_CORE_H
@@ -208,6 +210,14 @@ typedef struct core_options {
     uint32_t max_entries_per_msg;   /* default 64 */
     uint64_t max_bytes_per_msg;     /* default 1 MiB; a single larger entry still goes alone */
     uint64_t max_uncommitted_bytes; /* leader cap on unapplied proposal bytes; 0 = unlimited */
+    /* CORE_READ_LEASE: the leader's lease (JRaft's leader_lease_time_ratio).
+     * A lease read is answered at once only while a quorum of voters (in
+     * each half when joint) answered within the last lease_ticks ticks;
+     * otherwise it falls back to a heartbeat round like CORE_READ_SAFE. Keep
+     * it below election_ticks: followers that heard from us within their
+     * election timeout do not elect another leader. 0 = no check (relies on
+     * check-quorum deposing a cut-off leader). Default 0. */
+    uint32_t lease_ticks;
     uint64_t seed;                  /* PRNG seed: the only source of randomness */
 } core_options_t;
 

@@ -34,15 +34,40 @@ static bool single_voter(core_t *c)
     return quorum_voter_count(c) == 1 && self != NULL && (self->voter_cur || self->voter_old);
 }
 
+static bool half_in_lease(const core_t *c, bool old)
+{
+    size_t n = 0, live = 0;
+    for (size_t i = 0; i < c->n_prs; i++) {
+        const core_progress_t *pr = &c->prs[i];
+        if (!(old ? pr->voter_old : pr->voter_cur))
+            continue;
+        n++;
+        if (pr->is_self || pr->ticks_since_contact < c->o.lease_ticks)
+            live++;
+    }
+    return n == 0 || live >= n / 2 + 1;
+}
+
+/* Thesis 6.4.1: the lease holds while a quorum answered within lease_ticks
+ * (less than an election timeout, so none of them has elected another
+ * leader yet, given bounded clock drift). */
+static bool lease_valid(const core_t *c)
+{
+    if (c->o.lease_ticks == 0)
+        return true;
+    return half_in_lease(c, false) && (!c->conf.joint || half_in_lease(c, true));
+}
+
 /* Registers a request whose leader has committed in its term. */
 static void admit(core_t *c, core_read_req_t *r)
 {
     r->index = c->log.commit;
-    bool lease = c->o.read_only == CORE_READ_LEASE && !c->lease_revoked;
+    bool lease = c->o.read_only == CORE_READ_LEASE && !c->lease_revoked && lease_valid(c);
     if (lease || single_voter(c)) {
-        /* Lease: valid only under check-quorum and bounded clock drift (see
-         * core.h), and not once we sent TimeoutNow this term (transfer.c);
-         * one voter: we are trivially the leader. */
+        /* Lease: valid only under bounded clock drift, with check-quorum or
+         * lease_ticks (see core.h), and not once we sent TimeoutNow this
+         * term (transfer.c); one voter: we are trivially the leader. An
+         * expired or revoked lease falls back to a heartbeat round. */
         emit(c, r, r->index, 0);
         r->round = UINT64_MAX; /* done */
         return;

@@ -17,7 +17,7 @@
 
 /* ------------------------------------------------------ pending proposals */
 
-int pend_push(rk_node_t *n, uint64_t index, uint64_t term, rk_closure_t *done)
+int pend_push(rk_node_t *n, uint64_t index, uint64_t term, rk_closure_t *done, bool task_closure)
 {
     pthread_mutex_lock(&n->pend_mu);
     if (n->pend_count == n->pend_cap) {
@@ -35,7 +35,7 @@ int pend_push(rk_node_t *n, uint64_t index, uint64_t term, rk_closure_t *done)
         n->pend_head = 0;
     }
     n->pend[(n->pend_head + n->pend_count) % n->pend_cap] =
-        (node_pending_t){.index = index, .term = term, .done = done};
+        (node_pending_t){.index = index, .term = term, .done = done, .task_closure = task_closure};
     n->pend_count++;
     pthread_mutex_unlock(&n->pend_mu);
     return 0;
@@ -75,9 +75,12 @@ static void run_closure(rk_closure_t *done, int code, const char *msg)
 
 /* FSM thread: the closure of the entry (index, term), NULL when this node did
  * not propose it. Closures of proposals that lost their index (overwritten by
- * another leader's entries) fail with RK_ELEADERLOST here. */
-static rk_closure_t *pend_take(rk_node_t *n, uint64_t index, uint64_t term)
+ * another leader's entries) fail with RK_ELEADERLOST here. *task_closure (may
+ * be NULL) says whether the closure is an rk_task_closure_t's. */
+static rk_closure_t *pend_take_tc(rk_node_t *n, uint64_t index, uint64_t term, bool *task_closure)
 {
+    if (task_closure)
+        *task_closure = false;
     for (;;) {
         pthread_mutex_lock(&n->pend_mu);
         if (n->pend_count == 0 || n->pend[n->pend_head].index > index) {
@@ -88,12 +91,20 @@ static rk_closure_t *pend_take(rk_node_t *n, uint64_t index, uint64_t term)
         n->pend_head = (n->pend_head + 1) % n->pend_cap;
         n->pend_count--;
         pthread_mutex_unlock(&n->pend_mu);
-        if (p.index == index && p.term == term)
+        if (p.index == index && p.term == term) {
+            if (task_closure)
+                *task_closure = p.task_closure;
             return p.done;
+        }
         run_closure(p.done, RK_ELEADERLOST, "another leader's entry was committed at this index");
         if (p.index == index)
             return NULL;
     }
+}
+
+static rk_closure_t *pend_take(rk_node_t *n, uint64_t index, uint64_t term)
+{
+    return pend_take_tc(n, index, term, NULL);
 }
 
 static void pend_fail_all(rk_node_t *n, int code, const char *msg)
@@ -185,6 +196,7 @@ struct rk_iterator {
     size_t count;
     size_t pos;
     bool error;
+    size_t keep; /* after an error: entries of this run that count as applied */
 };
 
 bool rk_iterator_valid(const rk_iterator_t *it)
@@ -231,10 +243,14 @@ rk_closure_t *rk_iterator_done(const rk_iterator_t *it)
 
 void rk_iterator_set_error_and_rollback(rk_iterator_t *it, size_t ntail, const rk_status_t *st)
 {
-    (void)ntail; /* nothing from the current entry on is applied */
     if (it->error)
         return;
     it->error = true;
+    /* JRaft: the applied index goes back to current - ntail, so the current
+     * entry and the ntail - 1 before it are not applied; not below the start
+     * of this run (earlier entries may already have served reads). */
+    size_t back = ntail > 0 ? ntail - 1 : 0;
+    it->keep = it->pos > back ? it->pos - back : 0;
     rk_status_t e;
     if (st != NULL && st->code != 0)
         e = *st;
@@ -310,16 +326,25 @@ static size_t apply_data_run(rk_node_t *n, const log_entry_t *ents, size_t count
         node_enter_error(n, RK_ENOMEM, "out of memory applying entries");
         return 0;
     }
-    for (size_t i = 0; i < count; i++)
-        dones[i] = pend_take(n, ents[i].index, ents[i].term);
+    for (size_t i = 0; i < count; i++) {
+        bool tc = false;
+        dones[i] = pend_take_tc(n, ents[i].index, ents[i].term, &tc);
+        /* JRaft's TaskClosure.onCommitted: known committed, not yet applied */
+        if (tc) {
+            rk_task_closure_t *t = rk_container_of(dones[i], rk_task_closure_t, closure);
+            if (t->on_committed)
+                t->on_committed(t);
+        }
+    }
     rk_iterator_t it = {.n = n, .ents = ents, .dones = dones, .count = count};
+    uint64_t base_index = atomic_load(&n->applied), base_term = n->fsm_applied_term;
     void (*apply)(rk_state_machine_t *, rk_iterator_t *) =
         n->fsm->on_apply ? n->fsm->on_apply : default_apply;
     uint64_t t0 = metrics_now_ns();
     while (rk_iterator_valid(&it)) {
         size_t before = it.pos;
         apply(n->fsm, &it);
-        if (it.pos > 0)
+        if (it.pos > 0 && !it.error) /* after an error: it.keep, below */
             set_applied(n, ents[it.pos - 1].index, ents[it.pos - 1].term);
         if (!it.error && it.pos == before) {
             rk_status_t e;
@@ -328,10 +353,16 @@ static size_t apply_data_run(rk_node_t *n, const log_entry_t *ents, size_t count
         }
     }
     size_t applied = it.pos;
+    if (it.error) { /* closures from it.pos on already failed */
+        n->fsm_error = true;
+        applied = it.keep; /* set_error_and_rollback's ntail */
+        if (applied > 0)
+            set_applied(n, ents[applied - 1].index, ents[applied - 1].term);
+        else
+            set_applied(n, base_index, base_term);
+    }
     metrics_record_since(n->metrics, METRIC_FSM_APPLY_TASKS, t0);
     metrics_record(n->metrics, METRIC_FSM_APPLY_TASKS_COUNT, applied);
-    if (it.error) /* closures from it.pos on already failed */
-        n->fsm_error = true;
     if (dones != dones_small)
         free(dones);
     return applied;

@@ -467,6 +467,7 @@ static void on_role(rk_node_t *n, const core_event_t *ev)
             fail_cmd(n, n->conf_cmd, RK_ELEADERLOST, "leadership lost during the change");
             n->conf_cmd = NULL;
         }
+        catchup_abort(n, RK_ELEADERLOST, "leadership lost while new peers caught up");
         n->was_leader = false;
     }
     if (ev->role == CORE_LEADER && ev->old_role != CORE_LEADER) {
@@ -635,7 +636,7 @@ static void run_change_conf(rk_node_t *n, node_cmd_t *c)
         fail_cmd(n, c, RK_ENOTLEADER, "not the leader");
         return;
     }
-    if (n->conf_cmd != NULL) {
+    if (n->conf_cmd != NULL || catchup_busy(n)) {
         fail_cmd(n, c, RK_ECONFCHANGE, "a configuration change is in progress");
         return;
     }
@@ -680,6 +681,13 @@ static void run_change_conf(rk_node_t *n, node_cmd_t *c)
     if (rk_configuration_equal(&t, &cur->cur)) {
         fsm_post_closure(n, c->done, 0, NULL);
         free(c);
+        return;
+    }
+    /* New voters catch up as learners first (thesis 4.2.1). */
+    rc = catchup_begin(n, c, cur, &t);
+    if (rc <= 0) {
+        if (rc < 0)
+            fail_cmd(n, c, rc, "change refused");
         return;
     }
     uint64_t idx = 0;
@@ -794,7 +802,8 @@ static void drain_tasks(rk_node_t *n)
             int rc = core_propose(n->core, ents, m, &first, &term);
             for (size_t i = 0; i < m; i++) {
                 if (rc == 0) {
-                    if (batch[i].done && pend_push(n, first + i, term, batch[i].done) != 0)
+                    if (batch[i].done && pend_push(n, first + i, term, batch[i].done,
+                                                   batch[i].task_closure) != 0)
                         fsm_post_closure(n, batch[i].done, RK_ENOMEM, "pending queue");
                 } else {
                     fsm_post_closure(n, batch[i].done, rc,
@@ -877,6 +886,7 @@ static void on_tick(uv_timer_t *t)
     if (n->stopping || n->fatal)
         return;
     core_tick(n->core);
+    catchup_tick(n);
     uint64_t now = node_now_ms(n);
     /* reads the core never answered (lost messages) time out */
     node_cmd_t **pp = &n->reads;
@@ -898,6 +908,31 @@ static void on_tick(uv_timer_t *t)
 }
 
 /* ------------------------------------------------------------ startup */
+
+/* The core's options from the node's (one tick = election_timeout_ms / 10). */
+static void core_opts_from_node(rk_node_t *n, core_options_t *o)
+{
+    core_options_init(o);
+    o->self = n->self;
+    o->self.priority = n->opts.election_priority;
+    o->election_ticks = 10;
+    o->heartbeat_ticks = 1;
+    o->pre_vote = n->opts.raft_options.pre_vote;
+    o->check_quorum = n->opts.raft_options.check_quorum;
+    o->read_only = n->opts.raft_options.read_only_option == RK_READ_ONLY_LEASE_BASED
+                       ? CORE_READ_LEASE
+                       : CORE_READ_SAFE;
+    /* JRaft: lease = election timeout * leader_lease_time_ratio / 100, in
+     * whole ticks (at least one). */
+    o->lease_ticks = o->election_ticks * (uint32_t)n->opts.leader_lease_time_ratio / 100;
+    if (o->lease_ticks == 0)
+        o->lease_ticks = 1;
+    o->max_inflight_msgs = n->opts.raft_options.replicator_pipeline
+                               ? (uint32_t)n->opts.raft_options.max_replicator_inflight_msgs
+                               : 1;
+    o->max_entries_per_msg = (uint32_t)n->opts.raft_options.max_entries_size;
+    o->max_bytes_per_msg = (uint64_t)n->opts.raft_options.max_body_size;
+}
 
 static int mkdir_p(const char *path)
 {
@@ -959,6 +994,30 @@ static int recover_conf(rk_node_t *n, core_init_t *in, bool have_snap, rk_status
     }
     if (in->conf_index <= in->hs.commit)
         in->prev_conf = in->conf;
+    return 0;
+}
+
+/* A configuration forced by reset_peers that the log does not carry yet
+ * wins over the log's (forced_conf.c); this node re-proposes it as leader. */
+static int recover_forced_conf(rk_node_t *n, core_init_t *in, rk_status_t *err)
+{
+    core_conf_t fc;
+    uint64_t index = 0;
+    int rc = forced_conf_load(n, &fc, &index);
+    if (rc == RK_ENOTFOUND)
+        return 0;
+    if (rc != 0)
+        return rk_status_set(err, rc, "forced configuration (reset_peers): %s", rk_strerror(rc));
+    if (index < in->conf_index) { /* the log has a newer configuration */
+        forced_conf_remove(n);
+        return 0;
+    }
+    in->conf = fc;
+    in->prev_conf = fc;
+    in->conf_index = index < in->last_index ? index : in->last_index;
+    n->reset_pending_conf = true;
+    RK_WARN(n->group, n->self_str, "using the configuration forced by reset_peers at index %llu",
+            (unsigned long long)index);
     return 0;
 }
 
@@ -1065,6 +1124,8 @@ static int open_storage(rk_node_t *n, core_init_t *in, rk_status_t *err)
     n->last_snapshot_term = in->snapshot.term;
     if ((rc = recover_conf(n, in, have_snap, err)) != 0)
         return rc;
+    if ((rc = recover_forced_conf(n, in, err)) != 0)
+        return rc;
     rk_status_t cst;
     if (rk_configuration_validate(&in->conf.cur, &cst) != 0)
         return rk_status_set(err, RK_ECONF, "configuration: %s", cst.msg);
@@ -1139,21 +1200,7 @@ int node_start(rk_node_t *n, rk_status_t *err)
         return rc;
     if ((rc = node_obs_init(n, err)) != 0)
         return rc;
-    core_options_init(&in.opts);
-    in.opts.self = n->self;
-    in.opts.self.priority = n->opts.election_priority;
-    in.opts.election_ticks = 10;
-    in.opts.heartbeat_ticks = 1;
-    in.opts.pre_vote = n->opts.raft_options.pre_vote;
-    in.opts.check_quorum = n->opts.raft_options.check_quorum;
-    in.opts.read_only = n->opts.raft_options.read_only_option == RK_READ_ONLY_LEASE_BASED
-                            ? CORE_READ_LEASE
-                            : CORE_READ_SAFE;
-    in.opts.max_inflight_msgs = n->opts.raft_options.replicator_pipeline
-                                    ? (uint32_t)n->opts.raft_options.max_replicator_inflight_msgs
-                                    : 1;
-    in.opts.max_entries_per_msg = (uint32_t)n->opts.raft_options.max_entries_size;
-    in.opts.max_bytes_per_msg = (uint64_t)n->opts.raft_options.max_body_size;
+    core_opts_from_node(n, &in.opts);
     uint64_t seed = (uint64_t)uv_hrtime();
     for (const char *p = n->self_str; *p; p++)
         seed = seed * 1099511628211ull ^ (uint8_t)*p;
@@ -1197,6 +1244,7 @@ void node_loop_stop(rk_node_t *n)
             fail_cmd(n, n->conf_cmd, RK_ESHUTDOWN, "node shut down");
             n->conf_cmd = NULL;
         }
+        catchup_abort(n, RK_ESHUTDOWN, "node shut down");
         snap_stop(n);
     }
     if (n->writer) {
@@ -1222,8 +1270,10 @@ void node_loop_stop(rk_node_t *n)
 
 int rk_node_apply(rk_node_t *n, const rk_task_t *task)
 {
-    if (n == NULL || task == NULL || (task->len > 0 && task->data == NULL))
+    if (n == NULL || task == NULL || (task->len > 0 && task->data == NULL) ||
+        (task->done != NULL && task->task_done != NULL))
         return RK_EINVAL;
+    rk_closure_t *done = task->task_done ? &task->task_done->closure : task->done;
     if (task->len > (size_t)n->opts.raft_options.max_body_size)
         return RK_EINVAL;
     buf_t *b = task->len ? buf_new(task->data, task->len) : NULL;
@@ -1243,7 +1293,10 @@ int rk_node_apply(rk_node_t *n, const rk_task_t *task)
         return rc;
     }
     n->tasks[(n->task_head + n->task_count) % n->task_cap] =
-        (node_task_t){.data = b, .done = task->done, .expected_term = task->expected_term};
+        (node_task_t){.data = b,
+                      .done = done,
+                      .expected_term = task->expected_term,
+                      .task_closure = task->task_done != NULL};
     bool first = n->task_count++ == 0;
     if (first)
         uv_async_send(&n->wake);
@@ -1394,13 +1447,7 @@ static void do_reset_peers(void *p)
     core_get_status(n->core, &cs);
     core_init_t in;
     memset(&in, 0, sizeof(in));
-    core_options_init(&in.opts);
-    in.opts.self = n->self;
-    in.opts.self.priority = n->opts.election_priority;
-    in.opts.pre_vote = n->opts.raft_options.pre_vote;
-    in.opts.check_quorum = n->opts.raft_options.check_quorum;
-    in.opts.max_entries_per_msg = (uint32_t)n->opts.raft_options.max_entries_size;
-    in.opts.max_bytes_per_msg = (uint64_t)n->opts.raft_options.max_body_size;
+    core_opts_from_node(n, &in.opts);
     in.opts.seed = uv_hrtime();
     in.hs.term = cs.term;
     in.hs.vote = cs.vote;
@@ -1424,6 +1471,12 @@ static void do_reset_peers(void *p)
         a->rc = err ? err : RK_ENOMEM;
         return;
     }
+    /* Durable before we answer: a restart keeps the forced configuration. */
+    if ((a->rc = forced_conf_save(n, &in.conf, in.conf_index)) != 0) {
+        core_free(c);
+        return;
+    }
+    catchup_abort(n, RK_ELEADERLOST, "peers reset");
     if (cs.role == CORE_LEADER) {
         pend_fail_above(n, cs.commit, RK_ELEADERLOST, "peers reset");
         rk_status_t st;

@@ -31,6 +31,7 @@
 
 typedef struct rpc_server rpc_server_t;
 typedef struct rpc_client rpc_client_t;
+typedef struct rpc_channel rpc_channel_t;
 
 /* ------------------------------------------------------------- runtime */
 
@@ -113,6 +114,7 @@ typedef struct node_pending {
     uint64_t index;
     uint64_t term;
     rk_closure_t *done;
+    bool task_closure; /* done is the closure of an rk_task_closure_t */
 } node_pending_t;
 
 /* ---------------------------------------------------------- persistence */
@@ -143,6 +145,7 @@ typedef struct node_task {
     buf_t *data;
     rk_closure_t *done;
     int64_t expected_term;
+    bool task_closure; /* done is the closure of an rk_task_closure_t */
 } node_task_t;
 
 typedef enum node_cmd_type {
@@ -198,6 +201,8 @@ typedef struct node_rep_obs {
 typedef struct node_download node_download_t;
 /* The snapshot being served to followers (leader side). */
 typedef struct node_snap_src node_snap_src_t;
+/* New voters catching up before a membership change (catchup.c). */
+typedef struct node_catchup node_catchup_t;
 
 struct rk_node {
     struct rk_group_service *svc;
@@ -246,6 +251,7 @@ struct rk_node {
     uint64_t following_term;
     node_cmd_t *conf_cmd; /* change in progress (leader) */
     uint64_t conf_cmd_index;
+    node_catchup_t *catchup; /* L: new voters catching up before conf_cmd starts */
     node_cmd_t *reads; /* reads waiting for the core */
     uint64_t next_read_id;
     bool snapshot_running;
@@ -346,7 +352,7 @@ void fsm_post_closure(rk_node_t *n, rk_closure_t *done, int code, const char *ms
 void fsm_post_committed(rk_node_t *n, uint64_t hi);
 void fsm_join(rk_node_t *n);
 /* Pending proposals (loop pushes, FSM pops). */
-int pend_push(rk_node_t *n, uint64_t index, uint64_t term, rk_closure_t *done);
+int pend_push(rk_node_t *n, uint64_t index, uint64_t term, rk_closure_t *done, bool task_closure);
 /* Fails every pending proposal with index > above with code (posted to FSM). */
 void pend_fail_above(rk_node_t *n, uint64_t above, int code, const char *msg);
 
@@ -366,10 +372,36 @@ void snap_on_install_request(rk_node_t *n, const rk_peer_id_t *from, uint64_t te
 void snap_after_save(rk_node_t *n, uint64_t index, uint64_t term, const core_conf_t *conf); /* L */
 void snap_on_install_done(rk_node_t *n, const rk_peer_id_t *from, bool ok);
 void snap_stop(rk_node_t *n); /* L: cancel downloads, close the source */
+/* L: the running download's file index and offset (0, 0 when none): tests. */
+void snap_dl_position(rk_node_t *n, uint32_t *file, uint64_t *offset);
 bool snap_busy(rk_node_t *n);
 int snap_serve_get_file(rk_node_t *n, uint64_t reader_id, const char *name, uint64_t offset,
                         uint64_t count, void *call);
 int snap_load_latest(rk_node_t *n, core_snapshot_meta_t *meta, bool call_fsm, rk_status_t *err);
+
+/* forced_conf.c: the configuration forced by reset_peers, durable until the
+ * log carries it. save: write + fsync (RK_EIO, RK_ENOMEM); load: 0,
+ * RK_ENOTFOUND, RK_EIO or RK_ECORRUPT. */
+int forced_conf_save(rk_node_t *n, const core_conf_t *conf, uint64_t index);
+int forced_conf_load(rk_node_t *n, core_conf_t *conf, uint64_t *index);
+void forced_conf_remove(rk_node_t *n);
+
+/* reach.c (loop thread) */
+void reach_attach(rk_node_t *n); /* adds n to rt->nodes */
+void reach_detach(rk_node_t *n);
+/* rpc_client_opts_t.on_reachability of the runtime's client (arg: the runtime). */
+void node_rt_on_reach(void *arg, rpc_channel_t *ch, bool reachable, const rk_status_t *why);
+
+/* catchup.c (loop thread) */
+/* Takes c when target adds voters: makes them learners and returns 0; the
+ * change starts (n->conf_cmd) once they caught up, or c fails with
+ * RK_ECATCHUP. Returns 1 when no voter is added (run the change directly),
+ * or a negative error (c not taken). */
+int catchup_begin(rk_node_t *n, node_cmd_t *c, const core_conf_t *cur,
+                  const rk_configuration_t *target);
+void catchup_tick(rk_node_t *n);                          /* every tick */
+void catchup_abort(rk_node_t *n, int code, const char *msg); /* fails the waiting change */
+bool catchup_busy(const rk_node_t *n);
 
 /* node_obs.c */
 int node_obs_init(rk_node_t *n, rk_status_t *err); /* caller's thread, in node_start */

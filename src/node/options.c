@@ -78,8 +78,8 @@ int rk_node_options_validate(const rk_node_options_t *o, rk_status_t *err)
     CHECK(r->read_only_option == RK_READ_ONLY_SAFE ||
               r->read_only_option == RK_READ_ONLY_LEASE_BASED,
           "raft_options.read_only_option must be RK_READ_ONLY_SAFE or RK_READ_ONLY_LEASE_BASED");
-    CHECK(r->read_only_option != RK_READ_ONLY_LEASE_BASED || r->check_quorum,
-          "raft_options.read_only_option LEASE_BASED requires check_quorum");
+    /* LEASE_BASED no longer needs check_quorum: the leader checks its lease
+     * (leader_lease_time_ratio) on every lease read. */
     CHECK(r->snapshot_throttle_bytes_per_sec >= 0,
           "raft_options.snapshot_throttle_bytes_per_sec must be >= 0");
     return 0;

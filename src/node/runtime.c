@@ -113,7 +113,9 @@ static void rt_listen(void *p)
     rpc_client_opts_t co = {.name = "raftkit",
                             .backoff_min_ms = 50,
                             .backoff_max_ms = 1000,
-                            .connect_timeout_ms = 1000};
+                            .connect_timeout_ms = 1000,
+                            .on_reachability = node_rt_on_reach,
+                            .arg = rt};
     rt->client = rpc_client_new(&rt->loop, &co);
     if (rt->server == NULL || rt->client == NULL) {
         a->rc = rk_status_set(a->err, RK_ENOMEM, "rpc server/client");

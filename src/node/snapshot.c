@@ -386,8 +386,9 @@ static void dl_retry_later(node_download_t *dl, const rk_status_t *why)
         dl_finish(dl, false);
         return;
     }
-    RK_INFO(dl->n->group, dl->n->self_str, "snapshot copy: %s; resuming in %d ms", why->msg,
-            DL_RETRY_MS);
+    RK_INFO(dl->n->group, dl->n->self_str,
+            "snapshot copy: %s; resuming at file %u offset %llu in %d ms", why->msg,
+            (unsigned)dl->file, (unsigned long long)dl->offset, DL_RETRY_MS);
     dl_schedule(dl, DL_RETRY_MS);
 }
 
@@ -594,6 +595,12 @@ static void dl_next(node_download_t *dl)
         return;
     }
     n->close_pending++;
+}
+
+void snap_dl_position(rk_node_t *n, uint32_t *file, uint64_t *offset)
+{
+    *file = n->download ? n->download->file : 0;
+    *offset = n->download ? n->download->offset : 0;
 }
 
 void snap_on_install_request(rk_node_t *n, const rk_peer_id_t *from, uint64_t term,

@@ -524,13 +524,17 @@ int transport_add_node(rk_node_t *n)
 {
     char key[RK_PEER_ID_STRLEN];
     peer_key(&n->self, key, sizeof(key));
-    return rpc_server_add_route(n->rt->server, n->group, key, n);
+    int rc = rpc_server_add_route(n->rt->server, n->group, key, n);
+    if (rc == 0)
+        reach_attach(n);
+    return rc;
 }
 
 void transport_remove_node(rk_node_t *n)
 {
     char key[RK_PEER_ID_STRLEN];
     peer_key(&n->self, key, sizeof(key));
+    reach_detach(n);
     if (n->rt->server)
         rpc_server_remove_route(n->rt->server, n->group, key);
 }
