@@ -7,6 +7,7 @@ set -u
 BUILD=${BUILD:-build}
 DATA=$(mktemp -d "${TMPDIR:-/tmp}/raftkit-e2e.XXXXXX")
 EXTRA="--election-timeout-ms 300 --log-level warn"
+NO_ADMIN=1
 PORTS=""
 . examples/kv/lib.sh
 

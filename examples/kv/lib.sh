@@ -5,6 +5,8 @@
 #   DATA    directory for data and logs
 #   PORTS   "p1 p2 p3": the ports of nodes 1..3 on 127.0.0.1
 #   EXTRA   extra kv-server flags (optional)
+#   NO_ADMIN set: start nodes without the conf files' admin ports (tests, so
+#           that parallel runs and a running `make cluster` don't collide)
 
 KV_SERVER=${BUILD:-build}/kv-server
 KV_CLIENT=${BUILD:-build}/kv-client
@@ -29,6 +31,9 @@ start_node() {
     # n1's conf without its admin port, which node 1 already listens on
     grep -v '^admin_port' conf/kv/n1.conf >"$DATA/n$i.conf"
     conf=$DATA/n$i.conf; peers="$peers,$(peer_of "$i")"
+  elif [ -n "${NO_ADMIN:-}" ]; then
+    grep -v '^admin_port' "$conf" >"$DATA/n$i.conf"
+    conf=$DATA/n$i.conf
   fi
   "$KV_SERVER" --conf "$conf" --peer "$(peer_of "$i")" --peers "$peers" \
     --data "$DATA/n$i" $EXTRA "$@" >>"$DATA/n$i.log" 2>&1 &
