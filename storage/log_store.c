@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "storage/journal.h"
 #include "storage/log_cache.h"
 
 #define LOG_DEFAULT_CACHE (8u << 20)
@@ -649,7 +650,16 @@ struct write_ctx {
     size_t n;
     uint64_t attempt;
     rk_status_t *st;
+    uint64_t seq; /* journal sequence number to record as applied, or 0 */
 };
+
+/* Where the applied journal sequence number lives: a meta key no group uses
+ * (group numbers start at 1). */
+static void applied_key(uint8_t key[9])
+{
+    codec_put_be64(key, 0);
+    key[8] = 'J';
+}
 
 /* Distinguishes transaction attempts so that a retry after MDB_MAP_FULL
  * reloads every store's scratch state instead of building on the aborted one. */
@@ -874,7 +884,61 @@ static int write_fn(MDB_txn *txn, void *arg)
         if (rc != 0)
             return rc;
     }
+    if (c->seq != 0) {
+        uint8_t key[9], val[8];
+        applied_key(key);
+        codec_put_le64(val, c->seq);
+        MDB_val k = {9, key}, v = {8, val};
+        return mdb_put(txn, c->env->meta_dbi, &k, &v, 0);
+    }
     return 0;
+}
+
+int log_store_applied_seq(log_env_t *env, uint64_t *seq, rk_status_t *st)
+{
+    MDB_txn *txn;
+    int rc = log_env_read_begin(env, &txn);
+    if (rc != 0)
+        return rk_status_set(st, rc, "cannot begin read transaction");
+    uint8_t key[9];
+    applied_key(key);
+    MDB_val k = {9, key}, v;
+    rc = mdb_get(txn, env->meta_dbi, &k, &v);
+    *seq = rc == 0 && v.mv_size == 8 ? codec_get_le64(v.mv_data) : 0;
+    log_env_read_end(env, txn);
+    if (rc == 0 && v.mv_size != 8)
+        return rk_status_set(st, RK_ECORRUPT, "applied journal sequence record is malformed");
+    return rc == 0 || rc == MDB_NOTFOUND ? 0 : rk_status_set(st, log_env_err(rc), "%s",
+                                                                  mdb_strerror(rc));
+}
+
+int log_store_open_gid(log_env_t *env, uint64_t gid, log_store_t **out, rk_status_t *st)
+{
+    MDB_txn *txn;
+    int rc = log_env_read_begin(env, &txn);
+    if (rc != 0)
+        return rk_status_set(st, rc, "cannot begin read transaction");
+    MDB_cursor *cur;
+    char name[LOG_GROUP_ID_MAX];
+    name[0] = '\0';
+    if ((rc = mdb_cursor_open(txn, env->groups_dbi, &cur)) == 0) {
+        MDB_val k, v;
+        for (rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == 0;
+             rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+            if (v.mv_size == 8 && codec_get_be64(v.mv_data) == gid &&
+                k.mv_size < LOG_GROUP_ID_MAX) {
+                memcpy(name, k.mv_data, k.mv_size);
+                name[k.mv_size] = '\0';
+                break;
+            }
+        }
+        mdb_cursor_close(cur);
+    }
+    log_env_read_end(env, txn);
+    if (name[0] == '\0')
+        return rk_status_set(st, RK_ENOTFOUND, "no group number %llu", (unsigned long long)gid);
+    log_store_options_t o = {.cache_bytes = 0};
+    return log_store_open(env, name, &o, out, st);
 }
 
 int log_store_write(log_env_t *env, log_op_t *ops, size_t n, rk_status_t *st)
@@ -882,7 +946,49 @@ int log_store_write(log_env_t *env, log_op_t *ops, size_t n, rk_status_t *st)
     return log_store_write_flags(env, ops, n, 0, st);
 }
 
+static int apply_flags(log_env_t *env, log_op_t *ops, size_t n, unsigned flags, uint64_t seq,
+                       rk_status_t *st);
+
+int log_store_apply(log_env_t *env, log_op_t *ops, size_t n, uint64_t seq, rk_status_t *st)
+{
+    return apply_flags(env, ops, n, LOG_ENV_JOURNALED, seq, st);
+}
+
+/* With a journal: one fdatasync of the journal record, then the LMDB commit
+ * without sync (journal.c explains why that is safe). */
 int log_store_write_flags(log_env_t *env, log_op_t *ops, size_t n, unsigned flags, rk_status_t *st)
+{
+    journal_t *j = env->journal;
+    if (j == NULL)
+        return apply_flags(env, ops, n, flags, 0, st);
+    journal_lock(j);
+    uint64_t seq = 0;
+    int rc = journal_append(j, env, ops, n, &seq, st);
+    if (rc == JOURNAL_TOO_BIG) { /* straight into LMDB, then durable */
+        rc = apply_flags(env, ops, n, LOG_ENV_JOURNALED, 0, st);
+        if (rc == 0)
+            rc = journal_checkpoint(j, env, 1, st);
+    } else if (rc == 0) {
+        rc = apply_flags(env, ops, n, LOG_ENV_JOURNALED, seq, st);
+        if (rc != 0) {
+            /* Nothing of a failed batch may come back at the next open. If
+             * even that fails, it may (as any unacknowledged write may). */
+            rk_status_t rst;
+            rk_status_clear(&rst);
+            journal_retract(j, &rst);
+        }
+        if (rc == 0 && journal_due(j))
+            rc = journal_checkpoint(j, env, 1, st);
+    }
+    journal_unlock(j);
+    if (rc != 0)
+        for (size_t i = 0; i < n; i++)
+            ops[i].status = rc;
+    return rc;
+}
+
+static int apply_flags(log_env_t *env, log_op_t *ops, size_t n, unsigned flags, uint64_t seq,
+                       rk_status_t *st)
 {
     /* Entries about to be deleted leave the cache before the transaction:
      * should a reader look between commit and publication below, it falls
@@ -899,7 +1005,7 @@ int log_store_write_flags(log_env_t *env, log_op_t *ops, size_t n, unsigned flag
             log_cache_drop_before(&s->cache, ops[i].index);
         pthread_mutex_unlock(&s->mu);
     }
-    struct write_ctx c = {env, ops, n, 0, st};
+    struct write_ctx c = {env, ops, n, 0, st, seq};
     int rc = log_env_write_flags(env, flags, write_fn, &c, st);
     if (rc != 0) {
         for (size_t i = 0; i < n; i++)
