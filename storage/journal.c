@@ -242,9 +242,11 @@ int journal_open(const char *dir, size_t segment_bytes, unsigned checkpoint_ms, 
     snprintf(path, sizeof path, "%s/journal.wal", dir);
     j->wal_fd = open(path, O_RDWR | O_CLOEXEC);
     struct stat sb;
+    bool created = false;
     if (j->wal_fd >= 0 && fstat(j->wal_fd, &sb) == 0 && sb.st_size >= 4096) {
         j->seg = (size_t)sb.st_size;
     } else {
+        created = true;
         if (j->wal_fd >= 0)
             close(j->wal_fd);
         j->seg = segment_bytes ? segment_bytes : JOURNAL_DEFAULT_SEGMENT;
@@ -265,6 +267,10 @@ int journal_open(const char *dir, size_t segment_bytes, unsigned checkpoint_ms, 
     if (ck < 0) {
         rc = rk_status_set(st, RK_ECORRUPT, "journal: both checkpoint slots of %s/journal.ckpt "
                                             "fail to verify", dir);
+        goto fail;
+    }
+    if (ck > 0 && created) { /* records it may have held are gone */
+        rc = rk_status_set(st, RK_ECORRUPT, "journal: %s/journal.wal is missing or truncated", dir);
         goto fail;
     }
     if (ck > 0) {
