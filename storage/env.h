@@ -48,9 +48,11 @@ typedef struct log_env_options {
      * what the journal holds and removes it. */
     bool journal;
     /* Journal segment size in bytes, used when the segment is created; 0 =
-     * default (8 MiB). A checkpoint runs when half of it is used. */
+     * default (8 MiB). */
     size_t journal_segment_bytes;
-    /* Longest time between journal checkpoints in ms; 0 = default (1000). */
+    /* Longest time between journal checkpoints in ms; 0 = default (100).
+     * A checkpoint also runs every 512 batches and when half the segment is
+     * used. */
     unsigned journal_checkpoint_ms;
 } log_env_options_t;
 

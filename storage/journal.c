@@ -78,7 +78,11 @@
 #define REC_HEADER    24u
 #define CKPT_MAGIC    0x504b4352u /* "RCKP" */
 #define CKPT_HEADER   4096u
-#define CKPT_EVERY_MS 1000
+/* Checkpoint at least this often: until a checkpoint, LMDB cannot reuse the
+ * pages that its commits copy (the pin, essay 2a), so the data file and the
+ * mapped memory grow by a few pages per commit in between. */
+#define CKPT_EVERY_MS   100
+#define CKPT_EVERY_TXNS 512
 #define OP_HEADER     40u
 #define HS_BYTES      (16u + RK_PEER_ID_STRLEN)
 #define ENTRY_HEADER  24u
@@ -91,7 +95,7 @@ struct journal {
     uint64_t start_seq, next_seq, ckpt_no;
     bool ckpt_valid;
     MDB_txn *pin;
-    uint64_t since_ckpt_bytes, ckpt_at_ms, ckpt_every_ms;
+    uint64_t since_ckpt_bytes, since_ckpt_txns, ckpt_at_ms, ckpt_every_ms;
     uint64_t checkpoints, replayed;
     uint8_t *buf;
     size_t buf_cap;
@@ -352,6 +356,7 @@ int journal_checkpoint(journal_t *j, log_env_t *env, int recycle, rk_status_t *s
     if (recycle)
         j->off = 0;
     j->since_ckpt_bytes = 0;
+    j->since_ckpt_txns = 0;
     j->ckpt_at_ms = now_ms();
     j->checkpoints++;
     if ((rc = journal_repin(j, env)) != 0)
@@ -361,7 +366,8 @@ int journal_checkpoint(journal_t *j, log_env_t *env, int recycle, rk_status_t *s
 
 int journal_due(journal_t *j)
 {
-    return j->since_ckpt_bytes >= j->seg / 2 || now_ms() - j->ckpt_at_ms >= j->ckpt_every_ms;
+    return j->since_ckpt_bytes >= j->seg / 2 || j->since_ckpt_txns >= CKPT_EVERY_TXNS ||
+           now_ms() - j->ckpt_at_ms >= j->ckpt_every_ms;
 }
 
 /* ---- records ---- */
@@ -447,6 +453,7 @@ int journal_append(journal_t *j, log_env_t *env, const log_op_t *ops, size_t n, 
     j->last_off = j->off;
     j->off += total;
     j->since_ckpt_bytes += total;
+    j->since_ckpt_txns++;
     return 0;
 }
 
