@@ -83,6 +83,9 @@
  * mapped memory grow by a few pages per commit in between. */
 #define CKPT_EVERY_MS   100
 #define CKPT_EVERY_TXNS 512
+/* A batch this big goes straight to LMDB (then a checkpoint): writing it
+ * twice costs more bandwidth than the journal saves in flushes. */
+#define JOURNAL_DIRECT_BYTES (256u << 10)
 #define OP_HEADER     40u
 #define HS_BYTES      (16u + RK_PEER_ID_STRLEN)
 #define ENTRY_HEADER  24u
@@ -426,7 +429,7 @@ int journal_append(journal_t *j, log_env_t *env, const log_op_t *ops, size_t n, 
                    rk_status_t *st)
 {
     size_t len = ops_size(ops, n), total = (REC_HEADER + len + 7) & ~(size_t)7;
-    if (total > j->seg)
+    if (total > j->seg || total > JOURNAL_DIRECT_BYTES)
         return JOURNAL_TOO_BIG;
     int rc;
     if (j->off + total > j->seg && (rc = journal_checkpoint(j, env, 1, st)) != 0)
