@@ -18,7 +18,9 @@
  * back. Through the log writer (log_store_write_flags with
  * LOG_ENV_DEFER_META) the newest batches are visible to readers a little
  * before a power loss could no longer undo them; durability is promised only
- * by the writer's completion callback, which waits for that.
+ * by the writer's completion callback, which waits for that. With the
+ * journal (journal.c) every write returns durable (its journal record was
+ * synced before the LMDB commit), so readers never see a batch early.
  *
  * On disk (log_store.c, "records"): the value under (group, first index) is
  * one or more encoded entries; runs of large entries share one value.
