@@ -74,10 +74,10 @@
 #include "storage/env.h"
 #include "storage/log_store.h"
 
-#define REC_MAGIC     0x4a4b5252u /* "RRKJ" */
-#define REC_HEADER    24u
-#define CKPT_MAGIC    0x504b4352u /* "RCKP" */
-#define CKPT_HEADER   4096u
+#define REC_MAGIC   0x4a4b5252u /* "RRKJ" */
+#define REC_HEADER  24u
+#define CKPT_MAGIC  0x504b4352u /* "RCKP" */
+#define CKPT_HEADER 4096u
 /* Checkpoint at least this often: until a checkpoint, LMDB cannot reuse the
  * pages that its commits copy (the pin, essay 2a), so the data file and the
  * mapped memory grow by a few pages per commit in between. */
@@ -86,9 +86,9 @@
 /* A batch this big goes straight to LMDB (then a checkpoint): writing it
  * twice costs more bandwidth than the journal saves in flushes. */
 #define JOURNAL_DIRECT_BYTES (256u << 10)
-#define OP_HEADER     40u
-#define HS_BYTES      (16u + RK_PEER_ID_STRLEN)
-#define ENTRY_HEADER  24u
+#define OP_HEADER            40u
+#define HS_BYTES             (16u + RK_PEER_ID_STRLEN)
+#define ENTRY_HEADER         24u
 
 struct journal {
     pthread_mutex_t mu;
@@ -272,8 +272,10 @@ int journal_open(const char *dir, size_t segment_bytes, unsigned checkpoint_ms, 
     j->data_fd = open(path, O_RDWR | O_CLOEXEC);
     int ck = load_checkpoint(j, slotbuf);
     if (ck < 0) {
-        rc = rk_status_set(st, RK_ECORRUPT, "journal: both checkpoint slots of %s/journal.ckpt "
-                                            "fail to verify", dir);
+        rc = rk_status_set(st, RK_ECORRUPT,
+                           "journal: both checkpoint slots of %s/journal.ckpt "
+                           "fail to verify",
+                           dir);
         goto fail;
     }
     if (ck > 0 && created) { /* records it may have held are gone */
@@ -473,6 +475,56 @@ int journal_retract(journal_t *j, rk_status_t *st)
 
 /* ---- recovery ---- */
 
+/* The journal sequence number of the last applied batch (0 if none). */
+static int applied_seq(log_env_t *env, uint64_t *seq, rk_status_t *st)
+{
+    MDB_txn *txn;
+    int rc = log_env_read_begin(env, &txn);
+    if (rc != 0)
+        return rk_status_set(st, rc, "cannot begin read transaction");
+    uint8_t key[9];
+    journal_applied_key(key);
+    MDB_val k = {9, key}, v;
+    rc = mdb_get(txn, env->meta_dbi, &k, &v);
+    *seq = rc == 0 && v.mv_size == 8 ? codec_get_le64(v.mv_data) : 0;
+    log_env_read_end(env, txn);
+    if (rc == 0 && v.mv_size != 8)
+        return rk_status_set(st, RK_ECORRUPT, "applied journal sequence record is malformed");
+    return rc == 0 || rc == MDB_NOTFOUND
+               ? 0
+               : rk_status_set(st, log_env_err(rc), "%s", mdb_strerror(rc));
+}
+
+/* Opens the group registered under number gid, without a cache. */
+static int open_group(log_env_t *env, uint64_t gid, log_store_t **out, rk_status_t *st)
+{
+    MDB_txn *txn;
+    int rc = log_env_read_begin(env, &txn);
+    if (rc != 0)
+        return rk_status_set(st, rc, "cannot begin read transaction");
+    MDB_cursor *cur;
+    char name[LOG_GROUP_ID_MAX];
+    name[0] = '\0';
+    if ((rc = mdb_cursor_open(txn, env->groups_dbi, &cur)) == 0) {
+        MDB_val k, v;
+        for (rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == 0;
+             rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+            if (v.mv_size == 8 && codec_get_be64(v.mv_data) == gid &&
+                k.mv_size < LOG_GROUP_ID_MAX) {
+                memcpy(name, k.mv_data, k.mv_size);
+                name[k.mv_size] = '\0';
+                break;
+            }
+        }
+        mdb_cursor_close(cur);
+    }
+    log_env_read_end(env, txn);
+    if (name[0] == '\0')
+        return rk_status_set(st, RK_ENOTFOUND, "no group number %llu", (unsigned long long)gid);
+    log_store_options_t o = {.cache_bytes = 0};
+    return log_store_open(env, name, &o, out, st);
+}
+
 /* Verifies the record at off; returns its total size, or 0 when it is not a
  * valid record. */
 static size_t rec_check(const uint8_t *w, size_t seg, size_t off)
@@ -502,7 +554,7 @@ static int store_for(replay_t *r, uint64_t gid, log_store_t **out, rk_status_t *
             return *out = r->stores[i], 0;
     if (r->n_stores == 16)
         return rk_status_set(st, RK_ENOMEM, "journal replay: more than 16 groups in a batch");
-    int rc = log_store_open_gid(r->env, gid, out, st);
+    int rc = open_group(r->env, gid, out, st);
     if (rc == 0) {
         r->gids[r->n_stores] = gid;
         r->stores[r->n_stores++] = *out;
@@ -585,7 +637,7 @@ int journal_recover(journal_t *j, log_env_t *env, rk_status_t *st)
     if (rc != 0)
         return rk_status_set(st, rc, "journal: cannot pin the checkpoint");
     uint64_t applied = 0;
-    rc = log_store_applied_seq(env, &applied, st);
+    rc = applied_seq(env, &applied, st);
     if (rc != 0)
         return rc;
     uint64_t expect = applied + 1;

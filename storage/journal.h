@@ -32,8 +32,8 @@ typedef struct journal journal_t;
  * directory), and when a valid checkpoint exists writes its meta pages back
  * into data.mdb, so LMDB opens exactly the last state made durable by a
  * checkpoint (later, unsynced LMDB commits may be torn: see journal.c).
- * segment_bytes, checkpoint_ms (longest time between checkpoints) 0 = default. Errors: RK_ENOMEM, RK_EIO, RK_ENOSPC,
- * RK_ECORRUPT (checkpoint without a data file). */
+ * segment_bytes, checkpoint_ms (longest time between checkpoints) 0 = default. Errors: RK_ENOMEM,
+ * RK_EIO, RK_ENOSPC, RK_ECORRUPT (checkpoint without a data file). */
 int journal_open(const char *dir, size_t segment_bytes, unsigned checkpoint_ms, journal_t **out,
                  rk_status_t *st);
 
@@ -77,6 +77,15 @@ int journal_due(journal_t *j);
  * snapshot (mdb_env_set_mapsize needs no transaction open in the process). */
 void journal_unpin(journal_t *j);
 int journal_repin(journal_t *j, log_env_t *env);
+
+/* The meta key under which each applied transaction stores its journal
+ * sequence number: group number 0 (never assigned) and tag 'J'. */
+static inline void journal_applied_key(uint8_t key[9])
+{
+    for (int i = 0; i < 8; i++)
+        key[i] = 0;
+    key[8] = 'J';
+}
 
 /* Statistics for tests: checkpoints taken, records replayed at open. */
 void journal_stats(journal_t *j, uint64_t *checkpoints, uint64_t *replayed, uint64_t *next_seq);

@@ -653,14 +653,6 @@ struct write_ctx {
     uint64_t seq; /* journal sequence number to record as applied, or 0 */
 };
 
-/* Where the applied journal sequence number lives: a meta key no group uses
- * (group numbers start at 1). */
-static void applied_key(uint8_t key[9])
-{
-    codec_put_be64(key, 0);
-    key[8] = 'J';
-}
-
 /* Distinguishes transaction attempts so that a retry after MDB_MAP_FULL
  * reloads every store's scratch state instead of building on the aborted one. */
 static _Atomic uint64_t attempt_counter;
@@ -886,59 +878,12 @@ static int write_fn(MDB_txn *txn, void *arg)
     }
     if (c->seq != 0) {
         uint8_t key[9], val[8];
-        applied_key(key);
+        journal_applied_key(key);
         codec_put_le64(val, c->seq);
         MDB_val k = {9, key}, v = {8, val};
         return mdb_put(txn, c->env->meta_dbi, &k, &v, 0);
     }
     return 0;
-}
-
-int log_store_applied_seq(log_env_t *env, uint64_t *seq, rk_status_t *st)
-{
-    MDB_txn *txn;
-    int rc = log_env_read_begin(env, &txn);
-    if (rc != 0)
-        return rk_status_set(st, rc, "cannot begin read transaction");
-    uint8_t key[9];
-    applied_key(key);
-    MDB_val k = {9, key}, v;
-    rc = mdb_get(txn, env->meta_dbi, &k, &v);
-    *seq = rc == 0 && v.mv_size == 8 ? codec_get_le64(v.mv_data) : 0;
-    log_env_read_end(env, txn);
-    if (rc == 0 && v.mv_size != 8)
-        return rk_status_set(st, RK_ECORRUPT, "applied journal sequence record is malformed");
-    return rc == 0 || rc == MDB_NOTFOUND ? 0 : rk_status_set(st, log_env_err(rc), "%s",
-                                                                  mdb_strerror(rc));
-}
-
-int log_store_open_gid(log_env_t *env, uint64_t gid, log_store_t **out, rk_status_t *st)
-{
-    MDB_txn *txn;
-    int rc = log_env_read_begin(env, &txn);
-    if (rc != 0)
-        return rk_status_set(st, rc, "cannot begin read transaction");
-    MDB_cursor *cur;
-    char name[LOG_GROUP_ID_MAX];
-    name[0] = '\0';
-    if ((rc = mdb_cursor_open(txn, env->groups_dbi, &cur)) == 0) {
-        MDB_val k, v;
-        for (rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == 0;
-             rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
-            if (v.mv_size == 8 && codec_get_be64(v.mv_data) == gid &&
-                k.mv_size < LOG_GROUP_ID_MAX) {
-                memcpy(name, k.mv_data, k.mv_size);
-                name[k.mv_size] = '\0';
-                break;
-            }
-        }
-        mdb_cursor_close(cur);
-    }
-    log_env_read_end(env, txn);
-    if (name[0] == '\0')
-        return rk_status_set(st, RK_ENOTFOUND, "no group number %llu", (unsigned long long)gid);
-    log_store_options_t o = {.cache_bytes = 0};
-    return log_store_open(env, name, &o, out, st);
 }
 
 int log_store_write(log_env_t *env, log_op_t *ops, size_t n, rk_status_t *st)

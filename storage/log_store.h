@@ -146,16 +146,11 @@ int log_store_truncate_prefix(log_store_t *s, uint64_t keep_from, rk_status_t *s
 int log_store_reset(log_store_t *s, uint64_t index, uint64_t term, rk_status_t *st);
 
 /* ---- internal, for journal.c, meta_store.c and tests ---- */
-
 /* Executes ops in one transaction that also records journal sequence number
  * seq (when non-zero) as applied, without syncing; the caller holds the
  * journal lock (journal.c). Errors as log_store_write. */
 int log_store_apply(log_env_t *env, log_op_t *ops, size_t n, uint64_t seq, rk_status_t *st);
-/* The journal sequence number of the last applied batch (0 if none). */
-int log_store_applied_seq(log_env_t *env, uint64_t *seq, rk_status_t *st);
-/* Opens the group registered under number gid, without a cache (for
- * replaying the journal). Errors: RK_ENOTFOUND, as log_store_open. */
-int log_store_open_gid(log_env_t *env, uint64_t gid, log_store_t **out, rk_status_t *st);
+
 uint64_t log_store_gid(const log_store_t *s);
 /* Cache statistics: entries and bytes currently held, lookups served. */
 void log_store_cache_stats(log_store_t *s, size_t *entries, size_t *bytes, uint64_t *hits);

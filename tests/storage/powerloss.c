@@ -30,7 +30,7 @@
 
 #include "tests/storage/powerloss.h"
 
-#define PL_PAGE 4096
+#define PL_PAGE  4096
 #define PL_FILES 3
 
 /* The files whose unsynced writes a power loss may undo: LMDB's data file
@@ -209,8 +209,7 @@ int pl_child_begin(const char *dir)
 }
 
 /* The power cut for file i of dir. */
-static int lose_one(const char *dir, int i, uint64_t (*rnd)(void), unsigned *lost,
-                    unsigned *kept)
+static int lose_one(const char *dir, int i, uint64_t (*rnd)(void), unsigned *lost, unsigned *kept)
 {
     char data[PATH_MAX + 32], shadow[PATH_MAX + 32], pending[PATH_MAX + 32];
     paths(dir, i, shadow, pending);
@@ -236,8 +235,8 @@ static int lose_one(const char *dir, int i, uint64_t (*rnd)(void), unsigned *los
         for (off_t o = (off_t)r[0]; o < (off_t)(r[0] + r[1]);) {
             /* per 4 KiB page of the file (a write need not start on one) */
             off_t page_end = (o / PL_PAGE + 1) * PL_PAGE;
-            size_t len = (size_t)((off_t)(r[0] + r[1]) < page_end ? (off_t)(r[0] + r[1]) - o
-                                                                  : page_end - o);
+            size_t len =
+                (size_t)((off_t)(r[0] + r[1]) < page_end ? (off_t)(r[0] + r[1]) - o : page_end - o);
             if (rnd() % 2 == 0) { /* this page reached the disk */
                 copy_range(d, s, o, len);
                 if (o + (off_t)len > keep_size)

@@ -48,8 +48,8 @@ static void opts(log_env_options_t *o, size_t seg, size_t map)
 /* Child: appends `batches` batches of PER_BATCH entries (payloads up to
  * max_len bytes), each with a hard state whose commit is its first index,
  * then dies without closing. Writes the number of checkpoints to fd. */
-static void write_and_die(const char *dir, const log_env_options_t *o, int batches,
-                          size_t max_len, int fd)
+static void write_and_die(const char *dir, const log_env_options_t *o, int batches, size_t max_len,
+                          int fd)
 {
     log_env_t *env;
     log_store_t *s;
@@ -61,7 +61,10 @@ static void write_and_die(const char *dir, const log_env_options_t *o, int batch
         uint64_t first = (uint64_t)b * PER_BATCH + 1;
         log_entry_t *e = tu_entries(first, PER_BATCH, 1, max_len);
         hs.commit = first;
-        log_op_t op = {.store = s, .kind = LOG_OP_APPEND, .entries = e, .n_entries = PER_BATCH,
+        log_op_t op = {.store = s,
+                       .kind = LOG_OP_APPEND,
+                       .entries = e,
+                       .n_entries = PER_BATCH,
                        .hard_state = &hs};
         int rc = log_store_write(env, &op, 1, &st);
         tu_entries_free(e, PER_BATCH);
