@@ -525,15 +525,45 @@ static int open_group(log_env_t *env, uint64_t gid, log_store_t **out, rk_status
     return log_store_open(env, name, &o, out, st);
 }
 
-/* Verifies the record at off; returns its total size, or 0 when it is not a
- * valid record. */
-static size_t rec_check(const uint8_t *w, size_t seg, size_t off)
+/* Recovery reads the segment through a window of WIN_BYTES, which holds any
+ * record journal_append can write, rather than all of it at once. */
+#define WIN_BYTES (1u << 20)
+_Static_assert(JOURNAL_DIRECT_BYTES + REC_HEADER + 8 <= WIN_BYTES, "a record must fit the window");
+
+typedef struct win {
+    int fd;
+    size_t seg, start, len;
+    uint8_t *buf;
+} win_t;
+
+/* Bytes [off, off + n) of the segment, or NULL (beyond it, unreadable). */
+static const uint8_t *win_at(win_t *w, size_t off, size_t n)
 {
-    if (off + REC_HEADER > seg || codec_get_le32(w + off) != REC_MAGIC)
+    if (n > WIN_BYTES || off + n > w->seg)
+        return NULL;
+    if (off < w->start || off + n > w->start + w->len) {
+        size_t k = w->seg - off < WIN_BYTES ? w->seg - off : WIN_BYTES;
+        w->len = 0;
+        if (read_all(w->fd, w->buf, k, (off_t)off) != 0)
+            return NULL;
+        w->start = off;
+        w->len = k;
+    }
+    return w->buf + (off - w->start);
+}
+
+/* Verifies the record at off; returns its total size (and *rec, valid until
+ * the next win_at), or 0 when it is not a valid record. */
+static size_t rec_check(win_t *w, size_t off, const uint8_t **rec)
+{
+    const uint8_t *h = win_at(w, off, REC_HEADER);
+    if (h == NULL || codec_get_le32(h) != REC_MAGIC)
         return 0;
-    size_t len = codec_get_le32(w + off + 4), total = (REC_HEADER + len + 7) & ~(size_t)7;
-    if (total > seg - off || codec_get_le64(w + off + 16) != rec_sum(w + off, len))
+    size_t len = codec_get_le32(h + 4), total = (REC_HEADER + len + 7) & ~(size_t)7;
+    const uint8_t *r = win_at(w, off, total);
+    if (r == NULL || codec_get_le64(r + 16) != rec_sum(r, len))
         return 0;
+    *rec = r;
     return total;
 }
 
@@ -642,19 +672,16 @@ int journal_recover(journal_t *j, log_env_t *env, rk_status_t *st)
         return rc;
     uint64_t expect = applied + 1;
     if (j->ckpt_valid) {
-        uint8_t *w = malloc(j->seg);
-        if (w == NULL)
-            return rk_status_set(st, RK_ENOMEM, "journal: %zu bytes", j->seg);
-        if (read_all(j->wal_fd, w, j->seg, 0) != 0) {
-            free(w);
-            return io_err(st, "cannot read", "journal.wal");
-        }
+        win_t w = {.fd = j->wal_fd, .seg = j->seg, .buf = malloc(WIN_BYTES)};
+        if (w.buf == NULL)
+            return rk_status_set(st, RK_ENOMEM, "journal recovery");
         replay_t r = {.env = env};
         size_t off = 0, total;
+        const uint8_t *rec;
         expect = j->start_seq;
-        while ((total = rec_check(w, j->seg, off)) != 0 && codec_get_le64(w + off + 8) == expect) {
+        while ((total = rec_check(&w, off, &rec)) != 0 && codec_get_le64(rec + 8) == expect) {
             if (expect > applied) {
-                rc = replay_one(&r, w + off + REC_HEADER, codec_get_le32(w + off + 4), expect, st);
+                rc = replay_one(&r, rec + REC_HEADER, codec_get_le32(rec + 4), expect, st);
                 replay_free_batch(&r);
                 if (rc != 0)
                     break;
@@ -665,17 +692,17 @@ int journal_recover(journal_t *j, log_env_t *env, rk_status_t *st)
         }
         /* The end of the journal, or a hole in it? (essay, 3) */
         for (size_t o = off + 8; rc == 0 && o + REC_HEADER <= j->seg; o += 8) {
-            if (rec_check(w, j->seg, o) != 0 && codec_get_le64(w + o + 8) >= expect) {
+            if (rec_check(&w, o, &rec) != 0 && codec_get_le64(rec + 8) >= expect) {
                 rc = rk_status_set(st, RK_ECORRUPT,
                                    "journal %s/journal.wal: record %llu at offset %zu is corrupt "
                                    "but record %llu after it is intact",
                                    j->dir, (unsigned long long)expect, off,
-                                   (unsigned long long)codec_get_le64(w + o + 8));
+                                   (unsigned long long)codec_get_le64(rec + 8));
             }
         }
         for (size_t i = 0; i < r.n_stores; i++)
             log_store_close(r.stores[i]);
-        free(w);
+        free(w.buf);
         if (rc != 0)
             return rc;
         if (expect <= applied)
