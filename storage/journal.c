@@ -82,7 +82,7 @@
  * pages that its commits copy (the pin, essay 2a), so the data file and the
  * mapped memory grow by a few pages per commit in between. */
 #define CKPT_EVERY_MS   100
-#define CKPT_EVERY_TXNS 512
+#define CKPT_EVERY_TXNS 128
 /* A batch this big goes straight to LMDB (then a checkpoint): writing it
  * twice costs more bandwidth than the journal saves in flushes. */
 #define JOURNAL_DIRECT_BYTES (256u << 10)
