@@ -51,7 +51,7 @@ typedef struct log_env_options {
      * default (8 MiB). */
     size_t journal_segment_bytes;
     /* Longest time between journal checkpoints in ms; 0 = default (100).
-     * A checkpoint also runs every 512 batches and when half the segment is
+     * A checkpoint also runs every 128 batches and when half the segment is
      * used. */
     unsigned journal_checkpoint_ms;
 } log_env_options_t;
