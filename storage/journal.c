@@ -569,9 +569,9 @@ static size_t rec_check(win_t *w, size_t off, const uint8_t **rec)
 
 typedef struct replay {
     log_env_t *env;
-    log_store_t *stores[16];
-    uint64_t gids[16];
-    size_t n_stores;
+    log_store_t **stores; /* the groups seen so far, opened once */
+    uint64_t *gids;
+    size_t n_stores, cap;
     log_op_t *ops;
     log_entry_t *entries;
     meta_hard_state_t *hs;
@@ -582,8 +582,18 @@ static int store_for(replay_t *r, uint64_t gid, log_store_t **out, rk_status_t *
     for (size_t i = 0; i < r->n_stores; i++)
         if (r->gids[i] == gid)
             return *out = r->stores[i], 0;
-    if (r->n_stores == 16)
-        return rk_status_set(st, RK_ENOMEM, "journal replay: more than 16 groups in a batch");
+    if (r->n_stores == r->cap) {
+        size_t cap = r->cap ? 2 * r->cap : 16;
+        log_store_t **s = realloc(r->stores, cap * sizeof *s);
+        if (s != NULL)
+            r->stores = s;
+        uint64_t *g = realloc(r->gids, cap * sizeof *g);
+        if (g != NULL)
+            r->gids = g;
+        if (s == NULL || g == NULL)
+            return rk_status_set(st, RK_ENOMEM, "journal replay");
+        r->cap = cap;
+    }
     int rc = open_group(r->env, gid, out, st);
     if (rc == 0) {
         r->gids[r->n_stores] = gid;
@@ -702,6 +712,8 @@ int journal_recover(journal_t *j, log_env_t *env, rk_status_t *st)
         }
         for (size_t i = 0; i < r.n_stores; i++)
             log_store_close(r.stores[i]);
+        free(r.stores);
+        free(r.gids);
         free(w.buf);
         if (rc != 0)
             return rc;

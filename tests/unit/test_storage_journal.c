@@ -261,6 +261,62 @@ static void turning_the_journal_off_replays_and_removes_it(void **state)
     reopen_and_check(dir, &o, 300, 300); /* and on again */
 }
 
+#define GROUPS 40
+
+/* One batch holds the ops of every group sharing the environment (group
+ * commit): replay must handle any number of groups in a record. */
+static void replay_spans_many_groups(void **state)
+{
+    const char *dir = *state;
+    log_env_options_t o;
+    opts(&o, 0, 0);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        log_env_t *env;
+        log_store_t *s[GROUPS];
+        rk_status_t st;
+        if (log_env_open(dir, &o, &env, &st) != 0)
+            _exit(2);
+        for (int g = 0; g < GROUPS; g++) {
+            char name[16];
+            snprintf(name, sizeof name, "g%d", g);
+            if (log_store_open(env, name, NULL, &s[g], &st) != 0)
+                _exit(3);
+        }
+        for (uint64_t b = 0; b < 5; b++) {
+            log_entry_t *e = tu_entries(b + 1, 1, 1, 100);
+            log_op_t ops[GROUPS];
+            for (int g = 0; g < GROUPS; g++)
+                ops[g] =
+                    (log_op_t){.store = s[g], .kind = LOG_OP_APPEND, .entries = e, .n_entries = 1};
+            if (log_store_write(env, ops, GROUPS, &st) != 0)
+                _exit(4);
+            tu_entries_free(e, 1);
+        }
+        _exit(0);
+    }
+    int ws;
+    assert_int_equal(waitpid(pid, &ws, 0), pid);
+    assert_true(WIFEXITED(ws));
+    assert_int_equal(WEXITSTATUS(ws), 0);
+    log_env_t *env;
+    rk_status_t st;
+    assert_int_equal(log_env_open(dir, &o, &env, &st), 0);
+    uint64_t replayed = 0;
+    journal_stats(env->journal, NULL, &replayed, NULL);
+    assert_int_equal(replayed, 5);
+    for (int g = 0; g < GROUPS; g++) {
+        char name[16];
+        snprintf(name, sizeof name, "g%d", g);
+        log_store_t *s;
+        assert_int_equal(log_store_open(env, name, NULL, &s, &st), 0);
+        assert_int_equal(log_store_last_index(s), 5);
+        log_store_close(s);
+    }
+    log_env_close(env);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -273,6 +329,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(map_growth_during_replay, setup, teardown),
         cmocka_unit_test_setup_teardown(turning_the_journal_off_replays_and_removes_it, setup,
                                         teardown),
+        cmocka_unit_test_setup_teardown(replay_spans_many_groups, setup, teardown),
     };
     return cmocka_run_group_tests_name("storage_journal", tests, NULL, NULL);
 }
