@@ -9,6 +9,9 @@
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
+#include <unistd.h>
+
+#include "storage/journal.h"
 
 #define ENV_DEFAULT_MAP (64u << 20)
 #define ENV_MAX_DBS     8
@@ -19,6 +22,10 @@ void log_env_options_init(log_env_options_t *o)
     o->initial_map_size = ENV_DEFAULT_MAP;
     o->max_map_size = 0;
     o->sync = true;
+    o->journal = true;
+    const char *e = getenv("RAFTKIT_JOURNAL");
+    if (e != NULL && (e[0] == '0' || e[0] == '1'))
+        o->journal = e[0] == '1';
 }
 
 int log_env_err(int rc)
@@ -136,6 +143,19 @@ int log_env_open(const char *dir, const log_env_options_t *o, log_env_t **out, r
      * (LOG_ENV_DEFER_META, the log writer). LMDB 0.9 takes the flag per
      * environment only, hence the explicit sync for every other caller. */
     unsigned flags = MDB_NOTLS | MDB_NORDAHEAD | (o->sync ? MDB_NOMETASYNC : MDB_NOSYNC);
+    /* The journal: LMDB is made durable by checkpoints (journal.c). A
+     * journal left by an earlier run is recovered even when it is off now. */
+    char jpath[4096 + 32];
+    snprintf(jpath, sizeof jpath, "%s/journal.ckpt", dir);
+    bool use_journal = o->sync && o->journal;
+    if (use_journal || access(jpath, F_OK) == 0) {
+        rc = journal_open(dir, o->journal_segment_bytes, o->journal_checkpoint_ms, &env->journal,
+                          st);
+        if (rc != 0)
+            goto err_after_env;
+        if (use_journal)
+            flags = (flags & ~(unsigned)MDB_NOMETASYNC) | MDB_NOSYNC;
+    }
     rc = mdb_env_open(env->mdb, dir, flags, 0644);
     if (rc != 0) {
         fail(st, rc, "cannot open LMDB environment in", dir);
@@ -164,10 +184,20 @@ int log_env_open(const char *dir, const log_env_options_t *o, log_env_t **out, r
         fail(st, rc, "cannot create databases in", dir);
         goto err_after_env;
     }
+    if (env->journal && (rc = journal_recover(env->journal, env, st)) != 0)
+        goto err_after_env;
+    if (env->journal && !use_journal) { /* recovered; now drop it */
+        journal_close(env->journal, env);
+        env->journal = NULL;
+        unlink(jpath);
+        snprintf(jpath, sizeof jpath, "%s/journal.wal", dir);
+        unlink(jpath);
+    }
     *out = env;
     return 0;
 
 err_after_env:
+    journal_close(env->journal, NULL);
     mdb_env_close(env->mdb);
 err_after_lock:
     pthread_rwlock_destroy(&env->resize_lock);
@@ -179,6 +209,7 @@ void log_env_close(log_env_t *env)
 {
     if (env == NULL)
         return;
+    journal_close(env->journal, env);
     mdb_env_close(env->mdb);
     pthread_rwlock_destroy(&env->resize_lock);
     free(env);
@@ -203,6 +234,14 @@ void log_env_read_end(log_env_t *env, MDB_txn *txn)
 
 int log_env_grow(log_env_t *env, rk_status_t *st)
 {
+    /* The journal's pin is a transaction; mdb_env_set_mapsize needs none
+     * open. Make the current state durable first, so the pin re-taken after
+     * the resize protects a checkpointed snapshot (journal.c, essay 2). */
+    if (env->journal) {
+        int crc = journal_checkpoint(env->journal, env, 0, st);
+        if (crc != 0)
+            return crc;
+    }
     pthread_rwlock_wrlock(&env->resize_lock);
     size_t next = env->map_size * 2;
     if (env->max_map_size && next > env->max_map_size)
@@ -212,11 +251,15 @@ int log_env_grow(log_env_t *env, rk_status_t *st)
         return rk_status_set(st, RK_ENOSPC, "LMDB map in %s is full at its limit of %zu bytes",
                              env->path, env->map_size);
     }
+    if (env->journal)
+        journal_unpin(env->journal);
     int rc = mdb_env_set_mapsize(env->mdb, next);
     if (rc == 0) {
         env->map_size = next;
         env->grow_count++;
     }
+    if (env->journal && rc == 0)
+        rc = journal_repin(env->journal, env);
     pthread_rwlock_unlock(&env->resize_lock);
     if (rc != 0)
         return fail(st, rc, "cannot grow LMDB map of", env->path);
@@ -250,10 +293,27 @@ int log_env_write(log_env_t *env, log_env_txn_fn fn, void *arg, rk_status_t *st)
     return log_env_write_flags(env, 0, fn, arg, st);
 }
 
+static int write_flags(log_env_t *env, unsigned flags, log_env_txn_fn fn, void *arg,
+                       rk_status_t *st);
+
 int log_env_write_flags(log_env_t *env, unsigned flags, log_env_txn_fn fn, void *arg,
                         rk_status_t *st)
 {
-    bool sync_after = env->sync && !(flags & LOG_ENV_DEFER_META);
+    if (env->journal == NULL || (flags & LOG_ENV_JOURNALED))
+        return write_flags(env, flags, fn, arg, st);
+    /* Not journaled: commit, then checkpoint to make it durable. */
+    journal_lock(env->journal);
+    int rc = write_flags(env, LOG_ENV_JOURNALED, fn, arg, st);
+    if (rc == 0)
+        rc = journal_checkpoint(env->journal, env, 1, st);
+    journal_unlock(env->journal);
+    return rc;
+}
+
+static int write_flags(log_env_t *env, unsigned flags, log_env_txn_fn fn, void *arg,
+                       rk_status_t *st)
+{
+    bool sync_after = env->sync && !(flags & (LOG_ENV_DEFER_META | LOG_ENV_JOURNALED));
     for (;;) {
         MDB_txn *txn;
         pthread_rwlock_rdlock(&env->resize_lock);

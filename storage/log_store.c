@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "storage/journal.h"
 #include "storage/log_cache.h"
 
 #define LOG_DEFAULT_CACHE (8u << 20)
@@ -649,6 +650,7 @@ struct write_ctx {
     size_t n;
     uint64_t attempt;
     rk_status_t *st;
+    uint64_t seq; /* journal sequence number to record as applied, or 0 */
 };
 
 /* Distinguishes transaction attempts so that a retry after MDB_MAP_FULL
@@ -874,6 +876,13 @@ static int write_fn(MDB_txn *txn, void *arg)
         if (rc != 0)
             return rc;
     }
+    if (c->seq != 0) {
+        uint8_t key[9], val[8];
+        journal_applied_key(key);
+        codec_put_le64(val, c->seq);
+        MDB_val k = {9, key}, v = {8, val};
+        return mdb_put(txn, c->env->meta_dbi, &k, &v, 0);
+    }
     return 0;
 }
 
@@ -882,7 +891,49 @@ int log_store_write(log_env_t *env, log_op_t *ops, size_t n, rk_status_t *st)
     return log_store_write_flags(env, ops, n, 0, st);
 }
 
+static int apply_flags(log_env_t *env, log_op_t *ops, size_t n, unsigned flags, uint64_t seq,
+                       rk_status_t *st);
+
+int log_store_apply(log_env_t *env, log_op_t *ops, size_t n, uint64_t seq, rk_status_t *st)
+{
+    return apply_flags(env, ops, n, LOG_ENV_JOURNALED, seq, st);
+}
+
+/* With a journal: one fdatasync of the journal record, then the LMDB commit
+ * without sync (journal.c explains why that is safe). */
 int log_store_write_flags(log_env_t *env, log_op_t *ops, size_t n, unsigned flags, rk_status_t *st)
+{
+    journal_t *j = env->journal;
+    if (j == NULL)
+        return apply_flags(env, ops, n, flags, 0, st);
+    journal_lock(j);
+    uint64_t seq = 0;
+    int rc = journal_append(j, env, ops, n, &seq, st);
+    if (rc == JOURNAL_TOO_BIG) { /* straight into LMDB, then durable */
+        rc = apply_flags(env, ops, n, LOG_ENV_JOURNALED, 0, st);
+        if (rc == 0)
+            rc = journal_checkpoint(j, env, 1, st);
+    } else if (rc == 0) {
+        rc = apply_flags(env, ops, n, LOG_ENV_JOURNALED, seq, st);
+        if (rc != 0) {
+            /* Nothing of a failed batch may come back at the next open. If
+             * even that fails, it may (as any unacknowledged write may). */
+            rk_status_t rst;
+            rk_status_clear(&rst);
+            journal_retract(j, &rst);
+        }
+        if (rc == 0 && journal_due(j))
+            rc = journal_checkpoint(j, env, 1, st);
+    }
+    journal_unlock(j);
+    if (rc != 0)
+        for (size_t i = 0; i < n; i++)
+            ops[i].status = rc;
+    return rc;
+}
+
+static int apply_flags(log_env_t *env, log_op_t *ops, size_t n, unsigned flags, uint64_t seq,
+                       rk_status_t *st)
 {
     /* Entries about to be deleted leave the cache before the transaction:
      * should a reader look between commit and publication below, it falls
@@ -899,7 +950,7 @@ int log_store_write_flags(log_env_t *env, log_op_t *ops, size_t n, unsigned flag
             log_cache_drop_before(&s->cache, ops[i].index);
         pthread_mutex_unlock(&s->mu);
     }
-    struct write_ctx c = {env, ops, n, 0, st};
+    struct write_ctx c = {env, ops, n, 0, st, seq};
     int rc = log_env_write_flags(env, flags, write_fn, &c, st);
     if (rc != 0) {
         for (size_t i = 0; i < n; i++)

@@ -18,7 +18,9 @@
  * back. Through the log writer (log_store_write_flags with
  * LOG_ENV_DEFER_META) the newest batches are visible to readers a little
  * before a power loss could no longer undo them; durability is promised only
- * by the writer's completion callback, which waits for that.
+ * by the writer's completion callback, which waits for that. With the
+ * journal (journal.c) every write returns durable (its journal record was
+ * synced before the LMDB commit), so readers never see a batch early.
  *
  * On disk (log_store.c, "records"): the value under (group, first index) is
  * one or more encoded entries; runs of large entries share one value.
@@ -143,7 +145,12 @@ int log_store_truncate_suffix(log_store_t *s, uint64_t from, rk_status_t *st);
 int log_store_truncate_prefix(log_store_t *s, uint64_t keep_from, rk_status_t *st);
 int log_store_reset(log_store_t *s, uint64_t index, uint64_t term, rk_status_t *st);
 
-/* ---- internal, for meta_store.c and tests ---- */
+/* ---- internal, for journal.c, meta_store.c and tests ---- */
+/* Executes ops in one transaction that also records journal sequence number
+ * seq (when non-zero) as applied, without syncing; the caller holds the
+ * journal lock (journal.c). Errors as log_store_write. */
+int log_store_apply(log_env_t *env, log_op_t *ops, size_t n, uint64_t seq, rk_status_t *st);
+
 uint64_t log_store_gid(const log_store_t *s);
 /* Cache statistics: entries and bytes currently held, lookups served. */
 void log_store_cache_stats(log_store_t *s, size_t *entries, size_t *bytes, uint64_t *hits);

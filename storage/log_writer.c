@@ -114,7 +114,8 @@ static void execute(log_writer_t *w, log_write_req_t *group, size_t n)
     for (size_t i = 0; i < n; i++, r = r->next)
         w->scratch[i] = r->op;
     uint64_t txn_before = log_env_last_txnid(w->env);
-    int rc = err ? err : log_store_write_flags(w->env, w->scratch, n, LOG_ENV_DEFER_META, &st);
+    unsigned flags = w->env->journal ? 0 : LOG_ENV_DEFER_META;
+    int rc = err ? err : log_store_write_flags(w->env, w->scratch, n, flags, &st);
     /* did this commit write (and therefore fdatasync before its meta)? */
     bool wrote = rc == 0 && log_env_last_txnid(w->env) != txn_before;
     r = group;
@@ -136,7 +137,8 @@ static void execute(log_writer_t *w, log_write_req_t *group, size_t n)
     if (wrote)
         release_deferred(w, 0); /* this commit's fdatasync covered their meta */
     /* Completions stay in submission order: behind anything still deferred. */
-    bool defer = (wrote && w->env->sync) || w->deferred_head != NULL;
+    /* With a journal the batch is durable already: its record was synced. */
+    bool defer = (wrote && w->env->sync && w->env->journal == NULL) || w->deferred_head != NULL;
     for (r = group; n-- > 0;) {
         log_write_req_t *next = r->next;
         if (defer)

@@ -12,6 +12,12 @@
  * 10.2.1); a follower acknowledges AppendEntries only from the completion
  * callback, i.e. once the entries are durable.
  *
+ * With the journal (env.h, journal.c; the default when syncing) a batch is
+ * durable once its journal record is fdatasync'ed, and the LMDB commit that
+ * follows does not sync: one device flush per batch even when there is no
+ * later batch to share it with. Without it, the commit syncs its data pages
+ * and the completions wait for a later flush to cover the meta page.
+ *
  * Order: requests are executed and completed in submission order, across all
  * groups sharing the environment.
  *

@@ -1,11 +1,11 @@
 /* Power-loss simulation for storage-crash -p: a SIGKILL keeps everything the
  * process wrote (the page cache survives), so by itself it cannot show that
  * an acknowledgement waited for an fdatasync. In -p mode the child's writes
- * to the LMDB data file are interposed: every write range is logged as
+ * to the LMDB data file and to the journal's files are interposed: every write range is logged as
  * "unsynced" until an fdatasync/fsync of that file (or the write went through
  * an O_DSYNC descriptor), and a shadow copy of the file holds what has been
  * synced. After the kill, pl_power_loss() plays the power cut: each unsynced
- * 4 KiB page independently either made it to the disk or not (then it gets
+ * 4 KiB page of each file independently either made it to the disk or not (then it gets
  * its last synced content back, or disappears if the file grew), which is
  * any state a real disk may be left in, including "meta page written, data
  * pages not". The checks that follow must then still find every entry that
@@ -30,16 +30,27 @@
 
 #include "tests/storage/powerloss.h"
 
-#define PL_PAGE 4096
+#define PL_PAGE  4096
+#define PL_FILES 3
 
-static char pl_dir[PATH_MAX];          /* child: the LMDB directory ("" = inactive) */
-static int data_fd = -1, meta_fd = -1; /* the data file's plain and O_DSYNC fds */
-static int pending_fd = -1, shadow_fd = -1;
+/* The files whose unsynced writes a power loss may undo: LMDB's data file
+ * and the journal's segment and checkpoint slots (storage/journal.h). */
+static const char *const pl_names[PL_FILES] = {"data.mdb", "journal.wal", "journal.ckpt"};
 
-static void paths(const char *dir, char *shadow, char *pending)
+typedef struct pl_file {
+    int fd, dsync_fd; /* the process's plain and O_DSYNC descriptors */
+    int rd_fd;        /* a readable descriptor opened by us */
+    int pending_fd, shadow_fd;
+} pl_file_t;
+
+static char pl_dir[PATH_MAX]; /* child: the directory ("" = inactive) */
+static pl_file_t pl_files[PL_FILES] = {
+    {-1, -1, -1, -1, -1}, {-1, -1, -1, -1, -1}, {-1, -1, -1, -1, -1}};
+
+static void paths(const char *dir, int i, char *shadow, char *pending)
 {
-    snprintf(shadow, PATH_MAX + 16, "%s.pl-shadow", dir);
-    snprintf(pending, PATH_MAX + 16, "%s.pl-pending", dir);
+    snprintf(shadow, PATH_MAX + 32, "%s.pl-shadow-%d", dir, i);
+    snprintf(pending, PATH_MAX + 32, "%s.pl-pending-%d", dir, i);
 }
 
 static ssize_t raw_pread(int fd, void *b, size_t n, off_t off)
@@ -65,74 +76,79 @@ static void copy_range(int from, int to, off_t off, size_t len)
     }
 }
 
-/* Is fd the LMDB data file? Decided by its path, remembered once found. */
-static int is_data(int fd)
+/* Which tracked file is fd (-1: none)? Decided by its path, remembered. */
+static int tracked(int fd)
 {
     if (pl_dir[0] == '\0' || fd < 0)
-        return 0;
-    if (fd == data_fd || fd == meta_fd)
-        return 1;
-    char link[64], path[PATH_MAX], want[PATH_MAX + 16], real_dir[PATH_MAX];
+        return -1;
+    for (int i = 0; i < PL_FILES; i++)
+        if (fd == pl_files[i].fd || fd == pl_files[i].dsync_fd)
+            return i;
+    char link[64], path[PATH_MAX], want[PATH_MAX + 32], real_dir[PATH_MAX];
     snprintf(link, sizeof link, "/proc/self/fd/%d", fd);
     ssize_t n = readlink(link, path, sizeof path - 1);
-    if (n <= 0)
-        return 0;
+    if (n <= 0 || realpath(pl_dir, real_dir) == NULL)
+        return -1;
     path[n] = '\0';
-    if (realpath(pl_dir, real_dir) == NULL)
-        return 0;
-    snprintf(want, sizeof want, "%s/data.mdb", real_dir);
-    if (strcmp(path, want) != 0)
-        return 0;
-    if (fcntl(fd, F_GETFL) & O_DSYNC)
-        meta_fd = fd;
-    else
-        data_fd = fd;
-    return 1;
+    for (int i = 0; i < PL_FILES; i++) {
+        snprintf(want, sizeof want, "%s/%s", real_dir, pl_names[i]);
+        if (strcmp(path, want) != 0)
+            continue;
+        /* a descriptor number may be reused after a close: forget the old */
+        if (fcntl(fd, F_GETFL) & O_DSYNC)
+            pl_files[i].dsync_fd = fd;
+        else
+            pl_files[i].fd = fd;
+        return i;
+    }
+    return -1;
 }
 
-/* A readable descriptor of the data file (the O_DSYNC one is write-only). */
-static int readable(void)
+/* A readable descriptor of file i (the O_DSYNC one is write-only). */
+static int readable(int i)
 {
-    if (data_fd >= 0)
-        return data_fd;
-    char path[PATH_MAX + 16];
-    snprintf(path, sizeof path, "%s/data.mdb", pl_dir);
-    data_fd = open(path, O_RDONLY);
-    return data_fd;
+    if (pl_files[i].rd_fd < 0) {
+        char path[PATH_MAX + 32];
+        snprintf(path, sizeof path, "%s/%s", pl_dir, pl_names[i]);
+        pl_files[i].rd_fd = open(path, O_RDONLY);
+    }
+    return pl_files[i].rd_fd;
 }
 
-static void synced(void)
+static void synced(int i)
 {
     /* everything logged as unsynced is now on the disk: copy it over */
     uint64_t r[2];
     off_t pos = 0;
-    while (raw_pread(pending_fd, r, sizeof r, pos) == (ssize_t)sizeof r) {
-        copy_range(readable(), shadow_fd, (off_t)r[0], (size_t)r[1]);
+    while (raw_pread(pl_files[i].pending_fd, r, sizeof r, pos) == (ssize_t)sizeof r) {
+        copy_range(readable(i), pl_files[i].shadow_fd, (off_t)r[0], (size_t)r[1]);
         pos += (off_t)sizeof r;
     }
-    if (ftruncate(pending_fd, 0) != 0)
+    if (ftruncate(pl_files[i].pending_fd, 0) != 0)
         abort();
 }
 
-static void wrote(int fd, off_t off, size_t len)
+static void wrote(int fd, int i, off_t off, size_t len)
 {
     if (len == 0)
         return;
     if (fcntl(fd, F_GETFL) & O_DSYNC) { /* synchronous write: durable now */
-        copy_range(readable(), shadow_fd, off, len);
+        copy_range(readable(i), pl_files[i].shadow_fd, off, len);
         return;
     }
     uint64_t r[2] = {(uint64_t)off, (uint64_t)len};
     struct stat st;
-    if (fstat(pending_fd, &st) != 0 || raw_pwrite(pending_fd, r, sizeof r, st.st_size) != sizeof r)
+    int p = pl_files[i].pending_fd;
+    if (fstat(p, &st) != 0 || raw_pwrite(p, r, sizeof r, st.st_size) != sizeof r)
         abort();
 }
 
 ssize_t pwrite(int fd, const void *buf, size_t n, off_t off)
 {
     ssize_t r = raw_pwrite(fd, buf, n, off);
-    if (r > 0 && is_data(fd))
-        wrote(fd, off, (size_t)r);
+    int i = tracked(fd);
+    if (r > 0 && i >= 0)
+        wrote(fd, i, off, (size_t)r);
     return r;
 }
 
@@ -143,52 +159,61 @@ ssize_t pwrite64(int fd, const void *buf, size_t n, off_t off)
 
 ssize_t writev(int fd, const struct iovec *iov, int cnt)
 {
-    off_t off = is_data(fd) ? lseek(fd, 0, SEEK_CUR) : -1;
+    int i = tracked(fd);
+    off_t off = i >= 0 ? lseek(fd, 0, SEEK_CUR) : -1;
     ssize_t r = syscall(SYS_writev, fd, iov, cnt);
     if (r > 0 && off >= 0)
-        wrote(fd, off, (size_t)r);
+        wrote(fd, i, off, (size_t)r);
     return r;
 }
 
 ssize_t pwritev(int fd, const struct iovec *iov, int cnt, off_t off)
 {
     ssize_t r = syscall(SYS_pwritev, fd, iov, cnt, (long)off, (long)((uint64_t)off >> 32));
-    if (r > 0 && is_data(fd))
-        wrote(fd, off, (size_t)r);
+    int i = tracked(fd);
+    if (r > 0 && i >= 0)
+        wrote(fd, i, off, (size_t)r);
     return r;
 }
 
 int fdatasync(int fd)
 {
     int r = (int)syscall(SYS_fdatasync, fd);
-    if (r == 0 && is_data(fd))
-        synced();
+    int i = tracked(fd);
+    if (r == 0 && i >= 0)
+        synced(i);
     return r;
 }
 
 int fsync(int fd)
 {
     int r = (int)syscall(SYS_fsync, fd);
-    if (r == 0 && is_data(fd))
-        synced();
+    int i = tracked(fd);
+    if (r == 0 && i >= 0)
+        synced(i);
     return r;
 }
 
 int pl_child_begin(const char *dir)
 {
-    char shadow[PATH_MAX + 16], pending[PATH_MAX + 16];
-    paths(dir, shadow, pending);
     snprintf(pl_dir, sizeof pl_dir, "%s", dir);
-    shadow_fd = open(shadow, O_RDWR | O_CREAT, 0644);
-    pending_fd = open(pending, O_RDWR | O_CREAT, 0644);
-    return shadow_fd >= 0 && pending_fd >= 0 ? 0 : -1;
+    for (int i = 0; i < PL_FILES; i++) {
+        char shadow[PATH_MAX + 32], pending[PATH_MAX + 32];
+        paths(dir, i, shadow, pending);
+        pl_files[i].shadow_fd = open(shadow, O_RDWR | O_CREAT, 0644);
+        pl_files[i].pending_fd = open(pending, O_RDWR | O_CREAT, 0644);
+        if (pl_files[i].shadow_fd < 0 || pl_files[i].pending_fd < 0)
+            return -1;
+    }
+    return 0;
 }
 
-int pl_power_loss(const char *dir, uint64_t (*rnd)(void), unsigned *lost, unsigned *kept)
+/* The power cut for file i of dir. */
+static int lose_one(const char *dir, int i, uint64_t (*rnd)(void), unsigned *lost, unsigned *kept)
 {
-    char data[PATH_MAX + 16], shadow[PATH_MAX + 16], pending[PATH_MAX + 16];
-    paths(dir, shadow, pending);
-    snprintf(data, sizeof data, "%s/data.mdb", dir);
+    char data[PATH_MAX + 32], shadow[PATH_MAX + 32], pending[PATH_MAX + 32];
+    paths(dir, i, shadow, pending);
+    snprintf(data, sizeof data, "%s/%s", dir, pl_names[i]);
     int d = open(data, O_RDWR), s = open(shadow, O_RDWR | O_CREAT, 0644),
         p = open(pending, O_RDWR | O_CREAT, 0644);
     int rc = -1;
@@ -207,10 +232,11 @@ int pl_power_loss(const char *dir, uint64_t (*rnd)(void), unsigned *lost, unsign
     off_t pos = 0;
     while (raw_pread(p, r, sizeof r, pos) == (ssize_t)sizeof r) {
         pos += (off_t)sizeof r;
-        for (off_t o = (off_t)r[0]; o < (off_t)(r[0] + r[1]); o += PL_PAGE) {
-            size_t len = (size_t)((off_t)(r[0] + r[1]) - o);
-            if (len > PL_PAGE)
-                len = PL_PAGE;
+        for (off_t o = (off_t)r[0]; o < (off_t)(r[0] + r[1]);) {
+            /* per 4 KiB page of the file (a write need not start on one) */
+            off_t page_end = (o / PL_PAGE + 1) * PL_PAGE;
+            size_t len =
+                (size_t)((off_t)(r[0] + r[1]) < page_end ? (off_t)(r[0] + r[1]) - o : page_end - o);
             if (rnd() % 2 == 0) { /* this page reached the disk */
                 copy_range(d, s, o, len);
                 if (o + (off_t)len > keep_size)
@@ -224,6 +250,7 @@ int pl_power_loss(const char *dir, uint64_t (*rnd)(void), unsigned *lost, unsign
                 raw_pwrite(s, zero, len, o);
                 ++*lost;
             }
+            o += (off_t)len;
         }
     }
     /* growth nothing of which survived is gone */
@@ -240,30 +267,45 @@ out:
     return rc;
 }
 
+int pl_power_loss(const char *dir, uint64_t (*rnd)(void), unsigned *lost, unsigned *kept)
+{
+    for (int i = 0; i < PL_FILES; i++)
+        if (lose_one(dir, i, rnd, lost, kept) != 0)
+            return -1;
+    return 0;
+}
+
 int pl_init(const char *dir)
 {
-    char data[PATH_MAX + 16], shadow[PATH_MAX + 16], pending[PATH_MAX + 16];
-    paths(dir, shadow, pending);
-    snprintf(data, sizeof data, "%s/data.mdb", dir);
-    int d = open(data, O_RDONLY), s = open(shadow, O_RDWR | O_CREAT | O_TRUNC, 0644),
-        p = open(pending, O_RDWR | O_CREAT | O_TRUNC, 0644);
-    struct stat st;
-    int rc = d >= 0 && s >= 0 && p >= 0 && fstat(d, &st) == 0 ? 0 : -1;
-    if (rc == 0)
-        copy_range(d, s, 0, (size_t)st.st_size);
-    if (d >= 0)
-        close(d);
-    if (s >= 0)
-        close(s);
-    if (p >= 0)
-        close(p);
-    return rc;
+    for (int i = 0; i < PL_FILES; i++) {
+        char data[PATH_MAX + 32], shadow[PATH_MAX + 32], pending[PATH_MAX + 32];
+        paths(dir, i, shadow, pending);
+        snprintf(data, sizeof data, "%s/%s", dir, pl_names[i]);
+        int d = open(data, O_RDONLY), s = open(shadow, O_RDWR | O_CREAT | O_TRUNC, 0644),
+            p = open(pending, O_RDWR | O_CREAT | O_TRUNC, 0644);
+        struct stat st;
+        /* a file that does not exist yet starts with an empty shadow */
+        int rc = s >= 0 && p >= 0 && (d < 0 ? errno == ENOENT : fstat(d, &st) == 0) ? 0 : -1;
+        if (rc == 0 && d >= 0)
+            copy_range(d, s, 0, (size_t)st.st_size);
+        if (d >= 0)
+            close(d);
+        if (s >= 0)
+            close(s);
+        if (p >= 0)
+            close(p);
+        if (rc != 0)
+            return -1;
+    }
+    return 0;
 }
 
 void pl_remove(const char *dir)
 {
-    char shadow[PATH_MAX + 16], pending[PATH_MAX + 16];
-    paths(dir, shadow, pending);
-    unlink(shadow);
-    unlink(pending);
+    for (int i = 0; i < PL_FILES; i++) {
+        char shadow[PATH_MAX + 32], pending[PATH_MAX + 32];
+        paths(dir, i, shadow, pending);
+        unlink(shadow);
+        unlink(pending);
+    }
 }

@@ -10,7 +10,8 @@
 int pl_init(const char *dir);
 
 /* In the child, before opening the environment in dir: from now on, writes
- * to dir/data.mdb are logged until synced. Returns 0 or -1. */
+ * to dir/data.mdb, dir/journal.wal and dir/journal.ckpt are logged until
+ * synced. Returns 0 or -1. */
 int pl_child_begin(const char *dir);
 
 /* In the parent, after the child died: every page written but not synced

@@ -1,0 +1,757 @@
+/* Write-ahead journal in front of LMDB (see journal.h): log batches become
+ * durable with one fdatasync of a preallocated segment; LMDB is written
+ * without syncing and made durable only at checkpoints.
+ *
+ * Why it is safe
+ * --------------
+ * 1. What an acknowledgement promises. The writer appends a batch's ops as
+ *    one record (checksum, sequence number seq) to journal.wal, fdatasyncs
+ *    it, applies the same ops to LMDB in a transaction that also stores
+ *    "applied seq", and only then completes the requests. The segment was
+ *    zero-filled and fsync'ed (file and directory) when it was created and is
+ *    overwritten in place, never extended, so the fdatasync has no file
+ *    metadata to flush: it is one device flush, and after it the record
+ *    survives any crash.
+ *
+ * 2. LMDB without sync is not consistent by itself. Commits use MDB_NOSYNC:
+ *    after a power loss any subset of the pages written since the last sync
+ *    may be on the disk, including a meta page whose tree pages are not.
+ *    Two things make the last checkpointed state recoverable anyway:
+ *    a. A read transaction ("the pin") is kept open on the snapshot of the
+ *       last checkpoint. LMDB never reuses a page that a live reader's
+ *       snapshot can reach, so every later commit writes only to pages that
+ *       snapshot does not use: the checkpointed tree stays intact on disk
+ *       whatever happens to the later writes.
+ *    b. The checkpoint stores a copy of both meta pages, taken right after
+ *       mdb_env_sync, in journal.ckpt (two alternating checksummed slots,
+ *       each fdatasync'ed: a torn slot leaves the other one valid). At open,
+ *       before LMDB looks at data.mdb, the meta pages are written back, so
+ *       LMDB opens exactly the checkpointed snapshot, never a later meta
+ *       page that may point at torn pages.
+ *    The map size can only change with no transaction open, so a resize
+ *    checkpoints first and re-pins the same, now durable, snapshot.
+ *
+ * 3. Replay. From the checkpointed snapshot, whose stored applied seq is A,
+ *    the records with seq > A are re-applied in order. The checkpoint slot
+ *    names the sequence number of the record at offset 0 (the segment is
+ *    recycled at checkpoints, so everything before it is in LMDB). Reading
+ *    stops at the first record that is not the expected next one: a zero
+ *    tail, a record from before the last recycle (smaller seq), or a torn
+ *    record. Because record k+1 is written only after record k was synced,
+ *    only the last record can be torn; so when a record fails to verify and
+ *    an intact record with a larger seq follows it, that is media corruption
+ *    of an acknowledged write and open fails with RK_ECORRUPT rather than
+ *    silently dropping it. Replaying is idempotent: each replayed
+ *    transaction stores its seq, and records at or below it are skipped.
+ *
+ * 4. Visibility. Readers (log_store_get...) see a batch only once its LMDB
+ *    transaction committed, which is after its journal record was synced,
+ *    so nothing a crash can take back is ever visible.
+ *
+ * 5. Writes that bypass the journal (meta_store_save, group registration,
+ *    batches bigger than the segment) commit to LMDB and then checkpoint,
+ *    which makes them durable before the call returns.
+ *
+ * A batch whose LMDB transaction fails after its record was synced
+ * (RK_ENOSPC) is reported failed, yet replayed at the next open: like any
+ * unacknowledged write, it may or may not be in the log, which Raft allows.
+ */
+#include "storage/journal.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "raftkit/log.h"
+#include "storage/codec.h"
+#include "storage/env.h"
+#include "storage/log_store.h"
+
+#define REC_MAGIC   0x4a4b5252u /* "RRKJ" */
+#define REC_HEADER  24u
+#define CKPT_MAGIC  0x504b4352u /* "RCKP" */
+#define CKPT_HEADER 4096u
+/* Checkpoint at least this often: until a checkpoint, LMDB cannot reuse the
+ * pages that its commits copy (the pin, essay 2a), so the data file and the
+ * mapped memory grow by a few pages per commit in between. */
+#define CKPT_EVERY_MS   100
+#define CKPT_EVERY_TXNS 128
+/* A batch this big goes straight to LMDB (then a checkpoint): writing it
+ * twice costs more bandwidth than the journal saves in flushes. */
+#define JOURNAL_DIRECT_BYTES (256u << 10)
+#define OP_HEADER            40u
+#define HS_BYTES             (16u + RK_PEER_ID_STRLEN)
+#define ENTRY_HEADER         24u
+
+struct journal {
+    pthread_mutex_t mu;
+    char dir[PATH_MAX];
+    int wal_fd, ckpt_fd, data_fd;
+    size_t seg, off, last_off, psize, slot;
+    uint64_t start_seq, next_seq, ckpt_no;
+    bool ckpt_valid;
+    MDB_txn *pin;
+    uint64_t since_ckpt_bytes, since_ckpt_txns, ckpt_at_ms, ckpt_every_ms;
+    uint64_t checkpoints, replayed;
+    uint8_t *buf;
+    size_t buf_cap;
+};
+
+static uint64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+static int io_err(rk_status_t *st, const char *what, const char *path)
+{
+    int e = errno;
+    int code = e == ENOSPC || e == EFBIG || e == EDQUOT ? RK_ENOSPC : RK_EIO;
+    return rk_status_set(st, code, "journal: %s %s: %s", what, path, strerror(e));
+}
+
+static int write_all(int fd, const void *p, size_t n, off_t off)
+{
+    const uint8_t *b = p;
+    while (n > 0) {
+        ssize_t w = pwrite(fd, b, n, off);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0) {
+            if (w == 0)
+                errno = EIO;
+            return -1;
+        }
+        b += w, n -= (size_t)w, off += w;
+    }
+    return 0;
+}
+
+static int read_all(int fd, void *p, size_t n, off_t off)
+{
+    uint8_t *b = p;
+    while (n > 0) {
+        ssize_t r = pread(fd, b, n, off);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r <= 0)
+            return -1;
+        b += r, n -= (size_t)r, off += r;
+    }
+    return 0;
+}
+
+static int sync_dir(const char *dir)
+{
+    int fd = open(dir, O_RDONLY | O_DIRECTORY);
+    if (fd < 0)
+        return -1;
+    int rc = fsync(fd);
+    close(fd);
+    return rc;
+}
+
+/* Creates path as size zero bytes, synced with its directory, so that later
+ * overwrites change no file metadata. */
+static int create_zeroed(const char *dir, const char *path, size_t size)
+{
+    int fd = open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd < 0)
+        return -1;
+    static const uint8_t zero[1 << 16];
+    for (size_t o = 0; o < size; o += sizeof zero) {
+        size_t k = size - o < sizeof zero ? size - o : sizeof zero;
+        if (write_all(fd, zero, k, (off_t)o) != 0)
+            goto fail;
+    }
+    if (fsync(fd) != 0 || sync_dir(dir) != 0)
+        goto fail;
+    return fd;
+fail:
+    close(fd);
+    return -1;
+}
+
+/* ---- checkpoint slots ---- */
+
+static uint64_t slot_sum(const uint8_t *slot, size_t psize)
+{
+    uint64_t seed = codec_checksum(slot, 32, CKPT_MAGIC);
+    return codec_checksum(slot + CKPT_HEADER, 2 * psize, seed);
+}
+
+/* Reads both slots and keeps the valid one with the highest number. */
+static int load_checkpoint(journal_t *j, uint8_t *slotbuf)
+/* Returns 1 (loaded), 0 (none yet) or -1 (both slots damaged). */
+{
+    uint8_t *best = NULL;
+    uint8_t *other = slotbuf + j->slot;
+    int blank = 0;
+    for (int i = 0; i < 2; i++) {
+        uint8_t *s = i == 0 ? slotbuf : other;
+        if (read_all(j->ckpt_fd, s, j->slot, (off_t)(i * j->slot)) != 0)
+            continue;
+        size_t nz = 0;
+        while (nz < j->slot && s[nz] == 0)
+            nz++;
+        blank += nz == j->slot;
+        if (codec_get_le32(s) != CKPT_MAGIC || codec_get_le32(s + 8) != j->psize ||
+            codec_get_le64(s + 32) != slot_sum(s, j->psize))
+            continue;
+        if (best == NULL || codec_get_le64(s + 16) > codec_get_le64(best + 16))
+            best = s;
+    }
+    /* No valid slot: fine while one is still blank (no checkpoint yet, or
+     * the very first one torn, before anything relied on it); two written
+     * slots that both fail cannot come from one torn write. */
+    if (best == NULL)
+        return blank > 0 ? 0 : -1;
+    j->ckpt_valid = true;
+    j->ckpt_no = codec_get_le64(best + 16);
+    j->start_seq = codec_get_le64(best + 24);
+    if (best != slotbuf)
+        memcpy(slotbuf, best, j->slot);
+    return 1;
+}
+
+int journal_open(const char *dir, size_t segment_bytes, unsigned checkpoint_ms, journal_t **out,
+                 rk_status_t *st)
+{
+    journal_t *j = calloc(1, sizeof *j);
+    if (j == NULL)
+        return rk_status_set(st, RK_ENOMEM, "journal_open");
+    pthread_mutex_init(&j->mu, NULL);
+    j->wal_fd = j->ckpt_fd = j->data_fd = -1;
+    snprintf(j->dir, sizeof j->dir, "%s", dir);
+    j->ckpt_every_ms = checkpoint_ms ? checkpoint_ms : CKPT_EVERY_MS;
+    j->psize = (size_t)sysconf(_SC_PAGESIZE); /* LMDB's page size */
+    j->slot = CKPT_HEADER + 2 * j->psize;
+    char path[PATH_MAX + 32];
+    uint8_t *slotbuf = NULL;
+    int rc;
+
+    snprintf(path, sizeof path, "%s/journal.ckpt", dir);
+    j->ckpt_fd = open(path, O_RDWR | O_CLOEXEC);
+    if (j->ckpt_fd < 0 && errno == ENOENT)
+        j->ckpt_fd = create_zeroed(dir, path, 2 * j->slot);
+    if (j->ckpt_fd < 0) {
+        rc = io_err(st, "cannot open", path);
+        goto fail;
+    }
+    snprintf(path, sizeof path, "%s/journal.wal", dir);
+    j->wal_fd = open(path, O_RDWR | O_CLOEXEC);
+    struct stat sb;
+    bool created = false;
+    if (j->wal_fd >= 0 && fstat(j->wal_fd, &sb) == 0 && sb.st_size >= 4096) {
+        j->seg = (size_t)sb.st_size;
+    } else {
+        created = true;
+        if (j->wal_fd >= 0)
+            close(j->wal_fd);
+        j->seg = segment_bytes ? segment_bytes : JOURNAL_DEFAULT_SEGMENT;
+        j->wal_fd = create_zeroed(dir, path, j->seg);
+    }
+    if (j->wal_fd < 0) {
+        rc = io_err(st, "cannot create", path);
+        goto fail;
+    }
+    slotbuf = malloc(2 * j->slot);
+    if (slotbuf == NULL) {
+        rc = rk_status_set(st, RK_ENOMEM, "journal_open");
+        goto fail;
+    }
+    snprintf(path, sizeof path, "%s/data.mdb", dir);
+    j->data_fd = open(path, O_RDWR | O_CLOEXEC);
+    int ck = load_checkpoint(j, slotbuf);
+    if (ck < 0) {
+        rc = rk_status_set(st, RK_ECORRUPT,
+                           "journal: both checkpoint slots of %s/journal.ckpt "
+                           "fail to verify",
+                           dir);
+        goto fail;
+    }
+    if (ck > 0 && created) { /* records it may have held are gone */
+        rc = rk_status_set(st, RK_ECORRUPT, "journal: %s/journal.wal is missing or truncated", dir);
+        goto fail;
+    }
+    if (ck > 0) {
+        /* Roll LMDB back to the checkpointed snapshot (essay, 2b). */
+        if (j->data_fd < 0) {
+            rc = rk_status_set(st, RK_ECORRUPT, "journal: checkpoint in %s but no data.mdb", dir);
+            goto fail;
+        }
+        if (write_all(j->data_fd, slotbuf + CKPT_HEADER, 2 * j->psize, 0) != 0 ||
+            fdatasync(j->data_fd) != 0) {
+            rc = io_err(st, "cannot restore the checkpoint into", path);
+            goto fail;
+        }
+    }
+    free(slotbuf);
+    *out = j;
+    return 0;
+fail:
+    free(slotbuf);
+    journal_close(j, NULL);
+    return rc;
+}
+
+void journal_lock(journal_t *j)
+{
+    pthread_mutex_lock(&j->mu);
+}
+
+void journal_unlock(journal_t *j)
+{
+    pthread_mutex_unlock(&j->mu);
+}
+
+void journal_unpin(journal_t *j)
+{
+    if (j->pin != NULL)
+        mdb_txn_abort(j->pin);
+    j->pin = NULL;
+}
+
+int journal_repin(journal_t *j, log_env_t *env)
+{
+    journal_unpin(j);
+    return log_env_err(mdb_txn_begin(env->mdb, NULL, MDB_RDONLY, &j->pin));
+}
+
+int journal_checkpoint(journal_t *j, log_env_t *env, int recycle, rk_status_t *st)
+{
+    char path[PATH_MAX + 32];
+    snprintf(path, sizeof path, "%s/data.mdb", j->dir);
+    int rc = mdb_env_sync(env->mdb, 1);
+    if (rc != 0)
+        return rk_status_set(st, log_env_err(rc), "journal: cannot sync %s: %s", path,
+                             mdb_strerror(rc));
+    if (j->data_fd < 0 && (j->data_fd = open(path, O_RDWR | O_CLOEXEC)) < 0)
+        return io_err(st, "cannot open", path);
+    uint8_t *s = calloc(1, j->slot);
+    if (s == NULL)
+        return rk_status_set(st, RK_ENOMEM, "journal checkpoint");
+    if (read_all(j->data_fd, s + CKPT_HEADER, 2 * j->psize, 0) != 0) {
+        free(s);
+        return io_err(st, "cannot read the meta pages of", path);
+    }
+    uint64_t no = j->ckpt_no + 1, start = recycle ? j->next_seq : j->start_seq;
+    codec_put_le32(s, CKPT_MAGIC);
+    codec_put_le32(s + 4, 1);
+    codec_put_le32(s + 8, (uint32_t)j->psize);
+    codec_put_le64(s + 16, no);
+    codec_put_le64(s + 24, start);
+    codec_put_le64(s + 32, slot_sum(s, j->psize));
+    int wr = write_all(j->ckpt_fd, s, j->slot, (off_t)((no % 2) * j->slot));
+    free(s);
+    snprintf(path, sizeof path, "%s/journal.ckpt", j->dir);
+    if (wr != 0 || fdatasync(j->ckpt_fd) != 0)
+        return io_err(st, "cannot write", path);
+    j->ckpt_no = no;
+    j->ckpt_valid = true;
+    j->start_seq = start;
+    if (recycle)
+        j->off = 0;
+    j->since_ckpt_bytes = 0;
+    j->since_ckpt_txns = 0;
+    j->ckpt_at_ms = now_ms();
+    j->checkpoints++;
+    if ((rc = journal_repin(j, env)) != 0)
+        return rk_status_set(st, rc, "journal: cannot pin the checkpoint");
+    return 0;
+}
+
+int journal_due(journal_t *j)
+{
+    return j->since_ckpt_bytes >= j->seg / 2 || j->since_ckpt_txns >= CKPT_EVERY_TXNS ||
+           now_ms() - j->ckpt_at_ms >= j->ckpt_every_ms;
+}
+
+/* ---- records ---- */
+
+static size_t ops_size(const log_op_t *ops, size_t n)
+{
+    size_t b = 4;
+    for (size_t i = 0; i < n; i++) {
+        b += OP_HEADER + (ops[i].hard_state ? HS_BYTES : 0);
+        for (size_t k = 0; k < ops[i].n_entries; k++)
+            b += ENTRY_HEADER + ops[i].entries[k].len;
+    }
+    return b;
+}
+
+static void encode_ops(const log_op_t *ops, size_t n, uint8_t *p)
+{
+    codec_put_le32(p, (uint32_t)n);
+    p += 4;
+    for (size_t i = 0; i < n; i++) {
+        const log_op_t *op = &ops[i];
+        memset(p, 0, OP_HEADER);
+        p[0] = (uint8_t)op->kind;
+        p[1] = op->hard_state != NULL;
+        codec_put_le32(p + 4, (uint32_t)op->n_entries);
+        codec_put_le64(p + 8, log_store_gid(op->store));
+        codec_put_le64(p + 16, op->truncate_from);
+        codec_put_le64(p + 24, op->index);
+        codec_put_le64(p + 32, op->term);
+        p += OP_HEADER;
+        if (op->hard_state) {
+            codec_put_le64(p, op->hard_state->term);
+            codec_put_le64(p + 8, op->hard_state->commit);
+            memcpy(p + 16, op->hard_state->voted_for, RK_PEER_ID_STRLEN);
+            p += HS_BYTES;
+        }
+        for (size_t k = 0; k < op->n_entries; k++) {
+            const log_entry_t *e = &op->entries[k];
+            codec_put_le64(p, e->index);
+            codec_put_le64(p + 8, e->term);
+            codec_put_le32(p + 16, (uint32_t)e->type);
+            codec_put_le32(p + 20, (uint32_t)e->len);
+            if (e->len)
+                memcpy(p + 24, e->data, e->len);
+            p += ENTRY_HEADER + e->len;
+        }
+    }
+}
+
+static uint64_t rec_sum(const uint8_t *rec, size_t len)
+{
+    return codec_checksum(rec + REC_HEADER, len, codec_checksum(rec, 16, REC_MAGIC));
+}
+
+int journal_append(journal_t *j, log_env_t *env, const log_op_t *ops, size_t n, uint64_t *seq,
+                   rk_status_t *st)
+{
+    size_t len = ops_size(ops, n), total = (REC_HEADER + len + 7) & ~(size_t)7;
+    if (total > j->seg || total > JOURNAL_DIRECT_BYTES)
+        return JOURNAL_TOO_BIG;
+    int rc;
+    if (j->off + total > j->seg && (rc = journal_checkpoint(j, env, 1, st)) != 0)
+        return rc;
+    if (total > j->buf_cap) {
+        uint8_t *b = realloc(j->buf, total);
+        if (b == NULL)
+            return rk_status_set(st, RK_ENOMEM, "journal record of %zu bytes", total);
+        j->buf = b;
+        j->buf_cap = total;
+    }
+    uint8_t *r = j->buf;
+    memset(r + REC_HEADER + len, 0, total - REC_HEADER - len);
+    codec_put_le32(r, REC_MAGIC);
+    codec_put_le32(r + 4, (uint32_t)len);
+    codec_put_le64(r + 8, j->next_seq);
+    encode_ops(ops, n, r + REC_HEADER);
+    codec_put_le64(r + 16, rec_sum(r, len));
+    char path[PATH_MAX + 32];
+    snprintf(path, sizeof path, "%s/journal.wal", j->dir);
+    if (write_all(j->wal_fd, r, total, (off_t)j->off) != 0 || fdatasync(j->wal_fd) != 0)
+        return io_err(st, "cannot write", path);
+    *seq = j->next_seq++;
+    j->last_off = j->off;
+    j->off += total;
+    j->since_ckpt_bytes += total;
+    j->since_ckpt_txns++;
+    return 0;
+}
+
+int journal_retract(journal_t *j, rk_status_t *st)
+{
+    static const uint8_t zero[REC_HEADER];
+    if (write_all(j->wal_fd, zero, sizeof zero, (off_t)j->last_off) != 0 ||
+        fdatasync(j->wal_fd) != 0)
+        return io_err(st, "cannot retract the last record of", "journal.wal");
+    j->off = j->last_off;
+    j->next_seq--;
+    return 0;
+}
+
+/* ---- recovery ---- */
+
+/* The journal sequence number of the last applied batch (0 if none). */
+static int applied_seq(log_env_t *env, uint64_t *seq, rk_status_t *st)
+{
+    MDB_txn *txn;
+    int rc = log_env_read_begin(env, &txn);
+    if (rc != 0)
+        return rk_status_set(st, rc, "cannot begin read transaction");
+    uint8_t key[9];
+    journal_applied_key(key);
+    MDB_val k = {9, key}, v;
+    rc = mdb_get(txn, env->meta_dbi, &k, &v);
+    *seq = rc == 0 && v.mv_size == 8 ? codec_get_le64(v.mv_data) : 0;
+    log_env_read_end(env, txn);
+    if (rc == 0 && v.mv_size != 8)
+        return rk_status_set(st, RK_ECORRUPT, "applied journal sequence record is malformed");
+    return rc == 0 || rc == MDB_NOTFOUND
+               ? 0
+               : rk_status_set(st, log_env_err(rc), "%s", mdb_strerror(rc));
+}
+
+/* Opens the group registered under number gid, without a cache. */
+static int open_group(log_env_t *env, uint64_t gid, log_store_t **out, rk_status_t *st)
+{
+    MDB_txn *txn;
+    int rc = log_env_read_begin(env, &txn);
+    if (rc != 0)
+        return rk_status_set(st, rc, "cannot begin read transaction");
+    MDB_cursor *cur;
+    char name[LOG_GROUP_ID_MAX];
+    name[0] = '\0';
+    if ((rc = mdb_cursor_open(txn, env->groups_dbi, &cur)) == 0) {
+        MDB_val k, v;
+        for (rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == 0;
+             rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+            if (v.mv_size == 8 && codec_get_be64(v.mv_data) == gid &&
+                k.mv_size < LOG_GROUP_ID_MAX) {
+                memcpy(name, k.mv_data, k.mv_size);
+                name[k.mv_size] = '\0';
+                break;
+            }
+        }
+        mdb_cursor_close(cur);
+    }
+    log_env_read_end(env, txn);
+    if (name[0] == '\0')
+        return rk_status_set(st, RK_ENOTFOUND, "no group number %llu", (unsigned long long)gid);
+    log_store_options_t o = {.cache_bytes = 0};
+    return log_store_open(env, name, &o, out, st);
+}
+
+/* Recovery reads the segment through a window of WIN_BYTES, which holds any
+ * record journal_append can write, rather than all of it at once. */
+#define WIN_BYTES (1u << 20)
+_Static_assert(JOURNAL_DIRECT_BYTES + REC_HEADER + 8 <= WIN_BYTES, "a record must fit the window");
+
+typedef struct win {
+    int fd;
+    size_t seg, start, len;
+    uint8_t *buf;
+} win_t;
+
+/* Bytes [off, off + n) of the segment, or NULL (beyond it, unreadable). */
+static const uint8_t *win_at(win_t *w, size_t off, size_t n)
+{
+    if (n > WIN_BYTES || off + n > w->seg)
+        return NULL;
+    if (off < w->start || off + n > w->start + w->len) {
+        size_t k = w->seg - off < WIN_BYTES ? w->seg - off : WIN_BYTES;
+        w->len = 0;
+        if (read_all(w->fd, w->buf, k, (off_t)off) != 0)
+            return NULL;
+        w->start = off;
+        w->len = k;
+    }
+    return w->buf + (off - w->start);
+}
+
+/* Verifies the record at off; returns its total size (and *rec, valid until
+ * the next win_at), or 0 when it is not a valid record. */
+static size_t rec_check(win_t *w, size_t off, const uint8_t **rec)
+{
+    const uint8_t *h = win_at(w, off, REC_HEADER);
+    if (h == NULL || codec_get_le32(h) != REC_MAGIC)
+        return 0;
+    size_t len = codec_get_le32(h + 4), total = (REC_HEADER + len + 7) & ~(size_t)7;
+    const uint8_t *r = win_at(w, off, total);
+    if (r == NULL || codec_get_le64(r + 16) != rec_sum(r, len))
+        return 0;
+    *rec = r;
+    return total;
+}
+
+typedef struct replay {
+    log_env_t *env;
+    log_store_t **stores; /* the groups seen so far, opened once */
+    uint64_t *gids;
+    size_t n_stores, cap;
+    log_op_t *ops;
+    log_entry_t *entries;
+    meta_hard_state_t *hs;
+} replay_t;
+
+static int store_for(replay_t *r, uint64_t gid, log_store_t **out, rk_status_t *st)
+{
+    for (size_t i = 0; i < r->n_stores; i++)
+        if (r->gids[i] == gid)
+            return *out = r->stores[i], 0;
+    if (r->n_stores == r->cap) {
+        size_t cap = r->cap ? 2 * r->cap : 16;
+        log_store_t **s = realloc(r->stores, cap * sizeof *s);
+        if (s != NULL)
+            r->stores = s;
+        uint64_t *g = realloc(r->gids, cap * sizeof *g);
+        if (g != NULL)
+            r->gids = g;
+        if (s == NULL || g == NULL)
+            return rk_status_set(st, RK_ENOMEM, "journal replay");
+        r->cap = cap;
+    }
+    int rc = open_group(r->env, gid, out, st);
+    if (rc == 0) {
+        r->gids[r->n_stores] = gid;
+        r->stores[r->n_stores++] = *out;
+    }
+    return rc;
+}
+
+/* Decodes one record's payload into ops and applies them with its seq. */
+static int replay_one(replay_t *r, const uint8_t *p, size_t len, uint64_t seq, rk_status_t *st)
+{
+    const uint8_t *end = p + len;
+    if (len < 4)
+        goto bad;
+    size_t n = codec_get_le32(p), n_ent = 0, n_hs = 0;
+    p += 4;
+    r->ops = calloc(n ? n : 1, sizeof *r->ops);
+    r->hs = calloc(n ? n : 1, sizeof *r->hs);
+    r->entries = calloc(len / ENTRY_HEADER + 1, sizeof *r->entries);
+    if (r->ops == NULL || r->hs == NULL || r->entries == NULL)
+        return rk_status_set(st, RK_ENOMEM, "journal replay");
+    for (size_t i = 0; i < n; i++) {
+        if ((size_t)(end - p) < OP_HEADER)
+            goto bad;
+        log_op_t *op = &r->ops[i];
+        op->kind = (log_op_kind_t)p[0];
+        size_t ne = codec_get_le32(p + 4);
+        int rc = store_for(r, codec_get_le64(p + 8), &op->store, st);
+        if (rc != 0)
+            return rc;
+        op->truncate_from = codec_get_le64(p + 16);
+        op->index = codec_get_le64(p + 24);
+        op->term = codec_get_le64(p + 32);
+        bool has_hs = p[1] != 0;
+        p += OP_HEADER;
+        if (has_hs) {
+            if ((size_t)(end - p) < HS_BYTES)
+                goto bad;
+            meta_hard_state_t *h = &r->hs[n_hs++];
+            h->term = codec_get_le64(p);
+            h->commit = codec_get_le64(p + 8);
+            memcpy(h->voted_for, p + 16, RK_PEER_ID_STRLEN);
+            h->voted_for[RK_PEER_ID_STRLEN - 1] = '\0';
+            op->hard_state = h;
+            p += HS_BYTES;
+        }
+        op->entries = &r->entries[n_ent];
+        op->n_entries = ne;
+        for (size_t k = 0; k < ne; k++) {
+            if ((size_t)(end - p) < ENTRY_HEADER || n_ent >= len / ENTRY_HEADER + 1)
+                goto bad;
+            log_entry_t *e = &r->entries[n_ent++];
+            e->index = codec_get_le64(p);
+            e->term = codec_get_le64(p + 8);
+            e->type = (log_entry_type_t)codec_get_le32(p + 16);
+            e->len = codec_get_le32(p + 20);
+            if ((size_t)(end - p) - ENTRY_HEADER < e->len)
+                goto bad;
+            e->data = p + ENTRY_HEADER;
+            p += ENTRY_HEADER + e->len;
+        }
+    }
+    return log_store_apply(r->env, r->ops, n, seq, st);
+bad:
+    return rk_status_set(st, RK_ECORRUPT, "journal record %llu verifies but does not decode",
+                         (unsigned long long)seq);
+}
+
+static void replay_free_batch(replay_t *r)
+{
+    free(r->ops);
+    free(r->entries);
+    free(r->hs);
+    r->ops = NULL, r->entries = NULL, r->hs = NULL;
+}
+
+int journal_recover(journal_t *j, log_env_t *env, rk_status_t *st)
+{
+    /* Pin the restored snapshot before replay commits anything (essay, 2a). */
+    int rc = journal_repin(j, env);
+    if (rc != 0)
+        return rk_status_set(st, rc, "journal: cannot pin the checkpoint");
+    uint64_t applied = 0;
+    rc = applied_seq(env, &applied, st);
+    if (rc != 0)
+        return rc;
+    uint64_t expect = applied + 1;
+    if (j->ckpt_valid) {
+        win_t w = {.fd = j->wal_fd, .seg = j->seg, .buf = malloc(WIN_BYTES)};
+        if (w.buf == NULL)
+            return rk_status_set(st, RK_ENOMEM, "journal recovery");
+        replay_t r = {.env = env};
+        size_t off = 0, total;
+        const uint8_t *rec;
+        expect = j->start_seq;
+        while ((total = rec_check(&w, off, &rec)) != 0 && codec_get_le64(rec + 8) == expect) {
+            if (expect > applied) {
+                rc = replay_one(&r, rec + REC_HEADER, codec_get_le32(rec + 4), expect, st);
+                replay_free_batch(&r);
+                if (rc != 0)
+                    break;
+                j->replayed++;
+            }
+            expect++;
+            off += total;
+        }
+        /* The end of the journal, or a hole in it? (essay, 3) */
+        for (size_t o = off + 8; rc == 0 && o + REC_HEADER <= j->seg; o += 8) {
+            if (rec_check(&w, o, &rec) != 0 && codec_get_le64(rec + 8) >= expect) {
+                rc = rk_status_set(st, RK_ECORRUPT,
+                                   "journal %s/journal.wal: record %llu at offset %zu is corrupt "
+                                   "but record %llu after it is intact",
+                                   j->dir, (unsigned long long)expect, off,
+                                   (unsigned long long)codec_get_le64(rec + 8));
+            }
+        }
+        for (size_t i = 0; i < r.n_stores; i++)
+            log_store_close(r.stores[i]);
+        free(r.stores);
+        free(r.gids);
+        free(w.buf);
+        if (rc != 0)
+            return rc;
+        if (expect <= applied)
+            expect = applied + 1;
+    }
+    j->next_seq = expect;
+    return journal_checkpoint(j, env, 1, st);
+}
+
+void journal_close(journal_t *j, log_env_t *env)
+{
+    if (j == NULL)
+        return;
+    if (env != NULL && j->pin != NULL) {
+        rk_status_t st;
+        rk_status_clear(&st);
+        if (journal_checkpoint(j, env, 1, &st) != 0)
+            RK_WARN(NULL, NULL, "journal: final checkpoint failed: %s", st.msg);
+    }
+    journal_unpin(j);
+    if (j->wal_fd >= 0)
+        close(j->wal_fd);
+    if (j->ckpt_fd >= 0)
+        close(j->ckpt_fd);
+    if (j->data_fd >= 0)
+        close(j->data_fd);
+    pthread_mutex_destroy(&j->mu);
+    free(j->buf);
+    free(j);
+}
+
+void journal_stats(journal_t *j, uint64_t *checkpoints, uint64_t *replayed, uint64_t *next_seq)
+{
+    if (checkpoints)
+        *checkpoints = j->checkpoints;
+    if (replayed)
+        *replayed = j->replayed;
+    if (next_seq)
+        *next_seq = j->next_seq;
+}
