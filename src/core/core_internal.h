@@ -137,7 +137,7 @@ struct core {
     rk_peer_id_t transferee;
     uint32_t transfer_elapsed;
     bool transfer_sent;                    /* TimeoutNow went to the transferee */
-    bool lease_revoked; /* we sent TimeoutNow this term: no more lease reads */
+    bool lease_revoked;                    /* we sent TimeoutNow this term: no more lease reads */
     CORE_VEC(core_inflight_t) uncommitted; /* (index, bytes) of own proposals > commit */
     uint64_t uncommitted_bytes;
 
