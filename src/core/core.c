@@ -148,6 +148,11 @@ core_t *core_new(const core_init_t *init, const core_storage_t *storage, int *er
     c->conf_committed_reported = init->conf_index <= c->log.commit ? init->conf_index : 0;
     c->target_priority = -1;
     c->role = CORE_FOLLOWER;
+    c->ticks = 1; /* 0 means "no lease" in progress.lease_sent */
+    /* Simulator bug 7: before the crash we may have acked a leader whose
+     * lease still runs, and we no longer know it as leader; honour the lease
+     * for a full election timeout from now (as etcd's followers do). */
+    c->restart_lease = o->read_only == CORE_READ_LEASE && c->term > 0;
     if (progress_rebuild(c) != 0) {
         *err = RK_ENOMEM;
         goto fail;
@@ -253,10 +258,11 @@ int core_step(core_t *c, const core_msg_t *m)
         return RK_EPROTO;
     bool vote_req = m->type == CORE_MSG_VOTE || m->type == CORE_MSG_PREVOTE;
     if (m->term > c->term) {
-        if (vote_req && !m->transfer && c->o.check_quorum && !core_peer_is_none(&c->lead) &&
-            c->election_elapsed < c->o.election_ticks) {
+        if (vote_req && !m->transfer && election_in_lease(c)) {
             /* Thesis 4.2.3: we heard from a leader within the minimum
-             * election timeout, so ignore the disruption (no term bump). */
+             * election timeout (or restarted since, under lease reads), so
+             * ignore the disruption (no term bump). Lease reads (6.4.1)
+             * rest on this, with or without check-quorum. */
             return 0;
         }
         if (m->type == CORE_MSG_PREVOTE || (m->type == CORE_MSG_PREVOTE_RESP && !m->reject)) {
@@ -343,6 +349,10 @@ static void leader_tick(core_t *c)
     transfer_tick(c);
     if (c->heartbeat_elapsed >= c->o.heartbeat_ticks) {
         c->heartbeat_elapsed = 0;
+        /* Lease reads: each heartbeat is a new round, so an ack tells which
+         * send (and tick) it answers: the lease runs from there (bug 7). */
+        if (c->o.read_only == CORE_READ_LEASE)
+            c->read_seq++;
         repl_bcast_heartbeat(c, c->read_seq);
     }
 }
@@ -351,6 +361,7 @@ int core_tick(core_t *c)
 {
     if (c->fatal)
         return RK_ESTATE;
+    c->ticks++;
     if (c->role == CORE_LEADER)
         leader_tick(c);
     else
@@ -363,6 +374,9 @@ int core_campaign(core_t *c)
     if (c->fatal)
         return RK_ESTATE;
     if (c->role == CORE_LEADER || !election_promotable(c) || election_busy(c))
+        return RK_ESTATE;
+    /* Our own vote would break the lease we gave the leader (bug 7). */
+    if (c->o.read_only == CORE_READ_LEASE && election_in_lease(c))
         return RK_ESTATE;
     election_campaign(c, false);
     return 0;

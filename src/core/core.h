@@ -68,6 +68,16 @@
  *     followers' lease the leader's lease relies on.
  *   - core_options_t.lease_ticks: lease reads check quorum contact within the
  *     lease and fall back to a ReadIndex round otherwise (node helper).
+ *   - CORE_READ_LEASE (simulator bug 7): the lease runs from the send tick of
+ *     the newest heartbeat a quorum acked (every heartbeat is a new read
+ *     round), for lease_ticks capped to election_ticks - 1 (0 = that cap;
+ *     before, 0 meant no check and the lease counted from the acks' arrival).
+ *     A fresh leader serves lease reads only after one acked heartbeat. A
+ *     node restarted (core_new) with term > 0 ignores non-transfer
+ *     (pre-)vote requests for its first election timeout; followers honour
+ *     the leader's lease (thesis 4.2.3) under lease reads even with
+ *     check_quorum off; core_campaign returns RK_ESTATE while a node honours
+ *     a lease.
  */
 #ifndef RAFTKIT_CORE_CORE_H
 #define RAFTKIT_CORE_CORE_H
@@ -190,11 +200,11 @@ typedef struct core_storage {
 
 typedef enum core_read_only_option {
     CORE_READ_SAFE = 0, /* ReadIndex confirms leadership with a heartbeat round */
-    /* Lease-based (thesis 6.4.1): the leader answers at once with its commit.
-     * Correct only when check_quorum is on AND clocks of all nodes advance at
-     * roughly the same rate (bounded drift within an election timeout): a
-     * cut-off leader steps down after one election timeout, and followers
-     * with a live leader do not vote for others until their own timeout. */
+    /* Lease-based (thesis 6.4.1): the leader answers at once with its commit
+     * while its lease runs (lease_ticks below). Correct only when the clocks
+     * of all nodes advance at roughly the same rate (bounded drift): followers
+     * that heard from a leader, or restarted, within an election timeout do
+     * not vote for others (nor campaign through core_campaign). */
     CORE_READ_LEASE = 1,
 } core_read_only_option_t;
 
@@ -211,12 +221,14 @@ typedef struct core_options {
     uint64_t max_bytes_per_msg;     /* default 1 MiB; a single larger entry still goes alone */
     uint64_t max_uncommitted_bytes; /* leader cap on unapplied proposal bytes; 0 = unlimited */
     /* CORE_READ_LEASE: the leader's lease (JRaft's leader_lease_time_ratio).
-     * A lease read is answered at once only while a quorum of voters (in
-     * each half when joint) answered within the last lease_ticks ticks;
-     * otherwise it falls back to a heartbeat round like CORE_READ_SAFE. Keep
-     * it below election_ticks: followers that heard from us within their
-     * election timeout do not elect another leader. 0 = no check (relies on
-     * check-quorum deposing a cut-off leader). Default 0. */
+     * A lease read is answered at once only while fewer than lease_ticks
+     * leader ticks have passed since the SEND of the newest heartbeat a
+     * quorum of voters (in each half when joint) acknowledged (thesis
+     * 6.4.1); otherwise it falls back to a heartbeat round like
+     * CORE_READ_SAFE. Followers refuse votes for more than election_ticks - 1
+     * tick periods after receiving it, so lease_ticks is capped to
+     * election_ticks - 1, and 0 means that cap; with clock drift d between
+     * nodes choose at most (election_ticks - 1) / (1 + d). Default 0. */
     uint32_t lease_ticks;
     uint64_t seed;                  /* PRNG seed: the only source of randomness */
 } core_options_t;
@@ -461,9 +473,10 @@ int core_transfer_leader(core_t *c, const rk_peer_id_t *to);
 /* Starts a linearizable read with request id ctx (unique per node). The
  * result comes as a core_read_state_t in a later update (possibly the next
  * one). Leader: confirmed by a heartbeat round (reads in one input batch share
- * one round), or at once under CORE_READ_LEASE; deferred until the leader has
- * committed an entry of its term (thesis 6.4). Follower: forwarded to the
- * leader. Errors: RK_ENOLEADER (follower without a known leader; candidates). */
+ * one round), or at once under CORE_READ_LEASE while the lease runs;
+ * deferred until the leader has committed an entry of its term (thesis 6.4).
+ * Follower: forwarded to the leader. Errors: RK_ENOLEADER (follower without
+ * a known leader; candidates). */
 int core_read_index(core_t *c, uint64_t ctx);
 
 /* The update with this id (and all before it) is durable. Ids must not go
@@ -504,7 +517,9 @@ int core_report_snapshot(core_t *c, const rk_peer_id_t *peer, bool ok);
  * timer fired: for tests and "trigger election" admin commands. Leaders,
  * non-voters (except one whose own removal is appended but uncommitted,
  * see changes:), and nodes with an entries write or snapshot install pending
- * (scenario 100): no-op returning RK_ESTATE. */
+ * (scenario 100), and under CORE_READ_LEASE a node that heard from a leader
+ * (or restarted) within an election timeout, since its own vote would break
+ * that leader's lease: no-op returning RK_ESTATE. */
 int core_campaign(core_t *c);
 
 /* ------------------------------------------------------------------ output */

@@ -60,6 +60,7 @@ typedef struct core_progress {
     uint32_t ticks_since_contact;
     int vote;              /* election tally: 0 unknown, 1 granted, -1 rejected */
     uint64_t read_ack;     /* highest read-index round acknowledged */
+    uint64_t lease_sent;   /* leader tick the newest acked round was sent at (0 none) */
     uint64_t sent_commit;  /* commit index carried by the last append sent */
     core_inflight_t *infl; /* ring of max_inflight_msgs */
     uint32_t infl_start, infl_count;
@@ -67,6 +68,13 @@ typedef struct core_progress {
 } core_progress_t;
 
 /* ------------------------------------------------------------ read index */
+
+/* Send tick of a heartbeat round (CORE_READ_LEASE), kept in a small ring. */
+#define CORE_LEASE_RING 64
+typedef struct core_round_tick {
+    uint64_t round;
+    uint64_t tick;
+} core_round_tick_t;
 
 typedef struct core_read_req {
     uint64_t ctx;
@@ -108,7 +116,11 @@ struct core {
     core_progress_t *prs;
     size_t n_prs;
 
+    uint64_t ticks; /* core_tick calls since core_new, from 1: the lease clock */
     uint32_t election_elapsed;
+    /* CORE_READ_LEASE: restarted with term > 0, so we may have acked a
+     * leader whose lease still runs; refuse votes for an election timeout. */
+    bool restart_lease;
     uint32_t heartbeat_elapsed;
     uint32_t randomized_timeout;
 
@@ -125,7 +137,7 @@ struct core {
     rk_peer_id_t transferee;
     uint32_t transfer_elapsed;
     bool transfer_sent;                    /* TimeoutNow went to the transferee */
-    bool lease_revoked; /* we sent TimeoutNow this term: no more lease reads */
+    bool lease_revoked;                    /* we sent TimeoutNow this term: no more lease reads */
     CORE_VEC(core_inflight_t) uncommitted; /* (index, bytes) of own proposals > commit */
     uint64_t uncommitted_bytes;
 
@@ -133,6 +145,7 @@ struct core {
     CORE_VEC(core_read_req_t) reads;
     uint64_t read_seq;       /* last round id issued */
     bool read_round_pending; /* broadcast round read_seq+1 at the next flush */
+    core_round_tick_t round_ticks[CORE_LEASE_RING]; /* slot round % RING */
 
     /* election priority (JRaft) */
     int32_t target_priority;
@@ -211,6 +224,7 @@ void election_tick(core_t *c);
 void election_reset_timeout(core_t *c);
 bool election_promotable(const core_t *c);
 bool election_busy(const core_t *c);
+bool election_in_lease(const core_t *c);
 void election_timeout_now(core_t *c);
 void election_maybe_deferred_campaign(core_t *c);
 int election_step_vote_req(core_t *c, const core_msg_t *m);
@@ -250,6 +264,8 @@ void read_on_heartbeat_resp(core_t *c);
 void read_flush_round(core_t *c);
 void read_fail_all(core_t *c, int status);
 void read_handle_resp(core_t *c, const core_msg_t *m);
+void read_round_sent(core_t *c, uint64_t round);
+void read_round_acked(core_t *c, core_progress_t *pr, uint64_t round);
 
 /* transfer.c */
 void transfer_abort(core_t *c, int status);

@@ -49,6 +49,7 @@ static void reset(core_t *c, uint64_t term)
     }
     election_set_lead(c, NULL);
     c->election_elapsed = 0;
+    c->restart_lease = false; /* a new term or role: the old lease is moot */
     c->heartbeat_elapsed = 0;
     election_reset_timeout(c);
     if (c->transferring) /* done if TimeoutNow went out, else someone else ran */
@@ -89,6 +90,7 @@ void election_become_leader(core_t *c)
     c->lease_revoked = false; /* a TimeoutNow we sent in an older term is stale */
     c->read_seq = 0;
     c->read_round_pending = false;
+    memset(c->round_ticks, 0, sizeof c->round_ticks); /* round ids restart */
     /* The new leader may hold an uncommitted config entry in its tail: no new
      * change until everything it has is committed (scenario 72). */
     c->pending_conf_index = log_last_index(c);
@@ -262,9 +264,24 @@ static bool priority_allows(core_t *c)
     return false;
 }
 
+/* Thesis 4.2.3: a node that heard from a leader within the minimum
+ * election timeout ignores (pre-)vote requests, so the leader is not
+ * disrupted. Lease reads (6.4.1) rest on this, with or without check-quorum;
+ * a node restarted under CORE_READ_LEASE counts as having heard (bug 7). */
+bool election_in_lease(const core_t *c)
+{
+    if (!c->o.check_quorum && c->o.read_only != CORE_READ_LEASE)
+        return false;
+    if (core_peer_is_none(&c->lead) && !c->restart_lease)
+        return false;
+    return c->election_elapsed < c->o.election_ticks;
+}
+
 void election_tick(core_t *c)
 {
     c->election_elapsed++;
+    if (c->election_elapsed >= c->o.election_ticks)
+        c->restart_lease = false;
     if (!election_promotable(c) || election_busy(c) || c->election_elapsed < c->randomized_timeout)
         return;
     c->election_elapsed = 0;

@@ -34,28 +34,66 @@ static bool single_voter(core_t *c)
     return quorum_voter_count(c) == 1 && self != NULL && (self->voter_cur || self->voter_old);
 }
 
+/* The lease in leader ticks: lease_ticks, capped (and defaulted, when 0) to
+ * election_ticks - 1. Why that bound (thesis 6.4.1, simulator bug 7): a
+ * follower that receives a heartbeat at time r refuses votes (core_step,
+ * thesis 4.2.3) until its election_ticks-th tick after r, i.e. for more than
+ * (election_ticks - 1) tick periods after r. Our lease counts from S, the
+ * tick at which we SENT the newest round a quorum acked (S <= r), and we
+ * serve while fewer than L ticks passed since, i.e. for at most L tick
+ * periods after the send. With L <= election_ticks - 1 and every node's tick
+ * period equal, some voter of any new leader's quorum (it meets the quorum
+ * that acked S) refused votes for at least as long as we serve. Clock drift
+ * eats that margin: with tick periods differing by a factor 1+d, choose
+ * L <= (election_ticks - 1) / (1 + d) (the node's leader_lease_time_ratio). */
+static uint64_t lease_len(const core_t *c)
+{
+    uint32_t max = c->o.election_ticks - 1;
+    return c->o.lease_ticks == 0 || c->o.lease_ticks > max ? max : c->o.lease_ticks;
+}
+
 static bool half_in_lease(const core_t *c, bool old)
 {
     size_t n = 0, live = 0;
+    uint64_t len = lease_len(c);
     for (size_t i = 0; i < c->n_prs; i++) {
         const core_progress_t *pr = &c->prs[i];
         if (!(old ? pr->voter_old : pr->voter_cur))
             continue;
         n++;
-        if (pr->is_self || pr->ticks_since_contact < c->o.lease_ticks)
+        if (pr->is_self || (pr->lease_sent != 0 && c->ticks - pr->lease_sent < len))
             live++;
     }
     return n == 0 || live >= n / 2 + 1;
 }
 
-/* Thesis 6.4.1: the lease holds while a quorum answered within lease_ticks
- * (less than an election timeout, so none of them has elected another
- * leader yet, given bounded clock drift). */
+/* Thesis 6.4.1: "the leader's lease starts when it sends the heartbeat" a
+ * quorum acknowledged (in each half when joint), not when the acks arrive. */
 static bool lease_valid(const core_t *c)
 {
-    if (c->o.lease_ticks == 0)
-        return true;
     return half_in_lease(c, false) && (!c->conf.joint || half_in_lease(c, true));
+}
+
+/* A heartbeat carrying round id `round` is being sent: remember the first
+ * tick it went out at (the earliest is the conservative lease start). */
+void read_round_sent(core_t *c, uint64_t round)
+{
+    core_round_tick_t *t = &c->round_ticks[round % CORE_LEASE_RING];
+    if (round == 0 || t->round == round)
+        return;
+    t->round = round;
+    t->tick = c->ticks;
+}
+
+/* pr acked a heartbeat of round `round`: its lease runs from that send. A
+ * round that fell out of the ring renews nothing (it is old anyway). */
+void read_round_acked(core_t *c, core_progress_t *pr, uint64_t round)
+{
+    const core_round_tick_t *t = &c->round_ticks[round % CORE_LEASE_RING];
+    if (round == 0 || t->round != round)
+        return;
+    if (t->tick > pr->lease_sent)
+        pr->lease_sent = t->tick;
 }
 
 /* Registers a request whose leader has committed in its term. */
@@ -64,8 +102,8 @@ static void admit(core_t *c, core_read_req_t *r)
     r->index = c->log.commit;
     bool lease = c->o.read_only == CORE_READ_LEASE && !c->lease_revoked && lease_valid(c);
     if (lease || single_voter(c)) {
-        /* Lease: valid only under bounded clock drift, with check-quorum or
-         * lease_ticks (see core.h), and not once we sent TimeoutNow this
+        /* Lease: valid only under bounded clock drift (see lease_len and
+         * core.h), and not once we sent TimeoutNow this
          * term (transfer.c); one voter: we are trivially the leader. An
          * expired or revoked lease falls back to a heartbeat round. */
         emit(c, r, r->index, 0);

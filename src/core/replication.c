@@ -153,6 +153,7 @@ void repl_flush_commit(core_t *c)
 
 void repl_bcast_heartbeat(core_t *c, uint64_t ctx)
 {
+    read_round_sent(c, ctx);
     for (size_t i = 0; i < c->n_prs; i++) {
         core_progress_t *pr = &c->prs[i];
         if (pr->is_self)
@@ -402,6 +403,7 @@ void repl_handle_heartbeat_resp(core_t *c, const core_msg_t *m)
         send_window_probe(c, pr);
     else if (pr->match < log_last_index(c) || pr->state == CORE_PR_PROBE)
         repl_send_append(c, pr, true);
+    read_round_acked(c, pr, m->ctx);
     if (m->ctx != 0 && m->ctx > pr->read_ack) {
         pr->read_ack = m->ctx;
         read_on_heartbeat_resp(c);

@@ -91,6 +91,10 @@ static void host_start(sim_t *s, sim_node_t *nd)
     init.opts.pre_vote = s->prof.pre_vote;
     init.opts.check_quorum = s->prof.check_quorum || s->p.lease;
     init.opts.read_only = s->p.lease ? CORE_READ_LEASE : CORE_READ_SAFE;
+    /* The node's 90 %: with equal tick rates anything up to election_ticks - 1
+     * is safe (read_only.c lease_len). */
+    if (s->p.lease)
+        init.opts.lease_ticks = init.opts.election_ticks * 9 / 10;
     init.opts.max_entries_per_msg = s->prof.max_entries_per_msg;
     init.opts.max_inflight_msgs = s->prof.max_inflight;
     uint64_t x = s->seed * 1000003ULL + (uint64_t)nd->id * 7919ULL + nd->inc;
