@@ -42,7 +42,7 @@ typedef struct rk_group_service rk_group_service_t;
 /* ---- options (JRaft's names and defaults) ---- */
 
 typedef enum rk_read_only_option {
-    RK_READ_ONLY_SAFE = 0,    /* ReadIndex: a heartbeat round confirms leadership */
+    RK_READ_ONLY_SAFE = 0, /* ReadIndex: a heartbeat round confirms leadership */
     /* The leader answers at once while its lease holds: a quorum answered
      * within election_timeout_ms * leader_lease_time_ratio / 100; else a
      * ReadIndex round. Assumes clocks drift apart by less than the rest of
@@ -75,8 +75,8 @@ typedef struct rk_node_options {
     int snapshot_interval_secs;      /* 3600; 0 disables timed snapshots */
     int snapshot_log_index_margin;   /* keep this many entries after a snapshot; 0 */
     int snapshot_log_count;          /* snapshot after this many entries since the last; 0 = off */
-    int catchup_margin; /* a new voter is promoted once within this many entries of the
-                           leader's last index; 1000 (see rk_node_add_peer) */
+    int catchup_margin;              /* a new voter is promoted once within this many entries of the
+                                        leader's last index; 1000 (see rk_node_add_peer) */
     rk_configuration_t initial_conf; /* used only when the data directory is empty */
     const char *data_path;           /* log, meta and snapshots live under it; required */
     bool disable_cli;                /* refuse CLI RPCs for this group */

@@ -230,7 +230,7 @@ typedef struct core_options {
      * election_ticks - 1, and 0 means that cap; with clock drift d between
      * nodes choose at most (election_ticks - 1) / (1 + d). Default 0. */
     uint32_t lease_ticks;
-    uint64_t seed;                  /* PRNG seed: the only source of randomness */
+    uint64_t seed; /* PRNG seed: the only source of randomness */
 } core_options_t;
 
 /* Fills defaults (pre_vote and check_quorum on, SAFE reads, the values above). */

@@ -113,8 +113,8 @@ static void fail_catchup(rk_node_t *n, node_catchup_t *cu, const rk_peer_id_t *w
         for (size_t i = 0; i < cu->n_peers; i++)
             if (!rk_configuration_is_learner(&cu->initial, &cu->peers[i]))
                 rk_configuration_remove_learner(&back, &cu->peers[i]);
-        int rc = rk_configuration_equal(&back, &cur->cur) ? 0
-                                                           : core_change_conf(n->core, &back, &idx);
+        int rc =
+            rk_configuration_equal(&back, &cur->cur) ? 0 : core_change_conf(n->core, &back, &idx);
         if (rc != 0)
             RK_WARN(n->group, n->self_str, "cannot remove the temporary learner(s): %s",
                     rk_strerror(rc));

@@ -802,8 +802,8 @@ static void drain_tasks(rk_node_t *n)
             int rc = core_propose(n->core, ents, m, &first, &term);
             for (size_t i = 0; i < m; i++) {
                 if (rc == 0) {
-                    if (batch[i].done && pend_push(n, first + i, term, batch[i].done,
-                                                   batch[i].task_closure) != 0)
+                    if (batch[i].done &&
+                        pend_push(n, first + i, term, batch[i].done, batch[i].task_closure) != 0)
                         fsm_post_closure(n, batch[i].done, RK_ENOMEM, "pending queue");
                 } else {
                     fsm_post_closure(n, batch[i].done, rc,

@@ -57,7 +57,7 @@ typedef struct node_rt {
     rpc_server_t *server;
     rpc_client_t *client;
     struct rk_rpc_server *cli; /* the CLI service (src/cli), served on server */
-    int n_nodes; /* L: nodes attached */
+    int n_nodes;               /* L: nodes attached */
     /* L: nodes on this runtime, for reachability notifications */
     struct rk_node *nodes;
 } node_rt_t;
@@ -252,7 +252,7 @@ struct rk_node {
     node_cmd_t *conf_cmd; /* change in progress (leader) */
     uint64_t conf_cmd_index;
     node_catchup_t *catchup; /* L: new voters catching up before conf_cmd starts */
-    node_cmd_t *reads; /* reads waiting for the core */
+    node_cmd_t *reads;       /* reads waiting for the core */
     uint64_t next_read_id;
     bool snapshot_running;
     uint64_t last_snapshot_index; /* L */
@@ -309,11 +309,11 @@ struct rk_node {
     rk_node_state_t obs_state;                     /* L: last publication */
     uint64_t obs_term, obs_conf_index, obs_published_ms;
     rk_peer_id_t obs_leader;
-    rk_node_status_t obs_status; /* L: scratch */
-    uint64_t obs_vote_t0;        /* L: pre-vote / election started at (0: none) */
-    node_obs_ring_t obs_app_in;  /* L: AppendEntries received, not yet answered */
+    rk_node_status_t obs_status;  /* L: scratch */
+    uint64_t obs_vote_t0;         /* L: pre-vote / election started at (0: none) */
+    node_obs_ring_t obs_app_in;   /* L: AppendEntries received, not yet answered */
     node_obs_ring_t obs_reads_in; /* L: ReadIndex requests from followers, not answered */
-    uint64_t obs_log_last;       /* L: last index written to the log (truncation detection) */
+    uint64_t obs_log_last;        /* L: last index written to the log (truncation detection) */
 };
 
 struct rk_group_service {
@@ -399,7 +399,7 @@ void node_rt_on_reach(void *arg, rpc_channel_t *ch, bool reachable, const rk_sta
  * or a negative error (c not taken). */
 int catchup_begin(rk_node_t *n, node_cmd_t *c, const core_conf_t *cur,
                   const rk_configuration_t *target);
-void catchup_tick(rk_node_t *n);                          /* every tick */
+void catchup_tick(rk_node_t *n);                             /* every tick */
 void catchup_abort(rk_node_t *n, int code, const char *msg); /* fails the waiting change */
 bool catchup_busy(const rk_node_t *n);
 

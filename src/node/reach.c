@@ -75,8 +75,7 @@ void node_rt_on_reach(void *arg, rpc_channel_t *ch, bool reachable, const rk_sta
         report_list(n, c->cur.learners, c->cur.n_learners, &ep, reachable, why, seen, &n_seen);
         if (c->joint) {
             report_list(n, c->old.peers, c->old.n_peers, &ep, reachable, why, seen, &n_seen);
-            report_list(n, c->old.learners, c->old.n_learners, &ep, reachable, why, seen,
-                        &n_seen);
+            report_list(n, c->old.learners, c->old.n_learners, &ep, reachable, why, seen, &n_seen);
         }
         if (n_seen > 0)
             node_wake(n);

@@ -482,7 +482,7 @@ static void test_lease_reads(void **state)
     }
     tc_stop(&c, (leader + 1) % 3);
     tc_stop(&c, (leader + 2) % 3);
-    tc_msleep(2 * 300); /* well past the lease (270 ms) */
+    tc_msleep(2 * 300);                                   /* well past the lease (270 ms) */
     assert_true(rk_node_is_leader(c.nodes[leader].node)); /* no check-quorum */
     read_req_t r = {.closure.run = read_run};
     assert_int_equal(rk_node_read_index(c.nodes[leader].node, NULL, 0, &r.closure), 0);

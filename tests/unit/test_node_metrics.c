@@ -242,11 +242,11 @@ static bool metric_moved(void *p)
     return hist_count(w->node, w->name) > 0;
 }
 
-#define ASSERT_MOVED(node, name)                                                                   \
-    do {                                                                                           \
-        metric_wait_t mw_ = {(node), (name)};                                                      \
-        if (!tc_wait(metric_moved, &mw_, 5000))                                                    \
-            fail_msg("metric %s was never recorded", (name));                                    \
+#define ASSERT_MOVED(node, name)                              \
+    do {                                                      \
+        metric_wait_t mw_ = {(node), (name)};                 \
+        if (!tc_wait(metric_moved, &mw_, 5000))               \
+            fail_msg("metric %s was never recorded", (name)); \
     } while (0)
 
 static void every_declared_metric_is_recorded_under_a_workload_that_exercises_it(void **state)
