@@ -87,3 +87,17 @@ int http_get(uint16_t port, const char *path, char **body)
     *body = r.body;
     return r.code;
 }
+
+uint16_t http_free_port(void)
+{
+    struct sockaddr_in sa = {.sin_family = AF_INET};
+    socklen_t len = sizeof sa;
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    if (fd < 0)
+        return 0;
+    inet_pton(AF_INET, "127.0.0.1", &sa.sin_addr);
+    int ok = bind(fd, (struct sockaddr *)&sa, sizeof sa) == 0 &&
+             getsockname(fd, (struct sockaddr *)&sa, &len) == 0;
+    close(fd);
+    return ok ? ntohs(sa.sin_port) : 0;
+}

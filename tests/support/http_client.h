@@ -11,6 +11,10 @@ typedef struct http_reply {
     char *body;    /* malloc'd */
 } http_reply_t;
 
+/* A TCP port on 127.0.0.1 that was free a moment ago (the kernel's pick;
+ * another process may take it before the caller binds it), or 0. */
+uint16_t http_free_port(void);
+
 /* A TCP connection to 127.0.0.1:port, or -1. */
 int http_connect(uint16_t port);
 

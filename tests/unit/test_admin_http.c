@@ -316,25 +316,14 @@ static void scrapes_run_while_the_loop_publishes(void **state)
     pthread_join(t, NULL);
 }
 
-static uint16_t free_port(void)
-{
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in sa = {.sin_family = AF_INET};
-    inet_pton(AF_INET, "127.0.0.1", &sa.sin_addr);
-    assert_int_equal(bind(fd, (struct sockaddr *)&sa, sizeof sa), 0);
-    socklen_t len = sizeof sa;
-    getsockname(fd, (struct sockaddr *)&sa, &len);
-    close(fd);
-    return ntohs(sa.sin_port);
-}
-
 static void groups_on_one_port_share_a_server(void **state)
 {
     (void)state;
     rk_peer_id_t self = peer("127.0.0.1:8081");
     metrics_node_t *a = metrics_node_new("alpha", &self);
     metrics_node_t *b = metrics_node_new("beta", &self);
-    uint16_t port = free_port();
+    uint16_t port = http_free_port();
+    assert_int_not_equal(port, 0);
     rk_status_t err;
     admin_server_t *sa = admin_attach("127.0.0.1", port, a, &err);
     assert_non_null(sa);

@@ -38,18 +38,6 @@ static void on_event(rk_node_listener_t *l, const rk_node_event_t *ev)
     pthread_mutex_unlock(&r->lock);
 }
 
-static uint16_t free_port(void)
-{
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in sa = {.sin_family = AF_INET};
-    inet_pton(AF_INET, "127.0.0.1", &sa.sin_addr);
-    assert_int_equal(bind(fd, (struct sockaddr *)&sa, sizeof sa), 0);
-    socklen_t len = sizeof sa;
-    getsockname(fd, (struct sockaddr *)&sa, &len);
-    close(fd);
-    return ntohs(sa.sin_port);
-}
-
 typedef struct seen_arg {
     recorder_t *r;
     rk_node_event_type_t type;
@@ -84,7 +72,8 @@ static void metrics_listeners_and_admin_follow_a_real_cluster(void **state)
     (void)state;
     rk_node_options_t o;
     rk_node_options_init(&o);
-    uint16_t admin = free_port();
+    uint16_t admin = http_free_port();
+    assert_int_not_equal(admin, 0);
     o.admin_port = admin; /* the three nodes of this process share one endpoint */
     tc_cluster_t c;
     tc_cluster_init(&c, "gmet", 3, 3, &o);
