@@ -94,12 +94,10 @@
 /* ------------------------------------------------------------------ peers */
 
 /* Identity of a peer: endpoint (host, port) and idx; priority is not part of
- * identity. Local copy of rk_peer_id_equal so the core has no link-time
- * dependency beyond itself. */
+ * identity. The same comparison as rk_peer_id_equal, inline because it runs
+ * for every message received (progress lookup). */
 static inline bool core_peer_eq(const rk_peer_id_t *a, const rk_peer_id_t *b)
 {
-    /* strncmp: the same comparison as a byte loop up to the NUL, but
-     * vectorized; this runs for every message received (progress lookup). */
     return a->endpoint.port == b->endpoint.port && a->idx == b->idx &&
            strncmp(a->endpoint.host, b->endpoint.host, RK_HOST_MAX) == 0;
 }
