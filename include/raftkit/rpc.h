@@ -74,8 +74,9 @@ int rk_rpc_server_register(rk_rpc_server_t *s, uint32_t method, rk_rpc_handler_f
 
 /* Unregisters the handle's methods and frees it. When it returns, no new
  * request reaches the handlers (clients get RK_ENOTFOUND); calls already
- * handed to a handler may still be completed with rk_rpc_call_reply/_fail
- * until rk_server_free. Any thread but the loop's; before rk_server_free. */
+ * handed to a handler must still be completed with rk_rpc_call_reply/_fail:
+ * rk_server_free waits for them. Any thread but the loop's; before
+ * rk_server_free. */
 void rk_rpc_server_detach(rk_rpc_server_t *s);
 
 /* Completes call with a response body (copied before return). Any thread,
