@@ -162,13 +162,16 @@ static void op_answer(cli_post_t *p)
     } else if (op->method == RPC_M_CLI_ADD_LEARNERS || op->method == RPC_M_CLI_REMOVE_LEARNERS ||
                op->method == RPC_M_CLI_RESET_LEARNERS) {
         Rk__LearnersOpResponse r = RK__LEARNERS_OP_RESPONSE__INIT;
-        strlist_t a, b;
+        strlist_t a, b, v;
         strlist_fill(&a, op->old_conf.learners, op->old_conf.n_learners);
         strlist_fill(&b, op->new_conf.learners, op->new_conf.n_learners);
+        strlist_fill(&v, op->new_conf.peers, op->new_conf.n_peers);
         r.n_old_learners = a.n;
         r.old_learners = a.ptrs;
         r.n_new_learners = b.n;
         r.new_learners = b.ptrs;
+        r.n_new_peers = v.n;
+        r.new_peers = v.ptrs;
         rpc_call_reply(op->call, &r.base, NULL, 0, NULL, NULL);
     } else {
         /* AddPeer, RemovePeer and ChangePeers responses share one layout. */

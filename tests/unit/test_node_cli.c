@@ -73,6 +73,9 @@ static void plain_group_services_serve_the_cli_with_full_status(void **state)
     rk_configuration_t out;
     assert_int_equal(rk_cli_reset_learners(cli, "gcli", &c.conf, &learner, 1, &out, &st), 0);
     assert_int_equal(out.n_learners, 1);
+    assert_true(rk_peer_id_equal(&out.learners[0], &learner));
+    /* The answer carries the voters too (LearnersOpResponse.new_peers). */
+    assert_int_equal(out.n_peers, 3);
     assert_int_equal(rk_cli_reset_learners(cli, "gcli", &c.conf, NULL, 0, &out, &st), 0);
     assert_int_equal(out.n_learners, 0);
     rk_cli_client_free(cli);
