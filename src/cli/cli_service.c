@@ -415,9 +415,16 @@ static void h_status(rpc_call_t *call, void *arg)
     rk_node_t *n = target(arg, call);
     if (n == NULL)
         return;
+    if (n->metrics == NULL) {
+        /* The status is published through the metrics, which exist from
+         * node start to node free: a node without them is not running. */
+        rpc_call_fail(call, RK_ESTATE, "node %s of group '%s' publishes no status (not running)",
+                      n->self_str, n->group);
+        return;
+    }
     rk_node_status_t *st = malloc(sizeof *st); /* 15 KiB: not on the loop's stack */
     char *json = NULL;
-    if (st != NULL && n->metrics != NULL) {
+    if (st != NULL) {
         metrics_read_status(n->metrics, st);
         json = rk_node_status_to_json(st, false);
     }
