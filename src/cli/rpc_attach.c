@@ -143,8 +143,10 @@ static void complete(rk_rpc_call_t *call)
     (void)rc;
 }
 
-void rk_rpc_call_reply(rk_rpc_call_t *call, const void *body, size_t len)
+int rk_rpc_call_reply(rk_rpc_call_t *call, const void *body, size_t len)
 {
+    if (call == NULL || (body == NULL && len > 0))
+        return RK_EINVAL; /* the call stays the caller's, not completed */
     call->code = 0;
     call->body = malloc(len ? len : 1);
     if (call->body == NULL) {
@@ -155,6 +157,7 @@ void rk_rpc_call_reply(rk_rpc_call_t *call, const void *body, size_t len)
     }
     call->len = len;
     complete(call);
+    return 0;
 }
 
 void rk_rpc_call_fail(rk_rpc_call_t *call, int code, const char *msg)
