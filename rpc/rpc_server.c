@@ -64,7 +64,10 @@ struct rpc_server {
     size_t max_pending_out;
     uint32_t max_inflight;
     uint32_t handshake_timeout_ms;
-    uv_timer_t sweep; /* closes connections that never finish the handshake */
+    uv_timer_t sweep;  /* closes connections that never finish the handshake */
+    uv_tcp_t spare;    /* takes a connection there is no memory for, to close it */
+    bool spare_busy;   /* spare is closing */
+    bool shed_waiting; /* libuv holds a connection until spare is free */
     unsigned n_unhandshaken;
     char *name;
     handler_t builtin[BUILTIN_MAX];
@@ -619,6 +622,50 @@ static void sweep_cb(uv_timer_t *t)
         uv_timer_stop(t);
 }
 
+static void on_connection(uv_stream_t *listener, int status);
+
+static void spare_closed(uv_handle_t *h)
+{
+    rpc_server_t *s = h->data;
+
+    s->spare_busy = false;
+    s->open_handles--;
+    if (s->closing) {
+        maybe_finish_close(s);
+        return;
+    }
+    if (s->shed_waiting) {
+        s->shed_waiting = false;
+        on_connection((uv_stream_t *)&s->listener, 0); /* memory may be back */
+    }
+}
+
+/* No memory for a connection: accept it into the spare handle and close it.
+ * Returning without uv_accept is no option: libuv keeps the accepted socket
+ * for a later uv_accept and stops polling the listener until then, so the
+ * server would never accept again. When the spare is still closing the
+ * previous one, the connection waits in libuv and spare_closed comes back
+ * for it. */
+static void shed_connection(rpc_server_t *s)
+{
+    uint64_t suppressed;
+
+    if (s->spare_busy) {
+        s->shed_waiting = true;
+        return;
+    }
+    if (rpc_ratelimit_allow(&s->rl_drop, uv_now(s->loop), &suppressed))
+        RPC_LOG(RK_LOG_WARN, NULL,
+                "out of memory: closing a new connection (%llu similar suppressed)",
+                (unsigned long long)suppressed);
+    uv_tcp_init(s->loop, &s->spare);
+    s->spare.data = s;
+    s->spare_busy = true;
+    s->open_handles++;
+    (void)uv_accept((uv_stream_t *)&s->listener, (uv_stream_t *)&s->spare);
+    uv_close((uv_handle_t *)&s->spare, spare_closed);
+}
+
 static void on_connection(uv_stream_t *listener, int status)
 {
     rpc_server_t *s = listener->data;
@@ -629,8 +676,10 @@ static void on_connection(uv_stream_t *listener, int status)
         return;
     }
     sc = calloc(1, sizeof *sc);
-    if (sc == NULL)
-        return; /* the pending connection stays in the backlog */
+    if (sc == NULL) {
+        shed_connection(s);
+        return;
+    }
     uv_tcp_init(s->loop, &sc->conn.tcp);
     rpc_conn_init(&sc->conn, &srv_conn_ops, s, s->max_frame);
     sc->srv = s;

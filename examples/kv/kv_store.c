@@ -328,9 +328,9 @@ int kv_store_exec(kv_store_t *s, const Kv__Command *cmd, uint64_t index, kv_outc
  *   u64 nsessions  { u64 client_id, u64 seq, u64 index, u32 result } * nsessions
  *   u64 xxh3 of everything before it
  *
- * Integers little-endian as the host writes them: the file is read back by
- * the same build on the same architecture (snapshots are copied between the
- * replicas of one cluster, which run one build).
+ * Integers are little-endian whatever the host, so that a snapshot can be
+ * installed on a replica of another architecture. Files written before this
+ * was explicit came from little-endian hosts and read the same.
  */
 
 #define KV_MAGIC "RKKV0001"
@@ -350,6 +350,30 @@ static void w(wbuf_t *b, const void *p, size_t n)
     XXH3_64bits_update(b->h, p, n);
 }
 
+static void w32(wbuf_t *b, uint32_t v)
+{
+    uint8_t q[4];
+    for (int i = 0; i < 4; i++)
+        q[i] = (uint8_t)(v >> (8 * i));
+    w(b, q, 4);
+}
+
+static void w64(wbuf_t *b, uint64_t v)
+{
+    uint8_t q[8];
+    for (int i = 0; i < 8; i++)
+        q[i] = (uint8_t)(v >> (8 * i));
+    w(b, q, 8);
+}
+
+static uint64_t le64(const uint8_t *q)
+{
+    uint64_t v = 0;
+    for (int i = 7; i >= 0; i--)
+        v = v << 8 | q[i];
+    return v;
+}
+
 int kv_store_save(const kv_store_t *s, const char *path)
 {
     FILE *f = fopen(path, "wb");
@@ -363,29 +387,28 @@ int kv_store_save(const kv_store_t *s, const char *path)
     XXH3_64bits_reset(h);
     wbuf_t b = {f, h, false};
     w(&b, KV_MAGIC, 8);
-    uint64_t n = s->count;
-    w(&b, &n, 8);
+    w64(&b, s->count);
     for (size_t i = 0; i < s->nbuckets; i++)
         for (kv_entry_t *e = s->buckets[i]; e != NULL; e = e->next) {
-            uint32_t kl = (uint32_t)e->klen, vl = (uint32_t)e->vlen;
-            w(&b, &kl, 4);
+            w32(&b, (uint32_t)e->klen);
             w(&b, e->key, e->klen);
-            w(&b, &vl, 4);
+            w32(&b, (uint32_t)e->vlen);
             w(&b, e->value, e->vlen);
         }
-    n = s->nsessions;
-    w(&b, &n, 8);
+    w64(&b, s->nsessions);
     for (size_t i = 0; i < s->nsbuckets; i++)
         for (kv_session_t *x = s->sbuckets[i]; x != NULL; x = x->next) {
-            uint32_t r = (uint32_t)x->result;
-            w(&b, &x->client_id, 8);
-            w(&b, &x->seq, 8);
-            w(&b, &x->index, 8);
-            w(&b, &r, 4);
+            w64(&b, x->client_id);
+            w64(&b, x->seq);
+            w64(&b, x->index);
+            w32(&b, (uint32_t)x->result);
         }
     uint64_t sum = XXH3_64bits_digest(h);
     XXH3_freeState(h);
-    if (!b.err && fwrite(&sum, 1, 8, f) != 8)
+    uint8_t sumle[8];
+    for (int i = 0; i < 8; i++)
+        sumle[i] = (uint8_t)(sum >> (8 * i));
+    if (!b.err && fwrite(sumle, 1, 8, f) != 8)
         b.err = true;
     int rc = b.err ? -EIO : 0;
     if (fflush(f) != 0 || fsync(fileno(f)) != 0)
@@ -413,20 +436,15 @@ static const uint8_t *r(rbuf_t *b, size_t n)
 
 static uint64_t r64(rbuf_t *b)
 {
-    uint64_t v = 0;
     const uint8_t *q = r(b, 8);
-    if (q)
-        memcpy(&v, q, 8);
-    return v;
+    return q ? le64(q) : 0;
 }
 
 static uint32_t r32(rbuf_t *b)
 {
-    uint32_t v = 0;
     const uint8_t *q = r(b, 4);
-    if (q)
-        memcpy(&v, q, 4);
-    return v;
+    return q ? (uint32_t)q[0] | (uint32_t)q[1] << 8 | (uint32_t)q[2] << 16 | (uint32_t)q[3] << 24
+             : 0;
 }
 
 static int read_file(const char *path, uint8_t **out, size_t *len)
@@ -478,9 +496,7 @@ int kv_store_load(kv_store_t *s, const char *path)
     rc = -EILSEQ;
     if (len < 24 || memcmp(data, KV_MAGIC, 8) != 0)
         goto out;
-    uint64_t sum;
-    memcpy(&sum, data + len - 8, 8);
-    if (XXH3_64bits(data, len - 8) != sum)
+    if (XXH3_64bits(data, len - 8) != le64(data + len - 8))
         goto out;
     rbuf_t b = {data + 8, data + len - 8, false};
     uint64_t n = r64(&b);

@@ -71,7 +71,11 @@ int rk_cli_get_peers(rk_cli_client_t *c, const char *group, const rk_configurati
                      bool only_alive, rk_configuration_t *out, rk_status_t *st);
 
 /* Membership changes through the leader. new_conf (may be NULL) receives
- * the configuration after the change. */
+ * the configuration after the change. For the learner functions it comes
+ * from the leader's answer; a server of an older version answers with the
+ * learners only, and the voters are then asked for separately: if that
+ * question fails the call still returns 0 (the change was made) and
+ * new_conf holds the learners with no voters (n_peers == 0). */
 int rk_cli_add_peer(rk_cli_client_t *c, const char *group, const rk_configuration_t *conf,
                     const rk_peer_id_t *peer, rk_configuration_t *new_conf, rk_status_t *st);
 int rk_cli_remove_peer(rk_cli_client_t *c, const char *group, const rk_configuration_t *conf,

@@ -101,7 +101,10 @@ int rk_node_options_validate(const rk_node_options_t *o, rk_status_t *err);
  * rk_server_new binds listen (port 0: any free port, see rk_server_port) and
  * starts the loop thread. Returns NULL with err set (RK_EIO: port in use).
  * rk_server_free stops the loop and frees the server; every group service
- * using it must be joined and freed first. Any thread but the server's own. */
+ * using it must be joined and freed first. It waits until every application
+ * call handed to a handler (rpc.h) has been completed, so such calls may be
+ * completed from other threads while it runs. Any thread but the server's
+ * own. */
 typedef struct rk_server rk_server_t;
 rk_server_t *rk_server_new(const rk_endpoint_t *listen, rk_status_t *err);
 uint16_t rk_server_port(const rk_server_t *s);

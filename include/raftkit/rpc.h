@@ -74,13 +74,18 @@ int rk_rpc_server_register(rk_rpc_server_t *s, uint32_t method, rk_rpc_handler_f
 
 /* Unregisters the handle's methods and frees it. When it returns, no new
  * request reaches the handlers (clients get RK_ENOTFOUND); calls already
- * handed to a handler may still be completed with rk_rpc_call_reply/_fail
- * until rk_server_free. Any thread but the loop's; before rk_server_free. */
+ * handed to a handler must still be completed with rk_rpc_call_reply/_fail:
+ * rk_server_free waits for them. Any thread but the loop's; before
+ * rk_server_free. */
 void rk_rpc_server_detach(rk_rpc_server_t *s);
 
-/* Completes call with a response body (copied before return). Any thread,
- * exactly once per call (either this or rk_rpc_call_fail). */
-void rk_rpc_call_reply(rk_rpc_call_t *call, const void *body, size_t len);
+/* Completes call with a response body (copied before return; body may be
+ * NULL when len is 0). Any thread, exactly once per call (either this or
+ * rk_rpc_call_fail). Returns 0 when the call is completed (if the copy cannot
+ * be allocated the client gets RK_ENOMEM instead), or RK_EINVAL when call is
+ * NULL or body is NULL with len > 0: then nothing happened and the call must
+ * still be completed. */
+int rk_rpc_call_reply(rk_rpc_call_t *call, const void *body, size_t len);
 
 /* Completes call with an error: the client sees code (an RK_E* value) and
  * msg (may be NULL). Any thread, exactly once per call. */

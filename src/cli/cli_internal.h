@@ -40,8 +40,9 @@ struct rk_rpc_server {
 
 /* Runs p->fn(p) on rt's loop thread: directly when called there, else at
  * the next loop iteration. Any thread; never blocks. Returns 0, or
- * RK_ESHUTDOWN when the runtime is stopping (then p->fn never runs and p is
- * still the caller's). */
+ * RK_ESHUTDOWN when the runtime's server is gone (then p->fn never runs and
+ * p is still the caller's). Completing an outstanding call never sees
+ * RK_ESHUTDOWN: the server outlives its calls (node_rt_post). */
 int cli_post(node_rt_t *rt, cli_post_t *p);
 
 /* Opens rt's CLI service: registers the CLI methods of rpc/cli.proto on

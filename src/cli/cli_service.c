@@ -9,6 +9,7 @@
  * fail on a follower with RK_ENOTLEADER and the message "leader=<peer id>"
  * (empty when no leader is known), which clients follow as a redirect.
  */
+#include <assert.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -161,13 +162,16 @@ static void op_answer(cli_post_t *p)
     } else if (op->method == RPC_M_CLI_ADD_LEARNERS || op->method == RPC_M_CLI_REMOVE_LEARNERS ||
                op->method == RPC_M_CLI_RESET_LEARNERS) {
         Rk__LearnersOpResponse r = RK__LEARNERS_OP_RESPONSE__INIT;
-        strlist_t a, b;
+        strlist_t a, b, v;
         strlist_fill(&a, op->old_conf.learners, op->old_conf.n_learners);
         strlist_fill(&b, op->new_conf.learners, op->new_conf.n_learners);
+        strlist_fill(&v, op->new_conf.peers, op->new_conf.n_peers);
         r.n_old_learners = a.n;
         r.old_learners = a.ptrs;
         r.n_new_learners = b.n;
         r.new_learners = b.ptrs;
+        r.n_new_peers = v.n;
+        r.new_peers = v.ptrs;
         rpc_call_reply(op->call, &r.base, NULL, 0, NULL, NULL);
     } else {
         /* AddPeer, RemovePeer and ChangePeers responses share one layout. */
@@ -191,8 +195,12 @@ static void op_done(rk_closure_t *self, const rk_status_t *st)
     op->st = *st;
     rk_node_list_peers(op->node, &op->new_conf);
     op->post.fn = op_answer;
-    if (cli_post(op->srv->rt, &op->post) != 0)
-        free(op); /* the server is closing: nobody to answer */
+    /* The runtime takes posts until its server has no outstanding call, and
+     * op->call is one, so this cannot fail; if it ever did the call would
+     * stay outstanding and the server would never be freed. */
+    int rc = cli_post(op->srv->rt, &op->post);
+    assert(rc == 0);
+    (void)rc;
 }
 
 static cli_op_t *op_new(rk_rpc_server_t *s, rpc_call_t *call, rk_node_t *n)
@@ -407,9 +415,16 @@ static void h_status(rpc_call_t *call, void *arg)
     rk_node_t *n = target(arg, call);
     if (n == NULL)
         return;
+    if (n->metrics == NULL) {
+        /* The status is published through the metrics, which exist from
+         * node start to node free: a node without them is not running. */
+        rpc_call_fail(call, RK_ESTATE, "node %s of group '%s' publishes no status (not running)",
+                      n->self_str, n->group);
+        return;
+    }
     rk_node_status_t *st = malloc(sizeof *st); /* 15 KiB: not on the loop's stack */
     char *json = NULL;
-    if (st != NULL && n->metrics != NULL) {
+    if (st != NULL) {
         metrics_read_status(n->metrics, st);
         json = rk_node_status_to_json(st, false);
     }

@@ -284,6 +284,22 @@ int rk_cli_change_peers(rk_cli_client_t *c, const char *group, const rk_configur
     return rc ? rc : peers_result(resp, new_conf, st);
 }
 
+/* A server that predates LearnersOpResponse.new_peers answers with the
+ * learners only: ask the leader for the voters. The change has already
+ * succeeded, so a failure here leaves new_conf without voters instead of
+ * reporting the change as failed (client.h). */
+static void learners_op_voters(rk_cli_client_t *c, const char *group,
+                               const rk_configuration_t *conf, rk_configuration_t *new_conf)
+{
+    rk_configuration_t cur;
+    rk_status_t ignored;
+
+    if (rk_cli_get_peers(c, group, conf, false, &cur, &ignored) != 0)
+        return;
+    for (uint32_t i = 0; i < cur.n_peers; i++)
+        (void)rk_configuration_add_peer(new_conf, &cur.peers[i]);
+}
+
 static int learners_op(rk_cli_client_t *c, const char *group, const rk_configuration_t *conf,
                        uint32_t method, const rk_peer_id_t *learners, size_t n,
                        rk_configuration_t *new_conf, rk_status_t *st)
@@ -311,11 +327,11 @@ static int learners_op(rk_cli_client_t *c, const char *group, const rk_configura
     if (rc != 0)
         return rc;
     if (new_conf != NULL) {
-        rk_configuration_t cur;
-        /* The response lists learners only; voters come from the leader. */
-        rc = rk_cli_get_peers(c, group, conf, false, &cur, st);
-        if (rc == 0)
-            *new_conf = cur;
+        const Rk__LearnersOpResponse *r = (const Rk__LearnersOpResponse *)resp;
+        rc = strs_to_conf(r->new_peers, r->n_new_peers, r->new_learners, r->n_new_learners,
+                          new_conf, st);
+        if (rc == 0 && r->n_new_peers == 0)
+            learners_op_voters(c, group, conf, new_conf);
     }
     protobuf_c_message_free_unpacked(resp, NULL);
     return rc;

@@ -52,7 +52,8 @@ typedef struct node_rt {
     pthread_cond_t cv;
     rt_call_t *calls, *calls_tail; /* guarded by mu */
     bool running;                  /* loop thread started */
-    bool stopping;                 /* guarded by mu */
+    bool stopping;                 /* guarded by mu: node_rt_call refused */
+    bool posts_closed;             /* guarded by mu: node_rt_post refused */
     rk_endpoint_t listen;
     rpc_server_t *server;
     rpc_client_t *client;
@@ -71,12 +72,15 @@ int node_rt_new(const rk_endpoint_t *listen, node_rt_t **out, rk_status_t *err);
 int node_rt_call(node_rt_t *rt, void (*fn)(void *), void *arg);
 /* Queues c->fn(c->arg) to run on the loop thread and returns without
  * waiting. c is the caller's (fn may free it; the runtime does not touch c
- * after calling fn). Any thread. Returns 0, or RK_ESHUTDOWN when the runtime
- * is stopping or stopped (fn will not run; c is still the caller's). */
+ * after calling fn). Any thread. Posts are accepted while the runtime stops
+ * until its RPC server has no outstanding call (so completing a call always
+ * reaches the loop). Returns 0, or RK_ESHUTDOWN when the runtime is not
+ * running or its server is gone (fn will not run; c is still the caller's). */
 int node_rt_post(node_rt_t *rt, rt_call_t *c);
 bool node_rt_on_loop(node_rt_t *rt);
-/* Closes the server/client and stops the loop thread; joins it. Not from the
- * loop thread. */
+/* Closes the server/client and stops the loop thread; joins it. Waits until
+ * every call handed to a handler has been completed (the loop keeps taking
+ * completion posts until then). Not from the loop thread. */
 void node_rt_stop(node_rt_t *rt);
 void node_rt_free(node_rt_t *rt);
 

@@ -84,7 +84,7 @@ int node_rt_post(node_rt_t *rt, rt_call_t *c)
     c->done = false;
     c->next = NULL;
     pthread_mutex_lock(&rt->mu);
-    if (rt->stopping || !rt->running) {
+    if (rt->posts_closed || !rt->running) {
         pthread_mutex_unlock(&rt->mu);
         return RK_ESHUTDOWN;
     }
@@ -141,6 +141,26 @@ static void closed_cb(void *arg)
     (void)arg;
 }
 
+/* Loop thread, once the RPC server is gone: no call is outstanding, so no
+ * completion can be posted any more; the async handle goes and with it the
+ * last reason for the loop to run. */
+static void close_posts(void *arg)
+{
+    node_rt_t *rt = arg;
+    pthread_mutex_lock(&rt->mu);
+    rt->posts_closed = true;
+    pthread_mutex_unlock(&rt->mu);
+    run_calls(&rt->call_async); /* anything posted before the flag */
+    uv_close((uv_handle_t *)&rt->call_async, NULL);
+}
+
+/* Stops the runtime. Synchronous calls are refused from here on, but posts
+ * stay open until the RPC server has freed itself: rpc_server_close waits
+ * for every call handed to a handler (CLI operations waiting for a node
+ * closure, application calls held by the application) to be completed,
+ * and those completions reach the loop through node_rt_post. Refusing them
+ * would leave the calls outstanding and the server, its connections and
+ * buffers never freed. */
 static void rt_close_all(void *p)
 {
     node_rt_t *rt = p;
@@ -148,15 +168,17 @@ static void rt_close_all(void *p)
     rt->stopping = true;
     pthread_mutex_unlock(&rt->mu);
     run_calls(&rt->call_async); /* anything queued before the stop */
-    if (rt->server) {
-        cli_rt_close(rt);
-        rpc_server_close(rt->server, closed_cb, NULL);
-    }
-    rt->server = NULL;
     if (rt->client)
         rpc_client_close(rt->client, closed_cb, NULL);
     rt->client = NULL;
-    uv_close((uv_handle_t *)&rt->call_async, NULL);
+    if (rt->server) {
+        rpc_server_t *server = rt->server;
+        cli_rt_close(rt);
+        rt->server = NULL;
+        rpc_server_close(server, close_posts, rt);
+    } else {
+        close_posts(rt);
+    }
 }
 
 int node_rt_new(const rk_endpoint_t *listen, node_rt_t **out, rk_status_t *err)

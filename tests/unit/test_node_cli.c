@@ -73,6 +73,9 @@ static void plain_group_services_serve_the_cli_with_full_status(void **state)
     rk_configuration_t out;
     assert_int_equal(rk_cli_reset_learners(cli, "gcli", &c.conf, &learner, 1, &out, &st), 0);
     assert_int_equal(out.n_learners, 1);
+    assert_true(rk_peer_id_equal(&out.learners[0], &learner));
+    /* The answer carries the voters too (LearnersOpResponse.new_peers). */
+    assert_int_equal(out.n_peers, 3);
     assert_int_equal(rk_cli_reset_learners(cli, "gcli", &c.conf, NULL, 0, &out, &st), 0);
     assert_int_equal(out.n_learners, 0);
     rk_cli_client_free(cli);
@@ -177,7 +180,9 @@ static void detach_unregisters_methods_and_held_calls_still_complete(void **stat
     assert_true(r.maybe_delivered); /* the server answered */
     rk_rpc_reply_release(&r);
 
-    rk_rpc_call_reply(atomic_load(&held), "late", 4);
+    /* A NULL body with a length is refused and leaves the call open. */
+    assert_int_equal(rk_rpc_call_reply(atomic_load(&held), NULL, 4), RK_EINVAL);
+    assert_int_equal(rk_rpc_call_reply(atomic_load(&held), "late", 4), 0);
     pthread_join(th, NULL);
     assert_int_equal(a.rc, 0);
     assert_int_equal(a.reply.len, 4);
@@ -205,6 +210,59 @@ static void detach_unregisters_methods_and_held_calls_still_complete(void **stat
     rk_rpc_client_free(cl);
 }
 
+static void *free_thread(void *p)
+{
+    rk_server_free(p);
+    return NULL;
+}
+
+static bool listener_gone(void *p)
+{
+    rk_rpc_client_t *cl = rk_rpc_client_new(NULL);
+    rk_rpc_reply_t r;
+    int rc = rk_rpc_client_call(cl, p, M_ECHO, "x", 1, 2000, &r);
+    rk_rpc_reply_release(&r);
+    rk_rpc_client_free(cl);
+    return rc == RK_EUNREACHABLE;
+}
+
+/* A call the application still holds when the server stops: completing it
+ * while rk_server_free runs must reach the loop, so that the RPC server sees
+ * its last outstanding call end and frees itself, its connections and
+ * buffers (LSan checks that under make asan), and rk_server_free returns. */
+static void a_call_completed_while_the_server_stops_is_released(void **state)
+{
+    (void)state;
+    rk_endpoint_t ep;
+    assert_int_equal(rk_endpoint_parse(&ep, "127.0.0.1:1", NULL), 0);
+    ep.port = 0;
+    rk_status_t st;
+    rk_server_t *srv = rk_server_new(&ep, &st);
+    assert_non_null(srv);
+    ep.port = rk_server_port(srv);
+    rk_rpc_server_t *rs = rk_rpc_server_attach(srv, &st);
+    assert_non_null(rs);
+    assert_int_equal(rk_rpc_server_register(rs, M_HOLD, h_hold, NULL), 0);
+    atomic_store(&held, NULL);
+
+    call_arg_t a = {.ep = ep};
+    pthread_t th, fr;
+    assert_int_equal(pthread_create(&th, NULL, call_thread, &a), 0);
+    assert_true(tc_wait(call_held, NULL, 5000));
+    rk_rpc_server_detach(rs);
+
+    assert_int_equal(pthread_create(&fr, NULL, free_thread, srv), 0);
+    /* The listener closes when the stop begins; the held call keeps the
+     * server (and so the loop) alive until it is completed. */
+    assert_true(tc_wait(listener_gone, &ep, 5000));
+    rk_rpc_call_reply(atomic_load(&held), "late", 4);
+    pthread_join(fr, NULL);
+    pthread_join(th, NULL);
+    /* The client's connection was closed by the stopping server. */
+    assert_int_not_equal(a.rc, 0);
+    rk_rpc_reply_release(&a.reply);
+}
+
 int main(void)
 {
     rk_log_set_level(RK_LOG_ERROR);
@@ -212,6 +270,7 @@ int main(void)
         cmocka_unit_test(plain_group_services_serve_the_cli_with_full_status),
         cmocka_unit_test(disable_cli_refuses_cli_requests_with_a_clear_error),
         cmocka_unit_test(detach_unregisters_methods_and_held_calls_still_complete),
+        cmocka_unit_test(a_call_completed_while_the_server_stops_is_released),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
