@@ -67,7 +67,7 @@
  *     of its term (simulator bug 6): the transferee's election skips the
  *     followers' lease the leader's lease relies on.
  *   - core_options_t.lease_ticks: lease reads check quorum contact within the
- *     lease and fall back to a ReadIndex round otherwise (node helper).
+ *     lease and fall back to a ReadIndex round otherwise.
  *   - CORE_READ_LEASE (simulator bug 7): the lease runs from the send tick of
  *     the newest heartbeat a quorum acked (every heartbeat is a new read
  *     round), for lease_ticks capped to election_ticks - 1 (0 = that cap;
