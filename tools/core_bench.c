@@ -13,15 +13,14 @@
 #include <time.h>
 
 #include "src/core/core.h"
+#include "tests/support/mem_log.h"
 
 #define NODES 3
 
 typedef struct node {
     core_t *core;
     rk_peer_id_t id;
-    uint64_t compact_index, compact_term;
-    core_entry_t *log; /* log[k] has index compact_index + 1 + k */
-    size_t n, cap;
+    mem_log_t log;
     uint64_t applied;
 } node_t;
 
@@ -41,81 +40,19 @@ static void die(const char *what)
     exit(1);
 }
 
-/* ---------------------------------------------------- in-memory storage */
-
-static int st_term(void *arg, uint64_t index, uint64_t *term)
-{
-    node_t *n = arg;
-    if (index == n->compact_index) {
-        *term = n->compact_term;
-        return 0;
-    }
-    if (index < n->compact_index || index > n->compact_index + n->n)
-        return RK_ENOTFOUND;
-    *term = n->log[index - n->compact_index - 1].term;
-    return 0;
-}
-
-static int st_entries(void *arg, uint64_t lo, uint64_t hi, size_t max_bytes, core_entry_t *out,
-                      size_t *cnt)
-{
-    node_t *n = arg;
-    size_t bytes = 0;
-    *cnt = 0;
-    if (lo <= n->compact_index)
-        return RK_ENOTFOUND;
-    for (uint64_t i = lo; i < hi && i <= n->compact_index + n->n; i++) {
-        const core_entry_t *e = &n->log[i - n->compact_index - 1];
-        size_t sz = core_entry_size(e);
-        if (*cnt > 0 && bytes + sz > max_bytes)
-            break;
-        out[*cnt] = *e;
-        buf_ref(e->data);
-        (*cnt)++;
-        bytes += sz;
-    }
-    return 0;
-}
-
-static void log_write(node_t *n, const core_entry_t *e, size_t cnt)
-{
-    if (cnt == 0)
-        return;
-    while (n->n > 0 && n->compact_index + n->n >= e[0].index)
-        buf_unref(n->log[--n->n].data);
-    if (n->n + cnt > n->cap) {
-        while (n->n + cnt > n->cap)
-            n->cap = n->cap ? 2 * n->cap : 4096;
-        n->log = realloc(n->log, n->cap * sizeof *n->log);
-        if (n->log == NULL)
-            die("out of memory");
-    }
-    for (size_t k = 0; k < cnt; k++) {
-        n->log[n->n] = e[k];
-        buf_ref(e[k].data);
-        n->n++;
-    }
-}
-
 /* The host snapshots at its applied index and drops the log before it. */
 static void compact(node_t *n)
 {
-    if (n->applied <= n->compact_index + 4096)
+    if (n->applied <= n->log.compact_index + 4096)
         return;
     core_snapshot_meta_t meta;
     memset(&meta, 0, sizeof meta);
     meta.index = n->applied;
-    meta.term = n->log[meta.index - n->compact_index - 1].term;
+    meta.term = n->log.v[meta.index - n->log.compact_index - 1].term;
     meta.conf = *core_get_conf(n->core, NULL);
     if (core_snapshot_taken(n->core, &meta) != 0)
         die("snapshot_taken");
-    size_t drop = (size_t)(meta.index - n->compact_index);
-    for (size_t k = 0; k < drop; k++)
-        buf_unref(n->log[k].data);
-    memmove(n->log, n->log + drop, (n->n - drop) * sizeof *n->log);
-    n->n -= drop;
-    n->compact_index = meta.index;
-    n->compact_term = meta.term;
+    mem_log_compact(&n->log, meta.index, meta.term);
     if (core_compacted(n->core, meta.index, meta.term) != 0)
         die("compacted");
 }
@@ -165,7 +102,7 @@ static void drain(int i)
             send(&u.msgs[k]);
         if (u.has_snapshot)
             die("unexpected snapshot install");
-        log_write(n, u.entries, u.n_entries);
+        mem_log_append(&n->log, u.entries, u.n_entries);
         if (u.id != 0 && core_persisted(n->core, u.id) != 0)
             die("persisted");
         for (size_t k = 0; k < u.n_msgs_after; k++)
@@ -233,7 +170,8 @@ int main(int argc, char **argv)
         init.opts.seed = (uint64_t)i + 1;
         init.conf = conf;
         init.prev_conf = conf;
-        core_storage_t st = {.arg = &nodes[i], .term = st_term, .entries = st_entries};
+        core_storage_t st = {
+            .arg = &nodes[i].log, .term = mem_log_term, .entries = mem_log_entries};
         int err;
         nodes[i].core = core_new(&init, &st, &err);
         if (nodes[i].core == NULL)
@@ -291,9 +229,7 @@ int main(int argc, char **argv)
     free(data);
     for (int i = 0; i < NODES; i++) {
         core_free(nodes[i].core);
-        for (size_t k = 0; k < nodes[i].n; k++)
-            buf_unref(nodes[i].log[k].data);
-        free(nodes[i].log);
+        mem_log_free(&nodes[i].log);
     }
     return 0;
 }

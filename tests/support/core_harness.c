@@ -33,65 +33,6 @@ int h_index(h_cluster_t *cl, const rk_peer_id_t *id)
 
 /* ---------------------------------------------------------------- storage */
 
-static int st_term(void *arg, uint64_t index, uint64_t *term)
-{
-    h_node_t *n = arg;
-    if (index == n->compact_index) {
-        *term = n->compact_term;
-        return 0;
-    }
-    if (index < n->compact_index || index > n->compact_index + n->log_n)
-        return RK_ENOTFOUND;
-    *term = n->log[index - n->compact_index - 1].term;
-    return 0;
-}
-
-static int st_entries(void *arg, uint64_t lo, uint64_t hi, size_t max_bytes, core_entry_t *out,
-                      size_t *cnt)
-{
-    h_node_t *n = arg;
-    *cnt = 0;
-    if (lo <= n->compact_index)
-        return RK_ENOTFOUND;
-    size_t bytes = 0;
-    for (uint64_t i = lo; i < hi && i <= n->compact_index + n->log_n; i++) {
-        const core_entry_t *e = &n->log[i - n->compact_index - 1];
-        size_t sz = core_entry_size(e);
-        if (*cnt > 0 && bytes + sz > max_bytes)
-            break;
-        out[*cnt] = *e;
-        buf_ref(e->data);
-        (*cnt)++;
-        bytes += sz;
-    }
-    return 0;
-}
-
-static void log_truncate(h_node_t *n, uint64_t from)
-{
-    while (n->log_n > 0 && n->compact_index + n->log_n >= from) {
-        buf_unref(n->log[n->log_n - 1].data);
-        n->log_n--;
-    }
-}
-
-static void log_push(h_node_t *n, const core_entry_t *e)
-{
-    if (n->log_n == n->log_cap) {
-        n->log_cap = n->log_cap ? 2 * n->log_cap : 64;
-        n->log = realloc(n->log, n->log_cap * sizeof *n->log);
-        assert(n->log != NULL);
-    }
-    n->log[n->log_n] = *e;
-    buf_ref(e->data);
-    n->log_n++;
-}
-
-static void log_clear(h_node_t *n)
-{
-    log_truncate(n, 0);
-}
-
 /* ------------------------------------------------------------- building */
 
 static void build_core(h_cluster_t *cl, int i)
@@ -104,17 +45,17 @@ static void build_core(h_cluster_t *cl, int i)
     init.opts.seed = cl->opts.seed * 131 + (uint64_t)i + 1;
     init.hs = n->hs;
     init.snapshot = n->snap;
-    init.compact_index = n->compact_index;
-    init.compact_term = n->compact_term;
-    init.last_index = n->compact_index + n->log_n;
-    init.last_term = n->log_n ? n->log[n->log_n - 1].term : n->compact_term;
+    init.compact_index = n->log.compact_index;
+    init.compact_term = n->log.compact_term;
+    init.last_index = mem_log_last(&n->log);
+    init.last_term = n->log.n ? n->log.v[n->log.n - 1].term : n->log.compact_term;
     /* Configuration: the last CONF entry of the log, else the snapshot's,
      * else the bootstrap one. */
     init.conf = n->snap.index ? n->snap.conf : cl->boot;
     init.conf_index = n->snap.index;
     init.prev_conf = init.conf;
-    for (size_t k = 0; k < n->log_n; k++) {
-        const core_entry_t *e = &n->log[k];
+    for (size_t k = 0; k < n->log.n; k++) {
+        const core_entry_t *e = &n->log.v[k];
         if (e->type != CORE_ENTRY_CONF)
             continue;
         init.prev_conf = init.conf;
@@ -123,7 +64,7 @@ static void build_core(h_cluster_t *cl, int i)
     }
     init.applied = n->snap.index;
     n->applied = n->snap.index;
-    core_storage_t st = {.arg = n, .term = st_term, .entries = st_entries};
+    core_storage_t st = {.arg = &n->log, .term = mem_log_term, .entries = mem_log_entries};
     int err;
     n->core = core_new(&init, &st, &err);
     assert(n->core != NULL);
@@ -171,8 +112,7 @@ void h_free(h_cluster_t *cl)
         h_node_t *n = &cl->n[i];
         pending_free(n);
         core_free(n->core);
-        log_clear(n);
-        free(n->log);
+        mem_log_free(&n->log);
     }
     memset(cl, 0, sizeof *cl);
 }
@@ -215,16 +155,13 @@ static void write_update(h_node_t *n, const core_update_t *u)
     if (u->has_hard_state)
         n->hs = u->hs;
     if (u->has_snapshot) {
-        log_clear(n);
         n->snap = u->snapshot;
-        n->compact_index = u->snapshot.index;
-        n->compact_term = u->snapshot.term;
+        mem_log_reset(&n->log, u->snapshot.index, u->snapshot.term);
     }
     if (u->n_entries) {
-        log_truncate(n, u->entries[0].index);
-        assert(u->entries[0].index == n->compact_index + n->log_n + 1);
-        for (size_t k = 0; k < u->n_entries; k++)
-            log_push(n, &u->entries[k]);
+        mem_log_truncate(&n->log, u->entries[0].index);
+        assert(u->entries[0].index == mem_log_last(&n->log) + 1);
+        mem_log_append(&n->log, u->entries, u->n_entries);
     }
 }
 
@@ -461,14 +398,14 @@ uint64_t h_last(h_cluster_t *cl, int i)
 uint64_t h_log_term(h_cluster_t *cl, int i, uint64_t index)
 {
     uint64_t t = 0;
-    if (st_term(&cl->n[i], index, &t) != 0)
+    if (mem_log_term(&cl->n[i].log, index, &t) != 0)
         return 0;
     return t;
 }
 
 uint64_t h_log_last(h_cluster_t *cl, int i)
 {
-    return cl->n[i].compact_index + cl->n[i].log_n;
+    return mem_log_last(&cl->n[i].log);
 }
 
 void h_restart(h_cluster_t *cl, int i)
@@ -491,10 +428,10 @@ void h_set_log(h_cluster_t *cl, int i, const uint64_t *terms, size_t cnt, uint64
 {
     h_node_t *n = &cl->n[i];
     pending_free(n);
-    log_clear(n);
+    mem_log_truncate(&n->log, 0);
     for (size_t k = 0; k < cnt; k++) {
         core_entry_t e = {.term = terms[k], .index = k + 1, .type = CORE_ENTRY_DATA};
-        log_push(n, &e);
+        mem_log_append(&n->log, &e, 1);
     }
     memset(&n->hs, 0, sizeof n->hs);
     n->hs.term = term;

@@ -10,6 +10,7 @@
 #include <stdint.h>
 
 #include "src/core/core.h"
+#include "tests/support/mem_log.h"
 
 #define H_MAX         7
 #define H_PENDING_MAX 64
@@ -22,9 +23,7 @@ typedef struct h_node {
     /* durable state */
     core_hard_state_t hs;
     core_snapshot_meta_t snap;
-    uint64_t compact_index, compact_term;
-    core_entry_t *log; /* log[k] has index compact_index + 1 + k */
-    size_t log_n, log_cap;
+    mem_log_t log;
     /* updates drained but not yet persisted */
     core_update_t pending[H_PENDING_MAX];
     size_t n_pending;

@@ -22,14 +22,7 @@ static void take_snapshot_and_compact(int i)
     meta.term = h_log_term(&cl, i, meta.index);
     meta.conf = *core_get_conf(n->core, NULL);
     assert_int_equal(core_snapshot_taken(n->core, &meta), 0);
-    /* drop entries <= index from the in-memory log */
-    size_t drop = (size_t)(meta.index - n->compact_index);
-    for (size_t k = 0; k < drop; k++)
-        buf_unref(n->log[k].data);
-    memmove(n->log, n->log + drop, (n->log_n - drop) * sizeof *n->log);
-    n->log_n -= drop;
-    n->compact_index = meta.index;
-    n->compact_term = meta.term;
+    mem_log_compact(&n->log, meta.index, meta.term);
     n->snap = meta;
     assert_int_equal(core_compacted(n->core, meta.index, meta.term), 0);
 }
