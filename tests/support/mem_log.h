@@ -16,7 +16,10 @@ typedef struct mem_log {
     size_t n, cap;
 } mem_log_t;
 
-static inline uint64_t mem_log_last(const mem_log_t *l) { return l->compact_index + l->n; }
+static inline uint64_t mem_log_last(const mem_log_t *l)
+{
+    return l->compact_index + l->n;
+}
 
 /* core_storage_t callbacks; arg is the mem_log_t. */
 int mem_log_term(void *arg, uint64_t index, uint64_t *term);
