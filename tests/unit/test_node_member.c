@@ -397,6 +397,11 @@ static bool req_ran(void *p)
     return atomic_load(&((tc_req_t *)p)->runs) > 0;
 }
 
+static bool on_error_ran(void *p)
+{
+    return atomic_load(&((tc_counter_t *)p)->errors) > 0;
+}
+
 /* JRaft's setErrorAndRollback(ntail = 2): the applied index goes back to the
  * poisoned entry's index - 2 (the entry before it counts as not applied);
  * the poisoned entry's closure fails with the state machine's status and the
@@ -425,6 +430,9 @@ static void test_set_error_and_rollback_ntail(void **state)
     assert_int_equal(atomic_load(&poison.code), RK_EIO);
     int64_t last = rk_node_last_log_index(n);
     assert_int_equal(rk_node_applied_index(n), last - 2);
+    /* on_error runs on the FSM thread after the failed closures: wait for
+     * it rather than race it, then check it ran exactly once. */
+    assert_true(tc_wait(on_error_ran, &c.nodes[0].fsm, 5000));
     assert_int_equal(rk_node_state(n), RK_STATE_ERROR);
     assert_int_equal(atomic_load(&c.nodes[0].fsm.errors), 1);
     tc_cluster_destroy(&c);
