@@ -748,10 +748,12 @@ void journal_close(journal_t *j, log_env_t *env)
 
 void journal_stats(journal_t *j, uint64_t *checkpoints, uint64_t *replayed, uint64_t *next_seq)
 {
+    pthread_mutex_lock(&j->mu);
     if (checkpoints)
         *checkpoints = j->checkpoints;
     if (replayed)
         *replayed = j->replayed;
     if (next_seq)
         *next_seq = j->next_seq;
+    pthread_mutex_unlock(&j->mu);
 }

@@ -899,17 +899,97 @@ int log_store_apply(log_env_t *env, log_op_t *ops, size_t n, uint64_t seq, rk_st
     return apply_flags(env, ops, n, LOG_ENV_JOURNALED, seq, st);
 }
 
+/* Would every op fit the log? The checks of apply_append /
+ * apply_truncate_prefix / apply_reset, run on the published bounds instead of
+ * a transaction: the writer is the only one to change them, so they are what
+ * the transaction will start from. */
+static bool ops_fit(const log_op_t *ops, size_t n)
+{
+    struct sim {
+        log_store_t *s;
+        uint64_t base, last;
+    } small[8], *sims = n <= 8 ? small : calloc(n, sizeof(*sims));
+    if (sims == NULL)
+        return false;
+    size_t ns = 0;
+    bool ok = true;
+    for (size_t i = 0; i < n && ok; i++) {
+        const log_op_t *op = &ops[i];
+        struct sim *m = NULL;
+        for (size_t k = 0; k < ns && m == NULL; k++)
+            if (sims[k].s == op->store)
+                m = &sims[k];
+        if (m == NULL) {
+            m = &sims[ns++];
+            m->s = op->store;
+            pthread_mutex_lock(&op->store->mu);
+            m->base = op->store->base_index;
+            m->last = op->store->last_index;
+            pthread_mutex_unlock(&op->store->mu);
+        }
+        switch (op->kind) {
+        case LOG_OP_APPEND: {
+            uint64_t last = m->last;
+            if (op->truncate_from != 0) {
+                if (op->truncate_from <= m->base || op->truncate_from > last + 1) {
+                    ok = false;
+                    break;
+                }
+                last = op->truncate_from - 1;
+            }
+            for (size_t e = 0; e < op->n_entries && ok; e++) {
+                const log_entry_t *en = &op->entries[e];
+                ok = en->index == last + 1 + e && en->len <= UINT32_MAX &&
+                     en->type >= LOG_ENTRY_DATA && en->type <= LOG_ENTRY_CONF;
+            }
+            m->last = last + op->n_entries;
+            break;
+        }
+        case LOG_OP_TRUNCATE_PREFIX:
+            ok = op->index <= m->last + 1;
+            if (ok && op->index > m->base + 1)
+                m->base = op->index - 1;
+            break;
+        case LOG_OP_RESET:
+            m->base = m->last = op->index;
+            break;
+        default:
+            ok = false;
+        }
+    }
+    if (sims != small)
+        free(sims);
+    return ok;
+}
+
+int log_store_write_flags(log_env_t *env, log_op_t *ops, size_t n, unsigned flags, rk_status_t *st)
+{
+    return log_store_write_ex(env, ops, n, flags, NULL, NULL, st);
+}
+
 /* With a journal: one fdatasync of the journal record, then the LMDB commit
  * without sync (journal.c explains why that is safe). */
-int log_store_write_flags(log_env_t *env, log_op_t *ops, size_t n, unsigned flags, rk_status_t *st)
+int log_store_write_ex(log_env_t *env, log_op_t *ops, size_t n, unsigned flags,
+                       void (*on_durable)(void *arg), void *arg, rk_status_t *st)
 {
     journal_t *j = env->journal;
     if (j == NULL)
         return apply_flags(env, ops, n, flags, 0, st);
     journal_lock(j);
     uint64_t seq = 0;
+    /* checked before the record is written: once on_durable has run, the
+     * batch cannot be taken back (below) */
+    bool early = on_durable != NULL && ops_fit(ops, n);
     int rc = journal_append(j, env, ops, n, &seq, st);
-    if (rc == JOURNAL_TOO_BIG) { /* straight into LMDB, then durable */
+    if (rc == 0 && early) {
+        on_durable(arg);
+        rc = apply_flags(env, ops, n, LOG_ENV_JOURNALED, seq, st);
+        /* The record is durable and was reported so: a failed LMDB commit
+         * (disk full) leaves it to be replayed at the next open, and the
+         * caller's sticky error stops everything after it. */
+        if (rc == 0 && !(flags & LOG_STORE_NO_CHECKPOINT) && journal_due(j))
+            rc = journal_checkpoint(j, env, 1, st);
+    } else if (rc == JOURNAL_TOO_BIG) { /* straight into LMDB, then durable */
         rc = apply_flags(env, ops, n, LOG_ENV_JOURNALED, 0, st);
         if (rc == 0)
             rc = journal_checkpoint(j, env, 1, st);
@@ -922,7 +1002,7 @@ int log_store_write_flags(log_env_t *env, log_op_t *ops, size_t n, unsigned flag
             rk_status_clear(&rst);
             journal_retract(j, &rst);
         }
-        if (rc == 0 && journal_due(j))
+        if (rc == 0 && !(flags & LOG_STORE_NO_CHECKPOINT) && journal_due(j))
             rc = journal_checkpoint(j, env, 1, st);
     }
     journal_unlock(j);
@@ -930,6 +1010,28 @@ int log_store_write_flags(log_env_t *env, log_op_t *ops, size_t n, unsigned flag
         for (size_t i = 0; i < n; i++)
             ops[i].status = rc;
     return rc;
+}
+
+int log_store_checkpoint_due(log_env_t *env, rk_status_t *st)
+{
+    journal_t *j = env->journal;
+    if (j == NULL)
+        return 0;
+    journal_lock(j);
+    int rc = journal_due(j) ? journal_checkpoint(j, env, 1, st) : 0;
+    journal_unlock(j);
+    return rc;
+}
+
+bool log_store_checkpoint_pending(log_env_t *env)
+{
+    journal_t *j = env->journal;
+    if (j == NULL)
+        return false;
+    journal_lock(j);
+    bool due = journal_due(j) != 0;
+    journal_unlock(j);
+    return due;
 }
 
 static int apply_flags(log_env_t *env, log_op_t *ops, size_t n, unsigned flags, uint64_t seq,

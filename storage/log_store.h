@@ -138,6 +138,26 @@ int log_store_write(log_env_t *env, log_op_t *ops, size_t n, rk_status_t *st);
  * return the batch is committed but durable only after the next sync; see
  * env.h). */
 int log_store_write_flags(log_env_t *env, log_op_t *ops, size_t n, unsigned flags, rk_status_t *st);
+/* log_store_write_flags that, with a journal, calls on_durable(arg) as soon
+ * as the batch's journal record is synced, before the LMDB commit, when every
+ * op fits the log (otherwise it is not called). From then on the batch is
+ * durable whatever happens: should the commit still fail (RK_ENOSPC, RK_EIO),
+ * the error is returned but the record stays and is replayed at the next
+ * open. Readers see the batch only after the commit, as always. */
+int log_store_write_ex(log_env_t *env, log_op_t *ops, size_t n, unsigned flags,
+                       void (*on_durable)(void *arg), void *arg, rk_status_t *st);
+
+/* Flag for log_store_write_flags with a journal: do not run a checkpoint that
+ * is merely due (only one the full segment forces); the caller runs
+ * log_store_checkpoint_due later, from a thread that may block for it. */
+#define LOG_STORE_NO_CHECKPOINT 4u
+
+/* With a journal, runs the checkpoint if one is due (journal.c); a no-op
+ * otherwise. Errors: those of the checkpoint (RK_EIO, RK_ENOSPC). Thread: as
+ * log_store_write. */
+int log_store_checkpoint_due(log_env_t *env, rk_status_t *st);
+/* Is a journal checkpoint due? Thread: any. */
+bool log_store_checkpoint_pending(log_env_t *env);
 
 /* Convenience wrappers around log_store_write with a single op. */
 int log_store_append(log_store_t *s, const log_entry_t *entries, size_t n, rk_status_t *st);

@@ -7,7 +7,8 @@
 
 #include "raftkit/log.h"
 
-#define WRITER_DEFAULT_BATCH 4096
+#define WRITER_DEFAULT_BATCH        4096
+#define WRITER_DEFAULT_INLINE_BYTES (64u << 10)
 
 struct log_writer {
     log_env_t *env;
@@ -15,7 +16,12 @@ struct log_writer {
     uv_async_t async;
     pthread_t thread;
     size_t max_batch;
-    log_op_t *scratch; /* writer thread: the ops of one transaction */
+    size_t inline_max_bytes;
+    log_op_t *scratch; /* whoever executes (thread or inline): one transaction */
+
+    /* Loop thread only: requests held back until log_writer_flush. */
+    log_write_req_t *held_head, *held_tail;
+    size_t held_n, held_bytes;
 
     pthread_mutex_t mu; /* guards everything below */
     pthread_cond_t cond;
@@ -25,6 +31,9 @@ struct log_writer {
      * fdatasync covers it (see execute) */
     log_write_req_t *deferred_head, *deferred_tail;
     bool stopping;
+    bool busy;           /* the thread is executing a group or checkpointing */
+    bool inline_running; /* the loop is executing held requests itself */
+    bool ckpt_wanted;    /* an inline write found a checkpoint due */
     int error;
     rk_status_t error_st;
     uint64_t txns, ops;
@@ -102,7 +111,21 @@ static void sync_deferred(log_writer_t *w)
  * fdatasync has covered it (under load: one flush per batch), or, when no
  * work is queued, an explicit log_env_sync (idle: two flushes, as before).
  * So a callback still never reports a write that a power loss could undo. */
-static void execute(log_writer_t *w, log_write_req_t *group, size_t n)
+struct group_ref {
+    log_write_req_t *group;
+    size_t n;
+};
+
+static void group_durable(void *arg)
+{
+    struct group_ref *g = arg;
+    log_write_req_t *r = g->group;
+    for (size_t i = 0; i < g->n; i++, r = r->next)
+        if (r->durable_cb)
+            r->durable_cb(r);
+}
+
+static void execute(log_writer_t *w, log_write_req_t *group, size_t n, bool inline_)
 {
     rk_status_t st;
     rk_status_clear(&st);
@@ -114,8 +137,11 @@ static void execute(log_writer_t *w, log_write_req_t *group, size_t n)
     for (size_t i = 0; i < n; i++, r = r->next)
         w->scratch[i] = r->op;
     uint64_t txn_before = log_env_last_txnid(w->env);
-    unsigned flags = w->env->journal ? 0 : LOG_ENV_DEFER_META;
-    int rc = err ? err : log_store_write_flags(w->env, w->scratch, n, flags, &st);
+    unsigned flags = w->env->journal ? (inline_ ? LOG_STORE_NO_CHECKPOINT : 0) : LOG_ENV_DEFER_META;
+    struct group_ref g = {group, n};
+    int rc = err ? err
+                 : log_store_write_ex(w->env, w->scratch, n, flags, inline_ ? group_durable : NULL,
+                                      &g, &st);
     /* did this commit write (and therefore fdatasync before its meta)? */
     bool wrote = rc == 0 && log_env_last_txnid(w->env) != txn_before;
     r = group;
@@ -149,8 +175,26 @@ static void execute(log_writer_t *w, log_write_req_t *group, size_t n)
     }
     bool any_done = w->done_head != NULL;
     pthread_mutex_unlock(&w->mu);
-    if (any_done)
+    if (any_done && !inline_) /* inline: the loop delivers them itself */
         uv_async_send(&w->async);
+}
+
+/* Writer thread, mu not held: the checkpoint an inline write left due. */
+static void checkpoint_due(log_writer_t *w)
+{
+    rk_status_t st;
+    rk_status_clear(&st);
+    int rc = log_store_checkpoint_due(w->env, &st);
+    if (rc == 0)
+        return;
+    pthread_mutex_lock(&w->mu);
+    if (w->error == 0) {
+        w->error = rc;
+        w->error_st = st;
+        RK_ERROR(NULL, NULL, "log writer: checkpoint failed, refusing further writes: %s",
+                 st.msg[0] ? st.msg : rk_strerror(rc));
+    }
+    pthread_mutex_unlock(&w->mu);
 }
 
 static void *writer_main(void *arg)
@@ -158,8 +202,18 @@ static void *writer_main(void *arg)
     log_writer_t *w = arg;
     pthread_mutex_lock(&w->mu);
     for (;;) {
-        while (w->queue_head == NULL && !w->stopping && w->deferred_head == NULL)
+        while (w->inline_running || (w->queue_head == NULL && !w->stopping &&
+                                     w->deferred_head == NULL && !w->ckpt_wanted))
             pthread_cond_wait(&w->cond, &w->mu);
+        if (w->queue_head == NULL && w->ckpt_wanted) {
+            w->ckpt_wanted = false;
+            w->busy = true;
+            pthread_mutex_unlock(&w->mu);
+            checkpoint_due(w);
+            pthread_mutex_lock(&w->mu);
+            w->busy = false;
+            continue;
+        }
         if (w->queue_head == NULL) {
             if (w->deferred_head == NULL)
                 break; /* stopping and drained */
@@ -181,9 +235,11 @@ static void *writer_main(void *arg)
         w->queue_head = r->next;
         if (w->queue_head == NULL)
             w->queue_tail = NULL;
+        w->busy = true;
         pthread_mutex_unlock(&w->mu);
-        execute(w, group, n);
+        execute(w, group, n, false);
         pthread_mutex_lock(&w->mu);
+        w->busy = false;
     }
     pthread_mutex_unlock(&w->mu);
     return NULL;
@@ -200,6 +256,10 @@ int log_writer_start(log_env_t *env, uv_loop_t *loop, const log_writer_options_t
     w->env = env;
     w->loop = loop;
     w->max_batch = o && o->max_batch_ops ? o->max_batch_ops : WRITER_DEFAULT_BATCH;
+    w->inline_max_bytes = !o                                  ? WRITER_DEFAULT_INLINE_BYTES
+                          : o->inline_max_bytes == (size_t)-1 ? 0
+                          : o->inline_max_bytes               ? o->inline_max_bytes
+                                                              : WRITER_DEFAULT_INLINE_BYTES;
     w->scratch = calloc(w->max_batch, sizeof *w->scratch);
     if (w->scratch == NULL) {
         free(w);
@@ -227,6 +287,20 @@ err_after_init:
     return rk_status_set(st, RK_EIO, "log_writer_start: cannot start the writer");
 }
 
+/* Appends the held requests to the thread's queue. mu held. */
+static void queue_held(log_writer_t *w)
+{
+    if (w->held_head == NULL)
+        return;
+    if (w->queue_tail)
+        w->queue_tail->next = w->held_head;
+    else
+        w->queue_head = w->held_head;
+    w->queue_tail = w->held_tail;
+    w->held_head = w->held_tail = NULL;
+    w->held_n = w->held_bytes = 0;
+}
+
 int log_writer_submit(log_writer_t *w, log_write_req_t *req, log_write_cb cb)
 {
     if (w == NULL || req == NULL || cb == NULL || req->op.store == NULL)
@@ -238,10 +312,66 @@ int log_writer_submit(log_writer_t *w, log_write_req_t *req, log_write_cb cb)
         pthread_mutex_unlock(&w->mu);
         return RK_ESHUTDOWN;
     }
+    queue_held(w); /* held requests were submitted first */
     push(&w->queue_head, &w->queue_tail, req);
     pthread_cond_signal(&w->cond);
     pthread_mutex_unlock(&w->mu);
     return 0;
+}
+
+int log_writer_submit_held(log_writer_t *w, log_write_req_t *req, log_write_cb cb)
+{
+    if (w == NULL || req == NULL || cb == NULL || req->op.store == NULL)
+        return RK_EINVAL;
+    req->cb = cb;
+    req->op.status = RK_ECANCELED;
+    pthread_mutex_lock(&w->mu);
+    bool stopping = w->stopping;
+    pthread_mutex_unlock(&w->mu);
+    if (stopping)
+        return RK_ESHUTDOWN;
+    push(&w->held_head, &w->held_tail, req);
+    w->held_n++;
+    for (size_t i = 0; i < req->op.n_entries; i++)
+        w->held_bytes += req->op.entries[i].len + 64;
+    return 0;
+}
+
+bool log_writer_flush(log_writer_t *w)
+{
+    if (w == NULL || w->held_head == NULL)
+        return false;
+    pthread_mutex_lock(&w->mu);
+    /* Inline only when it cannot reorder completions or wait behind the
+     * thread: nothing queued, executing, deferred or undelivered. */
+    bool inline_ = w->env->journal != NULL && w->held_bytes <= w->inline_max_bytes &&
+                   w->held_n <= w->max_batch && w->queue_head == NULL && !w->busy &&
+                   w->deferred_head == NULL && w->done_head == NULL && w->error == 0 &&
+                   !w->stopping;
+    if (!inline_) {
+        queue_held(w);
+        pthread_cond_signal(&w->cond);
+        pthread_mutex_unlock(&w->mu);
+        return false;
+    }
+    w->inline_running = true;
+    pthread_mutex_unlock(&w->mu);
+
+    log_write_req_t *group = w->held_head;
+    size_t n = w->held_n;
+    w->held_head = w->held_tail = NULL;
+    w->held_n = w->held_bytes = 0;
+    execute(w, group, n, true);
+
+    pthread_mutex_lock(&w->mu);
+    w->inline_running = false;
+    if (w->error == 0 && log_store_checkpoint_pending(w->env))
+        w->ckpt_wanted = true;
+    if (w->queue_head != NULL || w->ckpt_wanted)
+        pthread_cond_signal(&w->cond);
+    pthread_mutex_unlock(&w->mu);
+    deliver(w);
+    return true;
 }
 
 static void on_closed(uv_handle_t *h)
@@ -258,6 +388,7 @@ void log_writer_stop(log_writer_t *w)
     if (w == NULL)
         return;
     pthread_mutex_lock(&w->mu);
+    queue_held(w);
     w->stopping = true;
     pthread_cond_signal(&w->cond);
     pthread_mutex_unlock(&w->mu);

@@ -48,6 +48,14 @@ typedef void (*log_write_cb)(log_write_req_t *req, int status);
 struct log_write_req {
     log_op_t op;
     void *data; /* for the caller */
+    /* Optional, set by the caller: called on the loop thread, in order, when
+     * the request is durable but not yet visible to readers (its journal
+     * record synced, the LMDB commit still to come) -- only for requests a
+     * flush runs inline, and not always then. cb still runs, after it;
+     * should the commit fail, cb reports the error although the data is
+     * durable (it is replayed at the next open). Lets a follower answer
+     * AppendEntries a commit earlier. Must not submit or flush. */
+    void (*durable_cb)(log_write_req_t *req);
     /* private */
     log_write_cb cb;
     log_write_req_t *next;
@@ -56,6 +64,10 @@ struct log_write_req {
 typedef struct log_writer_options {
     /* Most ops taken into one transaction; 0 = default (4096). */
     size_t max_batch_ops;
+    /* Held requests (log_writer_submit_held) of at most this many bytes
+     * (payloads plus 64 per entry) may run on the loop thread itself; 0 =
+     * default (64 KiB), (size_t)-1 = never. */
+    size_t inline_max_bytes;
 } log_writer_options_t;
 
 /* Starts the writer thread for env, delivering completions on loop. o may be
@@ -69,6 +81,32 @@ int log_writer_start(log_env_t *env, uv_loop_t *loop, const log_writer_options_t
  * not run. A writer that already failed accepts the request and completes it
  * with its error. Thread: any (completions still run on the loop thread). */
 int log_writer_submit(log_writer_t *w, log_write_req_t *req, log_write_cb cb);
+
+/* Like log_writer_submit, but the request is held on the loop side until
+ * the next log_writer_flush, which decides where it runs. Requests submitted
+ * with log_writer_submit afterwards still run after it. Returns 0 (cb will
+ * run exactly once), RK_EINVAL or RK_ESHUTDOWN (cb will not run). Thread: the
+ * loop thread. */
+int log_writer_submit_held(log_writer_t *w, log_write_req_t *req, log_write_cb cb);
+
+/* Executes the held requests. When the thread is idle (nothing queued,
+ * running, deferred or waiting for delivery), the environment has a journal
+ * and the requests are small (inline_max_bytes), the loop thread runs them
+ * itself: one journal record and fdatasync, the LMDB commit, then their
+ * callbacks, synchronously, before this returns true. A checkpoint that falls
+ * due is left to the thread. Otherwise they are queued for the thread, as by
+ * log_writer_submit, and this returns false.
+ *
+ * Why: at low load the hand-offs cost more than the write. Queuing to the
+ * thread wakes it (tens of microseconds when its CPU was idle), and its
+ * completion wakes the loop again; the loop would sit idle meanwhile anyway,
+ * since a follower answers and a leader commits only once the write is
+ * durable. Under load the thread is busy, so batches go to it and group
+ * commit keeps working while the loop serves the network. The loop blocks
+ * for one small journal write at most; a checkpoint, a large batch or a
+ * writer without a journal (two flushes per commit) never runs inline.
+ * Thread: the loop thread; not from inside a callback. */
+bool log_writer_flush(log_writer_t *w);
 
 /* Stops the writer: every request already queued is still executed and its
  * callback run (synchronously, before this returns), the thread joined, and

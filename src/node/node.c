@@ -234,7 +234,7 @@ static void persist_complete(rk_node_t *n)
             node_obs_persisted(n, p);
             core_persisted(n->core, p->id);
             n->persisted_id = p->id;
-            for (size_t i = 0; i < p->n_after; i++)
+            for (size_t i = 0; i < p->n_after && !p->after_sent; i++)
                 transport_send(n, &p->after[i]);
             acked = true;
         }
@@ -242,6 +242,28 @@ static void persist_complete(rk_node_t *n)
     }
     if (acked)
         node_wake(n);
+}
+
+/* The log writer says a request is durable, its LMDB commit still to come
+ * (log_write_req_t.durable_cb): what waited only for durability -- the
+ * msgs_after, e.g. a follower's answer to AppendEntries -- goes out now, in
+ * update order, and the core hears of it (core_persisted) at completion. */
+static void persist_durable(log_write_req_t *req)
+{
+    node_persist_t *p = req->data;
+    if (--p->durable_left > 0)
+        return;
+    p->durable = true;
+    rk_node_t *n = p->node;
+    if (n->stopping || n->fatal)
+        return;
+    for (node_persist_t *q = n->persist_head; q && (q->done || q->durable); q = q->next) {
+        if (q->after_sent || q->status != 0)
+            continue;
+        for (size_t i = 0; i < q->n_after; i++)
+            transport_send(n, &q->after[i]);
+        q->after_sent = true;
+    }
 }
 
 static void persist_done(log_write_req_t *req, int status)
@@ -415,10 +437,15 @@ static int persist_update(rk_node_t *n, const core_update_t *u)
                                   .n_entries = p->n,
                                   .hard_state = has_hs ? &p->hs : NULL};
     p->append_req.data = p;
+    p->append_req.durable_cb = persist_durable;
+    p->reset_req.durable_cb = persist_durable;
+    p->durable_left = p->reqs_left;
     int total = p->reqs_left;
-    if (u->has_snapshot && log_writer_submit(n->writer, &p->reset_req, persist_done) != 0)
+    /* held: node_drive flushes them once every update of this round is
+     * handled (log_writer_flush) */
+    if (u->has_snapshot && log_writer_submit_held(n->writer, &p->reset_req, persist_done) != 0)
         total--, p->reqs_left--, p->status = RK_ESHUTDOWN;
-    if (log_writer_submit(n->writer, &p->append_req, persist_done) != 0) {
+    if (log_writer_submit_held(n->writer, &p->append_req, persist_done) != 0) {
         p->reqs_left--, p->status = RK_ESHUTDOWN;
         if (p->reqs_left == 0) {
             /* nothing was accepted: unlink and fail */
@@ -539,11 +566,21 @@ static void handle_update(rk_node_t *n, core_update_t *u)
         n->fatal = true;
         return;
     }
-    /* 2. messages that need no durability, first: the leader's
-     * AppendEntries are on the wire before its own log write is queued
-     * (thesis 10.2.1), so the followers' writes start as early as possible;
-     * waking the writer thread first could delay the send by a context
-     * switch on a busy machine. */
+    /* 3a. committed entries that are durable here already, first of all:
+     * the state machine's thread starts on them while the loop writes the
+     * messages below (each send is a syscall that may wake a peer process and
+     * cost this thread its CPU; when a commit is news to the followers, two
+     * such sends used to stand between the quorum's ack and the closure).
+     * With a snapshot in this update they wait until it is queued (below). */
+    bool applied = false;
+    if (!u->has_snapshot && u->apply_hi >= u->apply_lo && u->apply_hi > 0) {
+        fsm_post_committed(n, u->apply_hi);
+        applied = true;
+    }
+    /* 2. messages that need no durability: the leader's AppendEntries are on
+     * the wire before its own log write is queued (thesis 10.2.1), so the
+     * followers' writes start as early as possible; waking the writer thread
+     * first could delay the send by a context switch on a busy machine. */
     for (size_t i = 0; i < u->n_msgs; i++)
         transport_send(n, &u->msgs[i]);
     /* 1. persist (hard state, snapshot, entries), in update order */
@@ -561,7 +598,7 @@ static void handle_update(rk_node_t *n, core_update_t *u)
         n->last_snapshot_term = u->snapshot.term;
         fsm_post_simple(n, FSM_SNAPSHOT_LOAD, u->snapshot.index, NULL);
     }
-    if (u->apply_hi >= u->apply_lo && u->apply_hi > 0)
+    if (!applied && u->apply_hi >= u->apply_lo && u->apply_hi > 0)
         fsm_post_committed(n, u->apply_hi);
     /* 4. reads and events */
     if (n->was_leader && u->n_reads > 0)
@@ -848,17 +885,22 @@ void node_drive(rk_node_t *n)
             applied - n->last_snapshot_index >= (uint64_t)n->opts.snapshot_log_count)
             snap_exec_maybe_start(n, NULL, false);
     }
-    while (!n->fatal && core_has_update(n->core)) {
-        core_update_t u;
-        core_update_get(n->core, &u);
-        handle_update(n, &u);
-        core_update_release(&u);
-        if (n->ack_now != 0 && !n->fatal) {
-            core_persisted(n->core, n->ack_now);
-            n->persisted_id = n->ack_now;
+    do {
+        while (!n->fatal && core_has_update(n->core)) {
+            core_update_t u;
+            core_update_get(n->core, &u);
+            handle_update(n, &u);
+            core_update_release(&u);
+            if (n->ack_now != 0 && !n->fatal) {
+                core_persisted(n->core, n->ack_now);
+                n->persisted_id = n->ack_now;
+            }
+            n->ack_now = 0;
         }
-        n->ack_now = 0;
-    }
+        /* The round's log writes: when they ran right here (small, writer
+         * idle), their completions acked the core already; go again for
+         * what that produced (a follower's answer, a leader's commit). */
+    } while (log_writer_flush(n->writer) && !n->fatal);
     node_publish_status(n);
 }
 

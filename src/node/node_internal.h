@@ -138,8 +138,11 @@ typedef struct node_persist {
     size_t n_after;
     bool has_snapshot;
     core_snapshot_meta_t snapshot;
-    bool done;      /* written (or nothing to write): ack once everything before is */
-    uint64_t t0_ns; /* submitted at (metrics: append-logs, save-raft-meta) */
+    bool done;        /* written (or nothing to write): ack once everything before is */
+    int durable_left; /* requests whose durable_cb is still to come */
+    bool durable;     /* journaled, commit pending: msgs_after may go (see persist_durable) */
+    bool after_sent;  /* msgs_after were sent already */
+    uint64_t t0_ns;   /* submitted at (metrics: append-logs, save-raft-meta) */
     struct node_persist *next;
 } node_persist_t;
 

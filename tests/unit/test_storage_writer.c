@@ -8,7 +8,9 @@
 #include <cmocka.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <unistd.h>
 
+#include "storage/journal.h"
 #include "storage/log_writer.h"
 #include "tests/storage/util.h"
 
@@ -22,6 +24,9 @@ typedef struct fx {
     int done[4096];
     int status[4096];
     size_t ndone;
+    /* durable_cb calls and completions, in order: +id+1 durable, -(id+1) done */
+    int events[4096];
+    size_t nevents;
 } fx_t;
 
 static void fx_open(fx_t *f, const log_env_options_t *eo)
@@ -70,6 +75,7 @@ typedef struct req {
 static void on_done(log_write_req_t *r, int status)
 {
     req_t *q = (req_t *)r;
+    q->f->events[q->f->nevents++] = -(q->id + 1);
     q->f->done[q->f->ndone] = q->id;
     q->f->status[q->f->ndone] = status;
     q->f->ndone++;
@@ -90,6 +96,29 @@ static req_t *submit_append(fx_t *f, int id, uint64_t first, size_t n, uint64_t 
     q->r.op.entries = q->entries;
     q->r.op.n_entries = n;
     assert_int_equal(log_writer_submit(f->w, &q->r, on_done), 0);
+    return q;
+}
+
+static void on_durable(log_write_req_t *r)
+{
+    req_t *q = (req_t *)r;
+    q->f->events[q->f->nevents++] = q->id + 1;
+}
+
+/* Like submit_append, held until log_writer_flush. */
+static req_t *hold_append(fx_t *f, int id, uint64_t first, size_t n, uint64_t term, size_t max_len)
+{
+    req_t *q = calloc(1, sizeof *q);
+    q->f = f;
+    q->id = id;
+    q->n = n;
+    q->entries = tu_entries(first, n, term, max_len);
+    q->r.op.store = f->log;
+    q->r.op.kind = LOG_OP_APPEND;
+    q->r.op.entries = q->entries;
+    q->r.op.n_entries = n;
+    q->r.durable_cb = on_durable;
+    assert_int_equal(log_writer_submit_held(f->w, &q->r, on_done), 0);
     return q;
 }
 
@@ -352,6 +381,149 @@ static void bad_submissions_are_refused_without_callback(void **state)
     fx_close(f);
 }
 
+static void held_requests_run_inline_when_the_writer_is_idle(void **state)
+{
+    fx_t *f = *state;
+    fx_open(f, NULL);
+    hold_append(f, 0, 1, 3, 1, 100);
+    hold_append(f, 1, 4, 2, 1, 100);
+    hold_append(f, 2, 6, 1, 1, 100);
+    assert_int_equal(f->ndone, 0); /* nothing runs before the flush */
+    assert_int_equal(log_store_last_index(f->log), 0);
+    assert_true(log_writer_flush(f->w));
+    /* ran on this thread, one transaction, callbacks before the return:
+     * every durable_cb first (in order), then every completion (in order) */
+    assert_int_equal(f->ndone, 3);
+    int want[] = {1, 2, 3, -1, -2, -3};
+    assert_int_equal(f->nevents, 6);
+    for (size_t i = 0; i < 6; i++)
+        assert_int_equal(f->events[i], want[i]);
+    for (int i = 0; i < 3; i++) {
+        assert_int_equal(f->done[i], i);
+        assert_int_equal(f->status[i], 0);
+    }
+    uint64_t txns, ops;
+    log_writer_stats(f->w, &txns, &ops);
+    assert_int_equal(txns, 1);
+    assert_int_equal(ops, 3);
+    /* visible at completion, and durable */
+    assert_int_equal(log_store_last_index(f->log), 6);
+    assert_false(log_writer_flush(f->w)); /* nothing held any more */
+    fx_close(f);
+    fx_open(f, NULL);
+    assert_int_equal(log_store_last_index(f->log), 6);
+    rk_status_t st;
+    assert_int_equal(log_store_verify(f->log, NULL, &st), 0);
+    fx_close(f);
+}
+
+static void held_requests_go_to_the_busy_thread_in_order(void **state)
+{
+    fx_t *f = *state;
+    fx_open(f, NULL);
+    /* stall the thread on its first transaction */
+    MDB_txn *block;
+    assert_int_equal(mdb_txn_begin(f->env->mdb, NULL, 0, &block), 0);
+    submit_append(f, 0, 1, 2, 1, 100);
+    hold_append(f, 1, 3, 2, 1, 100);
+    assert_false(log_writer_flush(f->w)); /* the thread has work: queued behind it */
+    hold_append(f, 2, 5, 1, 1, 100);
+    submit_append(f, 3, 6, 1, 1, 100); /* takes the held one along, ahead of itself */
+    assert_false(log_writer_flush(f->w));
+    mdb_txn_abort(block);
+    run_until(f, 4);
+    for (int i = 0; i < 4; i++) {
+        assert_int_equal(f->done[i], i);
+        assert_int_equal(f->status[i], 0);
+    }
+    for (size_t i = 0; i < f->nevents; i++)
+        assert_true(f->events[i] < 0); /* durable_cb is for inline runs only */
+    assert_int_equal(log_store_last_index(f->log), 6);
+    fx_close(f);
+}
+
+static void large_held_batches_go_to_the_thread(void **state)
+{
+    fx_t *f = *state;
+    fx_open(f, NULL);
+    hold_append(f, 0, 1, 40, 1, 3000); /* ~60-120 KiB: over the inline limit */
+    hold_append(f, 1, 41, 40, 1, 3000);
+    assert_false(log_writer_flush(f->w));
+    run_until(f, 2);
+    assert_int_equal(f->status[0], 0);
+    assert_int_equal(f->status[1], 0);
+    assert_int_equal(f->nevents, 2); /* completions only */
+    assert_int_equal(log_store_last_index(f->log), 80);
+    fx_close(f);
+}
+
+static void held_op_that_does_not_fit_fails_alone_without_durable_cb(void **state)
+{
+    fx_t *f = *state;
+    fx_open(f, NULL);
+    hold_append(f, 0, 1, 2, 1, 100);
+    hold_append(f, 1, 10, 1, 1, 100); /* a gap: does not fit */
+    assert_true(log_writer_flush(f->w));
+    assert_int_equal(f->status[0], 0);
+    assert_int_equal(f->status[1], RK_EINVAL);
+    /* one op of the batch does not fit: nobody is told early */
+    int want[] = {-1, -2};
+    assert_int_equal(f->nevents, 2);
+    for (size_t i = 0; i < 2; i++)
+        assert_int_equal(f->events[i], want[i]);
+    assert_int_equal(log_store_last_index(f->log), 2);
+    /* the writer is still healthy */
+    hold_append(f, 2, 3, 1, 1, 100);
+    assert_true(log_writer_flush(f->w));
+    assert_int_equal(f->status[2], 0);
+    assert_int_equal(f->events[2], 3);
+    fx_close(f);
+}
+
+static void inline_writes_leave_checkpoints_to_the_thread(void **state)
+{
+    fx_t *f = *state;
+    fx_open(f, NULL);
+    uint64_t before, after;
+    journal_stats(f->env->journal, &before, NULL, NULL);
+    /* 128 batches since the last checkpoint make one due (journal.c) */
+    for (int i = 0; i < 200; i++) {
+        hold_append(f, i, 1 + (uint64_t)i, 1, 1, 50);
+        (void)log_writer_flush(f->w); /* inline, or queued while the thread checkpoints */
+        run_until(f, (size_t)i + 1);
+        assert_int_equal(f->status[i], 0);
+    }
+    for (int tries = 0; tries < 500; tries++) {
+        journal_stats(f->env->journal, &after, NULL, NULL);
+        if (after > before)
+            break;
+        usleep(10000);
+    }
+    assert_true(after > before);
+    assert_int_equal(log_store_last_index(f->log), 200);
+    fx_close(f);
+    fx_open(f, NULL);
+    assert_int_equal(log_store_last_index(f->log), 200);
+    fx_close(f);
+}
+
+static void stop_runs_held_requests(void **state)
+{
+    fx_t *f = *state;
+    fx_open(f, NULL);
+    hold_append(f, 0, 1, 1, 1, 10);
+    hold_append(f, 1, 2, 1, 1, 10);
+    log_writer_stop(f->w); /* never flushed: stop runs them, once each */
+    assert_int_equal(f->ndone, 2);
+    assert_int_equal(f->status[0], 0);
+    assert_int_equal(f->status[1], 0);
+    uv_run(&f->loop, UV_RUN_DEFAULT);
+    assert_int_equal(uv_loop_close(&f->loop), 0);
+    assert_int_equal(log_store_last_index(f->log), 2);
+    log_store_close(f->log);
+    log_env_close(f->env);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -367,6 +539,16 @@ int main(void)
         cmocka_unit_test_setup_teardown(stop_completes_every_queued_request, setup, teardown),
         cmocka_unit_test_setup_teardown(bad_submissions_are_refused_without_callback, setup,
                                         teardown),
+        cmocka_unit_test_setup_teardown(held_requests_run_inline_when_the_writer_is_idle, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(held_requests_go_to_the_busy_thread_in_order, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(large_held_batches_go_to_the_thread, setup, teardown),
+        cmocka_unit_test_setup_teardown(held_op_that_does_not_fit_fails_alone_without_durable_cb,
+                                        setup, teardown),
+        cmocka_unit_test_setup_teardown(inline_writes_leave_checkpoints_to_the_thread, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(stop_runs_held_requests, setup, teardown),
     };
     return cmocka_run_group_tests_name("storage_writer", tests, NULL, NULL);
 }
