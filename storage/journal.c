@@ -313,6 +313,14 @@ void journal_unlock(journal_t *j)
     pthread_mutex_unlock(&j->mu);
 }
 
+bool journal_idle(journal_t *j)
+{
+    if (pthread_mutex_trylock(&j->mu) != 0)
+        return false;
+    pthread_mutex_unlock(&j->mu);
+    return true;
+}
+
 void journal_unpin(journal_t *j)
 {
     if (j->pin != NULL)

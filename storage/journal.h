@@ -16,6 +16,7 @@
 #ifndef RAFTKIT_STORAGE_JOURNAL_H
 #define RAFTKIT_STORAGE_JOURNAL_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -48,6 +49,9 @@ void journal_close(journal_t *j, log_env_t *env);
 
 void journal_lock(journal_t *j);
 void journal_unlock(journal_t *j);
+/* Is the lock free right now (nobody writing or checkpointing)? A hint only:
+ * it may be taken the moment after. */
+bool journal_idle(journal_t *j);
 
 /* Appends ops[0..n) as the next record and fdatasyncs it; *seq gets its
  * sequence number, which the LMDB transaction applying the ops must store

@@ -1023,6 +1023,11 @@ int log_store_checkpoint_due(log_env_t *env, rk_status_t *st)
     return rc;
 }
 
+bool log_store_journal_idle(log_env_t *env)
+{
+    return env->journal != NULL && journal_idle(env->journal);
+}
+
 bool log_store_checkpoint_pending(log_env_t *env)
 {
     journal_t *j = env->journal;

@@ -156,6 +156,9 @@ int log_store_write_ex(log_env_t *env, log_op_t *ops, size_t n, unsigned flags,
  * otherwise. Errors: those of the checkpoint (RK_EIO, RK_ENOSPC). Thread: as
  * log_store_write. */
 int log_store_checkpoint_due(log_env_t *env, rk_status_t *st);
+/* Does env have a journal that nobody is writing or checkpointing right now
+ * (a hint)? Thread: any. */
+bool log_store_journal_idle(log_env_t *env);
 /* Is a journal checkpoint due? Thread: any. */
 bool log_store_checkpoint_pending(log_env_t *env);
 

@@ -344,10 +344,12 @@ bool log_writer_flush(log_writer_t *w)
     pthread_mutex_lock(&w->mu);
     /* Inline only when it cannot reorder completions or wait behind the
      * thread: nothing queued, executing, deferred or undelivered. */
-    bool inline_ = w->env->journal != NULL && w->held_bytes <= w->inline_max_bytes &&
-                   w->held_n <= w->max_batch && w->queue_head == NULL && !w->busy &&
-                   w->deferred_head == NULL && w->done_head == NULL && w->error == 0 &&
-                   !w->stopping;
+    bool inline_ = w->held_bytes <= w->inline_max_bytes && w->held_n <= w->max_batch &&
+                   w->queue_head == NULL && !w->busy && w->deferred_head == NULL &&
+                   w->done_head == NULL && w->error == 0 && !w->stopping;
+    /* and never behind another writer's journal work (groups sharing the
+     * environment): a checkpoint can take milliseconds */
+    inline_ = inline_ && log_store_journal_idle(w->env);
     if (!inline_) {
         queue_held(w);
         pthread_cond_signal(&w->cond);
