@@ -13,6 +13,13 @@
  * (or, with the journal, its journal record) were synced shows up as a lost
  * entry or a corrupt log.
  *
+ * Every other child submits its batches with log_writer_submit_held, one at a
+ * time, and flushes before the loop blocks, so the loop runs the small ones
+ * itself and acknowledges them from durable_cb (journal record synced, LMDB
+ * commit still to come), the earliest moment the writer reports durability;
+ * the large ones go to the thread. The others keep IN_FLIGHT batches queued
+ * to the thread.
+ *
  * Exits non-zero on the first violation, printing the seed to replay. */
 #include <errno.h>
 #include <fcntl.h>
@@ -54,6 +61,8 @@ typedef struct child {
     uint64_t next, term;
     int fd;
     meta_hard_state_t hs;
+    uv_prepare_t flusher;
+    bool held;
 } child_t;
 
 typedef struct batch {
@@ -65,6 +74,27 @@ typedef struct batch {
 
 static void submit_batch(child_t *c);
 
+static void ack(child_t *c, uint64_t index)
+{
+    if (write(c->fd, &index, sizeof index) != sizeof index)
+        _exit(4);
+}
+
+static void on_durable(log_write_req_t *r)
+{
+    batch_t *b = (batch_t *)r;
+    ack(b->c, b->e[b->n - 1].index);
+}
+
+/* Before the loop blocks: run what is held (inline when the thread is idle;
+ * the callbacks of an inline run hold new batches, so go again). */
+static void on_prepare(uv_prepare_t *h)
+{
+    child_t *c = h->data;
+    while (log_writer_flush(c->w))
+        ;
+}
+
 static void on_written(log_write_req_t *r, int status)
 {
     batch_t *b = (batch_t *)r;
@@ -74,9 +104,7 @@ static void on_written(log_write_req_t *r, int status)
         _exit(3);
     }
     /* durable: acknowledge the last index of the batch */
-    uint64_t acked = b->e[b->n - 1].index;
-    if (write(c->fd, &acked, sizeof acked) != sizeof acked)
-        _exit(4);
+    ack(c, b->e[b->n - 1].index);
     tu_entries_free(b->e, b->n);
     free(b);
     submit_batch(c);
@@ -97,7 +125,14 @@ static void submit_batch(child_t *c)
         c->hs.commit = b->e[0].index - 1;
         b->req.op.hard_state = &c->hs;
     }
-    if (log_writer_submit(c->w, &b->req, on_written) != 0)
+    int rc;
+    if (c->held) {
+        b->req.durable_cb = on_durable;
+        rc = log_writer_submit_held(c->w, &b->req, on_written);
+    } else {
+        rc = log_writer_submit(c->w, &b->req, on_written);
+    }
+    if (rc != 0)
         _exit(5);
 }
 
@@ -118,7 +153,11 @@ static void run_child(const char *dir, int fd, uint64_t term)
     uv_loop_init(&c.loop);
     if (log_writer_start(env, &c.loop, NULL, &c.w, &st) != 0)
         _exit(2);
-    for (int i = 0; i < IN_FLIGHT; i++)
+    uv_prepare_init(&c.loop, &c.flusher);
+    c.flusher.data = &c;
+    uv_prepare_start(&c.flusher, on_prepare);
+    c.held = term % 2 == 0;
+    for (int i = 0; i < (c.held ? 1 : IN_FLIGHT); i++)
         submit_batch(&c);
     uv_run(&c.loop, UV_RUN_DEFAULT); /* until killed */
     _exit(6);
