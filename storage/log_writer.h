@@ -18,6 +18,11 @@
  * later batch to share it with. Without it, the commit syncs its data pages
  * and the completions wait for a later flush to cover the meta page.
  *
+ * At low load the loop may run a write itself instead (log_writer_submit_held
+ * + log_writer_flush, below): waking the thread and being woken back costs
+ * more than a small journal write, and the loop has nothing better to do
+ * meanwhile.
+ *
  * Order: requests are executed and completed in submission order, across all
  * groups sharing the environment.
  *

@@ -1,6 +1,7 @@
 /* raftkit-bench: throughput and latency of a local raftkit cluster.
  *
  *   raftkit-bench --nodes N --entries E --size S --inflight W [--sync 0|1] [--dir D] [--json]
+ *                 [--stages]
  *
  * Starts N node processes on loopback (this process is node 1, the others are
  * forked children), each with its data on disk under D (a temporary directory
@@ -14,6 +15,8 @@
  * processes and exits. It is the same workload, with the same election timing
  * trick, as the canonical raft peer benchmark, so the two can be compared run
  * for run. Peak RSS of every node process goes to stderr (and into --json).
+ * --stages adds, on stderr, where the leader's time went: the p50/p99 of its
+ * stage histograms (log write, AppendEntries round trip, commit to applied).
  */
 #include <errno.h>
 #include <getopt.h>
@@ -29,6 +32,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "raftkit/metrics.h"
 #include "raftkit/node.h"
 #include "raftkit/raftkit.h"
 
@@ -36,7 +40,7 @@
 
 struct bench {
     long nodes, entries, size, inflight;
-    int sync, json;
+    int sync, json, stages;
     const char *dir;
     char tmpdir[256];
     int base_port;
@@ -130,29 +134,26 @@ static void usage(FILE *out)
 {
     fprintf(out,
             "usage: raftkit-bench --nodes N --entries E --size S --inflight W\n"
-            "                     [--sync 0|1] [--dir D] [--json]\n"
+            "                     [--sync 0|1] [--dir D] [--json] [--stages]\n"
             "  --nodes N      node processes on loopback, 1..%d (default 3)\n"
             "  --entries E    tasks to apply (default 100000)\n"
             "  --size S       bytes per task (default 256)\n"
             "  --inflight W   tasks kept outstanding (default 1024)\n"
             "  --sync 0|1     fsync log writes (default 1)\n"
             "  --dir D        data directory (default: a new temporary one, removed after)\n"
-            "  --json         print the result as one JSON object instead\n",
+            "  --json         print the result as one JSON object instead\n"
+            "  --stages       also print the leader's stage latencies (stderr)\n",
             MAX_NODES);
 }
 
 static int parse_args(struct bench *b, int argc, char **argv)
 {
     static const struct option opts[] = {
-        {"nodes", required_argument, NULL, 'n'},
-        {"entries", required_argument, NULL, 'e'},
-        {"size", required_argument, NULL, 's'},
-        {"inflight", required_argument, NULL, 'w'},
-        {"sync", required_argument, NULL, 'y'},
-        {"dir", required_argument, NULL, 'd'},
-        {"json", no_argument, NULL, 'j'},
-        {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0},
+        {"nodes", required_argument, NULL, 'n'}, {"entries", required_argument, NULL, 'e'},
+        {"size", required_argument, NULL, 's'},  {"inflight", required_argument, NULL, 'w'},
+        {"sync", required_argument, NULL, 'y'},  {"dir", required_argument, NULL, 'd'},
+        {"json", no_argument, NULL, 'j'},        {"stages", no_argument, NULL, 'g'},
+        {"help", no_argument, NULL, 'h'},        {NULL, 0, NULL, 0},
     };
     int c;
     b->nodes = 3, b->entries = 100000, b->size = 256, b->inflight = 1024, b->sync = 1;
@@ -184,6 +185,9 @@ static int parse_args(struct bench *b, int argc, char **argv)
             break;
         case 'j':
             b->json = 1;
+            break;
+        case 'g':
+            b->stages = 1;
             break;
         case 'h':
             usage(stdout);
@@ -327,6 +331,30 @@ static int run_workload(struct bench *b, rk_node_t *node)
     return b->failed == 0 ? 0 : -1;
 }
 
+/* The leader's stage histograms: where the time between rk_node_apply and
+ * the closure went. */
+static void print_stages(rk_node_t *node)
+{
+    static const char *names[] = {
+        "append-logs",       /* leader's own log write: queued -> durable */
+        "replicate-entries", /* AppendEntries sent -> follower's ack */
+        "fsm-commit",        /* commit index advanced -> entries applied */
+        "fsm-apply-tasks",   /* one on_apply call */
+    };
+    rk_metrics_t *m = rk_node_get_metrics(node);
+    if (m == NULL)
+        return;
+    fprintf(stderr, "raftkit-bench: leader stages (p50 / p99 us, count):\n");
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+        const rk_metric_t *x = rk_metrics_find(m, names[i]);
+        if (x == NULL)
+            continue;
+        fprintf(stderr, "  %-18s %8.1f / %8.1f  (%llu)\n", names[i], (double)x->hist.p50 / 1e3,
+                (double)x->hist.p99 / 1e3, (unsigned long long)x->hist.count);
+    }
+    rk_metrics_free(m);
+}
+
 static void stop_children(struct bench *b)
 {
     for (long i = 2; i <= b->nodes; i++) {
@@ -414,6 +442,8 @@ int main(int argc, char **argv)
         for (long i = 1; i <= b.nodes; i++)
             fprintf(stderr, " n%ld=%.1f", i, (double)rss[i] / 1024);
         fprintf(stderr, "\n");
+        if (b.stages)
+            print_stages(node);
         rc = 0;
     } else {
         fprintf(stderr, "raftkit-bench: %ld of %ld tasks failed\n", b.failed, b.entries);
