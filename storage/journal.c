@@ -83,6 +83,14 @@
  * mapped memory grow by a few pages per commit in between. */
 #define CKPT_EVERY_MS   100
 #define CKPT_EVERY_TXNS 128
+/* Start the writeback of LMDB's dirty pages (without waiting for it) after
+ * this many journaled commits or journal bytes: otherwise a checkpoint finds
+ * megabytes to flush at once (every commit copies a few pages: the pin, essay
+ * 2a), and for those milliseconds every journal fdatasync on the same disk
+ * waits behind it. Measured with raftkit-bench at one task in flight: p99
+ * 4.1 -> 1.3 ms (p50 +2-5 %); under load p99 drops too, ops/s unchanged. */
+#define KICK_EVERY_TXNS  16
+#define KICK_EVERY_BYTES (1u << 20)
 /* A batch this big goes straight to LMDB (then a checkpoint): writing it
  * twice costs more bandwidth than the journal saves in flushes. */
 #define JOURNAL_DIRECT_BYTES (256u << 10)
@@ -99,6 +107,7 @@ struct journal {
     bool ckpt_valid;
     MDB_txn *pin;
     uint64_t since_ckpt_bytes, since_ckpt_txns, ckpt_at_ms, ckpt_every_ms;
+    uint64_t since_kick_bytes, since_kick_txns;
     uint64_t checkpoints, replayed;
     uint8_t *buf;
     size_t buf_cap;
@@ -313,6 +322,24 @@ void journal_unlock(journal_t *j)
     pthread_mutex_unlock(&j->mu);
 }
 
+void journal_committed(journal_t *j)
+{
+    if (++j->since_kick_txns < KICK_EVERY_TXNS && j->since_kick_bytes < KICK_EVERY_BYTES)
+        return;
+    j->since_kick_txns = 0;
+    j->since_kick_bytes = 0;
+    if (j->data_fd < 0) {
+        char path[PATH_MAX + 32];
+        snprintf(path, sizeof path, "%s/data.mdb", j->dir);
+        j->data_fd = open(path, O_RDWR | O_CLOEXEC);
+    }
+#ifdef SYNC_FILE_RANGE_WRITE
+    /* a hint: an error here only means the checkpoint has more to do */
+    if (j->data_fd >= 0)
+        (void)sync_file_range(j->data_fd, 0, 0, SYNC_FILE_RANGE_WRITE);
+#endif
+}
+
 bool journal_idle(journal_t *j)
 {
     if (pthread_mutex_trylock(&j->mu) != 0)
@@ -467,6 +494,7 @@ int journal_append(journal_t *j, log_env_t *env, const log_op_t *ops, size_t n, 
     j->off += total;
     j->since_ckpt_bytes += total;
     j->since_ckpt_txns++;
+    j->since_kick_bytes += total;
     return 0;
 }
 

@@ -52,6 +52,9 @@ void journal_unlock(journal_t *j);
 /* Is the lock free right now (nobody writing or checkpointing)? A hint only:
  * it may be taken the moment after. */
 bool journal_idle(journal_t *j);
+/* After a journaled LMDB commit (lock held): now and then starts the
+ * writeback of LMDB's dirty pages, so that checkpoints find less to flush. */
+void journal_committed(journal_t *j);
 
 /* Appends ops[0..n) as the next record and fdatasyncs it; *seq gets its
  * sequence number, which the LMDB transaction applying the ops must store

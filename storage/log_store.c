@@ -984,6 +984,8 @@ int log_store_write_ex(log_env_t *env, log_op_t *ops, size_t n, unsigned flags,
     if (rc == 0 && early) {
         on_durable(arg);
         rc = apply_flags(env, ops, n, LOG_ENV_JOURNALED, seq, st);
+        if (rc == 0)
+            journal_committed(j);
         /* The record is durable and was reported so: a failed LMDB commit
          * (disk full) leaves it to be replayed at the next open, and the
          * caller's sticky error stops everything after it. */
@@ -995,6 +997,8 @@ int log_store_write_ex(log_env_t *env, log_op_t *ops, size_t n, unsigned flags,
             rc = journal_checkpoint(j, env, 1, st);
     } else if (rc == 0) {
         rc = apply_flags(env, ops, n, LOG_ENV_JOURNALED, seq, st);
+        if (rc == 0)
+            journal_committed(j);
         if (rc != 0) {
             /* Nothing of a failed batch may come back at the next open. If
              * even that fails, it may (as any unacknowledged write may). */
