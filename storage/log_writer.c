@@ -301,12 +301,20 @@ static void queue_held(log_writer_t *w)
     w->held_n = w->held_bytes = 0;
 }
 
-int log_writer_submit(log_writer_t *w, log_write_req_t *req, log_write_cb cb)
+/* Checks a submission and readies req for either queue. */
+static int req_init(log_writer_t *w, log_write_req_t *req, log_write_cb cb)
 {
     if (w == NULL || req == NULL || cb == NULL || req->op.store == NULL)
         return RK_EINVAL;
     req->cb = cb;
     req->op.status = RK_ECANCELED;
+    return 0;
+}
+
+int log_writer_submit(log_writer_t *w, log_write_req_t *req, log_write_cb cb)
+{
+    if (req_init(w, req, cb) != 0)
+        return RK_EINVAL;
     pthread_mutex_lock(&w->mu);
     if (w->stopping) {
         pthread_mutex_unlock(&w->mu);
@@ -321,10 +329,8 @@ int log_writer_submit(log_writer_t *w, log_write_req_t *req, log_write_cb cb)
 
 int log_writer_submit_held(log_writer_t *w, log_write_req_t *req, log_write_cb cb)
 {
-    if (w == NULL || req == NULL || cb == NULL || req->op.store == NULL)
+    if (req_init(w, req, cb) != 0)
         return RK_EINVAL;
-    req->cb = cb;
-    req->op.status = RK_ECANCELED;
     pthread_mutex_lock(&w->mu);
     bool stopping = w->stopping;
     pthread_mutex_unlock(&w->mu);

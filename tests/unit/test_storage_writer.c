@@ -83,8 +83,8 @@ static void on_done(log_write_req_t *r, int status)
     free(q);
 }
 
-static req_t *submit_append(fx_t *f, int id, uint64_t first, size_t n, uint64_t term,
-                            size_t max_len)
+/* An append of entries first..first+n-1, not yet submitted. */
+static req_t *new_append(fx_t *f, int id, uint64_t first, size_t n, uint64_t term, size_t max_len)
 {
     req_t *q = calloc(1, sizeof *q);
     q->f = f;
@@ -95,6 +95,13 @@ static req_t *submit_append(fx_t *f, int id, uint64_t first, size_t n, uint64_t 
     q->r.op.kind = LOG_OP_APPEND;
     q->r.op.entries = q->entries;
     q->r.op.n_entries = n;
+    return q;
+}
+
+static req_t *submit_append(fx_t *f, int id, uint64_t first, size_t n, uint64_t term,
+                            size_t max_len)
+{
+    req_t *q = new_append(f, id, first, n, term, max_len);
     assert_int_equal(log_writer_submit(f->w, &q->r, on_done), 0);
     return q;
 }
@@ -108,15 +115,7 @@ static void on_durable(log_write_req_t *r)
 /* Like submit_append, held until log_writer_flush. */
 static req_t *hold_append(fx_t *f, int id, uint64_t first, size_t n, uint64_t term, size_t max_len)
 {
-    req_t *q = calloc(1, sizeof *q);
-    q->f = f;
-    q->id = id;
-    q->n = n;
-    q->entries = tu_entries(first, n, term, max_len);
-    q->r.op.store = f->log;
-    q->r.op.kind = LOG_OP_APPEND;
-    q->r.op.entries = q->entries;
-    q->r.op.n_entries = n;
+    req_t *q = new_append(f, id, first, n, term, max_len);
     q->r.durable_cb = on_durable;
     assert_int_equal(log_writer_submit_held(f->w, &q->r, on_done), 0);
     return q;
