@@ -40,6 +40,10 @@ static core_entry_type_t to_core_type(log_entry_type_t t)
     }
 }
 
+/* The core ticks ten times per election timeout (the tick timer runs every
+ * election_timeout_ms / 10). */
+#define NODE_ELECTION_TICKS 10
+
 static void kick_idle_cb(uv_idle_t *h)
 {
     (void)h; /* only there so that the poll phase does not block */
@@ -121,8 +125,12 @@ void node_publish_status(rk_node_t *n)
         size_t k = core_get_progress(n->core, pr, sizeof(pr) / sizeof(pr[0]));
         if (k > sizeof(pr) / sizeof(pr[0]))
             k = sizeof(pr) / sizeof(pr[0]);
+        /* Alive: heard from within the last election timeout. Not
+         * recent_active: check-quorum clears that at every election
+         * timeout, so right after each reset every follower looked dead
+         * until its next answer (seen as a flapping `get_peers --alive`). */
         for (size_t i = 0; i < k; i++)
-            if (pr[i].voter && (pr[i].is_self || pr[i].recent_active))
+            if (pr[i].voter && (pr[i].is_self || pr[i].ticks_since_contact < NODE_ELECTION_TICKS))
                 rk_configuration_add_peer(&alive, &pr[i].peer);
         alive_valid = true;
     }
@@ -957,7 +965,7 @@ static void core_opts_from_node(rk_node_t *n, core_options_t *o)
     core_options_init(o);
     o->self = n->self;
     o->self.priority = n->opts.election_priority;
-    o->election_ticks = 10;
+    o->election_ticks = NODE_ELECTION_TICKS;
     o->heartbeat_ticks = 1;
     o->pre_vote = n->opts.raft_options.pre_vote;
     o->check_quorum = n->opts.raft_options.check_quorum;
@@ -1225,7 +1233,7 @@ static void start_on_loop(void *p)
     pthread_mutex_lock(&n->mu);
     n->handles_open = true;
     pthread_mutex_unlock(&n->mu);
-    uint64_t tick = (uint64_t)n->opts.election_timeout_ms / 10;
+    uint64_t tick = (uint64_t)n->opts.election_timeout_ms / NODE_ELECTION_TICKS;
     uv_timer_start(&n->tick_timer, on_tick, tick, tick);
     n->snapshot_due_ms = node_now_ms(n) + (uint64_t)n->opts.snapshot_interval_secs * 1000;
     node_publish_status(n);
