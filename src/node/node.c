@@ -265,8 +265,10 @@ static void persist_durable(log_write_req_t *req)
     rk_node_t *n = p->node;
     if (n->stopping || n->fatal)
         return;
-    for (node_persist_t *q = n->persist_head; q && (q->done || q->durable); q = q->next) {
-        if (q->after_sent || q->status != 0)
+    /* stop at a failed update: nothing after it may claim durability */
+    for (node_persist_t *q = n->persist_head; q && (q->done || q->durable) && q->status == 0;
+         q = q->next) {
+        if (q->after_sent)
             continue;
         for (size_t i = 0; i < q->n_after; i++)
             transport_send(n, &q->after[i]);
