@@ -6,6 +6,7 @@
 #include <cmocka.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "raftkit/log.h"
 #include "tests/node/cluster.h"
@@ -52,6 +53,39 @@ static int start_cluster(tc_cluster_t *c, const char *g, int n, const rk_node_op
     int leader = tc_wait_leader(c, 5000);
     assert_true(leader >= 0);
     return leader;
+}
+
+/* rk_node_list_alive_peers: every live voter, at every moment (it used to
+ * drop them all for a moment at each check-quorum reset), and a stopped one
+ * drops out within about an election timeout. */
+static void test_alive_peers(void **state)
+{
+    (void)state;
+    tc_cluster_t c;
+    int leader = start_cluster(&c, "alive", 3, NULL);
+    rk_configuration_t alive;
+    assert_true(tc_wait_applied(&c, rk_node_last_log_index(c.nodes[leader].node), 5000));
+    /* 1.5 s = five election timeouts of polling, every 100 us */
+    int polls = 0, short_answers = 0;
+    for (; polls < 15000; polls++) {
+        assert_int_equal(rk_node_list_alive_peers(c.nodes[leader].node, &alive), 0);
+        if (alive.n_peers != 3)
+            short_answers++;
+        usleep(100);
+    }
+    assert_int_equal(short_answers, 0);
+    int gone = (leader + 1) % 3;
+    tc_stop(&c, gone);
+    bool dropped = false;
+    for (int i = 0; i < 400 && !dropped; i++) { /* up to 2 s */
+        assert_int_equal(rk_node_list_alive_peers(c.nodes[leader].node, &alive), 0);
+        dropped = alive.n_peers == 2;
+        tc_msleep(5);
+    }
+    assert_true(dropped);
+    for (size_t i = 0; i < alive.n_peers; i++)
+        assert_false(rk_peer_id_equal(&alive.peers[i], &c.nodes[gone].id));
+    tc_cluster_destroy(&c);
 }
 
 /* 1- and 5-node groups elect and replicate too. */
@@ -395,17 +429,12 @@ int main(void)
     if (getenv("RAFTKIT_LOG") == NULL)
         rk_log_set_level(RK_LOG_WARN);
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_invalid_options),
-        cmocka_unit_test(test_three_nodes_replicate),
-        cmocka_unit_test(test_one_and_five_nodes),
-        cmocka_unit_test(test_leader_killed),
-        cmocka_unit_test(test_apply_errors),
-        cmocka_unit_test(test_overload_busy),
-        cmocka_unit_test(test_read_index),
-        cmocka_unit_test(test_snapshot_catch_up),
-        cmocka_unit_test(test_membership),
-        cmocka_unit_test(test_transfer_leadership),
-        cmocka_unit_test(test_two_groups_one_server),
+        cmocka_unit_test(test_invalid_options),     cmocka_unit_test(test_three_nodes_replicate),
+        cmocka_unit_test(test_alive_peers),         cmocka_unit_test(test_one_and_five_nodes),
+        cmocka_unit_test(test_leader_killed),       cmocka_unit_test(test_apply_errors),
+        cmocka_unit_test(test_overload_busy),       cmocka_unit_test(test_read_index),
+        cmocka_unit_test(test_snapshot_catch_up),   cmocka_unit_test(test_membership),
+        cmocka_unit_test(test_transfer_leadership), cmocka_unit_test(test_two_groups_one_server),
     };
     return cmocka_run_group_tests_name("node_cluster", tests, NULL, NULL);
 }
