@@ -322,20 +322,27 @@ void journal_unlock(journal_t *j)
     pthread_mutex_unlock(&j->mu);
 }
 
+/* journal_checkpoint reads the meta pages through it; journal_committed
+ * starts writeback with it. Opened on first use: data.mdb may not exist yet
+ * when the journal opens. */
+static int data_fd(journal_t *j, char *path, size_t len)
+{
+    snprintf(path, len, "%s/data.mdb", j->dir);
+    if (j->data_fd < 0)
+        j->data_fd = open(path, O_RDWR | O_CLOEXEC);
+    return j->data_fd;
+}
+
 void journal_committed(journal_t *j)
 {
     if (++j->since_kick_txns < KICK_EVERY_TXNS && j->since_kick_bytes < KICK_EVERY_BYTES)
         return;
     j->since_kick_txns = 0;
     j->since_kick_bytes = 0;
-    if (j->data_fd < 0) {
-        char path[PATH_MAX + 32];
-        snprintf(path, sizeof path, "%s/data.mdb", j->dir);
-        j->data_fd = open(path, O_RDWR | O_CLOEXEC);
-    }
 #ifdef SYNC_FILE_RANGE_WRITE
+    char path[PATH_MAX + 32];
     /* a hint: an error here only means the checkpoint has more to do */
-    if (j->data_fd >= 0)
+    if (data_fd(j, path, sizeof path) >= 0)
         (void)sync_file_range(j->data_fd, 0, 0, SYNC_FILE_RANGE_WRITE);
 #endif
 }
@@ -369,7 +376,7 @@ int journal_checkpoint(journal_t *j, log_env_t *env, int recycle, rk_status_t *s
     if (rc != 0)
         return rk_status_set(st, log_env_err(rc), "journal: cannot sync %s: %s", path,
                              mdb_strerror(rc));
-    if (j->data_fd < 0 && (j->data_fd = open(path, O_RDWR | O_CLOEXEC)) < 0)
+    if (data_fd(j, path, sizeof path) < 0)
         return io_err(st, "cannot open", path);
     uint8_t *s = calloc(1, j->slot);
     if (s == NULL)

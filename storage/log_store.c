@@ -755,22 +755,50 @@ static int op_invalid(log_op_t *op)
     return 0;
 }
 
+/* Does op fit a log whose base and last index are *base and *last? If so,
+ * moves them to where op leaves them. The one definition of what fits, for
+ * the transaction (apply_*) and for the check before the journal record
+ * (ops_fit). */
+static bool op_fits(const log_op_t *op, uint64_t *base, uint64_t *last)
+{
+    switch (op->kind) {
+    case LOG_OP_APPEND: {
+        uint64_t l = *last;
+        if (op->truncate_from != 0) {
+            if (op->truncate_from <= *base || op->truncate_from > l + 1)
+                return false;
+            l = op->truncate_from - 1;
+        }
+        for (size_t i = 0; i < op->n_entries; i++) {
+            const log_entry_t *e = &op->entries[i];
+            if (e->index != l + 1 + i || e->len > UINT32_MAX || e->type < LOG_ENTRY_DATA ||
+                e->type > LOG_ENTRY_CONF)
+                return false;
+        }
+        *last = l + op->n_entries;
+        return true;
+    }
+    case LOG_OP_TRUNCATE_PREFIX:
+        if (op->index > *last + 1)
+            return false;
+        if (op->index > *base + 1)
+            *base = op->index - 1;
+        return true;
+    case LOG_OP_RESET:
+        *base = *last = op->index;
+        return true;
+    default:
+        return false;
+    }
+}
+
 static int apply_append(log_op_t *op, MDB_txn *txn, rk_status_t *st)
 {
     log_store_t *s = op->store;
-    uint64_t last = s->tx_last;
+    uint64_t base = s->tx_base_index, last = s->tx_last;
     (void)st;
-    if (op->truncate_from != 0) {
-        if (op->truncate_from <= s->tx_base_index || op->truncate_from > last + 1)
-            return op_invalid(op);
-        last = op->truncate_from - 1;
-    }
-    for (size_t i = 0; i < op->n_entries; i++) {
-        const log_entry_t *e = &op->entries[i];
-        if (e->index != last + 1 + i || e->len > UINT32_MAX || e->type < LOG_ENTRY_DATA ||
-            e->type > LOG_ENTRY_CONF)
-            return op_invalid(op);
-    }
+    if (!op_fits(op, &base, &last))
+        return op_invalid(op);
     int rc;
     if (op->truncate_from != 0 && (rc = delete_from(s, txn, op->truncate_from)) != 0)
         return rc;
@@ -799,7 +827,7 @@ static int apply_append(log_op_t *op, MDB_txn *txn, rk_status_t *st)
     if (op->hard_state &&
         (rc = meta_put_hard_state(txn, s->env->meta_dbi, s->gid, op->hard_state)) != 0)
         return rc;
-    s->tx_last = last + op->n_entries;
+    s->tx_last = last;
     op->status = 0;
     return 0;
 }
@@ -807,8 +835,8 @@ static int apply_append(log_op_t *op, MDB_txn *txn, rk_status_t *st)
 static int apply_truncate_prefix(log_op_t *op, MDB_txn *txn, rk_status_t *st)
 {
     log_store_t *s = op->store;
-    uint64_t keep = op->index;
-    if (keep > s->tx_last + 1)
+    uint64_t keep = op->index, base = s->tx_base_index, last = s->tx_last;
+    if (!op_fits(op, &base, &last))
         return op_invalid(op);
     op->status = 0;
     if (keep <= s->tx_base_index + 1)
@@ -899,9 +927,8 @@ int log_store_apply(log_env_t *env, log_op_t *ops, size_t n, uint64_t seq, rk_st
     return apply_flags(env, ops, n, LOG_ENV_JOURNALED, seq, st);
 }
 
-/* Would every op fit the log? The checks of apply_append /
- * apply_truncate_prefix / apply_reset, run on the published bounds instead of
- * a transaction: the writer is the only one to change them, so they are what
+/* Would every op fit the log? op_fits on the published bounds instead of a
+ * transaction's: the writer is the only one to change them, so they are what
  * the transaction will start from. */
 static bool ops_fit(const log_op_t *ops, size_t n)
 {
@@ -927,35 +954,7 @@ static bool ops_fit(const log_op_t *ops, size_t n)
             m->last = op->store->last_index;
             pthread_mutex_unlock(&op->store->mu);
         }
-        switch (op->kind) {
-        case LOG_OP_APPEND: {
-            uint64_t last = m->last;
-            if (op->truncate_from != 0) {
-                if (op->truncate_from <= m->base || op->truncate_from > last + 1) {
-                    ok = false;
-                    break;
-                }
-                last = op->truncate_from - 1;
-            }
-            for (size_t e = 0; e < op->n_entries && ok; e++) {
-                const log_entry_t *en = &op->entries[e];
-                ok = en->index == last + 1 + e && en->len <= UINT32_MAX &&
-                     en->type >= LOG_ENTRY_DATA && en->type <= LOG_ENTRY_CONF;
-            }
-            m->last = last + op->n_entries;
-            break;
-        }
-        case LOG_OP_TRUNCATE_PREFIX:
-            ok = op->index <= m->last + 1;
-            if (ok && op->index > m->base + 1)
-                m->base = op->index - 1;
-            break;
-        case LOG_OP_RESET:
-            m->base = m->last = op->index;
-            break;
-        default:
-            ok = false;
-        }
+        ok = op_fits(op, &m->base, &m->last);
     }
     if (sims != small)
         free(sims);
@@ -981,31 +980,26 @@ int log_store_write_ex(log_env_t *env, log_op_t *ops, size_t n, unsigned flags,
      * batch cannot be taken back (below) */
     bool early = on_durable != NULL && ops_fit(ops, n);
     int rc = journal_append(j, env, ops, n, &seq, st);
-    if (rc == 0 && early) {
-        on_durable(arg);
-        rc = apply_flags(env, ops, n, LOG_ENV_JOURNALED, seq, st);
-        if (rc == 0)
-            journal_committed(j);
-        /* The record is durable and was reported so: a failed LMDB commit
-         * (disk full) leaves it to be replayed at the next open, and the
-         * caller's sticky error stops everything after it. */
-        if (rc == 0 && !(flags & LOG_STORE_NO_CHECKPOINT) && journal_due(j))
-            rc = journal_checkpoint(j, env, 1, st);
-    } else if (rc == JOURNAL_TOO_BIG) { /* straight into LMDB, then durable */
+    if (rc == JOURNAL_TOO_BIG) { /* straight into LMDB, then durable */
         rc = apply_flags(env, ops, n, LOG_ENV_JOURNALED, 0, st);
         if (rc == 0)
             rc = journal_checkpoint(j, env, 1, st);
     } else if (rc == 0) {
+        if (early)
+            on_durable(arg);
         rc = apply_flags(env, ops, n, LOG_ENV_JOURNALED, seq, st);
-        if (rc == 0)
+        if (rc == 0) {
             journal_committed(j);
-        if (rc != 0) {
+        } else if (!early) {
             /* Nothing of a failed batch may come back at the next open. If
              * even that fails, it may (as any unacknowledged write may). */
             rk_status_t rst;
             rk_status_clear(&rst);
             journal_retract(j, &rst);
         }
+        /* After on_durable the record stays: reported durable, it is replayed
+         * at the next open, and the caller's sticky error stops everything
+         * after it. */
         if (rc == 0 && !(flags & LOG_STORE_NO_CHECKPOINT) && journal_due(j))
             rc = journal_checkpoint(j, env, 1, st);
     }
