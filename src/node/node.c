@@ -215,6 +215,16 @@ static void persist_free(node_persist_t *p)
     free(p);
 }
 
+/* Sends what waited for p to be durable, once. */
+static void send_after(rk_node_t *n, node_persist_t *p)
+{
+    if (p->after_sent)
+        return;
+    for (size_t i = 0; i < p->n_after; i++)
+        transport_send(n, &p->after[i]);
+    p->after_sent = true;
+}
+
 /* Acks finished updates in update order: the head of the list, then every
  * following one already done (commit-only updates that wrote nothing). */
 static void persist_complete(rk_node_t *n)
@@ -242,8 +252,7 @@ static void persist_complete(rk_node_t *n)
             node_obs_persisted(n, p);
             core_persisted(n->core, p->id);
             n->persisted_id = p->id;
-            for (size_t i = 0; i < p->n_after && !p->after_sent; i++)
-                transport_send(n, &p->after[i]);
+            send_after(n, p);
             acked = true;
         }
         persist_free(p);
@@ -267,13 +276,8 @@ static void persist_durable(log_write_req_t *req)
         return;
     /* stop at a failed update: nothing after it may claim durability */
     for (node_persist_t *q = n->persist_head; q && (q->done || q->durable) && q->status == 0;
-         q = q->next) {
-        if (q->after_sent)
-            continue;
-        for (size_t i = 0; i < q->n_after; i++)
-            transport_send(n, &q->after[i]);
-        q->after_sent = true;
-    }
+         q = q->next)
+        send_after(n, q);
 }
 
 static void persist_done(log_write_req_t *req, int status)
