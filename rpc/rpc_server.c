@@ -26,6 +26,11 @@ typedef struct route {
     void *ctx;
 } route_t;
 
+/* How many stopped groups are remembered, and for how long their traffic is
+ * dropped without a warning. */
+#define RETIRED_SLOTS    8
+#define RETIRED_QUIET_MS 10000
+
 typedef struct group {
     struct group *next; /* hash chain */
     char *group_id;
@@ -81,6 +86,14 @@ struct rpc_server {
     void (*close_cb)(void *);
     void *close_arg;
     rpc_ratelimit_t rl_drop;
+    /* Groups whose last route went away lately: their peers keep sending
+     * for a while (answers in flight, heartbeats until they notice), which
+     * is expected after a group stops here and not worth a warning. */
+    struct {
+        char *group_id;
+        uint64_t at_ms;
+    } retired[RETIRED_SLOTS];
+    unsigned retired_next;
     rpc_server_stats_t stats;
 };
 
@@ -172,8 +185,21 @@ static void group_unlink_free(rpc_server_t *s, group_t *g)
         pp = &(*pp)->next;
     *pp = g->next;
     s->n_groups--;
-    free(g->group_id);
+    /* the id moves to the oldest retired slot */
+    unsigned i = s->retired_next++ % RETIRED_SLOTS;
+    free(s->retired[i].group_id);
+    s->retired[i].group_id = g->group_id;
+    s->retired[i].at_ms = uv_now(s->loop);
     free(g);
+}
+
+static bool recently_retired(const rpc_server_t *s, const char *group_id)
+{
+    for (unsigned i = 0; i < RETIRED_SLOTS; i++)
+        if (s->retired[i].group_id != NULL && strcmp(s->retired[i].group_id, group_id) == 0 &&
+            uv_now(s->loop) - s->retired[i].at_ms < RETIRED_QUIET_MS)
+            return true;
+    return false;
 }
 
 int rpc_server_remove_route(rpc_server_t *s, const char *group_id, const char *peer_id)
@@ -214,6 +240,8 @@ static void routes_free(rpc_server_t *s)
         }
     }
     free(s->groups);
+    for (unsigned i = 0; i < RETIRED_SLOTS; i++)
+        free(s->retired[i].group_id);
 }
 
 /* ---- setup ---- */
@@ -411,9 +439,11 @@ static void bad_input(srv_conn_t *sc, int code, const char *fmt, ...)
     rpc_conn_close(&sc->conn, code, "%s", why);
 }
 
-/* Rejects a request (error response) or drops a one-way frame (rate-limited
- * log: an unknown group may keep sending heartbeats for a while). */
-static void reject(srv_conn_t *sc, const rpc_frame_hdr_t *h, int code, const char *msg)
+/* Rejects a request (error response) or drops a one-way frame, logged at
+ * `level` and rate-limited: an unknown group may keep sending heartbeats for
+ * a while. */
+static void reject_at(srv_conn_t *sc, const rpc_frame_hdr_t *h, int code, const char *msg,
+                      rk_log_level_t level)
 {
     rpc_server_t *s = sc->srv;
     uint64_t suppressed;
@@ -424,10 +454,18 @@ static void reject(srv_conn_t *sc, const rpc_frame_hdr_t *h, int code, const cha
         send_error(sc, h, code, msg);
         return;
     }
-    if (rpc_ratelimit_allow(&s->rl_drop, uv_now(s->loop), &suppressed))
-        RPC_LOG(RK_LOG_WARN, sc->conn.name, "dropping one-way %s: %s (%llu similar suppressed)",
+    if (level < RK_LOG_WARN) /* expected: not counted against the warnings' rate */
+        RPC_LOG(level, sc->conn.name, "dropping one-way %s: %s",
+                rpc_method_name(h->method, mname, sizeof mname), msg);
+    else if (rpc_ratelimit_allow(&s->rl_drop, uv_now(s->loop), &suppressed))
+        RPC_LOG(level, sc->conn.name, "dropping one-way %s: %s (%llu similar suppressed)",
                 rpc_method_name(h->method, mname, sizeof mname), msg,
                 (unsigned long long)suppressed);
+}
+
+static void reject(srv_conn_t *sc, const rpc_frame_hdr_t *h, int code, const char *msg)
+{
+    reject_at(sc, h, code, msg, RK_LOG_WARN);
 }
 
 static void on_handshake(srv_conn_t *sc, const rpc_frame_hdr_t *h, const uint8_t *body)
@@ -519,8 +557,10 @@ static void on_frame(rpc_conn_t *c, const rpc_frame_hdr_t *h, rpc_rbuf_t *rb, co
         rpc_msg_route_fields(req, &group_id, &peer_id);
         g = group_id != NULL ? group_find(s, group_id) : NULL;
         if (g == NULL) {
-            snprintf(why, sizeof why, "unknown group '%s'", group_id != NULL ? group_id : "");
-            reject(sc, h, RK_ENOGROUP, why);
+            bool retired = group_id != NULL && recently_retired(s, group_id);
+            snprintf(why, sizeof why, "%s group '%s'", retired ? "stopped" : "unknown",
+                     group_id != NULL ? group_id : "");
+            reject_at(sc, h, RK_ENOGROUP, why, retired ? RK_LOG_DEBUG : RK_LOG_WARN);
             goto err_after_decode;
         }
         r = g->routes;

@@ -42,6 +42,7 @@ typedef struct fx {
     unsigned n_unreach, n_reach;
     /* log lines */
     unsigned n_warn_unreach;
+    unsigned n_drop_warn, n_drop_debug; /* "dropping one-way" lines */
 } fx_t;
 
 static fx_t *g_fx;
@@ -51,6 +52,12 @@ static void count_log(void *arg, rk_log_level_t level, const char *line)
     fx_t *f = arg;
     if (level >= RK_LOG_WARN && strstr(line, "peer unreachable") != NULL)
         f->n_warn_unreach++;
+    if (strstr(line, "dropping one-way") != NULL) {
+        if (level >= RK_LOG_WARN)
+            f->n_drop_warn++;
+        else
+            f->n_drop_debug++;
+    }
 }
 
 static void on_reach(void *arg, rpc_channel_t *ch, bool reachable, const rk_status_t *why)
@@ -588,6 +595,46 @@ static void unknown_group_peer_and_method_get_error_responses(void **state)
     assert_int_equal(st.rejected, 104);
 }
 
+static unsigned rejected(const fx_t *f)
+{
+    rpc_server_stats_t st;
+    rpc_server_stats(f->srv, &st);
+    return (unsigned)st.rejected;
+}
+
+/* Peers keep sending to a group for a while after it stops on this server
+ * (answers in flight, heartbeats): dropped like any unknown group's, but
+ * logged at debug; a group never seen here still gets the warning. */
+static void stopped_group_traffic_is_dropped_without_a_warning(void **state)
+{
+    fx_t *f = *state;
+    Rk__Heartbeat hb = RK__HEARTBEAT__INIT;
+    rpc_req_t ow = {.method = RPC_M_HEARTBEAT, .msg = &hb.base};
+    rk_log_level_t saved = rk_log_get_level();
+
+    rk_log_set_level(RK_LOG_DEBUG);
+    assert_int_equal(rpc_server_register(f->srv, RPC_M_HEARTBEAT, NULL, 0, noop_handler, f), 0);
+    assert_int_equal(rpc_server_remove_route(f->srv, GROUP, SELF), 0);
+    hb.group_id = GROUP;
+    hb.peer_id = SELF;
+    for (int i = 0; i < 10; i++)
+        assert_int_equal(rpc_channel_send(f->ch, &ow), 0);
+    RUN_UNTIL(&f->loop, rejected(f) == 10, 5000);
+    assert_int_equal(f->n_drop_warn, 0);
+    assert_int_equal(f->n_drop_debug, 10);
+    hb.group_id = "nosuchgroup";
+    assert_int_equal(rpc_channel_send(f->ch, &ow), 0);
+    RUN_UNTIL(&f->loop, rejected(f) == 11, 5000);
+    assert_int_equal(f->n_drop_warn, 1);
+    /* the group comes back: served again */
+    assert_int_equal(rpc_server_add_route(f->srv, GROUP, SELF, f), 0);
+    hb.group_id = GROUP;
+    assert_int_equal(rpc_channel_send(f->ch, &ow), 0);
+    RUN_UNTIL(&f->loop, f->n_handled == 1, 5000);
+    assert_int_equal(rejected(f), 11);
+    rk_log_set_level(saved);
+}
+
 static void handler_failure_reaches_the_caller_with_code_and_message(void **state)
 {
     fx_t *f = *state;
@@ -893,6 +940,7 @@ int main(void)
         T(frames_over_the_limit_are_refused_before_sending),
         T(a_request_without_answer_times_out_once_and_a_late_answer_is_dropped),
         T(unknown_group_peer_and_method_get_error_responses),
+        T(stopped_group_traffic_is_dropped_without_a_warning),
         T(handler_failure_reaches_the_caller_with_code_and_message),
         T(server_restart_fails_in_flight_calls_once_then_reconnects),
         T(unreachable_peer_is_reported_once_and_refused_fast_while_backing_off),
