@@ -9,6 +9,7 @@
 
 #define WRITER_DEFAULT_BATCH        4096
 #define WRITER_DEFAULT_INLINE_BYTES (64u << 10)
+#define WRITER_DEFAULT_BATCH_BYTES  (256u << 10)
 
 struct log_writer {
     log_env_t *env;
@@ -16,6 +17,7 @@ struct log_writer {
     uv_async_t async;
     pthread_t thread;
     size_t max_batch;
+    size_t max_batch_bytes;
     size_t inline_max_bytes;
     log_op_t *scratch; /* whoever executes (thread or inline): one transaction */
 
@@ -197,6 +199,33 @@ static void checkpoint_due(log_writer_t *w)
     pthread_mutex_unlock(&w->mu);
 }
 
+/* What a request weighs against the batch limits: payloads plus 64 per
+ * entry. */
+static size_t req_bytes(const log_write_req_t *r)
+{
+    size_t b = 0;
+    for (size_t i = 0; i < r->op.n_entries; i++)
+        b += r->op.entries[i].len + 64;
+    return b;
+}
+
+/* The last request of the group that starts at head (one transaction, one
+ * flush): requests are taken until max_batch of them or until they reach
+ * max_batch_bytes; a single request is always taken whole. *n gets the
+ * group's size. */
+static log_write_req_t *group_end(const log_writer_t *w, log_write_req_t *head, size_t *n)
+{
+    log_write_req_t *r = head;
+    size_t bytes = req_bytes(r);
+    *n = 1;
+    while (r->next && *n < w->max_batch && bytes < w->max_batch_bytes) {
+        r = r->next;
+        bytes += req_bytes(r);
+        (*n)++;
+    }
+    return r;
+}
+
 static void *writer_main(void *arg)
 {
     log_writer_t *w = arg;
@@ -224,14 +253,10 @@ static void *writer_main(void *arg)
             pthread_mutex_lock(&w->mu);
             continue;
         }
-        /* Take everything queued, up to the batch limit: this is the group
+        /* Take what is queued, up to the batch limits: this is the group
          * commit. */
-        log_write_req_t *group = w->queue_head, *r = group;
-        size_t n = 1;
-        while (r->next && n < w->max_batch) {
-            r = r->next;
-            n++;
-        }
+        size_t n;
+        log_write_req_t *group = w->queue_head, *r = group_end(w, group, &n);
         w->queue_head = r->next;
         if (w->queue_head == NULL)
             w->queue_tail = NULL;
@@ -256,6 +281,7 @@ int log_writer_start(log_env_t *env, uv_loop_t *loop, const log_writer_options_t
     w->env = env;
     w->loop = loop;
     w->max_batch = o && o->max_batch_ops ? o->max_batch_ops : WRITER_DEFAULT_BATCH;
+    w->max_batch_bytes = o && o->max_batch_bytes ? o->max_batch_bytes : WRITER_DEFAULT_BATCH_BYTES;
     w->inline_max_bytes = !o                                  ? WRITER_DEFAULT_INLINE_BYTES
                           : o->inline_max_bytes == (size_t)-1 ? 0
                           : o->inline_max_bytes               ? o->inline_max_bytes
@@ -338,8 +364,7 @@ int log_writer_submit_held(log_writer_t *w, log_write_req_t *req, log_write_cb c
         return RK_ESHUTDOWN;
     push(&w->held_head, &w->held_tail, req);
     w->held_n++;
-    for (size_t i = 0; i < req->op.n_entries; i++)
-        w->held_bytes += req->op.entries[i].len + 64;
+    w->held_bytes += req_bytes(req);
     return 0;
 }
 
@@ -350,7 +375,9 @@ bool log_writer_flush(log_writer_t *w)
     pthread_mutex_lock(&w->mu);
     /* Inline only when it cannot reorder completions or wait behind the
      * thread: nothing queued, executing, deferred or undelivered. */
-    bool inline_ = w->held_bytes <= w->inline_max_bytes && w->held_n <= w->max_batch &&
+    size_t group_n;
+    group_end(w, w->held_head, &group_n);
+    bool inline_ = w->held_bytes <= w->inline_max_bytes && group_n == w->held_n &&
                    w->queue_head == NULL && !w->busy && w->deferred_head == NULL &&
                    w->done_head == NULL && w->error == 0 && !w->stopping;
     /* and never behind another writer's journal work (groups sharing the

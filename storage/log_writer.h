@@ -69,6 +69,10 @@ struct log_write_req {
 typedef struct log_writer_options {
     /* Most ops taken into one transaction; 0 = default (4096). */
     size_t max_batch_ops;
+    /* A transaction takes queued requests until their entries reach this
+     * many bytes (payloads plus 64 per entry); one request always goes
+     * whole, however big. 0 = default (256 KiB). */
+    size_t max_batch_bytes;
     /* Held requests (log_writer_submit_held) of at most this many bytes
      * (payloads plus 64 per entry) may run on the loop thread itself; 0 =
      * default (64 KiB), (size_t)-1 = never. */

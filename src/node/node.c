@@ -1210,7 +1210,9 @@ static void start_on_loop(void *p)
     start_arg_t *a = p;
     rk_node_t *n = a->n;
     rk_status_t st;
-    int rc = log_writer_start(n->env, &n->rt->loop, NULL, &n->writer, &st);
+    log_writer_options_t wo = {.max_batch_bytes =
+                                   (size_t)n->opts.raft_options.max_append_buffer_size};
+    int rc = log_writer_start(n->env, &n->rt->loop, &wo, &n->writer, &st);
     if (rc != 0) {
         a->rc = rk_status_set(a->err, rc, "log writer: %s", st.msg);
         return;

@@ -29,13 +29,18 @@ typedef struct fx {
     size_t nevents;
 } fx_t;
 
-static void fx_open(fx_t *f, const log_env_options_t *eo)
+static void fx_open_w(fx_t *f, const log_env_options_t *eo, const log_writer_options_t *wo)
 {
     rk_status_t st;
     assert_int_equal(log_env_open(f->dir, eo, &f->env, &st), 0);
     assert_int_equal(log_store_open(f->env, "g", NULL, &f->log, &st), 0);
     assert_int_equal(uv_loop_init(&f->loop), 0);
-    assert_int_equal(log_writer_start(f->env, &f->loop, NULL, &f->w, &st), 0);
+    assert_int_equal(log_writer_start(f->env, &f->loop, wo, &f->w, &st), 0);
+}
+
+static void fx_open(fx_t *f, const log_env_options_t *eo)
+{
+    fx_open_w(f, eo, NULL);
 }
 
 static void fx_close(fx_t *f)
@@ -456,6 +461,70 @@ static void large_held_batches_go_to_the_thread(void **state)
     fx_close(f);
 }
 
+/* n entries of exactly len bytes each, from first on */
+static req_t *new_fixed(fx_t *f, int id, uint64_t first, size_t n, size_t len)
+{
+    req_t *q = new_append(f, id, first, n, 1, len);
+    for (size_t i = 0; i < n; i++) {
+        free((void *)q->entries[i].data);
+        q->entries[i].data = calloc(1, len);
+        q->entries[i].len = len;
+    }
+    return q;
+}
+
+/* max_batch_bytes closes a transaction once its requests reach the limit
+ * (payload + 64 per entry); a request bigger than the limit goes whole. */
+static void batches_close_at_the_byte_limit(void **state)
+{
+    fx_t *f = *state;
+    log_writer_options_t wo = {.max_batch_bytes = 4 * (1000 + 64)};
+    fx_open_w(f, NULL, &wo);
+    MDB_txn *block;
+    assert_int_equal(mdb_txn_begin(f->env->mdb, NULL, 0, &block), 0);
+    /* The thread takes 1-4 of these before it stalls on the lock, the rest
+     * queue: 13 one-entry requests make four transactions whatever it took
+     * (without the limit: one or two). */
+    for (int i = 0; i < 13; i++) {
+        req_t *q = new_fixed(f, i, 1 + (uint64_t)i, 1, 1000);
+        assert_int_equal(log_writer_submit(f->w, &q->r, on_done), 0);
+    }
+    mdb_txn_abort(block);
+    run_until(f, 13);
+    uint64_t txns, ops;
+    log_writer_stats(f->w, &txns, &ops);
+    assert_int_equal(ops, 13);
+    assert_int_equal(txns, 4);
+    /* one request over the limit: one transaction */
+    req_t *big = new_fixed(f, 13, 14, 10, 1000);
+    assert_int_equal(log_writer_submit(f->w, &big->r, on_done), 0);
+    run_until(f, 14);
+    log_writer_stats(f->w, &txns, &ops);
+    assert_int_equal(txns, 5);
+    for (int i = 0; i < 14; i++) {
+        assert_int_equal(f->done[i], i);
+        assert_int_equal(f->status[i], 0);
+    }
+    assert_int_equal(log_store_last_index(f->log), 23);
+    /* held requests that would make more than one transaction are not run
+     * inline: the thread splits them */
+    for (int i = 0; i < 3; i++) {
+        req_t *q = new_fixed(f, 14 + i, 24 + 2 * (uint64_t)i, 2, 1000);
+        q->r.durable_cb = on_durable;
+        assert_int_equal(log_writer_submit_held(f->w, &q->r, on_done), 0);
+    }
+    assert_false(log_writer_flush(f->w));
+    run_until(f, 17);
+    log_writer_stats(f->w, &txns, &ops);
+    assert_int_equal(txns, 7);
+    for (size_t i = 0; i < f->nevents; i++)
+        assert_true(f->events[i] < 0); /* no durable_cb: not inline */
+    assert_int_equal(log_store_last_index(f->log), 29);
+    rk_status_t st;
+    assert_int_equal(log_store_verify(f->log, NULL, &st), 0);
+    fx_close(f);
+}
+
 static void held_op_that_does_not_fit_fails_alone_without_durable_cb(void **state)
 {
     fx_t *f = *state;
@@ -548,6 +617,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(inline_writes_leave_checkpoints_to_the_thread, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(stop_runs_held_requests, setup, teardown),
+        cmocka_unit_test_setup_teardown(batches_close_at_the_byte_limit, setup, teardown),
     };
     return cmocka_run_group_tests_name("storage_writer", tests, NULL, NULL);
 }
