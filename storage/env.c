@@ -11,6 +11,8 @@
 #include <sys/statvfs.h>
 #include <unistd.h>
 
+#include "storage/log_store.h"
+
 #include "storage/journal.h"
 
 #define ENV_DEFAULT_MAP (64u << 20)
@@ -210,6 +212,7 @@ void log_env_close(log_env_t *env)
     if (env == NULL)
         return;
     journal_close(env->journal, env);
+    log_store_pending_free(env);
     mdb_env_close(env->mdb);
     pthread_rwlock_destroy(&env->resize_lock);
     free(env);
@@ -301,9 +304,12 @@ int log_env_write_flags(log_env_t *env, unsigned flags, log_env_txn_fn fn, void 
 {
     if (env->journal == NULL || (flags & LOG_ENV_JOURNALED))
         return write_flags(env, flags, fn, arg, st);
-    /* Not journaled: commit, then checkpoint to make it durable. */
+    /* Not journaled: commit, then checkpoint to make it durable; what is
+     * pending goes first (it is older). */
     journal_lock(env->journal);
-    int rc = write_flags(env, LOG_ENV_JOURNALED, fn, arg, st);
+    int rc = log_store_drain(env, st);
+    if (rc == 0)
+        rc = write_flags(env, LOG_ENV_JOURNALED, fn, arg, st);
     if (rc == 0)
         rc = journal_checkpoint(env->journal, env, 1, st);
     journal_unlock(env->journal);

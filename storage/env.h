@@ -68,6 +68,10 @@ typedef struct log_env {
     bool sync;
     unsigned long grow_count; /* how many times the map was grown (for tests) */
     struct journal *journal;  /* NULL when LMDB syncs itself */
+    /* With the journal: appends acknowledged but not yet applied to LMDB
+     * (log_store.c, "pending"); guarded by the journal lock. */
+    struct log_pending *pending;
+    bool draining;
     char path[];
 } log_env_t;
 

@@ -56,6 +56,13 @@ bool journal_idle(journal_t *j);
  * writeback of LMDB's dirty pages, so that checkpoints find less to flush. */
 void journal_committed(journal_t *j);
 
+/* Makes sure data.mdb has room bytes allocated past LMDB's last page, so
+ * that applying that much later cannot fail for want of disk space (the
+ * pending appends of log_store.c, also when the journal is replayed at the
+ * next open). Errors: RK_ENOSPC (also: over the file size limit), RK_EIO
+ * (also: the file system cannot preallocate). */
+int journal_reserve(journal_t *j, log_env_t *env, size_t room);
+
 /* Appends ops[0..n) as the next record and fdatasyncs it; *seq gets its
  * sequence number, which the LMDB transaction applying the ops must store
  * (log_store.c). When the segment has no room, checkpoints and recycles it

@@ -106,6 +106,14 @@ void log_cache_append(log_cache_t *c, const log_entry_t *e)
         pop_front(c);
 }
 
+bool log_cache_holds(const log_cache_t *c, uint64_t index)
+{
+    if (c->count == 0)
+        return false;
+    uint64_t first = c->ring[c->head]->index;
+    return index >= first && index - first < c->count;
+}
+
 const log_cache_ent_t *log_cache_find(log_cache_t *c, uint64_t index)
 {
     if (c->count == 0)

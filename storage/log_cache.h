@@ -5,6 +5,7 @@
 #ifndef RAFTKIT_STORAGE_LOG_CACHE_H
 #define RAFTKIT_STORAGE_LOG_CACHE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -39,6 +40,8 @@ void log_cache_drop_before(log_cache_t *c, uint64_t keep);
  * restarts at e. Evicts the oldest entries past the byte limit. Allocation
  * failure just leaves the entry out (the cache is an optimisation). */
 void log_cache_append(log_cache_t *c, const log_entry_t *e);
+/* Whether index is cached (no hit counted). */
+bool log_cache_holds(const log_cache_t *c, uint64_t index);
 /* The cached entry at index, or NULL. Counts a hit when found. */
 const log_cache_ent_t *log_cache_find(log_cache_t *c, uint64_t index);
 

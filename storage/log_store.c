@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "raftkit/log.h"
 #include "storage/journal.h"
 #include "storage/log_cache.h"
 
@@ -22,6 +23,12 @@ struct log_store {
      * valid when tx_attempt equals the attempt counter of the transaction. */
     uint64_t tx_attempt;
     uint64_t tx_base_index, tx_base_term, tx_last;
+    /* What LMDB holds (writer only): behind the published state while
+     * appends are pending (see "pending"); transactions start from it. */
+    uint64_t db_base_index, db_base_term, db_last;
+    /* Lowest index among this store's pending entries, 0 = none: the cache
+     * must hold it and everything after it. */
+    uint64_t pend_lo;
     char group[];
 };
 
@@ -308,9 +315,9 @@ static int load_state(log_store_t *s, rk_status_t *st)
         if (rc != 0)
             goto out;
     }
-    s->base_index = bi;
-    s->base_term = bt;
-    s->last_index = last;
+    s->base_index = s->db_base_index = bi;
+    s->base_term = s->db_base_term = bt;
+    s->last_index = s->db_last = last;
     rc = 0;
 out:
     log_env_read_end(s->env, txn);
@@ -367,10 +374,25 @@ err:
     return rc;
 }
 
+static void pend_forget(log_env_t *env, log_store_t *s);
+
 void log_store_close(log_store_t *s)
 {
     if (s == NULL)
         return;
+    if (s->env->journal != NULL) { /* nothing pending may point at s */
+        rk_status_t st;
+        rk_status_clear(&st);
+        journal_lock(s->env->journal);
+        if (log_store_drain(s->env, &st) != 0) {
+            RK_WARN(s->group, NULL,
+                    "log: closing with journaled batches not applied (%s); the next open "
+                    "replays them",
+                    st.msg);
+            pend_forget(s->env, s);
+        }
+        journal_unlock(s->env->journal);
+    }
     log_cache_free(&s->cache);
     pthread_mutex_destroy(&s->mu);
     free(s);
@@ -580,11 +602,14 @@ int log_store_fetch(log_store_t *s, uint64_t lo, size_t max_count, size_t max_by
 
 int log_store_verify(log_store_t *s, uint64_t *bad_index, rk_status_t *st)
 {
+    int rc = log_store_sync_pending(s->env, st); /* what LMDB holds is what is checked */
+    if (rc != 0)
+        return rc;
     pthread_mutex_lock(&s->mu);
     uint64_t first = s->base_index + 1, last = s->last_index;
     pthread_mutex_unlock(&s->mu);
     MDB_txn *txn;
-    int rc = log_env_read_begin(s->env, &txn);
+    rc = log_env_read_begin(s->env, &txn);
     if (rc != 0)
         return rk_status_set(st, rc, "group %s: cannot begin read transaction", s->group);
     MDB_cursor *cur;
@@ -879,11 +904,9 @@ static int write_fn(MDB_txn *txn, void *arg)
         log_op_t *op = &c->ops[i];
         log_store_t *s = op->store;
         if (s->tx_attempt != c->attempt) {
-            pthread_mutex_lock(&s->mu);
-            s->tx_base_index = s->base_index;
-            s->tx_base_term = s->base_term;
-            s->tx_last = s->last_index;
-            pthread_mutex_unlock(&s->mu);
+            s->tx_base_index = s->db_base_index;
+            s->tx_base_term = s->db_base_term;
+            s->tx_last = s->db_last;
             s->tx_attempt = c->attempt;
         }
         int rc;
@@ -919,12 +942,12 @@ int log_store_write(log_env_t *env, log_op_t *ops, size_t n, rk_status_t *st)
     return log_store_write_flags(env, ops, n, 0, st);
 }
 
-static int apply_flags(log_env_t *env, log_op_t *ops, size_t n, unsigned flags, uint64_t seq,
-                       rk_status_t *st);
+static int commit_ops(log_env_t *env, log_op_t *ops, size_t n, unsigned flags, uint64_t seq,
+                      bool publish, rk_status_t *st);
 
 int log_store_apply(log_env_t *env, log_op_t *ops, size_t n, uint64_t seq, rk_status_t *st)
 {
-    return apply_flags(env, ops, n, LOG_ENV_JOURNALED, seq, st);
+    return commit_ops(env, ops, n, LOG_ENV_JOURNALED, seq, true, st);
 }
 
 /* Would every op fit the log? op_fits on the published bounds instead of a
@@ -961,47 +984,355 @@ static bool ops_fit(const log_op_t *ops, size_t n)
     return ok;
 }
 
+/* ---- pending ----
+ *
+ * With the journal, a batch is durable once its record is synced; the LMDB
+ * transaction that follows only makes it readable from the map. At low load
+ * that transaction is most of the cost of a batch after the fdatasync: a
+ * one-entry commit copies a few pages (log leaf and branch, meta leaf,
+ * freelist, meta page), all of which checkpoints must later write. So small
+ * batches of appends are not committed at once: their bounds and entries are
+ * published from memory (the cache, which keeps them: pend_lo) and a copy of
+ * their ops waits here until PEND_RECORDS records or PEND_BYTES of payload
+ * have gathered, then one transaction applies them all (log_store_drain),
+ * recording the newest record's sequence number as applied. A crash loses
+ * nothing: the records are in the journal and are replayed at the next
+ * open. Anything that needs LMDB to hold everything first drains: a batch
+ * that is not a small append (truncating the prefix or resetting reads and
+ * rewrites the base), every checkpoint (before the segment is recycled), a
+ * write that bypasses the journal (it could otherwise be overtaken by an
+ * older pending hard state), log_store_verify and log_store_close. Guarded
+ * by the journal lock. */
+#define PEND_RECORDS 32
+#define PEND_BYTES   (256u << 10)
+/* LMDB file space kept allocated for draining (journal_reserve): the
+ * pending payload, its per-entry overhead and the pages a transaction copies,
+ * with a wide margin */
+#define PEND_RESERVE (4u << 20)
+/* a batch larger than this is committed at once */
+#define PEND_BATCH_MAX (64u << 10)
+/* and only stores whose cache can hold the pending entries several times */
+#define PEND_CACHE_MIN (4 * PEND_BYTES)
+
+typedef struct log_pending {
+    log_op_t *ops; /* copies; entries, payloads and hard state in blocks[i] */
+    void **blocks;
+    size_t n, cap;
+    size_t records, bytes;
+    uint64_t last_seq;
+    uint64_t drains; /* transactions that applied pending ops (for tests) */
+    int err;         /* a drain failed: every later write fails with it */
+} log_pending_t;
+
+/* What an op's entries weigh in the cache: payload plus overhead. */
+static size_t op_weight(const log_op_t *op)
+{
+    size_t b = 0;
+    for (size_t k = 0; k < op->n_entries; k++)
+        b += op->entries[k].len + LOG_CACHE_OVERHEAD;
+    return b;
+}
+
+static void pend_clear(log_pending_t *p, size_t keep)
+{
+    for (size_t i = keep; i < p->n; i++)
+        free(p->blocks[i]);
+    p->n = keep;
+}
+
+static int pend_push(log_pending_t *p, const log_op_t *op)
+{
+    if (p->n == p->cap) {
+        size_t cap = p->cap ? 2 * p->cap : 64;
+        log_op_t *o = realloc(p->ops, cap * sizeof *o);
+        if (o != NULL)
+            p->ops = o;
+        void **b = realloc(p->blocks, cap * sizeof *b);
+        if (b != NULL)
+            p->blocks = b;
+        if (o == NULL || b == NULL)
+            return RK_ENOMEM;
+        p->cap = cap;
+    }
+    size_t head =
+        op->n_entries * sizeof(log_entry_t) + (op->hard_state ? sizeof(meta_hard_state_t) : 0);
+    uint8_t *blk = malloc(head + op_weight(op) + 1);
+    if (blk == NULL)
+        return RK_ENOMEM;
+    log_op_t *c = &p->ops[p->n];
+    *c = *op;
+    log_entry_t *ents = (log_entry_t *)blk;
+    uint8_t *q = blk + op->n_entries * sizeof(log_entry_t);
+    if (op->hard_state) {
+        memcpy(q, op->hard_state, sizeof(meta_hard_state_t));
+        c->hard_state = (const meta_hard_state_t *)q;
+        q += sizeof(meta_hard_state_t);
+    }
+    for (size_t k = 0; k < op->n_entries; k++) {
+        ents[k] = op->entries[k];
+        if (ents[k].len)
+            memcpy(q, op->entries[k].data, ents[k].len);
+        ents[k].data = q;
+        q += ents[k].len;
+    }
+    c->entries = ents;
+    p->blocks[p->n++] = blk;
+    return 0;
+}
+
+static bool pend_full(const log_env_t *env)
+{
+    const log_pending_t *p = env->pending;
+    return p != NULL && p->n > 0 && (p->records >= PEND_RECORDS || p->bytes >= PEND_BYTES);
+}
+
+/* Can this batch wait in memory? Small appends that fit the log (checked
+ * already), to stores whose cache keeps them. */
+static bool pend_ok(const log_env_t *env, const log_op_t *ops, size_t n)
+{
+    if (env->pending != NULL && env->pending->err != 0)
+        return false;
+    size_t bytes = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (ops[i].kind != LOG_OP_APPEND || ops[i].store->cache.limit < PEND_CACHE_MIN)
+            return false;
+        bytes += op_weight(&ops[i]);
+    }
+    return bytes <= PEND_BATCH_MAX;
+}
+
+/* Publishes a journaled batch without committing it: queues copies of the
+ * ops, puts the entries in the cache and moves the bounds. Returns false,
+ * with the bounds and the queue unchanged, when that cannot be done (no
+ * memory, or the cache would not hold every pending entry); the caller then
+ * drains and commits the batch itself. (The cache holds PEND_CACHE_MIN or
+ * more and the queue is drained at PEND_BYTES, so in practice only a failed
+ * allocation gets there, and until that drain a reader may miss a pending
+ * entry that the cache dropped.) */
+static bool pend_publish(log_env_t *env, log_op_t *ops, size_t n, uint64_t seq)
+{
+    log_pending_t *p = env->pending;
+    if (p == NULL && (p = env->pending = calloc(1, sizeof *p)) == NULL)
+        return false;
+    /* the stores this batch touches, with their bounds as the ops leave them */
+    struct sim {
+        log_store_t *s;
+        uint64_t base, last, lo;
+    } small[8], *sims = n <= 8 ? small : calloc(n, sizeof(*sims));
+    if (sims == NULL)
+        return false;
+    size_t n0 = p->n, ns = 0;
+    bool ok = true;
+    for (size_t i = 0; i < n && ok; i++)
+        ok = pend_push(p, &ops[i]) == 0;
+    /* into the cache; then check that it holds every pending entry of each
+     * store before any bound moves */
+    for (size_t i = 0; i < n && ok; i++) {
+        log_op_t *op = &ops[i];
+        struct sim *m = NULL;
+        for (size_t k = 0; k < ns && m == NULL; k++)
+            if (sims[k].s == op->store)
+                m = &sims[k];
+        pthread_mutex_lock(&op->store->mu);
+        if (m == NULL) {
+            m = &sims[ns++];
+            *m = (struct sim){op->store, op->store->base_index, op->store->last_index,
+                              op->store->pend_lo};
+        }
+        op_fits(op, &m->base, &m->last);
+        if (op->truncate_from != 0)
+            log_cache_drop_from(&op->store->cache, op->truncate_from);
+        for (size_t k = 0; k < op->n_entries; k++)
+            log_cache_append(&op->store->cache, &op->entries[k]);
+        pthread_mutex_unlock(&op->store->mu);
+        if (op->n_entries > 0 && (m->lo == 0 || op->entries[0].index < m->lo))
+            m->lo = op->entries[0].index;
+    }
+    for (size_t k = 0; k < ns && ok; k++) {
+        struct sim *m = &sims[k];
+        pthread_mutex_lock(&m->s->mu);
+        if (m->lo != 0 && m->lo <= m->last) /* the cache is contiguous */
+            ok = log_cache_holds(&m->s->cache, m->lo) && log_cache_holds(&m->s->cache, m->last);
+        pthread_mutex_unlock(&m->s->mu);
+    }
+    if (ok) {
+        for (size_t k = 0; k < ns; k++) {
+            pthread_mutex_lock(&sims[k].s->mu);
+            sims[k].s->last_index = sims[k].last;
+            sims[k].s->pend_lo = sims[k].lo;
+            pthread_mutex_unlock(&sims[k].s->mu);
+        }
+        for (size_t i = 0; i < n; i++) {
+            ops[i].status = 0;
+            p->bytes += op_weight(&ops[i]);
+        }
+        p->records++;
+        p->last_seq = seq;
+    } else {
+        pend_clear(p, n0);
+    }
+    if (sims != small)
+        free(sims);
+    return ok;
+}
+
+/* Drops the pending ops of s (closing with a failed drain: the error is
+ * sticky, so nothing later is recorded as applied and the journal replays
+ * them at the next open). */
+static void pend_forget(log_env_t *env, log_store_t *s)
+{
+    log_pending_t *p = env->pending;
+    if (p == NULL)
+        return;
+    size_t k = 0;
+    for (size_t i = 0; i < p->n; i++) {
+        if (p->ops[i].store == s) {
+            free(p->blocks[i]);
+            continue;
+        }
+        p->ops[k] = p->ops[i];
+        p->blocks[k++] = p->blocks[i];
+    }
+    p->n = k;
+}
+
+int log_store_drain(log_env_t *env, rk_status_t *st)
+{
+    log_pending_t *p = env->pending;
+    if (p == NULL || env->draining)
+        return 0;
+    if (p->err != 0)
+        return rk_status_set(st, p->err, "log: journaled batches could not be applied earlier");
+    if (p->n == 0)
+        return 0;
+    env->draining = true;
+    int rc = commit_ops(env, p->ops, p->n, LOG_ENV_JOURNALED, p->last_seq, false, st);
+    env->draining = false;
+    for (size_t i = 0; rc == 0 && i < p->n; i++)
+        if (p->ops[i].status != 0) /* published as fitting: cannot happen */
+            rc =
+                rk_status_set(st, RK_ECORRUPT, "group %s: a journaled batch no longer fits the log",
+                              p->ops[i].store->group);
+    if (rc != 0) {
+        p->err = rc;
+        return rc;
+    }
+    for (size_t i = 0; i < p->n; i++) {
+        log_store_t *s = p->ops[i].store;
+        pthread_mutex_lock(&s->mu);
+        s->pend_lo = 0;
+        pthread_mutex_unlock(&s->mu);
+    }
+    pend_clear(p, 0);
+    p->records = p->bytes = 0;
+    p->drains++;
+    journal_committed(env->journal);
+    return 0;
+}
+
+void log_store_pending_stats(log_env_t *env, size_t *ops, uint64_t *drains)
+{
+    *ops = 0;
+    *drains = 0;
+    if (env->journal == NULL)
+        return;
+    journal_lock(env->journal);
+    if (env->pending != NULL) {
+        *ops = env->pending->n;
+        *drains = env->pending->drains;
+    }
+    journal_unlock(env->journal);
+}
+
+int log_store_sync_pending(log_env_t *env, rk_status_t *st)
+{
+    if (env->journal == NULL)
+        return 0;
+    journal_lock(env->journal);
+    int rc = log_store_drain(env, st);
+    journal_unlock(env->journal);
+    return rc;
+}
+
+void log_store_pending_free(log_env_t *env)
+{
+    log_pending_t *p = env->pending;
+    if (p == NULL)
+        return;
+    pend_clear(p, 0);
+    free(p->ops);
+    free(p->blocks);
+    free(p);
+    env->pending = NULL;
+}
+
 int log_store_write_flags(log_env_t *env, log_op_t *ops, size_t n, unsigned flags, rk_status_t *st)
 {
     return log_store_write_ex(env, ops, n, flags, NULL, NULL, st);
 }
 
-/* With a journal: one fdatasync of the journal record, then the LMDB commit
- * without sync (journal.c explains why that is safe). */
+/* With a journal: one fdatasync of the journal record, then either the LMDB
+ * commit without sync (journal.c explains why that is safe) or, for small
+ * appends, publication from memory and a later commit ("pending"). */
 int log_store_write_ex(log_env_t *env, log_op_t *ops, size_t n, unsigned flags,
                        void (*on_durable)(void *arg), void *arg, rk_status_t *st)
 {
     journal_t *j = env->journal;
     if (j == NULL)
-        return apply_flags(env, ops, n, flags, 0, st);
+        return commit_ops(env, ops, n, flags, 0, true, st);
     journal_lock(j);
     uint64_t seq = 0;
     /* checked before the record is written: once on_durable has run, the
      * batch cannot be taken back (below) */
-    bool early = on_durable != NULL && ops_fit(ops, n);
-    int rc = journal_append(j, env, ops, n, &seq, st);
+    bool fits = ops_fit(ops, n);
+    bool early = on_durable != NULL && fits;
+    /* (without room reserved in LMDB's file, acknowledged batches could be
+     * left that cannot be applied on a full disk: then commit at once and
+     * let a full disk fail the batch) */
+    bool pend = fits && pend_ok(env, ops, n) && journal_reserve(j, env, PEND_RESERVE) == 0;
+    /* Everything older reaches LMDB before a batch that is committed now,
+     * and a full queue is committed before the batch is journaled: should
+     * that fail, the batch fails cleanly instead of after it was durable. */
+    int rc = 0;
+    bool may_block = !(flags & LOG_STORE_NO_CHECKPOINT);
+    if (!pend || (may_block && pend_full(env)))
+        rc = log_store_drain(env, st);
+    /* a due checkpoint too, for the same reason (it drains) */
+    if (rc == 0 && pend && may_block && journal_due(j))
+        rc = journal_checkpoint(j, env, 1, st);
+    if (rc == 0)
+        rc = journal_append(j, env, ops, n, &seq, st);
     if (rc == JOURNAL_TOO_BIG) { /* straight into LMDB, then durable */
-        rc = apply_flags(env, ops, n, LOG_ENV_JOURNALED, 0, st);
+        rc = log_store_drain(env, st);
+        if (rc == 0)
+            rc = commit_ops(env, ops, n, LOG_ENV_JOURNALED, 0, true, st);
         if (rc == 0)
             rc = journal_checkpoint(j, env, 1, st);
     } else if (rc == 0) {
         if (early)
             on_durable(arg);
-        rc = apply_flags(env, ops, n, LOG_ENV_JOURNALED, seq, st);
-        if (rc == 0) {
-            journal_committed(j);
-        } else if (!early) {
-            /* Nothing of a failed batch may come back at the next open. If
-             * even that fails, it may (as any unacknowledged write may). */
-            rk_status_t rst;
-            rk_status_clear(&rst);
-            journal_retract(j, &rst);
+        if (pend && pend_publish(env, ops, n, seq)) {
+            /* committed later: log_store_drain */
+        } else {
+            rc = log_store_drain(env, st);
+            if (rc == 0)
+                rc = commit_ops(env, ops, n, LOG_ENV_JOURNALED, seq, true, st);
+            if (rc == 0) {
+                journal_committed(j);
+            } else if (!early) {
+                /* Nothing of a failed batch may come back at the next open.
+                 * If even that fails, it may (as any unacknowledged write
+                 * may). */
+                rk_status_t rst;
+                rk_status_clear(&rst);
+                journal_retract(j, &rst);
+            }
+            /* After on_durable the record stays: reported durable, it is
+             * replayed at the next open, and the caller's sticky error stops
+             * everything after it. */
+            if (rc == 0 && may_block && journal_due(j))
+                rc = journal_checkpoint(j, env, 1, st);
         }
-        /* After on_durable the record stays: reported durable, it is replayed
-         * at the next open, and the caller's sticky error stops everything
-         * after it. */
-        if (rc == 0 && !(flags & LOG_STORE_NO_CHECKPOINT) && journal_due(j))
-            rc = journal_checkpoint(j, env, 1, st);
     }
     journal_unlock(j);
     if (rc != 0)
@@ -1016,7 +1347,9 @@ int log_store_checkpoint_due(log_env_t *env, rk_status_t *st)
     if (j == NULL)
         return 0;
     journal_lock(j);
-    int rc = journal_due(j) ? journal_checkpoint(j, env, 1, st) : 0;
+    int rc = pend_full(env) ? log_store_drain(env, st) : 0;
+    if (rc == 0 && journal_due(j))
+        rc = journal_checkpoint(j, env, 1, st);
     journal_unlock(j);
     return rc;
 }
@@ -1032,13 +1365,16 @@ bool log_store_checkpoint_pending(log_env_t *env)
     if (j == NULL)
         return false;
     journal_lock(j);
-    bool due = journal_due(j) != 0;
+    bool due = journal_due(j) != 0 || pend_full(env);
     journal_unlock(j);
     return due;
 }
 
-static int apply_flags(log_env_t *env, log_op_t *ops, size_t n, unsigned flags, uint64_t seq,
-                       rk_status_t *st)
+/* Commits ops in one transaction (recording seq as applied when non-zero)
+ * and, with publish, makes the result visible: bounds and cache. A drain
+ * commits without publishing (what it applies was published already). */
+static int commit_ops(log_env_t *env, log_op_t *ops, size_t n, unsigned flags, uint64_t seq,
+                      bool publish, rk_status_t *st)
 {
     /* Entries about to be deleted leave the cache before the transaction:
      * should a reader look between commit and publication below, it falls
@@ -1046,6 +1382,8 @@ static int apply_flags(log_env_t *env, log_op_t *ops, size_t n, unsigned flags, 
     for (size_t i = 0; i < n; i++) {
         log_store_t *s = ops[i].store;
         ops[i].status = RK_ECANCELED;
+        if (!publish)
+            continue;
         pthread_mutex_lock(&s->mu);
         if (ops[i].kind == LOG_OP_APPEND && ops[i].truncate_from != 0)
             log_cache_drop_from(&s->cache, ops[i].truncate_from);
@@ -1063,10 +1401,16 @@ static int apply_flags(log_env_t *env, log_op_t *ops, size_t n, unsigned flags, 
         return rc;
     }
     /* Committed (and durable, or about to be: see log_store_write_flags):
-     * publish the new bounds and cache the entries. */
+     * LMDB's bounds move; with publish, the visible ones too, and the
+     * entries are cached. */
     for (size_t i = 0; i < n; i++) {
         log_op_t *op = &ops[i];
         log_store_t *s = op->store;
+        s->db_base_index = s->tx_base_index;
+        s->db_base_term = s->tx_base_term;
+        s->db_last = s->tx_last;
+        if (!publish)
+            continue;
         pthread_mutex_lock(&s->mu);
         s->base_index = s->tx_base_index;
         s->base_term = s->tx_base_term;

@@ -20,7 +20,9 @@
  * before a power loss could no longer undo them; durability is promised only
  * by the writer's completion callback, which waits for that. With the
  * journal (journal.c) every write returns durable (its journal record was
- * synced before the LMDB commit), so readers never see a batch early.
+ * synced before the LMDB commit), so readers never see a batch early. Small
+ * appends are then published from memory (bounds and cache) and committed to
+ * LMDB a few dozen at a time (log_store.c, "pending"); readers cannot tell.
  *
  * On disk (log_store.c, "records"): the value under (group, first index) is
  * one or more encoded entries; runs of large entries share one value.
@@ -173,6 +175,20 @@ int log_store_reset(log_store_t *s, uint64_t index, uint64_t term, rk_status_t *
  * seq (when non-zero) as applied, without syncing; the caller holds the
  * journal lock (journal.c). Errors as log_store_write. */
 int log_store_apply(log_env_t *env, log_op_t *ops, size_t n, uint64_t seq, rk_status_t *st);
+/* Commits the journaled appends that were published without an LMDB commit
+ * yet (log_store.c, "pending"); the journal lock is held. A no-op when there
+ * are none, or when called from inside a drain (a checkpoint for a map
+ * resize). A failure is sticky: every later write fails with it, and the
+ * journal replays the batches at the next open. Errors: those of the
+ * transaction. */
+int log_store_drain(log_env_t *env, rk_status_t *st);
+/* log_store_drain taking the journal lock itself, for readers of LMDB that
+ * need everything acknowledged in it (hard state at startup, verify). */
+int log_store_sync_pending(log_env_t *env, rk_status_t *st);
+/* Ops published but not yet committed, and drains so far (tests). */
+void log_store_pending_stats(log_env_t *env, size_t *ops, uint64_t *drains);
+/* Frees env's pending state (log_env_close, after every store is closed). */
+void log_store_pending_free(log_env_t *env);
 
 uint64_t log_store_gid(const log_store_t *s);
 /* Cache statistics: entries and bytes currently held, lookups served. */

@@ -89,8 +89,10 @@ int meta_store_load(log_store_t *s, meta_hard_state_t *out, rk_status_t *st)
 {
     log_env_t *env = log_store_env(s);
     MDB_txn *txn;
-    int rc = log_env_read_begin(env, &txn);
+    int rc = log_store_sync_pending(env, st); /* a newer hard state may be pending */
     if (rc != 0)
+        return rc;
+    if ((rc = log_env_read_begin(env, &txn)) != 0)
         return rk_status_set(st, rc, "group %s: cannot begin read transaction", log_store_group(s));
     rc = meta_get_hard_state(txn, env->meta_dbi, log_store_gid(s), out);
     log_env_read_end(env, txn);

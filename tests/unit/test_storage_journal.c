@@ -317,6 +317,221 @@ static void replay_spans_many_groups(void **state)
     log_env_close(env);
 }
 
+/* ---- appends committed to LMDB later (log_store.c, "pending") ---- */
+
+static void append1(log_env_t *env, log_store_t *s, uint64_t index, uint64_t term,
+                    uint64_t truncate_from, const meta_hard_state_t *hs)
+{
+    rk_status_t st;
+    log_entry_t *e = tu_entries(index, 1, term, 300);
+    log_op_t op = {.store = s,
+                   .kind = LOG_OP_APPEND,
+                   .truncate_from = truncate_from,
+                   .entries = e,
+                   .n_entries = 1,
+                   .hard_state = hs};
+    if (log_store_write(env, &op, 1, &st) != 0 || op.status != 0)
+        _exit(10);
+    tu_entries_free(e, 1);
+}
+
+static size_t pending_ops(log_env_t *env)
+{
+    size_t n;
+    uint64_t drains;
+    log_store_pending_stats(env, &n, &drains);
+    return n;
+}
+
+/* entry i has term terms[i] and its payload; bounds as given */
+static void expect_log(log_store_t *s, uint64_t first, uint64_t last, const uint64_t *terms)
+{
+    rk_status_t st;
+    assert_int_equal(log_store_first_index(s), first);
+    assert_int_equal(log_store_last_index(s), last);
+    for (uint64_t i = first; i <= last; i++) {
+        log_entry_t e;
+        uint64_t t = 0;
+        assert_int_equal(log_store_get(s, i, &e, &st), 0);
+        assert_int_equal(e.term, terms[i]);
+        assert_true(tu_payload_check(i, terms[i], e.data, e.len));
+        log_entry_release(&e);
+        assert_int_equal(log_store_term(s, i, &t, &st), 0);
+        assert_int_equal(t, terms[i]);
+    }
+    log_entry_t *arr;
+    size_t n;
+    assert_int_equal(log_store_fetch(s, first, 0, (size_t)-1, &arr, &n, &st), 0);
+    assert_int_equal(n, last - first + 1);
+    for (size_t k = 0; k < n; k++)
+        assert_int_equal(arr[k].term, terms[first + k]);
+    log_entries_free(arr, n);
+}
+
+static void run_child(void (*fn)(const char *, const log_env_options_t *), const char *dir,
+                      const log_env_options_t *o)
+{
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        fn(dir, o);
+        _exit(0); /* no close: like kill -9 */
+    }
+    int ws;
+    assert_int_equal(waitpid(pid, &ws, 0), pid);
+    assert_true(WIFEXITED(ws));
+    assert_int_equal(WEXITSTATUS(ws), 0);
+}
+
+static const uint64_t rewrite_terms[] = {0, 1, 1, 1, 1, 1, 2, 2, 2, 2};
+
+/* Child: ten one-entry appends and a rewrite of the tail with a new term
+ * and hard state, all left pending (none committed to LMDB) and read back
+ * from memory; reading the hard state commits them; one more pending
+ * append, and death. */
+static void pending_then_die(const char *dir, const log_env_options_t *o)
+{
+    log_env_t *env;
+    log_store_t *s;
+    rk_status_t st;
+    if (log_env_open(dir, o, &env, &st) != 0 || log_store_open(env, "g", NULL, &s, &st) != 0)
+        _exit(2);
+    meta_hard_state_t hs = {.term = 1};
+    for (uint64_t i = 1; i <= 10; i++)
+        append1(env, s, i, 1, 0, &hs);
+    /* a new leader's entries replace 6.. (Raft 5.3) */
+    hs = (meta_hard_state_t){.term = 2, .commit = 3, .voted_for = "127.0.0.1:8002"};
+    append1(env, s, 6, 2, 6, &hs);
+    append1(env, s, 7, 2, 0, NULL);
+    append1(env, s, 8, 2, 0, NULL);
+    if (pending_ops(env) != 13)
+        _exit(11);
+    expect_log(s, 1, 8, rewrite_terms);
+    /* the hard state is read from LMDB: the newest must be there */
+    meta_hard_state_t got;
+    if (meta_store_load(s, &got, &st) != 0 || got.term != 2 || pending_ops(env) != 0)
+        _exit(12);
+    append1(env, s, 9, 2, 0, NULL); /* pending again when the process dies */
+    if (pending_ops(env) != 1)
+        _exit(13);
+    _exit(0);
+}
+
+static void pending_appends_are_read_from_memory_and_replayed_after_a_crash(void **state)
+{
+    const char *dir = *state;
+    log_env_options_t o;
+    opts(&o, 0, 0);
+    run_child(pending_then_die, dir, &o);
+    log_env_t *env;
+    log_store_t *s;
+    rk_status_t st;
+    assert_int_equal(log_env_open(dir, &o, &env, &st), 0);
+    uint64_t replayed = 0;
+    journal_stats(env->journal, NULL, &replayed, NULL);
+    /* every record since the checkpoint: LMDB is rolled back to it */
+    assert_int_equal(replayed, 14);
+    assert_int_equal(log_store_open(env, "g", NULL, &s, &st), 0);
+    expect_log(s, 1, 9, rewrite_terms);
+    meta_hard_state_t hs;
+    assert_int_equal(meta_store_load(s, &hs, &st), 0);
+    assert_int_equal(hs.term, 2);
+    assert_int_equal(hs.commit, 3);
+    assert_string_equal(hs.voted_for, "127.0.0.1:8002");
+    assert_int_equal(log_store_verify(s, NULL, &st), 0);
+    log_store_close(s);
+    log_env_close(env);
+}
+
+static const uint64_t reset_terms[] = {[21] = 3, [22] = 3, [23] = 3};
+
+/* Child: pending appends, then ops that read or rewrite what LMDB holds
+ * (prefix truncation, reset to a snapshot): each first commits what is
+ * pending; then more pending appends, and death. */
+static void drain_then_die(const char *dir, const log_env_options_t *o)
+{
+    log_env_t *env;
+    log_store_t *s;
+    rk_status_t st;
+    if (log_env_open(dir, o, &env, &st) != 0 || log_store_open(env, "g", NULL, &s, &st) != 0)
+        _exit(2);
+    for (uint64_t i = 1; i <= 5; i++)
+        append1(env, s, i, 1, 0, NULL);
+    if (pending_ops(env) != 5)
+        _exit(11);
+    /* keeps 3..5: reads the term of 2, which only LMDB can give once drained */
+    if (log_store_truncate_prefix(s, 3, &st) != 0 || pending_ops(env) != 0)
+        _exit(12);
+    for (uint64_t i = 6; i <= 8; i++)
+        append1(env, s, i, 1, 0, NULL);
+    if (log_store_verify(s, NULL, &st) != 0 || pending_ops(env) != 0) /* verify drains */
+        _exit(13);
+    append1(env, s, 9, 1, 0, NULL);
+    if (log_store_reset(s, 20, 3, &st) != 0 || pending_ops(env) != 0)
+        _exit(14);
+    for (uint64_t i = 21; i <= 23; i++)
+        append1(env, s, i, 3, 0, NULL);
+    if (pending_ops(env) != 3)
+        _exit(15);
+    _exit(0);
+}
+
+static void prefix_truncation_and_reset_commit_the_pending_appends_first(void **state)
+{
+    const char *dir = *state;
+    log_env_options_t o;
+    opts(&o, 0, 0);
+    run_child(drain_then_die, dir, &o);
+    log_env_t *env;
+    log_store_t *s;
+    rk_status_t st;
+    assert_int_equal(log_env_open(dir, &o, &env, &st), 0);
+    assert_int_equal(log_store_open(env, "g", NULL, &s, &st), 0);
+    uint64_t t = 0;
+    assert_int_equal(log_store_term(s, 20, &t, &st), 0); /* the snapshot's */
+    assert_int_equal(t, 3);
+    expect_log(s, 21, 23, reset_terms);
+    assert_int_equal(log_store_verify(s, NULL, &st), 0);
+    log_store_close(s);
+    log_env_close(env);
+}
+
+/* PEND_RECORDS (32) records make one transaction; closing commits the rest,
+ * so a clean reopen replays nothing. */
+static void pending_appends_are_committed_in_groups_and_at_close(void **state)
+{
+    const char *dir = *state;
+    log_env_options_t o;
+    opts(&o, 0, 0);
+    log_env_t *env;
+    log_store_t *s;
+    rk_status_t st;
+    assert_int_equal(log_env_open(dir, &o, &env, &st), 0);
+    assert_int_equal(log_store_open(env, "g", NULL, &s, &st), 0);
+    uint64_t before = 0, after = 0;
+    journal_stats(env->journal, NULL, NULL, &before);
+    for (uint64_t i = 1; i <= 70; i++)
+        append1(env, s, i, 1, 0, NULL);
+    size_t n;
+    uint64_t drains;
+    log_store_pending_stats(env, &n, &drains);
+    assert_int_equal(drains, 2); /* at the 33rd and the 65th */
+    assert_int_equal(n, 6);
+    journal_stats(env->journal, NULL, NULL, &after);
+    assert_int_equal(after - before, 70); /* one record each, all synced */
+    log_store_close(s);
+    log_env_close(env);
+    assert_int_equal(log_env_open(dir, &o, &env, &st), 0);
+    uint64_t replayed = 1;
+    journal_stats(env->journal, NULL, &replayed, NULL);
+    assert_int_equal(replayed, 0);
+    assert_int_equal(log_store_open(env, "g", NULL, &s, &st), 0);
+    assert_int_equal(log_store_last_index(s), 70);
+    assert_int_equal(log_store_verify(s, NULL, &st), 0);
+    log_store_close(s);
+    log_env_close(env);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -330,6 +545,12 @@ int main(void)
         cmocka_unit_test_setup_teardown(turning_the_journal_off_replays_and_removes_it, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(replay_spans_many_groups, setup, teardown),
+        cmocka_unit_test_setup_teardown(
+            pending_appends_are_read_from_memory_and_replayed_after_a_crash, setup, teardown),
+        cmocka_unit_test_setup_teardown(
+            prefix_truncation_and_reset_commit_the_pending_appends_first, setup, teardown),
+        cmocka_unit_test_setup_teardown(pending_appends_are_committed_in_groups_and_at_close, setup,
+                                        teardown),
     };
     return cmocka_run_group_tests_name("storage_journal", tests, NULL, NULL);
 }

@@ -136,13 +136,12 @@ static void completions_arrive_in_order_and_batches_share_a_transaction(void **s
 {
     fx_t *f = *state;
     fx_open(f, NULL);
-    /* Hold LMDB's write lock so the writer thread stalls on its first
-     * transaction while the rest queue up behind it. */
-    MDB_txn *block;
-    assert_int_equal(mdb_txn_begin(f->env->mdb, NULL, 0, &block), 0);
+    /* Hold the journal so the writer thread stalls on its first write while
+     * the rest queue up behind it. */
+    journal_lock(f->env->journal);
     for (int i = 0; i < 100; i++)
         submit_append(f, i, 1 + (uint64_t)i * 10, 10, 1, 200);
-    mdb_txn_abort(block);
+    journal_unlock(f->env->journal);
     run_until(f, 100);
     for (int i = 0; i < 100; i++) {
         assert_int_equal(f->done[i], i);
@@ -426,15 +425,14 @@ static void held_requests_go_to_the_busy_thread_in_order(void **state)
     fx_t *f = *state;
     fx_open(f, NULL);
     /* stall the thread on its first transaction */
-    MDB_txn *block;
-    assert_int_equal(mdb_txn_begin(f->env->mdb, NULL, 0, &block), 0);
+    journal_lock(f->env->journal);
     submit_append(f, 0, 1, 2, 1, 100);
     hold_append(f, 1, 3, 2, 1, 100);
     assert_false(log_writer_flush(f->w)); /* the thread has work: queued behind it */
     hold_append(f, 2, 5, 1, 1, 100);
     submit_append(f, 3, 6, 1, 1, 100); /* takes the held one along, ahead of itself */
     assert_false(log_writer_flush(f->w));
-    mdb_txn_abort(block);
+    journal_unlock(f->env->journal);
     run_until(f, 4);
     for (int i = 0; i < 4; i++) {
         assert_int_equal(f->done[i], i);
@@ -480,8 +478,7 @@ static void batches_close_at_the_byte_limit(void **state)
     fx_t *f = *state;
     log_writer_options_t wo = {.max_batch_bytes = 4 * (1000 + 64)};
     fx_open_w(f, NULL, &wo);
-    MDB_txn *block;
-    assert_int_equal(mdb_txn_begin(f->env->mdb, NULL, 0, &block), 0);
+    journal_lock(f->env->journal);
     /* The thread takes 1-4 of these before it stalls on the lock, the rest
      * queue: 13 one-entry requests make four transactions whatever it took
      * (without the limit: one or two). */
@@ -489,7 +486,7 @@ static void batches_close_at_the_byte_limit(void **state)
         req_t *q = new_fixed(f, i, 1 + (uint64_t)i, 1, 1000);
         assert_int_equal(log_writer_submit(f->w, &q->r, on_done), 0);
     }
-    mdb_txn_abort(block);
+    journal_unlock(f->env->journal);
     run_until(f, 13);
     uint64_t txns, ops;
     log_writer_stats(f->w, &txns, &ops);
