@@ -7,6 +7,14 @@
  *
  *   storage-crash [-n kills] [-s seed] [-d dir] [-p]
  *
+ * Now and then a batch rewrites the last few entries with a higher term
+ * (Raft 5.3: a new leader's entries replace a follower's tail), so that
+ * suffix truncations are crashed too; a rewrite appends at least as many
+ * entries as it removes, so the log never gets shorter than what was
+ * acknowledged. Each acknowledgement carries the batch's range and term: an
+ * acknowledged entry must come back with that term or a higher one (a later
+ * rewrite that made it to disk unacknowledged).
+ *
  * -p: power loss instead of a process crash (tests/storage/powerloss.c):
  * after each kill, every page written but not yet fdatasync'ed survives or
  * not at random, so an acknowledgement given before its data and meta pages
@@ -41,6 +49,8 @@
 #define MAX_BATCH   32
 #define MAX_PAYLOAD 5000  /* past 2000 bytes, runs of entries share a record */
 #define RESTART_AT  20000 /* start a fresh log past this many entries */
+#define REWRITE_MAX 8     /* entries a rewrite takes back at most */
+#define TERM_STEP   1000  /* child k writes terms k*TERM_STEP, +1 per rewrite */
 
 static uint64_t rng_state;
 static bool power_loss;
@@ -74,16 +84,22 @@ typedef struct batch {
 
 static void submit_batch(child_t *c);
 
-static void ack(child_t *c, uint64_t index)
+/* what the child tells the parent: entries first..last are durable with
+ * this term */
+typedef struct ack_msg {
+    uint64_t first, last, term;
+} ack_msg_t;
+
+static void ack(const batch_t *b)
 {
-    if (write(c->fd, &index, sizeof index) != sizeof index)
+    ack_msg_t m = {b->e[0].index, b->e[b->n - 1].index, b->e[0].term};
+    if (write(b->c->fd, &m, sizeof m) != sizeof m)
         _exit(4);
 }
 
 static void on_durable(log_write_req_t *r)
 {
-    batch_t *b = (batch_t *)r;
-    ack(b->c, b->e[b->n - 1].index);
+    ack((batch_t *)r);
 }
 
 /* Before the loop blocks: run what is held (inline when the thread is idle;
@@ -103,8 +119,8 @@ static void on_written(log_write_req_t *r, int status)
         fprintf(stderr, "storage-crash child: write failed: %s\n", rk_strerror(status));
         _exit(3);
     }
-    /* durable: acknowledge the last index of the batch */
-    ack(c, b->e[b->n - 1].index);
+    /* durable: acknowledge the batch */
+    ack(b);
     tu_entries_free(b->e, b->n);
     free(b);
     submit_batch(c);
@@ -115,6 +131,18 @@ static void submit_batch(child_t *c)
     batch_t *b = calloc(1, sizeof *b);
     b->c = c;
     b->n = 1 + rnd() % MAX_BATCH;
+    b->req.op.truncate_from = 0;
+    if (c->next > 2 && rnd() % 6 == 0) { /* rewrite the tail, higher term */
+        uint64_t back = 1 + rnd() % REWRITE_MAX;
+        if (back > c->next - 2)
+            back = c->next - 2;
+        c->next -= back;
+        b->req.op.truncate_from = c->next;
+        if (b->n < back)
+            b->n = (size_t)back;
+        c->term++;
+        c->hs.term = c->term;
+    }
     b->e = tu_entries(c->next, b->n, c->term, MAX_PAYLOAD);
     c->next += b->n;
     b->req.op.store = c->log;
@@ -156,7 +184,7 @@ static void run_child(const char *dir, int fd, uint64_t term)
     uv_prepare_init(&c.loop, &c.flusher);
     c.flusher.data = &c;
     uv_prepare_start(&c.flusher, on_prepare);
-    c.held = term % 2 == 0;
+    c.held = term / TERM_STEP % 2 == 0;
     for (int i = 0; i < (c.held ? 1 : IN_FLIGHT); i++)
         submit_batch(&c);
     uv_run(&c.loop, UV_RUN_DEFAULT); /* until killed */
@@ -165,16 +193,36 @@ static void run_child(const char *dir, int fd, uint64_t term)
 
 /* ---- parent ---- */
 
+/* The lowest term each index may have (the term of the last acknowledged
+ * batch that wrote it), for the indexes of the current log. */
+static uint64_t *min_term;
+static size_t min_term_cap;
+
+static void note_ack(const ack_msg_t *m, uint64_t *acked)
+{
+    if (m->last >= min_term_cap) {
+        size_t cap = min_term_cap ? min_term_cap : 1024;
+        while (cap <= m->last)
+            cap *= 2;
+        min_term = realloc(min_term, cap * sizeof *min_term);
+        memset(min_term + min_term_cap, 0, (cap - min_term_cap) * sizeof *min_term);
+        min_term_cap = cap;
+    }
+    /* completions run in submission order: a later ack overrides */
+    for (uint64_t i = m->first; i <= m->last; i++)
+        min_term[i] = m->term;
+    if (m->last > *acked)
+        *acked = m->last;
+}
+
 static void drain(int fd, uint64_t *acked, bool block)
 {
-    uint64_t v[64];
+    ack_msg_t v[64]; /* writes of one message are atomic (PIPE_BUF) */
     for (;;) {
         ssize_t n = read(fd, v, sizeof v);
         if (n > 0) {
-            /* completions run in submission order, so acks only grow */
             for (size_t i = 0; i < (size_t)n / sizeof v[0]; i++)
-                if (v[i] > *acked)
-                    *acked = v[i];
+                note_ack(&v[i], acked);
             continue;
         }
         if (n < 0 && errno == EINTR)
@@ -230,15 +278,20 @@ static int check(const char *dir, uint64_t acked, uint64_t from, uint64_t *last_
         fprintf(stderr, "storage-crash: kill %d (seed %u): %s\n", kill_no, seed, st.msg);
         bad = 1;
     }
-    /* Payloads of the entries written since the last check (older ones were
-     * checked before and the checksum scan above covers them since). */
+    /* Payloads and terms of the entries written since the last check (a
+     * rewrite reaches REWRITE_MAX back; older ones were checked before and
+     * the checksum scan above covers them since). */
     uint64_t prev_term = 0;
-    for (uint64_t i = from > 1 ? from - 1 : 1; !bad && i <= last; i++) {
+    for (uint64_t i = from > REWRITE_MAX + 1 ? from - REWRITE_MAX - 1 : 1; !bad && i <= last; i++) {
         log_entry_t e;
         if (log_store_get(s, i, &e, &st) != 0 || e.len != tu_payload_len(i, MAX_PAYLOAD) ||
-            !tu_payload_check(i, e.term, e.data, e.len) || e.term < prev_term) {
-            fprintf(stderr, "storage-crash: kill %d (seed %u): entry %llu is wrong\n", kill_no,
-                    seed, (unsigned long long)i);
+            !tu_payload_check(i, e.term, e.data, e.len) || e.term < prev_term ||
+            (i < min_term_cap && e.term < min_term[i])) {
+            fprintf(stderr,
+                    "storage-crash: kill %d (seed %u): entry %llu is wrong (term %llu, "
+                    "acknowledged with %llu)\n",
+                    kill_no, seed, (unsigned long long)i, (unsigned long long)e.term,
+                    (unsigned long long)(i < min_term_cap ? min_term[i] : 0));
             bad = 1;
         }
         prev_term = e.term;
@@ -301,7 +354,7 @@ int main(int argc, char **argv)
         if (pid == 0) {
             close(p[0]);
             rng_state = child_seed | 1;
-            run_child(dir, p[1], (uint64_t)k + 1);
+            run_child(dir, p[1], ((uint64_t)k + 1) * TERM_STEP);
         }
         close(p[1]);
         fcntl(p[0], F_SETFL, O_NONBLOCK);
@@ -340,6 +393,7 @@ int main(int argc, char **argv)
             if (power_loss && power_loss_setup(dir) != 0)
                 return 1;
             checked_from = 1;
+            memset(min_term, 0, min_term_cap * sizeof *min_term);
             restarts++;
         }
     }
@@ -354,5 +408,6 @@ int main(int argc, char **argv)
         pl_remove(dir);
     }
     free(dir);
+    free(min_term);
     return fails ? 1 : 0;
 }
