@@ -319,6 +319,33 @@ static void replay_spans_many_groups(void **state)
 
 /* ---- appends committed to LMDB later (log_store.c, "pending") ---- */
 
+/* Opens dir's environment and group "g"; a child _exits(2) when it cannot. */
+static log_store_t *child_open(const char *dir, const log_env_options_t *o, log_env_t **env)
+{
+    log_store_t *s;
+    rk_status_t st;
+    if (log_env_open(dir, o, env, &st) != 0 || log_store_open(*env, "g", NULL, &s, &st) != 0)
+        _exit(2);
+    return s;
+}
+
+static log_store_t *open_g(const char *dir, const log_env_options_t *o, log_env_t **env)
+{
+    log_store_t *s;
+    rk_status_t st;
+    assert_int_equal(log_env_open(dir, o, env, &st), 0);
+    assert_int_equal(log_store_open(*env, "g", NULL, &s, &st), 0);
+    return s;
+}
+
+static void verify_close(log_store_t *s, log_env_t *env)
+{
+    rk_status_t st;
+    assert_int_equal(log_store_verify(s, NULL, &st), 0);
+    log_store_close(s);
+    log_env_close(env);
+}
+
 static void append1(log_env_t *env, log_store_t *s, uint64_t index, uint64_t term,
                     uint64_t truncate_from, const meta_hard_state_t *hs)
 {
@@ -392,10 +419,8 @@ static const uint64_t rewrite_terms[] = {0, 1, 1, 1, 1, 1, 2, 2, 2, 2};
 static void pending_then_die(const char *dir, const log_env_options_t *o)
 {
     log_env_t *env;
-    log_store_t *s;
+    log_store_t *s = child_open(dir, o, &env);
     rk_status_t st;
-    if (log_env_open(dir, o, &env, &st) != 0 || log_store_open(env, "g", NULL, &s, &st) != 0)
-        _exit(2);
     meta_hard_state_t hs = {.term = 1};
     for (uint64_t i = 1; i <= 10; i++)
         append1(env, s, i, 1, 0, &hs);
@@ -424,23 +449,19 @@ static void pending_appends_are_read_from_memory_and_replayed_after_a_crash(void
     opts(&o, 0, 0);
     run_child(pending_then_die, dir, &o);
     log_env_t *env;
-    log_store_t *s;
+    log_store_t *s = open_g(dir, &o, &env);
     rk_status_t st;
-    assert_int_equal(log_env_open(dir, &o, &env, &st), 0);
     uint64_t replayed = 0;
     journal_stats(env->journal, NULL, &replayed, NULL);
     /* every record since the checkpoint: LMDB is rolled back to it */
     assert_int_equal(replayed, 14);
-    assert_int_equal(log_store_open(env, "g", NULL, &s, &st), 0);
     expect_log(s, 1, 9, rewrite_terms);
     meta_hard_state_t hs;
     assert_int_equal(meta_store_load(s, &hs, &st), 0);
     assert_int_equal(hs.term, 2);
     assert_int_equal(hs.commit, 3);
     assert_string_equal(hs.voted_for, "127.0.0.1:8002");
-    assert_int_equal(log_store_verify(s, NULL, &st), 0);
-    log_store_close(s);
-    log_env_close(env);
+    verify_close(s, env);
 }
 
 static const uint64_t reset_terms[] = {[21] = 3, [22] = 3, [23] = 3};
@@ -451,10 +472,8 @@ static const uint64_t reset_terms[] = {[21] = 3, [22] = 3, [23] = 3};
 static void drain_then_die(const char *dir, const log_env_options_t *o)
 {
     log_env_t *env;
-    log_store_t *s;
+    log_store_t *s = child_open(dir, o, &env);
     rk_status_t st;
-    if (log_env_open(dir, o, &env, &st) != 0 || log_store_open(env, "g", NULL, &s, &st) != 0)
-        _exit(2);
     for (uint64_t i = 1; i <= 5; i++)
         append1(env, s, i, 1, 0, NULL);
     if (pending_ops(env) != 5)
@@ -483,17 +502,13 @@ static void prefix_truncation_and_reset_commit_the_pending_appends_first(void **
     opts(&o, 0, 0);
     run_child(drain_then_die, dir, &o);
     log_env_t *env;
-    log_store_t *s;
+    log_store_t *s = open_g(dir, &o, &env);
     rk_status_t st;
-    assert_int_equal(log_env_open(dir, &o, &env, &st), 0);
-    assert_int_equal(log_store_open(env, "g", NULL, &s, &st), 0);
     uint64_t t = 0;
     assert_int_equal(log_store_term(s, 20, &t, &st), 0); /* the snapshot's */
     assert_int_equal(t, 3);
     expect_log(s, 21, 23, reset_terms);
-    assert_int_equal(log_store_verify(s, NULL, &st), 0);
-    log_store_close(s);
-    log_env_close(env);
+    verify_close(s, env);
 }
 
 /* PEND_RECORDS (32) records make one transaction; closing commits the rest,
@@ -504,10 +519,7 @@ static void pending_appends_are_committed_in_groups_and_at_close(void **state)
     log_env_options_t o;
     opts(&o, 0, 0);
     log_env_t *env;
-    log_store_t *s;
-    rk_status_t st;
-    assert_int_equal(log_env_open(dir, &o, &env, &st), 0);
-    assert_int_equal(log_store_open(env, "g", NULL, &s, &st), 0);
+    log_store_t *s = open_g(dir, &o, &env);
     uint64_t before = 0, after = 0;
     journal_stats(env->journal, NULL, NULL, &before);
     for (uint64_t i = 1; i <= 70; i++)
@@ -521,15 +533,12 @@ static void pending_appends_are_committed_in_groups_and_at_close(void **state)
     assert_int_equal(after - before, 70); /* one record each, all synced */
     log_store_close(s);
     log_env_close(env);
-    assert_int_equal(log_env_open(dir, &o, &env, &st), 0);
+    s = open_g(dir, &o, &env);
     uint64_t replayed = 1;
     journal_stats(env->journal, NULL, &replayed, NULL);
     assert_int_equal(replayed, 0);
-    assert_int_equal(log_store_open(env, "g", NULL, &s, &st), 0);
     assert_int_equal(log_store_last_index(s), 70);
-    assert_int_equal(log_store_verify(s, NULL, &st), 0);
-    log_store_close(s);
-    log_env_close(env);
+    verify_close(s, env);
 }
 
 int main(void)
