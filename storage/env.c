@@ -11,9 +11,8 @@
 #include <sys/statvfs.h>
 #include <unistd.h>
 
-#include "storage/log_store.h"
-
 #include "storage/journal.h"
+#include "storage/log_store.h"
 
 #define ENV_DEFAULT_MAP (64u << 20)
 #define ENV_MAX_DBS     8

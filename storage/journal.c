@@ -7,7 +7,10 @@
  * 1. What an acknowledgement promises. The writer appends a batch's ops as
  *    one record (checksum, sequence number seq) to journal.wal, fdatasyncs
  *    it, applies the same ops to LMDB in a transaction that also stores
- *    "applied seq", and only then completes the requests. The segment was
+ *    "applied seq", and only then completes the requests. (Small appends are
+ *    instead published from memory and applied later, a few dozen records
+ *    per transaction that stores the newest seq: log_store.c, "pending".
+ *    Nothing changes below: until that transaction, replay has them.) The segment was
  *    zero-filled and fsync'ed (file and directory) when it was created and is
  *    overwritten in place, never extended, so the fdatasync has no file
  *    metadata to flush: it is one device flush, and after it the record
@@ -45,12 +48,15 @@
  *    transaction stores its seq, and records at or below it are skipped.
  *
  * 4. Visibility. Readers (log_store_get...) see a batch only once its LMDB
- *    transaction committed, which is after its journal record was synced,
- *    so nothing a crash can take back is ever visible.
+ *    transaction committed, or it was published from memory, both after its
+ *    journal record was synced, so nothing a crash can take back is ever
+ *    visible.
  *
- * 5. Writes that bypass the journal (meta_store_save, group registration,
- *    batches bigger than the segment) commit to LMDB and then checkpoint,
- *    which makes them durable before the call returns.
+ * 5. Writes that bypass the journal (group registration, batches bigger
+ *    than the segment) commit to LMDB, after anything pending, and then
+ *    checkpoint, which makes them durable before the call returns. Every
+ *    checkpoint first applies what is pending, so a recycled segment never
+ *    held a record LMDB lacks.
  *
  * A batch whose LMDB transaction fails after its record was synced
  * (RK_ENOSPC) is reported failed, yet replayed at the next open: like any
