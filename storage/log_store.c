@@ -953,31 +953,37 @@ int log_store_apply(log_env_t *env, log_op_t *ops, size_t n, uint64_t seq, rk_st
 /* Would every op fit the log? op_fits on the published bounds instead of a
  * transaction's: the writer is the only one to change them, so they are what
  * the transaction will start from. */
+/* The published bounds of each store a batch touches, as its ops leave
+ * them, and the store's lowest pending index (ops_fit, pend_publish). */
+typedef struct bounds_sim {
+    log_store_t *s;
+    uint64_t base, last, lo;
+} bounds_sim_t;
+
+/* The entry for s in sims[0..*ns), added from s's published state on first
+ * use. */
+static bounds_sim_t *sim_for(bounds_sim_t *sims, size_t *ns, log_store_t *s)
+{
+    for (size_t k = 0; k < *ns; k++)
+        if (sims[k].s == s)
+            return &sims[k];
+    bounds_sim_t *m = &sims[(*ns)++];
+    pthread_mutex_lock(&s->mu);
+    *m = (bounds_sim_t){s, s->base_index, s->last_index, s->pend_lo};
+    pthread_mutex_unlock(&s->mu);
+    return m;
+}
+
 static bool ops_fit(const log_op_t *ops, size_t n)
 {
-    struct sim {
-        log_store_t *s;
-        uint64_t base, last;
-    } small[8], *sims = n <= 8 ? small : calloc(n, sizeof(*sims));
+    bounds_sim_t small[8], *sims = n <= 8 ? small : calloc(n, sizeof(*sims));
     if (sims == NULL)
         return false;
     size_t ns = 0;
     bool ok = true;
     for (size_t i = 0; i < n && ok; i++) {
-        const log_op_t *op = &ops[i];
-        struct sim *m = NULL;
-        for (size_t k = 0; k < ns && m == NULL; k++)
-            if (sims[k].s == op->store)
-                m = &sims[k];
-        if (m == NULL) {
-            m = &sims[ns++];
-            m->s = op->store;
-            pthread_mutex_lock(&op->store->mu);
-            m->base = op->store->base_index;
-            m->last = op->store->last_index;
-            pthread_mutex_unlock(&op->store->mu);
-        }
-        ok = op_fits(op, &m->base, &m->last);
+        bounds_sim_t *m = sim_for(sims, &ns, ops[i].store);
+        ok = op_fits(&ops[i], &m->base, &m->last);
     }
     if (sims != small)
         free(sims);
@@ -1114,11 +1120,7 @@ static bool pend_publish(log_env_t *env, log_op_t *ops, size_t n, uint64_t seq)
     log_pending_t *p = env->pending;
     if (p == NULL && (p = env->pending = calloc(1, sizeof *p)) == NULL)
         return false;
-    /* the stores this batch touches, with their bounds as the ops leave them */
-    struct sim {
-        log_store_t *s;
-        uint64_t base, last, lo;
-    } small[8], *sims = n <= 8 ? small : calloc(n, sizeof(*sims));
+    bounds_sim_t small[8], *sims = n <= 8 ? small : calloc(n, sizeof(*sims));
     if (sims == NULL)
         return false;
     size_t n0 = p->n, ns = 0;
@@ -1129,17 +1131,9 @@ static bool pend_publish(log_env_t *env, log_op_t *ops, size_t n, uint64_t seq)
      * store before any bound moves */
     for (size_t i = 0; i < n && ok; i++) {
         log_op_t *op = &ops[i];
-        struct sim *m = NULL;
-        for (size_t k = 0; k < ns && m == NULL; k++)
-            if (sims[k].s == op->store)
-                m = &sims[k];
-        pthread_mutex_lock(&op->store->mu);
-        if (m == NULL) {
-            m = &sims[ns++];
-            *m = (struct sim){op->store, op->store->base_index, op->store->last_index,
-                              op->store->pend_lo};
-        }
+        bounds_sim_t *m = sim_for(sims, &ns, op->store);
         op_fits(op, &m->base, &m->last);
+        pthread_mutex_lock(&op->store->mu);
         if (op->truncate_from != 0)
             log_cache_drop_from(&op->store->cache, op->truncate_from);
         for (size_t k = 0; k < op->n_entries; k++)
@@ -1149,7 +1143,7 @@ static bool pend_publish(log_env_t *env, log_op_t *ops, size_t n, uint64_t seq)
             m->lo = op->entries[0].index;
     }
     for (size_t k = 0; k < ns && ok; k++) {
-        struct sim *m = &sims[k];
+        bounds_sim_t *m = &sims[k];
         pthread_mutex_lock(&m->s->mu);
         if (m->lo != 0 && m->lo <= m->last) /* the cache is contiguous */
             ok = log_cache_holds(&m->s->cache, m->lo) && log_cache_holds(&m->s->cache, m->last);
