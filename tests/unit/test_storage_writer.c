@@ -52,6 +52,13 @@ static void fx_close(fx_t *f)
     log_env_close(f->env);
 }
 
+/* Closes and opens again: what the files hold. */
+static void fx_reopen(fx_t *f)
+{
+    fx_close(f);
+    fx_open(f, NULL);
+}
+
 static int setup(void **state)
 {
     fx_t *f = calloc(1, sizeof *f);
@@ -169,8 +176,7 @@ static void completion_means_visible_and_durable(void **state)
     rk_status_t st;
     assert_int_equal(log_store_get(f->log, 5, &e, &st), 0);
     log_entry_release(&e);
-    fx_close(f);
-    fx_open(f, NULL);
+    fx_reopen(f);
     assert_int_equal(log_store_last_index(f->log), 5);
     fx_close(f);
 }
@@ -225,8 +231,7 @@ static void truncation_reset_and_hard_state_are_ordered_with_appends(void **stat
     assert_int_equal(log_writer_submit(f->w, &t->r, on_done), 0);
     run_until(f, 5);
     assert_int_equal(f->status[4], 0);
-    fx_close(f);
-    fx_open(f, NULL);
+    fx_reopen(f);
     rk_status_t st;
     uint64_t term;
     assert_int_equal(log_store_first_index(f->log), 5);
@@ -313,8 +318,7 @@ static void map_grows_under_concurrent_readers_without_losing_a_batch(void **sta
         assert_int_equal(f->status[i], 0);
     assert_true(f->env->grow_count > 0);
     assert_int_equal(atomic_load(&r.errors), 0);
-    fx_close(f);
-    fx_open(f, NULL);
+    fx_reopen(f);
     assert_int_equal(log_store_last_index(f->log), 2000);
     assert_int_equal(log_store_verify(f->log, NULL, &st), 0);
     for (uint64_t i = 1; i <= 2000; i += 97) {
@@ -349,8 +353,7 @@ static void failed_transaction_stores_nothing_and_the_error_sticks(void **state)
     run_until(f, 3);
     assert_int_equal(f->status[2], RK_ENOSPC);
     assert_int_equal(log_store_last_index(f->log), 10);
-    fx_close(f);
-    fx_open(f, NULL);
+    fx_reopen(f);
     assert_int_equal(log_store_last_index(f->log), 10);
     assert_int_equal(log_store_verify(f->log, NULL, &st), 0);
     fx_close(f);
@@ -412,8 +415,7 @@ static void held_requests_run_inline_when_the_writer_is_idle(void **state)
     /* visible at completion, and durable */
     assert_int_equal(log_store_last_index(f->log), 6);
     assert_false(log_writer_flush(f->w)); /* nothing held any more */
-    fx_close(f);
-    fx_open(f, NULL);
+    fx_reopen(f);
     assert_int_equal(log_store_last_index(f->log), 6);
     rk_status_t st;
     assert_int_equal(log_store_verify(f->log, NULL, &st), 0);
@@ -566,8 +568,7 @@ static void inline_writes_leave_checkpoints_to_the_thread(void **state)
     }
     assert_true(after > before);
     assert_int_equal(log_store_last_index(f->log), 200);
-    fx_close(f);
-    fx_open(f, NULL);
+    fx_reopen(f);
     assert_int_equal(log_store_last_index(f->log), 200);
     fx_close(f);
 }
