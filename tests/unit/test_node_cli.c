@@ -144,18 +144,28 @@ static bool call_held(void *p)
     return atomic_load(&held) != NULL;
 }
 
+/* A server on a free loopback port (*ep gets it) with the RPC server
+ * attached. */
+static rk_rpc_server_t *start_rpc_server(rk_endpoint_t *ep, rk_server_t **srv)
+{
+    rk_status_t st;
+    assert_int_equal(rk_endpoint_parse(ep, "127.0.0.1:1", NULL), 0);
+    ep->port = 0; /* any free port */
+    *srv = rk_server_new(ep, &st);
+    assert_non_null(*srv);
+    ep->port = rk_server_port(*srv);
+    rk_rpc_server_t *rs = rk_rpc_server_attach(*srv, &st);
+    assert_non_null(rs);
+    return rs;
+}
+
 static void detach_unregisters_methods_and_held_calls_still_complete(void **state)
 {
     (void)state;
     rk_endpoint_t ep;
-    assert_int_equal(rk_endpoint_parse(&ep, "127.0.0.1:1", NULL), 0);
-    ep.port = 0; /* any free port */
+    rk_server_t *srv;
+    rk_rpc_server_t *rs = start_rpc_server(&ep, &srv);
     rk_status_t st;
-    rk_server_t *srv = rk_server_new(&ep, &st);
-    assert_non_null(srv);
-    ep.port = rk_server_port(srv);
-    rk_rpc_server_t *rs = rk_rpc_server_attach(srv, &st);
-    assert_non_null(rs);
     assert_int_equal(rk_rpc_server_register(rs, M_ECHO, h_echo, NULL), 0);
     assert_int_equal(rk_rpc_server_register(rs, M_HOLD, h_hold, NULL), 0);
     assert_int_equal(rk_rpc_server_register(rs, M_ECHO, h_echo, NULL), RK_EEXIST);
@@ -234,14 +244,8 @@ static void a_call_completed_while_the_server_stops_is_released(void **state)
 {
     (void)state;
     rk_endpoint_t ep;
-    assert_int_equal(rk_endpoint_parse(&ep, "127.0.0.1:1", NULL), 0);
-    ep.port = 0;
-    rk_status_t st;
-    rk_server_t *srv = rk_server_new(&ep, &st);
-    assert_non_null(srv);
-    ep.port = rk_server_port(srv);
-    rk_rpc_server_t *rs = rk_rpc_server_attach(srv, &st);
-    assert_non_null(rs);
+    rk_server_t *srv;
+    rk_rpc_server_t *rs = start_rpc_server(&ep, &srv);
     assert_int_equal(rk_rpc_server_register(rs, M_HOLD, h_hold, NULL), 0);
     atomic_store(&held, NULL);
 
