@@ -59,6 +59,15 @@ static void fx_reopen(fx_t *f)
     fx_open(f, NULL);
 }
 
+/* The log ends at last and every entry verifies; then closes. */
+static void close_verified(fx_t *f, uint64_t last)
+{
+    rk_status_t st;
+    assert_int_equal(log_store_last_index(f->log), last);
+    assert_int_equal(log_store_verify(f->log, NULL, &st), 0);
+    fx_close(f);
+}
+
 static int setup(void **state)
 {
     fx_t *f = calloc(1, sizeof *f);
@@ -158,10 +167,7 @@ static void completions_arrive_in_order_and_batches_share_a_transaction(void **s
     log_writer_stats(f->w, &txns, &ops);
     assert_int_equal(ops, 100);
     assert_true(txns <= 2); /* group commit: at most the stalled one and the rest */
-    assert_int_equal(log_store_last_index(f->log), 1000);
-    rk_status_t st;
-    assert_int_equal(log_store_verify(f->log, NULL, &st), 0);
-    fx_close(f);
+    close_verified(f, 1000);
 }
 
 static void completion_means_visible_and_durable(void **state)
@@ -416,10 +422,7 @@ static void held_requests_run_inline_when_the_writer_is_idle(void **state)
     assert_int_equal(log_store_last_index(f->log), 6);
     assert_false(log_writer_flush(f->w)); /* nothing held any more */
     fx_reopen(f);
-    assert_int_equal(log_store_last_index(f->log), 6);
-    rk_status_t st;
-    assert_int_equal(log_store_verify(f->log, NULL, &st), 0);
-    fx_close(f);
+    close_verified(f, 6);
 }
 
 static void held_requests_go_to_the_busy_thread_in_order(void **state)
@@ -518,10 +521,7 @@ static void batches_close_at_the_byte_limit(void **state)
     assert_int_equal(txns, 7);
     for (size_t i = 0; i < f->nevents; i++)
         assert_true(f->events[i] < 0); /* no durable_cb: not inline */
-    assert_int_equal(log_store_last_index(f->log), 29);
-    rk_status_t st;
-    assert_int_equal(log_store_verify(f->log, NULL, &st), 0);
-    fx_close(f);
+    close_verified(f, 29);
 }
 
 static void held_op_that_does_not_fit_fails_alone_without_durable_cb(void **state)
