@@ -11,6 +11,8 @@
 #include <sys/statvfs.h>
 #include <unistd.h>
 
+#include "raftkit/log.h"
+#include "storage/fileio.h"
 #include "storage/journal.h"
 #include "storage/log_store.h"
 
@@ -125,6 +127,7 @@ int log_env_open(const char *dir, const log_env_options_t *o, log_env_t **out, r
     pthread_rwlockattr_setkind_np(&attr, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
     pthread_rwlock_init(&env->resize_lock, &attr);
     pthread_rwlockattr_destroy(&attr);
+    pthread_mutex_init(&env->fail_mu, NULL);
 
     int rc = mdb_env_create(&env->mdb);
     if (rc != 0) {
@@ -190,9 +193,18 @@ int log_env_open(const char *dir, const log_env_options_t *o, log_env_t **out, r
     if (env->journal && !use_journal) { /* recovered; now drop it */
         journal_close(env->journal, env);
         env->journal = NULL;
-        unlink(jpath);
-        snprintf(jpath, sizeof jpath, "%s/journal.wal", dir);
-        unlink(jpath);
+        /* Durably, and journal.ckpt first, before LMDB writes anything
+         * unpinned: should journal.ckpt come back after a power loss, the
+         * next open would restore its meta pages over a tree whose pages
+         * have been reused since. A journal.wal without journal.ckpt is
+         * harmless (a new journal starts blank and overwrites it). */
+        int err = fileio_unlink(dir, "journal.ckpt");
+        if (err == 0)
+            err = fileio_unlink(dir, "journal.wal");
+        if (err != 0) {
+            rc = fileio_err(st, err, "cannot remove the journal from", dir);
+            goto err_after_env;
+        }
     }
     *out = env;
     return 0;
@@ -201,6 +213,7 @@ err_after_env:
     journal_close(env->journal, NULL);
     mdb_env_close(env->mdb);
 err_after_lock:
+    pthread_mutex_destroy(&env->fail_mu);
     pthread_rwlock_destroy(&env->resize_lock);
     free(env);
     return st ? st->code : log_env_err(rc);
@@ -213,8 +226,38 @@ void log_env_close(log_env_t *env)
     journal_close(env->journal, env);
     log_store_pending_free(env);
     mdb_env_close(env->mdb);
+    pthread_mutex_destroy(&env->fail_mu);
     pthread_rwlock_destroy(&env->resize_lock);
     free(env);
+}
+
+int log_env_fail(log_env_t *env, int code, const rk_status_t *why)
+{
+    pthread_mutex_lock(&env->fail_mu);
+    int first = atomic_load(&env->failed) == 0;
+    if (first) {
+        rk_status_set(&env->fail_st, code, "%s", why && why->msg[0] ? why->msg : rk_strerror(code));
+        atomic_store(&env->failed, code);
+    }
+    code = atomic_load(&env->failed);
+    pthread_mutex_unlock(&env->fail_mu);
+    if (first)
+        RK_ERROR(NULL, NULL,
+                 "storage in %s failed, refusing every further write until it is reopened "
+                 "(the journal is replayed then): %s",
+                 env->path, why && why->msg[0] ? why->msg : rk_strerror(code));
+    return code;
+}
+
+int log_env_failed(log_env_t *env, rk_status_t *st)
+{
+    int code = atomic_load(&env->failed);
+    if (code == 0 || st == NULL)
+        return code;
+    pthread_mutex_lock(&env->fail_mu);
+    rk_status_set(st, code, "storage failed earlier: %s", env->fail_st.msg);
+    pthread_mutex_unlock(&env->fail_mu);
+    return code;
 }
 
 int log_env_read_begin(log_env_t *env, MDB_txn **txn)
@@ -239,6 +282,9 @@ int log_env_grow(log_env_t *env, rk_status_t *st)
     /* The journal's pin is a transaction; mdb_env_set_mapsize needs none
      * open. Make the current state durable first, so the pin re-taken after
      * the resize protects a checkpointed snapshot (journal.c, essay 2). */
+    int frc = log_env_failed(env, st);
+    if (frc != 0)
+        return frc;
     if (env->journal) {
         int crc = journal_checkpoint(env->journal, env, 0, st);
         if (crc != 0)
@@ -260,11 +306,20 @@ int log_env_grow(log_env_t *env, rk_status_t *st)
         env->map_size = next;
         env->grow_count++;
     }
-    if (env->journal && rc == 0)
-        rc = journal_repin(env->journal, env);
+    bool unpinned = false;
+    if (env->journal) { /* without the pin the checkpoint is not safe */
+        if (rc == 0)
+            rc = journal_repin(env->journal, env);
+        unpinned = rc != 0;
+    }
     pthread_rwlock_unlock(&env->resize_lock);
-    if (rc != 0)
-        return fail(st, rc, "cannot grow LMDB map of", env->path);
+    if (rc != 0) {
+        rk_status_t why;
+        fail(&why, rc, "cannot grow LMDB map of", env->path);
+        if (st)
+            *st = why;
+        return unpinned ? log_env_fail(env, why.code, &why) : why.code;
+    }
     return 0;
 }
 
@@ -272,6 +327,9 @@ int log_env_sync(log_env_t *env, rk_status_t *st)
 {
     if (!env->sync)
         return 0;
+    int frc = log_env_failed(env, st);
+    if (frc != 0)
+        return frc;
     pthread_rwlock_rdlock(&env->resize_lock);
     int rc = mdb_env_sync(env->mdb, 1);
     pthread_rwlock_unlock(&env->resize_lock);
@@ -279,7 +337,11 @@ int log_env_sync(log_env_t *env, rk_status_t *st)
         return 0;
     if (rc == EIO && out_of_space(env))
         rc = ENOSPC;
-    return fail(st, rc, "cannot sync", env->path);
+    rk_status_t why;
+    fail(&why, rc, "cannot sync", env->path);
+    if (st)
+        *st = why;
+    return log_env_fail(env, why.code, &why);
 }
 
 uint64_t log_env_last_txnid(log_env_t *env)
@@ -301,12 +363,15 @@ static int write_flags(log_env_t *env, unsigned flags, log_env_txn_fn fn, void *
 int log_env_write_flags(log_env_t *env, unsigned flags, log_env_txn_fn fn, void *arg,
                         rk_status_t *st)
 {
+    int rc = log_env_failed(env, st);
+    if (rc != 0)
+        return rc;
     if (env->journal == NULL || (flags & LOG_ENV_JOURNALED))
         return write_flags(env, flags, fn, arg, st);
     /* Not journaled: commit, then checkpoint to make it durable; what is
      * pending goes first (it is older). */
     journal_lock(env->journal);
-    int rc = log_store_drain(env, st);
+    rc = log_store_drain(env, st);
     if (rc == 0)
         rc = write_flags(env, LOG_ENV_JOURNALED, fn, arg, st);
     if (rc == 0)

@@ -21,6 +21,7 @@
 
 #include <lmdb.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -72,6 +73,10 @@ typedef struct log_env {
      * (log_store.c, "pending"); guarded by the journal lock. */
     struct log_pending *pending;
     bool draining;
+    /* The sticky failure (log_env_fail): 0 while healthy. */
+    _Atomic int failed;
+    pthread_mutex_t fail_mu; /* guards fail_st */
+    rk_status_t fail_st;
     char path[];
 } log_env_t;
 
@@ -139,6 +144,22 @@ int log_env_sync(log_env_t *env, rk_status_t *st);
 /* The id of the last committed write transaction (LMDB's txnid): it moves
  * only when a commit wrote a new meta page. Thread: any. */
 uint64_t log_env_last_txnid(log_env_t *env);
+
+/* Sticky failure. Some failures leave the files in a state this process can
+ * no longer vouch for: a journal record made durable (and perhaps
+ * acknowledged) whose LMDB commit then failed, any failed fsync / fdatasync
+ * / mdb_env_sync (after a failed writeback Linux marks the pages clean, so
+ * a later sync would report success for data that never reached the disk),
+ * a checkpoint that failed half way, or the journal's pin on the
+ * checkpointed snapshot lost. log_env_fail records the first such failure;
+ * from then on every write, sync and checkpoint of env fails with it (so
+ * nothing more is acknowledged), closing does not checkpoint, and the next
+ * open replays the journal from the last good checkpoint. Returns code.
+ * Thread: any. */
+int log_env_fail(log_env_t *env, int code, const rk_status_t *why);
+/* The sticky failure's code (0 while healthy); st (may be NULL) gets its
+ * message. Thread: any. */
+int log_env_failed(log_env_t *env, rk_status_t *st);
 
 /* Grows the map: doubles it, capped at max_map_size. Returns RK_ENOSPC when
  * already at the cap. Must not be called with a transaction open. */

@@ -79,12 +79,16 @@
 #include "raftkit/log.h"
 #include "storage/codec.h"
 #include "storage/env.h"
+#include "storage/fileio.h"
 #include "storage/log_store.h"
 
 #define REC_MAGIC   0x4a4b5252u /* "RRKJ" */
 #define REC_HEADER  24u
 #define CKPT_MAGIC  0x504b4352u /* "RCKP" */
 #define CKPT_HEADER 4096u
+/* Slot format 2: records are checksummed with their lap's start sequence
+ * number (rec_sum); format 1 slots (older versions) name unsalted ones. */
+#define CKPT_VERSION 2u
 /* Checkpoint at least this often: until a checkpoint, LMDB cannot reuse the
  * pages that its commits copy (the pin, essay 2a), so the data file and the
  * mapped memory grow by a few pages per commit in between. */
@@ -112,6 +116,7 @@ struct journal {
     size_t seg, off, last_off, psize, slot;
     uint64_t start_seq, next_seq, ckpt_no;
     bool ckpt_valid;
+    bool salted; /* records are checksummed with start_seq (essay, 3) */
     MDB_txn *pin;
     uint64_t since_ckpt_bytes, since_ckpt_txns, ckpt_at_ms, ckpt_every_ms;
     uint64_t since_kick_bytes, since_kick_txns;
@@ -128,73 +133,24 @@ static uint64_t now_ms(void)
     return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
-static int io_err(rk_status_t *st, const char *what, const char *path)
+/* errno (a fileio result) as a journal status */
+static int io_err(rk_status_t *st, int err, const char *what, const char *path)
 {
-    int e = errno;
-    int code = e == ENOSPC || e == EFBIG || e == EDQUOT ? RK_ENOSPC : RK_EIO;
-    return rk_status_set(st, code, "journal: %s %s: %s", what, path, strerror(e));
+    char w[96];
+    snprintf(w, sizeof w, "journal: %s", what);
+    return fileio_err(st, err, w, path);
 }
 
-static int write_all(int fd, const void *p, size_t n, off_t off)
+/* A failure after which the files are in a state this process cannot vouch
+ * for (essay, 6): sticky for the environment. */
+static int failed(log_env_t *env, int rc, rk_status_t *st)
 {
-    const uint8_t *b = p;
-    while (n > 0) {
-        ssize_t w = pwrite(fd, b, n, off);
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w <= 0) {
-            if (w == 0)
-                errno = EIO;
-            return -1;
-        }
-        b += w, n -= (size_t)w, off += w;
-    }
-    return 0;
-}
-
-static int read_all(int fd, void *p, size_t n, off_t off)
-{
-    uint8_t *b = p;
-    while (n > 0) {
-        ssize_t r = pread(fd, b, n, off);
-        if (r < 0 && errno == EINTR)
-            continue;
-        if (r <= 0)
-            return -1;
-        b += r, n -= (size_t)r, off += r;
-    }
-    return 0;
-}
-
-static int sync_dir(const char *dir)
-{
-    int fd = open(dir, O_RDONLY | O_DIRECTORY);
-    if (fd < 0)
-        return -1;
-    int rc = fsync(fd);
-    close(fd);
-    return rc;
-}
-
-/* Creates path as size zero bytes, synced with its directory, so that later
- * overwrites change no file metadata. */
-static int create_zeroed(const char *dir, const char *path, size_t size)
-{
-    int fd = open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    if (fd < 0)
-        return -1;
-    static const uint8_t zero[1 << 16];
-    for (size_t o = 0; o < size; o += sizeof zero) {
-        size_t k = size - o < sizeof zero ? size - o : sizeof zero;
-        if (write_all(fd, zero, k, (off_t)o) != 0)
-            goto fail;
-    }
-    if (fsync(fd) != 0 || sync_dir(dir) != 0)
-        goto fail;
-    return fd;
-fail:
-    close(fd);
-    return -1;
+    rk_status_t why;
+    if (st == NULL || st->code != rc)
+        rk_status_set(&why, rc, "%s", st && st->msg[0] ? st->msg : rk_strerror(rc));
+    else
+        why = *st;
+    return log_env_fail(env, rc, &why);
 }
 
 /* ---- checkpoint slots ---- */
@@ -205,23 +161,22 @@ static uint64_t slot_sum(const uint8_t *slot, size_t psize)
     return codec_checksum(slot + CKPT_HEADER, 2 * psize, seed);
 }
 
-/* Reads both slots and keeps the valid one with the highest number. */
-static int load_checkpoint(journal_t *j, uint8_t *slotbuf)
-/* Returns 1 (loaded), 0 (none yet) or -1 (both slots damaged). */
+/* Parses both slots of the file image f (2 * j->slot bytes) and keeps the
+ * valid one with the highest number. Returns 1 (loaded: *best points to
+ * it), 0 (none yet) or -1 (both slots damaged). */
+static int load_checkpoint(journal_t *j, const uint8_t *f, const uint8_t **best_out)
 {
-    uint8_t *best = NULL;
-    uint8_t *other = slotbuf + j->slot;
+    const uint8_t *best = NULL;
     int blank = 0;
     for (int i = 0; i < 2; i++) {
-        uint8_t *s = i == 0 ? slotbuf : other;
-        if (read_all(j->ckpt_fd, s, j->slot, (off_t)(i * j->slot)) != 0)
-            continue;
+        const uint8_t *s = f + i * j->slot;
         size_t nz = 0;
         while (nz < j->slot && s[nz] == 0)
             nz++;
         blank += nz == j->slot;
-        if (codec_get_le32(s) != CKPT_MAGIC || codec_get_le32(s + 8) != j->psize ||
-            codec_get_le64(s + 32) != slot_sum(s, j->psize))
+        uint32_t version = codec_get_le32(s + 4);
+        if (codec_get_le32(s) != CKPT_MAGIC || (version != 1 && version != CKPT_VERSION) ||
+            codec_get_le32(s + 8) != j->psize || codec_get_le64(s + 32) != slot_sum(s, j->psize))
             continue;
         if (best == NULL || codec_get_le64(s + 16) > codec_get_le64(best + 16))
             best = s;
@@ -234,9 +189,105 @@ static int load_checkpoint(journal_t *j, uint8_t *slotbuf)
     j->ckpt_valid = true;
     j->ckpt_no = codec_get_le64(best + 16);
     j->start_seq = codec_get_le64(best + 24);
-    if (best != slotbuf)
-        memcpy(slotbuf, best, j->slot);
+    j->salted = codec_get_le32(best + 4) >= 2; /* version 1 wrote unsalted records */
+    *best_out = best;
     return 1;
+}
+
+/* LMDB 0.9's meta page: the page header (16 bytes), then mm_magic,
+ * mm_version, mm_address, mm_mapsize and mm_dbs[0], whose first field
+ * (md_pad) holds the environment's page size (mm_psize in mdb.c). LMDB
+ * writes them in host byte order. */
+#define MDB_META_MAGIC   0xBEEFC0DEu
+#define MDB_META_VERSION 1u
+#define MDB_META_PSIZE   40u
+
+static uint32_t host32(const uint8_t *p)
+{
+    uint32_t v;
+    memcpy(&v, p, 4);
+    return v;
+}
+
+/* Does the page at p look like an LMDB 0.9 meta page? */
+static bool meta_page_ok(const uint8_t *p)
+{
+    return host32(p + 16) == MDB_META_MAGIC && host32(p + 20) == MDB_META_VERSION;
+}
+
+/* The page size of the existing data.mdb (open as fd), from its first meta
+ * page: 0 when the file is empty (LMDB has not initialized it yet). */
+static int data_page_size(int fd, const char *path, size_t *psize, rk_status_t *st)
+{
+    uint8_t h[64];
+    struct stat sb;
+    if (fstat(fd, &sb) != 0)
+        return io_err(st, errno, "cannot stat", path);
+    *psize = 0;
+    if (sb.st_size == 0)
+        return 0;
+    int err = fileio_read_all(fd, h, sizeof h, 0);
+    if (err != 0 && err != ENODATA)
+        return io_err(st, err, "cannot read", path);
+    size_t ps = err == 0 ? host32(h + MDB_META_PSIZE) : 0;
+    if (err != 0 || !meta_page_ok(h) || ps < 512 || ps > (64u << 10) || (ps & (ps - 1)) != 0)
+        return rk_status_set(st, RK_ECORRUPT,
+                             "journal: %s is not an LMDB 0.9 data file (magic 0x%08x, version %u, "
+                             "page size %zu): the journal only works with LMDB 0.9 meta pages",
+                             path, err ? 0 : host32(h + 16), err ? 0 : host32(h + 20), ps);
+    *psize = ps;
+    return 0;
+}
+
+/* Opens journal.ckpt, or creates it blank (whole or not at all). A file of
+ * the wrong size that is all zeros is a creation that was cut short by an
+ * earlier version (which zero-filled it in place): blank too. With the page
+ * size still unknown (no data.mdb yet) only checks that the file holds no
+ * checkpoint; journal_recover creates it. *image gets the file's two slots
+ * (NULL when blank). */
+static int open_ckpt(journal_t *j, uint8_t **image, rk_status_t *st)
+{
+    char path[PATH_MAX + 32];
+    snprintf(path, sizeof path, "%s/journal.ckpt", j->dir);
+    uint8_t *f = NULL;
+    size_t len = 0;
+    *image = NULL;
+    int err = fileio_read_file(path, 64u << 20, &f, &len);
+    if (err == ENOENT)
+        len = 0;
+    else if (err != 0)
+        return io_err(st, err, "cannot read", path);
+    size_t nz = 0;
+    while (nz < len && f[nz] == 0)
+        nz++;
+    bool blank = nz == len;
+    if (j->psize == 0 || len != 2 * j->slot) {
+        free(f);
+        if (!blank)
+            return rk_status_set(st, RK_ECORRUPT,
+                                 j->psize == 0
+                                     ? "journal: checkpoint in %s but no data.mdb"
+                                     : "journal: %s/journal.ckpt has the wrong size for the "
+                                       "page size of data.mdb",
+                                 j->dir);
+        if (j->psize == 0) /* created once LMDB has made data.mdb */
+            return 0;
+        err = fileio_create_zeroed(j->dir, "journal.ckpt", 2 * j->slot, &j->ckpt_fd);
+        return err ? io_err(st, err, "cannot create", path) : 0;
+    }
+    j->ckpt_fd = open(path, O_RDWR | O_CLOEXEC);
+    if (j->ckpt_fd < 0) {
+        free(f);
+        return io_err(st, errno, "cannot open", path);
+    }
+    *image = f;
+    return 0;
+}
+
+static void set_page_size(journal_t *j, size_t psize)
+{
+    j->psize = psize;
+    j->slot = CKPT_HEADER + 2 * psize;
 }
 
 int journal_open(const char *dir, size_t segment_bytes, unsigned checkpoint_ms, journal_t **out,
@@ -247,22 +298,24 @@ int journal_open(const char *dir, size_t segment_bytes, unsigned checkpoint_ms, 
         return rk_status_set(st, RK_ENOMEM, "journal_open");
     pthread_mutex_init(&j->mu, NULL);
     j->wal_fd = j->ckpt_fd = j->data_fd = -1;
+    j->salted = true;
     snprintf(j->dir, sizeof j->dir, "%s", dir);
     j->ckpt_every_ms = checkpoint_ms ? checkpoint_ms : CKPT_EVERY_MS;
-    j->psize = (size_t)sysconf(_SC_PAGESIZE); /* LMDB's page size */
-    j->slot = CKPT_HEADER + 2 * j->psize;
     char path[PATH_MAX + 32];
-    uint8_t *slotbuf = NULL;
+    uint8_t *image = NULL;
+    const uint8_t *slot = NULL;
     int rc;
 
-    snprintf(path, sizeof path, "%s/journal.ckpt", dir);
-    j->ckpt_fd = open(path, O_RDWR | O_CLOEXEC);
-    if (j->ckpt_fd < 0 && errno == ENOENT)
-        j->ckpt_fd = create_zeroed(dir, path, 2 * j->slot);
-    if (j->ckpt_fd < 0) {
-        rc = io_err(st, "cannot open", path);
+    /* LMDB uses the page size stored in the file, not the kernel's */
+    snprintf(path, sizeof path, "%s/data.mdb", dir);
+    j->data_fd = open(path, O_RDWR | O_CLOEXEC);
+    size_t psize = 0;
+    if (j->data_fd >= 0 && (rc = data_page_size(j->data_fd, path, &psize, st)) != 0)
         goto fail;
-    }
+    set_page_size(j, psize);
+    if ((rc = open_ckpt(j, &image, st)) != 0)
+        goto fail;
+
     snprintf(path, sizeof path, "%s/journal.wal", dir);
     j->wal_fd = open(path, O_RDWR | O_CLOEXEC);
     struct stat sb;
@@ -273,21 +326,15 @@ int journal_open(const char *dir, size_t segment_bytes, unsigned checkpoint_ms, 
         created = true;
         if (j->wal_fd >= 0)
             close(j->wal_fd);
+        j->wal_fd = -1;
         j->seg = segment_bytes ? segment_bytes : JOURNAL_DEFAULT_SEGMENT;
-        j->wal_fd = create_zeroed(dir, path, j->seg);
+        int err = fileio_create_zeroed(dir, "journal.wal", j->seg, &j->wal_fd);
+        if (err != 0) {
+            rc = io_err(st, err, "cannot create", path);
+            goto fail;
+        }
     }
-    if (j->wal_fd < 0) {
-        rc = io_err(st, "cannot create", path);
-        goto fail;
-    }
-    slotbuf = malloc(2 * j->slot);
-    if (slotbuf == NULL) {
-        rc = rk_status_set(st, RK_ENOMEM, "journal_open");
-        goto fail;
-    }
-    snprintf(path, sizeof path, "%s/data.mdb", dir);
-    j->data_fd = open(path, O_RDWR | O_CLOEXEC);
-    int ck = load_checkpoint(j, slotbuf);
+    int ck = image ? load_checkpoint(j, image, &slot) : 0;
     if (ck < 0) {
         rc = rk_status_set(st, RK_ECORRUPT,
                            "journal: both checkpoint slots of %s/journal.ckpt "
@@ -301,21 +348,20 @@ int journal_open(const char *dir, size_t segment_bytes, unsigned checkpoint_ms, 
     }
     if (ck > 0) {
         /* Roll LMDB back to the checkpointed snapshot (essay, 2b). */
-        if (j->data_fd < 0) {
-            rc = rk_status_set(st, RK_ECORRUPT, "journal: checkpoint in %s but no data.mdb", dir);
-            goto fail;
-        }
-        if (write_all(j->data_fd, slotbuf + CKPT_HEADER, 2 * j->psize, 0) != 0 ||
-            fdatasync(j->data_fd) != 0) {
-            rc = io_err(st, "cannot restore the checkpoint into", path);
+        snprintf(path, sizeof path, "%s/data.mdb", dir);
+        int err = fileio_write_all(j->data_fd, slot + CKPT_HEADER, 2 * j->psize, 0);
+        if (err == 0 && fdatasync(j->data_fd) != 0)
+            err = errno;
+        if (err != 0) {
+            rc = io_err(st, err, "cannot restore the checkpoint into", path);
             goto fail;
         }
     }
-    free(slotbuf);
+    free(image);
     *out = j;
     return 0;
 fail:
-    free(slotbuf);
+    free(image);
     journal_close(j, NULL);
     return rc;
 }
@@ -396,51 +442,85 @@ int journal_repin(journal_t *j, log_env_t *env)
     return log_env_err(mdb_txn_begin(env->mdb, NULL, MDB_RDONLY, &j->pin));
 }
 
-int journal_checkpoint(journal_t *j, log_env_t *env, int recycle, rk_status_t *st)
+/* Copies both LMDB meta pages (just synced) into the next slot and syncs
+ * it. */
+static int write_slot(journal_t *j, int recycle, uint64_t *no_out, rk_status_t *st)
 {
     char path[PATH_MAX + 32];
-    snprintf(path, sizeof path, "%s/data.mdb", j->dir);
-    /* LMDB must hold every record before the segment is recycled (a resize
-     * checkpoint inside a drain does not recycle, and finds it a no-op). */
-    int rc = log_store_drain(env, st);
-    if (rc != 0)
-        return rc;
-    rc = mdb_env_sync(env->mdb, 1);
-    if (rc != 0)
-        return rk_status_set(st, log_env_err(rc), "journal: cannot sync %s: %s", path,
-                             mdb_strerror(rc));
     if (data_fd(j, path, sizeof path) < 0)
-        return io_err(st, "cannot open", path);
+        return io_err(st, errno, "cannot open", path);
     uint8_t *s = calloc(1, j->slot);
     if (s == NULL)
         return rk_status_set(st, RK_ENOMEM, "journal checkpoint");
-    if (read_all(j->data_fd, s + CKPT_HEADER, 2 * j->psize, 0) != 0) {
+    int err = fileio_read_all(j->data_fd, s + CKPT_HEADER, 2 * j->psize, 0);
+    if (err != 0) {
         free(s);
-        return io_err(st, "cannot read the meta pages of", path);
+        return io_err(st, err, "cannot read the meta pages of", path);
     }
+    /* what restoring them at the next open assumes (essay, 7) */
+    if (!meta_page_ok(s + CKPT_HEADER) || !meta_page_ok(s + CKPT_HEADER + j->psize)) {
+        free(s);
+        return rk_status_set(st, RK_ECORRUPT,
+                             "journal: the meta pages of %s are not LMDB 0.9 meta pages of %zu "
+                             "bytes",
+                             path, j->psize);
+    }
+    /* after a recycle the segment holds salted records only */
+    bool salted = j->salted || recycle;
     uint64_t no = j->ckpt_no + 1, start = recycle ? j->next_seq : j->start_seq;
     codec_put_le32(s, CKPT_MAGIC);
-    codec_put_le32(s + 4, 1);
+    codec_put_le32(s + 4, salted ? CKPT_VERSION : 1);
     codec_put_le32(s + 8, (uint32_t)j->psize);
     codec_put_le64(s + 16, no);
     codec_put_le64(s + 24, start);
     codec_put_le64(s + 32, slot_sum(s, j->psize));
-    int wr = write_all(j->ckpt_fd, s, j->slot, (off_t)((no % 2) * j->slot));
+    err = fileio_write_all(j->ckpt_fd, s, j->slot, (off_t)((no % 2) * j->slot));
     free(s);
+    if (err == 0 && fdatasync(j->ckpt_fd) != 0)
+        err = errno;
     snprintf(path, sizeof path, "%s/journal.ckpt", j->dir);
-    if (wr != 0 || fdatasync(j->ckpt_fd) != 0)
-        return io_err(st, "cannot write", path);
+    if (err != 0)
+        return io_err(st, err, "cannot write", path);
+    j->salted = salted;
+    *no_out = no;
+    return 0;
+}
+
+int journal_checkpoint(journal_t *j, log_env_t *env, int recycle, rk_status_t *st)
+{
+    int rc = log_env_failed(env, st);
+    if (rc != 0)
+        return rc;
+    /* LMDB must hold every record before the segment is recycled (a resize
+     * checkpoint inside a drain does not recycle, and finds it a no-op). A
+     * failed drain is sticky by itself. */
+    if ((rc = log_store_drain(env, st)) != 0)
+        return rc;
+    /* From here on every failure is sticky (essay, 6): a failed sync
+     * cannot be retried, and a slot may be half written. */
+    if ((rc = mdb_env_sync(env->mdb, 1)) != 0) {
+        char path[PATH_MAX + 32];
+        snprintf(path, sizeof path, "%s/data.mdb", j->dir);
+        rk_status_set(st, log_env_err(rc), "journal: cannot sync %s: %s", path, mdb_strerror(rc));
+        return failed(env, log_env_err(rc), st);
+    }
+    uint64_t no = 0;
+    if ((rc = write_slot(j, recycle, &no, st)) != 0)
+        return failed(env, rc, st);
     j->ckpt_no = no;
     j->ckpt_valid = true;
-    j->start_seq = start;
-    if (recycle)
+    if (recycle) {
+        j->start_seq = j->next_seq;
         j->off = 0;
+    }
     j->since_ckpt_bytes = 0;
     j->since_ckpt_txns = 0;
     j->ckpt_at_ms = now_ms();
     j->checkpoints++;
-    if ((rc = journal_repin(j, env)) != 0)
-        return rk_status_set(st, rc, "journal: cannot pin the checkpoint");
+    if ((rc = journal_repin(j, env)) != 0) {
+        rk_status_set(st, rc, "journal: cannot pin the checkpoint: %s", rk_strerror(rc));
+        return failed(env, rc, st);
+    }
     return 0;
 }
 
@@ -497,9 +577,14 @@ static void encode_ops(const log_op_t *ops, size_t n, uint8_t *p)
     }
 }
 
-static uint64_t rec_sum(const uint8_t *rec, size_t len)
+/* The record checksum, salted with the sequence number of the lap's first
+ * record (essay, 3): an image of a record from an earlier lap, or one
+ * embedded in a payload, does not verify as a record of this lap. Format 1
+ * checkpoints name unsalted laps (salt 0; start_seq is never 0). */
+static uint64_t rec_sum(const journal_t *j, const uint8_t *rec, size_t len)
 {
-    return codec_checksum(rec + REC_HEADER, len, codec_checksum(rec, 16, REC_MAGIC));
+    uint64_t salt = j->salted ? j->start_seq : 0;
+    return codec_checksum(rec + REC_HEADER, len, codec_checksum(rec, 16, REC_MAGIC + salt));
 }
 
 int journal_append(journal_t *j, log_env_t *env, const log_op_t *ops, size_t n, uint64_t *seq,
@@ -508,7 +593,9 @@ int journal_append(journal_t *j, log_env_t *env, const log_op_t *ops, size_t n, 
     size_t len = ops_size(ops, n), total = (REC_HEADER + len + 7) & ~(size_t)7;
     if (total > j->seg || total > JOURNAL_DIRECT_BYTES)
         return JOURNAL_TOO_BIG;
-    int rc;
+    int rc = log_env_failed(env, st);
+    if (rc != 0)
+        return rc;
     if (j->off + total > j->seg && (rc = journal_checkpoint(j, env, 1, st)) != 0)
         return rc;
     if (total > j->buf_cap) {
@@ -524,11 +611,14 @@ int journal_append(journal_t *j, log_env_t *env, const log_op_t *ops, size_t n, 
     codec_put_le32(r + 4, (uint32_t)len);
     codec_put_le64(r + 8, j->next_seq);
     encode_ops(ops, n, r + REC_HEADER);
-    codec_put_le64(r + 16, rec_sum(r, len));
+    codec_put_le64(r + 16, rec_sum(j, r, len));
     char path[PATH_MAX + 32];
     snprintf(path, sizeof path, "%s/journal.wal", j->dir);
-    if (write_all(j->wal_fd, r, total, (off_t)j->off) != 0 || fdatasync(j->wal_fd) != 0)
-        return io_err(st, "cannot write", path);
+    int err = fileio_write_all(j->wal_fd, r, total, (off_t)j->off);
+    if (err == 0 && fdatasync(j->wal_fd) != 0)
+        err = errno;
+    if (err != 0) /* the record may be on the disk, whole or torn: sticky */
+        return failed(env, io_err(st, err, "cannot write", path), st);
     *seq = j->next_seq++;
     j->last_off = j->off;
     j->off += total;
@@ -538,12 +628,17 @@ int journal_append(journal_t *j, log_env_t *env, const log_op_t *ops, size_t n, 
     return 0;
 }
 
-int journal_retract(journal_t *j, rk_status_t *st)
+int journal_retract(journal_t *j, log_env_t *env, rk_status_t *st)
 {
     static const uint8_t zero[REC_HEADER];
-    if (write_all(j->wal_fd, zero, sizeof zero, (off_t)j->last_off) != 0 ||
-        fdatasync(j->wal_fd) != 0)
-        return io_err(st, "cannot retract the last record of", "journal.wal");
+    int err = fileio_write_all(j->wal_fd, zero, sizeof zero, (off_t)j->last_off);
+    if (err == 0 && fdatasync(j->wal_fd) != 0)
+        err = errno;
+    if (err != 0) {
+        char path[PATH_MAX + 32];
+        snprintf(path, sizeof path, "%s/journal.wal", j->dir);
+        return failed(env, io_err(st, err, "cannot retract the last record of", path), st);
+    }
     j->off = j->last_off;
     j->next_seq--;
     return 0;
@@ -607,6 +702,7 @@ static int open_group(log_env_t *env, uint64_t gid, log_store_t **out, rk_status
 _Static_assert(JOURNAL_DIRECT_BYTES + REC_HEADER + 8 <= WIN_BYTES, "a record must fit the window");
 
 typedef struct win {
+    const journal_t *j;
     int fd;
     size_t seg, start, len;
     uint8_t *buf;
@@ -620,7 +716,7 @@ static const uint8_t *win_at(win_t *w, size_t off, size_t n)
     if (off < w->start || off + n > w->start + w->len) {
         size_t k = w->seg - off < WIN_BYTES ? w->seg - off : WIN_BYTES;
         w->len = 0;
-        if (read_all(w->fd, w->buf, k, (off_t)off) != 0)
+        if (fileio_read_all(w->fd, w->buf, k, (off_t)off) != 0)
             return NULL;
         w->start = off;
         w->len = k;
@@ -637,7 +733,7 @@ static size_t rec_check(win_t *w, size_t off, const uint8_t **rec)
         return 0;
     size_t len = codec_get_le32(h + 4), total = (REC_HEADER + len + 7) & ~(size_t)7;
     const uint8_t *r = win_at(w, off, total);
-    if (r == NULL || codec_get_le64(r + 16) != rec_sum(r, len))
+    if (r == NULL || codec_get_le64(r + 16) != rec_sum(w->j, r, len))
         return 0;
     *rec = r;
     return total;
@@ -732,7 +828,18 @@ static int replay_one(replay_t *r, const uint8_t *p, size_t len, uint64_t seq, r
             p += ENTRY_HEADER + e->len;
         }
     }
-    return log_store_apply(r->env, r->ops, n, seq, st);
+    int rc = log_store_apply(r->env, r->ops, n, seq, st);
+    /* Only ops that fitted the log were journaled (log_store_write_ex):
+     * one that does not fit now means replay diverged from the live
+     * path. Never drop it quietly. */
+    for (size_t i = 0; rc == 0 && i < n; i++)
+        if (r->ops[i].status != 0)
+            rc = rk_status_set(st, RK_ECORRUPT,
+                               "journal record %llu: op %zu (group %s) does not fit the log on "
+                               "replay: %s",
+                               (unsigned long long)seq, i, log_store_group(r->ops[i].store),
+                               rk_strerror(r->ops[i].status));
+    return rc;
 bad:
     return rk_status_set(st, RK_ECORRUPT, "journal record %llu verifies but does not decode",
                          (unsigned long long)seq);
@@ -746,10 +853,36 @@ static void replay_free_batch(replay_t *r)
     r->ops = NULL, r->entries = NULL, r->hs = NULL;
 }
 
+/* LMDB has opened data.mdb: the page size it uses must be the one the
+ * checkpoint slots are laid out for; a new data.mdb gets its journal.ckpt
+ * now. */
+static int check_page_size(journal_t *j, log_env_t *env, rk_status_t *st)
+{
+    MDB_stat ms;
+    int rc = mdb_env_stat(env->mdb, &ms);
+    if (rc != 0)
+        return rk_status_set(st, log_env_err(rc), "journal: mdb_env_stat: %s", mdb_strerror(rc));
+    if (j->psize != 0 && ms.ms_psize != j->psize)
+        return rk_status_set(
+            st, RK_ECORRUPT,
+            "journal: LMDB uses pages of %u bytes in %s but its meta page says %zu", ms.ms_psize,
+            j->dir, j->psize);
+    if (j->ckpt_fd >= 0)
+        return 0;
+    set_page_size(j, ms.ms_psize);
+    char path[PATH_MAX + 32];
+    snprintf(path, sizeof path, "%s/journal.ckpt", j->dir);
+    int err = fileio_create_zeroed(j->dir, "journal.ckpt", 2 * j->slot, &j->ckpt_fd);
+    return err ? io_err(st, err, "cannot create", path) : 0;
+}
+
 int journal_recover(journal_t *j, log_env_t *env, rk_status_t *st)
 {
+    int rc = check_page_size(j, env, st);
+    if (rc != 0)
+        return rc;
     /* Pin the restored snapshot before replay commits anything (essay, 2a). */
-    int rc = journal_repin(j, env);
+    rc = journal_repin(j, env);
     if (rc != 0)
         return rk_status_set(st, rc, "journal: cannot pin the checkpoint");
     uint64_t applied = 0;
@@ -758,7 +891,7 @@ int journal_recover(journal_t *j, log_env_t *env, rk_status_t *st)
         return rc;
     uint64_t expect = applied + 1;
     if (j->ckpt_valid) {
-        win_t w = {.fd = j->wal_fd, .seg = j->seg, .buf = malloc(WIN_BYTES)};
+        win_t w = {.j = j, .fd = j->wal_fd, .seg = j->seg, .buf = malloc(WIN_BYTES)};
         if (w.buf == NULL)
             return rk_status_set(st, RK_ENOMEM, "journal recovery");
         replay_t r = {.env = env};
@@ -804,7 +937,9 @@ void journal_close(journal_t *j, log_env_t *env)
 {
     if (j == NULL)
         return;
-    if (env != NULL && j->pin != NULL) {
+    /* after a sticky failure the journal is left for the next open to
+     * replay: checkpointing now could declare unsynced pages durable */
+    if (env != NULL && j->pin != NULL && log_env_failed(env, NULL) == 0) {
         rk_status_t st;
         rk_status_clear(&st);
         if (journal_checkpoint(j, env, 1, &st) != 0)

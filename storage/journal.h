@@ -75,8 +75,8 @@ int journal_append(journal_t *j, log_env_t *env, const log_op_t *ops, size_t n, 
 
 /* Takes back the record journal_append just wrote (zeroes its header and
  * syncs) after its LMDB transaction failed, so that a failed batch is not
- * replayed at the next open. Errors: RK_EIO. */
-int journal_retract(journal_t *j, rk_status_t *st);
+ * replayed at the next open. Errors: RK_EIO (sticky: log_env_fail). */
+int journal_retract(journal_t *j, log_env_t *env, rk_status_t *st);
 
 /* Makes LMDB durable (mdb_env_sync), records the new checkpoint and, with
  * recycle, restarts the segment. Called after a batch when the checkpoint is

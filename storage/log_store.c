@@ -974,20 +974,32 @@ static bounds_sim_t *sim_for(bounds_sim_t *sims, size_t *ns, log_store_t *s)
     return m;
 }
 
-static bool ops_fit(const log_op_t *ops, size_t n)
+/* How many of ops[0..n) fit the log, each after those before it that fit
+ * (one that does not fit changes nothing: op_invalid); with out, copies
+ * those that fit there, in order: what the transaction will apply, and so
+ * what the journal record must hold. (size_t)-1 when out of memory. */
+static size_t ops_fitting(const log_op_t *ops, size_t n, log_op_t *out)
 {
     bounds_sim_t small[8], *sims = n <= 8 ? small : calloc(n, sizeof(*sims));
     if (sims == NULL)
-        return false;
-    size_t ns = 0;
-    bool ok = true;
-    for (size_t i = 0; i < n && ok; i++) {
+        return (size_t)-1;
+    size_t ns = 0, k = 0;
+    for (size_t i = 0; i < n; i++) {
         bounds_sim_t *m = sim_for(sims, &ns, ops[i].store);
-        ok = op_fits(&ops[i], &m->base, &m->last);
+        if (!op_fits(&ops[i], &m->base, &m->last))
+            continue;
+        if (out != NULL)
+            out[k] = ops[i];
+        k++;
     }
     if (sims != small)
         free(sims);
-    return ok;
+    return k;
+}
+
+static bool ops_fit(const log_op_t *ops, size_t n)
+{
+    return ops_fitting(ops, n, NULL) == n;
 }
 
 /* ---- pending ----
@@ -1015,6 +1027,9 @@ static bool ops_fit(const log_op_t *ops, size_t n)
  * pending payload, its per-entry overhead and the pages a transaction copies,
  * with a wide margin */
 #define PEND_RESERVE (4u << 20)
+/* pending payload never exceeds this, a quarter of the reservation (the
+ * rest covers per-entry overhead and the pages a transaction copies) */
+#define PEND_MAX_BYTES (PEND_RESERVE / 4)
 /* a batch larger than this is committed at once */
 #define PEND_BATCH_MAX (64u << 10)
 /* and only stores whose cache can hold the pending entries several times */
@@ -1027,7 +1042,6 @@ typedef struct log_pending {
     size_t records, bytes;
     uint64_t last_seq;
     uint64_t drains; /* transactions that applied pending ops (for tests) */
-    int err;         /* a drain failed: every later write fails with it */
 } log_pending_t;
 
 /* What an op's entries weigh in the cache: payload plus overhead. */
@@ -1096,15 +1110,16 @@ static bool pend_full(const log_env_t *env)
  * already), to stores whose cache keeps them. */
 static bool pend_ok(const log_env_t *env, const log_op_t *ops, size_t n)
 {
-    if (env->pending != NULL && env->pending->err != 0)
-        return false;
     size_t bytes = 0;
     for (size_t i = 0; i < n; i++) {
         if (ops[i].kind != LOG_OP_APPEND || ops[i].store->cache.limit < PEND_CACHE_MIN)
             return false;
         bytes += op_weight(&ops[i]);
     }
-    return bytes <= PEND_BATCH_MAX;
+    /* The queue never outgrows the room reserved for draining it (inline
+     * writes skip the drain at PEND_BYTES; the writer thread drains later) */
+    size_t queued = env->pending != NULL ? env->pending->bytes : 0;
+    return bytes <= PEND_BATCH_MAX && queued + bytes <= PEND_MAX_BYTES;
 }
 
 /* Publishes a journaled batch without committing it: queues copies of the
@@ -1193,24 +1208,21 @@ static void pend_forget(log_env_t *env, log_store_t *s)
 int log_store_drain(log_env_t *env, rk_status_t *st)
 {
     log_pending_t *p = env->pending;
-    if (p == NULL || env->draining)
+    if (env->draining)
         return 0;
-    if (p->err != 0)
-        return rk_status_set(st, p->err, "log: journaled batches could not be applied earlier");
-    if (p->n == 0)
-        return 0;
+    int rc = log_env_failed(env, st);
+    if (rc != 0 || p == NULL || p->n == 0)
+        return rc;
     env->draining = true;
-    int rc = commit_ops(env, p->ops, p->n, LOG_ENV_JOURNALED, p->last_seq, false, st);
+    rc = commit_ops(env, p->ops, p->n, LOG_ENV_JOURNALED, p->last_seq, false, st);
     env->draining = false;
     for (size_t i = 0; rc == 0 && i < p->n; i++)
         if (p->ops[i].status != 0) /* published as fitting: cannot happen */
             rc =
                 rk_status_set(st, RK_ECORRUPT, "group %s: a journaled batch no longer fits the log",
                               p->ops[i].store->group);
-    if (rc != 0) {
-        p->err = rc;
-        return rc;
-    }
+    if (rc != 0) /* acknowledged batches LMDB lacks: only replay has them */
+        return log_env_fail(env, rc, st);
     for (size_t i = 0; i < p->n; i++) {
         log_store_t *s = p->ops[i].store;
         pthread_mutex_lock(&s->mu);
@@ -1268,6 +1280,21 @@ int log_store_write_flags(log_env_t *env, log_op_t *ops, size_t n, unsigned flag
 /* With a journal: one fdatasync of the journal record, then either the LMDB
  * commit without sync (journal.c explains why that is safe) or, for small
  * appends, publication from memory and a later commit ("pending"). */
+/* Appends the batch's journal record: every op that fits the log (those
+ * that do not are failed by the transaction and must not be replayed). */
+static int append_record(log_env_t *env, const log_op_t *ops, size_t n, bool fits, uint64_t *seq,
+                         rk_status_t *st)
+{
+    if (fits)
+        return journal_append(env->journal, env, ops, n, seq, st);
+    log_op_t *jops = malloc((n ? n : 1) * sizeof *jops);
+    size_t k = jops ? ops_fitting(ops, n, jops) : (size_t)-1;
+    int rc = k == (size_t)-1 ? rk_status_set(st, RK_ENOMEM, "journal record")
+                             : journal_append(env->journal, env, jops, k, seq, st);
+    free(jops);
+    return rc;
+}
+
 int log_store_write_ex(log_env_t *env, log_op_t *ops, size_t n, unsigned flags,
                        void (*on_durable)(void *arg), void *arg, rk_status_t *st)
 {
@@ -1287,15 +1314,15 @@ int log_store_write_ex(log_env_t *env, log_op_t *ops, size_t n, unsigned flags,
     /* Everything older reaches LMDB before a batch that is committed now,
      * and a full queue is committed before the batch is journaled: should
      * that fail, the batch fails cleanly instead of after it was durable. */
-    int rc = 0;
+    int rc = log_env_failed(env, st);
     bool may_block = !(flags & LOG_STORE_NO_CHECKPOINT);
-    if (!pend || (may_block && pend_full(env)))
+    if (rc == 0 && (!pend || (may_block && pend_full(env))))
         rc = log_store_drain(env, st);
     /* a due checkpoint too, for the same reason (it drains) */
     if (rc == 0 && pend && may_block && journal_due(j))
         rc = journal_checkpoint(j, env, 1, st);
     if (rc == 0)
-        rc = journal_append(j, env, ops, n, &seq, st);
+        rc = append_record(env, ops, n, fits, &seq, st);
     if (rc == JOURNAL_TOO_BIG) { /* straight into LMDB, then durable */
         rc = log_store_drain(env, st);
         if (rc == 0)
@@ -1316,14 +1343,17 @@ int log_store_write_ex(log_env_t *env, log_op_t *ops, size_t n, unsigned flags,
             } else if (!early) {
                 /* Nothing of a failed batch may come back at the next open.
                  * If even that fails, it may (as any unacknowledged write
-                 * may). */
+                 * may), and the failed sync is sticky. */
                 rk_status_t rst;
                 rk_status_clear(&rst);
-                journal_retract(j, &rst);
+                journal_retract(j, env, &rst);
+            } else {
+                /* Reported durable, the record must stay and be applied by
+                 * the replay at the next open; until then nothing may be
+                 * written, checkpointed or acknowledged after it (a
+                 * checkpoint would recycle the record away). */
+                log_env_fail(env, rc, st);
             }
-            /* After on_durable the record stays: reported durable, it is
-             * replayed at the next open, and the caller's sticky error stops
-             * everything after it. */
             if (rc == 0 && may_block && journal_due(j))
                 rc = journal_checkpoint(j, env, 1, st);
         }

@@ -1,0 +1,479 @@
+/* The storage layer when the disk fails it: a write or sync that fails
+ * after a journal record was made durable, a failed fsync that a later one
+ * would hide, switching the journal off just before a power loss, a
+ * half-created checkpoint file, and the assumptions the journal checks at
+ * open (LMDB's version and page size, one process per data directory).
+ *
+ * Faults are injected from outside the library: this program defines
+ * fdatasync, fsync, pwrite, writev, pwritev and unlink, which take
+ * precedence over libc's for raftkit's calls and for liblmdb's (as
+ * tests/storage/powerloss.c does), and pass through to the system calls
+ * unless a test armed them for one file. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/uio.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "storage/journal.h"
+#include "storage/log_store.h"
+#include "tests/storage/util.h"
+
+#define FOREVER 3600000u /* a checkpoint interval that never elapses in a test */
+
+/* ---- fault injection ---- */
+
+/* Fail the next `fail_count` calls of a kind on the file whose name ends in
+ * `fail_name` with `fail_errno` (nothing is written or synced). */
+enum { F_NONE, F_WRITE, F_SYNC };
+static int fail_kind = F_NONE, fail_errno, fail_count;
+static char fail_name[64];
+static int fails_injected;
+
+/* Deferred unlinks: while `defer_dir` is set, unlink(2) of a file in it
+ * renames the file aside; an fsync of the directory makes the removals
+ * final; power_loss_unlinks() brings back those not made final, as a power
+ * cut does with a directory update that never reached the disk. */
+static char defer_dir[PATH_MAX];
+static char deferred[8][1024];
+static int n_deferred;
+
+static void fd_path(int fd, char *out, size_t len)
+{
+    char link[64];
+    snprintf(link, sizeof link, "/proc/self/fd/%d", fd);
+    ssize_t n = readlink(link, out, len - 1);
+    out[n > 0 ? n : 0] = '\0';
+}
+
+static int should_fail(int kind, int fd)
+{
+    if (fail_kind != kind || fail_count == 0)
+        return 0;
+    char p[PATH_MAX];
+    fd_path(fd, p, sizeof p);
+    size_t n = strlen(p), k = strlen(fail_name);
+    if (n < k || strcmp(p + n - k, fail_name) != 0)
+        return 0;
+    fail_count--;
+    fails_injected++;
+    return fail_errno;
+}
+
+static void arm(int kind, const char *name, int err, int count)
+{
+    snprintf(fail_name, sizeof fail_name, "/%s", name);
+    fail_errno = err;
+    fail_count = count;
+    fail_kind = kind;
+    fails_injected = 0;
+}
+
+static void disarm(void)
+{
+    fail_kind = F_NONE;
+    fail_count = 0;
+}
+
+ssize_t pwrite(int fd, const void *buf, size_t n, off_t off)
+{
+    int e = should_fail(F_WRITE, fd);
+    if (e)
+        return errno = e, -1;
+    return syscall(SYS_pwrite64, fd, buf, n, off);
+}
+
+ssize_t pwrite64(int fd, const void *buf, size_t n, off_t off)
+{
+    return pwrite(fd, buf, n, off);
+}
+
+ssize_t writev(int fd, const struct iovec *iov, int cnt)
+{
+    int e = should_fail(F_WRITE, fd);
+    if (e)
+        return errno = e, -1;
+    return syscall(SYS_writev, fd, iov, cnt);
+}
+
+ssize_t pwritev(int fd, const struct iovec *iov, int cnt, off_t off)
+{
+    int e = should_fail(F_WRITE, fd);
+    if (e)
+        return errno = e, -1;
+    return syscall(SYS_pwritev, fd, iov, cnt, (long)off, (long)((uint64_t)off >> 32));
+}
+
+static void dir_synced(int fd)
+{
+    if (defer_dir[0] == '\0')
+        return;
+    char p[PATH_MAX], want[PATH_MAX];
+    fd_path(fd, p, sizeof p);
+    if (realpath(defer_dir, want) == NULL || strcmp(p, want) != 0)
+        return;
+    for (int i = 0; i < n_deferred; i++) {
+        char aside[1100];
+        snprintf(aside, sizeof aside, "%.1000s.unlinked", deferred[i]);
+        syscall(SYS_unlink, aside);
+    }
+    n_deferred = 0;
+}
+
+int fdatasync(int fd)
+{
+    int e = should_fail(F_SYNC, fd);
+    if (e)
+        return errno = e, -1;
+    return (int)syscall(SYS_fdatasync, fd);
+}
+
+int fsync(int fd)
+{
+    int e = should_fail(F_SYNC, fd);
+    if (e)
+        return errno = e, -1;
+    int rc = (int)syscall(SYS_fsync, fd);
+    if (rc == 0)
+        dir_synced(fd);
+    return rc;
+}
+
+int unlink(const char *path)
+{
+    size_t k = strlen(defer_dir);
+    if (k == 0 || strncmp(path, defer_dir, k) != 0 || path[k] != '/' || n_deferred == 8 ||
+        strlen(path) > 1000)
+        return (int)syscall(SYS_unlink, path);
+    char aside[1100];
+    snprintf(aside, sizeof aside, "%.1000s.unlinked", path);
+    if (syscall(SYS_rename, path, aside) != 0)
+        return -1;
+    snprintf(deferred[n_deferred++], sizeof deferred[0], "%.1000s", path);
+    return 0;
+}
+
+/* The power cut: removals no directory fsync covered are undone. */
+static void power_loss_unlinks(void)
+{
+    for (int i = 0; i < n_deferred; i++) {
+        char aside[1100];
+        snprintf(aside, sizeof aside, "%.1000s.unlinked", deferred[i]);
+        syscall(SYS_rename, aside, deferred[i]);
+    }
+    n_deferred = 0;
+    defer_dir[0] = '\0';
+}
+
+/* ---- helpers ---- */
+
+static int setup(void **state)
+{
+    *state = tu_mkdtemp("failures");
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    disarm();
+    defer_dir[0] = '\0';
+    n_deferred = 0;
+    tu_rm_rf(*state);
+    free(*state);
+    return 0;
+}
+
+static void opts(log_env_options_t *o, bool journal)
+{
+    log_env_options_init(o);
+    o->journal = journal;
+    o->journal_checkpoint_ms = FOREVER;
+}
+
+static log_store_t *open_g(const char *dir, const log_env_options_t *o, size_t cache,
+                           log_env_t **env)
+{
+    log_store_t *s;
+    rk_status_t st;
+    log_store_options_t so = {.cache_bytes = cache};
+    assert_int_equal(log_env_open(dir, o, env, &st), 0);
+    assert_int_equal(log_store_open(*env, "g", &so, &s, &st), 0);
+    return s;
+}
+
+static int append_range(log_env_t *env, log_store_t *s, uint64_t first, size_t n,
+                        void (*on_durable)(void *), void *arg, rk_status_t *st)
+{
+    log_entry_t *e = tu_entries(first, n, 1, 300);
+    log_op_t op = {.store = s, .kind = LOG_OP_APPEND, .entries = e, .n_entries = n};
+    int rc = log_store_write_ex(env, &op, 1, 0, on_durable, arg, st);
+    tu_entries_free(e, n);
+    return rc != 0 ? rc : op.status;
+}
+
+static void append_ok(log_env_t *env, log_store_t *s, uint64_t first, size_t n)
+{
+    rk_status_t st;
+    assert_int_equal(append_range(env, s, first, n, NULL, NULL, &st), 0);
+}
+
+static void count_durable(void *arg)
+{
+    ++*(int *)arg;
+}
+
+/* Reopens dir and checks the log is exactly [1, last] with its payloads. */
+static void expect_log(const char *dir, const log_env_options_t *o, uint64_t last)
+{
+    log_env_t *env;
+    log_store_t *s = open_g(dir, o, 0, &env);
+    rk_status_t st;
+    assert_int_equal(log_store_first_index(s), 1);
+    assert_int_equal(log_store_last_index(s), last);
+    assert_int_equal(log_store_verify(s, NULL, &st), 0);
+    for (uint64_t i = 1; i <= last; i++) {
+        log_entry_t e;
+        assert_int_equal(log_store_get(s, i, &e, &st), 0);
+        assert_true(tu_payload_check(i, 1, e.data, e.len));
+        log_entry_release(&e);
+    }
+    log_store_close(s);
+    log_env_close(env);
+}
+
+static uint64_t replayed_at_open(const char *dir, const log_env_options_t *o)
+{
+    log_env_t *env;
+    rk_status_t st;
+    assert_int_equal(log_env_open(dir, o, &env, &st), 0);
+    uint64_t replayed = 0;
+    journal_stats(env->journal, NULL, &replayed, NULL);
+    log_env_close(env);
+    return replayed;
+}
+
+/* ---- 1. a batch acknowledged, then its LMDB commit failed ---- */
+
+/* The record of 6..8 is synced and reported durable (on_durable: a follower
+ * would answer AppendEntries now); then LMDB cannot write its pages (a full
+ * disk). The batch must come back after an ordinary close and reopen, and
+ * nothing after it may be written or acknowledged in between. */
+static void acknowledged_batch_whose_commit_failed_survives_a_clean_restart(void **state)
+{
+    const char *dir = *state;
+    log_env_options_t o;
+    opts(&o, true);
+    log_env_t *env;
+    log_store_t *s = open_g(dir, &o, 0, &env); /* no cache: every batch commits at once */
+    append_ok(env, s, 1, 5);
+
+    arm(F_WRITE, "data.mdb", ENOSPC, 1000);
+    int durable = 0;
+    rk_status_t st;
+    assert_int_equal(append_range(env, s, 6, 3, count_durable, &durable, &st), RK_ENOSPC);
+    disarm();
+    assert_true(fails_injected > 0);
+    assert_int_equal(durable, 1); /* acknowledged */
+
+    /* sticky: nothing later is written, nothing acknowledged */
+    int later = 0;
+    assert_int_equal(append_range(env, s, 6, 1, count_durable, &later, &st), RK_ENOSPC);
+    assert_int_equal(later, 0);
+    meta_hard_state_t hs = {.term = 7};
+    assert_int_equal(meta_store_save(s, &hs, &st), RK_ENOSPC);
+
+    log_store_close(s);
+    log_env_close(env); /* a clean shutdown: must not checkpoint the record away */
+    expect_log(dir, &o, 8);
+}
+
+/* ---- 2. a failed sync is remembered ---- */
+
+/* mdb_env_sync in a checkpoint fails once (the kernel then marks the pages
+ * clean: a second sync would report success for data that never reached the
+ * disk). From then on every write fails, the close does not checkpoint, and
+ * the next open replays the journal. */
+static void failed_checkpoint_sync_is_sticky_and_replayed_at_the_next_open(void **state)
+{
+    const char *dir = *state;
+    log_env_options_t o;
+    opts(&o, true);
+    log_env_t *env;
+    log_store_t *s = open_g(dir, &o, 0, &env);
+    append_ok(env, s, 1, 10);
+
+    rk_status_t st;
+    arm(F_SYNC, "data.mdb", EIO, 1);
+    journal_lock(env->journal);
+    assert_int_equal(journal_checkpoint(env->journal, env, 1, &st), RK_EIO);
+    journal_unlock(env->journal);
+    assert_int_equal(fails_injected, 1);
+    disarm();
+
+    int durable = 0;
+    assert_int_equal(append_range(env, s, 11, 1, count_durable, &durable, &st), RK_EIO);
+    assert_int_equal(durable, 0);
+    assert_int_equal(log_store_last_index(s), 10);
+    journal_lock(env->journal);
+    assert_int_equal(journal_checkpoint(env->journal, env, 1, &st), RK_EIO);
+    journal_unlock(env->journal);
+    assert_int_equal(log_store_sync_pending(env, &st), RK_EIO);
+    log_store_close(s);
+    log_env_close(env);
+
+    assert_int_equal(replayed_at_open(dir, &o), 1); /* the batch 1..10 */
+    expect_log(dir, &o, 10);
+}
+
+/* The same for the sync of a journal record: the batch fails, is not
+ * acknowledged, and the journal takes nothing after it. */
+static void failed_record_sync_is_sticky(void **state)
+{
+    const char *dir = *state;
+    log_env_options_t o;
+    opts(&o, true);
+    log_env_t *env;
+    log_store_t *s = open_g(dir, &o, 0, &env);
+    append_ok(env, s, 1, 3);
+    rk_status_t st;
+    int durable = 0;
+    arm(F_SYNC, "journal.wal", EIO, 1);
+    assert_int_equal(append_range(env, s, 4, 1, count_durable, &durable, &st), RK_EIO);
+    disarm();
+    assert_int_equal(durable, 0);
+    assert_int_equal(append_range(env, s, 4, 1, count_durable, &durable, &st), RK_EIO);
+    assert_int_equal(durable, 0);
+    log_store_close(s);
+    log_env_close(env);
+    /* 4 may or may not be there (never acknowledged); 1..3 are */
+    log_env_t *e2;
+    log_store_t *s2 = open_g(dir, &o, 0, &e2);
+    assert_true(log_store_last_index(s2) == 3 || log_store_last_index(s2) == 4);
+    assert_int_equal(log_store_verify(s2, NULL, &st), 0);
+    log_store_close(s2);
+    log_env_close(e2);
+}
+
+/* ---- 3. turning the journal off ---- */
+
+/* Recovering with the journal off removes its files. Unless that removal is
+ * durable before LMDB runs unpinned, a power loss can bring journal.ckpt
+ * back, and the next open would restore its old meta pages over a tree that
+ * has been overwritten since. */
+static void turning_the_journal_off_survives_a_power_loss(void **state)
+{
+    const char *dir = *state;
+    log_env_options_t on, off;
+    opts(&on, true);
+    opts(&off, false);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) { /* writes with the journal and dies without closing */
+        log_env_t *env;
+        log_store_t *s;
+        rk_status_t st;
+        if (log_env_open(dir, &on, &env, &st) != 0 || log_store_open(env, "g", NULL, &s, &st) != 0)
+            _exit(2);
+        for (uint64_t i = 1; i <= 300; i += 10) {
+            log_entry_t *e = tu_entries(i, 10, 1, 300);
+            if (log_store_append(s, e, 10, &st) != 0)
+                _exit(3);
+            tu_entries_free(e, 10);
+        }
+        _exit(0);
+    }
+    int ws;
+    assert_int_equal(waitpid(pid, &ws, 0), pid);
+    assert_true(WIFEXITED(ws) && WEXITSTATUS(ws) == 0);
+
+    snprintf(defer_dir, sizeof defer_dir, "%s", dir);
+    log_env_t *env;
+    log_store_t *s = open_g(dir, &off, 0, &env); /* replays and removes the journal */
+    rk_status_t st;
+    /* LMDB on its own now: rewrite most of the log so that pages the old
+     * checkpoint used are reused */
+    assert_int_equal(log_store_truncate_suffix(s, 2, &st), 0);
+    for (uint64_t i = 2; i <= 500; i += 10) {
+        log_entry_t *e = tu_entries(i, i == 492 ? 9 : 10, 1, 300);
+        assert_int_equal(log_store_append(s, e, i == 492 ? 9 : 10, &st), 0);
+        tu_entries_free(e, i == 492 ? 9 : 10);
+    }
+    assert_int_equal(log_store_last_index(s), 500);
+    log_store_close(s);
+    log_env_close(env);
+    power_loss_unlinks();
+    expect_log(dir, &off, 500);
+}
+
+/* ---- 4. a half-created checkpoint file ---- */
+
+static void write_zeros(const char *dir, const char *name, size_t n)
+{
+    char p[PATH_MAX];
+    snprintf(p, sizeof p, "%s/%s", dir, name);
+    int fd = open(p, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    assert_true(fd >= 0);
+    uint8_t *z = calloc(1, n ? n : 1);
+    assert_int_equal(pwrite(fd, z, n, 0), (ssize_t)n);
+    free(z);
+    close(fd);
+}
+
+/* A kill during the very first open, while journal.ckpt was being zero
+ * filled: the directory holds a short file of zeros and nothing else. */
+static void short_checkpoint_file_from_a_first_open_is_blank(void **state)
+{
+    const char *dir = *state;
+    log_env_options_t o;
+    opts(&o, true);
+    write_zeros(dir, "journal.ckpt", 1000);
+    log_env_t *env;
+    log_store_t *s = open_g(dir, &o, 0, &env);
+    append_ok(env, s, 1, 5);
+    log_store_close(s);
+    log_env_close(env);
+    expect_log(dir, &o, 5);
+}
+
+/* The same when the journal is turned on for an existing log. */
+static void short_checkpoint_file_when_turning_the_journal_on_is_blank(void **state)
+{
+    const char *dir = *state;
+    log_env_options_t on, off;
+    opts(&on, true);
+    opts(&off, false);
+    log_env_t *env;
+    log_store_t *s = open_g(dir, &off, 0, &env);
+    append_ok(env, s, 1, 5);
+    log_store_close(s);
+    log_env_close(env);
+    write_zeros(dir, "journal.ckpt", 5000);
+    expect_log(dir, &on, 5);
+    expect_log(dir, &on, 5);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(
+            acknowledged_batch_whose_commit_failed_survives_a_clean_restart, setup, teardown),
+        cmocka_unit_test_setup_teardown(
+            failed_checkpoint_sync_is_sticky_and_replayed_at_the_next_open, setup, teardown),
+        cmocka_unit_test_setup_teardown(failed_record_sync_is_sticky, setup, teardown),
+        cmocka_unit_test_setup_teardown(turning_the_journal_off_survives_a_power_loss, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(short_checkpoint_file_from_a_first_open_is_blank, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(short_checkpoint_file_when_turning_the_journal_on_is_blank,
+                                        setup, teardown),
+    };
+    return cmocka_run_group_tests_name("storage_failures", tests, NULL, NULL);
+}
