@@ -2,10 +2,13 @@
 #include "storage/env.h"
 
 #include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
@@ -100,6 +103,65 @@ static bool out_of_space(log_env_t *env)
            (rlim_t)sb.st_size + (1u << 20) >= rl.rlim_cur;
 }
 
+/* One process per data directory, for as long as it has the environment
+ * open: the journal rewrites LMDB's meta pages at open (journal.c), which
+ * another process reading the same file could see half done. An flock on
+ * dir/raftkit.lock, released by the kernel when the process dies. */
+static int lock_dir(log_env_t *env, rk_status_t *st)
+{
+    char p[PATH_MAX + 32];
+    snprintf(p, sizeof p, "%s/raftkit.lock", env->path);
+    env->lock_fd = open(p, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    if (env->lock_fd < 0)
+        return fileio_err(st, errno, "cannot open", p);
+    if (flock(env->lock_fd, LOCK_EX | LOCK_NB) == 0)
+        return 0;
+    int err = errno;
+    close(env->lock_fd);
+    env->lock_fd = -1;
+    if (err == EWOULDBLOCK)
+        return rk_status_set(st, RK_EBUSY,
+                             "data directory %s is in use by another process (%s is locked)",
+                             env->path, p);
+    return fileio_err(st, err, "cannot lock", p);
+}
+
+/* The journal copies LMDB 0.9's meta pages (journal.c): refuse any other
+ * LMDB release rather than restore pages of a layout it does not know. */
+static int check_lmdb_version(rk_status_t *st)
+{
+    int major = -1, minor = -1, patch = -1;
+    const char *v = mdb_version(&major, &minor, &patch);
+    if (major == 0 && minor == 9)
+        return 0;
+    return rk_status_set(st, RK_EINVAL,
+                         "the journal needs LMDB 0.9 (it restores 0.9 meta pages) but the "
+                         "library is %s (%d.%d.%d); set journal off for this library",
+                         v ? v : "unknown", major, minor, patch);
+}
+
+/* A new data.mdb (and journal files, lock file) are only found after a
+ * power loss if every directory on the way has its entry on the disk:
+ * fsync dir and its parent (errors count), then the ancestors above
+ * (best effort: they may not be readable), once, at creation. */
+static int sync_new_dir(const char *dir, rk_status_t *st)
+{
+    char p[PATH_MAX];
+    if (realpath(dir, p) == NULL)
+        return fileio_err(st, errno, "cannot resolve", dir);
+    int err = fileio_fsync_path(p, true);
+    if (err == 0)
+        err = fileio_fsync_parent(p);
+    if (err != 0)
+        return fileio_err(st, err, "cannot fsync the directories of", dir);
+    char *slash;
+    while ((slash = strrchr(p, '/')) != NULL && slash != p) {
+        *slash = '\0';
+        (void)fileio_fsync_parent(p);
+    }
+    return 0;
+}
+
 int log_env_open(const char *dir, const log_env_options_t *o, log_env_t **out, rk_status_t *st)
 {
     log_env_options_t defaults;
@@ -114,6 +176,7 @@ int log_env_open(const char *dir, const log_env_options_t *o, log_env_t **out, r
     if (env == NULL)
         return rk_status_set(st, RK_ENOMEM, "log_env_open");
     memcpy(env->path, dir, plen + 1);
+    env->lock_fd = -1;
     ignore_sigxfsz();
     env->map_size = o->initial_map_size ? o->initial_map_size : ENV_DEFAULT_MAP;
     env->max_map_size = o->max_map_size;
@@ -129,7 +192,10 @@ int log_env_open(const char *dir, const log_env_options_t *o, log_env_t **out, r
     pthread_rwlockattr_destroy(&attr);
     pthread_mutex_init(&env->fail_mu, NULL);
 
-    int rc = mdb_env_create(&env->mdb);
+    int rc = lock_dir(env, st);
+    if (rc != 0)
+        goto err_after_lock;
+    rc = mdb_env_create(&env->mdb);
     if (rc != 0) {
         fail(st, rc, "mdb_env_create", dir);
         goto err_after_lock;
@@ -152,7 +218,13 @@ int log_env_open(const char *dir, const log_env_options_t *o, log_env_t **out, r
     char jpath[4096 + 32];
     snprintf(jpath, sizeof jpath, "%s/journal.ckpt", dir);
     bool use_journal = o->sync && o->journal;
+    struct stat sb;
+    snprintf(jpath, sizeof jpath, "%s/data.mdb", dir);
+    bool fresh = stat(jpath, &sb) != 0 && errno == ENOENT;
+    snprintf(jpath, sizeof jpath, "%s/journal.ckpt", dir);
     if (use_journal || access(jpath, F_OK) == 0) {
+        if ((rc = check_lmdb_version(st)) != 0)
+            goto err_after_env;
         rc = journal_open(dir, o->journal_segment_bytes, o->journal_checkpoint_ms, &env->journal,
                           st);
         if (rc != 0)
@@ -188,6 +260,8 @@ int log_env_open(const char *dir, const log_env_options_t *o, log_env_t **out, r
         fail(st, rc, "cannot create databases in", dir);
         goto err_after_env;
     }
+    if (fresh && o->sync && (rc = sync_new_dir(dir, st)) != 0)
+        goto err_after_env;
     if (env->journal && (rc = journal_recover(env->journal, env, st)) != 0)
         goto err_after_env;
     if (env->journal && !use_journal) { /* recovered; now drop it */
@@ -213,6 +287,8 @@ err_after_env:
     journal_close(env->journal, NULL);
     mdb_env_close(env->mdb);
 err_after_lock:
+    if (env->lock_fd >= 0)
+        close(env->lock_fd);
     pthread_mutex_destroy(&env->fail_mu);
     pthread_rwlock_destroy(&env->resize_lock);
     free(env);
@@ -226,6 +302,7 @@ void log_env_close(log_env_t *env)
     journal_close(env->journal, env);
     log_store_pending_free(env);
     mdb_env_close(env->mdb);
+    close(env->lock_fd); /* releases the directory (lock_dir) */
     pthread_mutex_destroy(&env->fail_mu);
     pthread_rwlock_destroy(&env->resize_lock);
     free(env);

@@ -73,6 +73,7 @@ typedef struct log_env {
      * (log_store.c, "pending"); guarded by the journal lock. */
     struct log_pending *pending;
     bool draining;
+    int lock_fd; /* holds the flock on raftkit.lock (one process per directory) */
     /* The sticky failure (log_env_fail): 0 while healthy. */
     _Atomic int failed;
     pthread_mutex_t fail_mu; /* guards fail_st */
@@ -83,12 +84,16 @@ typedef struct log_env {
 void log_env_options_init(log_env_options_t *o);
 
 /* Opens (creating if needed) the environment in directory dir, which must
- * exist. If SIGXFSZ still has its default action (terminate), it is set to
- * ignored, so that a write beyond RLIMIT_FSIZE is an RK_ENOSPC error rather
- * than the death of the process. o may be NULL for defaults. Thread: any, once per directory per
- * process. On success *out owns the environment (close with log_env_close).
- * Errors: RK_EINVAL, RK_ENOMEM, RK_ECORRUPT (not an LMDB file, or its header
- * does not verify), RK_EIO, RK_ENOSPC; st (may be NULL) says what failed. */
+ * exist, and holds an exclusive lock on it (dir/raftkit.lock) until
+ * log_env_close: a second process, or a second open in this one, fails
+ * with RK_EBUSY. LMDB's own tools (mdb_stat, mdb_dump) do not take that
+ * lock: never run them on the directory of a live node. With the journal
+ * the LMDB library must be a 0.9 release (RK_EINVAL otherwise). If SIGXFSZ still has its default
+ * action (terminate), it is set to ignored, so that a write beyond RLIMIT_FSIZE is an RK_ENOSPC
+ * error rather than the death of the process. o may be NULL for defaults. Thread: any, once per
+ * directory per process. On success *out owns the environment (close with log_env_close). Errors:
+ * RK_EINVAL, RK_ENOMEM, RK_EBUSY (locked by another process), RK_ECORRUPT (not an LMDB 0.9 file, or
+ * its header does not verify), RK_EIO, RK_ENOSPC; st (may be NULL) says what failed. */
 int log_env_open(const char *dir, const log_env_options_t *o, log_env_t **out, rk_status_t *st);
 
 /* Closes the environment. Every store opened on it must be closed first and

@@ -161,6 +161,32 @@ int unlink(const char *path)
     return 0;
 }
 
+/* A kernel with other pages: sysconf(_SC_PAGESIZE) says fake_page_size
+ * while it is set (liblmdb sizes a new file's pages by it). */
+static long fake_page_size;
+extern long __sysconf(int name);
+
+long sysconf(int name)
+{
+    if (name == _SC_PAGESIZE && fake_page_size != 0)
+        return fake_page_size;
+    return __sysconf(name);
+}
+
+/* Another LMDB release, while fake_lmdb_major is set. */
+static int fake_lmdb_major;
+
+char *mdb_version(int *major, int *minor, int *patch)
+{
+    if (major)
+        *major = fake_lmdb_major ? fake_lmdb_major : MDB_VERSION_MAJOR;
+    if (minor)
+        *minor = fake_lmdb_major ? 0 : MDB_VERSION_MINOR;
+    if (patch)
+        *patch = fake_lmdb_major ? 0 : MDB_VERSION_PATCH;
+    return fake_lmdb_major ? "LMDB 1.0.0 (test stub)" : MDB_VERSION_STRING;
+}
+
 /* The power cut: removals no directory fsync covered are undone. */
 static void power_loss_unlinks(void)
 {
@@ -184,6 +210,8 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     disarm();
+    fake_page_size = 0;
+    fake_lmdb_major = 0;
     defer_dir[0] = '\0';
     n_deferred = 0;
     tu_rm_rf(*state);
@@ -460,6 +488,176 @@ static void short_checkpoint_file_when_turning_the_journal_on_is_blank(void **st
     expect_log(dir, &on, 5);
 }
 
+/* ---- 5. what the journal assumes, checked ---- */
+
+/* LMDB takes its page size from the file (or, for a new file, from the
+ * kernel, capped at 32 KiB), not from what the journal believes: a file
+ * made on a 64 KiB-page kernel, reopened and replayed here. */
+static void journal_uses_the_page_size_of_the_data_file(void **state)
+{
+    const char *dir = *state;
+    log_env_options_t o;
+    opts(&o, true);
+    fake_page_size = 65536;
+    log_env_t *env;
+    log_store_t *s = open_g(dir, &o, 0, &env);
+    MDB_stat ms;
+    assert_int_equal(mdb_env_stat(env->mdb, &ms), 0);
+    assert_int_not_equal(ms.ms_psize, 4096);
+    append_ok(env, s, 1, 5);
+    log_store_close(s);
+    log_env_close(env);
+    fake_page_size = 0;
+    pid_t pid = fork(); /* more batches, and a crash: replayed below */
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        rk_status_t st;
+        if (log_env_open(dir, &o, &env, &st) != 0 || log_store_open(env, "g", NULL, &s, &st) != 0)
+            _exit(2);
+        for (uint64_t i = 6; i <= 60; i += 5) {
+            log_entry_t *e = tu_entries(i, 5, 1, 300);
+            if (log_store_append(s, e, 5, &st) != 0)
+                _exit(3);
+            tu_entries_free(e, 5);
+        }
+        _exit(0);
+    }
+    int ws;
+    assert_int_equal(waitpid(pid, &ws, 0), pid);
+    assert_true(WIFEXITED(ws) && WEXITSTATUS(ws) == 0);
+    assert_true(replayed_at_open(dir, &o) > 0);
+    expect_log(dir, &o, 60);
+}
+
+static void journal_refuses_an_lmdb_other_than_0_9(void **state)
+{
+    const char *dir = *state;
+    log_env_options_t on, off;
+    opts(&on, true);
+    opts(&off, false);
+    fake_lmdb_major = 1;
+    log_env_t *env;
+    rk_status_t st;
+    assert_int_equal(log_env_open(dir, &on, &env, &st), RK_EINVAL);
+    assert_non_null(strstr(st.msg, "LMDB 0.9"));
+    assert_non_null(strstr(st.msg, "1.0.0"));
+    /* without the journal nothing depends on the meta page layout */
+    assert_int_equal(log_env_open(dir, &off, &env, &st), 0);
+    log_env_close(env);
+}
+
+static void data_file_that_is_not_lmdb_0_9_is_refused(void **state)
+{
+    const char *dir = *state;
+    log_env_options_t o;
+    opts(&o, true);
+    log_env_t *env;
+    log_store_t *s = open_g(dir, &o, 0, &env);
+    log_store_close(s);
+    log_env_close(env);
+    char p[PATH_MAX];
+    snprintf(p, sizeof p, "%s/data.mdb", dir);
+    int fd = open(p, O_RDWR);
+    uint32_t version = 2; /* a meta page version 0.9 does not write */
+    assert_int_equal(pwrite(fd, &version, 4, 20), 4);
+    close(fd);
+    rk_status_t st;
+    assert_int_equal(log_env_open(dir, &o, &env, &st), RK_ECORRUPT);
+    assert_non_null(strstr(st.msg, "not an LMDB 0.9 data file"));
+}
+
+static void a_data_directory_is_opened_by_one_process_at_a_time(void **state)
+{
+    const char *dir = *state;
+    log_env_options_t o;
+    opts(&o, true);
+    log_env_t *env, *other;
+    rk_status_t st;
+    assert_int_equal(log_env_open(dir, &o, &env, &st), 0);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0)
+        _exit(log_env_open(dir, &o, &other, &st) == RK_EBUSY ? 0 : 1);
+    int ws;
+    assert_int_equal(waitpid(pid, &ws, 0), pid);
+    assert_true(WIFEXITED(ws) && WEXITSTATUS(ws) == 0);
+    assert_int_equal(log_env_open(dir, &o, &other, &st), RK_EBUSY);
+    assert_non_null(strstr(st.msg, "in use"));
+    log_env_close(env);
+    assert_int_equal(log_env_open(dir, &o, &other, &st), 0);
+    log_env_close(other);
+}
+
+/* A record that does not apply on replay (here: written past the end of
+ * the log behind the store's back) fails the open instead of vanishing. */
+static void replay_fails_loudly_when_an_op_does_not_apply(void **state)
+{
+    const char *dir = *state;
+    log_env_options_t o;
+    opts(&o, true);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        log_env_t *env;
+        log_store_t *s;
+        rk_status_t st;
+        log_store_options_t so = {.cache_bytes = 0};
+        if (log_env_open(dir, &o, &env, &st) != 0 || log_store_open(env, "g", &so, &s, &st) != 0)
+            _exit(2);
+        log_entry_t *e = tu_entries(1, 3, 1, 100);
+        if (log_store_append(s, e, 3, &st) != 0)
+            _exit(3);
+        tu_entries_free(e, 3);
+        e = tu_entries(10, 1, 1, 100); /* 4..9 missing */
+        log_op_t op = {.store = s, .kind = LOG_OP_APPEND, .entries = e, .n_entries = 1};
+        uint64_t seq;
+        journal_lock(env->journal);
+        if (journal_append(env->journal, env, &op, 1, &seq, &st) != 0)
+            _exit(4);
+        _exit(0);
+    }
+    int ws;
+    assert_int_equal(waitpid(pid, &ws, 0), pid);
+    assert_true(WIFEXITED(ws) && WEXITSTATUS(ws) == 0);
+    log_env_t *env;
+    rk_status_t st;
+    assert_int_equal(log_env_open(dir, &o, &env, &st), RK_ECORRUPT);
+    assert_non_null(strstr(st.msg, "does not fit the log on replay"));
+}
+
+/* A batch with one op that does not fit: the others are applied, and only
+ * they are replayed (the replay check above does not fire on it). */
+static void op_that_did_not_fit_is_not_replayed(void **state)
+{
+    const char *dir = *state;
+    log_env_options_t o;
+    opts(&o, true);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        log_env_t *env;
+        log_store_t *s;
+        rk_status_t st;
+        log_store_options_t so = {.cache_bytes = 0};
+        if (log_env_open(dir, &o, &env, &st) != 0 || log_store_open(env, "g", &so, &s, &st) != 0)
+            _exit(2);
+        log_entry_t *a = tu_entries(1, 3, 1, 100), *b = tu_entries(9, 1, 1, 100);
+        log_op_t ops[2] = {
+            {.store = s, .kind = LOG_OP_APPEND, .entries = a, .n_entries = 3},
+            {.store = s, .kind = LOG_OP_APPEND, .entries = b, .n_entries = 1},
+        };
+        if (log_store_write(env, ops, 2, &st) != 0 || ops[0].status != 0 ||
+            ops[1].status != RK_EINVAL)
+            _exit(3);
+        _exit(0);
+    }
+    int ws;
+    assert_int_equal(waitpid(pid, &ws, 0), pid);
+    assert_true(WIFEXITED(ws) && WEXITSTATUS(ws) == 0);
+    assert_int_equal(replayed_at_open(dir, &o), 1);
+    expect_log(dir, &o, 3);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -474,6 +672,15 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(short_checkpoint_file_when_turning_the_journal_on_is_blank,
                                         setup, teardown),
+        cmocka_unit_test_setup_teardown(journal_uses_the_page_size_of_the_data_file, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(journal_refuses_an_lmdb_other_than_0_9, setup, teardown),
+        cmocka_unit_test_setup_teardown(data_file_that_is_not_lmdb_0_9_is_refused, setup, teardown),
+        cmocka_unit_test_setup_teardown(a_data_directory_is_opened_by_one_process_at_a_time, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(replay_fails_loudly_when_an_op_does_not_apply, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(op_that_did_not_fit_is_not_replayed, setup, teardown),
     };
     return cmocka_run_group_tests_name("storage_failures", tests, NULL, NULL);
 }
