@@ -16,6 +16,7 @@
 #include <xxhash.h>
 
 #include "storage/codec.h"
+#include "storage/fileio.h"
 
 #define SNAP_MAGIC      "RKSNAP01"
 #define SNAP_PREFIX     "snapshot_"
@@ -60,15 +61,6 @@ struct snap_download {
 
 /* ---- helpers ---- */
 
-static int io_err(rk_status_t *st, int err, const char *what, const char *path)
-{
-    int code = err == ENOSPC || err == EFBIG || err == EDQUOT ? RK_ENOSPC
-               : err == ENOMEM                                ? RK_ENOMEM
-               : err == ENOENT                                ? RK_ENOTFOUND
-                                                              : RK_EIO;
-    return rk_status_set(st, code, "%s %s: %s", what, path, strerror(err));
-}
-
 static int rm_one(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
 {
     (void)sb;
@@ -80,16 +72,6 @@ static int rm_one(const char *path, const struct stat *sb, int flag, struct FTW 
 static void rm_rf(const char *path)
 {
     nftw(path, rm_one, 16, FTW_DEPTH | FTW_PHYS);
-}
-
-static int fsync_path(const char *path, bool dir)
-{
-    int fd = open(path, (dir ? O_DIRECTORY : 0) | O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return errno;
-    int rc = fsync(fd) == 0 ? 0 : errno;
-    close(fd);
-    return rc;
 }
 
 static bool parse_snapshot_name(const char *name, uint64_t *index)
@@ -164,62 +146,24 @@ out:
     return rc;
 }
 
-static int write_all(int fd, const void *p, size_t len, off_t off)
-{
-    const uint8_t *b = p;
-    while (len > 0) {
-        ssize_t n = pwrite(fd, b, len, off);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0)
-            return errno;
-        b += n;
-        len -= (size_t)n;
-        off += n;
-    }
-    return 0;
-}
-
 /* Writes data to path (created or truncated) and fsyncs it. */
 static int write_file_sync(const char *path, const void *data, size_t len)
 {
     int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     if (fd < 0)
         return errno;
-    int rc = write_all(fd, data, len, 0);
+    int rc = fileio_write_all(fd, data, len, 0);
     if (rc == 0 && fsync(fd) != 0)
         rc = errno;
     close(fd);
     return rc;
 }
 
+/* A metadata record over 1 GiB is not one: EIO, not "file too big". */
 static int read_whole(const char *path, uint8_t **out, size_t *len)
 {
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return errno;
-    struct stat sb;
-    if (fstat(fd, &sb) != 0 || sb.st_size > (1 << 30)) {
-        close(fd);
-        return EIO;
-    }
-    uint8_t *b = malloc((size_t)sb.st_size + 1);
-    size_t got = 0;
-    while (b && got < (size_t)sb.st_size) {
-        ssize_t n = pread(fd, b + got, (size_t)sb.st_size - got, (off_t)got);
-        if (n <= 0) {
-            if (n < 0 && errno == EINTR)
-                continue;
-            break;
-        }
-        got += (size_t)n;
-    }
-    close(fd);
-    if (b == NULL)
-        return ENOMEM;
-    *out = b;
-    *len = got;
-    return 0;
+    int err = fileio_read_file(path, 1u << 30, out, len);
+    return err == EFBIG ? EIO : err;
 }
 
 /* ---- metadata record ----
@@ -355,10 +299,17 @@ int snap_store_open(const char *dir, snap_store_t **out, rk_status_t *st)
     if (dir == NULL || out == NULL || strlen(dir) > PATH_MAX - 64)
         return rk_status_set(st, RK_EINVAL, "snap_store_open: bad directory");
     if (mkdir(dir, 0755) != 0 && errno != EEXIST)
-        return io_err(st, errno, "cannot create snapshot directory", dir);
+        return fileio_err(st, errno, "cannot create snapshot directory", dir);
+    /* install() makes each snapshot's name durable in dir; dir's own name
+     * (new, or made by the caller's mkdir) must be durable too, or a power
+     * loss can take every snapshot with it while the log was truncated on
+     * their strength. Once per open. */
+    int err = fileio_fsync_parent(dir);
+    if (err != 0)
+        return fileio_err(st, err, "cannot fsync the directory holding", dir);
     DIR *d = opendir(dir);
     if (d == NULL)
-        return io_err(st, errno, "cannot open snapshot directory", dir);
+        return fileio_err(st, errno, "cannot open snapshot directory", dir);
     snap_store_t *s = calloc(1, sizeof *s + strlen(dir) + 1);
     if (s == NULL) {
         closedir(d);
@@ -405,7 +356,7 @@ static int make_temp(snap_store_t *s, const char *kind, char *path, rk_status_t 
 {
     snprintf(path, PATH_MAX, "%s/" SNAP_TMP_PREFIX "%s_XXXXXX", s->dir, kind);
     if (mkdtemp(path) == NULL)
-        return io_err(st, errno, "cannot create temporary snapshot directory in", s->dir);
+        return fileio_err(st, errno, "cannot create temporary snapshot directory in", s->dir);
     return 0;
 }
 
@@ -418,11 +369,11 @@ static int install(snap_store_t *s, const char *tmp, uint64_t index, const uint8
     int err;
     snprintf(p, sizeof p, "%s/%s", tmp, SNAP_META_NAME);
     if ((err = write_file_sync(p, rec, rec_len)) != 0) {
-        io_err(st, err, "cannot write snapshot metadata", p);
+        fileio_err(st, err, "cannot write snapshot metadata", p);
         goto fail;
     }
-    if ((err = fsync_path(tmp, true)) != 0) {
-        io_err(st, err, "cannot fsync", tmp);
+    if ((err = fileio_fsync_path(tmp, true)) != 0) {
+        fileio_err(st, err, "cannot fsync", tmp);
         goto fail;
     }
     snapshot_path(s, index, final, sizeof final);
@@ -438,15 +389,15 @@ static int install(snap_store_t *s, const char *tmp, uint64_t index, const uint8
     if (rename(tmp, final) != 0) {
         err = errno;
         pthread_mutex_unlock(&s->mu);
-        io_err(st, err, "cannot rename snapshot into", final);
+        fileio_err(st, err, "cannot rename snapshot into", final);
         goto fail;
     }
-    if ((err = fsync_path(s->dir, true)) != 0) {
+    if ((err = fileio_fsync_path(s->dir, true)) != 0) {
         pthread_mutex_unlock(&s->mu);
         /* The rename may or may not survive a crash; either way the
          * directory is complete. Report it: the caller must not truncate the
          * log on the strength of this snapshot. */
-        return io_err(st, err, "cannot fsync", s->dir);
+        return fileio_err(st, err, "cannot fsync", s->dir);
     }
     if (index > s->latest)
         s->latest = index;
@@ -520,7 +471,7 @@ int snap_writer_write_file(snap_writer_t *w, const char *name, const void *data,
     snprintf(p, sizeof p, "%s/%s", w->path, name);
     int err = write_file_sync(p, data, len);
     if (err != 0)
-        return io_err(st, err, "cannot write", p);
+        return fileio_err(st, err, "cannot write", p);
     return snap_writer_add_file(w, name, st);
 }
 
@@ -533,9 +484,9 @@ int snap_writer_commit(snap_writer_t *w, rk_status_t *st)
         snprintf(p, sizeof p, "%s/%s", w->path, f->name);
         int err = file_checksum(p, &f->size, &f->checksum);
         if (err == 0)
-            err = fsync_path(p, false);
+            err = fileio_fsync_path(p, false);
         if (err != 0) {
-            rc = io_err(st, err, "snapshot file", p);
+            rc = fileio_err(st, err, "snapshot file", p);
             break;
         }
     }
@@ -602,7 +553,7 @@ int snap_reader_open(snap_store_t *s, snap_reader_t **out, rk_status_t *st)
     int err = read_whole(p, &rec, &len);
     if (err != 0) {
         rc = err == ENOENT ? rk_status_set(st, RK_ECORRUPT, "snapshot %s has no metadata", r->path)
-                           : io_err(st, err, "cannot read", p);
+                           : fileio_err(st, err, "cannot read", p);
         goto err;
     }
     rc = snap_meta_decode(rec, len, &r->meta);
@@ -624,7 +575,7 @@ int snap_reader_open(snap_store_t *s, snap_reader_t **out, rk_status_t *st)
             goto err;
         }
         if (err != 0) {
-            rc = io_err(st, err, "cannot read", p);
+            rc = fileio_err(st, err, "cannot read", p);
             goto err;
         }
         if (size != f->size || sum != f->checksum) {
@@ -666,12 +617,12 @@ int snap_reader_read(snap_reader_t *r, const char *name, uint64_t offset, void *
     snprintf(p, sizeof p, "%s/%s", r->path, name);
     int fd = open(p, O_RDONLY | O_CLOEXEC);
     if (fd < 0)
-        return io_err(st, errno, "cannot open", p);
+        return fileio_err(st, errno, "cannot open", p);
     struct stat sb;
     if (fstat(fd, &sb) != 0) {
         int err = errno;
         close(fd);
-        return io_err(st, err, "cannot stat", p);
+        return fileio_err(st, err, "cannot stat", p);
     }
     if (offset > (uint64_t)sb.st_size) {
         close(fd);
@@ -686,7 +637,7 @@ int snap_reader_read(snap_reader_t *r, const char *name, uint64_t offset, void *
         if (n < 0) {
             int err = errno;
             close(fd);
-            return io_err(st, err, "cannot read", p);
+            return fileio_err(st, err, "cannot read", p);
         }
         if (n == 0)
             break;
@@ -747,7 +698,7 @@ int snap_download_begin(snap_store_t *s, const void *meta_rec, size_t len, snap_
         snprintf(p, sizeof p, "%s/%s", d->path, d->meta.files[i].name);
         int fd = open(p, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
         if (fd < 0) {
-            rc = io_err(st, errno, "cannot create", p);
+            rc = fileio_err(st, errno, "cannot create", p);
             rm_rf(d->path);
             snap_meta_free(&d->meta);
             free(d->rec);
@@ -779,10 +730,10 @@ int snap_download_write(snap_download_t *d, const char *name, uint64_t offset, c
     snprintf(p, sizeof p, "%s/%s", d->path, name);
     int fd = open(p, O_WRONLY | O_CLOEXEC);
     if (fd < 0)
-        return io_err(st, errno, "cannot open", p);
-    int err = write_all(fd, data, len, (off_t)offset);
+        return fileio_err(st, errno, "cannot open", p);
+    int err = fileio_write_all(fd, data, len, (off_t)offset);
     close(fd);
-    return err ? io_err(st, err, "cannot write", p) : 0;
+    return err ? fileio_err(st, err, "cannot write", p) : 0;
 }
 
 int snap_download_commit(snap_download_t *d, rk_status_t *st)
@@ -795,9 +746,9 @@ int snap_download_commit(snap_download_t *d, rk_status_t *st)
         uint64_t size = 0, sum = 0;
         int err = file_checksum(p, &size, &sum);
         if (err == 0)
-            err = fsync_path(p, false);
+            err = fileio_fsync_path(p, false);
         if (err != 0)
-            rc = io_err(st, err, "downloaded snapshot file", p);
+            rc = fileio_err(st, err, "downloaded snapshot file", p);
         else if (size != f->size || sum != f->checksum)
             rc = rk_status_set(st, RK_ECORRUPT,
                                "downloaded snapshot %llu: file %s fails its %s check",
