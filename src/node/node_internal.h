@@ -387,8 +387,9 @@ int snap_serve_get_file(rk_node_t *n, uint64_t reader_id, const char *name, uint
 int snap_load_latest(rk_node_t *n, core_snapshot_meta_t *meta, bool call_fsm, rk_status_t *err);
 
 /* forced_conf.c: the configuration forced by reset_peers, durable until the
- * log carries it. save: write + fsync (RK_EIO, RK_ENOMEM); load: 0,
- * RK_ENOTFOUND, RK_EIO or RK_ECORRUPT. */
+ * log carries it (storage/forced_conf_store.h). save: durable on return
+ * (RK_EIO, RK_ENOSPC, RK_ENOMEM); load: 0, RK_ENOTFOUND, RK_EIO, RK_ENOMEM or
+ * RK_ECORRUPT; remove: durable, failures only logged. */
 int forced_conf_save(rk_node_t *n, const core_conf_t *conf, uint64_t index);
 int forced_conf_load(rk_node_t *n, core_conf_t *conf, uint64_t *index);
 void forced_conf_remove(rk_node_t *n);
