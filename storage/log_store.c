@@ -950,9 +950,6 @@ int log_store_apply(log_env_t *env, log_op_t *ops, size_t n, uint64_t seq, rk_st
     return commit_ops(env, ops, n, LOG_ENV_JOURNALED, seq, true, st);
 }
 
-/* Would every op fit the log? op_fits on the published bounds instead of a
- * transaction's: the writer is the only one to change them, so they are what
- * the transaction will start from. */
 /* The published bounds of each store a batch touches, as its ops leave
  * them, and the store's lowest pending index (ops_fit, pend_publish). */
 typedef struct bounds_sim {
@@ -975,7 +972,10 @@ static bounds_sim_t *sim_for(bounds_sim_t *sims, size_t *ns, log_store_t *s)
 }
 
 /* How many of ops[0..n) fit the log, each after those before it that fit
- * (one that does not fit changes nothing: op_invalid); with out, copies
+ * (one that does not fit changes nothing: op_invalid). op_fits on the
+ * published bounds instead of a transaction's: the writer is the only one
+ * to change them, so they are what the transaction will start from. With
+ * out, copies
  * those that fit there, in order: what the transaction will apply, and so
  * what the journal record must hold. (size_t)-1 when out of memory. */
 static size_t ops_fitting(const log_op_t *ops, size_t n, log_op_t *out)
@@ -1424,7 +1424,7 @@ static int commit_ops(log_env_t *env, log_op_t *ops, size_t n, unsigned flags, u
             ops[i].status = rc;
         return rc;
     }
-    /* Committed (and durable, or about to be: see log_store_write_flags):
+    /* Committed (and durable, or about to be: LOG_ENV_DEFER_META, env.h):
      * LMDB's bounds move; with publish, the visible ones too, and the
      * entries are cached. */
     for (size_t i = 0; i < n; i++) {
