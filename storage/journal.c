@@ -46,6 +46,13 @@
  *    of an acknowledged write and open fails with RK_ECORRUPT rather than
  *    silently dropping it. Replaying is idempotent: each replayed
  *    transaction stores its seq, and records at or below it are skipped.
+ *    Record checksums are salted with the lap's first sequence number (the
+ *    slot's start), so the image of a record from an earlier lap, or one
+ *    carried inside a payload, never verifies as part of this lap. A record
+ *    holds only the ops of its batch that fit the log (the others fail in
+ *    the live transaction and change nothing), so every replayed op must
+ *    apply; one that does not means replay diverged from the live path,
+ *    and the open fails with RK_ECORRUPT instead of dropping it.
  *
  * 4. Visibility. Readers (log_store_get...) see a batch only once its LMDB
  *    transaction committed, or it was published from memory, both after its
@@ -58,9 +65,57 @@
  *    checkpoint first applies what is pending, so a recycled segment never
  *    held a record LMDB lacks.
  *
- * A batch whose LMDB transaction fails after its record was synced
- * (RK_ENOSPC) is reported failed, yet replayed at the next open: like any
- * unacknowledged write, it may or may not be in the log, which Raft allows.
+ * When things fail
+ * ----------------
+ * 6. Sticky failure. Some failures leave the files in a state this process
+ *    can no longer vouch for, and carrying on would make it worse:
+ *    a. a batch whose record is synced (and possibly acknowledged: the
+ *       writer's durable_cb, a follower's answer) but whose LMDB commit, or
+ *       the drain of pending appends, then fails (ENOSPC while LMDB grows
+ *       the file, a failed map growth). LMDB lacks a record only the
+ *       journal has; a checkpoint now (a clean close, the writer's due
+ *       checkpoint) would recycle the segment past it and lose it;
+ *    b. a failed fdatasync, fsync or mdb_env_sync. After a failed writeback
+ *       Linux marks the pages clean and the next sync reports success: a
+ *       checkpoint would then declare durable a snapshot whose pages never
+ *       reached the disk, and recycle the records that could rebuild it;
+ *    c. a checkpoint slot half written, or the pin lost (a failed map
+ *       resize, or re-pinning refused with MDB_READERS_FULL): LMDB could
+ *       reuse pages of the checkpointed snapshot.
+ *    Each calls log_env_fail (env.h): from then on every write, drain, sync
+ *    and checkpoint fails with the first error before touching a file, so
+ *    nothing more is acknowledged, and closing does not checkpoint. The
+ *    node hears it as a failed write and enters its error state. The next
+ *    open restores the last good checkpoint and replays every record after
+ *    it, which brings back everything acknowledged (a record synced but
+ *    never acknowledged may come back too, as Raft allows of any
+ *    unacknowledged write). A batch whose commit fails before anything was
+ *    acknowledged is not sticky: its record is taken back (journal_retract,
+ *    itself sticky when its sync fails) and the batch simply failed.
+ *
+ * 7. What this relies on, checked at open. The restore writes LMDB 0.9's
+ *    meta pages (pages 0 and 1, no checksum, highest txnid wins) back by
+ *    position, so: the page size is the one stored in data.mdb (LMDB uses
+ *    it, not the kernel's, and caps a new file's at 32 KiB) and must match
+ *    mdb_env_stat; the meta pages must carry 0.9's magic and version
+ *    (checked at open and whenever they are copied); the library must be a
+ *    0.9 release (env.c). Another process with data.mdb open while the meta
+ *    pages are rewritten could see a mix, so the environment holds an
+ *    exclusive lock on its directory (env.c; LMDB's own tools do not take
+ *    it: never run them on a live directory). journal.wal and journal.ckpt
+ *    are created whole under a temporary name and renamed (a half-created
+ *    journal.ckpt would look like two damaged slots); turning the journal
+ *    off removes journal.ckpt, then journal.wal, each removal made durable
+ *    by a directory fsync before LMDB runs unpinned.
+ *
+ * 8. Space. Pending appends are applied later, so room to apply them is
+ *    reserved in data.mdb beforehand (journal_reserve, fallocate), and the
+ *    pending payload is kept under a quarter of that reservation
+ *    (log_store.c, PEND_MAX_BYTES). The reservation is not fsynced: after a
+ *    power loss it may be gone and replay needs the space again. On a disk
+ *    full by then the open fails with RK_ENOSPC and loses nothing (the
+ *    records stay until a replay succeeds); syncing each reservation would
+ *    put a flush of data.mdb on the path of an acknowledgement.
  */
 #include "storage/journal.h"
 

@@ -34,7 +34,8 @@ typedef struct journal journal_t;
  * into data.mdb, so LMDB opens exactly the last state made durable by a
  * checkpoint (later, unsynced LMDB commits may be torn: see journal.c).
  * segment_bytes, checkpoint_ms (longest time between checkpoints) 0 = default. Errors: RK_ENOMEM,
- * RK_EIO, RK_ENOSPC, RK_ECORRUPT (checkpoint without a data file). */
+ * RK_EIO, RK_ENOSPC, RK_ECORRUPT (checkpoint without a data file, a data
+ * file that is not LMDB 0.9's, a checkpoint file of the wrong size). */
 int journal_open(const char *dir, size_t segment_bytes, unsigned checkpoint_ms, journal_t **out,
                  rk_status_t *st);
 
@@ -81,7 +82,9 @@ int journal_retract(journal_t *j, log_env_t *env, rk_status_t *st);
 /* Makes LMDB durable (mdb_env_sync), records the new checkpoint and, with
  * recycle, restarts the segment. Called after a batch when the checkpoint is
  * due (journal_due), after every write that bypassed the journal, and before
- * the LMDB map is resized. Errors: RK_EIO, RK_ENOSPC. */
+ * the LMDB map is resized. Errors: RK_EIO, RK_ENOSPC, RK_ECORRUPT (meta pages
+ * not LMDB 0.9's); every failure is sticky (log_env_fail; journal.c, essay
+ * 6), and after one every call fails at once. */
 int journal_checkpoint(journal_t *j, log_env_t *env, int recycle, rk_status_t *st);
 
 /* Whether a checkpoint is due (time or bytes since the last one). */
