@@ -658,6 +658,83 @@ static void op_that_did_not_fit_is_not_replayed(void **state)
     expect_log(dir, &o, 3);
 }
 
+/* A record image whose checksum does not carry this lap's salt: the image
+ * of a record from an earlier lap, or one a client smuggled into a payload,
+ * sitting right where the next record would be. It must not be replayed.
+ * Built with the unsalted checksum the journal used before salting. */
+static size_t craft_record(uint8_t *r, uint64_t seq, uint64_t gid, uint64_t index)
+{
+    uint8_t *p = r + 24;
+    codec_put_le32(p, 1); /* one op */
+    p += 4;
+    memset(p, 0, 40);
+    p[0] = LOG_OP_APPEND;
+    codec_put_le32(p + 4, 1);
+    codec_put_le64(p + 8, gid);
+    p += 40;
+    unsigned char payload[32];
+    tu_payload_fill(index, 1, payload, sizeof payload);
+    codec_put_le64(p, index);
+    codec_put_le64(p + 8, 1);
+    codec_put_le32(p + 16, LOG_ENTRY_DATA);
+    codec_put_le32(p + 20, sizeof payload);
+    memcpy(p + 24, payload, sizeof payload);
+    p += 24 + sizeof payload;
+    size_t len = (size_t)(p - (r + 24)), total = (24 + len + 7) & ~(size_t)7;
+    codec_put_le32(r, 0x4a4b5252u);
+    codec_put_le32(r + 4, (uint32_t)len);
+    codec_put_le64(r + 8, seq);
+    codec_put_le64(r + 16, codec_checksum(r + 24, len, codec_checksum(r, 16, 0x4a4b5252u)));
+    return total;
+}
+
+static void record_image_without_this_laps_salt_is_not_replayed(void **state)
+{
+    const char *dir = *state;
+    log_env_options_t o;
+    opts(&o, true);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        log_env_t *env;
+        log_store_t *s;
+        rk_status_t st;
+        log_store_options_t so = {.cache_bytes = 0};
+        if (log_env_open(dir, &o, &env, &st) != 0 || log_store_open(env, "g", &so, &s, &st) != 0)
+            _exit(2);
+        for (uint64_t i = 1; i <= 3; i++) {
+            log_entry_t *e = tu_entries(i, 1, 1, 100);
+            if (log_store_append(s, e, 1, &st) != 0)
+                _exit(3);
+            tu_entries_free(e, 1);
+        }
+        _exit(0); /* a crash: the three records are replayed at the next open */
+    }
+    int ws;
+    assert_int_equal(waitpid(pid, &ws, 0), pid);
+    assert_true(WIFEXITED(ws) && WEXITSTATUS(ws) == 0);
+    /* walk the records to the end of the journal */
+    char p[PATH_MAX];
+    snprintf(p, sizeof p, "%s/journal.wal", dir);
+    int fd = open(p, O_RDWR);
+    assert_true(fd >= 0);
+    size_t off = 0;
+    uint64_t last_seq = 0;
+    uint8_t h[24];
+    while (pread(fd, h, sizeof h, (off_t)off) == (ssize_t)sizeof h &&
+           codec_get_le32(h) == 0x4a4b5252u &&
+           (last_seq == 0 || codec_get_le64(h + 8) == last_seq + 1)) {
+        last_seq = codec_get_le64(h + 8);
+        off += (24 + codec_get_le32(h + 4) + 7) & ~(size_t)7;
+    }
+    assert_true(last_seq > 0);
+    uint8_t rec[256];
+    size_t n = craft_record(rec, last_seq + 1, 1, 4);
+    assert_int_equal(pwrite(fd, rec, n, (off_t)off), (ssize_t)n);
+    close(fd);
+    expect_log(dir, &o, 3);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -681,6 +758,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(replay_fails_loudly_when_an_op_does_not_apply, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(op_that_did_not_fit_is_not_replayed, setup, teardown),
+        cmocka_unit_test_setup_teardown(record_image_without_this_laps_salt_is_not_replayed, setup,
+                                        teardown),
     };
     return cmocka_run_group_tests_name("storage_failures", tests, NULL, NULL);
 }
