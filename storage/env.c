@@ -320,9 +320,9 @@ int log_env_fail(log_env_t *env, int code, const rk_status_t *why)
     pthread_mutex_unlock(&env->fail_mu);
     if (first)
         RK_ERROR(NULL, NULL,
-                 "storage in %s failed, refusing every further write until it is reopened "
-                 "(the journal is replayed then): %s",
-                 env->path, why && why->msg[0] ? why->msg : rk_strerror(code));
+                 "storage in %s failed, refusing every further write until it is reopened%s: %s",
+                 env->path, env->journal ? " (the journal is replayed then)" : "",
+                 why && why->msg[0] ? why->msg : rk_strerror(code));
     return code;
 }
 
@@ -480,8 +480,10 @@ static int write_flags(log_env_t *env, unsigned flags, log_env_txn_fn fn, void *
             return fail(st, rc, "cannot begin write transaction in", env->path);
         }
         rc = fn(txn, arg);
+        bool commit_failed = false;
         if (rc == 0) {
             rc = mdb_txn_commit(txn); /* frees txn on success and failure */
+            commit_failed = rc != 0 && rc != MDB_MAP_FULL;
         } else {
             mdb_txn_abort(txn);
         }
@@ -502,6 +504,16 @@ static int write_flags(log_env_t *env, unsigned flags, log_env_txn_fn fn, void *
         }
         if (rc == EIO && out_of_space(env))
             rc = ENOSPC;
-        return fail(st, rc, "write transaction failed in", env->path);
+        rk_status_t why;
+        fail(&why, rc, "write transaction failed in", env->path);
+        if (st)
+            *st = why;
+        /* Without the journal LMDB fdatasyncs inside the commit: a failure
+         * there may be a failed sync, which is sticky (journal.c, essay 6;
+         * the meta page of an earlier commit may have been in that
+         * writeback). With the journal, commits do not sync. */
+        if (commit_failed && env->sync && env->journal == NULL)
+            return log_env_fail(env, why.code, &why);
+        return why.code;
     }
 }

@@ -390,6 +390,29 @@ static void failed_record_sync_is_sticky(void **state)
     log_env_close(e2);
 }
 
+/* Without the journal LMDB syncs inside its commit; a failed sync there is
+ * sticky just the same (an earlier commit's meta page may have been in the
+ * writeback the kernel then marked clean). */
+static void failed_sync_inside_an_lmdb_commit_is_sticky_without_the_journal(void **state)
+{
+    const char *dir = *state;
+    log_env_options_t o;
+    opts(&o, false);
+    log_env_t *env;
+    log_store_t *s = open_g(dir, &o, 0, &env);
+    append_ok(env, s, 1, 3);
+    rk_status_t st;
+    arm(F_SYNC, "data.mdb", EIO, 1);
+    assert_int_equal(append_range(env, s, 4, 1, NULL, NULL, &st), RK_EIO);
+    disarm();
+    assert_int_equal(fails_injected, 1);
+    assert_int_equal(append_range(env, s, 4, 1, NULL, NULL, &st), RK_EIO);
+    assert_int_equal(log_env_sync(env, &st), RK_EIO);
+    log_store_close(s);
+    log_env_close(env);
+    expect_log(dir, &o, 3);
+}
+
 /* ---- 3. turning the journal off ---- */
 
 /* Recovering with the journal off removes its files. Unless that removal is
@@ -743,6 +766,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(
             failed_checkpoint_sync_is_sticky_and_replayed_at_the_next_open, setup, teardown),
         cmocka_unit_test_setup_teardown(failed_record_sync_is_sticky, setup, teardown),
+        cmocka_unit_test_setup_teardown(
+            failed_sync_inside_an_lmdb_commit_is_sticky_without_the_journal, setup, teardown),
         cmocka_unit_test_setup_teardown(turning_the_journal_off_survives_a_power_loss, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(short_checkpoint_file_from_a_first_open_is_blank, setup,
