@@ -134,10 +134,11 @@ static int check_lmdb_version(rk_status_t *st)
     const char *v = mdb_version(&major, &minor, &patch);
     if (major == 0 && minor == 9)
         return 0;
-    return rk_status_set(st, RK_EINVAL,
-                         "the journal needs LMDB 0.9 (it restores 0.9 meta pages) but the "
-                         "library is %s (%d.%d.%d); set journal off for this library",
-                         v ? v : "unknown", major, minor, patch);
+    return rk_status_set(
+        st, RK_EINVAL,
+        "the journal needs LMDB 0.9 (it restores 0.9 meta pages) but the "
+        "library is %s (%d.%d.%d); turn the journal off (RAFTKIT_JOURNAL=0) to use it",
+        v ? v : "unknown", major, minor, patch);
 }
 
 /* A new data.mdb (and journal files, lock file) are only found after a

@@ -975,9 +975,9 @@ static bounds_sim_t *sim_for(bounds_sim_t *sims, size_t *ns, log_store_t *s)
  * (one that does not fit changes nothing: op_invalid). op_fits on the
  * published bounds instead of a transaction's: the writer is the only one
  * to change them, so they are what the transaction will start from. With
- * out, copies
- * those that fit there, in order: what the transaction will apply, and so
- * what the journal record must hold. (size_t)-1 when out of memory. */
+ * out, copies those that fit there, in order: what the transaction will
+ * apply, and so what the journal record must hold. (size_t)-1 when out of
+ * memory. */
 static size_t ops_fitting(const log_op_t *ops, size_t n, log_op_t *out)
 {
     bounds_sim_t small[8], *sims = n <= 8 ? small : calloc(n, sizeof(*sims));
@@ -1277,9 +1277,6 @@ int log_store_write_flags(log_env_t *env, log_op_t *ops, size_t n, unsigned flag
     return log_store_write_ex(env, ops, n, flags, NULL, NULL, st);
 }
 
-/* With a journal: one fdatasync of the journal record, then either the LMDB
- * commit without sync (journal.c explains why that is safe) or, for small
- * appends, publication from memory and a later commit ("pending"). */
 /* Appends the batch's journal record: every op that fits the log (those
  * that do not are failed by the transaction and must not be replayed). */
 static int append_record(log_env_t *env, const log_op_t *ops, size_t n, bool fits, uint64_t *seq,
@@ -1295,6 +1292,9 @@ static int append_record(log_env_t *env, const log_op_t *ops, size_t n, bool fit
     return rc;
 }
 
+/* With a journal: one fdatasync of the journal record, then either the LMDB
+ * commit without sync (journal.c explains why that is safe) or, for small
+ * appends, publication from memory and a later commit ("pending"). */
 int log_store_write_ex(log_env_t *env, log_op_t *ops, size_t n, unsigned flags,
                        void (*on_durable)(void *arg), void *arg, rk_status_t *st)
 {
