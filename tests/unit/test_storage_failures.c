@@ -25,6 +25,7 @@
 
 #include "storage/journal.h"
 #include "storage/log_store.h"
+#include "storage/log_writer.h"
 #include "tests/storage/util.h"
 
 #define FOREVER 3600000u /* a checkpoint interval that never elapses in a test */
@@ -321,6 +322,83 @@ static void acknowledged_batch_whose_commit_failed_survives_a_clean_restart(void
     log_store_close(s);
     log_env_close(env); /* a clean shutdown: must not checkpoint the record away */
     expect_log(dir, &o, 8);
+}
+
+/* The same through the log writer, as a node drives it: a batch run
+ * inline is acknowledged from durable_cb, its commit fails, and its
+ * callback (which makes the node enter its error state) reports the error.
+ * A batch submitted after that is neither acknowledged nor stored. */
+typedef struct wreq {
+    log_write_req_t r;
+    log_entry_t *e;
+    int durable, done, status;
+} wreq_t;
+
+static void w_durable(log_write_req_t *r)
+{
+    ((wreq_t *)r)->durable++;
+}
+
+static void w_done(log_write_req_t *r, int status)
+{
+    wreq_t *q = (wreq_t *)r;
+    q->done++;
+    q->status = status;
+}
+
+static void w_prepare(wreq_t *q, log_store_t *s, uint64_t first, size_t n)
+{
+    memset(q, 0, sizeof *q);
+    q->e = tu_entries(first, n, 1, 300);
+    q->r.op = (log_op_t){.store = s, .kind = LOG_OP_APPEND, .entries = q->e, .n_entries = n};
+    q->r.durable_cb = w_durable;
+}
+
+static void writer_after_a_failed_commit_acknowledges_nothing_more(void **state)
+{
+    const char *dir = *state;
+    log_env_options_t o;
+    opts(&o, true);
+    log_env_t *env;
+    log_store_t *s = open_g(dir, &o, 0, &env);
+    uv_loop_t loop;
+    uv_loop_init(&loop);
+    log_writer_t *w;
+    rk_status_t st;
+    assert_int_equal(log_writer_start(env, &loop, NULL, &w, &st), 0);
+    wreq_t a, b, c;
+    w_prepare(&a, s, 1, 3);
+    assert_int_equal(log_writer_submit_held(w, &a.r, w_done), 0);
+    assert_true(log_writer_flush(w)); /* inline: completed on return */
+    assert_int_equal(a.done, 1);
+    assert_int_equal(a.status, 0);
+
+    w_prepare(&b, s, 4, 2);
+    arm(F_WRITE, "data.mdb", ENOSPC, 1000);
+    assert_int_equal(log_writer_submit_held(w, &b.r, w_done), 0);
+    assert_true(log_writer_flush(w));
+    disarm();
+    assert_int_equal(b.durable, 1); /* acknowledged before the commit */
+    assert_int_equal(b.done, 1);
+    assert_int_equal(b.status, RK_ENOSPC);
+    assert_int_equal(log_env_failed(env, NULL), RK_ENOSPC);
+
+    w_prepare(&c, s, 6, 1);
+    assert_int_equal(log_writer_submit(w, &c.r, w_done), 0);
+    for (int i = 0; i < 10000 && c.done == 0; i++)
+        uv_run(&loop, UV_RUN_ONCE);
+    assert_int_equal(c.done, 1);
+    assert_int_equal(c.durable, 0);
+    assert_int_not_equal(c.status, 0);
+    log_writer_stop(w);
+    uv_run(&loop, UV_RUN_DEFAULT);
+    uv_loop_close(&loop);
+    tu_entries_free(a.e, 3);
+    tu_entries_free(b.e, 2);
+    tu_entries_free(c.e, 1);
+    log_store_close(s);
+    log_env_close(env);
+    expect_log(dir, &o, 5);
 }
 
 /* ---- 2. a failed sync is remembered ---- */
@@ -763,6 +841,8 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(
             acknowledged_batch_whose_commit_failed_survives_a_clean_restart, setup, teardown),
+        cmocka_unit_test_setup_teardown(writer_after_a_failed_commit_acknowledges_nothing_more,
+                                        setup, teardown),
         cmocka_unit_test_setup_teardown(
             failed_checkpoint_sync_is_sticky_and_replayed_at_the_next_open, setup, teardown),
         cmocka_unit_test_setup_teardown(failed_record_sync_is_sticky, setup, teardown),
