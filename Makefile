@@ -14,6 +14,7 @@
 PREFIX   ?= /usr/local
 BUILD    ?= build
 CC       ?= cc
+OBJCOPY  ?= objcopy
 SANITIZE ?=
 VERSION  := 0.1.0
 SOVER    := 0
@@ -57,21 +58,43 @@ $(BUILD)/gen/rpc/%.pb-c.o: $(BUILD)/gen/rpc/%.pb-c.c
 	$(CC) $(CFLAGS) -c -o $@ $<
 
 # ---- the library: every .c under src/, storage/ and rpc/ ----
+# $(LIB_A) is the internal archive: every object, internal symbols global, for
+# the project's own tests, tools and examples (tests call internals).
+# $(LIB_A_PUB) is the archive `make install` ships: the objects linked into one
+# relocatable object whose hidden (internal) symbols are then made local, so
+# an application's own buf_new or journal_open cannot clash with ours.
+# $(LIB_SO) exports the API only, under the version node of src/raftkit.map.
 LIB_SRCS := $(wildcard src/*/*.c storage/*.c rpc/*.c)
 LIB_OBJS := $(patsubst %.c,$(BUILD)/obj/%.o,$(LIB_SRCS)) $(PROTO_OBJ)
 LIB_A    := $(BUILD)/libraftkit.a
+LIB_A_PUB := $(BUILD)/public/libraftkit.a
 LIB_SO   := $(BUILD)/libraftkit.so
+LIB_MAP  := src/raftkit.map
 
 $(BUILD)/obj/%.o: %.c $(PROTO_H)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -MMD -MP -c -o $@ $<
 
+# Library objects only: what include/raftkit declares (inside its "visibility
+# push(default)" regions) is visible outside the library, the rest hidden.
+# Test programs keep default visibility: the storage fault-injection tests
+# interpose pwrite, fdatasync... for liblmdb, which needs them exported.
+$(LIB_OBJS): CFLAGS += -fvisibility=hidden
+
 $(LIB_A): $(LIB_OBJS)
 	@rm -f $@
 	ar rcs $@ $^
 
-$(LIB_SO): $(LIB_OBJS)
-	$(CC) -shared -Wl,-soname,libraftkit.so.$(SOVER) $(LDFLAGS_SAN) -o $@.$(VERSION) $^ $(LDLIBS)
+$(LIB_A_PUB): $(LIB_OBJS)
+	@mkdir -p $(dir $@)
+	@rm -f $@ $(BUILD)/public/raftkit.o
+	$(LD) -r -o $(BUILD)/public/raftkit.o $^
+	$(OBJCOPY) --localize-hidden $(BUILD)/public/raftkit.o
+	ar rcs $@ $(BUILD)/public/raftkit.o
+
+$(LIB_SO): $(LIB_OBJS) $(LIB_MAP)
+	$(CC) -shared -Wl,-soname,libraftkit.so.$(SOVER) -Wl,--version-script=$(LIB_MAP) \
+	    $(LDFLAGS_SAN) -o $@.$(VERSION) $(LIB_OBJS) $(LDLIBS)
 	ln -sf libraftkit.so.$(VERSION) $@.$(SOVER)
 	ln -sf libraftkit.so.$(VERSION) $@
 
@@ -87,8 +110,9 @@ $(BUILD)/tests/test_%: $(BUILD)/obj/tests/unit/test_%.o $(SUPPORT_OBJS) $(LIB_A)
 
 # Modules append to BINS (built by `make`) and TEST_CMDS (run by `make test`,
 # one shell command per word; use $(space)-free commands or wrapper scripts).
-BINS      := $(LIB_A) $(LIB_SO) $(UNIT_TESTS)
-TEST_CMDS := $(UNIT_TESTS)
+BINS      := $(LIB_A) $(LIB_A_PUB) $(LIB_SO) $(UNIT_TESTS)
+# tests/check-exports.sh: the libraries expose include/raftkit and nothing else.
+TEST_CMDS := $(UNIT_TESTS) tests/check-exports.sh
 
 include $(sort $(wildcard src/*/module.mk storage/module.mk rpc/module.mk \
                           tools/module.mk examples/*/module.mk tests/module.mk))
@@ -109,10 +133,10 @@ deps:
 
 # ---- install ----
 HEADERS := $(wildcard include/raftkit/*.h)
-install: $(LIB_A) $(LIB_SO)
+install: $(LIB_A_PUB) $(LIB_SO)
 	install -d $(DESTDIR)$(PREFIX)/include/raftkit $(DESTDIR)$(PREFIX)/lib/pkgconfig
 	install -m 644 $(HEADERS) $(DESTDIR)$(PREFIX)/include/raftkit/
-	install -m 644 $(LIB_A) $(DESTDIR)$(PREFIX)/lib/
+	install -m 644 $(LIB_A_PUB) $(DESTDIR)$(PREFIX)/lib/
 	install -m 755 $(LIB_SO).$(VERSION) $(DESTDIR)$(PREFIX)/lib/
 	ln -sf libraftkit.so.$(VERSION) $(DESTDIR)$(PREFIX)/lib/libraftkit.so.$(SOVER)
 	ln -sf libraftkit.so.$(VERSION) $(DESTDIR)$(PREFIX)/lib/libraftkit.so

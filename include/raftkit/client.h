@@ -37,6 +37,11 @@
 extern "C" {
 #endif
 
+/* The library is built with hidden visibility; what is declared here is its API. */
+#if defined(__GNUC__)
+#pragma GCC visibility push(default)
+#endif
+
 /* ---- CLI service client ---- */
 
 typedef struct rk_cli_client rk_cli_client_t;
@@ -149,6 +154,10 @@ int rk_route_table_refresh_configuration(rk_route_table_t *rt, rk_cli_client_t *
 /* Follows a redirect: if st is one, caches its leader and returns true;
  * for any other RK_ENOTLEADER forgets the cached leader. */
 bool rk_route_table_handle_redirect(rk_route_table_t *rt, const char *group, const rk_status_t *st);
+
+#if defined(__GNUC__)
+#pragma GCC visibility pop
+#endif
 
 #ifdef __cplusplus
 }

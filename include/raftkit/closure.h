@@ -23,6 +23,11 @@
 extern "C" {
 #endif
 
+/* The library is built with hidden visibility; what is declared here is its API. */
+#if defined(__GNUC__)
+#pragma GCC visibility push(default)
+#endif
+
 typedef struct rk_closure rk_closure_t;
 struct rk_closure {
     void (*run)(rk_closure_t *self, const rk_status_t *st);
@@ -55,6 +60,10 @@ struct rk_read_index_closure {
 };
 
 #define rk_container_of(ptr, type, member) ((type *)((char *)(ptr)-offsetof(type, member)))
+
+#if defined(__GNUC__)
+#pragma GCC visibility pop
+#endif
 
 #ifdef __cplusplus
 }

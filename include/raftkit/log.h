@@ -14,6 +14,11 @@
 extern "C" {
 #endif
 
+/* The library is built with hidden visibility; what is declared here is its API. */
+#if defined(__GNUC__)
+#pragma GCC visibility push(default)
+#endif
+
 typedef enum rk_log_level {
     RK_LOG_TRACE = 0,
     RK_LOG_DEBUG,
@@ -53,6 +58,10 @@ void rk_log_write(rk_log_level_t level, const char *group, const char *peer, con
 #define RK_INFO(g, p, ...)  RK_LOG(RK_LOG_INFO, g, p, __VA_ARGS__)
 #define RK_WARN(g, p, ...)  RK_LOG(RK_LOG_WARN, g, p, __VA_ARGS__)
 #define RK_ERROR(g, p, ...) RK_LOG(RK_LOG_ERROR, g, p, __VA_ARGS__)
+
+#if defined(__GNUC__)
+#pragma GCC visibility pop
+#endif
 
 #ifdef __cplusplus
 }

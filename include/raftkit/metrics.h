@@ -41,6 +41,11 @@
 extern "C" {
 #endif
 
+/* The library is built with hidden visibility; what is declared here is its API. */
+#if defined(__GNUC__)
+#pragma GCC visibility push(default)
+#endif
+
 /* ---- status ---- */
 
 #define RK_STATUS_GROUP_MAX 128 /* group id including the NUL */
@@ -220,6 +225,10 @@ int rk_node_add_listener(rk_node_t *n, rk_node_listener_t *l);
  * be called again, except when called from l's own on_event (then the
  * current call finishes). Returns 0 or RK_ENOTFOUND. Any thread. */
 int rk_node_remove_listener(rk_node_t *n, rk_node_listener_t *l);
+
+#if defined(__GNUC__)
+#pragma GCC visibility pop
+#endif
 
 #ifdef __cplusplus
 }

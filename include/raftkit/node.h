@@ -36,6 +36,11 @@
 extern "C" {
 #endif
 
+/* The library is built with hidden visibility; what is declared here is its API. */
+#if defined(__GNUC__)
+#pragma GCC visibility push(default)
+#endif
+
 typedef struct rk_node rk_node_t;
 typedef struct rk_group_service rk_group_service_t;
 
@@ -238,6 +243,10 @@ void rk_node_list_peers(rk_node_t *n, rk_configuration_t *out);
 void rk_node_list_learners(rk_node_t *n, rk_peer_id_t *out, size_t *count);
 /* Voters this leader heard from within an election timeout (RK_ENOTLEADER otherwise). */
 int rk_node_list_alive_peers(rk_node_t *n, rk_configuration_t *out);
+
+#if defined(__GNUC__)
+#pragma GCC visibility pop
+#endif
 
 #ifdef __cplusplus
 }

@@ -22,6 +22,11 @@
 extern "C" {
 #endif
 
+/* The library is built with hidden visibility; what is declared here is its API. */
+#if defined(__GNUC__)
+#pragma GCC visibility push(default)
+#endif
+
 #define RK_HOST_MAX       64  /* host name or IP literal, including the NUL */
 #define RK_PEER_ID_STRLEN 112 /* enough for any formatted peer id or learner */
 #define RK_CONF_MAX_PEERS 32  /* voters, and separately learners, per configuration */
@@ -114,6 +119,10 @@ bool rk_configuration_equal(const rk_configuration_t *a, const rk_configuration_
 /* Checks a configuration is usable: no duplicate among voters and learners,
  * no empty peer. Returns 0 or RK_ECONF with the reason in err. */
 int rk_configuration_validate(const rk_configuration_t *c, rk_status_t *err);
+
+#if defined(__GNUC__)
+#pragma GCC visibility pop
+#endif
 
 #ifdef __cplusplus
 }

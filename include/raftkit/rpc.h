@@ -44,6 +44,11 @@
 extern "C" {
 #endif
 
+/* The library is built with hidden visibility; what is declared here is its API. */
+#if defined(__GNUC__)
+#pragma GCC visibility push(default)
+#endif
+
 /* The shared RPC server of node.h (declared here too so that this header
  * stands on its own). */
 typedef struct rk_server rk_server_t;
@@ -133,6 +138,10 @@ void rk_rpc_reply_release(rk_rpc_reply_t *out);
 
 /* Closes every connection and frees the client. */
 void rk_rpc_client_free(rk_rpc_client_t *c);
+
+#if defined(__GNUC__)
+#pragma GCC visibility pop
+#endif
 
 #ifdef __cplusplus
 }

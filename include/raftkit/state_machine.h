@@ -22,6 +22,11 @@
 extern "C" {
 #endif
 
+/* The library is built with hidden visibility; what is declared here is its API. */
+#if defined(__GNUC__)
+#pragma GCC visibility push(default)
+#endif
+
 /* ---- iterator over committed entries (valid only inside on_apply) ---- */
 
 typedef struct rk_iterator rk_iterator_t;
@@ -111,6 +116,10 @@ struct rk_state_machine {
     /* Last callback; nothing runs on sm after it returns. */
     void (*on_shutdown)(rk_state_machine_t *sm);
 };
+
+#if defined(__GNUC__)
+#pragma GCC visibility pop
+#endif
 
 #ifdef __cplusplus
 }

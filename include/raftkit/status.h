@@ -16,6 +16,11 @@
 extern "C" {
 #endif
 
+/* The library is built with hidden visibility; what is declared here is its API. */
+#if defined(__GNUC__)
+#pragma GCC visibility push(default)
+#endif
+
 #define RK_ERRNO_MAP(X)                                                       \
     X(EINVAL, -1, "invalid argument")                                         \
     X(ENOMEM, -2, "out of memory")                                            \
@@ -85,6 +90,10 @@ static inline bool rk_status_ok(const rk_status_t *st)
 
 /* "RK_ETIMEDOUT: timed out (after 500 ms)" into buf; returns buf. */
 const char *rk_status_str(const rk_status_t *st, char *buf, unsigned long len);
+
+#if defined(__GNUC__)
+#pragma GCC visibility pop
+#endif
 
 #ifdef __cplusplus
 }
