@@ -21,6 +21,7 @@ typedef struct server {
     kv_sm_t sm;
     rk_node_t *_Atomic node; /* set once started */
     const char *group;
+    int max_body_size; /* raft_options.max_body_size of the node: the largest entry */
 } server_t;
 
 /* One request in flight. */
@@ -210,6 +211,22 @@ static void handle_kv(rk_rpc_call_t *call, const void *body, size_t len, void *a
         goto out;
     }
     kv__command__pack(cmd, buf);
+    if (n > (size_t)srv->max_body_size) {
+        /* rk_node_apply would refuse it with a bare RK_EINVAL: say what is
+         * too large, and the limit. */
+        char why[160];
+        if (cmd->value.len > (size_t)srv->max_body_size)
+            snprintf(why, sizeof why, "value of %zu bytes is over max_body_size %d", cmd->value.len,
+                     srv->max_body_size);
+        else
+            snprintf(why, sizeof why,
+                     "entry of %zu bytes (key %zu, value %zu) is over max_body_size %d", n,
+                     cmd->key.len, cmd->value.len, srv->max_body_size);
+        respond_error(call, NULL, RK_EINVAL, why, false);
+        free(buf);
+        req_free(r);
+        goto out;
+    }
     r->w.done.run = write_done;
     rk_task_t task = {.data = buf, .len = n, .done = &r->w.done, .expected_term = -1};
     int rc = rk_node_apply(node, &task);
@@ -228,7 +245,10 @@ int main(int argc, char **argv)
     int rc = app_server_conf(&conf, argc, argv, "kv-server", "kv");
     if (rc >= 0)
         return rc;
-    server_t srv = {.group = conf.group};
+    /* app_server_run keeps the default raft options. */
+    rk_node_options_t defaults;
+    rk_node_options_init(&defaults);
+    server_t srv = {.group = conf.group, .max_body_size = defaults.raft_options.max_body_size};
     if (kv_sm_init(&srv.sm, conf.group) != 0) {
         fprintf(stderr, "kv-server: out of memory\n");
         return 1;

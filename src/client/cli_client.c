@@ -92,7 +92,7 @@ int rk_cli_get_leader(rk_cli_client_t *c, const char *group, const rk_configurat
                       rk_peer_id_t *leader, rk_status_t *st)
 {
     if (c == NULL || group == NULL || conf == NULL || leader == NULL)
-        return rk_status_set(st, RK_EINVAL, "bad argument");
+        return rk_status_set(st, RK_EINVAL, "client, group, conf or leader is NULL");
     if (rk_configuration_is_empty(conf))
         return rk_status_set(st, RK_EINVAL, "no peers to ask");
     rk_status_t last;
@@ -304,8 +304,11 @@ static int learners_op(rk_cli_client_t *c, const char *group, const rk_configura
                        uint32_t method, const rk_peer_id_t *learners, size_t n,
                        rk_configuration_t *new_conf, rk_status_t *st)
 {
-    if (n > RK_CONF_MAX_PEERS || (n > 0 && learners == NULL))
-        return rk_status_set(st, RK_EINVAL, "bad learner list");
+    if (n > RK_CONF_MAX_PEERS)
+        return rk_status_set(st, RK_EINVAL, "%zu learners is over the limit of %d", n,
+                             RK_CONF_MAX_PEERS);
+    if (n > 0 && learners == NULL)
+        return rk_status_set(st, RK_EINVAL, "learners is NULL with n %zu", n);
     strs_t *s = calloc(1, sizeof *s);
     if (s == NULL)
         return rk_status_set(st, RK_ENOMEM, "out of memory");
@@ -416,7 +419,7 @@ int rk_cli_node_status(rk_cli_client_t *c, const char *group, const rk_peer_id_t
                        rk_node_status_t *out, rk_status_t *st)
 {
     if (c == NULL || group == NULL || peer == NULL || out == NULL)
-        return rk_status_set(st, RK_EINVAL, "bad argument");
+        return rk_status_set(st, RK_EINVAL, "client, group, peer or out is NULL");
     rk_node_status_init(out);
     char pbuf[RK_PEER_ID_STRLEN];
     route_key(peer, pbuf, sizeof pbuf);

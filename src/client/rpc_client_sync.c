@@ -147,7 +147,13 @@ int client_call(rk_rpc_client_t *c, const rk_endpoint_t *ep, uint32_t method,
             rpc_channel_close(ch);
     }
     if (rc != 0) {
-        rk_status_set(&out->status, rc, "%s: sending: %s", name, rk_strerror(rc));
+        if (rc == RK_ETOOBIG)
+            rk_status_set(&out->status, rc,
+                          "%s: request of %zu bytes is over the RPC frame limit of %u bytes", name,
+                          req != NULL ? protobuf_c_message_get_packed_size(req) : len,
+                          RPC_DEFAULT_MAX_FRAME);
+        else
+            rk_status_set(&out->status, rc, "%s: sending: %s", name, rk_strerror(rc));
         return rc;
     }
     /* The rpc client's own timeout ends the call; the margin only guards
@@ -174,10 +180,15 @@ int rk_rpc_client_call(rk_rpc_client_t *c, const rk_endpoint_t *ep, uint32_t met
 {
     if (out == NULL)
         return RK_EINVAL;
-    if (c == NULL || ep == NULL || (body == NULL && len > 0) || method < RK_RPC_APP_FIRST) {
-        memset(out, 0, sizeof *out);
-        return rk_status_set(&out->status, RK_EINVAL, "bad argument");
-    }
+    memset(out, 0, sizeof *out);
+    if (c == NULL || ep == NULL)
+        return rk_status_set(&out->status, RK_EINVAL, "client or endpoint is NULL");
+    if (body == NULL && len > 0)
+        return rk_status_set(&out->status, RK_EINVAL, "body is NULL with len %zu", len);
+    if (method < RK_RPC_APP_FIRST)
+        return rk_status_set(&out->status, RK_EINVAL,
+                             "method %u is reserved (application methods start at %u)", method,
+                             (unsigned)RK_RPC_APP_FIRST);
     return client_call(c, ep, method, NULL, body, len, NULL, timeout_ms, NULL, out);
 }
 
