@@ -25,6 +25,20 @@ start() {
   echo $! >"$DATA/n$1.pid"
 }
 alive() { kill -0 "$(cat "$DATA/n$1.pid" 2>/dev/null)" 2>/dev/null; }
+# ready I: waits until node I answers the CLI service (0) or has exited, e.g.
+# because its port was taken (1); 10 s at most.
+ready() {
+  n=0
+  while [ $n -lt 100 ]; do
+    alive "$1" || return 1
+    if "$CLI" --group counter --peers "$(peer "$1")" --timeout-ms 500 status >/dev/null 2>&1; then
+      alive "$1"
+      return
+    fi
+    sleep 0.1; n=$((n + 1))
+  done
+  return 1
+}
 leader() { # prints the leader once one other than $2 is known among $1 (5 s at most)
   n=0
   while [ $n -lt 50 ]; do
@@ -54,8 +68,7 @@ for attempt in 1 2 3 4 5; do
   base=$((20000 + $(od -An -N2 -tu2 /dev/urandom | tr -d ' ') % 40000))
   P="$(peer 1),$(peer 2),$(peer 3)"
   for i in 1 2 3; do start "$i"; done
-  sleep 0.3
-  if alive 1 && alive 2 && alive 3; then started=1; break; fi
+  if ready 1 && ready 2 && ready 3; then started=1; break; fi
   for i in 1 2 3; do stop "$i" KILL; done
   rm -rf "$DATA"/n[123]
 done

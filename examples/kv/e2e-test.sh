@@ -49,8 +49,7 @@ start_cluster() {
     base=$((20000 + $(od -An -N2 -tu2 /dev/urandom | tr -d ' ') % 40000))
     PORTS="$base $((base + 1)) $((base + 2)) $((base + 3))"
     for i in 1 2 3; do start_node "$i"; done
-    sleep 0.3
-    if node_alive 1 && node_alive 2 && node_alive 3; then return 0; fi
+    if node_ready 1 && node_ready 2 && node_ready 3; then return 0; fi
     stop_all KILL
     rm -rf "$DATA"/n*
   done
@@ -78,6 +77,12 @@ check_rc "missing --peers -> exit 2" 2 "$KV_CLIENT" get k
 out=$("$KV_CLIENT" --peers "$(peer_of 1)" --group other --timeout-ms 1000 put k1 x); rc=$?
 case "$out" in "FAIL $(peer_of 1): RK_ENOGROUP:"*) [ $rc -eq 4 ] && ok "wrong group -> FAIL (exit 4)" ||
   bad "wrong group: exit $rc";; *) bad "wrong group: got '$out'";; esac
+# A value over the entry limit: refused at once, saying what and the limit.
+big=$(head -c 700000 /dev/zero | tr '\0' a)
+out=$(echo "put big $big" | $KV --stdin)
+case "$out" in "FAIL 127.0.0.1:"*": RK_EINVAL: value of 700000 bytes is over max_body_size 524288")
+  ok "put of a 700000-byte value -> FAIL naming the size and max_body_size";;
+  *) bad "oversized value: got '$(echo "$out" | cut -c1-200)'";; esac
 out=$($KV_CLIENT --peers "127.0.0.1:1" --timeout-ms 500 put k x); rc=$?
 case "$out" in FAIL*) [ $rc -eq 4 ] && ok "unreachable cluster -> FAIL (exit 4)" || bad "unreachable: exit $rc";;
   *) bad "unreachable cluster: got '$out'";; esac
@@ -117,11 +122,17 @@ case "$res" in UNKNOWN*) ok "write to a frozen cluster after sending -> UNKNOWN"
 # ---- failover: writes during a leader crash are OK or UNKNOWN, never FAIL ----
 leader=$(wait_leader)
 ln=$(node_of "$leader")
-( i=0; while [ $i -lt 60 ]; do echo "put f$i v$i"; i=$((i + 1)); done ) >"$DATA/fo.in"
-$KV_CLIENT --peers "$P" --timeout-ms 8000 --stdin <"$DATA/fo.in" >"$DATA/fo.out" &
+# Half of the writes go first; the leader is killed once 10 of them are
+# answered, and the other half follow.
+fifo="$DATA/fo.in"; mkfifo "$fifo"
+$KV_CLIENT --peers "$P" --timeout-ms 8000 --stdin <"$fifo" >"$DATA/fo.out" &
 cpid=$!
-sleep 0.3
+exec 8>"$fifo"
+i=0; while [ $i -lt 30 ]; do echo "put f$i v$i" >&8; i=$((i + 1)); done
+n=0; while [ $n -lt 100 ] && [ "$(wc -l <"$DATA/fo.out")" -lt 10 ]; do sleep 0.1; n=$((n + 1)); done
 stop_node "$ln" KILL
+while [ $i -lt 60 ]; do echo "put f$i v$i" >&8; i=$((i + 1)); done
+exec 8>&-
 wait $cpid
 nfail=$(grep -c '^FAIL' "$DATA/fo.out")
 nok=$(grep -c '^OK' "$DATA/fo.out")

@@ -44,6 +44,23 @@ node_pid() { cat "$DATA/n$1.pid" 2>/dev/null; }
 
 node_alive() { p=$(node_pid "$1"); [ -n "$p" ] && kill -0 "$p" 2>/dev/null; }
 
+# node_ready I: waits until node I answers the CLI service on its port
+# (returns 0) or has exited, e.g. because the port was taken (returns 1);
+# 10 s at most.
+node_ready() {
+  n=0
+  while [ $n -lt 100 ]; do
+    node_alive "$1" || return 1
+    if "$CLI" --group kv --peers "$(peer_of "$1")" --timeout-ms 500 status >/dev/null 2>&1; then
+      node_alive "$1"
+      return
+    fi
+    sleep 0.1
+    n=$((n + 1))
+  done
+  return 1
+}
+
 # stop_node I [SIGNAL]: TERM (clean) by default, KILL to crash it.
 stop_node() {
   p=$(node_pid "$1")
