@@ -9,6 +9,8 @@
 #include <unistd.h>
 
 #include "raftkit/log.h"
+#include "src/core/core_internal.h"
+#include "src/node/node_internal.h"
 #include "tests/node/cluster.h"
 
 /* Reference: Raft section 5.2 (election) and 5.3 (replication): a 3-node
@@ -55,6 +57,29 @@ static int start_cluster(tc_cluster_t *c, const char *g, int n, const rk_node_op
     return leader;
 }
 
+/* Ticks per election timeout (NODE_ELECTION_TICKS in src/node): the
+ * leader's check-quorum round. */
+enum { ELECTION_TICKS = 10 };
+
+typedef struct ticks_arg {
+    rk_node_t *n;
+    uint64_t ticks;
+} ticks_arg_t;
+
+static void ticks_on_loop(void *p)
+{
+    ticks_arg_t *a = p;
+    a->ticks = a->n->core != NULL ? a->n->core->ticks : 0;
+}
+
+/* The node's clock: its core's tick count, read on its loop thread. */
+static uint64_t node_ticks(rk_node_t *n)
+{
+    ticks_arg_t a = {.n = n};
+    assert_int_equal(node_rt_call(n->rt, ticks_on_loop, &a), 0);
+    return a.ticks;
+}
+
 /* rk_node_list_alive_peers: every live voter, at every moment (it used to
  * drop them all for a moment at each check-quorum reset), and a stopped one
  * drops out within about an election timeout. */
@@ -65,14 +90,22 @@ static void test_alive_peers(void **state)
     int leader = start_cluster(&c, "alive", 3, NULL);
     rk_configuration_t alive;
     assert_true(tc_wait_applied(&c, rk_node_last_log_index(c.nodes[leader].node), 5000));
-    /* 1.5 s = five election timeouts of polling, every 100 us */
+    /* Poll every 100 us for five election timeouts of the leader's own
+     * clock (so five check-quorum resets pass however slowly the machine
+     * runs; 60 s at most). */
+    rk_node_t *ln = c.nodes[leader].node;
+    uint64_t end = node_ticks(ln) + 5 * ELECTION_TICKS;
     int polls = 0, short_answers = 0;
-    for (; polls < 15000; polls++) {
-        assert_int_equal(rk_node_list_alive_peers(c.nodes[leader].node, &alive), 0);
+    bool window_done = false;
+    for (; polls < 600000 && !window_done; polls++) {
+        assert_int_equal(rk_node_list_alive_peers(ln, &alive), 0);
         if (alive.n_peers != 3)
             short_answers++;
+        if (polls % 100 == 0)
+            window_done = node_ticks(ln) >= end;
         usleep(100);
     }
+    assert_true(window_done);
     assert_int_equal(short_answers, 0);
     int gone = (leader + 1) % 3;
     tc_stop(&c, gone);

@@ -8,10 +8,14 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <cmocka.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include "raftkit/log.h"
 #include "rpc/rpc_client.h"
@@ -232,6 +236,7 @@ typedef struct state_wait {
     const rk_peer_id_t *peer;
     core_progress_state_t want;
     uint64_t min_match;
+    uint32_t min_ticks;
 } state_wait_t;
 
 static bool progress_is(void *p)
@@ -242,6 +247,14 @@ static bool progress_is(void *p)
            pr.match >= w->min_match;
 }
 
+/* The leader has not heard from w->peer for w->min_ticks of its ticks. */
+static bool progress_silent(void *p)
+{
+    state_wait_t *w = p;
+    core_progress_info_t pr;
+    return leader_progress(w->leader, w->peer, &pr) && pr.ticks_since_contact >= w->min_ticks;
+}
+
 typedef struct log_wait {
     const char *a, *b;
 } log_wait_t;
@@ -250,6 +263,39 @@ static bool log_seen(void *p)
 {
     log_wait_t *w = p;
     return captured(w->a, w->b) > 0;
+}
+
+/* A bare TCP listener on a stopped node's address: each connection the
+ * leader opens to it is one reconnection attempt, which closing it at once
+ * fails before the handshake (the peer stays unreachable). */
+typedef struct attempts {
+    int fd;
+    int accepted;
+    int want;
+} attempts_t;
+
+static int listen_at(const rk_endpoint_t *ep)
+{
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
+    assert_true(fd >= 0);
+    int one = 1;
+    assert_int_equal(setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one), 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons(ep->port)};
+    assert_int_equal(inet_pton(AF_INET, ep->host, &a.sin_addr), 1);
+    assert_int_equal(bind(fd, (struct sockaddr *)&a, sizeof a), 0);
+    assert_int_equal(listen(fd, 16), 0);
+    return fd;
+}
+
+static bool attempts_seen(void *p)
+{
+    attempts_t *a = p;
+    int s;
+    while ((s = accept(a->fd, NULL, NULL)) >= 0) {
+        close(s);
+        a->accepted++;
+    }
+    return a->accepted >= a->want;
 }
 
 /* Scenario 108 (peer marked unreachable): when a follower's process stops,
@@ -282,7 +328,11 @@ static void test_unreachable_peer_goes_to_probe(void **state)
     int logged = captured(lw.a, lw.b);
     /* the leader keeps committing with the other follower */
     assert_int_equal(tc_apply_many(&c, leader, 50), 50);
-    tc_msleep(600); /* retries while it is down are not logged again */
+    /* retries while it is down are not logged again: let the leader make
+     * three of them */
+    attempts_t at = {.fd = listen_at(&c.nodes[f].id.endpoint), .want = 3};
+    assert_true(tc_wait(attempts_seen, &at, 10000));
+    close(at.fd);
     assert_int_equal(captured(c.nodes[leader].id.endpoint.host, needle), logged);
     assert_int_equal(tc_start(&c, f, true), 0);
     w.want = CORE_PR_REPLICATE;
@@ -388,8 +438,14 @@ static uint64_t entry_value(rk_iterator_t *it)
     return v;
 }
 
-/* A counter that waits on SLOW_VALUE (so later entries batch up) and fails
- * on POISON_VALUE, rolling back that entry and the one before it. */
+/* The gate SLOW_VALUE waits on: the test learns that the slow entry is
+ * being applied (slow_index set to its index), makes later entries commit
+ * meanwhile, then opens the gate, so that they reach on_apply in one batch. */
+static atomic_llong slow_index;
+static atomic_bool slow_gate_open;
+
+/* A counter that waits at SLOW_VALUE until the gate opens (10 s at most)
+ * and fails on POISON_VALUE, rolling back that entry and the one before it. */
 static void failing_apply(rk_state_machine_t *sm, rk_iterator_t *it)
 {
     tc_counter_t *c = (tc_counter_t *)sm;
@@ -401,11 +457,31 @@ static void failing_apply(rk_state_machine_t *sm, rk_iterator_t *it)
             rk_iterator_set_error_and_rollback(it, 2, &st);
             return;
         }
-        if (v == SLOW_VALUE)
-            tc_msleep(300);
+        if (v == SLOW_VALUE) {
+            atomic_store(&slow_index, rk_iterator_index(it));
+            for (int i = 0; i < 10000 && !atomic_load(&slow_gate_open); i++)
+                tc_msleep(1);
+        }
         atomic_fetch_add(&c->sum, v);
         atomic_fetch_add(&c->applied, 1);
     }
+}
+
+static bool slow_entry_applying(void *p)
+{
+    (void)p;
+    return atomic_load(&slow_index) > 0;
+}
+
+typedef struct committed_wait {
+    rk_node_t *n;
+    int64_t index;
+} committed_wait_t;
+
+static bool committed_reached(void *p)
+{
+    committed_wait_t *w = p;
+    return rk_node_committed_index(w->n) >= w->index;
 }
 
 static bool req_ran(void *p)
@@ -435,10 +511,18 @@ static void test_set_error_and_rollback_ntail(void **state)
     tc_req_init(&slow);
     tc_req_init(&a);
     tc_req_init(&poison);
+    atomic_store(&slow_index, 0);
+    atomic_store(&slow_gate_open, false);
     assert_int_equal(tc_apply(&c, 0, SLOW_VALUE, &slow, -1), 0);
-    tc_msleep(100); /* the slow entry is being applied: the next two batch up */
+    assert_true(tc_wait(slow_entry_applying, NULL, 5000));
+    /* The slow entry is being applied: the next two commit meanwhile and
+     * batch up behind it. */
     assert_int_equal(tc_apply(&c, 0, 7, &a, -1), 0);
     assert_int_equal(tc_apply(&c, 0, POISON_VALUE, &poison, -1), 0);
+    committed_wait_t cw = {.n = n, .index = atomic_load(&slow_index) + 2};
+    assert_true(tc_wait(committed_reached, &cw, 5000));
+    assert_int_equal(atomic_load(&a.runs), 0); /* still behind the slow entry */
+    atomic_store(&slow_gate_open, true);
     assert_true(tc_wait(req_ran, &poison, 5000));
     assert_true(tc_wait(req_ran, &a, 5000));
     assert_int_equal(atomic_load(&slow.code), 0);
@@ -455,6 +539,9 @@ static void test_set_error_and_rollback_ntail(void **state)
 }
 
 /* ---- 5. leader lease ---- */
+
+/* Ticks per election timeout (NODE_ELECTION_TICKS in src/node). */
+enum { ELECTION_TICKS = 10 };
 
 typedef struct read_req {
     rk_read_index_closure_t closure;
@@ -506,7 +593,16 @@ static void test_lease_reads(void **state)
     }
     tc_stop(&c, (leader + 1) % 3);
     tc_stop(&c, (leader + 2) % 3);
-    tc_msleep(2 * 300);                                   /* well past the lease (270 ms) */
+    /* Well past the lease (9 of the leader's ticks, 270 ms), counted on the
+     * leader's own clock: the lease runs from the send of a heartbeat that
+     * was acknowledged, so once the leader has ticked twice an election
+     * timeout since it last heard from either follower, it has expired. */
+    for (int k = 1; k <= 2; k++) {
+        state_wait_t w = {.leader = c.nodes[leader].node,
+                          .peer = &c.nodes[(leader + k) % 3].id,
+                          .min_ticks = 2 * ELECTION_TICKS};
+        assert_true(tc_wait(progress_silent, &w, 10000));
+    }
     assert_true(rk_node_is_leader(c.nodes[leader].node)); /* no check-quorum */
     read_req_t r = {.closure.run = read_run};
     assert_int_equal(rk_node_read_index(c.nodes[leader].node, NULL, 0, &r.closure), 0);
