@@ -18,7 +18,7 @@
  *   rk_peer_id_t leader;
  *   rk_status_t st;
  *   if (rk_cli_get_leader(cli, "kv", &conf, &leader, &st) == 0) ...
- *   rk_cli_add_peer(cli, "kv", &conf, &new_peer, &st);
+ *   rk_cli_add_peer(cli, "kv", &conf, &new_peer, NULL, &st);  // NULL: no new_conf wanted
  *   rk_cli_client_free(cli);
  */
 #ifndef RAFTKIT_CLIENT_H

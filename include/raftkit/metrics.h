@@ -218,7 +218,7 @@ struct rk_node_listener {
  * reported as BECAME_FOLLOWER then BECAME_LEADER (the term differs). The
  * caller owns l, which must stay valid until rk_node_remove_listener
  * returned. Returns 0, RK_EEXIST if l is already registered, RK_ETOOBIG past
- * 64 listeners, RK_EINVAL for NULL. Any thread. */
+ * 64 listeners, RK_EINVAL for NULL, RK_ENOMEM. Any thread. */
 int rk_node_add_listener(rk_node_t *n, rk_node_listener_t *l);
 
 /* Unregisters l. When it returns, l's on_event is not running and will not

@@ -99,9 +99,10 @@ int rk_node_options_validate(const rk_node_options_t *o, rk_status_t *err);
 
 /* ---- shared RPC server ---- */
 
-/* An RPC server with its own loop thread, for hosting several groups (and
- * later the application's own methods) on one port. Groups created with
- * rk_group_service_new_shared() run their node on the server's loop.
+/* An RPC server with its own loop thread, for hosting several groups and
+ * the application's own methods (rk_rpc_server_attach, rpc.h) on one port.
+ * Groups created with rk_group_service_new_shared() run their node on the
+ * server's loop.
  *
  * rk_server_new binds listen (port 0: any free port, see rk_server_port) and
  * starts the loop thread. Returns NULL with err set (RK_EIO: port in use).
@@ -178,7 +179,13 @@ int rk_node_apply(rk_node_t *n, const rk_task_t *task);
 
 /* Linearizable read: done runs once this node's state machine has applied up
  * to a read index confirmed by the leader (on a leader or a follower), or
- * with an error. ctx (copied) is handed back. Returns 0 or RK_EINVAL. */
+ * with an error (RK_ENOTLEADER, RK_ETIMEDOUT when no confirmation came,
+ * RK_ESHUTDOWN, ...); it runs on the FSM thread. ctx (copied before the call
+ * returns) is handed back to done.
+ *
+ * Returns 0 when accepted (done then runs exactly once), or, without running
+ * done: RK_EINVAL (n or done NULL, or ctx NULL with len > 0), RK_ENOMEM,
+ * RK_ESHUTDOWN (shutdown was requested). Any thread. */
 int rk_node_read_index(rk_node_t *n, const void *ctx, size_t len, rk_read_index_closure_t *done);
 
 /* ---- snapshots and membership ---- */
@@ -188,8 +195,11 @@ int rk_node_read_index(rk_node_t *n, const void *ctx, size_t len, rk_read_index_
  * The membership calls below run done when the new configuration is
  * committed (RK_OK) or with RK_ENOTLEADER, RK_ECONFCHANGE (a change is in
  * progress), RK_EEXIST / RK_ENOTFOUND (peer already present / absent),
- * RK_ELEADERLOST, RK_ESHUTDOWN. They return RK_EINVAL for bad arguments and
- * RK_ESHUTDOWN, without running done. Any thread. */
+ * RK_ECATCHUP (a new voter did not catch up), RK_ELEADERLOST, RK_ESHUTDOWN.
+ * Without running done they return RK_EINVAL for bad arguments (n NULL, a
+ * NULL peer or configuration, an invalid configuration or one without
+ * voters, a count of 0 or over RK_CONF_MAX_PEERS for add/remove_learners),
+ * RK_ENOMEM, and RK_ESHUTDOWN once shutdown was requested. Any thread. */
 int rk_node_snapshot(rk_node_t *n, rk_closure_t *done);
 int rk_node_add_peer(rk_node_t *n, const rk_peer_id_t *peer, rk_closure_t *done);
 int rk_node_remove_peer(rk_node_t *n, const rk_peer_id_t *peer, rk_closure_t *done);
@@ -199,9 +209,11 @@ int rk_node_change_peers(rk_node_t *n, const rk_configuration_t *conf, rk_closur
  * conf without consensus. May lose committed data; for operators only. The
  * forced configuration is durable (fsynced) when this returns 0, so a restart
  * keeps it; the node writes it into the log as a configuration entry when it
- * next leads. Returns 0, RK_EINVAL, RK_EIO (could not make it durable; the
- * configuration is unchanged), RK_EBUSY, RK_ESHUTDOWN. Not from the FSM
- * thread; blocks for one fsync. */
+ * next leads. Returns 0, RK_EINVAL (n or conf NULL, conf invalid or without
+ * voters), RK_EIO (could not make it durable; the configuration is
+ * unchanged), RK_ENOMEM, RK_EBUSY (log writes kept running for about two
+ * seconds), RK_ESHUTDOWN. Blocks until the node's loop thread has done it
+ * (one fsync); not from the FSM thread. */
 int rk_node_reset_peers(rk_node_t *n, const rk_configuration_t *conf);
 int rk_node_add_learners(rk_node_t *n, const rk_peer_id_t *learners, size_t count,
                          rk_closure_t *done);
@@ -209,10 +221,15 @@ int rk_node_remove_learners(rk_node_t *n, const rk_peer_id_t *learners, size_t c
                             rk_closure_t *done);
 int rk_node_reset_learners(rk_node_t *n, const rk_peer_id_t *learners, size_t count,
                            rk_closure_t *done);
-/* Hands leadership to peer (RK_ENOTLEADER unless leader; RK_EUNKNOWNPEER). */
+/* Hands leadership to peer, a voter: returns 0 once the transfer started
+ * (poll rk_node_leader_id for its end; peer being this node cancels a
+ * transfer in progress), RK_EINVAL (n or peer NULL), RK_ENOTLEADER,
+ * RK_EUNKNOWNPEER (peer is not a voter), RK_ESTATE (the node is in the
+ * error state), RK_ESHUTDOWN. Any thread; blocks until the node's loop
+ * thread has handled it. */
 int rk_node_transfer_leadership_to(rk_node_t *n, const rk_peer_id_t *peer);
 
-/* ---- state (snapshots of a moving target; any thread) ---- */
+/* ---- state (snapshots of a moving target; any thread; n must be valid) ---- */
 
 typedef enum rk_node_state {
     RK_STATE_LEADER,
@@ -241,7 +258,8 @@ void rk_node_list_peers(rk_node_t *n, rk_configuration_t *out);
 /* Current configuration's learners: up to *count into out; *count receives
  * the number of learners. */
 void rk_node_list_learners(rk_node_t *n, rk_peer_id_t *out, size_t *count);
-/* Voters this leader heard from within an election timeout (RK_ENOTLEADER otherwise). */
+/* Voters this leader heard from within an election timeout, itself included.
+ * Returns 0, or RK_ENOTLEADER with out emptied. */
 int rk_node_list_alive_peers(rk_node_t *n, rk_configuration_t *out);
 
 #if defined(__GNUC__)

@@ -49,10 +49,6 @@ extern "C" {
 #pragma GCC visibility push(default)
 #endif
 
-/* The shared RPC server of node.h (declared here too so that this header
- * stands on its own). */
-typedef struct rk_server rk_server_t;
-
 /* First method id available to applications. */
 #define RK_RPC_APP_FIRST 1024u
 
@@ -73,8 +69,10 @@ typedef void (*rk_rpc_handler_fn)(rk_rpc_call_t *call, const void *body, size_t 
  * loop thread; srv must outlive the returned handle. */
 rk_rpc_server_t *rk_rpc_server_attach(rk_server_t *srv, rk_status_t *err);
 
-/* Registers fn for method (>= RK_RPC_APP_FIRST). Returns 0, RK_EINVAL (bad
- * id or fn NULL), RK_EEXIST (already registered). Any thread but the loop's. */
+/* Registers fn for method (>= RK_RPC_APP_FIRST). Returns 0, RK_EINVAL (s or
+ * fn NULL, or method below RK_RPC_APP_FIRST), RK_EEXIST (already
+ * registered), RK_ETOOBIG (the handle holds its maximum of methods),
+ * RK_ESHUTDOWN (the server is stopping). Any thread but the loop's. */
 int rk_rpc_server_register(rk_rpc_server_t *s, uint32_t method, rk_rpc_handler_fn fn, void *arg);
 
 /* Unregisters the handle's methods and frees it. When it returns, no new
@@ -92,8 +90,9 @@ void rk_rpc_server_detach(rk_rpc_server_t *s);
  * still be completed. */
 int rk_rpc_call_reply(rk_rpc_call_t *call, const void *body, size_t len);
 
-/* Completes call with an error: the client sees code (an RK_E* value) and
- * msg (may be NULL). Any thread, exactly once per call. */
+/* Completes call with an error: the client sees code (an RK_E* value; 0
+ * becomes RK_EINTERNAL) and msg (may be NULL; truncated to fit
+ * rk_status_t.msg). Any thread, exactly once per call. */
 void rk_rpc_call_fail(rk_rpc_call_t *call, int code, const char *msg);
 
 /* Remote address of the call, for log lines; valid until completion. */
@@ -128,8 +127,11 @@ rk_rpc_client_t *rk_rpc_client_new(const rk_rpc_client_options_t *opts);
 
 /* Calls method on the server at ep and waits for the answer, at most
  * timeout_ms (<= 0: 5000) in all (connecting included). Returns
- * out->status.code. out must be released with rk_rpc_reply_release. The
- * thread using a client must not use it from two threads at once. */
+ * out->status.code, with out->status.msg saying what went wrong: RK_EINVAL
+ * for bad arguments (which one is named; with out NULL nothing is
+ * written), RK_ETOOBIG for a request over the 64 MiB frame limit, a
+ * transport error, or the server's error. out must be released with
+ * rk_rpc_reply_release. A client is used by one thread at a time. */
 int rk_rpc_client_call(rk_rpc_client_t *c, const rk_endpoint_t *ep, uint32_t method,
                        const void *body, size_t len, int timeout_ms, rk_rpc_reply_t *out);
 

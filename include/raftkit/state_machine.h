@@ -71,9 +71,12 @@ typedef struct rk_snapshot_reader rk_snapshot_reader_t;
 
 /* Directory the state machine writes its files into. */
 const char *rk_snapshot_writer_path(const rk_snapshot_writer_t *w);
-/* Registers a file (relative name, already written under path) as part of the
- * snapshot; raftkit checksums it. Returns 0, RK_EINVAL for a bad name,
- * RK_ENOTFOUND if the file does not exist, RK_EEXIST if added twice. */
+/* Registers a file (a plain name, written under path) as part of the
+ * snapshot. Returns 0, RK_EINVAL for a bad name (empty, 256 bytes or more,
+ * containing '/', "." or "..", or raftkit's own metadata name), RK_EEXIST if
+ * added twice, RK_ENOMEM. The files are checksummed and fsynced when done
+ * runs with RK_OK; one missing or unreadable then fails the snapshot (the
+ * error reaches rk_node_snapshot's closure). */
 int rk_snapshot_writer_add_file(rk_snapshot_writer_t *w, const char *name);
 
 /* Directory holding the snapshot's files, and their names. */

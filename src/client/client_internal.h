@@ -1,6 +1,6 @@
-/* Internals shared by the files of src/client and src/cli: the blocking RPC
- * client every raftkit client program is built on (a private libuv loop run
- * only while a call waits), and the protobuf helpers of the CLI messages. */
+/* Internals shared by the files of src/client: the protobuf-aware call under
+ * the blocking RPC client (rpc_client_sync.c), which the CLI client
+ * (cli_client.c) uses for the CLI service's messages, and a monotonic clock. */
 #ifndef RAFTKIT_CLIENT_INTERNAL_H
 #define RAFTKIT_CLIENT_INTERNAL_H
 
