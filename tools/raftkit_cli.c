@@ -9,6 +9,7 @@
  */
 #include <getopt.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -36,10 +37,21 @@ typedef struct command {
     int (*run)(ctx_t *c, char **args);
 } command_t;
 
+/* A positive int written in full ("500"), else -1 ("500ms", "", "0"). */
+static int parse_ms(const char *s)
+{
+    char *end;
+    long v = strtol(s, &end, 10);
+    return end != s && *end == '\0' && v > 0 && v <= 86400000 ? (int)v : -1;
+}
+
 static int fail(const char *what, const rk_status_t *st)
 {
+    /* The message adds detail; a server that had none may have sent the
+     * code's own text, which is not repeated. */
+    bool detail = st->msg[0] != '\0' && strcmp(st->msg, rk_strerror(st->code)) != 0;
     fprintf(stderr, "raftkit-cli: %s: %s: %s%s%s\n", what, rk_err_name(st->code),
-            rk_strerror(st->code), st->msg[0] ? " -- " : "", st->msg);
+            rk_strerror(st->code), detail ? " -- " : "", detail ? st->msg : "");
     switch (st->code) {
     case RK_EUNREACHABLE:
     case RK_ETIMEDOUT:
@@ -398,9 +410,12 @@ int main(int argc, char **argv)
             peers = optarg;
             break;
         case O_TIMEOUT:
-            timeout_ms = atoi(optarg);
+            timeout_ms = parse_ms(optarg);
             if (timeout_ms <= 0) {
-                fprintf(stderr, "raftkit-cli: --timeout-ms must be a positive number\n");
+                fprintf(stderr,
+                        "raftkit-cli: --timeout-ms must be a positive number of milliseconds "
+                        "(got '%s')\n",
+                        optarg);
                 return CLI_USAGE;
             }
             break;

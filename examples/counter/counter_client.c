@@ -4,10 +4,12 @@
  *   counter-client --peers LIST [--group counter] get
  *
  * Prints the value (exit 0), or "FAIL reason" (exit 4: certainly not
- * applied) or "UNKNOWN reason" (exit 3: the increment may have happened).
+ * applied) or "UNKNOWN reason" (exit 3: the increment may have happened);
+ * a bad command line exits 2 with the reason on stderr.
  * The counter has no deduplication, so an increment is never retried once
  * it may have reached the leader.
  */
+#include <errno.h>
 #include <inttypes.h>
 #include <signal.h>
 #include <stdio.h>
@@ -33,18 +35,34 @@ int main(int argc, char **argv)
     }
     bool incr = i + 2 == argc && strcmp(argv[i], "incrementAndGet") == 0;
     bool get = i + 1 == argc && strcmp(argv[i], "get") == 0;
-    rk_configuration_t conf;
-    if (peers == NULL || (!incr && !get) || rk_configuration_parse(&conf, peers, NULL) != 0 ||
-        conf.n_peers == 0) {
+    if (peers == NULL || (!incr && !get)) {
         fprintf(stderr, "usage: counter-client --peers LIST [--group G] incrementAndGet DELTA | "
                         "get\n");
         return 2;
+    }
+    rk_configuration_t conf;
+    rk_status_t perr;
+    if (rk_configuration_parse(&conf, peers, &perr) != 0 || conf.n_peers == 0) {
+        fprintf(stderr, "counter-client: bad --peers '%s': %s\n", peers,
+                perr.code != 0 ? perr.msg : "no voter");
+        return 2;
+    }
+    int64_t delta = 0;
+    if (incr) {
+        char *end;
+        errno = 0;
+        long long d = strtoll(argv[i + 1], &end, 10);
+        if (end == argv[i + 1] || *end != '\0' || errno == ERANGE) {
+            fprintf(stderr, "counter-client: DELTA '%s' is not a 64-bit integer\n", argv[i + 1]);
+            return 2;
+        }
+        delta = d;
     }
     signal(SIGPIPE, SIG_IGN);
     if (getenv("RAFTKIT_LOG") == NULL)
         rk_log_set_level(RK_LOG_ERROR);
     uint8_t req[COUNTER_REQ_LEN] = {incr ? COUNTER_OP_INCR : COUNTER_OP_GET};
-    counter_put64(req + 1, incr ? strtoll(argv[i + 1], NULL, 10) : 0);
+    counter_put64(req + 1, delta);
 
     rk_cli_client_t *cli = rk_cli_client_new(2000);
     rk_status_t st;

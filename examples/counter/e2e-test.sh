@@ -96,6 +96,15 @@ out=$("$CLIENT" --peers 127.0.0.1:1 get 2>/dev/null); rc=$?
 [ $rc -eq 4 ] && [ "${out%% *}" = "FAIL" ] && ok "nothing reachable: FAIL, exit 4" ||
   bad "nothing reachable: got '$out' (exit $rc)"
 
+# Bad command lines: exit 2 and a reason that names the bad word.
+err=$("$CLIENT" --peers "127.0.0.1:0" get 2>&1 >/dev/null); rc=$?
+case "$err" in "counter-client: bad --peers '127.0.0.1:0': "*port*)
+  [ $rc -eq 2 ] && ok "bad --peers -> exit 2 naming the list" || bad "bad --peers: exit $rc";;
+  *) bad "bad --peers: got '$err'";; esac
+err=$("$CLIENT" --peers "$P" incrementAndGet 12abc 2>&1 >/dev/null); rc=$?
+[ $rc -eq 2 ] && [ "$err" = "counter-client: DELTA '12abc' is not a 64-bit integer" ] &&
+  ok "non-numeric DELTA -> exit 2, nothing sent" || bad "bad DELTA: got '$err' (exit $rc)"
+
 for i in 1 2 3; do
   if grep -q -E 'ERROR: (Address|Leak|Undefined)Sanitizer|runtime error:' "$DATA/n$i.log" 2>/dev/null; then
     bad "sanitizer report in node $i's log"

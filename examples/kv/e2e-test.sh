@@ -74,6 +74,10 @@ check "stale read on a follower sees the committed value" "OK v2" 0 \
   $KV_CLIENT --peers "$(peer_of "$(node_of "$leader" | awk '{print ($1 % 3) + 1}')")" --read stale get k1
 check_rc "usage error -> exit 2" 2 $KV frobnicate k
 check_rc "missing --peers -> exit 2" 2 "$KV_CLIENT" get k
+err=$("$KV_CLIENT" --peers "$P" --timeout-ms 500ms get k 2>&1 >/dev/null); rc=$?
+[ $rc -eq 2 ] &&
+  [ "$err" = "kv-client: --timeout-ms must be a positive number of milliseconds (got '500ms')" ] &&
+  ok "--timeout-ms 500ms -> exit 2 naming the value" || bad "--timeout-ms 500ms: got '$err' (exit $rc)"
 out=$("$KV_CLIENT" --peers "$(peer_of 1)" --group other --timeout-ms 1000 put k1 x); rc=$?
 case "$out" in "FAIL $(peer_of 1): RK_ENOGROUP:"*) [ $rc -eq 4 ] && ok "wrong group -> FAIL (exit 4)" ||
   bad "wrong group: exit $rc";; *) bad "wrong group: got '$out'";; esac
@@ -189,6 +193,13 @@ check "raftkit-cli change_peers" "OK peers $P,$(peer_of 4)" 0 $RC change_peers "
 check "raftkit-cli change_peers back" "OK peers $P" 0 $RC change_peers "$P"
 stop_node 4
 check_rc "raftkit-cli remove_peer of a non-member -> exit 1" 1 $RC remove_peer 127.0.0.1:1
+err=$($RC transfer_leader 127.0.0.1:1 2>&1 >/dev/null); rc=$?
+case "$err" in
+  *"unknown peer -- unknown peer"*) bad "transfer_leader to a non-member repeats itself: '$err'";;
+  "raftkit-cli: transfer_leader: RK_EUNKNOWNPEER: unknown peer"*)
+    [ $rc -eq 1 ] && ok "raftkit-cli transfer_leader to a non-member -> RK_EUNKNOWNPEER (exit 1)" ||
+      bad "transfer_leader to a non-member: exit $rc";;
+  *) bad "transfer_leader to a non-member: got '$err'";; esac
 check_rc "raftkit-cli unknown group -> exit 1" 1 $CLI --group nope --peers "$P" get_leader
 check_rc "raftkit-cli unreachable peers -> exit 3" 3 $CLI --group kv --peers 127.0.0.1:1 get_leader
 check_rc "raftkit-cli bad arguments -> exit 2" 2 $RC add_peer

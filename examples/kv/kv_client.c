@@ -301,6 +301,14 @@ static bool dispatch(client_t *c, char **w, int n, outcome_t *o)
     return true;
 }
 
+/* A positive int written in full ("500"), else -1 ("500ms", "", "0"). */
+static int parse_ms(const char *s)
+{
+    char *end;
+    long v = strtol(s, &end, 10);
+    return end != s && *end == '\0' && v > 0 && v <= 86400000 ? (int)v : -1;
+}
+
 int main(int argc, char **argv)
 {
     enum { O_PEERS = 1, O_GROUP, O_TIMEOUT, O_READ, O_STDIN, O_HELP };
@@ -327,9 +335,12 @@ int main(int argc, char **argv)
             c.group = optarg;
             break;
         case O_TIMEOUT:
-            c.timeout_ms = atoi(optarg);
+            c.timeout_ms = parse_ms(optarg);
             if (c.timeout_ms <= 0) {
-                fprintf(stderr, "kv-client: --timeout-ms must be a positive number\n");
+                fprintf(stderr,
+                        "kv-client: --timeout-ms must be a positive number of milliseconds "
+                        "(got '%s')\n",
+                        optarg);
                 return EXIT_USAGE;
             }
             break;
