@@ -91,7 +91,8 @@ BINS      := $(LIB_A) $(LIB_SO) $(UNIT_TESTS)
 TEST_CMDS := $(UNIT_TESTS)
 
 include $(sort $(wildcard src/*/module.mk storage/module.mk rpc/module.mk \
-                          tools/module.mk examples/*/module.mk tests/module.mk))
+                          tools/module.mk examples/*/module.mk tests/module.mk \
+                          tests/jepsen/module.mk))
 
 .DEFAULT_GOAL := all
 .SECONDARY:
