@@ -69,7 +69,7 @@ def free_port_base(n, rng):
 
 
 class Cluster:
-    def __init__(self, a, out, rng):
+    def __init__(self, a, out):
         self.a, self.out, self.n = a, out, a.nodes
         self.base = free_port_base(self.n, random.Random())
         self.root = os.geteuid() == 0
@@ -144,9 +144,7 @@ class Cluster:
         if p is None:
             return
         try:
-            p.send_signal(sig)
-            if sig == signal.SIGKILL and i in self.paused:
-                pass
+            p.send_signal(sig)  # SIGKILL also ends a stopped process
             p.wait(timeout=30)
         except (ProcessLookupError, subprocess.TimeoutExpired):
             p.kill()
@@ -428,9 +426,8 @@ class Nemesis(threading.Thread):
                 self.c.members.add(v)
                 self.note("add_peer %d%s" % (v, " (empty data directory)" if wipe else ""))
                 return True
-            if self.stop.is_set() and self.sleep(0):
-                pass
             time.sleep(0.5)
+        log("add_peer %d still refused after 20 tries (%s)" % (v, out.splitlines()[-1] if out else rc))
         return False
 
     def heal(self):
@@ -501,7 +498,7 @@ def main():
     log("seed=%d nodes=%d workers=%d keys=%d time=%gs faults=%s out=%s" %
         (a.seed, a.nodes, a.workers, nkeys, a.time, ",".join(a.faults) or "none", out))
 
-    c = Cluster(a, out, rng)
+    c = Cluster(a, out)
 
     def on_signal(signum, _frame):
         raise KeyboardInterrupt("signal %d" % signum)
@@ -565,7 +562,10 @@ def main():
     nops = len(history) + len(final)
     nok = sum(1 for h in history + final if h["r"] in ("ok", "not_found", "mismatch"))
     nunk = sum(1 for h in history + final if h["r"] == "unknown")
-    finals_ok = all(h["r"] in ("ok", "not_found") for h in final[-len(keys):]) and final
+    definite = {h["k"] for h in final if h["r"] in ("ok", "not_found")}
+    finals_ok = all(k in definite for k in keys)
+    if not finals_ok:
+        log("no definite final read of keys %s" % ",".join(k for k in keys if k not in definite))
     bad, unchecked = [], []
     for k, ops in sorted(to_ops(history, final).items()):
         res = lin.check_key(ops)
