@@ -7,6 +7,7 @@ import os
 import sys
 import unittest
 
+sys.dont_write_bytecode = True  # no __pycache__ in the source tree
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from linearizability import (ANY, MISMATCH, NOT_FOUND, OK, Op,  # noqa: E402
                              check_key, smallest_window)
