@@ -80,6 +80,7 @@ class Cluster:
         self.use_uids = self.root and self.iptables is not None and self.probe()
         self.procs = {}
         self.paused = set()
+        self.crashes = []  # (node, exit status) of nodes that ended unasked
         self.lock = threading.Lock()
         self.members = set(range(1, self.n + 1))
 
@@ -151,6 +152,29 @@ class Cluster:
             p.kill()
             p.wait()
         self.paused.discard(i)
+
+    def reap(self):
+        """Notes nodes that exited without being killed: a crash."""
+        for i, p in list(self.procs.items()):
+            if p.poll() is not None:
+                self.crashes.append((i, p.returncode))
+                log("node %d exited by itself with status %d (see n%d.log)" % (i, p.returncode, i))
+                del self.procs[i]
+                self.paused.discard(i)
+
+    def sanitizer_reports(self):
+        """Nodes whose log holds an ASan/UBSan report (sanitized builds)."""
+        bad = []
+        for i in range(1, self.n + 1):
+            try:
+                with open(os.path.join(self.out, "n%d.log" % i), "rb") as f:
+                    text = f.read()
+            except OSError:
+                continue
+            if b"ERROR: AddressSanitizer" in text or b"runtime error:" in text or \
+                    b"ERROR: LeakSanitizer" in text:
+                bad.append(i)
+        return bad
 
     def signal(self, i, sig):
         p = self.procs.get(i)
@@ -333,6 +357,7 @@ class Nemesis(threading.Thread):
     def run(self):
         try:
             while not self.sleep(self.rng.uniform(1.0, 3.0)):
+                self.c.reap()
                 if not self.faults:
                     continue
                 f = self.rng.choice(self.faults)
@@ -433,10 +458,10 @@ class Nemesis(threading.Thread):
 
     def heal(self):
         self.c.heal_net()
+        self.c.reap()
         for i in range(1, self.c.n + 1):
             self.c.signal(i, signal.SIGCONT)
-            if i not in self.c.procs or self.c.procs[i].poll() is not None:
-                self.c.procs.pop(i, None)
+            if i not in self.c.procs:
                 self.c.start(i)
         for i in range(1, self.c.n + 1):
             if i not in self.c.members:
@@ -550,6 +575,7 @@ def main():
                 time.sleep(0.5)
         fw.close()
         faults = nem.count
+        c.reap()
     finally:
         c.teardown()
 
@@ -581,12 +607,16 @@ def main():
                 print("    p%s %r" % (o.ident.get("p"), o), flush=True)
     valid = not bad and not unchecked
     enough = nok >= a.min_ok and finals_ok
+    san = c.sanitizer_reports()
+    if san:
+        log("sanitizer reports in the logs of nodes %s" % san)
+    healthy = not c.crashes and not san  # a crash fails the run whatever the history
     if valid and not enough:
         log("too few operations completed (%d, need %d, and a definite final read of every key)"
             % (nok, a.min_ok))
     if unchecked:
         log("search budget exhausted on keys %s" % ",".join(unchecked))
-    if valid and enough:
+    if valid and enough and healthy:
         for i in range(1, a.nodes + 1):
             shutil.rmtree(c.data(i), ignore_errors=True)
     else:
@@ -594,7 +624,7 @@ def main():
     print("jepsen: %s seed=%d ops=%d ok=%d unknown=%d faults=%d nonlinearizable_keys=%s" %
           ("valid" if valid else "INVALID", a.seed, nops, nok, nunk, faults,
            ",".join(bad) or "none"), flush=True)
-    return 0 if valid and enough else 1
+    return 0 if valid and enough and healthy else 1
 
 
 if __name__ == "__main__":
