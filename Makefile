@@ -115,7 +115,8 @@ BINS      := $(LIB_A) $(LIB_A_PUB) $(LIB_SO) $(UNIT_TESTS)
 TEST_CMDS := $(UNIT_TESTS) tests/check-exports.sh
 
 include $(sort $(wildcard src/*/module.mk storage/module.mk rpc/module.mk \
-                          tools/module.mk examples/*/module.mk tests/module.mk))
+                          tools/module.mk examples/*/module.mk tests/module.mk \
+                          tests/jepsen/module.mk))
 
 .DEFAULT_GOAL := all
 .SECONDARY:

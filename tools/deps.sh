@@ -11,7 +11,8 @@ with_optional=no
 [ "${1:-}" = "--with-optional" ] && with_optional=yes
 PKGS="build-essential pkg-config libuv1-dev libprotobuf-c-dev protobuf-c-compiler
 liblmdb-dev libcmocka-dev libinih-dev libxxhash-dev libmicrohttpd-dev libjansson-dev
-python3-prometheus-client clang-format"
+python3-prometheus-client clang-format
+iptables"
 missing=""
 for p in $PKGS; do
   if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
