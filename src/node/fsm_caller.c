@@ -506,7 +506,11 @@ static void snapshot_saved(rk_closure_t *c, const rk_status_t *st)
     fsm_post_closure(n, w->user_done, rc, rc ? cst.msg : NULL);
     node_on_snapshot_saved(n, w->index, w->term, &w->conf, rc);
     free(w);
+    /* under fsm_mu: a stopping FSM thread waits for this (fsm_main) */
+    pthread_mutex_lock(&n->fsm_mu);
     atomic_fetch_sub(&n->snap_inflight, 1);
+    pthread_cond_signal(&n->fsm_cv);
+    pthread_mutex_unlock(&n->fsm_mu);
 }
 
 static void do_snapshot_save(rk_node_t *n, rk_closure_t *user_done)
@@ -697,13 +701,25 @@ static void shutdown_fsm(rk_node_t *n)
         n->fsm->on_shutdown(n->fsm);
 }
 
+/* FSM_SHUTDOWN ends the thread once nothing can reach the queue any more:
+ * items posted behind it (the closure of a snapshot whose on_snapshot_save
+ * finished meanwhile, on this thread or another) and the closures of
+ * snapshots still being saved (snap_inflight) run first, so every closure
+ * runs once and none after on_shutdown. */
 static void *fsm_main(void *arg)
 {
     rk_node_t *n = arg;
+    bool stopping = false;
     for (;;) {
         pthread_mutex_lock(&n->fsm_mu);
-        while (n->fsm_head == NULL)
+        while (n->fsm_head == NULL) {
+            if (stopping && atomic_load(&n->snap_inflight) == 0) {
+                pthread_mutex_unlock(&n->fsm_mu);
+                shutdown_fsm(n);
+                return NULL;
+            }
             pthread_cond_wait(&n->fsm_cv, &n->fsm_mu);
+        }
         fsm_item_t *it = n->fsm_head;
         n->fsm_head = it->next;
         if (n->fsm_head == NULL)
@@ -711,8 +727,8 @@ static void *fsm_main(void *arg)
         pthread_mutex_unlock(&n->fsm_mu);
         if (it->type == FSM_SHUTDOWN) {
             free(it);
-            shutdown_fsm(n);
-            return NULL;
+            stopping = true;
+            continue;
         }
         handle(n, it);
     }

@@ -64,18 +64,24 @@ void node_wake(rk_node_t *n)
     pthread_mutex_unlock(&n->mu);
 }
 
-void node_post_cmd(rk_node_t *n, node_cmd_t *c)
+int node_post_cmd(rk_node_t *n, node_cmd_t *c)
 {
     c->next = NULL;
     pthread_mutex_lock(&n->mu);
+    /* checked and queued under one lock: node_loop_stop sets
+     * shutdown_requested under it before its last drain of n->cmds */
+    if (n->shutdown_requested || !n->handles_open) {
+        pthread_mutex_unlock(&n->mu);
+        return RK_ESHUTDOWN;
+    }
     if (n->cmds_tail)
         n->cmds_tail->next = c;
     else
         n->cmds = c;
     n->cmds_tail = c;
-    if (n->handles_open)
-        uv_async_send(&n->wake);
+    uv_async_send(&n->wake);
     pthread_mutex_unlock(&n->mu);
+    return 0;
 }
 
 static void set_state(rk_node_t *n, rk_node_state_t s)
@@ -802,7 +808,8 @@ void node_on_snapshot_saved(rk_node_t *n, uint64_t index, uint64_t term, const c
     if (conf)
         c->snap_conf = *conf;
     c->status = status;
-    node_post_cmd(n, c);
+    if (node_post_cmd(n, c) != 0)
+        free(c); /* the node stopped: nothing is left to do with it */
 }
 
 /* ------------------------------------------------------- the drive */
@@ -1287,6 +1294,11 @@ void node_loop_stop(rk_node_t *n)
     if (n->stopping)
         return;
     n->stopping = true;
+    /* From here on no command or task is queued (node_post_cmd and
+     * rk_node_apply check it under n->mu), so the drains below are the last. */
+    pthread_mutex_lock(&n->mu);
+    n->shutdown_requested = true;
+    pthread_mutex_unlock(&n->mu);
     set_state(n, RK_STATE_SHUTTING);
     if (n->core) {
         node_publish_status(n); /* listeners hear of the shutdown */
@@ -1363,18 +1375,20 @@ int rk_node_apply(rk_node_t *n, const rk_task_t *task)
     return 0;
 }
 
+void (*node_test_cmd_hook)(rk_node_t *n);
+
+/* Queues a command from a public entry point. On error c is freed and its
+ * closure never runs. */
 static int post_new_cmd(rk_node_t *n, node_cmd_t *c)
 {
-    pthread_mutex_lock(&n->mu);
-    bool down = n->shutdown_requested || !n->handles_open;
-    pthread_mutex_unlock(&n->mu);
-    if (down) {
+    if (node_test_cmd_hook)
+        node_test_cmd_hook(n);
+    int rc = node_post_cmd(n, c);
+    if (rc != 0) {
         free(c->ctx);
         free(c);
-        return RK_ESHUTDOWN;
     }
-    node_post_cmd(n, c);
-    return 0;
+    return rc;
 }
 
 int rk_node_read_index(rk_node_t *n, const void *ctx, size_t len, rk_read_index_closure_t *done)

@@ -278,7 +278,7 @@ struct rk_node {
     node_task_t *tasks; /* ring of apply_queue_size */
     size_t task_head, task_count, task_cap;
     node_cmd_t *cmds, *cmds_tail;
-    bool shutdown_requested;
+    bool shutdown_requested; /* no more commands or tasks are queued */
 
     /* pending proposals, shared loop <-> FSM thread, guarded by pend_mu */
     pthread_mutex_t pend_mu;
@@ -342,11 +342,18 @@ void node_enter_error(rk_node_t *n, int code, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 void node_publish_status(rk_node_t *n);
 void node_on_snapshot_saved(rk_node_t *n, uint64_t index, uint64_t term, const core_conf_t *conf,
-                            int status);         /* any thread */
-void node_post_cmd(rk_node_t *n, node_cmd_t *c); /* any thread */
+                            int status); /* any thread */
+/* Any thread. Returns 0, or RK_ESHUTDOWN once the node stops (c is still
+ * the caller's). */
+int node_post_cmd(rk_node_t *n, node_cmd_t *c);
 /* L: completes a read (code 0: once applied >= index) on the FSM thread; frees c. */
 void node_post_read_result(rk_node_t *n, node_cmd_t *c, int code, uint64_t index, const char *msg);
 int node_start(rk_node_t *n, rk_status_t *err); /* caller's thread */
+/* Tests only (NULL otherwise): called by every command entry point
+ * (read_index, snapshot, membership changes) on the caller's thread before
+ * the command is queued, so a test can hold a caller there while the node
+ * shuts down. */
+extern void (*node_test_cmd_hook)(rk_node_t *n);
 /* The runtime behind a shared server (rk_server_new). */
 node_rt_t *node_server_rt(rk_server_t *s);
 void node_loop_stop(rk_node_t *n); /* L */
