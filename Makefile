@@ -19,7 +19,7 @@ SANITIZE ?=
 VERSION  := 0.1.0
 SOVER    := 0
 
-PKGS     := libuv libprotobuf-c lmdb inih libxxhash libmicrohttpd jansson
+PKGS     := libuv libprotobuf-c lmdb inih libxxhash libmicrohttpd jansson openssl
 TESTPKGS := cmocka
 
 OPT      ?= -O2

@@ -16,6 +16,7 @@
 #include "rpc/rpc_client.h"
 #include "rpc/rpc_handshake.h"
 #include "rpc/rpc_log.h"
+#include "rpc/rpc_tls.h"
 
 typedef enum ch_state {
     CH_IDLE,       /* never connected */
@@ -86,6 +87,7 @@ struct rpc_client {
     bool closing;
     void (*close_cb)(void *);
     void *close_arg;
+    rpc_tls_ctx_t *tls; /* NULL: plaintext */
 };
 
 static void start_connect(rpc_channel_t *ch);
@@ -515,6 +517,17 @@ static void on_connect(uv_connect_t *req, int status)
     }
     uv_tcp_nodelay(&cc->conn.tcp, 1);
     rpc_conn_set_name_from_peer(&cc->conn);
+    if (ch->cli->tls != NULL) {
+        /* TLS first: the hello below waits in the connection until the
+         * server is authenticated. */
+        rpc_tls_t *t = rpc_tls_new(ch->cli->tls);
+        if (t == NULL) {
+            channel_down(ch, RK_ENOMEM, "out of memory for TLS");
+            return;
+        }
+        if (rpc_conn_set_tls(&cc->conn, t) != 0)
+            return; /* closed: cl_on_closed reports why */
+    }
     rpc_handshake_hello(&hello, ch->cli->name);
     h.method = RPC_M_HANDSHAKE;
     h.corr_id = ch->hs_corr = ++ch->cli->next_corr;
@@ -577,6 +590,7 @@ rpc_client_t *rpc_client_new(uv_loop_t *loop, const rpc_client_opts_t *o)
     if (c->backoff_max_ms < c->backoff_min_ms)
         c->backoff_max_ms = c->backoff_min_ms;
     c->on_reach = o ? o->on_reachability : NULL;
+    c->tls = o ? o->tls : NULL;
     c->reach_arg = o ? o->arg : NULL;
     c->name = strdup(o && o->name ? o->name : "");
     if (c->name == NULL || hash_grow(c) != 0) {
@@ -586,6 +600,8 @@ rpc_client_t *rpc_client_new(uv_loop_t *loop, const rpc_client_opts_t *o)
     }
     uv_timer_init(loop, &c->timer);
     c->timer.data = c;
+    if (c->tls != NULL)
+        rpc_tls_ctx_ref(c->tls);
     return c;
 }
 
@@ -834,6 +850,7 @@ static void maybe_free_client(rpc_client_t *c)
     free(c->hash);
     free(c->heap);
     free(c->name);
+    rpc_tls_ctx_unref(c->tls);
     free(c);
     if (cb != NULL)
         cb(arg);

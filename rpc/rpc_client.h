@@ -44,6 +44,11 @@ typedef struct rpc_client_opts {
     const char *name;             /* sent in the handshake; copied */
     rpc_reach_fn on_reachability; /* may be NULL */
     void *arg;
+    /* TLS (rpc_tls.h, a client context; the client takes a reference), or
+     * NULL for plaintext. Every connection then completes a TLS handshake
+     * (counted in connect_timeout_ms) before its first frame; a refusal
+     * makes the channel unreachable with the cause in the message. */
+    struct rpc_tls_ctx *tls;
 } rpc_client_opts_t;
 
 /* What a request carries. msg is packed at call time (or body/body_len is

@@ -13,9 +13,12 @@
 #include <string.h>
 
 #include "rpc/rpc_conn.h"
+#include "rpc/rpc_tls.h"
 
 #define RBUF_MIN    (64u << 10) /* read granularity */
 #define RBUF_SHRINK (1u << 20)  /* give back buffers grown past this once idle */
+#define TLS_IN_LEN  (64u << 10) /* ciphertext read buffer */
+#define TLS_STAGE   (16u << 10) /* small buffers are coalesced up to one record */
 
 static rpc_rbuf_t *rbuf_new(size_t cap)
 {
@@ -105,6 +108,10 @@ void rpc_conn_init(rpc_conn_t *c, const rpc_conn_ops_t *ops, void *owner, size_t
     c->batch_nbufs = 0;
     c->reading = false;
     c->closing = false;
+    c->tls = NULL;
+    c->tls_ready = false;
+    c->tls_bytes_in = 0;
+    c->tls_in = NULL;
     rk_status_clear(&c->close_status);
     snprintf(c->name, sizeof c->name, "?");
 }
@@ -129,12 +136,13 @@ void rpc_conn_set_name_from_peer(rpc_conn_t *c)
     }
 }
 
-static void alloc_cb(uv_handle_t *handle, size_t suggested, uv_buf_t *buf)
+/* Makes room for at least RBUF_MIN / 4 more bytes of plaintext in c->rb
+ * (the whole frame being read when its length is known) and points buf at it.
+ * buf gets a NULL base when there is no memory. */
+static void rbuf_reserve(rpc_conn_t *c, uv_buf_t *buf)
 {
-    rpc_conn_t *c = handle->data;
     size_t want = c->rlen + RBUF_MIN;
 
-    (void)suggested;
     if (c->frame_need > want)
         want = c->frame_need;
     if (c->rb == NULL) {
@@ -165,6 +173,21 @@ static void alloc_cb(uv_handle_t *handle, size_t suggested, uv_buf_t *buf)
     *buf = uv_buf_init((char *)c->rb->data + c->rlen, (unsigned)(c->rb->cap - c->rlen));
 }
 
+static void alloc_cb(uv_handle_t *handle, size_t suggested, uv_buf_t *buf)
+{
+    rpc_conn_t *c = handle->data;
+
+    (void)suggested;
+    if (c->tls == NULL) {
+        rbuf_reserve(c, buf);
+        return;
+    }
+    /* TLS: ciphertext goes to its own buffer, plaintext into rb later. */
+    if (c->tls_in == NULL)
+        c->tls_in = malloc(TLS_IN_LEN);
+    *buf = c->tls_in != NULL ? uv_buf_init((char *)c->tls_in, TLS_IN_LEN) : uv_buf_init(NULL, 0);
+}
+
 /* Drops parsed bytes [0, off) and keeps the tail for the next read. */
 static void compact(rpc_conn_t *c, size_t off)
 {
@@ -192,30 +215,16 @@ static void compact(rpc_conn_t *c, size_t off)
 }
 
 static void flush_batch(rpc_conn_t *c);
+static int tls_flush(rpc_conn_t *c, size_t plain_bytes);
 
-static void read_cb(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
+/* Hands every complete frame in c->rb to on_frame, keeps the rest, and then
+ * writes the answers collected meanwhile in one go. */
+static void parse_input(rpc_conn_t *c)
 {
-    rpc_conn_t *c = stream->data;
     size_t off = 0;
 
-    (void)buf;
-    if (nread < 0) {
-        if (nread == UV_EOF && c->rlen > 0)
-            rpc_conn_close(c, RK_EPROTO, "truncated frame: peer closed after %zu bytes of it",
-                           c->rlen);
-        else if (nread == UV_EOF)
-            rpc_conn_close(c, RK_EUNREACHABLE, "connection closed by peer");
-        else if (nread == UV_ENOBUFS)
-            rpc_conn_close(c, RK_ENOMEM, "out of memory for a read buffer");
-        else
-            rpc_conn_close(c, RK_EUNREACHABLE, "read error: %s", uv_strerror((int)nread));
-        return;
-    }
-    if (nread == 0 || c->closing)
-        return;
-    c->rlen += (size_t)nread;
     c->in_read = true;
-    while (!c->closing) {
+    while (!c->closing && c->rb != NULL) {
         rpc_frame_hdr_t h;
         rk_status_t why;
         rpc_rbuf_t *rb = c->rb;
@@ -241,9 +250,110 @@ static void read_cb(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
         off += (size_t)n;
     }
     c->in_read = false;
-    if (!c->closing)
+    if (!c->closing && c->rb != NULL)
         compact(c, off);
     flush_batch(c);
+}
+
+/* Sends what the TLS engine produced (an alert) without waiting, right
+ * before a close that would cancel a queued write. */
+static void tls_try_flush(rpc_conn_t *c)
+{
+    uint8_t out[512];
+    size_t n = rpc_tls_take_out(c->tls, out, sizeof out);
+
+    if (n > 0)
+        (void)uv_try_write((uv_stream_t *)&c->tcp, &(uv_buf_t){.base = (char *)out, .len = n}, 1);
+}
+
+/* Ciphertext arrived: refuse what cannot be TLS, advance the handshake,
+ * decrypt into rb and parse. No plaintext byte is parsed before the peer is
+ * authenticated. */
+static void tls_input(rpc_conn_t *c, const uint8_t *p, size_t n)
+{
+    rk_status_t why;
+
+    if (c->tls_bytes_in == 0 && n >= 1 && p[0] != 0x16 && p[0] != 0x15) {
+        /* A TLS connection starts with a handshake record (0x16 0x03), or
+         * an alert when the other side refuses us at once. */
+        if (n >= 2 && p[0] == (RPC_FRAME_MAGIC >> 8) && p[1] == (RPC_FRAME_MAGIC & 0xff))
+            rpc_conn_close(c, RK_EPERM,
+                           "plaintext raftkit client on a TLS port (configure it with TLS or the "
+                           "cluster key)");
+        else
+            rpc_conn_close(c, RK_EPERM, "the peer does not speak TLS (first byte 0x%02x)", p[0]);
+        return;
+    }
+    c->tls_bytes_in += n;
+    if (rpc_tls_feed(c->tls, p, n) != 0) {
+        rpc_conn_close(c, RK_ENOMEM, "out of memory for TLS input");
+        return;
+    }
+    if (!c->tls_ready) {
+        int r = rpc_tls_handshake(c->tls, &why);
+        if (r < 0) {
+            tls_try_flush(c);
+            rpc_conn_close(c, why.code, "TLS handshake refused: %s", why.msg);
+            return;
+        }
+        if (tls_flush(c, 0) != 0)
+            return;
+        if (r == 0)
+            return;
+        c->tls_ready = true;
+    }
+    for (;;) {
+        uv_buf_t room;
+        long got;
+
+        rbuf_reserve(c, &room);
+        if (room.base == NULL) {
+            rpc_conn_close(c, RK_ENOMEM, "out of memory for a read buffer");
+            return;
+        }
+        got = rpc_tls_read(c->tls, room.base, room.len, &why);
+        if (got < 0) {
+            rpc_conn_close(c, (int)got, "%s", why.msg);
+            return;
+        }
+        if (got == 0)
+            break;
+        c->rlen += (size_t)got;
+    }
+    /* Post-handshake messages (key updates) may want an answer. */
+    if (tls_flush(c, 0) != 0)
+        return;
+    parse_input(c);
+}
+
+static void read_cb(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
+{
+    rpc_conn_t *c = stream->data;
+
+    if (nread < 0) {
+        if (c->tls != NULL && !c->tls_ready && nread == UV_EOF)
+            rpc_conn_close(c, RK_EUNREACHABLE,
+                           "connection closed during the TLS handshake (the other side may not "
+                           "use TLS, or refused us: see its log)");
+        else if (nread == UV_EOF && c->rlen > 0)
+            rpc_conn_close(c, RK_EPROTO, "truncated frame: peer closed after %zu bytes of it",
+                           c->rlen);
+        else if (nread == UV_EOF)
+            rpc_conn_close(c, RK_EUNREACHABLE, "connection closed by peer");
+        else if (nread == UV_ENOBUFS)
+            rpc_conn_close(c, RK_ENOMEM, "out of memory for a read buffer");
+        else
+            rpc_conn_close(c, RK_EUNREACHABLE, "read error: %s", uv_strerror((int)nread));
+        return;
+    }
+    if (nread == 0 || c->closing)
+        return;
+    if (c->tls != NULL) {
+        tls_input(c, (const uint8_t *)buf->base, (size_t)nread);
+        return;
+    }
+    c->rlen += (size_t)nread;
+    parse_input(c);
 }
 
 int rpc_conn_read_start(rpc_conn_t *c)
@@ -311,15 +421,137 @@ static void batch_cb(uv_write_t *req, int status)
         c->ops->on_write_done(c);
 }
 
+/* Ciphertext on its way out. The frames it carries (chain) stay counted in
+ * pending_out, and their attachments are released, when the kernel has it,
+ * exactly as for a plaintext write. */
+typedef struct tls_wreq {
+    uv_write_t req;
+    rpc_conn_t *conn;
+    size_t plain_bytes;
+    rpc_wreq_t *chain;
+    uint8_t data[];
+} tls_wreq_t;
+
+static void free_wreqs(rpc_wreq_t *w)
+{
+    while (w != NULL) {
+        rpc_wreq_t *next = w->next;
+        rpc_wreq_free(w);
+        w = next;
+    }
+}
+
+static void tls_write_cb(uv_write_t *req, int status)
+{
+    tls_wreq_t *tw = (tls_wreq_t *)req;
+    rpc_conn_t *c = tw->conn;
+
+    c->pending_out -= tw->plain_bytes;
+    free_wreqs(tw->chain);
+    free(tw);
+    if (status < 0 && status != UV_ECANCELED)
+        rpc_conn_close(c, RK_EUNREACHABLE, "write error: %s", uv_strerror(status));
+    if (!c->closing && c->ops->on_write_done != NULL)
+        c->ops->on_write_done(c);
+}
+
+/* Writes every byte of ciphertext the engine holds, carrying chain (frames
+ * of plain_bytes in pending_out; may be NULL). Returns 0, or an error after
+ * closing c and freeing chain. */
+static int tls_flush_chain(rpc_conn_t *c, size_t plain_bytes, rpc_wreq_t *chain)
+{
+    size_t n = rpc_tls_out_pending(c->tls);
+    tls_wreq_t *tw;
+    int rc = 0;
+
+    if (n == 0) {
+        c->pending_out -= plain_bytes;
+        free_wreqs(chain);
+        return 0;
+    }
+    tw = malloc(sizeof *tw + n);
+    if (tw == NULL) {
+        rc = RK_ENOMEM;
+        rpc_conn_close(c, rc, "out of memory for a write");
+        goto err;
+    }
+    tw->conn = c;
+    tw->plain_bytes = plain_bytes;
+    tw->chain = chain;
+    n = rpc_tls_take_out(c->tls, tw->data, n);
+    if (uv_write(&tw->req, (uv_stream_t *)&c->tcp, &(uv_buf_t){.base = (char *)tw->data, .len = n},
+                 1, tls_write_cb) != 0) {
+        free(tw);
+        rc = RK_EUNREACHABLE;
+        rpc_conn_close(c, rc, "write refused");
+        goto err;
+    }
+    return 0;
+err:
+    c->pending_out -= plain_bytes;
+    free_wreqs(chain);
+    return rc;
+}
+
+static int tls_flush(rpc_conn_t *c, size_t plain_bytes)
+{
+    return tls_flush_chain(c, plain_bytes, NULL);
+}
+
+/* Encrypts a chain of frames (counted in pending_out) and writes it. Small
+ * buffers are coalesced so that a batch of small frames costs few records.
+ * Returns 0 or an error after closing c; the chain is consumed either way. */
+static int tls_send_chain(rpc_conn_t *c, rpc_wreq_t *head)
+{
+    uint8_t stage[TLS_STAGE];
+    size_t staged = 0, plain = 0;
+    int rc = 0;
+
+    for (rpc_wreq_t *w = head; w != NULL; w = w->next) {
+        plain += w->bytes;
+        for (unsigned i = 0; i < w->nbufs && rc == 0; i++) {
+            const uv_buf_t *b = &w->bufs[i];
+            if (staged + b->len <= sizeof stage) {
+                memcpy(stage + staged, b->base, b->len);
+                staged += b->len;
+                continue;
+            }
+            if (staged > 0)
+                rc = rpc_tls_write(c->tls, stage, staged);
+            staged = 0;
+            if (rc == 0 && b->len < sizeof stage) {
+                memcpy(stage, b->base, b->len);
+                staged = b->len;
+            } else if (rc == 0) {
+                rc = rpc_tls_write(c->tls, b->base, b->len);
+            }
+        }
+    }
+    if (rc == 0 && staged > 0)
+        rc = rpc_tls_write(c->tls, stage, staged);
+    if (rc != 0) {
+        c->pending_out -= plain;
+        free_wreqs(head);
+        rpc_conn_close(c, rc, "TLS encryption failed");
+        return rc;
+    }
+    return tls_flush_chain(c, plain, head);
+}
+
 static void flush_batch(rpc_conn_t *c)
 {
     rpc_wreq_t *head = c->batch_head;
     wbatch_t *b;
     unsigned n = 0;
 
-    if (head == NULL)
+    if (head == NULL || (c->tls != NULL && !c->tls_ready))
         return;
     c->batch_head = c->batch_tail = NULL;
+    if (c->tls != NULL) {
+        c->batch_nbufs = 0;
+        (void)tls_send_chain(c, head);
+        return;
+    }
     if (head->next == NULL) {
         c->batch_nbufs = 0;
         if (uv_write(&head->req, (uv_stream_t *)&c->tcp, head->bufs, head->nbufs, write_cb) != 0) {
@@ -353,7 +585,9 @@ int rpc_conn_write(rpc_conn_t *c, rpc_wreq_t *w)
     if (c->closing)
         return RK_ESHUTDOWN;
     w->conn = c;
-    if (c->in_read) {
+    /* Inside a read, and on a TLS connection before the peer is
+     * authenticated, frames wait in the batch. */
+    if (c->in_read || (c->tls != NULL && !c->tls_ready)) {
         w->next = NULL;
         if (c->batch_tail != NULL)
             c->batch_tail->next = w;
@@ -364,10 +598,32 @@ int rpc_conn_write(rpc_conn_t *c, rpc_wreq_t *w)
         c->pending_out += w->bytes;
         return 0;
     }
+    if (c->tls != NULL) {
+        /* The frame is consumed whatever happens: a failure closes c, and
+         * its owner learns it from on_closed. */
+        w->next = NULL;
+        c->pending_out += w->bytes;
+        (void)tls_send_chain(c, w);
+        return 0;
+    }
     if (uv_write(&w->req, (uv_stream_t *)&c->tcp, w->bufs, w->nbufs, write_cb) != 0)
         return RK_EUNREACHABLE;
     c->pending_out += w->bytes;
     return 0;
+}
+
+int rpc_conn_set_tls(rpc_conn_t *c, struct rpc_tls *tls)
+{
+    rk_status_t why;
+
+    c->tls = tls;
+    c->tls_ready = false;
+    /* A client speaks first: its hello goes out now. */
+    if (rpc_tls_handshake(tls, &why) < 0) {
+        rpc_conn_close(c, why.code, "TLS handshake: %s", why.msg);
+        return why.code;
+    }
+    return tls_flush(c, 0);
 }
 
 static void close_cb(uv_handle_t *handle)
@@ -376,6 +632,10 @@ static void close_cb(uv_handle_t *handle)
 
     rpc_rbuf_unref(c->rb);
     c->rb = NULL;
+    free(c->tls_in);
+    c->tls_in = NULL;
+    rpc_tls_free(c->tls);
+    c->tls = NULL;
     c->ops->on_closed(c);
 }
 

@@ -88,6 +88,12 @@ struct rpc_conn {
     bool closing;
     rk_status_t close_status;
     char name[96]; /* remote address, for log lines */
+    /* TLS (rpc_tls.h), NULL for plaintext. Until tls_ready no plaintext is
+     * parsed, and frames written meanwhile wait in the batch list. */
+    struct rpc_tls *tls;
+    bool tls_ready;
+    uint64_t tls_bytes_in; /* ciphertext bytes read so far */
+    uint8_t *tls_in;       /* ciphertext read buffer */
 };
 
 /* Prepares c around an initialized c->tcp (uv_tcp_init done by the owner). */
@@ -95,6 +101,10 @@ void rpc_conn_init(rpc_conn_t *c, const rpc_conn_ops_t *ops, void *owner, size_t
 
 /* Fills c->name from the peer address of the connected handle. */
 void rpc_conn_set_name_from_peer(rpc_conn_t *c);
+
+/* Makes c a TLS connection (before reading starts); c owns tls from now on.
+ * A client side then sends its hello at once. Returns 0 or RK_ENOMEM. */
+int rpc_conn_set_tls(rpc_conn_t *c, struct rpc_tls *tls);
 
 int rpc_conn_read_start(rpc_conn_t *c);
 void rpc_conn_read_stop(rpc_conn_t *c);

@@ -6,6 +6,7 @@
 #include "rpc/raft.pb-c.h"
 #include "rpc/rpc.pb-c.h"
 #include "rpc/rpc_method.h"
+#include "rpc/rpc_tls.h"
 
 #define R  RPC_MF_ROUTED
 #define OW (RPC_MF_ROUTED | RPC_MF_ONEWAY)
@@ -105,4 +106,23 @@ void rpc_msg_route_fields(const ProtobufCMessage *m, const char **group_id, cons
         *group_id = string_field(m, "group_id");
     if (peer_id != NULL)
         *peer_id = string_field(m, "peer_id");
+}
+
+unsigned rpc_method_role(uint32_t id)
+{
+    if (rpc_method_is_app(id))
+        return RPC_ROLE_CLIENT;
+    switch (id) {
+    case RPC_M_CLI_GET_LEADER:
+    case RPC_M_CLI_GET_PEERS:
+    case RPC_M_CLI_GET_NODE_STATUS:
+        return RPC_ROLE_CLIENT;
+    default:
+        break;
+    }
+    /* Raft messages and the file service; anything else (membership,
+     * disaster commands, ids not assigned yet) needs an admin. */
+    if (id >= RPC_M_RAFT_FIRST && id <= RPC_M_GET_FILE)
+        return RPC_ROLE_PEER;
+    return RPC_ROLE_ADMIN;
 }

@@ -82,6 +82,12 @@ static inline bool rpc_method_is_app(uint32_t id)
     return id >= RPC_M_APP_FIRST;
 }
 
+/* The role (RPC_ROLE_* of rpc_tls.h) a connection needs to call method: Raft
+ * messages and snapshot files need a peer, membership and disaster commands
+ * (add/remove/change/reset peers and learners, transfer, snapshot) an admin,
+ * read-only CLI queries and application methods a client. Pure. */
+unsigned rpc_method_role(uint32_t id);
+
 /* Routing fields of a decoded request: the string fields named group_id and
  * peer_id (the target peer; JRaft's naming). Either out pointer receives NULL
  * when the message has no such field. Pure; any thread. */

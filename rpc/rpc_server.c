@@ -9,6 +9,7 @@
 #include "rpc/rpc_handshake.h"
 #include "rpc/rpc_log.h"
 #include "rpc/rpc_server.h"
+#include "rpc/rpc_tls.h"
 
 #define BUILTIN_MAX 128
 
@@ -86,6 +87,8 @@ struct rpc_server {
     void (*close_cb)(void *);
     void *close_arg;
     rpc_ratelimit_t rl_drop;
+    rpc_ratelimit_t rl_deny;
+    rpc_tls_ctx_t *tls; /* NULL: plaintext */
     /* Groups whose last route went away lately: their peers keep sending
      * for a while (answers in flight, heartbeats until they notice), which
      * is expected after a group stops here and not worth a warning. */
@@ -264,6 +267,10 @@ rpc_server_t *rpc_server_new(uv_loop_t *loop, const rpc_server_opts_t *opts)
     s->handshake_timeout_ms =
         opts && opts->handshake_timeout_ms ? opts->handshake_timeout_ms : 10000;
     s->rl_drop.period_ms = 1000;
+    s->rl_deny.period_ms = 1000;
+    s->tls = opts != NULL ? opts->tls : NULL;
+    if (s->tls != NULL)
+        rpc_tls_ctx_ref(s->tls);
     uv_timer_init(loop, &s->sweep);
     s->sweep.data = s;
     s->open_handles++;
@@ -512,6 +519,38 @@ static void on_handshake(srv_conn_t *sc, const rpc_frame_hdr_t *h, const uint8_t
     conn_send(sc, w);
 }
 
+static unsigned conn_roles(const srv_conn_t *sc)
+{
+    return sc->conn.tls != NULL ? rpc_tls_roles(sc->conn.tls) : RPC_ROLE_ALL;
+}
+
+static const char *role_name(unsigned role)
+{
+    return role == RPC_ROLE_PEER ? "peer" : role == RPC_ROLE_ADMIN ? "admin" : "client";
+}
+
+/* The connection's identity may not call this method: RK_EPERM for a
+ * request, a dropped one-way frame, and a rate-limited line naming who. */
+static void deny(srv_conn_t *sc, const rpc_frame_hdr_t *h, unsigned need)
+{
+    rpc_server_t *s = sc->srv;
+    const char *who = sc->conn.tls != NULL ? rpc_tls_identity(sc->conn.tls) : "?";
+    uint64_t suppressed;
+    char mname[32], msg[RK_STATUS_MSG_MAX];
+
+    s->stats.denied++;
+    rpc_method_name(h->method, mname, sizeof mname);
+    if (rpc_ratelimit_allow(&s->rl_deny, uv_now(s->loop), &suppressed))
+        RPC_LOG(RK_LOG_WARN, sc->conn.name,
+                "refused %s from %s: needs the %s role (%llu similar suppressed)", mname, who,
+                role_name(need), (unsigned long long)suppressed);
+    if (!(h->flags & RPC_F_ONEWAY)) {
+        snprintf(msg, sizeof msg, "%s needs the %s role; %s does not have it", mname,
+                 role_name(need), who);
+        send_error(sc, h, RK_EPERM, msg);
+    }
+}
+
 static void on_frame(rpc_conn_t *c, const rpc_frame_hdr_t *h, rpc_rbuf_t *rb, const uint8_t *body,
                      const uint8_t *attach)
 {
@@ -526,12 +565,18 @@ static void on_frame(rpc_conn_t *c, const rpc_frame_hdr_t *h, rpc_rbuf_t *rb, co
 
     if (s->closing)
         return;
+    s->stats.frames++;
     if (!sc->handshaken) {
         on_handshake(sc, h, body);
         return;
     }
     if (h->flags & RPC_F_RESPONSE) {
         bad_input(sc, RK_EPROTO, "unexpected response frame (method %u)", h->method);
+        return;
+    }
+    unsigned need = rpc_method_role(h->method);
+    if (!(conn_roles(sc) & need)) {
+        deny(sc, h, need);
         return;
     }
     hd = handler_find(s, h->method);
@@ -623,6 +668,10 @@ static void on_closed(rpc_conn_t *c)
         s->stats.closed_bad_input++;
         RPC_LOG(RK_LOG_WARN, c->name, "connection closed: %s", c->close_status.msg);
         break;
+    case RK_EPERM: /* refused by TLS: one line naming the cause */
+        s->stats.tls_refused++;
+        RPC_LOG(RK_LOG_WARN, c->name, "connection closed: %s", c->close_status.msg);
+        break;
     case RK_EBUSY:
         s->stats.closed_slow++;
         /* fall through */
@@ -655,9 +704,14 @@ static void sweep_cb(uv_timer_t *t)
 
     for (srv_conn_t *sc = s->conns; sc != NULL; sc = sc->next)
         if (!sc->handshaken && !sc->conn.closing &&
-            now - sc->accepted_ms >= s->handshake_timeout_ms)
-            rpc_conn_close(&sc->conn, RK_EPROTO, "no handshake within %u ms",
-                           s->handshake_timeout_ms);
+            now - sc->accepted_ms >= s->handshake_timeout_ms) {
+            if (sc->conn.tls != NULL && !sc->conn.tls_ready)
+                rpc_conn_close(&sc->conn, RK_EPERM, "TLS handshake not completed within %u ms",
+                               s->handshake_timeout_ms);
+            else
+                rpc_conn_close(&sc->conn, RK_EPROTO, "no handshake within %u ms",
+                               s->handshake_timeout_ms);
+        }
     if (s->n_unhandshaken == 0)
         uv_timer_stop(t);
 }
@@ -741,6 +795,15 @@ static void on_connection(uv_stream_t *listener, int status)
     }
     uv_tcp_nodelay(&sc->conn.tcp, 1);
     rpc_conn_set_name_from_peer(&sc->conn);
+    if (s->tls != NULL) {
+        rpc_tls_t *t = rpc_tls_new(s->tls);
+        if (t == NULL) {
+            rpc_conn_close(&sc->conn, RK_ENOMEM, "out of memory for TLS");
+            return;
+        }
+        if (rpc_conn_set_tls(&sc->conn, t) != 0)
+            return; /* closed, with the reason */
+    }
     if (rpc_conn_read_start(&sc->conn) != 0)
         rpc_conn_close(&sc->conn, RK_ESHUTDOWN, "cannot start reading");
 }
@@ -791,6 +854,7 @@ static void maybe_finish_close(rpc_server_t *s)
     routes_free(s);
     free(s->app);
     free(s->name);
+    rpc_tls_ctx_unref(s->tls);
     free(s);
     if (cb != NULL)
         cb(arg);

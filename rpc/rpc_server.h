@@ -38,6 +38,12 @@ typedef struct rpc_server_opts {
     uint32_t max_inflight;         /* outstanding calls per connection; 0: 1024 */
     uint32_t handshake_timeout_ms; /* close connections without a handshake; 0: 10000 */
     const char *name;              /* shown to clients and in logs; copied */
+    /* TLS (rpc_tls.h, a server context; the server takes a reference), or
+     * NULL for plaintext. With TLS a connection is closed, before any frame
+     * is parsed, unless it completes the TLS handshake within
+     * handshake_timeout_ms; each request is then checked against the
+     * connection's roles (rpc_method_role) and refused with RK_EPERM. */
+    struct rpc_tls_ctx *tls;
 } rpc_server_opts_t;
 
 /* Handler for one method. Runs on the loop thread. It must complete the call
@@ -94,6 +100,9 @@ typedef struct rpc_server_stats {
     uint64_t requests;         /* frames dispatched to handlers */
     uint64_t rejected;         /* requests answered with routing errors or dropped */
     uint64_t paused;           /* times a connection's reading was paused */
+    uint64_t frames;           /* frames parsed, handshakes included */
+    uint64_t tls_refused;      /* connections closed before completing the TLS handshake */
+    uint64_t denied;           /* requests refused for the connection's identity (RK_EPERM) */
     size_t max_pending_out_seen;
     uint32_t connections; /* open now */
 } rpc_server_stats_t;

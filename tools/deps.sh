@@ -11,6 +11,7 @@ with_optional=no
 [ "${1:-}" = "--with-optional" ] && with_optional=yes
 PKGS="build-essential pkg-config libuv1-dev libprotobuf-c-dev protobuf-c-compiler
 liblmdb-dev libcmocka-dev libinih-dev libxxhash-dev libmicrohttpd-dev libjansson-dev
+libssl-dev openssl
 python3-prometheus-client clang-format
 iptables"
 missing=""

@@ -49,7 +49,8 @@ extern "C" {
     X(ECATCHUP, -25, "peer failed to catch up")                               \
     X(EINTERNAL, -26, "internal error")                                       \
     X(ENOGROUP, -27, "unknown group id")                                      \
-    X(EUNKNOWNPEER, -28, "unknown peer")
+    X(EUNKNOWNPEER, -28, "unknown peer")                                      \
+    X(EPERM, -29, "permission denied: this identity may not do that")
 
 enum rk_errno {
     RK_OK = 0,
