@@ -49,6 +49,13 @@ typedef struct rk_cli_client rk_cli_client_t;
 /* timeout_ms bounds each request (<= 0: 5000). Returns NULL when out of
  * memory. */
 rk_cli_client_t *rk_cli_client_new(int timeout_ms);
+/* The same with the RPC client's options (security: rpc.h; opts may be
+ * NULL), and the reason of a failure in err (RK_ENOMEM, RK_EINVAL for
+ * unusable TLS files). Administrative calls (membership, reset, transfer,
+ * snapshot) need an admin certificate or key on a secured cluster; the
+ * others fail with RK_EPERM then. */
+rk_cli_client_t *rk_cli_client_open(int timeout_ms, const rk_rpc_client_options_t *opts,
+                                    rk_status_t *err);
 void rk_cli_client_free(rk_cli_client_t *c);
 
 /* The RPC client underneath, to call application methods over the same

@@ -88,6 +88,26 @@ typedef struct rk_node_options {
     int admin_port;                  /* admin HTTP endpoint; 0 = off */
     rk_state_machine_t *fsm;         /* required; must outlive the service */
     rk_raft_options_t raft_options;
+    /* Security (README "Security"). NULL or "" everywhere: plaintext, and
+     * anyone who reaches the port may do anything, as before. Files are
+     * read when the service starts (strings must stay valid until then).
+     * With tls_cert/tls_key/tls_ca every connection is mutual TLS 1.3: a
+     * node's certificate must carry one of tls_peer_names (CN or SAN) to
+     * be dialled or to send Raft messages, one of tls_admin_names to change
+     * membership; any certificate from tls_ca may call the application and
+     * read-only queries. With cluster_key_file instead: TLS 1.3 with
+     * pre-shared keys, one per line (hex or base64, >= 32 bytes); the first
+     * is used, all are accepted; a line "admin KEY" is an admin's key. */
+    const char *tls_cert;         /* PEM certificate (chain) of this node */
+    const char *tls_key;          /* its PEM private key */
+    const char *tls_ca;           /* PEM CA file peers and clients must chain to */
+    const char *tls_peer_names;   /* comma-separated names of node certificates */
+    const char *tls_admin_names;  /* comma-separated names of admin certificates */
+    const char *cluster_key_file; /* key mode instead of certificates */
+    /* With TLS, the admin endpoint serves HTTPS with tls_cert and requires
+     * "Authorization: Bearer <admin_token>" for /status and /metrics
+     * (/health stays open). Required when TLS and admin_port are both set. */
+    const char *admin_token;
 } rk_node_options_t;
 
 /* Fills o with the defaults above. */
@@ -113,6 +133,12 @@ int rk_node_options_validate(const rk_node_options_t *o, rk_status_t *err);
  * own. */
 typedef struct rk_server rk_server_t;
 rk_server_t *rk_server_new(const rk_endpoint_t *listen, rk_status_t *err);
+/* Like rk_server_new, with the security fields of opts (tls_*,
+ * cluster_key_file; the others are ignored) for the port and for the
+ * connections the server's nodes open. opts NULL: plaintext. Also returns
+ * NULL with RK_EINVAL and the reason for a bad certificate, key or key file. */
+rk_server_t *rk_server_new_opts(const rk_endpoint_t *listen, const rk_node_options_t *opts,
+                                rk_status_t *err);
 uint16_t rk_server_port(const rk_server_t *s);
 void rk_server_free(rk_server_t *s);
 

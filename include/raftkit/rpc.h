@@ -105,6 +105,17 @@ typedef struct rk_rpc_client rk_rpc_client_t;
 typedef struct rk_rpc_client_options {
     int connect_timeout_ms; /* connect + handshake; 0: 1000 */
     const char *name;       /* shown in the server's log lines; NULL: "raftkit-client" */
+    /* Security, to talk to servers configured with the node options of the
+     * same names (node.h; README "Security"). NULL: plaintext. With
+     * certificates, tls_peer_names (the names the servers' certificates
+     * carry) is required; the client's own certificate decides what the
+     * servers let it do (client, admin). With cluster_key_file, the first
+     * key of the file is offered. Files are read by rk_rpc_client_open. */
+    const char *tls_cert;
+    const char *tls_key;
+    const char *tls_ca;
+    const char *tls_peer_names;
+    const char *cluster_key_file;
 } rk_rpc_client_options_t;
 
 /* The outcome of a call. */
@@ -122,8 +133,14 @@ typedef struct rk_rpc_reply {
     bool maybe_delivered;
 } rk_rpc_reply_t;
 
-/* Creates a client (opts may be NULL). Returns NULL when out of memory. */
+/* Creates a client (opts may be NULL). Returns NULL when out of memory, or
+ * when the TLS options cannot be used (rk_rpc_client_open says why). */
 rk_rpc_client_t *rk_rpc_client_new(const rk_rpc_client_options_t *opts);
+
+/* rk_rpc_client_new with the reason of a failure in err: RK_ENOMEM, or
+ * RK_EINVAL for a certificate, key or key file that cannot be used (the
+ * file and the cause are named). */
+rk_rpc_client_t *rk_rpc_client_open(const rk_rpc_client_options_t *opts, rk_status_t *err);
 
 /* Calls method on the server at ep and waits for the answer, at most
  * timeout_ms (<= 0: 5000) in all (connecting included). Returns

@@ -20,11 +20,21 @@ struct rk_cli_client {
 
 rk_cli_client_t *rk_cli_client_new(int timeout_ms)
 {
+    return rk_cli_client_open(timeout_ms, NULL, NULL);
+}
+
+rk_cli_client_t *rk_cli_client_open(int timeout_ms, const rk_rpc_client_options_t *opts,
+                                    rk_status_t *err)
+{
     rk_cli_client_t *c = calloc(1, sizeof *c);
-    if (c == NULL)
+    if (c == NULL) {
+        rk_status_set(err, RK_ENOMEM, "out of memory");
         return NULL;
-    rk_rpc_client_options_t o = {.name = "raftkit-cli"};
-    c->rpc = rk_rpc_client_new(&o);
+    }
+    rk_rpc_client_options_t o = opts != NULL ? *opts : (rk_rpc_client_options_t){0};
+    if (o.name == NULL)
+        o.name = "raftkit-cli";
+    c->rpc = rk_rpc_client_open(&o, err);
     if (c->rpc == NULL) {
         free(c);
         return NULL;

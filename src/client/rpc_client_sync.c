@@ -11,6 +11,7 @@
 #include <uv.h>
 
 #include "rpc/rpc_client.h"
+#include "rpc/rpc_tls.h"
 #include "src/client/client_internal.h"
 
 struct rk_rpc_client {
@@ -32,11 +33,26 @@ uint64_t client_now_ms(void)
 
 rk_rpc_client_t *rk_rpc_client_new(const rk_rpc_client_options_t *opts)
 {
+    return rk_rpc_client_open(opts, NULL);
+}
+
+rk_rpc_client_t *rk_rpc_client_open(const rk_rpc_client_options_t *opts, rk_status_t *err)
+{
+    rpc_tls_ctx_t *tls = NULL;
+    if (opts != NULL) {
+        rpc_tls_config_t tc = {.cert = opts->tls_cert,
+                               .key = opts->tls_key,
+                               .ca = opts->tls_ca,
+                               .peer_names = opts->tls_peer_names,
+                               .cluster_key_file = opts->cluster_key_file};
+        if (rpc_tls_ctx_new(&tc, false, &tls, err) != 0)
+            return NULL;
+    }
     rk_rpc_client_t *c = calloc(1, sizeof *c);
-    if (c == NULL)
-        return NULL;
-    if (uv_loop_init(&c->loop) != 0) {
+    if (c == NULL || uv_loop_init(&c->loop) != 0) {
         free(c);
+        rpc_tls_ctx_unref(tls);
+        rk_status_set(err, RK_ENOMEM, "out of memory");
         return NULL;
     }
     c->connect_timeout_ms = opts && opts->connect_timeout_ms > 0 ? opts->connect_timeout_ms : 1000;
@@ -46,9 +62,12 @@ rk_rpc_client_t *rk_rpc_client_new(const rk_rpc_client_options_t *opts)
         .backoff_min_ms = 20,
         .backoff_max_ms = 200,
         .name = opts && opts->name ? opts->name : "raftkit-client",
+        .tls = tls,
     };
     c->rpc = rpc_client_new(&c->loop, &o);
+    rpc_tls_ctx_unref(tls); /* the rpc client holds its reference */
     if (c->rpc == NULL) {
+        rk_status_set(err, RK_ENOMEM, "out of memory");
         rk_rpc_client_free(c);
         return NULL;
     }

@@ -166,7 +166,7 @@ rk_node_t *rk_group_service_start(rk_group_service_t *s, rk_status_t *err)
         return NULL;
     }
     s->started = true;
-    if (s->own_rt && node_rt_new(&s->self.endpoint, &s->rt, err) != 0)
+    if (s->own_rt && node_rt_new(&s->self.endpoint, &s->opts, &s->rt, err) != 0)
         return NULL;
     rk_node_t *n = node_new(s, err);
     if (n == NULL)

@@ -64,8 +64,14 @@ typedef struct node_rt {
 } node_rt_t;
 
 /* Creates a runtime with a loop thread and an RPC server listening on
- * listen. Errors: RK_EIO (port in use), RK_ENOMEM. */
-int node_rt_new(const rk_endpoint_t *listen, node_rt_t **out, rk_status_t *err);
+ * listen; sec (may be NULL) gives its security fields (tls_*,
+ * cluster_key_file, read now). Errors: RK_EIO (port in use), RK_ENOMEM,
+ * RK_EINVAL (bad TLS files). */
+int node_rt_new(const rk_endpoint_t *listen, const rk_node_options_t *sec, node_rt_t **out,
+                rk_status_t *err);
+/* The rpc_tls_config_t (rpc/rpc_tls.h) of o's security fields (options.c). */
+struct rpc_tls_config;
+void node_tls_config(const rk_node_options_t *o, struct rpc_tls_config *out);
 /* Runs fn(arg) on the loop thread and waits for it (runs it directly when
  * already on the loop thread). Returns RK_ESHUTDOWN when the runtime is
  * stopping (fn not run). */

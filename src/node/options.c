@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "raftkit/node.h"
+#include "rpc/rpc_tls.h"
 #include "src/node/node_internal.h"
 
 void rk_node_options_init(rk_node_options_t *o)
@@ -30,6 +31,68 @@ void rk_node_options_init(rk_node_options_t *o)
     r->pre_vote = true;
     r->check_quorum = true;
     r->snapshot_throttle_bytes_per_sec = 0;
+}
+
+/* ---- security options (README "Security") ---- */
+
+void node_tls_config(const rk_node_options_t *o, rpc_tls_config_t *out)
+{
+    memset(out, 0, sizeof *out);
+    if (o == NULL)
+        return;
+    out->cert = o->tls_cert;
+    out->key = o->tls_key;
+    out->ca = o->tls_ca;
+    out->peer_names = o->tls_peer_names;
+    out->admin_names = o->tls_admin_names;
+    out->cluster_key_file = o->cluster_key_file;
+}
+
+static bool opt_set(const char *s)
+{
+    return s != NULL && s[0] != '\0';
+}
+
+/* Loads the files once now, so that a bad certificate or key file is
+ * refused when the service is created, with the reason. */
+static int node_security_validate(const rk_node_options_t *o, rk_status_t *err)
+{
+    rpc_tls_config_t tc;
+    rpc_tls_ctx_t *ctx = NULL;
+    int rc;
+
+    node_tls_config(o, &tc);
+    if (!rpc_tls_configured(&tc)) {
+        if (opt_set(o->admin_token))
+            return rk_status_set(err, RK_EINVAL,
+                                 "admin_token needs TLS (tls_cert...): a token over plain HTTP "
+                                 "could be read on the wire");
+        if (opt_set(o->tls_peer_names) || opt_set(o->tls_admin_names))
+            return rk_status_set(
+                err, RK_EINVAL, "tls_peer_names/tls_admin_names need tls_cert, tls_key and tls_ca");
+        return 0;
+    }
+    if (opt_set(o->tls_cert) && !opt_set(o->tls_peer_names))
+        return rk_status_set(err, RK_EINVAL,
+                             "tls_peer_names is required with tls_cert: the names every node's "
+                             "certificate carries");
+    rc = rpc_tls_ctx_new(&tc, true, &ctx, err);
+    rpc_tls_ctx_unref(ctx);
+    if (rc == 0) {
+        rc = rpc_tls_ctx_new(&tc, false, &ctx, err);
+        rpc_tls_ctx_unref(ctx);
+    }
+    if (rc != 0)
+        return rc;
+    if (o->admin_port > 0 && !opt_set(o->admin_token))
+        return rk_status_set(err, RK_EINVAL,
+                             "admin_token is required when TLS and admin_port are set: /status "
+                             "and /metrics are served only to its bearer");
+    if (o->admin_port > 0 && !opt_set(o->tls_cert))
+        return rk_status_set(err, RK_EINVAL,
+                             "admin_port with cluster_key_file: the admin endpoint needs tls_cert "
+                             "and tls_key for HTTPS");
+    return 0;
 }
 
 #define CHECK(cond, ...)                                       \
@@ -82,7 +145,7 @@ int rk_node_options_validate(const rk_node_options_t *o, rk_status_t *err)
      * (leader_lease_time_ratio) on every lease read. */
     CHECK(r->snapshot_throttle_bytes_per_sec >= 0,
           "raft_options.snapshot_throttle_bytes_per_sec must be >= 0");
-    return 0;
+    return node_security_validate(o, err);
 }
 
 const char *rk_node_state_name(rk_node_state_t s)

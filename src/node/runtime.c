@@ -9,6 +9,7 @@
 #include "raftkit/log.h"
 #include "rpc/rpc_client.h"
 #include "rpc/rpc_server.h"
+#include "rpc/rpc_tls.h"
 #include "src/cli/cli_internal.h"
 #include "src/node/node_internal.h"
 
@@ -100,6 +101,7 @@ int node_rt_post(node_rt_t *rt, rt_call_t *c)
 
 typedef struct listen_arg {
     node_rt_t *rt;
+    const rk_node_options_t *sec;
     int rc;
     rk_status_t *err;
 } listen_arg_t;
@@ -108,15 +110,31 @@ static void rt_listen(void *p)
 {
     listen_arg_t *a = p;
     node_rt_t *rt = a->rt;
-    rpc_server_opts_t so = {.name = "raftkit"};
+    /* Security: one TLS context for the port, one for the connections to
+     * peers (rpc/rpc_tls.h); none without TLS options. */
+    rpc_tls_config_t tc;
+    rpc_tls_ctx_t *stls = NULL, *ctls = NULL;
+    node_tls_config(a->sec, &tc);
+    a->rc = rpc_tls_ctx_new(&tc, true, &stls, a->err);
+    if (a->rc == 0)
+        a->rc = rpc_tls_ctx_new(&tc, false, &ctls, a->err);
+    if (a->rc != 0) {
+        rpc_tls_ctx_unref(stls);
+        return;
+    }
+    rpc_server_opts_t so = {
+        .name = "raftkit", .tls = stls, .handshake_timeout_ms = stls != NULL ? 5000 : 0};
     rt->server = rpc_server_new(&rt->loop, &so);
     rpc_client_opts_t co = {.name = "raftkit",
                             .backoff_min_ms = 50,
                             .backoff_max_ms = 1000,
                             .connect_timeout_ms = 1000,
                             .on_reachability = node_rt_on_reach,
-                            .arg = rt};
+                            .arg = rt,
+                            .tls = ctls};
     rt->client = rpc_client_new(&rt->loop, &co);
+    rpc_tls_ctx_unref(stls); /* the server and client hold their references */
+    rpc_tls_ctx_unref(ctls);
     if (rt->server == NULL || rt->client == NULL) {
         a->rc = rk_status_set(a->err, RK_ENOMEM, "rpc server/client");
         return;
@@ -181,7 +199,8 @@ static void rt_close_all(void *p)
     }
 }
 
-int node_rt_new(const rk_endpoint_t *listen, node_rt_t **out, rk_status_t *err)
+int node_rt_new(const rk_endpoint_t *listen, const rk_node_options_t *sec, node_rt_t **out,
+                rk_status_t *err)
 {
     node_rt_t *rt = calloc(1, sizeof(*rt));
     if (rt == NULL)
@@ -203,7 +222,7 @@ int node_rt_new(const rk_endpoint_t *listen, node_rt_t **out, rk_status_t *err)
         return rk_status_set(err, RK_EIO, "loop thread");
     }
     rt->running = true;
-    listen_arg_t a = {.rt = rt, .err = err};
+    listen_arg_t a = {.rt = rt, .sec = sec, .err = err};
     node_rt_call(rt, rt_listen, &a);
     if (a.rc != 0) {
         node_rt_stop(rt);
@@ -243,6 +262,12 @@ void node_rt_free(node_rt_t *rt)
 
 rk_server_t *rk_server_new(const rk_endpoint_t *listen, rk_status_t *err)
 {
+    return rk_server_new_opts(listen, NULL, err);
+}
+
+rk_server_t *rk_server_new_opts(const rk_endpoint_t *listen, const rk_node_options_t *opts,
+                                rk_status_t *err)
+{
     if (listen == NULL) {
         rk_status_set(err, RK_EINVAL, "listen endpoint is NULL");
         return NULL;
@@ -252,7 +277,7 @@ rk_server_t *rk_server_new(const rk_endpoint_t *listen, rk_status_t *err)
         rk_status_set(err, RK_ENOMEM, "server");
         return NULL;
     }
-    if (node_rt_new(listen, &s->rt, err) != 0) {
+    if (node_rt_new(listen, opts, &s->rt, err) != 0) {
         free(s);
         return NULL;
     }
