@@ -1,7 +1,8 @@
 /* raftkit-bench: throughput and latency of a local raftkit cluster.
  *
  *   raftkit-bench --nodes N --entries E --size S --inflight W [--sync 0|1] [--dir D] [--json]
- *                 [--stages]
+ *                 [--stages] [--tls-cert F --tls-key F --tls-ca F --tls-peer-names L |
+ *                 --cluster-key-file F]
  *
  * Starts N node processes on loopback (this process is node 1, the others are
  * forked children), each with its data on disk under D (a temporary directory
@@ -42,6 +43,8 @@ struct bench {
     long nodes, entries, size, inflight;
     int sync, json, stages;
     const char *dir;
+    /* security of every node (one certificate for all is enough here) */
+    const char *tls_cert, *tls_key, *tls_ca, *tls_peer_names, *cluster_key_file;
     char tmpdir[256];
     int base_port;
     pid_t pids[MAX_NODES + 1];
@@ -142,25 +145,38 @@ static void usage(FILE *out)
             "  --sync 0|1     fsync log writes (default 1)\n"
             "  --dir D        data directory (default: a new temporary one, removed after)\n"
             "  --json         print the result as one JSON object instead\n"
-            "  --stages       also print the leader's stage latencies (stderr)\n",
+            "  --stages       also print the leader's stage latencies (stderr)\n"
+            "  --tls-cert F --tls-key F --tls-ca F --tls-peer-names LIST\n"
+            "                 mutual TLS between the nodes (make certs: data/certs/)\n"
+            "  --cluster-key-file F   TLS with cluster keys instead\n",
             MAX_NODES);
 }
 
 static int parse_args(struct bench *b, int argc, char **argv)
 {
     static const struct option opts[] = {
-        {"nodes", required_argument, NULL, 'n'}, {"entries", required_argument, NULL, 'e'},
-        {"size", required_argument, NULL, 's'},  {"inflight", required_argument, NULL, 'w'},
-        {"sync", required_argument, NULL, 'y'},  {"dir", required_argument, NULL, 'd'},
-        {"json", no_argument, NULL, 'j'},        {"stages", no_argument, NULL, 'g'},
-        {"help", no_argument, NULL, 'h'},        {NULL, 0, NULL, 0},
+        {"nodes", required_argument, NULL, 'n'},
+        {"entries", required_argument, NULL, 'e'},
+        {"size", required_argument, NULL, 's'},
+        {"inflight", required_argument, NULL, 'w'},
+        {"sync", required_argument, NULL, 'y'},
+        {"dir", required_argument, NULL, 'd'},
+        {"json", no_argument, NULL, 'j'},
+        {"stages", no_argument, NULL, 'g'},
+        {"help", no_argument, NULL, 'h'},
+        {"tls-cert", required_argument, NULL, 'C'},
+        {"tls-key", required_argument, NULL, 'K'},
+        {"tls-ca", required_argument, NULL, 'A'},
+        {"tls-peer-names", required_argument, NULL, 'N'},
+        {"cluster-key-file", required_argument, NULL, 'F'},
+        {NULL, 0, NULL, 0},
     };
     int c;
     b->nodes = 3, b->entries = 100000, b->size = 256, b->inflight = 1024, b->sync = 1;
     while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
         char *end = NULL;
         long v = optarg ? strtol(optarg, &end, 10) : 0;
-        if (optarg && (*optarg == '\0' || *end != '\0') && c != 'd') {
+        if (optarg && (*optarg == '\0' || *end != '\0') && strchr("dCKANF", c) == NULL) {
             fprintf(stderr, "raftkit-bench: not a number: %s\n", optarg);
             return -1;
         }
@@ -182,6 +198,21 @@ static int parse_args(struct bench *b, int argc, char **argv)
             break;
         case 'd':
             b->dir = optarg;
+            break;
+        case 'C':
+            b->tls_cert = optarg;
+            break;
+        case 'K':
+            b->tls_key = optarg;
+            break;
+        case 'A':
+            b->tls_ca = optarg;
+            break;
+        case 'N':
+            b->tls_peer_names = optarg;
+            break;
+        case 'F':
+            b->cluster_key_file = optarg;
             break;
         case 'j':
             b->json = 1;
@@ -236,6 +267,11 @@ static rk_group_service_t *start_node(const struct bench *b, long id, struct cou
     o.snapshot_interval_secs = 0;
     o.raft_options.sync = b->sync != 0;
     o.fsm = &sm->sm;
+    o.tls_cert = b->tls_cert;
+    o.tls_key = b->tls_key;
+    o.tls_ca = b->tls_ca;
+    o.tls_peer_names = b->tls_peer_names;
+    o.cluster_key_file = b->cluster_key_file;
     rk_group_service_t *svc = rk_group_service_new("bench", &self, &o, &st);
     if (svc == NULL) {
         fprintf(stderr, "raftkit-bench: node %ld: %s\n", id, st.msg);

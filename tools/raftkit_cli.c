@@ -370,8 +370,15 @@ static const command_t commands[] = {
 
 static void usage(FILE *f)
 {
-    fprintf(f, "usage: raftkit-cli --group G --peers LIST [--timeout-ms N] <command> [args]\n"
-               "       raftkit-cli <command> --help\n\ncommands:\n");
+    fprintf(f, "usage: raftkit-cli --group G --peers LIST [--timeout-ms N] [security] <command> "
+               "[args]\n"
+               "       raftkit-cli <command> --help\n\n"
+               "security (a cluster with TLS or cluster keys; README \"Security\"):\n"
+               "  --tls-cert FILE --tls-key FILE   an admin certificate for membership commands\n"
+               "  --tls-ca FILE                    the cluster's CA\n"
+               "  --tls-peer-names LIST            names the nodes' certificates carry\n"
+               "  --cluster-key-file FILE          or: a key file (an admin key first)\n"
+               "\ncommands:\n");
     for (size_t i = 0; i < N_COMMANDS; i++)
         fprintf(f, "  %-16s %s\n", commands[i].name, commands[i].args);
     fprintf(f, "\nLIST is comma-separated: 127.0.0.1:8101,127.0.0.1:8102,127.0.0.1:8103.\n"
@@ -387,16 +394,33 @@ static void command_help(FILE *f, const command_t *cmd)
 
 int main(int argc, char **argv)
 {
-    enum { O_GROUP = 1, O_PEERS, O_TIMEOUT, O_ALIVE, O_HELP };
+    enum {
+        O_GROUP = 1,
+        O_PEERS,
+        O_TIMEOUT,
+        O_ALIVE,
+        O_HELP,
+        O_TLS_CERT,
+        O_TLS_KEY,
+        O_TLS_CA,
+        O_TLS_NAMES,
+        O_KEY_FILE
+    };
     static const struct option longopts[] = {
         {"group", required_argument, NULL, O_GROUP},
         {"peers", required_argument, NULL, O_PEERS},
         {"timeout-ms", required_argument, NULL, O_TIMEOUT},
         {"alive", no_argument, NULL, O_ALIVE},
         {"help", no_argument, NULL, O_HELP},
+        {"tls-cert", required_argument, NULL, O_TLS_CERT},
+        {"tls-key", required_argument, NULL, O_TLS_KEY},
+        {"tls-ca", required_argument, NULL, O_TLS_CA},
+        {"tls-peer-names", required_argument, NULL, O_TLS_NAMES},
+        {"cluster-key-file", required_argument, NULL, O_KEY_FILE},
         {NULL, 0, NULL, 0},
     };
     ctx_t c = {0};
+    rk_rpc_client_options_t sec = {.name = "raftkit-cli"};
     const char *peers = NULL;
     int timeout_ms = 5000;
     bool help = false;
@@ -421,6 +445,21 @@ int main(int argc, char **argv)
             break;
         case O_ALIVE:
             c.alive = true;
+            break;
+        case O_TLS_CERT:
+            sec.tls_cert = optarg;
+            break;
+        case O_TLS_KEY:
+            sec.tls_key = optarg;
+            break;
+        case O_TLS_CA:
+            sec.tls_ca = optarg;
+            break;
+        case O_TLS_NAMES:
+            sec.tls_peer_names = optarg;
+            break;
+        case O_KEY_FILE:
+            sec.cluster_key_file = optarg;
             break;
         case 'h':
         case O_HELP:
@@ -483,10 +522,11 @@ int main(int argc, char **argv)
     signal(SIGPIPE, SIG_IGN);
     if (getenv("RAFTKIT_LOG") == NULL)
         rk_log_set_level(RK_LOG_ERROR);
-    c.cli = rk_cli_client_new(timeout_ms);
+    rk_status_t st;
+    c.cli = rk_cli_client_open(timeout_ms, &sec, &st);
     if (c.cli == NULL) {
-        fprintf(stderr, "raftkit-cli: out of memory\n");
-        return CLI_FAILED;
+        fprintf(stderr, "raftkit-cli: %s\n", st.msg);
+        return st.code == RK_EINVAL ? CLI_USAGE : CLI_FAILED;
     }
     int rc = cmd->run(&c, argv + optind + 1);
     rk_cli_client_free(c.cli);

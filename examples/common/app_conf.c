@@ -5,6 +5,7 @@
 #include <getopt.h>
 #include <ini.h>
 #include <limits.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -50,6 +51,19 @@ static int set_key(app_conf_t *c, const char *section, const char *key, const ch
             return parse_int(v, 0, INT_MAX, &c->snapshot_interval_s);
         if (strcmp(key, "admin_port") == 0)
             return parse_int(v, 0, 65535, &c->admin_port);
+    } else if (strcmp(section, "security") == 0) {
+        static const struct {
+            const char *key;
+            size_t off, cap;
+        } sec[] = {
+#define SEC(k) {#k, offsetof(app_conf_t, k), sizeof((app_conf_t *)0)->k}
+            SEC(tls_cert),        SEC(tls_key),          SEC(tls_ca),      SEC(tls_peer_names),
+            SEC(tls_admin_names), SEC(cluster_key_file), SEC(admin_token),
+#undef SEC
+        };
+        for (size_t i = 0; i < sizeof sec / sizeof sec[0]; i++)
+            if (strcmp(key, sec[i].key) == 0)
+                return copy_str((char *)c + sec[i].off, sec[i].cap, v);
     } else if (strcmp(section, "log") == 0) {
         if (strcmp(key, "level") == 0) {
             rk_log_level_t l;
@@ -117,6 +131,17 @@ static void usage(FILE *out, const char *prog)
             "  --snapshot-interval-s N     timed snapshots; 0 = off, default 3600 "
             "(snapshot_interval_s)\n"
             "  --log-level L               trace|debug|info|warn|error|off      ([log] level)\n"
+            "\n"
+            "Security (the file's [security] keys; README \"Security\"):\n"
+            "  --tls-cert FILE             this node's certificate              (tls_cert)\n"
+            "  --tls-key FILE              its private key                      (tls_key)\n"
+            "  --tls-ca FILE               CA of every node and client          (tls_ca)\n"
+            "  --tls-peer-names LIST       names node certificates carry        (tls_peer_names)\n"
+            "  --tls-admin-names LIST      names of admin certificates          "
+            "(tls_admin_names)\n"
+            "  --cluster-key-file FILE     keys instead of certificates         "
+            "(cluster_key_file)\n"
+            "  admin_token (file only)     bearer token of the HTTPS admin endpoint\n"
             "  --help                      this text\n",
             prog);
 }
@@ -124,7 +149,23 @@ static void usage(FILE *out, const char *prog)
 int app_conf_parse(app_conf_t *c, int argc, char **argv, const char *prog,
                    const char *default_group, FILE *out, char *err, size_t errlen)
 {
-    enum { O_CONF = 1, O_GROUP, O_PEER, O_PEERS, O_DATA, O_ET, O_SI, O_LOG, O_HELP };
+    enum {
+        O_CONF = 1,
+        O_GROUP,
+        O_PEER,
+        O_PEERS,
+        O_DATA,
+        O_ET,
+        O_SI,
+        O_LOG,
+        O_HELP,
+        O_CERT,
+        O_KEY,
+        O_CA,
+        O_PNAMES,
+        O_ANAMES,
+        O_KEYFILE
+    };
     static const struct option longopts[] = {
         {"conf", required_argument, NULL, O_CONF},
         {"group", required_argument, NULL, O_GROUP},
@@ -135,6 +176,12 @@ int app_conf_parse(app_conf_t *c, int argc, char **argv, const char *prog,
         {"snapshot-interval-s", required_argument, NULL, O_SI},
         {"log-level", required_argument, NULL, O_LOG},
         {"help", no_argument, NULL, O_HELP},
+        {"tls-cert", required_argument, NULL, O_CERT},
+        {"tls-key", required_argument, NULL, O_KEY},
+        {"tls-ca", required_argument, NULL, O_CA},
+        {"tls-peer-names", required_argument, NULL, O_PNAMES},
+        {"tls-admin-names", required_argument, NULL, O_ANAMES},
+        {"cluster-key-file", required_argument, NULL, O_KEYFILE},
         {NULL, 0, NULL, 0},
     };
     static const char *const keys[] = {
@@ -145,6 +192,12 @@ int app_conf_parse(app_conf_t *c, int argc, char **argv, const char *prog,
         [O_ET] = "election_timeout_ms",
         [O_SI] = "snapshot_interval_s",
         [O_LOG] = "level",
+        [O_CERT] = "tls_cert",
+        [O_KEY] = "tls_key",
+        [O_CA] = "tls_ca",
+        [O_PNAMES] = "tls_peer_names",
+        [O_ANAMES] = "tls_admin_names",
+        [O_KEYFILE] = "cluster_key_file",
     };
     memset(c, 0, sizeof *c);
     c->election_timeout_ms = 1000;
@@ -178,7 +231,7 @@ int app_conf_parse(app_conf_t *c, int argc, char **argv, const char *prog,
     while ((o = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
         if (o == O_CONF)
             continue;
-        const char *section = o == O_LOG ? "log" : "raft";
+        const char *section = o == O_LOG ? "log" : o >= O_CERT ? "security" : "raft";
         if (set_key(c, section, keys[o], optarg) != 0) {
             snprintf(err, errlen, "bad value '%s' for --%s", optarg, longopts[o - 1].name);
             return -1;

@@ -11,6 +11,14 @@
  *   snapshot_interval_s = 30
  *   [log]
  *   level = info
+ *   [security]              (optional; README "Security")
+ *   tls_cert = data/certs/node1.crt
+ *   tls_key = data/certs/node1.key
+ *   tls_ca = data/certs/ca.crt
+ *   tls_peer_names = peer.raftkit
+ *   tls_admin_names = admin.raftkit
+ *   cluster_key_file = FILE  (instead of the tls_ keys)
+ *   admin_token = SECRET     (with TLS and admin_port)
  */
 #ifndef EXAMPLES_APP_CONF_H
 #define EXAMPLES_APP_CONF_H
@@ -28,6 +36,14 @@ typedef struct app_conf {
     int snapshot_interval_s;
     int admin_port;
     char log_level[16];
+    /* [security]; empty: off */
+    char tls_cert[512];
+    char tls_key[512];
+    char tls_ca[512];
+    char tls_peer_names[512];
+    char tls_admin_names[512];
+    char cluster_key_file[512];
+    char admin_token[256];
     /* parsed forms, filled by app_conf_parse */
     rk_peer_id_t self;
     rk_configuration_t conf;
@@ -40,6 +56,8 @@ typedef struct app_conf {
  *
  *   --conf FILE  --group G  --peer IP:PORT  --peers LIST  --data DIR
  *   --election-timeout-ms N  --snapshot-interval-s N  --log-level L  --help
+ *   --tls-cert F  --tls-key F  --tls-ca F  --tls-peer-names L  --tls-admin-names L
+ *   --cluster-key-file F
  */
 int app_conf_parse(app_conf_t *c, int argc, char **argv, const char *prog,
                    const char *default_group, FILE *out, char *err, size_t errlen);

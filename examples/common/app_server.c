@@ -44,6 +44,15 @@ int app_server_run(const app_conf_t *c, const app_server_spec_t *spec)
     opts.election_timeout_ms = c->election_timeout_ms;
     opts.snapshot_interval_secs = c->snapshot_interval_s;
     opts.admin_port = c->admin_port;
+#define OPT_STR(f) opts.f = c->f[0] != '\0' ? c->f : NULL
+    OPT_STR(tls_cert);
+    OPT_STR(tls_key);
+    OPT_STR(tls_ca);
+    OPT_STR(tls_peer_names);
+    OPT_STR(tls_admin_names);
+    OPT_STR(cluster_key_file);
+    OPT_STR(admin_token);
+#undef OPT_STR
 
     rk_status_t st;
     rk_server_t *server = NULL;
@@ -53,8 +62,8 @@ int app_server_run(const app_conf_t *c, const app_server_spec_t *spec)
     char peer[RK_PEER_ID_STRLEN];
     rk_peer_id_format(&c->self, peer, sizeof peer);
 
-    if ((server = rk_server_new(&c->self.endpoint, &st)) == NULL) {
-        fprintf(stderr, "%s: cannot listen on %s: %s\n", prog, peer, st.msg);
+    if ((server = rk_server_new_opts(&c->self.endpoint, &opts, &st)) == NULL) {
+        fprintf(stderr, "%s: cannot serve on %s: %s\n", prog, peer, st.msg);
         goto out;
     }
     if ((rpc = rk_rpc_server_attach(server, &st)) == NULL) {

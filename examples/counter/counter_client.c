@@ -24,20 +24,33 @@
 int main(int argc, char **argv)
 {
     const char *group = "counter", *peers = NULL;
+    rk_rpc_client_options_t sec = {.name = "counter-client"};
     int i = 1;
     for (; i + 1 < argc && strncmp(argv[i], "--", 2) == 0; i += 2) {
         if (strcmp(argv[i], "--peers") == 0)
             peers = argv[i + 1];
         else if (strcmp(argv[i], "--group") == 0)
             group = argv[i + 1];
+        else if (strcmp(argv[i], "--tls-cert") == 0)
+            sec.tls_cert = argv[i + 1];
+        else if (strcmp(argv[i], "--tls-key") == 0)
+            sec.tls_key = argv[i + 1];
+        else if (strcmp(argv[i], "--tls-ca") == 0)
+            sec.tls_ca = argv[i + 1];
+        else if (strcmp(argv[i], "--tls-peer-names") == 0)
+            sec.tls_peer_names = argv[i + 1];
+        else if (strcmp(argv[i], "--cluster-key-file") == 0)
+            sec.cluster_key_file = argv[i + 1];
         else
             break;
     }
     bool incr = i + 2 == argc && strcmp(argv[i], "incrementAndGet") == 0;
     bool get = i + 1 == argc && strcmp(argv[i], "get") == 0;
     if (peers == NULL || (!incr && !get)) {
-        fprintf(stderr, "usage: counter-client --peers LIST [--group G] incrementAndGet DELTA | "
-                        "get\n");
+        fprintf(stderr, "usage: counter-client --peers LIST [--group G] [security] "
+                        "incrementAndGet DELTA | get\n"
+                        "security: --tls-cert F --tls-key F --tls-ca F --tls-peer-names LIST, or "
+                        "--cluster-key-file F\n");
         return 2;
     }
     rk_configuration_t conf;
@@ -64,8 +77,12 @@ int main(int argc, char **argv)
     uint8_t req[COUNTER_REQ_LEN] = {incr ? COUNTER_OP_INCR : COUNTER_OP_GET};
     counter_put64(req + 1, delta);
 
-    rk_cli_client_t *cli = rk_cli_client_new(2000);
     rk_status_t st;
+    rk_cli_client_t *cli = rk_cli_client_open(2000, &sec, &st);
+    if (cli == NULL) {
+        fprintf(stderr, "counter-client: %s\n", st.msg);
+        return 2;
+    }
     rk_peer_id_t leader;
     int code = 4;
     char why[256] = "";

@@ -77,7 +77,13 @@ static void usage(FILE *f)
            "  --read MODE       leader: linearizable, on the leader (default)\n"
            "                    follower: linearizable, on a follower (read_index)\n"
            "                    stale: a follower's local state, may be behind (NOT linearizable)\n"
-           "  --stdin           read commands from stdin, one per line, one result line each\n");
+           "  --stdin           read commands from stdin, one per line, one result line each\n"
+           "\n"
+           "Security (a cluster with TLS or cluster keys; README \"Security\"):\n"
+           "  --tls-cert FILE --tls-key FILE  this client's certificate\n"
+           "  --tls-ca FILE                   the cluster's CA\n"
+           "  --tls-peer-names LIST           names the nodes' certificates carry\n"
+           "  --cluster-key-file FILE         or: the cluster's key file\n");
 }
 
 /* The peer to try next: the leader for writes and leader reads, a follower
@@ -311,7 +317,19 @@ static int parse_ms(const char *s)
 
 int main(int argc, char **argv)
 {
-    enum { O_PEERS = 1, O_GROUP, O_TIMEOUT, O_READ, O_STDIN, O_HELP };
+    enum {
+        O_PEERS = 1,
+        O_GROUP,
+        O_TIMEOUT,
+        O_READ,
+        O_STDIN,
+        O_HELP,
+        O_TLS_CERT,
+        O_TLS_KEY,
+        O_TLS_CA,
+        O_TLS_NAMES,
+        O_KEY_FILE
+    };
     static const struct option longopts[] = {
         {"peers", required_argument, NULL, O_PEERS},
         {"group", required_argument, NULL, O_GROUP},
@@ -319,8 +337,14 @@ int main(int argc, char **argv)
         {"read", required_argument, NULL, O_READ},
         {"stdin", no_argument, NULL, O_STDIN},
         {"help", no_argument, NULL, O_HELP},
+        {"tls-cert", required_argument, NULL, O_TLS_CERT},
+        {"tls-key", required_argument, NULL, O_TLS_KEY},
+        {"tls-ca", required_argument, NULL, O_TLS_CA},
+        {"tls-peer-names", required_argument, NULL, O_TLS_NAMES},
+        {"cluster-key-file", required_argument, NULL, O_KEY_FILE},
         {NULL, 0, NULL, 0},
     };
+    rk_rpc_client_options_t sec = {.name = "kv-client"};
     client_t c = {.group = "kv", .timeout_ms = 5000, .read = KV__READ_MODE__READ_LEADER};
     const char *peers = NULL;
     bool from_stdin = false;
@@ -359,6 +383,21 @@ int main(int argc, char **argv)
         case O_STDIN:
             from_stdin = true;
             break;
+        case O_TLS_CERT:
+            sec.tls_cert = optarg;
+            break;
+        case O_TLS_KEY:
+            sec.tls_key = optarg;
+            break;
+        case O_TLS_CA:
+            sec.tls_ca = optarg;
+            break;
+        case O_TLS_NAMES:
+            sec.tls_peer_names = optarg;
+            break;
+        case O_KEY_FILE:
+            sec.cluster_key_file = optarg;
+            break;
         case O_HELP:
             usage(stdout);
             return EXIT_OK;
@@ -392,7 +431,11 @@ int main(int argc, char **argv)
         rk_log_set_level(RK_LOG_ERROR);
     if (getrandom(&c.client_id, sizeof c.client_id, 0) != sizeof c.client_id || !c.client_id)
         c.client_id = ((uint64_t)getpid() << 32) ^ (uint64_t)time(NULL) ^ now_ms();
-    c.cli = rk_cli_client_new(ATTEMPT_MS);
+    c.cli = rk_cli_client_open(ATTEMPT_MS, &sec, &st);
+    if (c.cli == NULL) {
+        fprintf(stderr, "kv-client: %s\n", st.msg);
+        return st.code == RK_EINVAL ? EXIT_USAGE : EXIT_FAIL;
+    }
     c.rt = rk_route_table_new();
     if (c.cli == NULL || c.rt == NULL ||
         rk_route_table_update_configuration(c.rt, c.group, &c.conf) != 0) {

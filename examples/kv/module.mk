@@ -33,4 +33,4 @@ BINS      += $(BUILD)/kv-server $(BUILD)/kv-client $(BUILD)/tests/kv-store-test
 TEST_CMDS += $(BUILD)/tests/kv-store-test
 
 # Multi-process end-to-end test of kv-server, kv-client and raftkit-cli.
-TEST_CMDS += examples/kv/e2e-test.sh
+TEST_CMDS += examples/kv/e2e-test.sh examples/kv/e2e-tls-test.sh
