@@ -11,6 +11,7 @@
 #include <jansson.h>
 #include <microhttpd.h>
 #include <netdb.h>
+#include <openssl/crypto.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -35,6 +36,9 @@ struct admin_server {
     pthread_mutex_t lock; /* groups */
     size_t n_groups;
     metrics_node_t *groups[MAX_GROUPS];
+    /* security (admin_security_t): PEM texts kept while the daemon runs */
+    char *cert_pem, *key_pem;
+    char *token; /* NULL: none */
 };
 
 static pthread_mutex_t table_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -201,6 +205,18 @@ static route_t route_of(const char *url)
     return ROUTE_NONE;
 }
 
+/* The request carries "Authorization: Bearer <token>" (compared in
+ * constant time by OpenSSL). */
+static bool authorized(const admin_server_t *s, struct MHD_Connection *c)
+{
+    const char *h = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION);
+    size_t n = strlen(s->token);
+
+    if (h == NULL || strncmp(h, "Bearer ", 7) != 0 || strlen(h + 7) != n)
+        return false;
+    return CRYPTO_memcmp(h + 7, s->token, n) == 0;
+}
+
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url,
                                   const char *method, const char *version, const char *upload,
                                   size_t *upload_size, void **req)
@@ -217,6 +233,9 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         return reply_text(c, MHD_HTTP_NOT_FOUND, "not found: try /metrics, /status, /health\n");
     if (strcmp(method, MHD_HTTP_METHOD_GET) != 0 && strcmp(method, MHD_HTTP_METHOD_HEAD) != 0)
         return reply_text(c, MHD_HTTP_METHOD_NOT_ALLOWED, "method not allowed: use GET\n");
+    if (s->token != NULL && route != ROUTE_HEALTH && !authorized(s, c))
+        return reply_text(c, MHD_HTTP_UNAUTHORIZED,
+                          "unauthorized: send Authorization: Bearer <admin_token>\n");
 
     const char *group = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "group");
     size_t n;
@@ -272,7 +291,49 @@ static int resolve(const char *ip, uint16_t port, struct sockaddr_storage *out, 
     return 0;
 }
 
-static admin_server_t *server_start(const char *ip, uint16_t port, rk_status_t *err)
+/* A PEM file's text (malloc'ed), or NULL with err set. */
+static char *read_pem(const char *what, const char *path, rk_status_t *err)
+{
+    FILE *f = fopen(path, "r");
+    char *buf = NULL;
+    size_t len = 0, cap = 0, n;
+
+    if (f == NULL) {
+        rk_status_set(err, RK_EINVAL, "admin endpoint %s '%s': cannot open", what, path);
+        return NULL;
+    }
+    do {
+        if (len + 4096 + 1 > cap) {
+            char *nb = realloc(buf, cap = cap * 2 + 8192);
+            if (nb == NULL) {
+                free(buf);
+                fclose(f);
+                rk_status_set(err, RK_ENOMEM, "out of memory");
+                return NULL;
+            }
+            buf = nb;
+        }
+        n = fread(buf + len, 1, 4096, f);
+        len += n;
+    } while (n > 0 && len < (1u << 20));
+    fclose(f);
+    buf[len] = '\0';
+    return buf;
+}
+
+static void server_free_security(admin_server_t *s)
+{
+    if (s->key_pem != NULL)
+        OPENSSL_cleanse(s->key_pem, strlen(s->key_pem));
+    if (s->token != NULL)
+        OPENSSL_cleanse(s->token, strlen(s->token));
+    free(s->cert_pem);
+    free(s->key_pem);
+    free(s->token);
+}
+
+static admin_server_t *server_start(const char *ip, uint16_t port, const admin_security_t *sec,
+                                    rk_status_t *err)
 {
     if (ip == NULL || ip[0] == '\0' || strlen(ip) >= RK_HOST_MAX) {
         rk_status_set(err, RK_EINVAL, "admin address must be a host or IP");
@@ -288,29 +349,68 @@ static admin_server_t *server_start(const char *ip, uint16_t port, rk_status_t *
     }
     snprintf(s->ip, sizeof s->ip, "%s", ip);
     s->port = port;
+    bool tls = sec != NULL && sec->cert_file != NULL && sec->cert_file[0] != '\0';
+    if (tls && ((s->cert_pem = read_pem("certificate", sec->cert_file, err)) == NULL ||
+                (s->key_pem = read_pem("key", sec->key_file ? sec->key_file : "", err)) == NULL)) {
+        server_free_security(s);
+        free(s);
+        return NULL;
+    }
+    if (sec != NULL && sec->token != NULL && sec->token[0] != '\0' &&
+        (s->token = strdup(sec->token)) == NULL) {
+        server_free_security(s);
+        free(s);
+        rk_status_set(err, RK_ENOMEM, "out of memory");
+        return NULL;
+    }
+    struct MHD_OptionItem tls_opts[] = {
+        {MHD_OPTION_HTTPS_MEM_KEY, 0, s->key_pem},
+        {MHD_OPTION_HTTPS_MEM_CERT, 0, s->cert_pem},
+        {MHD_OPTION_END, 0, NULL},
+    };
     pthread_mutex_init(&s->lock, NULL);
     unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_AUTO | MHD_USE_ERROR_LOG;
+    if (tls)
+        flags |= MHD_USE_TLS;
     if (sa.ss_family == AF_INET6)
         flags |= MHD_USE_IPv6;
-    s->daemon = MHD_start_daemon(flags, port, NULL, NULL, on_request, s, MHD_OPTION_SOCK_ADDR,
-                                 (struct sockaddr *)&sa, MHD_OPTION_CONNECTION_LIMIT,
-                                 (unsigned)CONN_LIMIT, MHD_OPTION_CONNECTION_TIMEOUT,
-                                 (unsigned)CONN_TIMEOUT, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
-                                 (size_t)CONN_MEMORY, MHD_OPTION_STRICT_FOR_CLIENT, (int)1,
-                                 MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, s, MHD_OPTION_END);
+    s->daemon = MHD_start_daemon(
+        flags, port, NULL, NULL, on_request, s, MHD_OPTION_ARRAY, tls_opts + (tls ? 0 : 2),
+        MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa, MHD_OPTION_CONNECTION_LIMIT,
+        (unsigned)CONN_LIMIT, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)CONN_TIMEOUT,
+        MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)CONN_MEMORY, MHD_OPTION_STRICT_FOR_CLIENT,
+        (int)1, MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, s, MHD_OPTION_END);
     if (s->daemon == NULL) {
-        rk_status_set(err, RK_EIO, "admin endpoint: cannot listen on %s:%u", ip, port);
+        rk_status_set(err, RK_EIO, "admin endpoint: cannot listen on %s:%u%s", ip, port,
+                      tls ? " (or the TLS certificate/key is unusable)" : "");
         pthread_mutex_destroy(&s->lock);
+        server_free_security(s);
         free(s);
         return NULL;
     }
     const union MHD_DaemonInfo *info = MHD_get_daemon_info(s->daemon, MHD_DAEMON_INFO_BIND_PORT);
     s->bound = info ? info->port : port;
-    RK_INFO(NULL, NULL, "admin endpoint listening on %s:%u", ip, s->bound);
+    RK_INFO(NULL, NULL, "admin endpoint listening on %s:%u%s", ip, s->bound, tls ? " (HTTPS)" : "");
     return s;
 }
 
 admin_server_t *admin_attach(const char *ip, uint16_t port, metrics_node_t *m, rk_status_t *err)
+{
+    return admin_attach_secure(ip, port, m, NULL, err);
+}
+
+/* The server s was started with the same security as sec asks for. */
+static bool same_security(const admin_server_t *s, const admin_security_t *sec)
+{
+    bool tls = sec != NULL && sec->cert_file != NULL && sec->cert_file[0] != '\0';
+    const char *tok = sec != NULL && sec->token != NULL && sec->token[0] ? sec->token : NULL;
+
+    return tls == (s->cert_pem != NULL) && (tok == NULL) == (s->token == NULL) &&
+           (tok == NULL || strcmp(tok, s->token) == 0);
+}
+
+admin_server_t *admin_attach_secure(const char *ip, uint16_t port, metrics_node_t *m,
+                                    const admin_security_t *sec, rk_status_t *err)
 {
     if (m == NULL) {
         rk_status_set(err, RK_EINVAL, "no metrics hub");
@@ -323,8 +423,15 @@ admin_server_t *admin_attach(const char *ip, uint16_t port, metrics_node_t *m, r
             if (s->port == port && strcmp(s->ip, ip ? ip : "") == 0)
                 break;
     }
+    if (s != NULL && !same_security(s, sec)) {
+        pthread_mutex_unlock(&table_lock);
+        rk_status_set(err, RK_EINVAL,
+                      "admin endpoint %s:%u is already served with other TLS/token settings", ip,
+                      port);
+        return NULL;
+    }
     if (s == NULL) {
-        s = server_start(ip, port, err);
+        s = server_start(ip, port, sec, err);
         if (s == NULL) {
             pthread_mutex_unlock(&table_lock);
             return NULL;
@@ -372,5 +479,6 @@ void admin_detach(admin_server_t *s, metrics_node_t *m)
     /* Waits for the server thread and closes every connection. */
     MHD_stop_daemon(s->daemon);
     pthread_mutex_destroy(&s->lock);
+    server_free_security(s);
     free(s);
 }

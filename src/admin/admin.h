@@ -23,6 +23,22 @@ typedef struct admin_server admin_server_t;
  * RK_ENOMEM). m must stay valid until admin_detach. Any thread. */
 admin_server_t *admin_attach(const char *ip, uint16_t port, metrics_node_t *m, rk_status_t *err);
 
+/* Security of an admin endpoint (README "Security"): with cert_file and
+ * key_file (PEM) the server speaks HTTPS only, and with token it answers
+ * /status and /metrics only to "Authorization: Bearer <token>" (401
+ * otherwise); /health stays open. Strings are copied. */
+typedef struct admin_security {
+    const char *cert_file;
+    const char *key_file;
+    const char *token;
+} admin_security_t;
+
+/* admin_attach with security (sec NULL: plain HTTP, no token). Groups may
+ * share an ip:port only with the same security; else RK_EINVAL. A
+ * certificate or key that cannot be read is RK_EINVAL too. */
+admin_server_t *admin_attach_secure(const char *ip, uint16_t port, metrics_node_t *m,
+                                    const admin_security_t *sec, rk_status_t *err);
+
 /* Stops serving m; when it was the last group, stops the server (waits for
  * requests in progress) and frees it. Any thread but the server's. */
 void admin_detach(admin_server_t *s, metrics_node_t *m);
