@@ -158,9 +158,13 @@ clean:
 
 # `make run` is the README's first command: a scripted session on a local
 # 3-node kv cluster (examples/kv/demo.sh). `make cluster` starts the same
-# cluster in the foreground until Ctrl-C.
-.PHONY: run cluster
+# cluster in the foreground until Ctrl-C; `make cluster TLS=1` the mutual-TLS
+# one of conf/kv-tls/. `make certs` writes a throwaway CA and certificates
+# into data/certs/ (tools/make-certs.sh; the TLS cluster makes them if absent).
+.PHONY: run cluster certs
+certs:
+	./tools/make-certs.sh data/certs
 run: $(BUILD)/kv-server $(BUILD)/kv-client $(BUILD)/raftkit-cli
 	@BUILD=$(BUILD) ./examples/kv/demo.sh
 cluster: $(BUILD)/kv-server $(BUILD)/kv-client $(BUILD)/raftkit-cli
-	@BUILD=$(BUILD) ./examples/kv/cluster.sh
+	@BUILD=$(BUILD) TLS=$(TLS) ./examples/kv/cluster.sh

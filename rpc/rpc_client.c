@@ -483,7 +483,13 @@ static void cl_on_closed(rpc_conn_t *conn)
     rpc_channel_t *ch = cc->ch;
     rpc_client_t *c;
 
-    if (ch != NULL) {
+    if (ch != NULL && ch->state == CH_HANDSHAKE && ch->cli->tls == NULL &&
+        conn->close_status.code == RK_EUNREACHABLE) {
+        /* A secured server closes a plaintext client without a word. */
+        channel_down(ch, RK_EUNREACHABLE,
+                     "closed by the server during the handshake (a server with TLS or cluster "
+                     "keys refuses plaintext clients)");
+    } else if (ch != NULL) {
         /* Closed from below (peer reset, EOF, protocol error). */
         channel_down(ch, conn->close_status.code, conn->close_status.msg);
     }

@@ -1,14 +1,33 @@
 #!/bin/sh
 # `make cluster`: starts the 3-node kv cluster of conf/kv/ in the foreground
 # (data in ./data/kv, kept between runs) until Ctrl-C, for trying kv-client
-# and raftkit-cli by hand.
+# and raftkit-cli by hand. `make cluster TLS=1` starts the mutual-TLS
+# cluster of conf/kv-tls/ instead (data in ./data/kv-tls, certificates from
+# tools/make-certs.sh in ./data/certs, made on first use).
 set -u
 BUILD=${BUILD:-build}
 DATA=data/kv
 PORTS="8101 8102 8103"
 EXTRA=""
+SEC=""
+if [ -n "${TLS:-}" ] && [ "${TLS}" != 0 ]; then
+  DATA=data/kv-tls
+  PORTS="8201 8202 8203"
+  CONF_DIR=conf/kv-tls
+  [ -f data/certs/ca.crt ] || tools/make-certs.sh data/certs || exit 1
+  TRUST="--tls-ca data/certs/ca.crt --tls-peer-names peer.raftkit"
+  SEC=" $TRUST --tls-cert data/certs/client.crt --tls-key data/certs/client.key"
+  ADMIN=" $TRUST --tls-cert data/certs/admin.crt --tls-key data/certs/admin.key"
+fi
 mkdir -p "$DATA"
 . examples/kv/lib.sh
+if [ -n "$SEC" ]; then
+  # lib.sh's helpers call "$CLI": make it the admin's TLS client.
+  printf '#!/bin/sh\nexec %s%s "$@"\n' "$CLI" "$ADMIN" >"$DATA/raftkit-cli-admin"
+  chmod +x "$DATA/raftkit-cli-admin"
+  PLAIN_CLI=$CLI
+  CLI=$DATA/raftkit-cli-admin
+fi
 
 trap 'echo; echo "stopping..."; stop_all TERM; exit 0' INT TERM
 for i in 1 2 3; do start_node "$i"; done
@@ -25,14 +44,14 @@ kv cluster running: $P (leader $leader)
 data and logs in $DATA/ (n1.log, n2.log, n3.log); Ctrl-C stops the cluster.
 
 Try, in another terminal:
-  $KV_CLIENT --peers $P put hello world
-  $KV_CLIENT --peers $P get hello
-  $KV_CLIENT --peers $P --read follower get hello
-  $KV_CLIENT --peers $P cas hello world raft
+  $KV_CLIENT$SEC --peers $P put hello world
+  $KV_CLIENT$SEC --peers $P get hello
+  $KV_CLIENT$SEC --peers $P --read follower get hello
+  $KV_CLIENT$SEC --peers $P cas hello world raft
   $CLI --group kv --peers $P status
-  $CLI --group kv --peers $P transfer_leader 127.0.0.1:8102
+  $CLI --group kv --peers $P transfer_leader $(peer_of 2)
   kill \$(cat $DATA/n1.pid)   # then watch the others elect a leader
 MSG
 # Wait for Ctrl-C, restarting nothing: a node killed by hand stays down
-# (start it again with: $KV_SERVER --conf conf/kv/nI.conf).
+# (start it again with: $KV_SERVER --conf ${CONF_DIR:-conf/kv}/nI.conf).
 while :; do sleep 1; done

@@ -7,6 +7,7 @@
 #   EXTRA   extra kv-server flags (optional)
 #   NO_ADMIN set: start nodes without the conf files' admin ports (tests, so
 #           that parallel runs and a running `make cluster` don't collide)
+#   CONF_DIR the nodes' conf files (default conf/kv; conf/kv-tls for TLS)
 
 KV_SERVER=${BUILD:-build}/kv-server
 KV_CLIENT=${BUILD:-build}/kv-client
@@ -25,11 +26,11 @@ peers_all() {
 # add) start with the initial configuration plus themselves.
 start_node() {
   i=$1; shift
-  conf=conf/kv/n$i.conf
+  conf=${CONF_DIR:-conf/kv}/n$i.conf
   peers=$(peers_all)
   if [ ! -f "$conf" ]; then
     # n1's conf without its admin port, which node 1 already listens on
-    grep -v '^admin_port' conf/kv/n1.conf >"$DATA/n$i.conf"
+    grep -v '^admin_port' "${CONF_DIR:-conf/kv}/n1.conf" >"$DATA/n$i.conf"
     conf=$DATA/n$i.conf; peers="$peers,$(peer_of "$i")"
   elif [ -n "${NO_ADMIN:-}" ]; then
     grep -v '^admin_port' "$conf" >"$DATA/n$i.conf"
