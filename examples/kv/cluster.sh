@@ -12,7 +12,7 @@ EXTRA=""
 SEC=""
 if [ -n "${TLS:-}" ] && [ "${TLS}" != 0 ]; then
   DATA=data/kv-tls
-  PORTS="8201 8202 8203"
+  PORTS="8301 8302 8303"
   CONF_DIR=conf/kv-tls
   [ -f data/certs/ca.crt ] || tools/make-certs.sh data/certs || exit 1
   TRUST="--tls-ca data/certs/ca.crt --tls-peer-names peer.raftkit"
