@@ -1,6 +1,7 @@
 # RPC module: extra binaries and test commands (see tests/module.mk).
 #
-#   make fuzz     builds $(BUILD)/fuzz/fuzz_rpc_frame with clang + libFuzzer
+#   make fuzz     builds $(BUILD)/fuzz/fuzz_rpc_frame and fuzz_rpc_tls (the TLS
+#                 port before the handshake) with clang + libFuzzer
 #   make test     also runs it for ~20 s when clang is present (skips with a
 #                 message otherwise; tools/deps.sh --with-optional installs it)
 #   $(BUILD)/tools/rpc-echo-bench   loopback echo benchmark (prints figures)
@@ -25,11 +26,18 @@ $(RPC_FUZZ): $(RPC_FUZZ_SRCS) $(PROTO_C) $(PROTO_H)
 	@mkdir -p $(dir $@)
 	$(FUZZ_CC) $(RPC_FUZZ_CFLAGS) -o $@ $(RPC_FUZZ_SRCS) $(PROTO_C) $(shell pkg-config --libs libprotobuf-c libuv)
 
+# The TLS port before the handshake completes (rpc_tls.c on OpenSSL).
+RPC_TLS_FUZZ := $(BUILD)/fuzz/fuzz_rpc_tls
+RPC_TLS_FUZZ_SRCS := tests/fuzz/fuzz_rpc_tls.c rpc/rpc_tls.c src/base/status.c
+$(RPC_TLS_FUZZ): $(RPC_TLS_FUZZ_SRCS) rpc/rpc_tls.h
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(RPC_FUZZ_CFLAGS) -o $@ $(RPC_TLS_FUZZ_SRCS) $(shell pkg-config --libs openssl)
+
 .PHONY: fuzz
 ifeq ($(HAVE_FUZZ),yes)
-fuzz: $(RPC_FUZZ)
+fuzz: $(RPC_FUZZ) $(RPC_TLS_FUZZ)
 ifneq ($(SANITIZE),1)
-BINS += $(RPC_FUZZ)
+BINS += $(RPC_FUZZ) $(RPC_TLS_FUZZ)
 endif
 else
 fuzz:
