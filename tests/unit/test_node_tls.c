@@ -148,6 +148,42 @@ static void tls_cluster_serves_clients_by_role(void **state)
     tc_cluster_destroy(&c);
 }
 
+/* A follower that missed what a snapshot compacted away catches up
+ * through InstallSnapshot and GetFile, which travel over TLS between
+ * peer certificates. */
+static void follower_installs_a_snapshot_over_tls(void **state)
+{
+    (void)state;
+    rk_node_options_t o = base_opts();
+    o.tls_cert = path("node2.crt");
+    o.tls_key = path("node2.key");
+    o.tls_ca = path("ca.crt");
+    o.tls_peer_names = "peer.raftkit";
+    tc_cluster_t c;
+    tc_cluster_init(&c, "gsnap", 3, 3, &o);
+    for (int i = 0; i < 3; i++)
+        assert_int_equal(tc_start(&c, i, false), 0);
+    int leader = tc_wait_leader(&c, 10000);
+    assert_true(leader >= 0);
+    int behind = (leader + 1) % 3;
+    tc_stop(&c, behind);
+    assert_int_equal(tc_apply_many(&c, leader, 50), 50);
+    tc_req_t req;
+    tc_req_init(&req);
+    assert_int_equal(rk_node_snapshot(c.nodes[leader].node, &req.closure), 0);
+    for (int i = 0; i < 500 && atomic_load(&req.runs) == 0; i++)
+        tc_msleep(10);
+    assert_int_equal(atomic_load(&req.runs), 1);
+    assert_int_equal(atomic_load(&req.code), 0);
+    assert_int_equal(tc_apply_many(&c, leader, 10), 10);
+    int loads = atomic_load(&c.nodes[behind].fsm.loads);
+    assert_int_equal(tc_start(&c, behind, false), 0);
+    assert_true(tc_wait_applied(&c, rk_node_last_log_index(c.nodes[leader].node), 10000));
+    assert_true(atomic_load(&c.nodes[behind].fsm.loads) > loads);
+    assert_int_equal(atomic_load(&c.nodes[behind].fsm.sum), 60);
+    tc_cluster_destroy(&c);
+}
+
 /* Restarts every node in turn with key file f; after each restart the
  * cluster has a leader and takes every write. */
 static void restart_all_with(tc_cluster_t *c, const char *f, int *writes)
@@ -251,6 +287,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(tls_cluster_serves_clients_by_role),
         cmocka_unit_test(cluster_key_rotates_without_refusing_writes),
+        cmocka_unit_test(follower_installs_a_snapshot_over_tls),
         cmocka_unit_test(bad_security_options_are_refused_at_creation),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
