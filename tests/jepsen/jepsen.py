@@ -787,9 +787,22 @@ def main():
             shutil.rmtree(c.data(i), ignore_errors=True)
     else:
         log("history, nemesis log and node logs kept in %s" % out)
-    print("jepsen: %s seed=%d ops=%d ok=%d unknown=%d faults=%d nonlinearizable_keys=%s" %
+    why = []  # a valid history still fails the run for these
+    if c.crashes:
+        why.append("nodes exited by themselves: %s" %
+                   ",".join(sorted({str(i) for i, _ in c.crashes})))
+    if san:
+        why.append("sanitizer reports: nodes %s" % ",".join(map(str, san)))
+    if nok < a.min_ok:
+        why.append("too few completed operations")
+    if not finals_ok:
+        why.append("no definite final read")
+    if unchecked:
+        why.append("search budget exhausted")
+    print("jepsen: %s seed=%d ops=%d ok=%d unknown=%d faults=%d nonlinearizable_keys=%s%s" %
           ("valid" if valid else "INVALID", a.seed, nops, nok, nunk, faults,
-           ",".join(bad) or "none"), flush=True)
+           ",".join(bad) or "none", " (run failed: %s)" % "; ".join(why) if why else ""),
+          flush=True)
     return 0 if valid and enough and healthy else 1
 
 
