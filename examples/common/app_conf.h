@@ -9,6 +9,8 @@
  *   data  = data/kv/n1
  *   election_timeout_ms = 1000
  *   snapshot_interval_s = 30
+ *   sync = on                 ; off acknowledges before fsync (unsafe)
+ *   read_only = safe          ; or lease
  *   [log]
  *   level = info
  *   [security]              (optional; README "Security")
@@ -23,6 +25,7 @@
 #ifndef EXAMPLES_APP_CONF_H
 #define EXAMPLES_APP_CONF_H
 
+#include <stdbool.h>
 #include <stdio.h>
 
 #include "raftkit/peer.h"
@@ -35,6 +38,8 @@ typedef struct app_conf {
     int election_timeout_ms;
     int snapshot_interval_s;
     int admin_port;
+    bool sync;       /* fsync log writes before acknowledging (default true) */
+    bool read_lease; /* read_only = lease: RK_READ_ONLY_LEASE_BASED reads */
     char log_level[16];
     /* [security]; empty: off */
     char tls_cert[512];
@@ -55,7 +60,8 @@ typedef struct app_conf {
  * default_group is the group when neither file nor flags set one.
  *
  *   --conf FILE  --group G  --peer IP:PORT  --peers LIST  --data DIR
- *   --election-timeout-ms N  --snapshot-interval-s N  --log-level L  --help
+ *   --election-timeout-ms N  --snapshot-interval-s N  --sync on|off
+ *   --read-only safe|lease  --log-level L  --help
  *   --tls-cert F  --tls-key F  --tls-ca F  --tls-peer-names L  --tls-admin-names L
  *   --cluster-key-file F
  */
