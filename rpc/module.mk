@@ -44,6 +44,9 @@ fuzz:
 	@echo "make fuzz: needs clang with libFuzzer (Debian: clang libclang-rt-14-dev; tools/deps.sh --with-optional)" >&2; exit 1
 endif
 
+# The multi-process kill/restart test over mutual TLS (binaries of src/node).
+TEST_CMDS += tests/node/multiproc-tls.sh
+
 # The fuzzer carries its own sanitizers; the ASan pass does not repeat it.
 ifneq ($(SANITIZE),1)
 TEST_CMDS += tests/fuzz/run-rpc-fuzz.sh

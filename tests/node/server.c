@@ -54,6 +54,11 @@ int main(int argc, char **argv)
     o.election_timeout_ms = 300;
     o.fsm = &fsm.sm;
     o.data_path = argv[4];
+    /* tests/node/multiproc-tls.sh runs the same test over mutual TLS */
+    o.tls_cert = getenv("RK_TEST_TLS_CERT");
+    o.tls_key = getenv("RK_TEST_TLS_KEY");
+    o.tls_ca = getenv("RK_TEST_TLS_CA");
+    o.tls_peer_names = getenv("RK_TEST_TLS_PEER_NAMES");
     rk_status_t st;
     rk_peer_id_t self;
     if (rk_peer_id_parse(&self, argv[2], &st) != 0 ||
