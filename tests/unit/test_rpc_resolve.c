@@ -9,7 +9,8 @@
  * Checked: a name is resolved off the loop and again on every reconnect (a
  * peer that moved is found); a name that does not resolve makes the channel
  * unreachable, logged once however many retries, and reachable as soon as
- * the name appears. Without root or namespaces the suite fails
+ * the name appears; a listen name is resolved at start, and one that does
+ * not resolve is a clear error. Without root or namespaces the suite fails
  * saying so: it never passes without having run. */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -31,6 +32,7 @@
 #include <uv.h>
 
 #include "raftkit/log.h"
+#include "raftkit/node.h"
 #include "rpc/rpc_client.h"
 #include "rpc/rpc_server.h"
 
@@ -292,6 +294,60 @@ static void bad_host_name_is_refused_at_channel_creation(void **state)
     close_all(&loop, c, NULL, NULL);
 }
 
+/* A listen host name is resolved when the server starts and the numeric
+ * address is bound; one that does not resolve is a clear error. */
+static void listen_name_is_resolved_at_start(void **state)
+{
+    (void)state;
+    set_hosts("127.0.0.5 self-name\n");
+    rk_endpoint_t ep;
+    rk_status_t err;
+    assert_int_equal(rk_endpoint_parse(&ep, "self-name:1", NULL), 0);
+    ep.port = 0;
+    rk_server_t *srv = rk_server_new(&ep, &err);
+    if (srv == NULL)
+        fail_msg("rk_server_new(self-name): %s", err.msg);
+    uint16_t port = rk_server_port(srv);
+
+    uv_loop_t loop;
+    reach_t r = {0};
+    uv_loop_init(&loop);
+    rpc_client_t *c = client(&loop, &r);
+    char lit[64];
+    snprintf(lit, sizeof lit, "127.0.0.5:%u", port);
+    rpc_channel_connect(rpc_client_channel(c, lit, &err));
+    assert_true(run_until_count(&loop, &r.up, 1, 10000));
+    close_all(&loop, c, NULL, NULL);
+    rk_server_free(srv);
+
+    assert_int_equal(rk_endpoint_parse(&ep, "nowhere-name:1", NULL), 0);
+    rk_status_clear(&err);
+    assert_null(rk_server_new(&ep, &err));
+    assert_int_equal(err.code, RK_EUNREACHABLE);
+    assert_non_null(strstr(err.msg, "cannot resolve 'nowhere-name'"));
+}
+
+static void listen_option_is_validated(void **state)
+{
+    (void)state;
+    rk_node_options_t o;
+    rk_state_machine_t sm = {0};
+    rk_status_t err;
+    rk_node_options_init(&o);
+    o.fsm = &sm;
+    o.data_path = "/nonexistent";
+    assert_int_equal(rk_node_options_validate(&o, &err), 0); /* empty: bind the peer id */
+    assert_int_equal(rk_endpoint_parse(&o.listen, "0.0.0.0:8101", NULL), 0);
+    assert_int_equal(rk_node_options_validate(&o, &err), 0);
+    o.listen.port = 0;
+    assert_int_equal(rk_node_options_validate(&o, &err), RK_EINVAL);
+    assert_non_null(strstr(err.msg, "listen"));
+    snprintf(o.listen.host, sizeof o.listen.host, "bad_name");
+    o.listen.port = 1;
+    assert_int_equal(rk_node_options_validate(&o, &err), RK_EINVAL);
+    assert_non_null(strstr(err.msg, "listen"));
+}
+
 int main(void)
 {
     if (enter_private_namespaces() != 0)
@@ -302,6 +358,8 @@ int main(void)
         cmocka_unit_test(name_is_resolved_again_on_every_reconnect),
         cmocka_unit_test(unresolvable_name_is_unreachable_until_it_appears),
         cmocka_unit_test(bad_host_name_is_refused_at_channel_creation),
+        cmocka_unit_test(listen_name_is_resolved_at_start),
+        cmocka_unit_test(listen_option_is_validated),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     unlink(hosts_path);
