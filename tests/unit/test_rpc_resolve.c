@@ -10,7 +10,8 @@
  * peer that moved is found); a name that does not resolve makes the channel
  * unreachable, logged once however many retries, and reachable as soon as
  * the name appears; a listen name is resolved at start, and one that does
- * not resolve is a clear error. Without root or namespaces the suite fails
+ * not resolve is a clear error; a group service whose own name does not
+ * resolve starts on its listen address. Without root or namespaces the suite fails
  * saying so: it never passes without having run. */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -327,6 +328,53 @@ static void listen_name_is_resolved_at_start(void **state)
     assert_non_null(strstr(err.msg, "cannot resolve 'nowhere-name'"));
 }
 
+/* A group service whose own name does not resolve yet (a StatefulSet pod
+ * before its DNS record) starts when its options give a listen address,
+ * binds that address, and works. */
+static void group_service_binds_listen_while_its_name_does_not_resolve(void **state)
+{
+    (void)state;
+    set_hosts("");
+    char dir[256];
+    snprintf(dir, sizeof dir, "%s/raftkit-listen.XXXXXX",
+             getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
+    assert_non_null(mkdtemp(dir));
+    rk_state_machine_t sm = {0};
+    rk_node_options_t o;
+    rk_node_options_init(&o);
+    o.fsm = &sm;
+    o.data_path = dir;
+    o.election_timeout_ms = 100;
+    assert_int_equal(rk_configuration_parse(&o.initial_conf, "pod-0.svc:8101", NULL), 0);
+    assert_int_equal(rk_endpoint_parse(&o.listen, "127.0.0.6:8101", NULL), 0);
+    rk_peer_id_t self;
+    assert_int_equal(rk_peer_id_parse(&self, "pod-0.svc:8101", NULL), 0);
+    rk_status_t err;
+    rk_group_service_t *svc = rk_group_service_new("g", &self, &o, &err);
+    assert_non_null(svc);
+    rk_node_t *n = rk_group_service_start(svc, &err);
+    if (n == NULL)
+        fail_msg("start with listen 127.0.0.6:8101: %s", err.msg);
+
+    uv_loop_t loop;
+    reach_t r = {0};
+    uv_loop_init(&loop);
+    rpc_client_t *c = client(&loop, &r);
+    rpc_channel_connect(rpc_client_channel(c, "127.0.0.6:8101", &err));
+    assert_true(run_until_count(&loop, &r.up, 1, 10000));
+    close_all(&loop, c, NULL, NULL);
+    for (int i = 0; i < 1000 && !rk_node_is_leader(n); i++)
+        uv_sleep(10);
+    assert_true(rk_node_is_leader(n)); /* a one-voter group elects itself */
+
+    rk_group_service_shutdown(svc);
+    rk_group_service_join(svc);
+    rk_group_service_free(svc);
+    char cmd[300];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    assert_int_equal(system(cmd), 0);
+}
+
 static void listen_option_is_validated(void **state)
 {
     (void)state;
@@ -359,6 +407,7 @@ int main(void)
         cmocka_unit_test(unresolvable_name_is_unreachable_until_it_appears),
         cmocka_unit_test(bad_host_name_is_refused_at_channel_creation),
         cmocka_unit_test(listen_name_is_resolved_at_start),
+        cmocka_unit_test(group_service_binds_listen_while_its_name_does_not_resolve),
         cmocka_unit_test(listen_option_is_validated),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
