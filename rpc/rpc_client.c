@@ -62,6 +62,7 @@ struct rpc_channel {
     bool is_name;             /* host is a name, not an IP literal */
     rpc_resolve_t *resolving; /* in progress for the current attempt */
     char resolved[80];        /* last outcome, to log each change once */
+    unsigned addr_turn;       /* which of a name's addresses the attempt uses */
     ch_state_t state;
     cl_conn_t *conn;
     uv_timer_t timer; /* connect timeout, then backoff */
@@ -554,9 +555,12 @@ static void on_connect(uv_connect_t *req, int status)
  * comes back at another address under its name is found by the next
  * attempt. A name that does not resolve fails the attempt like a refused
  * connection: the channel is unreachable and retries after the usual
- * backoff. Each change of outcome (first address, new address, failure) is
- * logged once, not each retry. The connect timeout starts once the name is
- * resolved; the resolver bounds its own time (resolv.conf timeout/attempts). */
+ * backoff. A name with several addresses (dual stack, several A records)
+ * is tried at the preferred one first, then, while attempts keep failing,
+ * at the next one each attempt. Each change of outcome (the set of
+ * addresses, or the failure) is logged once, not each retry. The connect
+ * timeout starts once the name is resolved; the resolver bounds its own
+ * time (resolv.conf timeout/attempts). */
 
 /* Checks endpoint ("host:port", "[v6]:port") and keeps what connecting needs. */
 static int channel_set_endpoint(rpc_channel_t *ch, const char *endpoint, rk_status_t *err)
@@ -585,7 +589,28 @@ static void channel_connect_addr(rpc_channel_t *ch)
     }
 }
 
-static void channel_resolved(void *arg, int status, const struct sockaddr_storage *addr)
+static int cmp_names(const void *a, const void *b)
+{
+    return strcmp(a, b);
+}
+
+/* The addresses as a sorted list ("10.0.0.1, 10.0.0.2"), so that a resolver
+ * rotating their order (round-robin DNS) is no change worth a log line. */
+static void addrs_outcome(const struct sockaddr_storage *addrs, unsigned n, char *buf, size_t len)
+{
+    char names[RPC_RESOLVE_MAX][INET6_ADDRSTRLEN];
+    size_t used = 0;
+
+    for (unsigned i = 0; i < n; i++)
+        rpc_addr_name(&addrs[i], names[i], sizeof names[i]);
+    qsort(names, n, sizeof names[0], cmp_names);
+    buf[0] = '\0';
+    for (unsigned i = 0; i < n && used < len; i++)
+        used += (size_t)snprintf(buf + used, len - used, "%s%s", i > 0 ? ", " : "", names[i]);
+}
+
+static void channel_resolved(void *arg, int status, const struct sockaddr_storage *addrs,
+                             unsigned n)
 {
     rpc_channel_t *ch = arg;
     char outcome[sizeof ch->resolved], why[RK_STATUS_MSG_MAX];
@@ -595,7 +620,7 @@ static void channel_resolved(void *arg, int status, const struct sockaddr_storag
         snprintf(outcome, sizeof outcome, "!%s", uv_strerror(status));
         snprintf(why, sizeof why, "cannot resolve '%s': %s", ch->host, uv_strerror(status));
     } else {
-        rpc_addr_name(addr, outcome, sizeof outcome);
+        addrs_outcome(addrs, n, outcome, sizeof outcome);
     }
     if (strcmp(outcome, ch->resolved) != 0) {
         if (status != 0)
@@ -609,7 +634,11 @@ static void channel_resolved(void *arg, int status, const struct sockaddr_storag
         channel_down(ch, RK_EUNREACHABLE, why);
         return;
     }
-    ch->addr = *addr;
+    /* After a failed attempt (the channel is reported down), the next
+     * address: a dead one of several is not retried forever. */
+    if (ch->reported && !ch->reachable)
+        ch->addr_turn++;
+    ch->addr = addrs[ch->addr_turn % n];
     uv_timer_start(&ch->timer, backoff_cb, ch->cli->connect_timeout_ms, 0);
     channel_connect_addr(ch);
 }

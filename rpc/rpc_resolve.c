@@ -24,16 +24,22 @@ static const struct addrinfo hints = {
 static void on_resolved(uv_getaddrinfo_t *req, int status, struct addrinfo *res)
 {
     rpc_resolve_t *r = req->data;
-    struct sockaddr_storage ss;
+    struct sockaddr_storage ss[RPC_RESOLVE_MAX];
+    unsigned n = 0;
 
     if (r->cb != NULL) {
-        if (status == 0 && (res == NULL || res->ai_addrlen > sizeof ss))
-            status = UV_EAI_NONAME;
-        if (status == 0) {
-            memset(&ss, 0, sizeof ss);
-            memcpy(&ss, res->ai_addr, res->ai_addrlen);
+        for (struct addrinfo *a = status == 0 ? res : NULL; a != NULL && n < RPC_RESOLVE_MAX;
+             a = a->ai_next) {
+            if ((a->ai_family != AF_INET && a->ai_family != AF_INET6) ||
+                a->ai_addrlen > sizeof ss[0])
+                continue;
+            memset(&ss[n], 0, sizeof ss[n]);
+            memcpy(&ss[n], a->ai_addr, a->ai_addrlen);
+            n++;
         }
-        r->cb(r->arg, status, status == 0 ? &ss : NULL);
+        if (status == 0 && n == 0)
+            status = UV_EAI_NONAME;
+        r->cb(r->arg, status, status == 0 ? ss : NULL, n);
     }
     uv_freeaddrinfo(res);
     free(r);

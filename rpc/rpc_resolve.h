@@ -17,10 +17,14 @@
 
 typedef struct rpc_resolve rpc_resolve_t;
 
+#define RPC_RESOLVE_MAX 8 /* addresses kept per lookup */
+
 /* Runs once on the loop thread, unless the request was canceled first:
- * status 0 with the first address getaddrinfo returned (port set), or a
- * negative libuv error (UV_EAI_NONAME...) with addr NULL. */
-typedef void (*rpc_resolve_fn)(void *arg, int status, const struct sockaddr_storage *addr);
+ * status 0 with addrs[0..n) (1 <= n <= RPC_RESOLVE_MAX, port set) in
+ * getaddrinfo's order of preference, or a negative libuv error
+ * (UV_EAI_NONAME...) with n 0. */
+typedef void (*rpc_resolve_fn)(void *arg, int status, const struct sockaddr_storage *addrs,
+                               unsigned n);
 
 /* Starts resolving host (a name, not bracketed) for port. Returns 0 and sets
  * *out (valid until cb runs or rpc_resolve_cancel), or a negative libuv error

@@ -20,6 +20,7 @@
 #include <cmocka.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <netdb.h>
 #include <net/if.h>
 #include <sched.h>
 #include <stdatomic.h>
@@ -90,7 +91,7 @@ static int enter_private_namespaces(void)
 
 /* ---- log lines, counted by pattern ---- */
 
-static atomic_int n_cannot_resolve, n_resolves_to_a, n_resolves_to_b, n_moved;
+static atomic_int n_cannot_resolve, n_resolves_to_a, n_resolves_to_b, n_moved, n_multi;
 
 static void sink(void *arg, rk_log_level_t level, const char *line)
 {
@@ -102,6 +103,8 @@ static void sink(void *arg, rk_log_level_t level, const char *line)
         atomic_fetch_add(&n_resolves_to_a, 1);
     if (strstr(line, "'svc-a' resolves to 127.0.0.3"))
         atomic_fetch_add(&n_resolves_to_b, 1);
+    if (strstr(line, "'svc-multi' resolves to 127.0.0.8, 127.0.0.9"))
+        atomic_fetch_add(&n_multi, 1);
     if (strstr(line, "(address changed)"))
         atomic_fetch_add(&n_moved, 1);
 }
@@ -280,6 +283,40 @@ static void unresolvable_name_is_unreachable_until_it_appears(void **state)
     close_all(&loop, c, s, NULL);
 }
 
+/* A name with two addresses whose preferred one has no server: the channel
+ * moves on to the other address after the failed attempt, and the set of
+ * addresses is logged once. */
+static void name_with_a_dead_address_is_reached_at_the_other(void **state)
+{
+    (void)state;
+    uv_loop_t loop;
+    reach_t r = {0};
+    uv_loop_init(&loop);
+    set_hosts("127.0.0.8 svc-multi\n127.0.0.9 svc-multi\n");
+    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM};
+    struct addrinfo *res = NULL;
+    assert_int_equal(getaddrinfo("svc-multi", "1", &hints, &res), 0);
+    assert_non_null(res->ai_next); /* both addresses come back */
+    char first[INET6_ADDRSTRLEN];
+    uv_ip4_name((struct sockaddr_in *)res->ai_addr, first, sizeof first);
+    freeaddrinfo(res);
+    /* The server listens at the address getaddrinfo does not prefer. */
+    const char *live = strcmp(first, "127.0.0.8") == 0 ? "127.0.0.9" : "127.0.0.8";
+    rpc_server_t *s = server_at(&loop, live, 0);
+    rpc_client_t *c = client(&loop, &r);
+    char ep[64];
+    snprintf(ep, sizeof ep, "svc-multi:%u", rpc_server_port(s));
+    rk_status_t err;
+    rpc_channel_t *ch = rpc_client_channel(c, ep, &err);
+    assert_non_null(ch);
+    rpc_channel_connect(ch);
+    assert_true(run_until_count(&loop, &r.up, 1, 10000));
+    assert_int_equal(r.down, 1); /* the attempt at the dead address */
+    assert_int_equal(accepted(s), 1);
+    assert_int_equal(atomic_load(&n_multi), 1);
+    close_all(&loop, c, s, NULL);
+}
+
 static void bad_host_name_is_refused_at_channel_creation(void **state)
 {
     (void)state;
@@ -405,6 +442,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(name_is_resolved_again_on_every_reconnect),
         cmocka_unit_test(unresolvable_name_is_unreachable_until_it_appears),
+        cmocka_unit_test(name_with_a_dead_address_is_reached_at_the_other),
         cmocka_unit_test(bad_host_name_is_refused_at_channel_creation),
         cmocka_unit_test(listen_name_is_resolved_at_start),
         cmocka_unit_test(group_service_binds_listen_while_its_name_does_not_resolve),
