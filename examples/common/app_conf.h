@@ -10,12 +10,15 @@
  *   data  = data/kv/n1
  *   election_timeout_ms = 1000
  *   snapshot_interval_s = 30
+ *   sync = on                 ; off acknowledges before fsync (unsafe)
+ *   read_only = safe          ; or lease
  *   [log]
  *   level = info
  */
 #ifndef EXAMPLES_APP_CONF_H
 #define EXAMPLES_APP_CONF_H
 
+#include <stdbool.h>
 #include <stdio.h>
 
 #include "raftkit/peer.h"
@@ -29,6 +32,8 @@ typedef struct app_conf {
     int election_timeout_ms;
     int snapshot_interval_s;
     int admin_port;
+    bool sync;       /* fsync log writes before acknowledging (default true) */
+    bool read_lease; /* read_only = lease: RK_READ_ONLY_LEASE_BASED reads */
     char log_level[16];
     /* parsed forms, filled by app_conf_parse */
     rk_peer_id_t self;
@@ -42,8 +47,8 @@ typedef struct app_conf {
  * default_group is the group when neither file nor flags set one.
  *
  *   --conf FILE  --group G  --peer HOST:PORT  --listen HOST:PORT  --peers LIST
- *   --data DIR
- *   --election-timeout-ms N  --snapshot-interval-s N  --log-level L  --help
+ *   --data DIR  --election-timeout-ms N  --snapshot-interval-s N  --sync on|off
+ *   --read-only safe|lease  --log-level L  --help
  */
 int app_conf_parse(app_conf_t *c, int argc, char **argv, const char *prog,
                    const char *default_group, FILE *out, char *err, size_t errlen);

@@ -44,6 +44,9 @@ int app_server_run(const app_conf_t *c, const app_server_spec_t *spec)
     opts.election_timeout_ms = c->election_timeout_ms;
     opts.snapshot_interval_secs = c->snapshot_interval_s;
     opts.admin_port = c->admin_port;
+    opts.raft_options.sync = c->sync;
+    if (c->read_lease)
+        opts.raft_options.read_only_option = RK_READ_ONLY_LEASE_BASED;
     opts.listen = c->listen_ep; /* places the admin endpoint next to the RPC port */
 
     rk_status_t st;
