@@ -317,6 +317,33 @@ static void name_with_a_dead_address_is_reached_at_the_other(void **state)
     close_all(&loop, c, s, NULL);
 }
 
+/* IPv6 keeps working: a bracketed literal, and a name whose only address
+ * is IPv6. */
+static void ipv6_literal_and_ipv6_name_are_reached(void **state)
+{
+    (void)state;
+    uv_loop_t loop;
+    reach_t r = {0};
+    uv_loop_init(&loop);
+    set_hosts("::1 svc-v6\n");
+    rpc_server_t *s = server_at(&loop, "::1", 0);
+    rpc_client_t *c = client(&loop, &r);
+    char lit[64], name[64];
+    snprintf(lit, sizeof lit, "[::1]:%u", rpc_server_port(s));
+    snprintf(name, sizeof name, "svc-v6:%u", rpc_server_port(s));
+    rk_status_t err;
+    rpc_channel_t *by_lit = rpc_client_channel(c, lit, &err);
+    rpc_channel_t *by_name = rpc_client_channel(c, name, &err);
+    assert_non_null(by_lit);
+    assert_non_null(by_name);
+    rpc_channel_connect(by_lit);
+    assert_true(run_until_count(&loop, &r.up, 1, 10000));
+    rpc_channel_connect(by_name);
+    assert_true(run_until_count(&loop, &r.up, 2, 10000));
+    assert_int_equal(accepted(s), 2);
+    close_all(&loop, c, s, NULL);
+}
+
 static void bad_host_name_is_refused_at_channel_creation(void **state)
 {
     (void)state;
@@ -443,6 +470,7 @@ int main(void)
         cmocka_unit_test(name_is_resolved_again_on_every_reconnect),
         cmocka_unit_test(unresolvable_name_is_unreachable_until_it_appears),
         cmocka_unit_test(name_with_a_dead_address_is_reached_at_the_other),
+        cmocka_unit_test(ipv6_literal_and_ipv6_name_are_reached),
         cmocka_unit_test(bad_host_name_is_refused_at_channel_creation),
         cmocka_unit_test(listen_name_is_resolved_at_start),
         cmocka_unit_test(group_service_binds_listen_while_its_name_does_not_resolve),
