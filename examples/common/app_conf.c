@@ -54,6 +54,8 @@ static int set_key(app_conf_t *c, const char *section, const char *key, const ch
             return copy_str(c->peer, sizeof c->peer, v);
         if (strcmp(key, "peers") == 0)
             return copy_str(c->peers, sizeof c->peers, v);
+        if (strcmp(key, "listen") == 0)
+            return copy_str(c->listen, sizeof c->listen, v);
         if (strcmp(key, "data") == 0)
             return copy_str(c->data, sizeof c->data, v);
         if (strcmp(key, "election_timeout_ms") == 0)
@@ -142,7 +144,10 @@ static void usage(FILE *out, const char *prog)
             "Options (override the file's [raft] and [log] keys of the same name):\n"
             "  --conf FILE                 INI file to read first (see conf/)\n"
             "  --group G                   Raft group id                       (group)\n"
-            "  --peer IP:PORT[:IDX[:PRIO]] this node; also the port it listens on (peer)\n"
+            "  --peer HOST:PORT[:IDX[:PRIO]]\n"
+            "                              this node; HOST: IP or DNS name     (peer)\n"
+            "  --listen HOST:PORT          bind here, e.g. 0.0.0.0:8101;       (listen)\n"
+            "                              default: the peer's address\n"
             "  --peers LIST                initial configuration, comma-separated (peers)\n"
             "  --data DIR                  log, meta and snapshots live here    (data)\n"
             "  --election-timeout-ms N     default 1000                         "
@@ -184,6 +189,7 @@ int app_conf_parse(app_conf_t *c, int argc, char **argv, const char *prog,
         O_RO,
         O_LOG,
         O_HELP,
+        O_LISTEN,
         O_CERT,
         O_KEY,
         O_CA,
@@ -203,6 +209,7 @@ int app_conf_parse(app_conf_t *c, int argc, char **argv, const char *prog,
         {"read-only", required_argument, NULL, O_RO},
         {"log-level", required_argument, NULL, O_LOG},
         {"help", no_argument, NULL, O_HELP},
+        {"listen", required_argument, NULL, O_LISTEN},
         {"tls-cert", required_argument, NULL, O_CERT},
         {"tls-key", required_argument, NULL, O_KEY},
         {"tls-ca", required_argument, NULL, O_CA},
@@ -221,6 +228,7 @@ int app_conf_parse(app_conf_t *c, int argc, char **argv, const char *prog,
         [O_SYNC] = "sync",
         [O_RO] = "read_only",
         [O_LOG] = "level",
+        [O_LISTEN] = "listen",
         [O_CERT] = "tls_cert",
         [O_KEY] = "tls_key",
         [O_CA] = "tls_ca",
@@ -271,11 +279,15 @@ int app_conf_parse(app_conf_t *c, int argc, char **argv, const char *prog,
         snprintf(c->group, sizeof c->group, "%s", default_group);
     rk_status_t st;
     if (c->peer[0] == '\0') {
-        snprintf(err, errlen, "no peer: set [raft] peer in the conf file or --peer IP:PORT");
+        snprintf(err, errlen, "no peer: set [raft] peer in the conf file or --peer HOST:PORT");
         return -1;
     }
     if (rk_peer_id_parse(&c->self, c->peer, &st) != 0) {
         snprintf(err, errlen, "bad peer '%s': %s", c->peer, st.msg);
+        return -1;
+    }
+    if (c->listen[0] != '\0' && rk_endpoint_parse(&c->listen_ep, c->listen, &st) != 0) {
+        snprintf(err, errlen, "bad listen '%s': %s", c->listen, st.msg);
         return -1;
     }
     if (c->peers[0] == '\0') {

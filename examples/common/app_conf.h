@@ -4,7 +4,8 @@
  *
  *   [raft]
  *   group = kv
- *   peer  = 127.0.0.1:8101
+ *   peer  = 127.0.0.1:8101          ; or a host name: kv-0.kv:8101
+ *   listen = 0.0.0.0:8101           ; optional: bind here instead of peer's address
  *   peers = 127.0.0.1:8101,127.0.0.1:8102,127.0.0.1:8103
  *   data  = data/kv/n1
  *   election_timeout_ms = 1000
@@ -33,6 +34,7 @@
 typedef struct app_conf {
     char group[64];
     char peer[RK_PEER_ID_STRLEN];
+    char listen[RK_PEER_ID_STRLEN]; /* "" when absent: bind the peer's address */
     char peers[2048];
     char data[512];
     int election_timeout_ms;
@@ -51,6 +53,7 @@ typedef struct app_conf {
     char admin_token[256];
     /* parsed forms, filled by app_conf_parse */
     rk_peer_id_t self;
+    rk_endpoint_t listen_ep; /* empty (host "") when listen is absent */
     rk_configuration_t conf;
 } app_conf_t;
 
@@ -59,8 +62,8 @@ typedef struct app_conf {
  * or -1 with a one-line reason in err. prog names the program in messages;
  * default_group is the group when neither file nor flags set one.
  *
- *   --conf FILE  --group G  --peer IP:PORT  --peers LIST  --data DIR
- *   --election-timeout-ms N  --snapshot-interval-s N  --sync on|off
+ *   --conf FILE  --group G  --peer HOST:PORT  --listen HOST:PORT  --peers LIST
+ *   --data DIR  --election-timeout-ms N  --snapshot-interval-s N  --sync on|off
  *   --read-only safe|lease  --log-level L  --help
  *   --tls-cert F  --tls-key F  --tls-ca F  --tls-peer-names L  --tls-admin-names L
  *   --cluster-key-file F

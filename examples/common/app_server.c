@@ -47,6 +47,7 @@ int app_server_run(const app_conf_t *c, const app_server_spec_t *spec)
     opts.raft_options.sync = c->sync;
     if (c->read_lease)
         opts.raft_options.read_only_option = RK_READ_ONLY_LEASE_BASED;
+    opts.listen = c->listen_ep; /* places the admin endpoint next to the RPC port */
 #define OPT_STR(f) opts.f = c->f[0] != '\0' ? c->f : NULL
     OPT_STR(tls_cert);
     OPT_STR(tls_key);
@@ -65,8 +66,10 @@ int app_server_run(const app_conf_t *c, const app_server_spec_t *spec)
     char peer[RK_PEER_ID_STRLEN];
     rk_peer_id_format(&c->self, peer, sizeof peer);
 
-    if ((server = rk_server_new_opts(&c->self.endpoint, &opts, &st)) == NULL) {
-        fprintf(stderr, "%s: cannot serve on %s: %s\n", prog, peer, st.msg);
+    const rk_endpoint_t *bind = c->listen[0] != '\0' ? &c->listen_ep : &c->self.endpoint;
+    if ((server = rk_server_new_opts(bind, &opts, &st)) == NULL) {
+        fprintf(stderr, "%s: cannot serve on %s: %s\n", prog, c->listen[0] ? c->listen : peer,
+                st.msg);
         goto out;
     }
     if ((rpc = rk_rpc_server_attach(server, &st)) == NULL) {

@@ -26,10 +26,10 @@ int node_obs_init(rk_node_t *n, rk_status_t *err)
     if (n->opts.admin_port > 65535)
         return rk_status_set(err, RK_EINVAL, "admin_port %d out of range", n->opts.admin_port);
     /* Bound to the node's own IP, never to every interface. */
+    const char *host = n->opts.listen.host[0] != '\0' ? n->opts.listen.host : n->self.endpoint.host;
     /* With TLS: HTTPS with the node's certificate and a bearer token. */
     admin_security_t sec = {n->opts.tls_cert, n->opts.tls_key, n->opts.admin_token};
-    n->admin = admin_attach_secure(n->self.endpoint.host, (uint16_t)n->opts.admin_port, n->metrics,
-                                   &sec, err);
+    n->admin = admin_attach_secure(host, (uint16_t)n->opts.admin_port, n->metrics, &sec, err);
     return n->admin ? 0 : err->code;
 }
 
