@@ -23,7 +23,7 @@
 #define CATCHUP_STALL_TIMEOUTS 3
 
 struct node_catchup {
-    node_cmd_t *cmd;            /* the user's change, completed by node.c later */
+    node_cmd_t *cmd;            /* the user's change, completed by commands.c later */
     rk_configuration_t target;  /* where the change goes once caught up */
     rk_configuration_t initial; /* the configuration before: restored on failure */
     rk_peer_id_t peers[RK_CONF_MAX_PEERS];
@@ -92,7 +92,7 @@ void catchup_abort(rk_node_t *n, int code, const char *msg)
     node_catchup_t *cu = n->catchup;
     if (cu == NULL)
         return;
-    fsm_post_closure(n, cu->cmd->done, code, msg);
+    fsm_post_closure(n, cu->cmd->u.change.done, code, msg);
     free(cu->cmd);
     finish(n, cu);
 }
@@ -121,7 +121,7 @@ static void fail_catchup(rk_node_t *n, node_catchup_t *cu, const rk_peer_id_t *w
     }
     rk_status_t st;
     rk_status_set(&st, RK_ECATCHUP, "peer %s did not catch up", buf);
-    fsm_post_closure(n, cu->cmd->done, RK_ECATCHUP, st.msg);
+    fsm_post_closure(n, cu->cmd->u.change.done, RK_ECATCHUP, st.msg);
     free(cu->cmd);
     finish(n, cu);
 }
@@ -177,7 +177,7 @@ void catchup_tick(rk_node_t *n)
         node_cmd_t *c = cu->cmd;
         finish(n, cu);
         if (rc != 0) {
-            fsm_post_closure(n, c->done, rc, "change refused");
+            fsm_post_closure(n, c->u.change.done, rc, "change refused");
             free(c);
             return;
         }
