@@ -57,7 +57,7 @@ typedef struct node_rt {
     rk_endpoint_t listen;
     rpc_server_t *server;
     rpc_client_t *client;
-    struct rk_rpc_server *cli; /* the CLI service (src/cli), served on server */
+    struct rk_rpc_server *cli; /* the CLI service (cli_service.c), served on server */
     int n_nodes;               /* L: nodes attached */
     /* L: nodes on this runtime, for reachability notifications */
     struct rk_node *nodes;

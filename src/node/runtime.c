@@ -9,7 +9,7 @@
 #include "raftkit/log.h"
 #include "rpc/rpc_client.h"
 #include "rpc/rpc_server.h"
-#include "src/cli/cli_internal.h"
+#include "src/node/rpc_services.h"
 #include "src/node/node_internal.h"
 
 struct rk_server {
