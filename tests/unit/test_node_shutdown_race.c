@@ -22,12 +22,12 @@
 #include "src/node/node_internal.h"
 #include "tests/node/cluster.h"
 
-#define MAX_CALLS  20000
-#define WAIT_MS    20000
-#define MIN_CALLS  20 /* accepted calls per caller before the shutdown */
-#define N_CALLERS  4
-#define N_HOOKED   3 /* callers whose calls go through node_test_cmd_hook */
-#define N_ROUNDS   5
+#define MAX_CALLS 20000
+#define WAIT_MS   20000
+#define MIN_CALLS 20 /* accepted calls per caller before the shutdown */
+#define N_CALLERS 4
+#define N_HOOKED  3 /* callers whose calls go through node_test_cmd_hook */
+#define N_ROUNDS  5
 
 typedef enum call_kind { CALL_READ, CALL_SNAPSHOT, CALL_ADD_PEER, CALL_APPLY } call_kind_t;
 
@@ -96,7 +96,8 @@ static int call_once(caller_t *c, rec_t *r)
     case CALL_ADD_PEER:
         return rk_node_add_peer(c->node, &absent, &r->closure);
     case CALL_APPLY: {
-        rk_task_t t = {.data = value, .len = sizeof(value), .done = &r->closure, .expected_term = -1};
+        rk_task_t t = {
+            .data = value, .len = sizeof(value), .done = &r->closure, .expected_term = -1};
         return rk_node_apply(c->node, &t);
     }
     }
