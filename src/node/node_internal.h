@@ -355,6 +355,7 @@ struct rk_group_service {
     rk_node_t *node;
     bool started;
     bool shut;
+    pthread_mutex_t join_mu; /* guards joined: one joiner waits for the threads */
     bool joined;
 };
 
