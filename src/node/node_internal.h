@@ -268,7 +268,7 @@ struct rk_node {
     node_persist_t *persist_head, *persist_tail; /* submitted, not yet completed */
     uint64_t persisted_id;
     /* Commit-only hard states are not written on their own (see
-     * persist_update): the newest one waits here for the next write. */
+     * node_persist_update): the newest one waits here for the next write. */
     meta_hard_state_t hs_submitted; /* last hard state handed to the writer */
     bool hs_submitted_valid;
     meta_hard_state_t hs_lazy;
