@@ -13,14 +13,22 @@ enum { TASK_BATCH = 1024 };
 static const char *task_refusal(rk_node_t *n, const core_status_t *cs, const node_task_t *t,
                                 int *code)
 {
-    if (n->stopping)
-        return *code = RK_ESHUTDOWN, "node is shutting down";
-    if (n->fatal || node_in_error(n))
-        return *code = RK_ESTATE, "node is in the error state";
-    if (cs->role != CORE_LEADER)
-        return *code = RK_ENOTLEADER, "not the leader";
-    if (t->expected_term != -1 && (uint64_t)t->expected_term != cs->term)
-        return *code = RK_ETERM, "expected_term differs from the leader's term";
+    if (n->stopping) {
+        *code = RK_ESHUTDOWN;
+        return "node is shutting down";
+    }
+    if (n->fatal || node_in_error(n)) {
+        *code = RK_ESTATE;
+        return "node is in the error state";
+    }
+    if (cs->role != CORE_LEADER) {
+        *code = RK_ENOTLEADER;
+        return "not the leader";
+    }
+    if (t->expected_term != -1 && (uint64_t)t->expected_term != cs->term) {
+        *code = RK_ETERM;
+        return "expected_term differs from the leader's term";
+    }
     return NULL;
 }
 
