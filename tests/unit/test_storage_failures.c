@@ -27,7 +27,7 @@
 #include "storage/log_cache.h"
 #include "storage/log_store.h"
 #include "storage/log_writer.h"
-#include "tests/storage/util.h"
+#include "tools/common/storage_util.h"
 
 #define FOREVER 3600000u /* a checkpoint interval that never elapses in a test */
 
