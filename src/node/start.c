@@ -287,6 +287,14 @@ typedef struct start_arg {
     rk_status_t *err;
 } start_arg_t;
 
+/* Loop thread: a checkpoint the writer thread ran on its own failed. The
+ * storage refuses every write from now on; say so now rather than at the
+ * next write, which an idle group may not make for a long time. */
+static void on_writer_failure(void *arg, int code, const rk_status_t *st)
+{
+    node_enter_error(arg, code, "storage failed: %s", st->msg[0] ? st->msg : rk_strerror(code));
+}
+
 /* Loop thread: the log writer, the core, the route from the transport and
  * the handles; then the first drive. */
 static void start_on_loop(void *p)
@@ -294,8 +302,11 @@ static void start_on_loop(void *p)
     start_arg_t *a = p;
     rk_node_t *n = a->n;
     rk_status_t st;
-    log_writer_options_t wo = {.max_batch_bytes =
-                                   (size_t)n->opts.raft_options.max_append_buffer_size};
+    log_writer_options_t wo = {
+        .max_batch_bytes = (size_t)n->opts.raft_options.max_append_buffer_size,
+        .on_failure = on_writer_failure,
+        .failure_arg = n,
+    };
     int rc = log_writer_start(n->env, &n->rt->loop, &wo, &n->writer, &st);
     if (rc != 0) {
         a->rc = rk_status_set(a->err, rc, "log writer: %s", st.msg);
