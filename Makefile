@@ -100,8 +100,9 @@ $(LIB_SO): $(LIB_OBJS) $(LIB_MAP)
 
 # ---- binaries ----
 # Unit test suites: tests/unit/test_NAME.c -> $(BUILD)/tests/test_NAME, linked
-# with tests/support/*.c, the static library and cmocka. Each is run by `make test`.
-SUPPORT_OBJS := $(patsubst %.c,$(BUILD)/obj/%.o,$(wildcard tests/support/*.c))
+# with tests/support/*.c, the helpers tests share with tools (tools/common/*.c),
+# the static library and cmocka. Each is run by `make test`.
+SUPPORT_OBJS := $(patsubst %.c,$(BUILD)/obj/%.o,$(wildcard tests/support/*.c tools/common/*.c))
 UNIT_TESTS   := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(wildcard tests/unit/test_*.c))
 
 $(BUILD)/tests/test_%: $(BUILD)/obj/tests/unit/test_%.o $(SUPPORT_OBJS) $(LIB_A)

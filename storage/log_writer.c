@@ -19,6 +19,8 @@ struct log_writer {
     size_t max_batch;
     size_t max_batch_bytes;
     size_t inline_max_bytes;
+    void (*on_failure)(void *arg, int code, const rk_status_t *st);
+    void *failure_arg;
     log_op_t *scratch; /* whoever executes (thread or inline): one transaction */
 
     /* Loop thread only: requests held back until log_writer_flush. */
@@ -33,9 +35,10 @@ struct log_writer {
      * fdatasync covers it (see execute) */
     log_write_req_t *deferred_head, *deferred_tail;
     bool stopping;
-    bool busy;           /* the thread is executing a group or checkpointing */
-    bool inline_running; /* the loop is executing held requests itself */
-    bool ckpt_wanted;    /* an inline write found a checkpoint due */
+    bool busy;            /* the thread is executing a group or checkpointing */
+    bool inline_running;  /* the loop is executing held requests itself */
+    bool ckpt_wanted;     /* an inline write found a checkpoint due */
+    bool fail_unreported; /* a background checkpoint failed: on_failure is due */
     int error;
     rk_status_t error_st;
     uint64_t txns, ops;
@@ -51,18 +54,25 @@ static void push(log_write_req_t **head, log_write_req_t **tail, log_write_req_t
     *tail = r;
 }
 
-/* Runs the callbacks of executed requests, in order. Loop thread. */
+/* Runs the callbacks of executed requests, in order, then on_failure if a
+ * background checkpoint failed. Loop thread. */
 static void deliver(log_writer_t *w)
 {
     pthread_mutex_lock(&w->mu);
     log_write_req_t *r = w->done_head;
     w->done_head = w->done_tail = NULL;
+    bool failed = w->fail_unreported;
+    w->fail_unreported = false;
+    int code = w->error;
+    rk_status_t st = w->error_st;
     pthread_mutex_unlock(&w->mu);
     while (r) {
         log_write_req_t *next = r->next;
         r->cb(r, r->op.status);
         r = next;
     }
+    if (failed && w->on_failure != NULL)
+        w->on_failure(w->failure_arg, code, &st);
 }
 
 static void on_async(uv_async_t *h)
@@ -195,8 +205,10 @@ static void checkpoint_due(log_writer_t *w)
         w->error_st = st;
         RK_ERROR(NULL, NULL, "log writer: checkpoint failed, refusing further writes: %s",
                  st.msg[0] ? st.msg : rk_strerror(rc));
+        w->fail_unreported = true;
     }
     pthread_mutex_unlock(&w->mu);
+    uv_async_send(&w->async); /* deliver() reports it */
 }
 
 /* What a request weighs against the batch limits: payloads plus 64 per
@@ -286,6 +298,10 @@ int log_writer_start(log_env_t *env, uv_loop_t *loop, const log_writer_options_t
                           : o->inline_max_bytes == (size_t)-1 ? 0
                           : o->inline_max_bytes               ? o->inline_max_bytes
                                                               : WRITER_DEFAULT_INLINE_BYTES;
+    if (o != NULL) {
+        w->on_failure = o->on_failure;
+        w->failure_arg = o->failure_arg;
+    }
     w->scratch = calloc(w->max_batch, sizeof *w->scratch);
     if (w->scratch == NULL) {
         free(w);
@@ -428,6 +444,7 @@ void log_writer_stop(log_writer_t *w)
     pthread_cond_signal(&w->cond);
     pthread_mutex_unlock(&w->mu);
     pthread_join(w->thread, NULL);
+    w->on_failure = NULL; /* the owner is stopping: requests still report */
     deliver(w);
     uv_close((uv_handle_t *)&w->async, on_closed);
 }

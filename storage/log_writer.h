@@ -77,6 +77,13 @@ typedef struct log_writer_options {
      * (payloads plus 64 per entry) may run on the loop thread itself; 0 =
      * default (64 KiB), (size_t)-1 = never. */
     size_t inline_max_bytes;
+    /* Optional: called once, on the loop thread, when the writer fails
+     * outside any request -- a checkpoint the thread ran in the background
+     * (the environment is then sticky-failed, env.h). Failures of requests
+     * are reported through their callbacks instead. Lets an idle owner learn
+     * at once that its storage failed, not at its next write. */
+    void (*on_failure)(void *arg, int code, const rk_status_t *st);
+    void *failure_arg;
 } log_writer_options_t;
 
 /* Starts the writer thread for env, delivering completions on loop. o may be

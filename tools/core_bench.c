@@ -13,7 +13,7 @@
 #include <time.h>
 
 #include "src/core/core.h"
-#include "tests/support/mem_log.h"
+#include "tools/common/mem_log.h"
 
 #define NODES 3
 

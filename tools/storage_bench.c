@@ -13,7 +13,7 @@
 #include <unistd.h>
 
 #include "storage/log_writer.h"
-#include "tests/storage/util.h"
+#include "tools/common/storage_util.h"
 
 static double now_us(void)
 {

@@ -1,8 +1,12 @@
-/* The admin HTTP endpoint (internal API for src/node): GET /metrics
+/* The admin HTTP endpoint: GET /metrics
  * (Prometheus text), /status (JSON) and /health, served by libmicrohttpd on
  * its own thread from the metrics hubs of the groups attached to it. It only
  * ever reads what the loops published (metrics_read_status, atomics), so a
  * slow or hostile client can never stall a raft loop.
+ *
+ * The node's whole view of it: admin_attach when a group starts with an
+ * admin_port, admin_detach when it stops (src/node/node_obs.c). Nothing
+ * else of the endpoint is visible to the node.
  */
 #ifndef RAFTKIT_ADMIN_ADMIN_H
 #define RAFTKIT_ADMIN_ADMIN_H

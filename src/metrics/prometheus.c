@@ -9,7 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "src/metrics/buf.h"
+#include "src/metrics/strbuf.h"
 #include "src/metrics/metrics.h"
 
 #define PREFIX "raftkit_"

@@ -23,7 +23,7 @@
 #define CATCHUP_STALL_TIMEOUTS 3
 
 struct node_catchup {
-    node_cmd_t *cmd;            /* the user's change, completed by node.c later */
+    node_cmd_t *cmd;            /* the user's change, completed by commands.c later */
     rk_configuration_t target;  /* where the change goes once caught up */
     rk_configuration_t initial; /* the configuration before: restored on failure */
     rk_peer_id_t peers[RK_CONF_MAX_PEERS];
@@ -92,8 +92,7 @@ void catchup_abort(rk_node_t *n, int code, const char *msg)
     node_catchup_t *cu = n->catchup;
     if (cu == NULL)
         return;
-    fsm_post_closure(n, cu->cmd->done, code, msg);
-    free(cu->cmd);
+    node_fail_cmd(n, cu->cmd, code, msg);
     finish(n, cu);
 }
 
@@ -121,9 +120,68 @@ static void fail_catchup(rk_node_t *n, node_catchup_t *cu, const rk_peer_id_t *w
     }
     rk_status_t st;
     rk_status_set(&st, RK_ECATCHUP, "peer %s did not catch up", buf);
-    fsm_post_closure(n, cu->cmd->done, RK_ECATCHUP, st.msg);
-    free(cu->cmd);
+    node_fail_cmd(n, cu->cmd, RK_ECATCHUP, st.msg);
     finish(n, cu);
+}
+
+/* Looks at each new voter's progress: returns whether all caught up; sets
+ * *progress when one moved (or answered a snapshot copy) and *laggard to
+ * one that is behind. */
+static bool peers_caught_up(rk_node_t *n, node_catchup_t *cu, uint64_t last_index, bool *progress,
+                            const rk_peer_id_t **laggard)
+{
+    core_progress_info_t pr[2 * RK_CONF_MAX_PEERS + 1];
+    size_t k = core_get_progress(n->core, pr, sizeof(pr) / sizeof(pr[0]));
+    if (k > sizeof(pr) / sizeof(pr[0]))
+        k = sizeof(pr) / sizeof(pr[0]);
+    uint64_t margin = (uint64_t)n->opts.catchup_margin;
+    bool all = true;
+    *laggard = &cu->peers[0];
+    for (size_t i = 0; i < cu->n_peers; i++) {
+        const core_progress_info_t *p = NULL;
+        for (size_t j = 0; j < k; j++)
+            if (core_peer_eq(&pr[j].peer, &cu->peers[i]))
+                p = &pr[j];
+        if (p == NULL) { /* learner entry not appended yet (or rolled back) */
+            all = false;
+            continue;
+        }
+        if (p->match > cu->match[i]) {
+            cu->match[i] = p->match;
+            *progress = true;
+        }
+        /* A snapshot copy moves no match index; an answer proves it is alive. */
+        if (p->state == CORE_PR_SNAPSHOT && p->ticks_since_contact < 10)
+            *progress = true;
+        /* Caught up: the peer acknowledged appends (REPLICATE, so a dead
+         * peer never qualifies through a large margin) and is close enough. */
+        bool ok = p->state == CORE_PR_REPLICATE && p->match + margin >= last_index;
+        if (!ok) {
+            all = false;
+            *laggard = &cu->peers[i];
+        }
+    }
+    return all;
+}
+
+/* Stage 2: the user's change starts (it becomes n->conf_cmd), unless the
+ * learner entry is not committed yet (then the next tick tries again). */
+static void start_change(rk_node_t *n, node_catchup_t *cu)
+{
+    uint64_t idx = 0;
+    int rc = core_change_conf(n->core, &cu->target, &idx);
+    if (rc == RK_ECONFCHANGE)
+        return;
+    node_cmd_t *c = cu->cmd;
+    finish(n, cu);
+    if (rc != 0) {
+        node_fail_cmd(n, c, rc, "change refused");
+        return;
+    }
+    RK_INFO(n->group, n->self_str, "new voters caught up; joint change at index %llu",
+            (unsigned long long)idx);
+    n->conf_cmd = c;
+    n->conf_cmd_index = idx;
 }
 
 void catchup_tick(rk_node_t *n)
@@ -137,57 +195,12 @@ void catchup_tick(rk_node_t *n)
         catchup_abort(n, RK_ELEADERLOST, "leadership lost while new peers caught up");
         return;
     }
-    core_progress_info_t pr[2 * RK_CONF_MAX_PEERS + 1];
-    size_t k = core_get_progress(n->core, pr, sizeof(pr) / sizeof(pr[0]));
-    if (k > sizeof(pr) / sizeof(pr[0]))
-        k = sizeof(pr) / sizeof(pr[0]);
     uint64_t now = node_now_ms(n);
-    uint64_t margin = (uint64_t)n->opts.catchup_margin;
-    bool all = true, progress = false;
-    const rk_peer_id_t *laggard = &cu->peers[0];
-    for (size_t i = 0; i < cu->n_peers; i++) {
-        const core_progress_info_t *p = NULL;
-        for (size_t j = 0; j < k; j++)
-            if (core_peer_eq(&pr[j].peer, &cu->peers[i]))
-                p = &pr[j];
-        if (p == NULL) { /* learner entry not appended yet (or rolled back) */
-            all = false;
-            continue;
-        }
-        if (p->match > cu->match[i]) {
-            cu->match[i] = p->match;
-            progress = true;
-        }
-        /* A snapshot copy moves no match index; an answer proves it is alive. */
-        if (p->state == CORE_PR_SNAPSHOT && p->ticks_since_contact < 10)
-            progress = true;
-        /* Caught up: the peer acknowledged appends (REPLICATE, so a dead
-         * peer never qualifies through a large margin) and is close enough. */
-        bool ok = p->state == CORE_PR_REPLICATE && p->match + margin >= cs.last_index;
-        if (!ok) {
-            all = false;
-            laggard = &cu->peers[i];
-        }
-    }
-    if (all) {
-        uint64_t idx = 0;
-        int rc = core_change_conf(n->core, &cu->target, &idx);
-        if (rc == RK_ECONFCHANGE)
-            return; /* the learner entry is not committed yet: next tick */
-        node_cmd_t *c = cu->cmd;
-        finish(n, cu);
-        if (rc != 0) {
-            fsm_post_closure(n, c->done, rc, "change refused");
-            free(c);
-            return;
-        }
-        RK_INFO(n->group, n->self_str, "new voters caught up; joint change at index %llu",
-                (unsigned long long)idx);
-        n->conf_cmd = c;
-        n->conf_cmd_index = idx;
-        return;
-    }
-    if (progress)
+    bool progress = false;
+    const rk_peer_id_t *laggard = NULL;
+    if (peers_caught_up(n, cu, cs.last_index, &progress, &laggard))
+        start_change(n, cu);
+    else if (progress)
         cu->stall_deadline_ms = now + stall_ms(n);
     else if (now >= cu->stall_deadline_ms)
         fail_catchup(n, cu, laggard);

@@ -610,30 +610,57 @@ static void do_snapshot_load(rk_node_t *n, uint64_t index)
 
 /* ------------------------------------------------------------ the thread */
 
+static void on_committed(rk_node_t *n, fsm_item_t *it)
+{
+    if (n->fsm_error)
+        return;
+    apply_committed(n, it->a);
+    /* from the first commit advance this item covers */
+    if (!n->fsm_error)
+        metrics_record_since(n->metrics, METRIC_FSM_COMMIT, it->t0_ns);
+}
+
+static void on_leader_stop(rk_node_t *n, fsm_item_t *it)
+{
+    if (n->fsm_is_leader) {
+        if (n->fsm->on_leader_stop)
+            n->fsm->on_leader_stop(n->fsm, &it->st);
+        else
+            RK_INFO(n->group, n->self_str, "on_leader_stop: %s", it->st.msg);
+    }
+    n->fsm_is_leader = false;
+    n->fsm_leader_term = 0;
+}
+
+/* A read: failed at once, or queued until applied reaches its index.
+ * Returns true when it was queued (it is no longer the caller's). */
+static bool on_read(rk_node_t *n, fsm_item_t *it)
+{
+    if (it->st.code != 0 || n->fsm_error) {
+        rk_status_t e = it->st;
+        if (e.code == 0)
+            rk_status_set(&e, RK_ESTATE, "node is in the error state");
+        it->read_done->run(it->read_done, &e, 0, it->ctx, it->ctx_len);
+        return false;
+    }
+    it->next = n->fsm_reads;
+    n->fsm_reads = it;
+    serve_reads(n);
+    return true;
+}
+
 static void handle(rk_node_t *n, fsm_item_t *it)
 {
     switch (it->type) {
     case FSM_COMMITTED:
-        if (!n->fsm_error) {
-            apply_committed(n, it->a);
-            /* from the first commit advance this item covers */
-            if (!n->fsm_error)
-                metrics_record_since(n->metrics, METRIC_FSM_COMMIT, it->t0_ns);
-        }
+        on_committed(n, it);
         break;
     case FSM_LEADER_START:
         n->fsm_leader_term = it->a;
         n->fsm_is_leader = false;
         break;
     case FSM_LEADER_STOP:
-        if (n->fsm_is_leader) {
-            if (n->fsm->on_leader_stop)
-                n->fsm->on_leader_stop(n->fsm, &it->st);
-            else
-                RK_INFO(n->group, n->self_str, "on_leader_stop: %s", it->st.msg);
-        }
-        n->fsm_is_leader = false;
-        n->fsm_leader_term = 0;
+        on_leader_stop(n, it);
         break;
     case FSM_START_FOLLOWING:
         if (n->fsm->on_start_following)
@@ -647,17 +674,9 @@ static void handle(rk_node_t *n, fsm_item_t *it)
         it->done->run(it->done, &it->st);
         break;
     case FSM_READ:
-        if (it->st.code != 0 || n->fsm_error) {
-            rk_status_t e = it->st;
-            if (e.code == 0)
-                rk_status_set(&e, RK_ESTATE, "node is in the error state");
-            it->read_done->run(it->read_done, &e, 0, it->ctx, it->ctx_len);
-            break;
-        }
-        it->next = n->fsm_reads;
-        n->fsm_reads = it;
-        serve_reads(n);
-        return; /* kept (or freed by serve_reads) */
+        if (on_read(n, it))
+            return; /* kept (or freed by serve_reads) */
+        break;
     case FSM_SNAPSHOT_SAVE:
         do_snapshot_save(n, it->done);
         break;

@@ -29,6 +29,7 @@ static rk_group_service_t *svc_new(const char *group_id, const rk_peer_id_t *sel
     snprintf(s->group, sizeof(s->group), "%s", group_id);
     s->self = *self;
     s->opts = *opts;
+    pthread_mutex_init(&s->join_mu, NULL);
     return s;
 }
 
@@ -208,14 +209,18 @@ void rk_group_service_shutdown(rk_group_service_t *s)
 
 void rk_group_service_join(rk_group_service_t *s)
 {
-    if (s == NULL || s->node == NULL || s->joined)
+    if (s == NULL || s->node == NULL)
         return;
     rk_group_service_shutdown(s);
-    node_wait_stopped(s, s->node);
-    s->joined = true;
-    pthread_mutex_lock(&s->node->st_mu);
-    s->node->state = RK_STATE_SHUTDOWN;
-    pthread_mutex_unlock(&s->node->st_mu);
+    /* Checked and done under one lock: of several joiners one waits for
+     * the threads (joining each exactly once), the others wait for it. */
+    pthread_mutex_lock(&s->join_mu);
+    if (!s->joined) {
+        node_wait_stopped(s, s->node);
+        node_set_state(s->node, RK_STATE_SHUTDOWN);
+        s->joined = true;
+    }
+    pthread_mutex_unlock(&s->join_mu);
 }
 
 void rk_group_service_free(rk_group_service_t *s)
@@ -228,5 +233,6 @@ void rk_group_service_free(rk_group_service_t *s)
     }
     if (s->own_rt && s->rt)
         node_rt_free(s->rt);
+    pthread_mutex_destroy(&s->join_mu);
     free(s);
 }

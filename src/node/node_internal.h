@@ -57,7 +57,7 @@ typedef struct node_rt {
     rk_endpoint_t listen;
     rpc_server_t *server;
     rpc_client_t *client;
-    struct rk_rpc_server *cli; /* the CLI service (src/cli), served on server */
+    struct rk_rpc_server *cli; /* the CLI service (cli_service.c), served on server */
     int n_nodes;               /* L: nodes attached */
     /* L: nodes on this runtime, for reachability notifications */
     struct rk_node *nodes;
@@ -162,29 +162,52 @@ typedef struct node_task {
 } node_task_t;
 
 typedef enum node_cmd_type {
-    CMD_CHANGE_CONF,
-    CMD_SNAPSHOT,
-    CMD_READ,
-    CMD_SNAPSHOT_DONE, /* from the snapshot closure: id = index, n_peers = term, conf */
-    CMD_TRANSFER,
+    CMD_CHANGE_CONF,   /* a membership change (u.change) */
+    CMD_SNAPSHOT,      /* rk_node_snapshot (u.snapshot) */
+    CMD_READ,          /* rk_node_read_index (u.read) */
+    CMD_SNAPSHOT_DONE, /* from the snapshot closure (u.saved) */
 } node_cmd_type_t;
 
+/* How a CMD_CHANGE_CONF derives its target from the current configuration. */
+typedef enum node_conf_op {
+    CONF_OP_CHANGE_PEERS,    /* the target is u.change.conf */
+    CONF_OP_ADD_PEER,        /* + u.change.peers[0] */
+    CONF_OP_REMOVE_PEER,     /* - u.change.peers[0] */
+    CONF_OP_ADD_LEARNERS,    /* + every u.change.peers[] as a learner */
+    CONF_OP_REMOVE_LEARNERS, /* - every u.change.peers[] as a learner */
+    CONF_OP_RESET_LEARNERS,  /* the learners become u.change.peers[] */
+} node_conf_op_t;
+
+/* A command queued from any thread (node_post_cmd) and run on the loop. */
 typedef struct node_cmd {
     node_cmd_type_t type;
     struct node_cmd *next;
-    rk_configuration_t conf; /* CHANGE_CONF target (computed on the loop) */
-    core_conf_t snap_conf;   /* SNAPSHOT_DONE */
-    int status;
-    int conf_op; /* node.c: how to derive the target */
-    rk_peer_id_t peers[RK_CONF_MAX_PEERS];
-    size_t n_peers;
-    rk_closure_t *done;
-    rk_read_index_closure_t *read_done;
-    void *ctx;
-    size_t ctx_len;
-    uint64_t id;       /* READ: core ctx */
-    uint64_t deadline; /* READ: loop time (ms) after which it times out */
-    uint64_t t0_ns;    /* READ: rk_node_read_index called at (metrics) */
+    union {
+        struct { /* CMD_CHANGE_CONF */
+            node_conf_op_t op;
+            rk_configuration_t conf; /* CONF_OP_CHANGE_PEERS */
+            rk_peer_id_t peers[RK_CONF_MAX_PEERS];
+            size_t n_peers;
+            rk_closure_t *done;
+        } change;
+        struct { /* CMD_SNAPSHOT */
+            rk_closure_t *done;
+        } snapshot;
+        struct { /* CMD_READ */
+            rk_read_index_closure_t *done;
+            void *ctx;
+            size_t ctx_len;
+            uint64_t id;       /* core read context */
+            uint64_t deadline; /* loop time (ms) after which it times out */
+            uint64_t t0_ns;    /* rk_node_read_index called at (metrics) */
+        } read;
+        struct {            /* CMD_SNAPSHOT_DONE: what the snapshot just saved covers */
+            uint64_t index; /* 0: nothing saved */
+            uint64_t term;
+            core_conf_t conf;
+            int status;
+        } saved;
+    } u;
 } node_cmd_t;
 
 /* L: a message sent or received, waiting for its answer (metrics). */
@@ -251,7 +274,7 @@ struct rk_node {
     node_persist_t *persist_head, *persist_tail; /* submitted, not yet completed */
     uint64_t persisted_id;
     /* Commit-only hard states are not written on their own (see
-     * persist_update): the newest one waits here for the next write. */
+     * node_persist_update): the newest one waits here for the next write. */
     meta_hard_state_t hs_submitted; /* last hard state handed to the writer */
     bool hs_submitted_valid;
     meta_hard_state_t hs_lazy;
@@ -338,31 +361,72 @@ struct rk_group_service {
     rk_node_t *node;
     bool started;
     bool shut;
+    pthread_mutex_t join_mu; /* guards joined: one joiner waits for the threads */
     bool joined;
 };
 
-/* node.c */
-void node_wake(rk_node_t *n);
-void node_drive(rk_node_t *n); /* L: process everything pending */
-void node_enter_error(rk_node_t *n, int code, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-void node_publish_status(rk_node_t *n);
-void node_on_snapshot_saved(rk_node_t *n, uint64_t index, uint64_t term, const core_conf_t *conf,
-                            int status); /* any thread */
+/* The core ticks ten times per election timeout (the tick timer runs every
+ * election_timeout_ms / 10). */
+#define NODE_ELECTION_TICKS 10
+
+/* log_adapter.c: the node's log seen by the core */
+log_entry_type_t node_log_entry_type(core_entry_type_t t);
+/* The core_storage_t reading n's log store (any thread that may read it). */
+core_storage_t node_core_storage(rk_node_t *n);
+
+/* wake.c: wake-ups and the command queue */
+void node_wake(rk_node_t *n); /* any thread: node_drive soon on the loop */
 /* Any thread. Returns 0, or RK_ESHUTDOWN once the node stops (c is still
  * the caller's). */
 int node_post_cmd(rk_node_t *n, node_cmd_t *c);
-/* L: completes a read (code 0: once applied >= index) on the FSM thread; frees c. */
+void node_wake_open(rk_node_t *n);                  /* L: opens the wake-up handles */
+void node_wake_close(rk_node_t *n, uv_close_cb cb); /* L: closes them (3 handles) */
+
+/* state.c: the node's state and the status readers see */
+void node_set_state(rk_node_t *n, rk_node_state_t s);
+bool node_in_error(rk_node_t *n);
+void node_enter_error(rk_node_t *n, int code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+void node_publish_status(rk_node_t *n); /* L */
+
+/* persist.c (loop thread): the update's durable state to the log writer */
+int node_persist_update(rk_node_t *n, const core_update_t *u);
+
+/* update.c (loop thread): carries out one core update */
+void node_handle_update(rk_node_t *n, core_update_t *u);
+
+/* commands.c (loop thread unless said) */
+void node_run_cmd(rk_node_t *n, node_cmd_t *c);
+/* Fails c with code (its closure runs on the FSM thread); frees c. */
+void node_fail_cmd(rk_node_t *n, node_cmd_t *c, int code, const char *msg);
+/* Completes a read (code 0: once applied >= index) on the FSM thread; frees c. */
 void node_post_read_result(rk_node_t *n, node_cmd_t *c, int code, uint64_t index, const char *msg);
+void node_on_snapshot_saved(rk_node_t *n, uint64_t index, uint64_t term, const core_conf_t *conf,
+                            int status); /* any thread */
+
+/* drive.c (loop thread) */
+void node_drive(rk_node_t *n); /* process everything pending */
+void node_drain_cmds(rk_node_t *n);
+void node_drain_tasks(rk_node_t *n);
+void node_tick_start(rk_node_t *n); /* opens and starts the tick timer */
+
+/* start.c */
 int node_start(rk_node_t *n, rk_status_t *err); /* caller's thread */
+/* The core's options from the node's (one tick = election_timeout_ms / 10). */
+void node_core_options(rk_node_t *n, core_options_t *o);
+
+/* stop.c */
+void node_loop_stop(rk_node_t *n); /* L */
+
+/* api.c */
 /* Tests only (NULL otherwise): called by every command entry point
  * (read_index, snapshot, membership changes) on the caller's thread before
  * the command is queued, so a test can hold a caller there while the node
  * shuts down. */
 extern void (*node_test_cmd_hook)(rk_node_t *n);
-/* The runtime behind a shared server (rk_server_new). */
+
+/* runtime.c: the runtime behind a shared server (rk_server_new). */
 node_rt_t *node_server_rt(rk_server_t *s);
-void node_loop_stop(rk_node_t *n); /* L */
 
 /* fsm_caller.c */
 int fsm_start(rk_node_t *n);

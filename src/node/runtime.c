@@ -11,7 +11,7 @@
 #include "rpc/rpc_resolve.h"
 #include "rpc/rpc_server.h"
 #include "rpc/rpc_tls.h"
-#include "src/cli/cli_internal.h"
+#include "src/node/rpc_services.h"
 #include "src/node/node_internal.h"
 
 struct rk_server {

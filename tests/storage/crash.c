@@ -43,7 +43,7 @@
 
 #include "storage/log_writer.h"
 #include "tests/storage/powerloss.h"
-#include "tests/storage/util.h"
+#include "tools/common/storage_util.h"
 
 #define IN_FLIGHT   4
 #define MAX_BATCH   32

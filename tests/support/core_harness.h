@@ -10,7 +10,7 @@
 #include <stdint.h>
 
 #include "src/core/core.h"
-#include "tests/support/mem_log.h"
+#include "tools/common/mem_log.h"
 
 #define H_MAX         7
 #define H_PENDING_MAX 64

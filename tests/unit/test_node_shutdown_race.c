@@ -7,7 +7,9 @@
  * The first test holds callers between their check of the node's state and
  * the queueing of their command (node_test_cmd_hook) while the node shuts
  * down, so the window is hit every time; the second runs the same callers
- * unhindered for several rounds.
+ * unhindered for several rounds. The third has several threads join the
+ * same group service at once (rk_group_service_join is thread-safe, like
+ * every function of node.h that does not say otherwise).
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -22,12 +24,13 @@
 #include "src/node/node_internal.h"
 #include "tests/node/cluster.h"
 
-#define MAX_CALLS  20000
-#define WAIT_MS    20000
-#define MIN_CALLS  20 /* accepted calls per caller before the shutdown */
-#define N_CALLERS  4
-#define N_HOOKED   3 /* callers whose calls go through node_test_cmd_hook */
-#define N_ROUNDS   5
+#define MAX_CALLS 20000
+#define WAIT_MS   20000
+#define MIN_CALLS 20 /* accepted calls per caller before the shutdown */
+#define N_CALLERS 4
+#define N_HOOKED  3 /* callers whose calls go through node_test_cmd_hook */
+#define N_ROUNDS  5
+#define N_JOINERS 3
 
 typedef enum call_kind { CALL_READ, CALL_SNAPSHOT, CALL_ADD_PEER, CALL_APPLY } call_kind_t;
 
@@ -96,7 +99,8 @@ static int call_once(caller_t *c, rec_t *r)
     case CALL_ADD_PEER:
         return rk_node_add_peer(c->node, &absent, &r->closure);
     case CALL_APPLY: {
-        rk_task_t t = {.data = value, .len = sizeof(value), .done = &r->closure, .expected_term = -1};
+        rk_task_t t = {
+            .data = value, .len = sizeof(value), .done = &r->closure, .expected_term = -1};
         return rk_node_apply(c->node, &t);
     }
     }
@@ -233,11 +237,101 @@ static void shutdown_under_concurrent_callers(void **state)
     }
 }
 
+static atomic_bool g_in_shutdown;  /* on_shutdown was entered */
+static atomic_bool g_end_shutdown; /* on_shutdown may return */
+
+/* on_shutdown that holds the FSM thread until the test lets it go, so the
+ * joiners all wait for the same stop. */
+static void held_shutdown(rk_state_machine_t *sm)
+{
+    atomic_fetch_add(&((tc_counter_t *)sm)->shutdowns, 1);
+    atomic_store(&g_in_shutdown, true);
+    for (int waited = 0; !atomic_load(&g_end_shutdown) && waited < WAIT_MS; waited++)
+        tc_msleep(1);
+}
+
+static bool flag_set(void *arg)
+{
+    return atomic_load((atomic_bool *)arg);
+}
+
+typedef struct joiner {
+    rk_group_service_t *svc;
+    atomic_bool started;
+    atomic_bool returned;
+    pthread_t thread;
+} joiner_t;
+
+static void *joiner_main(void *arg)
+{
+    joiner_t *j = arg;
+    atomic_store(&j->started, true);
+    rk_group_service_join(j->svc);
+    atomic_store(&j->returned, true);
+    return NULL;
+}
+
+static bool joiners_started(void *arg)
+{
+    joiner_t *js = arg;
+    for (int i = 0; i < N_JOINERS; i++)
+        if (!atomic_load(&js[i].started))
+            return false;
+    return true;
+}
+
+static bool joiners_returned(void *arg)
+{
+    joiner_t *js = arg;
+    for (int i = 0; i < N_JOINERS; i++)
+        if (!atomic_load(&js[i].returned))
+            return false;
+    return true;
+}
+
+/* Every joiner returns once the service has stopped, which happens once:
+ * one on_shutdown, the node in RK_STATE_SHUTDOWN. */
+static void concurrent_joins_wait_for_one_stop(void **state)
+{
+    (void)state;
+    tc_cluster_t cl;
+    reset_flags();
+    atomic_store(&g_in_shutdown, false);
+    atomic_store(&g_end_shutdown, false);
+    assert_int_equal(start_single_leader(&cl, "race_join"), 0);
+    rk_group_service_t *svc = cl.nodes[0].svc;
+    /* read by the FSM thread only once the shutdown below is posted to it */
+    cl.nodes[0].fsm.sm.on_shutdown = held_shutdown;
+    rk_group_service_shutdown(svc);
+    assert_true(tc_wait(flag_set, &g_in_shutdown, WAIT_MS));
+    joiner_t js[N_JOINERS];
+    for (int i = 0; i < N_JOINERS; i++) {
+        memset(&js[i], 0, sizeof(js[i]));
+        js[i].svc = svc;
+        assert_int_equal(pthread_create(&js[i].thread, NULL, joiner_main, &js[i]), 0);
+    }
+    assert_true(tc_wait(joiners_started, js, WAIT_MS));
+    /* Not an assertion: gives the joiners time to get into the join while
+     * the FSM thread is still held, which is what the test is about. */
+    tc_msleep(100);
+    for (int i = 0; i < N_JOINERS; i++)
+        assert_false(atomic_load(&js[i].returned)); /* on_shutdown has not returned */
+    atomic_store(&g_end_shutdown, true);
+    /* a bounded wait: a joiner stuck in the join fails the test, not hangs it */
+    assert_true(tc_wait(joiners_returned, js, WAIT_MS));
+    for (int i = 0; i < N_JOINERS; i++)
+        pthread_join(js[i].thread, NULL);
+    assert_int_equal(atomic_load(&cl.nodes[0].fsm.shutdowns), 1);
+    assert_int_equal(rk_node_state(cl.nodes[0].node), RK_STATE_SHUTDOWN);
+    tc_cluster_destroy(&cl);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(shutdown_with_callers_between_check_and_queue),
         cmocka_unit_test(shutdown_under_concurrent_callers),
+        cmocka_unit_test(concurrent_joins_wait_for_one_stop),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -27,7 +27,7 @@
 #include "storage/log_cache.h"
 #include "storage/log_store.h"
 #include "storage/log_writer.h"
-#include "tests/storage/util.h"
+#include "tools/common/storage_util.h"
 
 #define FOREVER 3600000u /* a checkpoint interval that never elapses in a test */
 
@@ -425,6 +425,72 @@ static void writer_after_a_failed_commit_acknowledges_nothing_more(void **state)
     log_store_close(s);
     log_env_close(env);
     expect_log(dir, &o, 5);
+}
+
+/* A checkpoint the writer thread runs on its own (an inline write left it
+ * due) fails its LMDB sync: the owner hears of it at once, through
+ * on_failure, once, and not only at its next write. */
+typedef struct wfail {
+    int calls, code;
+} wfail_t;
+
+static void on_wfail(void *arg, int code, const rk_status_t *st)
+{
+    wfail_t *f = arg;
+    f->calls++;
+    f->code = code;
+    assert_true(st->msg[0] != '\0');
+}
+
+static void writer_reports_a_failed_background_checkpoint(void **state)
+{
+    const char *dir = *state;
+    log_env_options_t o;
+    opts(&o, true);
+    o.journal_checkpoint_ms = 1;
+    log_env_t *env;
+    log_store_t *s = open_g(dir, &o, 0, &env);
+    uv_loop_t loop;
+    uv_loop_init(&loop);
+    wfail_t f = {0, 0};
+    log_writer_options_t wo = {.on_failure = on_wfail, .failure_arg = &f};
+    log_writer_t *w;
+    rk_status_t st;
+    assert_int_equal(log_writer_start(env, &loop, &wo, &w, &st), 0);
+    wreq_t a, b;
+    w_prepare(&a, s, 1, 3);
+    usleep(5000); /* the checkpoint interval has passed */
+    arm(F_SYNC, "data.mdb", EIO, 1000);
+    assert_int_equal(log_writer_submit_held(w, &a.r, w_done), 0);
+    assert_true(log_writer_flush(w)); /* inline; the checkpoint is left to the thread */
+    assert_int_equal(a.done, 1);
+    assert_int_equal(a.status, 0);
+    for (int i = 0; i < 5000 && f.calls == 0; i++) {
+        uv_run(&loop, UV_RUN_NOWAIT);
+        usleep(1000);
+    }
+    disarm();
+    assert_int_equal(f.calls, 1);
+    assert_int_equal(f.code, RK_EIO);
+    assert_int_equal(log_env_failed(env, NULL), RK_EIO);
+
+    w_prepare(&b, s, 4, 1); /* later writes fail through their callback */
+    assert_int_equal(log_writer_submit(w, &b.r, w_done), 0);
+    for (int i = 0; i < 5000 && b.done == 0; i++) {
+        uv_run(&loop, UV_RUN_NOWAIT);
+        usleep(1000);
+    }
+    assert_int_equal(b.done, 1);
+    assert_int_not_equal(b.status, 0);
+    assert_int_equal(f.calls, 1);
+    log_writer_stop(w);
+    uv_run(&loop, UV_RUN_DEFAULT);
+    uv_loop_close(&loop);
+    tu_entries_free(a.e, 3);
+    tu_entries_free(b.e, 1);
+    log_store_close(s);
+    log_env_close(env);
+    expect_log(dir, &o, 3);
 }
 
 /* ---- 2. a failed sync is remembered ---- */
@@ -943,6 +1009,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(
             failed_checkpoint_sync_is_sticky_and_replayed_at_the_next_open, setup, teardown),
         cmocka_unit_test_setup_teardown(failed_record_sync_is_sticky, setup, teardown),
+        cmocka_unit_test_setup_teardown(writer_reports_a_failed_background_checkpoint, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(
             failed_sync_inside_an_lmdb_commit_is_sticky_without_the_journal, setup, teardown),
         cmocka_unit_test_setup_teardown(turning_the_journal_off_survives_a_power_loss, setup,

@@ -18,7 +18,7 @@
 
 #include "storage/log_store.h"
 #include "storage/meta_store.h"
-#include "tests/storage/util.h"
+#include "tools/common/storage_util.h"
 
 static int setup(void **state)
 {

@@ -14,7 +14,7 @@
 #include <xxhash.h>
 
 #include "storage/forced_conf_store.h"
-#include "tests/storage/util.h"
+#include "tools/common/storage_util.h"
 
 static int setup(void **state)
 {

@@ -17,7 +17,7 @@
 
 #include "storage/journal.h"
 #include "storage/log_store.h"
-#include "tests/storage/util.h"
+#include "tools/common/storage_util.h"
 
 #define PER_BATCH 10
 #define FOREVER   3600000u /* checkpoint interval that never elapses in a test */

@@ -12,7 +12,7 @@
 
 #include "storage/log_store.h"
 #include "storage/meta_store.h"
-#include "tests/storage/util.h"
+#include "tools/common/storage_util.h"
 
 /* Largest test payload: 300 (one record per entry), 5000 (packed records). */
 static size_t payload_max = 300;

@@ -11,7 +11,7 @@
 #include <sys/stat.h>
 
 #include "storage/snapshot_store.h"
-#include "tests/storage/util.h"
+#include "tools/common/storage_util.h"
 
 typedef struct fx {
     char *dir;

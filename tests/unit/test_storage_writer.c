@@ -12,7 +12,7 @@
 
 #include "storage/journal.h"
 #include "storage/log_writer.h"
-#include "tests/storage/util.h"
+#include "tools/common/storage_util.h"
 
 typedef struct fx {
     char *dir;

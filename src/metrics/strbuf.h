@@ -1,8 +1,8 @@
 /* A tiny appending string buffer for the text renderers of src/metrics:
  * either growing (malloc'd, handed to the caller) or a caller's fixed array
  * with snprintf semantics (writes what fits, counts the full length). */
-#ifndef RAFTKIT_METRICS_BUF_H
-#define RAFTKIT_METRICS_BUF_H
+#ifndef RAFTKIT_METRICS_STRBUF_H
+#define RAFTKIT_METRICS_STRBUF_H
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -30,4 +30,4 @@ void metrics_buf_putc(metrics_buf_t *b, char c);
  * an append ran out of memory (then the buffer is freed). */
 char *metrics_buf_take(metrics_buf_t *b);
 
-#endif /* RAFTKIT_METRICS_BUF_H */
+#endif /* RAFTKIT_METRICS_STRBUF_H */

@@ -1,10 +1,10 @@
-/* The appending string buffer of buf.h. */
+/* The appending string buffer of strbuf.h. */
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "src/metrics/buf.h"
+#include "src/metrics/strbuf.h"
 
 void metrics_buf_init(metrics_buf_t *b)
 {

@@ -1,16 +1,16 @@
-/* Internals of src/cli: the CLI service every loop runtime serves
- * (cli_service.c, opened by node/runtime.c) and the application-RPC handles
- * applications attach to a server (rpc_attach.c). Handlers run on the
+/* The RPC services a loop runtime serves besides raft itself: the CLI
+ * service (cli_service.c, opened by runtime.c) and the application-RPC
+ * handles applications attach to a server (app_rpc_server.c, the public
+ * rk_rpc_server_* of raftkit/rpc.h). Handlers run on the
  * runtime's loop thread; work that finishes on other threads (FSM callbacks,
  * application threads) is posted back to the loop with node_rt_post. */
-#ifndef RAFTKIT_CLI_INTERNAL_H
-#define RAFTKIT_CLI_INTERNAL_H
+#ifndef RAFTKIT_NODE_RPC_SERVICES_H
+#define RAFTKIT_NODE_RPC_SERVICES_H
 
 #include <stdbool.h>
 
 #include "raftkit/rpc.h"
 #include "rpc/rpc_server.h"
-#include "src/client/client_internal.h"
 #include "src/node/node_internal.h"
 
 /* Work to run on the loop thread (cli_post). */
@@ -56,4 +56,4 @@ void cli_rt_close(node_rt_t *rt);
 /* Frees what cli_rt_open allocated; NULL is fine. After the loop stopped. */
 void cli_rt_free(struct rk_rpc_server *cli);
 
-#endif /* RAFTKIT_CLI_INTERNAL_H */
+#endif /* RAFTKIT_NODE_RPC_SERVICES_H */

@@ -2,8 +2,8 @@
  * scenario-test harness and the core benchmark. It also serves as their
  * core_storage_t (pass the mem_log_t as arg with mem_log_term and
  * mem_log_entries). Entries hold one reference on their data each. */
-#ifndef RAFTKIT_TESTS_MEM_LOG_H
-#define RAFTKIT_TESTS_MEM_LOG_H
+#ifndef RAFTKIT_TOOLS_COMMON_MEM_LOG_H
+#define RAFTKIT_TOOLS_COMMON_MEM_LOG_H
 
 #include <stddef.h>
 #include <stdint.h>

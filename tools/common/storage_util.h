@@ -1,8 +1,8 @@
-/* Helpers shared by the storage tests: temporary directories and
+/* Helpers shared by the storage tests and the storage benchmark: temporary directories and
  * deterministic entry payloads that a reader can check without the writer's
  * help (the crash test's parent verifies what a killed child wrote). */
-#ifndef RAFTKIT_TESTS_STORAGE_UTIL_H
-#define RAFTKIT_TESTS_STORAGE_UTIL_H
+#ifndef RAFTKIT_TOOLS_COMMON_STORAGE_UTIL_H
+#define RAFTKIT_TOOLS_COMMON_STORAGE_UTIL_H
 
 #include <ftw.h>
 #include <stdint.h>
@@ -89,4 +89,4 @@ static inline void tu_entries_free(log_entry_t *e, size_t n)
     free(e);
 }
 
-#endif /* RAFTKIT_TESTS_STORAGE_UTIL_H */
+#endif /* RAFTKIT_TOOLS_COMMON_STORAGE_UTIL_H */

@@ -6,7 +6,7 @@
 #include <string.h>
 
 #include "raftkit/metrics.h"
-#include "src/metrics/buf.h"
+#include "src/metrics/strbuf.h"
 #include "src/metrics/metrics.h"
 
 /* Our own names, so the JSON stays stable whatever the node prints in logs. */

@@ -1,9 +1,9 @@
-/* The in-memory Raft log of tests/support/mem_log.h. */
+/* The in-memory Raft log of mem_log.h. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "tests/support/mem_log.h"
+#include "tools/common/mem_log.h"
 
 int mem_log_term(void *arg, uint64_t index, uint64_t *term)
 {

@@ -16,7 +16,7 @@
 
 #include "raftkit/metrics.h"
 #include "rpc/cli.pb-c.h"
-#include "src/cli/cli_internal.h"
+#include "src/node/rpc_services.h"
 #include "src/client/client_internal.h"
 #include "src/metrics/metrics.h"
 

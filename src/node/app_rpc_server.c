@@ -5,7 +5,7 @@
 #include <string.h>
 
 #include "raftkit/log.h"
-#include "src/cli/cli_internal.h"
+#include "src/node/rpc_services.h"
 
 static void run_post(void *arg)
 {

@@ -1,0 +1,185 @@
+/* The node's state and the status other threads read: the loop publishes a
+ * copy of the core's status under st_mu after every drive
+ * (node_publish_status), and the public getters read that copy, so they
+ * never touch the core from a foreign thread.
+ */
+#include <stdarg.h>
+
+#include "raftkit/log.h"
+#include "src/node/node_internal.h"
+
+void node_set_state(rk_node_t *n, rk_node_state_t s)
+{
+    pthread_mutex_lock(&n->st_mu);
+    n->state = s;
+    pthread_mutex_unlock(&n->st_mu);
+}
+
+void node_enter_error(rk_node_t *n, int code, const char *fmt, ...)
+{
+    rk_status_t st;
+    va_list ap;
+    va_start(ap, fmt);
+    rk_status_vset(&st, code, fmt, ap);
+    va_end(ap);
+    pthread_mutex_lock(&n->st_mu);
+    bool first = n->state != RK_STATE_ERROR;
+    if (n->state != RK_STATE_SHUTTING && n->state != RK_STATE_SHUTDOWN)
+        n->state = RK_STATE_ERROR;
+    pthread_mutex_unlock(&n->st_mu);
+    if (!first)
+        return;
+    RK_ERROR(n->group, n->self_str, "entering the error state: %s", st.msg);
+    fsm_post_simple(n, FSM_ERROR, 0, &st);
+}
+
+bool node_in_error(rk_node_t *n)
+{
+    pthread_mutex_lock(&n->st_mu);
+    bool e = n->state == RK_STATE_ERROR;
+    pthread_mutex_unlock(&n->st_mu);
+    return e;
+}
+
+/* The voters heard from within the last election timeout (leader only).
+ * Not recent_active: check-quorum clears that at every election timeout, so
+ * right after each reset every follower looked dead until its next answer
+ * (seen as a flapping `get_peers --alive`). */
+static void alive_peers(rk_node_t *n, rk_configuration_t *alive)
+{
+    core_progress_info_t pr[2 * RK_CONF_MAX_PEERS + 1];
+    size_t k = core_get_progress(n->core, pr, sizeof(pr) / sizeof(pr[0]));
+    if (k > sizeof(pr) / sizeof(pr[0]))
+        k = sizeof(pr) / sizeof(pr[0]);
+    for (size_t i = 0; i < k; i++)
+        if (pr[i].voter && (pr[i].is_self || pr[i].ticks_since_contact < NODE_ELECTION_TICKS))
+            rk_configuration_add_peer(alive, &pr[i].peer);
+}
+
+static rk_node_state_t state_of_role(const core_status_t *cs)
+{
+    switch (cs->role) {
+    case CORE_LEADER:
+        return cs->transferring ? RK_STATE_TRANSFERRING : RK_STATE_LEADER;
+    case CORE_CANDIDATE:
+    case CORE_PRE_CANDIDATE:
+        return RK_STATE_CANDIDATE;
+    default:
+        return RK_STATE_FOLLOWER;
+    }
+}
+
+void node_publish_status(rk_node_t *n)
+{
+    core_status_t cs;
+    core_get_status(n->core, &cs);
+    uint64_t ci;
+    const core_conf_t *conf = core_get_conf(n->core, &ci);
+    rk_configuration_t alive;
+    rk_configuration_init(&alive);
+    bool alive_valid = cs.role == CORE_LEADER;
+    if (alive_valid)
+        alive_peers(n, &alive);
+    pthread_mutex_lock(&n->st_mu);
+    n->cst = cs;
+    n->conf = *conf;
+    n->alive = alive;
+    n->alive_valid = alive_valid;
+    if (n->state != RK_STATE_ERROR && n->state != RK_STATE_SHUTTING &&
+        n->state != RK_STATE_SHUTDOWN)
+        n->state = state_of_role(&cs);
+    rk_node_state_t now = n->state;
+    pthread_mutex_unlock(&n->st_mu);
+    node_obs_publish(n, &cs, conf, ci, now);
+}
+
+/* ---- public getters (any thread) ---- */
+
+rk_node_state_t rk_node_state(rk_node_t *n)
+{
+    pthread_mutex_lock(&n->st_mu);
+    rk_node_state_t s = n->state;
+    pthread_mutex_unlock(&n->st_mu);
+    return s;
+}
+
+bool rk_node_is_leader(rk_node_t *n)
+{
+    rk_node_state_t s = rk_node_state(n);
+    return s == RK_STATE_LEADER || s == RK_STATE_TRANSFERRING;
+}
+
+int rk_node_leader_id(rk_node_t *n, rk_peer_id_t *out)
+{
+    pthread_mutex_lock(&n->st_mu);
+    *out = n->cst.leader;
+    pthread_mutex_unlock(&n->st_mu);
+    return core_peer_is_none(out) ? RK_ENOLEADER : 0;
+}
+
+int64_t rk_node_term(rk_node_t *n)
+{
+    pthread_mutex_lock(&n->st_mu);
+    int64_t v = (int64_t)n->cst.term;
+    pthread_mutex_unlock(&n->st_mu);
+    return v;
+}
+
+int64_t rk_node_last_log_index(rk_node_t *n)
+{
+    pthread_mutex_lock(&n->st_mu);
+    int64_t v = (int64_t)n->cst.last_index;
+    pthread_mutex_unlock(&n->st_mu);
+    return v;
+}
+
+int64_t rk_node_committed_index(rk_node_t *n)
+{
+    pthread_mutex_lock(&n->st_mu);
+    int64_t v = (int64_t)n->cst.commit;
+    pthread_mutex_unlock(&n->st_mu);
+    return v;
+}
+
+int64_t rk_node_applied_index(rk_node_t *n)
+{
+    return (int64_t)atomic_load(&n->applied);
+}
+
+const char *rk_node_group_id(rk_node_t *n)
+{
+    return n->group;
+}
+
+void rk_node_self(rk_node_t *n, rk_peer_id_t *out)
+{
+    *out = n->self;
+}
+
+void rk_node_list_peers(rk_node_t *n, rk_configuration_t *out)
+{
+    pthread_mutex_lock(&n->st_mu);
+    *out = n->conf.cur;
+    pthread_mutex_unlock(&n->st_mu);
+}
+
+int rk_node_list_alive_peers(rk_node_t *n, rk_configuration_t *out)
+{
+    pthread_mutex_lock(&n->st_mu);
+    bool ok = n->alive_valid;
+    *out = n->alive;
+    pthread_mutex_unlock(&n->st_mu);
+    if (!ok)
+        rk_configuration_init(out);
+    return ok ? 0 : RK_ENOTLEADER;
+}
+
+void rk_node_list_learners(rk_node_t *n, rk_peer_id_t *out, size_t *count)
+{
+    pthread_mutex_lock(&n->st_mu);
+    size_t k = n->conf.cur.n_learners < *count ? n->conf.cur.n_learners : *count;
+    for (size_t i = 0; i < k; i++)
+        out[i] = n->conf.cur.learners[i];
+    *count = n->conf.cur.n_learners;
+    pthread_mutex_unlock(&n->st_mu);
+}
