@@ -60,6 +60,19 @@ void work_profile(sim_t *s)
         p->max_entries_per_msg = 1;
         p->max_inflight = infl[sim_below(r, 3)];
     }
+    /* Quiescence: most seeds by default. Idle periods (no client action
+     * for up to 200 ticks, faults going on) let groups really quiesce, and
+     * then wake them under whatever the faults did meanwhile. Drawn last,
+     * and only when on, so --no-quiesce replays the runs of a simulator
+     * without quiescence seed for seed. */
+    p->quiesce = s->p.quiesce == 1 || (s->p.quiesce < 0 && sim_chance(r, 750));
+    if (p->quiesce) {
+        p->skip_quiesced = sim_chance(r, 500);
+        p->quiesce_try = (uint32_t)sim_between(r, 50, 600);
+        p->liveness_lag = (uint32_t)sim_between(r, SIM_TICK, 8 * SIM_TICK);
+        p->idle = (uint32_t)sim_between(r, 2, 20);
+        p->quiesce_nemesis = f ? (uint32_t)sim_below(r, 500) : 0;
+    }
 }
 
 static sim_node_t *random_up(sim_t *s)
@@ -254,6 +267,12 @@ void work_client(sim_t *s)
     const sim_profile_t *p = &s->prof;
     uint32_t total =
         p->propose_w + p->read_w + p->snap_w + p->conf_w + p->transfer_w + p->campaign_w;
+    if (s->now < s->idle_until)
+        return;
+    if (p->idle > 0 && sim_chance(&s->rng, p->idle)) {
+        s->idle_until = s->now + sim_between(&s->rng, 20 * SIM_TICK, 200 * SIM_TICK);
+        return;
+    }
     uint32_t x = (uint32_t)sim_below(&s->rng, total);
     if (x < p->propose_w)
         do_propose(s);
