@@ -34,9 +34,10 @@
  * (ctx >= hb_ctx_floor). It answers with quiesce set (accepted) or not
  * (refused: the leader wakes). While quiesced it does not count ticks toward
  * an election, nor do ticks end a restart lease. It wakes:
- *   - on any message from its leader other than a notice it still accepts:
- *     the message is then handled by the normal rules (resetting the
- *     election counter as any leader message does);
+ *   - on any message from its leader other than a notice it still accepts
+ *     or a heartbeat older than the notice (ctx < hb_ctx_floor, reordered
+ *     by the network): the message is then handled by the normal rules
+ *     (resetting the election counter as any leader message does);
  *   - on a (pre-)vote request or a message of another term: it wakes with
  *     its election counter at zero, then handles the message by the normal
  *     rules, so the lease stickiness of thesis 4.2.3 still applies for one
@@ -239,8 +240,11 @@ void quiesce_before_step(core_t *c, const core_msg_t *m)
         return;
     }
     /* Follower: a repeated notice from our leader is re-evaluated by the
-     * heartbeat handler; anything else wakes us. */
-    if (m->type == CORE_MSG_HEARTBEAT && m->quiesce && core_peer_eq(&m->from, &c->lead))
+     * heartbeat handler, and a heartbeat older than the notice we accepted
+     * (reordered by the network: every heartbeat sent after the leader
+     * wakes carries a larger ctx) changes nothing; anything else wakes us. */
+    if (m->type == CORE_MSG_HEARTBEAT && core_peer_eq(&m->from, &c->lead) &&
+        (m->quiesce || m->ctx < c->hb_ctx_floor))
         return;
     quiesce_wake(c);
 }
@@ -265,12 +269,15 @@ void quiesce_leader_resp(core_t *c, const core_msg_t *m)
 }
 
 /* Follower: a heartbeat from the leader of our term; quiesces on a notice
- * that passes the rule. Returns whether we are (now) quiesced. */
+ * that passes the rule. Returns whether it accepted a notice. Other
+ * heartbeats leave the state as quiesce_before_step set it. */
 bool quiesce_follower_notice(core_t *c, const core_msg_t *m)
 {
     uint64_t floor = c->hb_ctx_floor;
     if (m->ctx > c->hb_ctx_floor)
         c->hb_ctx_floor = m->ctx;
+    if (!m->quiesce)
+        return false;
     bool ok = c->o.quiesce && m->quiesce && c->role == CORE_FOLLOWER && m->ctx >= floor &&
               !election_busy(c) && c->deferred_transfer_term == 0 &&
               log_last_index(c) == m->index && log_match_term(c, m->index, m->log_term) &&
