@@ -233,6 +233,7 @@ int sim_run(const sim_params_t *p, uint64_t seed, sim_totals_t *t)
     s->seed = seed;
     sim_rng_seed(&s->rng, seed);
     s->n = p->nodes + p->spares;
+    s->probe_node = -1;
     check_init(s);
     work_profile(s);
     if (p->verbose) {

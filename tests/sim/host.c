@@ -233,8 +233,10 @@ static void complete_props(sim_t *s, sim_node_t *nd, const sim_ent_t *e)
                            "write %llu there",
                            nd->id, (unsigned long long)p->wid, (unsigned long long)p->index,
                            (unsigned long long)p->term, (unsigned long long)cmd.wid);
-            else
+            else {
                 check_write_completed(s, nd, p->wid, p->index);
+                quiesce_write_completed(s, nd);
+            }
         }
         nd->props[i] = nd->props[--nd->n_props];
     }

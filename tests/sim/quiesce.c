@@ -62,6 +62,16 @@ void quiesce_tick(sim_t *s, sim_node_t *nd)
     host_drain(s, nd);
 }
 
+/* A write completed at nd: if a quiesced leader was cut off (the quiesce
+ * nemesis), ask it for a read now -- it must not answer from a lease. */
+void quiesce_write_completed(sim_t *s, sim_node_t *nd)
+{
+    if (s->probe_node < 0 || nd->id == s->probe_node)
+        return;
+    sim_schedule(s, sim_between(&s->rng, 0, 2 * SIM_TICK), EV_NEMESIS, s->probe_node, 3, NULL);
+    s->probe_node = -1;
+}
+
 /* Called after every drain: counts quiesce and wake transitions, and starts
  * a follower's liveness stream towards the leader it quiesced under. */
 void quiesce_observe(sim_t *s, sim_node_t *nd)
@@ -80,9 +90,18 @@ void quiesce_observe(sim_t *s, sim_node_t *nd)
              * fell silent, so that its followers must notice through the
              * process-liveness stream alone, elect another leader and write
              * while the old one may still be asked for reads. */
-            if (s->p.faults && !s->quiet && sim_chance(&s->rng, s->prof.quiesce_nemesis))
-                sim_schedule(s, sim_between(&s->rng, 0, 5 * SIM_TICK), EV_NEMESIS, nd->id,
-                             sim_chance(&s->rng, 750) ? 1 : 0, NULL);
+            if (s->p.faults && !s->quiet && sim_chance(&s->rng, s->prof.quiesce_nemesis)) {
+                bool isolate = sim_chance(&s->rng, 750);
+                uint64_t at = sim_between(&s->rng, 0, 5 * SIM_TICK);
+                sim_schedule(s, at, EV_NEMESIS, nd->id, isolate ? 1 : 0, NULL);
+                if (isolate) {
+                    /* Clients come back, and once a write completes
+                     * elsewhere (a new leader was elected without the old
+                     * one), the old leader is asked for a read. */
+                    s->idle_until = 0;
+                    s->probe_node = nd->id;
+                }
+            }
         } else {
             s->st_quiesce_follower++;
             nd->q_leader = net_node_of(s, &st.leader);

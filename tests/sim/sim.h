@@ -173,7 +173,8 @@ typedef enum sim_ev_type {
     EV_RESTART,
     EV_SNAP_REPORT,
     EV_UNREACH,
-    EV_NEMESIS, /* targeted fault at a node that just became leader; aux: 0 crash, 1 isolate */
+    EV_NEMESIS, /* targeted fault at a node that just became leader; aux: 0 crash, 1 isolate,
+                 * 2 crash after a promise, 3 read at a leader cut off while quiesced */
 } sim_ev_type_t;
 
 typedef struct sim_event {
@@ -359,6 +360,7 @@ typedef struct sim {
         st_transfers, st_compactions;
     uint64_t st_quiesce_leader, st_quiesce_follower, st_wake_leader, st_wake_follower, st_proc_down;
     uint64_t idle_until; /* no client actions before this time (idle period) */
+    int probe_node;      /* leader cut off while quiesced, to read from after a write; -1 none */
     /* final phase */
     uint64_t final_wid;
     int final_node;
@@ -390,6 +392,7 @@ bool host_conf_at(const sim_t *s, const sim_node_t *nd, uint64_t index, core_con
 /* quiesce.c */
 void quiesce_tick(sim_t *s, sim_node_t *nd); /* a node's tick, quiescence-aware */
 void quiesce_observe(sim_t *s, sim_node_t *nd);
+void quiesce_write_completed(sim_t *s, sim_node_t *nd);
 
 /* check.c */
 void check_init(sim_t *s);
