@@ -554,8 +554,9 @@ int core_campaign(core_t *c);
  * core_campaign, core_wake, any vote request, any message of another term,
  * and any message but a stale or quiescing answer; it heartbeats at once and
  * restarts check-quorum from a clean window. A quiesced follower wakes on
- * any message (but a repeated notice it still accepts), core_wake, and
- * core_leader_process_down. A restarted core (core_new) is never quiesced. */
+ * any message (but a repeated notice it still accepts, or a heartbeat older
+ * than it), core_wake, core_forget_leader and core_leader_process_down. A
+ * restarted core (core_new) is never quiesced. */
 int core_quiesce(core_t *c);
 
 /* Wakes a quiesced node (no-op otherwise), e.g. when a peer's process came

@@ -361,6 +361,7 @@ int core_forget_leader(core_t *c)
         return RK_ESTATE; /* scenario 93: a lease read may rely on us */
     if (c->role != CORE_FOLLOWER)
         return 0;
+    quiesce_wake(c); /* nobody to wait for: count toward an election again */
     election_set_lead(c, NULL);
     return 0;
 }

@@ -50,7 +50,8 @@
  *     run: no lease stickiness, votes granted at once, and its own campaign
  *     within [0, election_ticks) ticks (the randomized part of the timeout,
  *     so many groups waking at once do not all campaign on the same tick);
- *   - on core_wake (counter at zero). A restarted core is never quiesced.
+ *   - on core_wake or core_forget_leader (counter at zero). A restarted
+ *     core is never quiesced.
  *
  * WHAT A QUIESCED FOLLOWER MAY ASSUME: nothing about the leader being
  * leader. It assumes only that while the host says the leader's process is
