@@ -324,6 +324,76 @@ static void test_notice_not_overtaken_is_accepted(void **state)
     h_free(&cl);
 }
 
+/* A heartbeat sent before the notice but delivered after it (the network
+ * reorders) leaves the follower quiesced; one sent after a wake does not. */
+static void test_reordered_older_heartbeat_does_not_wake(void **state)
+{
+    (void)state;
+    quiesce_cluster(3, 0, CORE_READ_SAFE);
+    h_tick(&cl, 0, 1);
+    h_net_msg_t *hb = h_find(&cl, 0, 1, CORE_MSG_HEARTBEAT);
+    assert_non_null(hb);
+    core_msg_t old = hb->m;
+    h_drop(&cl, 0, -1, CORE_MSG_HEARTBEAT);
+    quiesce_all();
+    assert_int_equal(h_step(&cl, 1, &old), 0);
+    h_drain(&cl, 1);
+    assert_true(quiesced(1));
+
+    assert_int_equal(core_wake(cl.n[0].core), 0);
+    h_drain(&cl, 0);
+    h_net_msg_t *nw = h_find(&cl, 0, 1, CORE_MSG_HEARTBEAT);
+    assert_non_null(nw);
+    assert_true(nw->m.ctx > old.ctx);
+    h_deliver(&cl, 0, 1, CORE_MSG_HEARTBEAT);
+    h_drain(&cl, 1);
+    assert_false(quiesced(1));
+    h_free(&cl);
+}
+
+/* A pre-vote reaching a quiesced leader (e.g. from a follower that
+ * restarted and timed out) wakes it: it heartbeats again at once. */
+static void test_prevote_wakes_quiesced_leader(void **state)
+{
+    (void)state;
+    quiesce_cluster(3, 0, CORE_READ_SAFE);
+    quiesce_all();
+    core_msg_t pv;
+    memset(&pv, 0, sizeof pv);
+    pv.type = CORE_MSG_PREVOTE;
+    pv.from = h_peer(2);
+    pv.to = h_peer(0);
+    pv.term = h_term(&cl, 0) + 1;
+    pv.index = h_last(&cl, 2);
+    pv.log_term = h_log_term(&cl, 2, pv.index);
+    assert_int_equal(h_step(&cl, 0, &pv), 0);
+    h_drain(&cl, 0);
+    assert_false(quiesced(0));
+    assert_int_equal(h_role(&cl, 0), CORE_LEADER);
+    assert_int_equal(h_count(&cl, 0, -1, CORE_MSG_HEARTBEAT), 2);
+    h_free(&cl);
+}
+
+/* The host's signals only act on a quiesced follower. */
+static void test_process_down_and_forget_leader(void **state)
+{
+    (void)state;
+    quiesce_cluster(3, 0, CORE_READ_SAFE);
+    assert_int_equal(core_leader_process_down(cl.n[1].core), 0);
+    core_status_t st;
+    core_get_status(cl.n[1].core, &st);
+    assert_false(core_peer_is_none(&st.leader)); /* not quiesced: no-op */
+    assert_int_equal(core_leader_process_down(cl.n[0].core), 0);
+    assert_int_equal(h_role(&cl, 0), CORE_LEADER);
+    quiesce_all();
+    assert_int_equal(core_forget_leader(cl.n[2].core), 0);
+    assert_false(quiesced(2));
+    h_isolate(&cl, 2, true);
+    h_tick(&cl, 2, 20);
+    assert_int_not_equal(h_role(&cl, 2), CORE_FOLLOWER);
+    h_free(&cl);
+}
+
 /* A crash forgets quiescence: the restarted follower counts again. */
 static void test_restarted_follower_is_not_quiesced(void **state)
 {
@@ -374,6 +444,9 @@ int main(void)
         cmocka_unit_test(test_lease_read_after_wake_needs_a_fresh_round),
         cmocka_unit_test(test_delayed_notice_after_newer_heartbeat_is_refused),
         cmocka_unit_test(test_notice_not_overtaken_is_accepted),
+        cmocka_unit_test(test_reordered_older_heartbeat_does_not_wake),
+        cmocka_unit_test(test_prevote_wakes_quiesced_leader),
+        cmocka_unit_test(test_process_down_and_forget_leader),
         cmocka_unit_test(test_restarted_follower_is_not_quiesced),
         cmocka_unit_test(test_membership_change_wakes),
     };
