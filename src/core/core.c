@@ -153,6 +153,8 @@ core_t *core_new(const core_init_t *init, const core_storage_t *storage, int *er
      * lease still runs, and we no longer know it as leader; honour the lease
      * for a full election timeout from now (as etcd's followers do). */
     c->restart_lease = o->read_only == CORE_READ_LEASE && c->term > 0;
+    /* What hb_ctx_floor was before the crash is lost (quiesce.c). */
+    c->restart_guard = c->term > 0 ? o->election_ticks : 0;
     if (progress_rebuild(c) != 0) {
         *err = RK_ENOMEM;
         goto fail;
@@ -365,6 +367,8 @@ int core_tick(core_t *c)
     if (c->fatal)
         return RK_ESTATE;
     c->ticks++;
+    if (c->restart_guard > 0)
+        c->restart_guard--;
     if (c->quiesced)
         return 0; /* no heartbeats, no election counting (quiesce.c) */
     if (c->role == CORE_LEADER)

@@ -151,6 +151,7 @@ struct core {
     bool quiesced;
     uint64_t quiesce_round; /* leader: ctx of the last quiesce notice sent */
     uint64_t hb_ctx_floor;  /* follower: highest heartbeat ctx from the leader this term */
+    uint32_t restart_guard; /* ticks left in which a restarted core refuses notices */
 
     /* election priority (JRaft) */
     int32_t target_priority;

@@ -31,7 +31,12 @@
  * its log ends exactly at the notice's (index, log_term), its commit reaches
  * that index, no write of its own is pending, and the notice is at least as
  * new as every heartbeat it received from that leader in this term
- * (ctx >= hb_ctx_floor). It answers with quiesce set (accepted) or not
+ * (ctx >= hb_ctx_floor), and, if it restarted (core_new with a term), at
+ * least election_ticks ticks have passed since: hb_ctx_floor does not
+ * survive a crash, so a notice delayed past the crash could be older than a
+ * heartbeat it acked before; after an election timeout no lease such an ack
+ * backed is still running (the same bound as the restart lease of
+ * read_only.c). It answers with quiesce set (accepted) or not
  * (refused: the leader wakes). While quiesced it does not count ticks toward
  * an election, nor do ticks end a restart lease. It wakes:
  *   - on any message from its leader other than a notice it still accepts
@@ -280,7 +285,7 @@ bool quiesce_follower_notice(core_t *c, const core_msg_t *m)
     if (!m->quiesce)
         return false;
     bool ok = c->o.quiesce && m->quiesce && c->role == CORE_FOLLOWER && m->ctx >= floor &&
-              !election_busy(c) && c->deferred_transfer_term == 0 &&
+              c->restart_guard == 0 && !election_busy(c) && c->deferred_transfer_term == 0 &&
               log_last_index(c) == m->index && log_match_term(c, m->index, m->log_term) &&
               c->log.commit == m->index;
     c->quiesced = ok;

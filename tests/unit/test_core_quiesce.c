@@ -408,6 +408,28 @@ static void test_restarted_follower_is_not_quiesced(void **state)
     h_free(&cl);
 }
 
+/* A restarted follower lost the ctx of the newest heartbeat it acked, so
+ * for an election timeout it refuses notices (one delayed past its crash
+ * could be older than that heartbeat); the refusal wakes the leader. */
+static void test_restarted_follower_refuses_notices_for_a_timeout(void **state)
+{
+    (void)state;
+    quiesce_cluster(3, 0, CORE_READ_LEASE);
+    h_restart(&cl, 1);
+    assert_int_equal(core_quiesce(cl.n[0].core), 0);
+    h_drain(&cl, 0);
+    h_deliver(&cl, 0, -1, CORE_MSG_HEARTBEAT);
+    h_drain_all(&cl);
+    assert_false(quiesced(1));
+    assert_true(quiesced(2));
+    h_deliver(&cl, -1, 0, CORE_MSG_HEARTBEAT_RESP);
+    h_drain(&cl, 0);
+    assert_false(quiesced(0)); /* n1's refusal woke it */
+    h_run(&cl, 10);
+    quiesce_all();
+    h_free(&cl);
+}
+
 /* A configuration change wakes the group; the new member keeps it awake
  * until it has caught up. */
 static void test_membership_change_wakes(void **state)
@@ -448,6 +470,7 @@ int main(void)
         cmocka_unit_test(test_prevote_wakes_quiesced_leader),
         cmocka_unit_test(test_process_down_and_forget_leader),
         cmocka_unit_test(test_restarted_follower_is_not_quiesced),
+        cmocka_unit_test(test_restarted_follower_refuses_notices_for_a_timeout),
         cmocka_unit_test(test_membership_change_wakes),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
