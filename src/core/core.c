@@ -153,8 +153,9 @@ core_t *core_new(const core_init_t *init, const core_storage_t *storage, int *er
      * lease still runs, and we no longer know it as leader; honour the lease
      * for a full election timeout from now (as etcd's followers do). */
     c->restart_lease = o->read_only == CORE_READ_LEASE && c->term > 0;
-    /* What hb_ctx_floor was before the crash is lost (quiesce.c). */
-    c->restart_guard = c->term > 0 ? o->election_ticks : 0;
+    /* What hb_ctx_floor was before the crash is lost (quiesce.c). Even at
+     * term 0: heartbeat answers do not wait for the term to be durable. */
+    c->restart_guard = o->election_ticks;
     if (progress_rebuild(c) != 0) {
         *err = RK_ENOMEM;
         goto fail;

@@ -31,8 +31,8 @@
  * its log ends exactly at the notice's (index, log_term), its commit reaches
  * that index, no write of its own is pending, and the notice is at least as
  * new as every heartbeat it received from that leader in this term
- * (ctx >= hb_ctx_floor), and, if it restarted (core_new with a term), at
- * least election_ticks ticks have passed since: hb_ctx_floor does not
+ * (ctx >= hb_ctx_floor), and at least election_ticks ticks have passed
+ * since core_new (a restart): hb_ctx_floor does not
  * survive a crash, so a notice delayed past the crash could be older than a
  * heartbeat it acked before; after an election timeout no lease such an ack
  * backed is still running (the same bound as the restart lease of
