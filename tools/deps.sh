@@ -12,7 +12,8 @@ with_optional=no
 PKGS="build-essential pkg-config libuv1-dev libprotobuf-c-dev protobuf-c-compiler
 liblmdb-dev libcmocka-dev libinih-dev libxxhash-dev libmicrohttpd-dev libjansson-dev
 python3-prometheus-client clang-format
-iptables"
+iptables
+debhelper dpkg-dev fakeroot lintian"
 missing=""
 for p in $PKGS; do
   if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
