@@ -13,7 +13,8 @@ PKGS="build-essential pkg-config libuv1-dev libprotobuf-c-dev protobuf-c-compile
 liblmdb-dev libcmocka-dev libinih-dev libxxhash-dev libmicrohttpd-dev libjansson-dev
 python3-prometheus-client clang-format
 iptables
-debhelper dpkg-dev fakeroot lintian"
+debhelper dpkg-dev fakeroot lintian
+xxd chromium"
 missing=""
 for p in $PKGS; do
   if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
