@@ -163,7 +163,7 @@ install-programs: $(addprefix $(BUILD)/,$(TOOL_PROGRAMS) $(EXAMPLE_PROGRAMS))
 	for p in $(EXAMPLE_PROGRAMS); do install -m 755 $(BUILD)/$$p $(DESTDIR)$(BINDIR)/raftkit-$$p; done
 
 # Debian packages, the status page and the monitoring files: their tests.
-include tests/deb/module.mk tests/status-page/module.mk
+include tests/deb/module.mk tests/status-page/module.mk tests/monitoring/module.mk
 
 # Debian packages (debian/): dpkg-buildpackage writes them next to the source
 # tree; they are moved to build/deb/.

@@ -14,7 +14,8 @@ liblmdb-dev libcmocka-dev libinih-dev libxxhash-dev libmicrohttpd-dev libjansson
 python3-prometheus-client clang-format
 iptables
 debhelper dpkg-dev fakeroot lintian
-xxd chromium"
+xxd chromium
+prometheus python3-yaml"
 missing=""
 for p in $PKGS; do
   if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then

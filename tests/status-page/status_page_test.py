@@ -14,17 +14,17 @@ inline script) and that the page's script builds no markup from strings.
 Reads the build directory from $BUILD (set by `make test`), default build.
 """
 import html.parser
-import json
 import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
-import time
 import urllib.request
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "support"))
+from kvcluster import Node, free_ports, start3, wait_for, wait_leader  # noqa: E402
 
 BUILD = os.environ.get("BUILD", "build")
 KV_SERVER = os.path.join(BUILD, "kv-server")
@@ -44,62 +44,6 @@ def check(name, cond, detail=""):
         failed += 1
         print("FAIL " + name + (": " + detail if detail else ""))
     return cond
-
-
-def free_ports(n):
-    socks, ports = [], []
-    for _ in range(n):
-        s = socket.socket()
-        s.bind(("127.0.0.1", 0))
-        socks.append(s)
-        ports.append(s.getsockname()[1])
-    for s in socks:
-        s.close()
-    return ports
-
-
-class Node:
-    def __init__(self, tmp, name, group, port, admin, peers):
-        self.name, self.peer, self.admin = name, "127.0.0.1:%d" % port, admin
-        conf = os.path.join(tmp, name + ".conf")
-        with open(conf, "w") as f:
-            f.write("[raft]\ngroup = %s\npeer = %s\npeers = %s\ndata = %s\n"
-                    "election_timeout_ms = 1000\nadmin_port = %d\n[log]\nlevel = info\n"
-                    % (group, self.peer, peers, os.path.join(tmp, name), admin))
-        self.log = open(os.path.join(tmp, name + ".log"), "w")
-        self.proc = subprocess.Popen([KV_SERVER, "--conf", conf], stdout=self.log,
-                                     stderr=subprocess.STDOUT)
-
-    def status(self):
-        url = "http://127.0.0.1:%d/status" % self.admin
-        with urllib.request.urlopen(url, timeout=2) as r:
-            return json.load(r)
-
-    def stop(self, sig=signal.SIGTERM):
-        if self.proc.poll() is None:
-            self.proc.send_signal(sig)
-            try:
-                self.proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        self.log.close()
-
-
-def wait_for(what, fn, timeout):
-    """Polls fn() until it returns something true (returned), at most timeout s."""
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            v = fn()
-            if v:
-                return v
-        except (OSError, ValueError):
-            pass
-        if time.monotonic() > deadline:
-            print("timed out waiting for " + what)
-            return None
-        time.sleep(0.2)
 
 
 def chromium(tmp, url, *extra, budget_ms=5000):
@@ -173,28 +117,21 @@ def main():
     tmp = tempfile.mkdtemp(prefix="raftkit-status-page.")
     nodes = []
     try:
-        return run(tmp, nodes)
+        rc = run(tmp, nodes)
     finally:
         for n in nodes:
             n.stop()
+        for n in nodes:
+            report = n.sanitizer_report()
+            check("no sanitizer report in the log of " + n.name, report is None, str(report))
         shutil.rmtree(tmp, ignore_errors=True)
+    return rc
 
 
 def run(tmp, nodes):
-    ports = free_ports(8)
-    peers = ",".join("127.0.0.1:%d" % p for p in ports[:3])
-    for i in range(3):
-        nodes.append(Node(tmp, "n%d" % (i + 1), "kv", ports[i], ports[3 + i], peers))
-
-    def leader():
-        for n in nodes:
-            st = n.status()
-            reps = st.get("replicators", [])
-            if st["state"] == "LEADER" and len(reps) == 2 and all(r["reachable"] for r in reps):
-                return n
-        return None
-
-    lead = wait_for("a leader that reaches both followers", leader, 30)
+    started, peers = start3(BUILD, tmp)
+    nodes.extend(started)
+    lead = wait_leader(nodes)
     if not check("the cluster elects a leader", lead is not None):
         return 1
     followers = [n for n in nodes if n is not lead]
@@ -268,7 +205,8 @@ def run(tmp, nodes):
     check("a screenshot is saved in " + shot, os.path.getsize(shot) > 10000 if os.path.exists(shot) else False)
 
     # ---- cluster data is text, never markup ----
-    evil = Node(tmp, "evil", EVIL_GROUP, ports[6], ports[7], "127.0.0.1:%d" % ports[6])
+    port, admin = free_ports(2)
+    evil = Node(BUILD, tmp, "evil", EVIL_GROUP, port, admin, "127.0.0.1:%d" % port)
     nodes.append(evil)
     ok = wait_for("the single-node group to lead", lambda: evil.status()["state"] == "LEADER", 30)
     check("a group whose id is HTML starts", bool(ok))
