@@ -60,6 +60,10 @@ check "libraftkit-dev holds headers, static library, .so link, raftkit.pc" \
   diff -u "$tmp/want" "$tmp/libraftkit-dev.files"
 printf '%s\n' usr/bin/raftkit-bench usr/bin/raftkit-cli >"$tmp/want"
 check "raftkit-tools holds raftkit-cli and raftkit-bench" diff -u "$tmp/want" "$tmp/raftkit-tools.files"
+check "raftkit-tools holds the Prometheus rules" \
+  cmp contrib/prometheus/raftkit-rules.yml "$root/usr/share/doc/raftkit-tools/examples/raftkit-rules.yml"
+check "raftkit-tools holds the Grafana dashboard" \
+  cmp contrib/grafana/raftkit.json "$root/usr/share/doc/raftkit-tools/examples/raftkit.json"
 grep '^usr/bin/' "$tmp/raftkit-examples.files" >"$tmp/got" || true
 printf '%s\n' usr/bin/raftkit-counter-client usr/bin/raftkit-counter-server \
   usr/bin/raftkit-kv-client usr/bin/raftkit-kv-server >"$tmp/want"
