@@ -5,7 +5,8 @@
 #  - libraftkit.so.0 is the SONAME, and the packaged libraries export the
 #    public API only (tests/check-exports.sh on the packaged copies);
 #  - libraftkit-dev depends on libraftkit0 of the same version and on the
-#    -dev package of every module raftkit.pc requires;
+#    -dev package of every module raftkit.pc requires, and apt can resolve
+#    every dependency of the packages (apt-get -s install);
 #  - tests/install/hello.c builds with `pkg-config --cflags --libs raftkit`
 #    against the scratch root and runs with the packaged library;
 #  - the packaged programs start (--help);
@@ -98,6 +99,11 @@ done
 check "libraftkit-dev depends on the -dev package of every module raftkit.pc requires" \
   test ! -s "$tmp/bad"
 [ -s "$tmp/bad" ] && sed 's/^/  missing: /' "$tmp/bad"
+# apt resolves every dependency of the four packages (a simulation: the
+# machine is left as it is).
+check "apt-get can install the packages (simulated)" \
+  apt-get -s -o Debug::NoLocking=1 install $(for p in libraftkit0 libraftkit-dev raftkit-tools raftkit-examples; do
+    readlink -f "$(deb $p)"; done)
 check "libraftkit0 depends on libuv1 (shlibs)" sh -c "dpkg-deb -f '$(deb libraftkit0)' Depends | grep -q 'libuv1 '"
 
 # ---- a program built against the packages ----
