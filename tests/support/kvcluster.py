@@ -25,14 +25,16 @@ def free_ports(n):
 
 
 class Node:
-    """One kv-server process; peers is the initial configuration."""
+    """One kv-server process; peers is the initial configuration. The
+    election timeout is twice the default, so that a busy test machine does
+    not move leadership while a test watches the leader."""
 
     def __init__(self, build, tmp, name, group, port, admin, peers):
         self.name, self.peer, self.admin = name, "127.0.0.1:%d" % port, admin
         conf = os.path.join(tmp, name + ".conf")
         with open(conf, "w") as f:
             f.write("[raft]\ngroup = %s\npeer = %s\npeers = %s\ndata = %s\n"
-                    "election_timeout_ms = 1000\nadmin_port = %d\n[log]\nlevel = info\n"
+                    "election_timeout_ms = 2000\nadmin_port = %d\n[log]\nlevel = info\n"
                     % (group, self.peer, peers, os.path.join(tmp, name), admin))
         self.log_path = os.path.join(tmp, name + ".log")
         self.log = open(self.log_path, "w")
