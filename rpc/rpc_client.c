@@ -11,11 +11,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
+#include "raftkit/peer.h"
 #include "rpc/rpc.pb-c.h"
 #include "rpc/rpc_client.h"
 #include "rpc/rpc_handshake.h"
 #include "rpc/rpc_log.h"
+#include "rpc/rpc_resolve.h"
 
 typedef enum ch_state {
     CH_IDLE,       /* never connected */
@@ -51,7 +54,15 @@ struct rpc_channel {
     rpc_client_t *cli;
     struct rpc_channel *prev, *next;
     char endpoint[80];
-    struct sockaddr_storage addr;
+    struct sockaddr_storage addr; /* where the current attempt connects */
+    /* Address resolution (see channel_resolve): a host name is resolved
+     * again before every connection attempt. */
+    char host[RK_HOST_MAX];
+    uint16_t port;
+    bool is_name;             /* host is a name, not an IP literal */
+    rpc_resolve_t *resolving; /* in progress for the current attempt */
+    char resolved[80];        /* last outcome, to log each change once */
+    unsigned addr_turn;       /* which of a name's addresses the attempt uses */
     ch_state_t state;
     cl_conn_t *conn;
     uv_timer_t timer; /* connect timeout, then backoff */
@@ -89,6 +100,8 @@ struct rpc_client {
 };
 
 static void start_connect(rpc_channel_t *ch);
+static void channel_resolve(rpc_channel_t *ch);
+static int channel_set_endpoint(rpc_channel_t *ch, const char *endpoint, rk_status_t *err);
 static void channel_down(rpc_channel_t *ch, int code, const char *msg);
 static void maybe_free_client(rpc_client_t *c);
 
@@ -294,10 +307,13 @@ static void free_queue(rpc_channel_t *ch)
     ch->q_bytes = 0;
 }
 
+static void channel_resolve_cancel(rpc_channel_t *ch);
+
 static void detach_conn(rpc_channel_t *ch, int code, const char *msg)
 {
     cl_conn_t *cc = ch->conn;
 
+    channel_resolve_cancel(ch);
     if (cc == NULL)
         return;
     ch->conn = NULL;
@@ -531,11 +547,131 @@ static void on_connect(uv_connect_t *req, int status)
     ch->state = CH_HANDSHAKE;
 }
 
+/* ---- address resolution ----
+ *
+ * A channel to an IP literal connects to the address parsed when the
+ * channel was made. A channel to a host name resolves it (uv_getaddrinfo,
+ * off the loop) at the start of every connection attempt, so a peer that
+ * comes back at another address under its name is found by the next
+ * attempt. A name that does not resolve fails the attempt like a refused
+ * connection: the channel is unreachable and retries after the usual
+ * backoff. A name with several addresses (dual stack, several A records)
+ * is tried at the preferred one first, then, while attempts keep failing,
+ * at the next one each attempt. Each change of outcome (the set of
+ * addresses, or the failure) is logged once, not each retry. The connect
+ * timeout starts once the name is resolved; the resolver bounds its own
+ * time (resolv.conf timeout/attempts). */
+
+/* Checks endpoint ("host:port", "[v6]:port") and keeps what connecting needs. */
+static int channel_set_endpoint(rpc_channel_t *ch, const char *endpoint, rk_status_t *err)
+{
+    rk_endpoint_t ep;
+
+    if (rk_endpoint_parse(&ep, endpoint, err) != 0)
+        return RK_EINVAL;
+    memcpy(ch->host, ep.host, sizeof ch->host);
+    ch->port = ep.port;
+    ch->is_name = rpc_endpoint_addr(endpoint, &ch->addr, NULL) != 0;
+    return 0;
+}
+
+/* Connects to ch->addr; the attempt's connection is ch->conn. */
+static void channel_connect_addr(rpc_channel_t *ch)
+{
+    cl_conn_t *cc = ch->conn;
+    int rv = uv_tcp_connect(&cc->creq, &cc->conn.tcp, (struct sockaddr *)&ch->addr, on_connect);
+
+    if (rv != 0) {
+        /* Report from the close callback, never from inside the caller's
+         * rpc_channel_call: a call that returned 0 must not have run its
+         * callback yet. */
+        rpc_conn_close(&cc->conn, RK_EUNREACHABLE, "connect: %s", uv_strerror(rv));
+    }
+}
+
+static int cmp_names(const void *a, const void *b)
+{
+    return strcmp(a, b);
+}
+
+/* The addresses as a sorted list ("10.0.0.1, 10.0.0.2"), so that a resolver
+ * rotating their order (round-robin DNS) is no change worth a log line. */
+static void addrs_outcome(const struct sockaddr_storage *addrs, unsigned n, char *buf, size_t len)
+{
+    char names[RPC_RESOLVE_MAX][INET6_ADDRSTRLEN];
+    size_t used = 0;
+
+    for (unsigned i = 0; i < n; i++)
+        rpc_addr_name(&addrs[i], names[i], sizeof names[i]);
+    qsort(names, n, sizeof names[0], cmp_names);
+    buf[0] = '\0';
+    for (unsigned i = 0; i < n && used < len; i++)
+        used += (size_t)snprintf(buf + used, len - used, "%s%s", i > 0 ? ", " : "", names[i]);
+}
+
+static void channel_resolved(void *arg, int status, const struct sockaddr_storage *addrs,
+                             unsigned n)
+{
+    rpc_channel_t *ch = arg;
+    char outcome[sizeof ch->resolved], why[RK_STATUS_MSG_MAX];
+
+    ch->resolving = NULL;
+    if (status != 0) {
+        snprintf(outcome, sizeof outcome, "!%s", uv_strerror(status));
+        snprintf(why, sizeof why, "cannot resolve '%s': %s", ch->host, uv_strerror(status));
+    } else {
+        addrs_outcome(addrs, n, outcome, sizeof outcome);
+    }
+    if (strcmp(outcome, ch->resolved) != 0) {
+        if (status != 0)
+            RPC_LOG(RK_LOG_WARN, ch->endpoint, "%s", why);
+        else
+            RPC_LOG(RK_LOG_INFO, ch->endpoint, "'%s' resolves to %s%s", ch->host, outcome,
+                    ch->resolved[0] != '\0' && ch->resolved[0] != '!' ? " (address changed)" : "");
+        snprintf(ch->resolved, sizeof ch->resolved, "%s", outcome);
+    }
+    if (status != 0) {
+        channel_down(ch, RK_EUNREACHABLE, why);
+        return;
+    }
+    /* After a failed attempt (the channel is reported down), the next
+     * address: a dead one of several is not retried forever. */
+    if (ch->reported && !ch->reachable)
+        ch->addr_turn++;
+    ch->addr = addrs[ch->addr_turn % n];
+    uv_timer_start(&ch->timer, backoff_cb, ch->cli->connect_timeout_ms, 0);
+    channel_connect_addr(ch);
+}
+
+/* Gets the address for the attempt that start_connect began, then connects. */
+static void channel_resolve(rpc_channel_t *ch)
+{
+    int rv;
+
+    if (!ch->is_name) {
+        channel_connect_addr(ch);
+        return;
+    }
+    uv_timer_stop(&ch->timer);
+    rv = rpc_resolve_start(ch->cli->loop, ch->host, ch->port, channel_resolved, ch, &ch->resolving);
+    if (rv != 0)
+        rpc_conn_close(&ch->conn->conn, RK_EUNREACHABLE, "cannot resolve '%s': %s", ch->host,
+                       uv_strerror(rv));
+}
+
+/* The attempt is abandoned (channel down or closing): drop its resolution. */
+static void channel_resolve_cancel(rpc_channel_t *ch)
+{
+    if (ch->resolving != NULL) {
+        rpc_resolve_cancel(ch->resolving);
+        ch->resolving = NULL;
+    }
+}
+
 static void start_connect(rpc_channel_t *ch)
 {
     rpc_client_t *c = ch->cli;
     cl_conn_t *cc = calloc(1, sizeof *cc);
-    int rv;
 
     if (cc == NULL) {
         ch->state = CH_BACKOFF;
@@ -551,13 +687,7 @@ static void start_connect(rpc_channel_t *ch)
     ch->handles++;
     ch->state = CH_CONNECTING;
     uv_timer_start(&ch->timer, backoff_cb, c->connect_timeout_ms, 0);
-    rv = uv_tcp_connect(&cc->creq, &cc->conn.tcp, (struct sockaddr *)&ch->addr, on_connect);
-    if (rv != 0) {
-        /* Report from the close callback, never from inside the caller's
-         * rpc_channel_call: a call that returned 0 must not have run its
-         * callback yet. */
-        rpc_conn_close(&cc->conn, RK_EUNREACHABLE, "connect: %s", uv_strerror(rv));
-    }
+    channel_resolve(ch);
 }
 
 /* ---- public ---- */
@@ -598,15 +728,14 @@ rpc_channel_t *rpc_client_channel(rpc_client_t *c, const char *endpoint, rk_stat
         return NULL;
     }
     for (ch = c->chans; ch != NULL; ch = ch->next)
-        if (strcmp(ch->endpoint, endpoint) == 0)
+        if (strcasecmp(ch->endpoint, endpoint) == 0)
             return ch;
     ch = calloc(1, sizeof *ch);
     if (ch == NULL) {
         rk_status_set(err, RK_ENOMEM, "out of memory");
         return NULL;
     }
-    if (strlen(endpoint) >= sizeof ch->endpoint ||
-        rpc_endpoint_addr(endpoint, &ch->addr, err) != 0) {
+    if (strlen(endpoint) >= sizeof ch->endpoint || channel_set_endpoint(ch, endpoint, err) != 0) {
         if (strlen(endpoint) >= sizeof ch->endpoint)
             rk_status_set(err, RK_EINVAL, "endpoint too long");
         free(ch);

@@ -99,9 +99,13 @@ rpc_client_t *rpc_client_new(uv_loop_t *loop, const rpc_client_opts_t *opts);
  * when all handles are closed. */
 void rpc_client_close(rpc_client_t *c, void (*cb)(void *arg), void *arg);
 
-/* The channel to endpoint ("ip:port", "[v6]:port"), created on first use.
- * Connecting starts with the first call or send. Returns NULL with RK_EINVAL
- * (bad endpoint) or RK_ENOMEM in err. The channel lives until
+/* The channel to endpoint ("ip:port", "[v6]:port" or "name:port"; one
+ * channel per endpoint, host compared case-insensitively), created on first
+ * use. Connecting starts with the first call or send. A host name is
+ * resolved asynchronously before every connection attempt; one that does not
+ * resolve makes the channel unreachable until it does (retried with the
+ * usual backoff). Returns NULL with RK_EINVAL (bad endpoint, see
+ * rk_endpoint_parse) or RK_ENOMEM in err. The channel lives until
  * rpc_channel_close or rpc_client_close. */
 rpc_channel_t *rpc_client_channel(rpc_client_t *c, const char *endpoint, rk_status_t *err);
 

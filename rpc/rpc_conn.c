@@ -435,6 +435,5 @@ int rpc_endpoint_addr(const char *endpoint, struct sockaddr_storage *ss, rk_stat
         return 0;
     if (uv_ip6_addr(host, (int)port, (struct sockaddr_in6 *)ss) == 0)
         return 0;
-    return rk_status_set(err, RK_EINVAL, "'%s' is not an IP address (names are not resolved)",
-                         host);
+    return rk_status_set(err, RK_EINVAL, "'%s' is not an IP address", host);
 }

@@ -112,7 +112,9 @@ void rpc_conn_close(rpc_conn_t *c, int code, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
 /* Parses "ip:port" or "[ipv6]:port" ("localhost" means 127.0.0.1) into ss.
- * Returns 0 or RK_EINVAL with the reason in err. Host names are not resolved. */
+ * Returns 0 or RK_EINVAL with the reason in err. Other host names are not
+ * resolved here (it never blocks): the RPC client resolves them on its loop
+ * (rpc_resolve.h) before each connection attempt. */
 int rpc_endpoint_addr(const char *endpoint, struct sockaddr_storage *ss, rk_status_t *err);
 
 #endif /* RPC_CONN_H */

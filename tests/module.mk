@@ -10,3 +10,4 @@ TEST_CMDS += tests/install-check.sh
 endif
 
 include tests/sim/module.mk
+include tests/names/module.mk

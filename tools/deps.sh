@@ -12,7 +12,7 @@ with_optional=no
 PKGS="build-essential pkg-config libuv1-dev libprotobuf-c-dev protobuf-c-compiler
 liblmdb-dev libcmocka-dev libinih-dev libxxhash-dev libmicrohttpd-dev libjansson-dev
 python3-prometheus-client clang-format
-iptables
+iptables faketime iproute2
 debhelper dpkg-dev fakeroot lintian
 xxd chromium
 prometheus python3-yaml"

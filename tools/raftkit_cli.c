@@ -374,7 +374,8 @@ static void usage(FILE *f)
                "       raftkit-cli <command> --help\n\ncommands:\n");
     for (size_t i = 0; i < N_COMMANDS; i++)
         fprintf(f, "  %-16s %s\n", commands[i].name, commands[i].args);
-    fprintf(f, "\nLIST is comma-separated: 127.0.0.1:8101,127.0.0.1:8102,127.0.0.1:8103.\n"
+    fprintf(f, "\nLIST is comma-separated: 127.0.0.1:8101,127.0.0.1:8102,127.0.0.1:8103;\n"
+               "hosts may be IP addresses ([::1]:8101) or DNS names (kv-1.example:8101).\n"
                "Exit codes: 0 done, 1 refused or failed, 2 usage, 3 no answer\n"
                "(unreachable, timed out, no leader).\n");
 }

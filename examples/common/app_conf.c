@@ -31,6 +31,17 @@ static int parse_int(const char *v, int min, int max, int *out)
     return 0;
 }
 
+static int parse_bool(const char *v, bool *out)
+{
+    if (strcmp(v, "on") == 0 || strcmp(v, "true") == 0 || strcmp(v, "1") == 0)
+        *out = true;
+    else if (strcmp(v, "off") == 0 || strcmp(v, "false") == 0 || strcmp(v, "0") == 0)
+        *out = false;
+    else
+        return -1;
+    return 0;
+}
+
 /* Sets one option by its file key (flags map onto the same keys). Returns 0,
  * -1 for a bad value, -2 for an unknown key. */
 static int set_key(app_conf_t *c, const char *section, const char *key, const char *v)
@@ -42,6 +53,8 @@ static int set_key(app_conf_t *c, const char *section, const char *key, const ch
             return copy_str(c->peer, sizeof c->peer, v);
         if (strcmp(key, "peers") == 0)
             return copy_str(c->peers, sizeof c->peers, v);
+        if (strcmp(key, "listen") == 0)
+            return copy_str(c->listen, sizeof c->listen, v);
         if (strcmp(key, "data") == 0)
             return copy_str(c->data, sizeof c->data, v);
         if (strcmp(key, "election_timeout_ms") == 0)
@@ -50,6 +63,14 @@ static int set_key(app_conf_t *c, const char *section, const char *key, const ch
             return parse_int(v, 0, INT_MAX, &c->snapshot_interval_s);
         if (strcmp(key, "admin_port") == 0)
             return parse_int(v, 0, 65535, &c->admin_port);
+        if (strcmp(key, "sync") == 0)
+            return parse_bool(v, &c->sync);
+        if (strcmp(key, "read_only") == 0) {
+            if (strcmp(v, "safe") != 0 && strcmp(v, "lease") != 0)
+                return -1;
+            c->read_lease = strcmp(v, "lease") == 0;
+            return 0;
+        }
     } else if (strcmp(section, "log") == 0) {
         if (strcmp(key, "level") == 0) {
             rk_log_level_t l;
@@ -109,13 +130,20 @@ static void usage(FILE *out, const char *prog)
             "Options (override the file's [raft] and [log] keys of the same name):\n"
             "  --conf FILE                 INI file to read first (see conf/)\n"
             "  --group G                   Raft group id                       (group)\n"
-            "  --peer IP:PORT[:IDX[:PRIO]] this node; also the port it listens on (peer)\n"
+            "  --peer HOST:PORT[:IDX[:PRIO]]\n"
+            "                              this node; HOST: IP or DNS name     (peer)\n"
+            "  --listen HOST:PORT          bind here, e.g. 0.0.0.0:8101;       (listen)\n"
+            "                              default: the peer's address\n"
             "  --peers LIST                initial configuration, comma-separated (peers)\n"
             "  --data DIR                  log, meta and snapshots live here    (data)\n"
             "  --election-timeout-ms N     default 1000                         "
             "(election_timeout_ms)\n"
             "  --snapshot-interval-s N     timed snapshots; 0 = off, default 3600 "
             "(snapshot_interval_s)\n"
+            "  --sync on|off               fsync the log before acknowledging; on (sync)\n"
+            "  --read-only safe|lease      reads: a heartbeat round (safe, default) or\n"
+            "                              the leader's lease (lease; assumes bounded\n"
+            "                              clock drift)                        (read_only)\n"
             "  --log-level L               trace|debug|info|warn|error|off      ([log] level)\n"
             "  --help                      this text\n",
             prog);
@@ -124,7 +152,20 @@ static void usage(FILE *out, const char *prog)
 int app_conf_parse(app_conf_t *c, int argc, char **argv, const char *prog,
                    const char *default_group, FILE *out, char *err, size_t errlen)
 {
-    enum { O_CONF = 1, O_GROUP, O_PEER, O_PEERS, O_DATA, O_ET, O_SI, O_LOG, O_HELP };
+    enum {
+        O_CONF = 1,
+        O_GROUP,
+        O_PEER,
+        O_PEERS,
+        O_DATA,
+        O_ET,
+        O_SI,
+        O_SYNC,
+        O_RO,
+        O_LOG,
+        O_HELP,
+        O_LISTEN
+    };
     static const struct option longopts[] = {
         {"conf", required_argument, NULL, O_CONF},
         {"group", required_argument, NULL, O_GROUP},
@@ -133,8 +174,11 @@ int app_conf_parse(app_conf_t *c, int argc, char **argv, const char *prog,
         {"data", required_argument, NULL, O_DATA},
         {"election-timeout-ms", required_argument, NULL, O_ET},
         {"snapshot-interval-s", required_argument, NULL, O_SI},
+        {"sync", required_argument, NULL, O_SYNC},
+        {"read-only", required_argument, NULL, O_RO},
         {"log-level", required_argument, NULL, O_LOG},
         {"help", no_argument, NULL, O_HELP},
+        {"listen", required_argument, NULL, O_LISTEN},
         {NULL, 0, NULL, 0},
     };
     static const char *const keys[] = {
@@ -144,11 +188,15 @@ int app_conf_parse(app_conf_t *c, int argc, char **argv, const char *prog,
         [O_DATA] = "data",
         [O_ET] = "election_timeout_ms",
         [O_SI] = "snapshot_interval_s",
+        [O_SYNC] = "sync",
+        [O_RO] = "read_only",
         [O_LOG] = "level",
+        [O_LISTEN] = "listen",
     };
     memset(c, 0, sizeof *c);
     c->election_timeout_ms = 1000;
     c->snapshot_interval_s = 3600;
+    c->sync = true;
     snprintf(c->log_level, sizeof c->log_level, "info");
     err[0] = '\0';
 
@@ -188,11 +236,15 @@ int app_conf_parse(app_conf_t *c, int argc, char **argv, const char *prog,
         snprintf(c->group, sizeof c->group, "%s", default_group);
     rk_status_t st;
     if (c->peer[0] == '\0') {
-        snprintf(err, errlen, "no peer: set [raft] peer in the conf file or --peer IP:PORT");
+        snprintf(err, errlen, "no peer: set [raft] peer in the conf file or --peer HOST:PORT");
         return -1;
     }
     if (rk_peer_id_parse(&c->self, c->peer, &st) != 0) {
         snprintf(err, errlen, "bad peer '%s': %s", c->peer, st.msg);
+        return -1;
+    }
+    if (c->listen[0] != '\0' && rk_endpoint_parse(&c->listen_ep, c->listen, &st) != 0) {
+        snprintf(err, errlen, "bad listen '%s': %s", c->listen, st.msg);
         return -1;
     }
     if (c->peers[0] == '\0') {

@@ -4,17 +4,21 @@
  *
  *   [raft]
  *   group = kv
- *   peer  = 127.0.0.1:8101
+ *   peer  = 127.0.0.1:8101          ; or a host name: kv-0.kv:8101
+ *   listen = 0.0.0.0:8101           ; optional: bind here instead of peer's address
  *   peers = 127.0.0.1:8101,127.0.0.1:8102,127.0.0.1:8103
  *   data  = data/kv/n1
  *   election_timeout_ms = 1000
  *   snapshot_interval_s = 30
+ *   sync = on                 ; off acknowledges before fsync (unsafe)
+ *   read_only = safe          ; or lease
  *   [log]
  *   level = info
  */
 #ifndef EXAMPLES_APP_CONF_H
 #define EXAMPLES_APP_CONF_H
 
+#include <stdbool.h>
 #include <stdio.h>
 
 #include "raftkit/peer.h"
@@ -22,14 +26,18 @@
 typedef struct app_conf {
     char group[64];
     char peer[RK_PEER_ID_STRLEN];
+    char listen[RK_PEER_ID_STRLEN]; /* "" when absent: bind the peer's address */
     char peers[2048];
     char data[512];
     int election_timeout_ms;
     int snapshot_interval_s;
     int admin_port;
+    bool sync;       /* fsync log writes before acknowledging (default true) */
+    bool read_lease; /* read_only = lease: RK_READ_ONLY_LEASE_BASED reads */
     char log_level[16];
     /* parsed forms, filled by app_conf_parse */
     rk_peer_id_t self;
+    rk_endpoint_t listen_ep; /* empty (host "") when listen is absent */
     rk_configuration_t conf;
 } app_conf_t;
 
@@ -38,8 +46,9 @@ typedef struct app_conf {
  * or -1 with a one-line reason in err. prog names the program in messages;
  * default_group is the group when neither file nor flags set one.
  *
- *   --conf FILE  --group G  --peer IP:PORT  --peers LIST  --data DIR
- *   --election-timeout-ms N  --snapshot-interval-s N  --log-level L  --help
+ *   --conf FILE  --group G  --peer HOST:PORT  --listen HOST:PORT  --peers LIST
+ *   --data DIR  --election-timeout-ms N  --snapshot-interval-s N  --sync on|off
+ *   --read-only safe|lease  --log-level L  --help
  */
 int app_conf_parse(app_conf_t *c, int argc, char **argv, const char *prog,
                    const char *default_group, FILE *out, char *err, size_t errlen);

@@ -44,6 +44,10 @@ int app_server_run(const app_conf_t *c, const app_server_spec_t *spec)
     opts.election_timeout_ms = c->election_timeout_ms;
     opts.snapshot_interval_secs = c->snapshot_interval_s;
     opts.admin_port = c->admin_port;
+    opts.raft_options.sync = c->sync;
+    if (c->read_lease)
+        opts.raft_options.read_only_option = RK_READ_ONLY_LEASE_BASED;
+    opts.listen = c->listen_ep; /* places the admin endpoint next to the RPC port */
 
     rk_status_t st;
     rk_server_t *server = NULL;
@@ -53,8 +57,10 @@ int app_server_run(const app_conf_t *c, const app_server_spec_t *spec)
     char peer[RK_PEER_ID_STRLEN];
     rk_peer_id_format(&c->self, peer, sizeof peer);
 
-    if ((server = rk_server_new(&c->self.endpoint, &st)) == NULL) {
-        fprintf(stderr, "%s: cannot listen on %s: %s\n", prog, peer, st.msg);
+    const rk_endpoint_t *bind = c->listen[0] != '\0' ? &c->listen_ep : &c->self.endpoint;
+    if ((server = rk_server_new(bind, &st)) == NULL) {
+        fprintf(stderr, "%s: cannot listen on %s: %s\n", prog, c->listen[0] ? c->listen : peer,
+                st.msg);
         goto out;
     }
     if ((rpc = rk_rpc_server_attach(server, &st)) == NULL) {

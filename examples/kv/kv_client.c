@@ -72,6 +72,7 @@ static void usage(FILE *f)
            "4 FAIL (certainly not applied).\n"
            "\n"
            "  --peers LIST      the cluster, e.g. 127.0.0.1:8101,127.0.0.1:8102,127.0.0.1:8103\n"
+           "                    (hosts: IP addresses or DNS names, as kv-1:8101)\n"
            "  --group G         Raft group (default kv)\n"
            "  --timeout-ms N    give up after N ms per command (default 5000)\n"
            "  --read MODE       leader: linearizable, on the leader (default)\n"

@@ -3,7 +3,7 @@
  * state is saved in snapshots (kv_sm.c). Clients talk to it with the KV
  * method on the same port the Raft peers use.
  *
- *   kv-server --conf conf/kv/n1.conf [--data DIR] [--peer IP:PORT] ...
+ *   kv-server --conf conf/kv/n1.conf [--data DIR] [--peer HOST:PORT] [--listen HOST:PORT] ...
  *
  * Stops cleanly on SIGINT or SIGTERM.
  */

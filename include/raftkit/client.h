@@ -7,6 +7,10 @@
  * calling thread. A client must not be used from two threads at once; the
  * route table may be shared (it has its own lock).
  *
+ * Peers may be named by DNS names (kv-1.example:8101): each connection
+ * resolves the name anew (see rk_rpc_client_call), and a leader named in a
+ * redirect is reached by its name.
+ *
  * Redirects: a request that only the leader can serve, sent to a follower,
  * fails with RK_ENOTLEADER and a status message "leader=<peer id>" (empty
  * when that node knows no leader). The functions taking a configuration

@@ -88,6 +88,16 @@ typedef struct rk_node_options {
     int admin_port;                  /* admin HTTP endpoint; 0 = off */
     rk_state_machine_t *fsm;         /* required; must outlive the service */
     rk_raft_options_t raft_options;
+    /* Where the RPC port (and the admin endpoint, on admin_port) is bound,
+     * when it differs from the address of the node's peer id: e.g. listen
+     * 0.0.0.0:8101 for a node known to its peers as kv-0.kv:8101. Empty
+     * (host "", as rk_node_options_init leaves it): bind the peer id's host
+     * and port. A host name, here or in the peer id, is resolved once when
+     * the service starts, with a blocking getaddrinfo on the thread calling
+     * rk_group_service_start, before the node's loop runs (never on a
+     * loop). For a group on a shared rk_server_t the server's own listen
+     * endpoint is bound; this field then only places the admin endpoint. */
+    rk_endpoint_t listen;
 } rk_node_options_t;
 
 /* Fills o with the defaults above. */
@@ -105,7 +115,10 @@ int rk_node_options_validate(const rk_node_options_t *o, rk_status_t *err);
  * server's loop.
  *
  * rk_server_new binds listen (port 0: any free port, see rk_server_port) and
- * starts the loop thread. Returns NULL with err set (RK_EIO: port in use).
+ * starts the loop thread. A host name in listen is resolved first, with a
+ * blocking getaddrinfo on the calling thread (the loop is not running yet).
+ * Returns NULL with err set (RK_EIO: port in use; RK_EUNREACHABLE: the name
+ * does not resolve).
  * rk_server_free stops the loop and frees the server; every group service
  * using it must be joined and freed first. It waits until every application
  * call handed to a handler (rpc.h) has been completed, so such calls may be
@@ -132,8 +145,12 @@ rk_group_service_t *rk_group_service_new_shared(const char *group_id, const rk_p
                                                 rk_status_t *err);
 
 /* Opens storage, loads the newest snapshot (on_snapshot_load), replays the
- * log after it, binds the RPC port and starts the threads. Returns the node,
- * or NULL with err set (port in use, corrupt storage, ...). */
+ * log after it, binds the RPC port (opts.listen, else the peer id's
+ * endpoint) and starts the threads. Returns the node, or NULL with err set
+ * (port in use, corrupt storage, RK_EUNREACHABLE: the host name to bind does
+ * not resolve, ...). The peer ids of the other peers are not resolved here:
+ * a peer whose name does not resolve yet is only unreachable until it
+ * does. */
 rk_node_t *rk_group_service_start(rk_group_service_t *svc, rk_status_t *err);
 
 /* Starts stopping: pending closures run with RK_ESHUTDOWN, on_shutdown runs

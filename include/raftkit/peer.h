@@ -1,10 +1,19 @@
 /* Endpoints, peer ids and configurations, in the forms JRaft users know:
  *
- *   endpoint       host:port                 127.0.0.1:8081, [::1]:8081
- *   peer id        host:port[:idx[:priority]] 127.0.0.1:8081:0:100
+ *   endpoint       host:port                 127.0.0.1:8081, [::1]:8081, kv-0.kv:8081
+ *   peer id        host:port[:idx[:priority]] 127.0.0.1:8081:0:100, kv-0.kv:8081
  *   learner        <peer id>/learner         127.0.0.1:8084/learner
  *   configuration  comma-separated peers and learners
  *                  127.0.0.1:8081,127.0.0.1:8082,127.0.0.1:8083,127.0.0.1:8084/learner
+ *
+ * host is an IPv4 literal, a bracketed IPv6 literal (an optional "%zone"
+ * allowed), or a DNS host name (RFC 1123: dot-separated labels of letters,
+ * digits and '-', at most RK_HOST_MAX - 1 bytes in all). Nothing here
+ * resolves a name: the RPC client resolves it, without blocking its loop,
+ * each time it (re)connects, so a peer that moved to another address is
+ * found again. A peer id stays its name: two ids are the same peer when
+ * their hosts match (case-insensitively; parsing stores names and IPv6
+ * literals in lower case), never because they resolve to one address.
  *
  * All types are plain values: copy them with `=`, no allocation, nothing to
  * free. Every function here is pure and thread-safe.
@@ -38,7 +47,7 @@ extern "C" {
 #define RK_PRIORITY_NOT_ELECTED 0
 
 typedef struct rk_endpoint {
-    char host[RK_HOST_MAX]; /* IPv6 literals are stored without brackets */
+    char host[RK_HOST_MAX]; /* lower case; IPv6 literals are stored without brackets */
     uint16_t port;          /* 1..65535; 0 only in an empty endpoint */
 } rk_endpoint_t;
 
@@ -59,15 +68,21 @@ typedef struct rk_configuration {
 
 /* ---- endpoint ---- */
 
-/* Parses "host:port" or "[v6addr]:port". Returns 0, or RK_EINVAL with a
- * reason in err (may be NULL) for an empty or over-long host, a missing,
- * non-numeric, zero or out-of-range port, or trailing characters. */
+/* Parses "host:port" or "[v6addr]:port"; host is an IPv4 literal or a host
+ * name (see above), stored in lower case. Returns 0, or RK_EINVAL with a
+ * reason in err (may be NULL) for an empty or over-long host, a host name
+ * that breaks RFC 1123 (empty label as in "a..b" or "a.", a character other
+ * than letters, digits, '-' and '.', a label starting or ending with '-',
+ * an all-numeric name that is no IPv4 address such as "1.2.3"),
+ * a bracketed host that is no IPv6 address, a missing, non-numeric, zero or
+ * out-of-range port, or trailing characters. */
 int rk_endpoint_parse(rk_endpoint_t *out, const char *s, rk_status_t *err);
 
 /* Writes "host:port" ("[host]:port" for IPv6) into buf. Returns the length
  * that was (or would have been) written, as snprintf does. */
 int rk_endpoint_format(const rk_endpoint_t *ep, char *buf, size_t len);
 
+/* Same port and same host, compared case-insensitively (never resolved). */
 bool rk_endpoint_equal(const rk_endpoint_t *a, const rk_endpoint_t *b);
 
 /* ---- peer id ---- */
@@ -82,7 +97,8 @@ int rk_peer_id_parse(rk_peer_id_t *out, const char *s, rk_status_t *err);
  * disabled, else "host:port:idx:priority". Returns as snprintf. */
 int rk_peer_id_format(const rk_peer_id_t *p, char *buf, size_t len);
 
-/* Identity: endpoint and idx. Priority is an attribute, not part of identity. */
+/* Identity: endpoint (see rk_endpoint_equal) and idx. Priority is an
+ * attribute, not part of identity. */
 bool rk_peer_id_equal(const rk_peer_id_t *a, const rk_peer_id_t *b);
 bool rk_peer_id_is_empty(const rk_peer_id_t *p);
 void rk_peer_id_clear(rk_peer_id_t *p);

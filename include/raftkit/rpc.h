@@ -131,7 +131,13 @@ rk_rpc_client_t *rk_rpc_client_new(const rk_rpc_client_options_t *opts);
  * for bad arguments (which one is named; with out NULL nothing is
  * written), RK_ETOOBIG for a request over the 64 MiB frame limit, a
  * transport error, or the server's error. out must be released with
- * rk_rpc_reply_release. A client is used by one thread at a time. */
+ * rk_rpc_reply_release. A client is used by one thread at a time.
+ * ep's host may be a DNS name: it is resolved by the system resolver on
+ * libuv's thread pool while the call waits (within timeout_ms), again at
+ * each new connection, so a server that moved under its name is found; a
+ * name that does not resolve fails the call with RK_EUNREACHABLE ("cannot
+ * resolve ..."), maybe_delivered false. rk_rpc_client_free may wait for a
+ * lookup the resolver is still running. */
 int rk_rpc_client_call(rk_rpc_client_t *c, const rk_endpoint_t *ep, uint32_t method,
                        const void *body, size_t len, int timeout_ms, rk_rpc_reply_t *out);
 

@@ -1,10 +1,12 @@
 /* Parsing and printing of endpoints, peer ids and configurations in JRaft's
  * textual forms, plus the small set operations the rest of raftkit needs. */
+#include <arpa/inet.h>
 #include <ctype.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "raftkit/peer.h"
 
@@ -26,15 +28,88 @@ static int parse_int(const char *s, size_t len, long min, long max, long *out)
     return 0;
 }
 
+/* Checks an IPv6 literal (the text between the brackets): an address
+ * inet_pton accepts, optionally followed by "%zone" (fe80::1%eth0). */
+static int check_ipv6(const char *host, size_t hlen, const char *s, rk_status_t *err)
+{
+    char addr[RK_HOST_MAX];
+    struct in6_addr a6;
+    size_t alen = hlen;
+    const char *zone = memchr(host, '%', hlen);
+
+    if (zone != NULL) {
+        alen = (size_t)(zone - host);
+        if (hlen - alen < 2)
+            return rk_status_set(err, RK_EINVAL, "empty IPv6 zone in '%s'", s);
+        for (const char *z = zone + 1; z < host + hlen; z++)
+            if (!isalnum((unsigned char)*z) && *z != '-' && *z != '_' && *z != '.')
+                return rk_status_set(err, RK_EINVAL, "bad character in IPv6 zone of '%s'", s);
+    }
+    memcpy(addr, host, alen);
+    addr[alen] = '\0';
+    if (inet_pton(AF_INET6, addr, &a6) != 1)
+        return rk_status_set(err, RK_EINVAL, "'%s' in '%s' is not an IPv6 address", addr, s);
+    return 0;
+}
+
+/* Checks an unbracketed host: an IPv4 literal, or a host name as RFC 1123
+ * (section 2.1) and RFC 952 define it: dot-separated labels of 1..63
+ * letters, digits and hyphens, neither starting nor ending with a hyphen.
+ * A name whose last label is all digits is refused: getaddrinfo would read
+ * "10.1" or "1.2.3.400"-like text as a (mistyped) IPv4 address. */
+static int check_hostname(const char *host, size_t hlen, const char *s, rk_status_t *err)
+{
+    char addr[RK_HOST_MAX];
+    struct in_addr a4;
+    const char *label = host, *end = host + hlen;
+    bool all_digits = true;
+
+    memcpy(addr, host, hlen);
+    addr[hlen] = '\0';
+    if (inet_pton(AF_INET, addr, &a4) == 1)
+        return 0;
+    for (const char *c = host;; c++) {
+        if (c == end || *c == '.') {
+            size_t llen = (size_t)(c - label);
+            if (llen == 0)
+                return rk_status_set(err, RK_EINVAL, "empty label in host name '%s' of '%s'", addr,
+                                     s);
+            if (label[0] == '-' || c[-1] == '-')
+                return rk_status_set(err, RK_EINVAL,
+                                     "label of host name '%s' in '%s' starts or ends with '-'",
+                                     addr, s);
+            if (c == end)
+                break;
+            label = c + 1;
+            all_digits = true;
+            continue;
+        }
+        if (!isalnum((unsigned char)*c) && *c != '-')
+            return rk_status_set(err, RK_EINVAL,
+                                 "bad character '%c' in host name '%s' of '%s' (letters, digits, "
+                                 "'-' and '.' only; IPv6 addresses go in brackets)",
+                                 isprint((unsigned char)*c) ? *c : '?', addr, s);
+        if (!isdigit((unsigned char)*c))
+            all_digits = false;
+    }
+    if (all_digits)
+        return rk_status_set(err, RK_EINVAL,
+                             "'%s' in '%s' is neither an IPv4 address nor a host name", addr, s);
+    return 0;
+}
+
 /* Host and port from the front of s; *rest points past the port. IPv6
  * literals must be bracketed, because their colons would otherwise be
- * ambiguous with the idx and priority fields. */
+ * ambiguous with the idx and priority fields. Host names and IPv6 literals
+ * are stored in lower case, so that ids differing only in case are one peer
+ * everywhere ids are compared or used as keys. */
 static int parse_endpoint_prefix(rk_endpoint_t *out, const char *s, const char **rest,
                                  rk_status_t *err)
 {
     const char *host = s, *host_end, *p;
+    bool bracketed = *s == '[';
     memset(out, 0, sizeof *out);
-    if (*s == '[') {
+    if (bracketed) {
         host = s + 1;
         host_end = strchr(host, ']');
         if (host_end == NULL)
@@ -52,11 +127,9 @@ static int parse_endpoint_prefix(rk_endpoint_t *out, const char *s, const char *
     if (hlen >= RK_HOST_MAX)
         return rk_status_set(err, RK_EINVAL, "host longer than %d bytes in '%s'", RK_HOST_MAX - 1,
                              s);
-    for (size_t i = 0; i < hlen; i++) {
-        unsigned char c = (unsigned char)host[i];
-        if (isspace(c) || c == ',' || c == '/' || c == '[' || c == ']' || (c == ':' && *s != '['))
-            return rk_status_set(err, RK_EINVAL, "bad character in host of '%s'", s);
-    }
+    int rv = bracketed ? check_ipv6(host, hlen, s, err) : check_hostname(host, hlen, s, err);
+    if (rv != 0)
+        return rv;
     if (*p != ':')
         return rk_status_set(err, RK_EINVAL, "missing ':port' in '%s'", s);
     p++;
@@ -66,7 +139,8 @@ static int parse_endpoint_prefix(rk_endpoint_t *out, const char *s, const char *
     long port;
     if (parse_int(p, (size_t)(port_end - p), 1, 65535, &port) != 0)
         return rk_status_set(err, RK_EINVAL, "bad port in '%s' (want 1..65535)", s);
-    memcpy(out->host, host, hlen);
+    for (size_t i = 0; i < hlen; i++)
+        out->host[i] = (char)tolower((unsigned char)host[i]);
     out->host[hlen] = '\0';
     out->port = (uint16_t)port;
     *rest = port_end;
@@ -97,7 +171,7 @@ int rk_endpoint_format(const rk_endpoint_t *ep, char *buf, size_t len)
 
 bool rk_endpoint_equal(const rk_endpoint_t *a, const rk_endpoint_t *b)
 {
-    return a->port == b->port && strcmp(a->host, b->host) == 0;
+    return a->port == b->port && strcasecmp(a->host, b->host) == 0;
 }
 
 int rk_peer_id_parse(rk_peer_id_t *out, const char *s, rk_status_t *err)

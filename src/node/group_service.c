@@ -166,7 +166,9 @@ rk_node_t *rk_group_service_start(rk_group_service_t *s, rk_status_t *err)
         return NULL;
     }
     s->started = true;
-    if (s->own_rt && node_rt_new(&s->self.endpoint, &s->rt, err) != 0)
+    const rk_endpoint_t *bind =
+        s->opts.listen.host[0] != '\0' ? &s->opts.listen : &s->self.endpoint;
+    if (s->own_rt && node_rt_new(bind, &s->rt, err) != 0)
         return NULL;
     rk_node_t *n = node_new(s, err);
     if (n == NULL)

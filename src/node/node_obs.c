@@ -26,7 +26,8 @@ int node_obs_init(rk_node_t *n, rk_status_t *err)
     if (n->opts.admin_port > 65535)
         return rk_status_set(err, RK_EINVAL, "admin_port %d out of range", n->opts.admin_port);
     /* Bound to the node's own IP, never to every interface. */
-    n->admin = admin_attach(n->self.endpoint.host, (uint16_t)n->opts.admin_port, n->metrics, err);
+    const char *host = n->opts.listen.host[0] != '\0' ? n->opts.listen.host : n->self.endpoint.host;
+    n->admin = admin_attach(host, (uint16_t)n->opts.admin_port, n->metrics, err);
     return n->admin ? 0 : err->code;
 }
 

@@ -82,6 +82,17 @@ int rk_node_options_validate(const rk_node_options_t *o, rk_status_t *err)
      * (leader_lease_time_ratio) on every lease read. */
     CHECK(r->snapshot_throttle_bytes_per_sec >= 0,
           "raft_options.snapshot_throttle_bytes_per_sec must be >= 0");
+    CHECK(memchr(o->listen.host, '\0', sizeof o->listen.host) != NULL,
+          "listen: host is not NUL-terminated");
+    if (o->listen.host[0] != '\0') {
+        char ep[RK_HOST_MAX + 16];
+        rk_endpoint_t parsed;
+        rk_status_t lst;
+        rk_endpoint_format(&o->listen, ep, sizeof ep);
+        CHECK(o->listen.port != 0, "listen: port must be 1..65535");
+        if (rk_endpoint_parse(&parsed, ep, &lst) != 0)
+            return rk_status_set(err, RK_EINVAL, "listen: %s", lst.msg);
+    }
     return 0;
 }
 

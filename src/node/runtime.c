@@ -8,6 +8,7 @@
 
 #include "raftkit/log.h"
 #include "rpc/rpc_client.h"
+#include "rpc/rpc_resolve.h"
 #include "rpc/rpc_server.h"
 #include "src/cli/cli_internal.h"
 #include "src/node/node_internal.h"
@@ -181,12 +182,40 @@ static void rt_close_all(void *p)
     }
 }
 
+/* A host name to bind is resolved here, on the thread starting the runtime
+ * and before its loop runs, so the blocking getaddrinfo never holds up a
+ * loop; the runtime then binds the numeric address. */
+static int listen_resolve(rk_endpoint_t *ep, rk_status_t *err)
+{
+    struct sockaddr_storage ss;
+    char ep_str[RK_HOST_MAX + 16];
+    rk_status_t why;
+
+    rk_endpoint_t probe = *ep;
+    probe.port = 1; /* port 0 (any free port) is fine to bind, not to parse */
+    rk_endpoint_format(&probe, ep_str, sizeof ep_str);
+    if (rpc_endpoint_addr(ep_str, &ss, NULL) == 0)
+        return 0; /* an IP literal, or localhost (127.0.0.1 as for clients) */
+    rk_endpoint_format(ep, ep_str, sizeof ep_str);
+    if (rpc_resolve_sync(ep->host, ep->port, &ss, &why) != 0)
+        return rk_status_set(err, RK_EUNREACHABLE,
+                             "cannot listen on %s: %s (a listen address such as 0.0.0.0:%u binds "
+                             "without resolving the node's own name)",
+                             ep_str, why.msg, ep->port);
+    rpc_addr_name(&ss, ep->host, sizeof ep->host);
+    return 0;
+}
+
 int node_rt_new(const rk_endpoint_t *listen, node_rt_t **out, rk_status_t *err)
 {
+    rk_endpoint_t bind = *listen;
+    int rc = listen_resolve(&bind, err);
+    if (rc != 0)
+        return rc;
     node_rt_t *rt = calloc(1, sizeof(*rt));
     if (rt == NULL)
         return rk_status_set(err, RK_ENOMEM, "runtime");
-    rt->listen = *listen;
+    rt->listen = bind;
     pthread_mutex_init(&rt->mu, NULL);
     pthread_cond_init(&rt->cv, NULL);
     if (uv_loop_init(&rt->loop) != 0) {

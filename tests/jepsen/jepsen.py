@@ -5,7 +5,8 @@ Starts an N-node kv cluster of real kv-server processes on 127.0.0.1,
 drives it with concurrent workers (one long-lived `kv-client --stdin` each)
 doing get/put/cas/del on a small key set, records every operation's
 invocation and completion, injects faults from a seeded nemesis (kill -9 and
-restart, SIGSTOP/SIGCONT, network partitions, membership churn), heals them,
+restart, SIGSTOP/SIGCONT, network partitions, membership churn, power
+loss, clock jumps), heals them,
 does final reads, and checks each key's history for linearizability
 (linearizability.py). The last line is
 
@@ -18,7 +19,24 @@ Partitions: each node runs under its own uid (setpriv) and an iptables chain
 this run creates drops the TCP packets that one node's uid sends to another
 node's port (owner match, loopback only). The chain and every process are
 removed at exit, also on Ctrl-C or failure. Without root or iptables the
-partition and membership faults that need them are left out, with a message.
+partition faults are left out, with a message.
+
+Power loss: with the powerloss fault the nodes run build/tests/kv-server-pl,
+which logs every write to its LMDB file and journal as unsynced until an
+fdatasync covers it (the storage power-loss test's tracking). The fault
+kills a minority, or every node at once, with SIGKILL and then, with
+powerloss-cut, lets each page written but not synced survive or not at
+random, as a power cut may; what was acknowledged must still be there.
+Writes before a node's data files exist (its very first start) are not
+covered, nor directory entries; snapshot files count as synced once written.
+
+Clock jumps: with the clock fault every node runs under libfaketime (Debian's
+faketime package) with its own offset file; the fault moves the clocks of a
+minority (often the leader) forward or back by up to a few seconds, which
+libuv's timers see as monotonic time jumping: a jump back stalls a node's
+ticks (heartbeats, election and lease timers) while its I/O goes on. Reads in
+the default mode must stay linearizable; lease reads (--server-flags
+"--read-only lease") assume bounded clock drift, which these jumps break.
 """
 import argparse
 import json
@@ -30,6 +48,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 
@@ -37,7 +56,8 @@ sys.dont_write_bytecode = True  # no __pycache__ in the source tree
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import linearizability as lin  # noqa: E402
 
-ALL_FAULTS = ("kill", "pause", "partition", "membership")
+ALL_FAULTS = ("kill", "pause", "partition", "membership", "powerloss", "clock")
+FAKETIME_LIB = "/usr/lib/x86_64-linux-gnu/faketime/libfaketimeMT.so.1"
 
 
 def log(msg):
@@ -72,6 +92,9 @@ def free_port_base(n, rng):
 class Cluster:
     def __init__(self, a, out):
         self.a, self.out, self.n = a, out, a.nodes
+        # Where the node processes' binaries, data and logs live: the build
+        # and run directories, unless other uids cannot reach them (probe).
+        self.bin, self.nodes_dir, self.scratch = a.build, out, None
         self.base = free_port_base(self.n, random.Random())
         self.root = os.geteuid() == 0
         self.iptables = shutil.which("iptables") if self.root else None
@@ -83,17 +106,38 @@ class Cluster:
         self.crashes = []  # (node, exit status) of nodes that ended unasked
         self.lock = threading.Lock()
         self.members = set(range(1, self.n + 1))
+        self.powerloss = "powerloss" in a.faults
+        self.pl_ready = set()  # nodes whose data files existed at their start
+        self.clock = "clock" in a.faults
+        self.skew = {}  # node -> clock offset in seconds (clock fault)
+
+    def reachable(self):
+        u = str(self.uid(1))
+        return subprocess.run(["setpriv", "--reuid=" + u, "--regid=" + u, "--clear-groups",
+                               "test", "-x", os.path.join(self.bin, "kv-server"), "-a", "-x",
+                               self.nodes_dir], capture_output=True).returncode == 0
 
     def probe(self):
         """Partitions need each node under its own uid, which must reach the
-        binaries and the run directory, and an iptables chain of our own."""
-        u = str(self.uid(1))
-        r = subprocess.run(["setpriv", "--reuid=" + u, "--regid=" + u, "--clear-groups", "test",
-                            "-x", os.path.join(self.a.build, "kv-server"), "-a", "-x", self.out],
-                           capture_output=True)
-        if r.returncode != 0:
-            log("partitions left out: another uid cannot reach %s (a parent directory "
-                "is not searchable by others)" % os.path.abspath(self.a.build))
+        binaries and the run directory, and an iptables chain of our own.
+        When a parent directory is closed to other uids (a checkout under
+        /root), the nodes run from a scratch directory of their own: copies
+        of the server binaries, data and logs, moved to the run directory at
+        teardown."""
+        if not self.reachable():
+            self.scratch = tempfile.mkdtemp(prefix="raftkit-jepsen-")
+            os.chmod(self.scratch, 0o755)
+            self.bin = os.path.join(self.scratch, "bin")
+            os.makedirs(os.path.join(self.bin, "tests"))
+            for b in ("kv-server", os.path.join("tests", "kv-server-pl")):
+                if os.path.exists(os.path.join(self.a.build, b)):
+                    shutil.copy2(os.path.join(self.a.build, b), os.path.join(self.bin, b))
+            self.nodes_dir = os.path.join(self.scratch, "nodes")
+            os.makedirs(self.nodes_dir, mode=0o755)
+            log("%s is closed to other uids: nodes run from %s" %
+                (os.path.abspath(self.a.build), self.scratch))
+        if not self.reachable():
+            log("partitions left out: another uid cannot reach %s" % self.nodes_dir)
             return False
         if self.ipt("-N", self.chain).returncode != 0:
             log("partitions left out: iptables cannot create a chain here")
@@ -118,12 +162,56 @@ class Cluster:
         return 300000 + self.port(i)
 
     def data(self, i):
-        return os.path.join(self.out, "n%d" % i)
+        return os.path.join(self.nodes_dir, "n%d" % i)
+
+    def log_dir(self, i):
+        return os.path.join(self.data(i), "log")
+
+    def clock_file(self, i):
+        return os.path.join(self.nodes_dir, "n%d.faketime" % i)
+
+    def set_clock(self, i, offset):
+        """Node i's clocks run offset seconds from the real ones (libfaketime
+        reads the file at most once a second)."""
+        self.skew[i] = offset
+        tmp = self.clock_file(i) + ".tmp"
+        with open(tmp, "w") as f:
+            f.write("%+.3f\n" % offset)
+        os.chmod(tmp, 0o644)
+        os.rename(tmp, self.clock_file(i))
+
+    def pl_tool(self, *args):
+        r = subprocess.run([os.path.join(self.a.build, "tests", "powerloss-cut")] + list(args),
+                           capture_output=True, text=True)
+        if r.returncode != 0:
+            raise RuntimeError("powerloss-cut %s: %s" % (" ".join(args), r.stderr.strip()))
+        return r.stdout.strip()
 
     def start(self, i):
         d = self.data(i)
         os.makedirs(d, exist_ok=True)
-        cmd = [os.path.join(self.a.build, "kv-server"), "--group", "kv", "--peer", self.peer(i),
+        env = None
+        server = "kv-server"
+        if self.powerloss:
+            # What is in the files now is on the disk; from here on, writes
+            # are tracked until synced. A node without files yet creates
+            # them untracked: it cannot lose power before its next start.
+            server = os.path.join("tests", "kv-server-pl")
+            env = dict(os.environ, RAFTKIT_POWERLOSS_DIR=self.log_dir(i))
+            self.pl_ready.discard(i)
+            if os.path.exists(os.path.join(self.log_dir(i), "data.mdb")):
+                self.pl_tool("init", self.log_dir(i))
+                self.pl_ready.add(i)
+        pre = []
+        if self.clock:
+            # Through env(1), so that only kv-server loads libfaketime (not
+            # setpriv, whose shared clock state the node's uid cannot open).
+            self.set_clock(i, self.skew.get(i, 0.0))
+            pre = ["env", "LD_PRELOAD=" + FAKETIME_LIB,
+                   "FAKETIME_TIMESTAMP_FILE=" + os.path.abspath(self.clock_file(i)),
+                   "FAKETIME_CACHE_DURATION=1", "FAKETIME_DONT_RESET=1",
+                   "ASAN_OPTIONS=%s:verify_asan_link_order=0" % os.environ.get("ASAN_OPTIONS", "")]
+        cmd = pre + [os.path.join(self.bin, server), "--group", "kv", "--peer", self.peer(i),
                "--peers", self.peers(), "--data", d, "--snapshot-interval-s", "5",
                "--election-timeout-ms", str(self.a.election_timeout_ms), "--log-level", "info"]
         cmd += self.a.server_flags.split()
@@ -134,11 +222,11 @@ class Cluster:
                 for f in files:
                     os.chown(os.path.join(dirpath, f), u, u)
             cmd = ["setpriv", "--reuid=%d" % u, "--regid=%d" % u, "--clear-groups"] + cmd
-        lf = open(os.path.join(self.out, "n%d.log" % i), "ab")
+        lf = open(os.path.join(self.nodes_dir, "n%d.log" % i), "ab")
         lf.write(b"==== jepsen: start node %d\n" % i)
         lf.flush()
         self.procs[i] = subprocess.Popen(cmd, stdout=lf, stderr=subprocess.STDOUT,
-                                         stdin=subprocess.DEVNULL)
+                                         stdin=subprocess.DEVNULL, env=env)
         lf.close()
 
     def kill(self, i, sig=signal.SIGKILL):
@@ -218,6 +306,21 @@ class Cluster:
             self.ipt("-F", self.chain)
             self.ipt("-X", self.chain)
             self.chain_made = False
+        if self.scratch is not None:
+            for name in os.listdir(self.nodes_dir):
+                shutil.move(os.path.join(self.nodes_dir, name), os.path.join(self.out, name))
+            shutil.rmtree(self.scratch, ignore_errors=True)
+            self.scratch, self.nodes_dir, self.bin = None, self.out, self.a.build
+
+    def leader_node(self):
+        """The node the cluster names as leader now, or None."""
+        rc, out = self.cli("get_leader", timeout_ms=1000)
+        if rc != 0 or not out:
+            return None
+        for i in range(1, self.n + 1):
+            if ":".join(out.split()[-1].split(":")[:2]) == self.peer(i):
+                return i
+        return None
 
     def wait_leader(self, limit_s=30):
         end = time.monotonic() + limit_s
@@ -383,6 +486,60 @@ class Nemesis(threading.Thread):
             self.c.start(i)
         self.note("restart %s" % victims)
 
+    def f_powerloss(self):
+        # A minority, or the whole cluster at once (only a majority losing
+        # unsynced writes together can lose an acknowledged one).
+        nodes = sorted(self.c.members)
+        victims = nodes if self.rng.random() < 0.4 else self.minority()
+        lost = []
+        for i in victims:
+            self.c.kill(i)
+        for i in victims:
+            if i in self.c.pl_ready:
+                out = self.c.pl_tool("cut", self.c.log_dir(i), str(self.rng.randrange(2**63)))
+                lost.append("%d: %s" % (i, out.split(": ")[-1]))
+            else:
+                lost.append("%d: files new since start, plain kill" % i)
+        self.note("power loss %s (%s)" % (victims, "; ".join(lost)), True)
+        self.hold()
+        for i in victims:
+            self.c.start(i)
+        self.note("restart %s" % victims)
+
+    def f_clock(self):
+        nodes = sorted(self.c.members)
+        leader = self.c.leader_node()
+        if leader is not None and self.c.use_uids and self.rng.random() < 0.4:
+            # The case leases are about: the leader's clock falls behind (its
+            # election and lease timers stand still) while it is cut off and
+            # the others elect a new leader. Under load a stalled leader
+            # still sends entries, so without the cut nobody would notice.
+            delta = -self.rng.uniform(2.5, 5.0)
+            self.c.set_clock(leader, self.c.skew.get(leader, 0.0) + delta)
+            # libfaketime reads the file within a second: the cut comes when
+            # the stall has begun, and it outlasts an election.
+            self.sleep(1.1)
+            others = [j for j in range(1, self.c.n + 1) if j != leader]
+            self.c.cut([(leader, j) for j in others] + [(j, leader) for j in others])
+            self.note("clock jump %d %+.1fs (leader), partition [%d] | rest" %
+                      (leader, delta, leader), True)
+            self.hold()
+            self.c.heal_net()
+            self.note("heal network")
+        else:
+            victims = self.minority()
+            jumps = []
+            for i in victims:
+                delta = self.rng.choice([-1, 1]) * self.rng.uniform(0.5, 4.0)
+                self.c.set_clock(i, self.c.skew.get(i, 0.0) + delta)
+                jumps.append("%d %+.1fs" % (i, delta))
+            self.note("clock jump %s" % ", ".join(jumps), True)
+            self.hold()
+        if self.rng.random() < 0.5:
+            for i in nodes:
+                self.c.set_clock(i, 0.0)
+            self.note("clocks reset")
+
     def f_pause(self):
         victims = self.minority()
         for i in victims:
@@ -458,6 +615,9 @@ class Nemesis(threading.Thread):
 
     def heal(self):
         self.c.heal_net()
+        if self.c.clock:
+            for i in range(1, self.c.n + 1):
+                self.c.set_clock(i, 0.0)
         self.c.reap()
         for i in range(1, self.c.n + 1):
             self.c.signal(i, signal.SIGCONT)
@@ -513,7 +673,13 @@ def main():
         a.seed = random.SystemRandom().randrange(1, 2**31)
     a.workers = a.workers or 2 * a.nodes
     nkeys = a.keys or a.nodes
-    for b in ("kv-server", "kv-client", "raftkit-cli"):
+    need = ["kv-server", "kv-client", "raftkit-cli"]
+    if "powerloss" in a.faults:
+        need += ["tests/kv-server-pl", "tests/powerloss-cut"]
+    if "clock" in a.faults and not os.path.exists(FAKETIME_LIB):
+        sys.exit("jepsen: the clock fault needs %s (Debian package faketime; make deps)"
+                 % FAKETIME_LIB)
+    for b in need:
         if not os.access(os.path.join(a.build, b), os.X_OK):
             sys.exit("jepsen: %s/%s missing; run make first" % (a.build, b))
     out = a.out or os.path.join(a.build, "jepsen", "run-%d" % a.seed)
@@ -621,9 +787,22 @@ def main():
             shutil.rmtree(c.data(i), ignore_errors=True)
     else:
         log("history, nemesis log and node logs kept in %s" % out)
-    print("jepsen: %s seed=%d ops=%d ok=%d unknown=%d faults=%d nonlinearizable_keys=%s" %
+    why = []  # a valid history still fails the run for these
+    if c.crashes:
+        why.append("nodes exited by themselves: %s" %
+                   ",".join(sorted({str(i) for i, _ in c.crashes})))
+    if san:
+        why.append("sanitizer reports: nodes %s" % ",".join(map(str, san)))
+    if nok < a.min_ok:
+        why.append("too few completed operations")
+    if not finals_ok:
+        why.append("no definite final read")
+    if unchecked:
+        why.append("search budget exhausted")
+    print("jepsen: %s seed=%d ops=%d ok=%d unknown=%d faults=%d nonlinearizable_keys=%s%s" %
           ("valid" if valid else "INVALID", a.seed, nops, nok, nunk, faults,
-           ",".join(bad) or "none"), flush=True)
+           ",".join(bad) or "none", " (run failed: %s)" % "; ".join(why) if why else ""),
+          flush=True)
     return 0 if valid and enough and healthy else 1
 
 

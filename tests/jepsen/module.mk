@@ -3,7 +3,26 @@
 #   make jepsen [TIME=120] [NODES=5] [SEED=N] [SERVER_FLAGS="..."] [CLIENT_FLAGS="..."]
 # (see tests/jepsen/jepsen.py --help for the rest: workers, keys, faults).
 
-JEPSEN_BINS := $(BUILD)/kv-server $(BUILD)/kv-client $(BUILD)/raftkit-cli
+# The powerloss fault runs kv-server-pl: kv-server with the write tracking of
+# the storage power-loss test (tests/storage/powerloss.c), switched on per
+# node by RAFTKIT_POWERLOSS_DIR; powerloss-cut plays the cut after a kill -9.
+KV_SERVER_PL  := $(BUILD)/tests/kv-server-pl
+POWERLOSS_CUT := $(BUILD)/tests/powerloss-cut
+
+$(KV_SERVER_PL): $(BUILD)/obj/examples/kv/kv_server.o $(KV_OBJS) $(EX_COMMON_OBJS) \
+                 $(BUILD)/obj/tests/jepsen/powerloss_node.o $(BUILD)/obj/tests/storage/powerloss.o \
+                 $(LIB_A)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS_SAN) -o $@ $^ $(LDLIBS)
+
+$(POWERLOSS_CUT): $(BUILD)/obj/tests/jepsen/powerloss_cut.o $(BUILD)/obj/tests/storage/powerloss.o
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS_SAN) -o $@ $^ $(LDLIBS)
+
+BINS += $(KV_SERVER_PL) $(POWERLOSS_CUT)
+
+JEPSEN_BINS := $(BUILD)/kv-server $(BUILD)/kv-client $(BUILD)/raftkit-cli $(KV_SERVER_PL) \
+               $(POWERLOSS_CUT)
 TIME  ?= 120
 NODES ?= 5
 

@@ -11,6 +11,10 @@
  * pages not". The checks that follow must then still find every entry that
  * was acknowledged.
  *
+ * The wrappers may run on several threads at once (a node's log writer and
+ * its checkpoints): the bookkeeping is under one mutex, and a sync marks as
+ * durable only the writes logged before it began.
+ *
  * The interposition works because the executable's definitions of pwrite,
  * writev, fdatasync... take precedence over libc's for liblmdb's calls too.
  * The wrappers issue the system calls directly. Outside -p mode (pl_dir
@@ -19,6 +23,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -44,6 +49,7 @@ typedef struct pl_file {
 } pl_file_t;
 
 static char pl_dir[PATH_MAX]; /* child: the directory ("" = inactive) */
+static pthread_mutex_t pl_mu = PTHREAD_MUTEX_INITIALIZER;
 static pl_file_t pl_files[PL_FILES] = {
     {-1, -1, -1, -1, -1}, {-1, -1, -1, -1, -1}, {-1, -1, -1, -1, -1}};
 
@@ -115,16 +121,33 @@ static int readable(int i)
     return pl_files[i].rd_fd;
 }
 
-static void synced(int i)
+/* Bytes of file i's unsynced-write log (under pl_mu). */
+static off_t pending_size(int i)
 {
-    /* everything logged as unsynced is now on the disk: copy it over */
+    struct stat st;
+    if (fstat(pl_files[i].pending_fd, &st) != 0)
+        abort();
+    return st.st_size;
+}
+
+/* A sync of file i that began when its log held upto bytes succeeded: the
+ * writes logged until then are on the disk, copy them over; the ones logged
+ * since (other threads) stay unsynced. Under pl_mu. */
+static void synced(int i, off_t upto)
+{
+    int p = pl_files[i].pending_fd;
     uint64_t r[2];
     off_t pos = 0;
-    while (raw_pread(pl_files[i].pending_fd, r, sizeof r, pos) == (ssize_t)sizeof r) {
+    while (pos < upto && raw_pread(p, r, sizeof r, pos) == (ssize_t)sizeof r) {
         copy_range(readable(i), pl_files[i].shadow_fd, (off_t)r[0], (size_t)r[1]);
         pos += (off_t)sizeof r;
     }
-    if (ftruncate(pl_files[i].pending_fd, 0) != 0)
+    off_t end = pending_size(i), out = 0;
+    for (; pos < end; pos += (off_t)sizeof r, out += (off_t)sizeof r)
+        if (raw_pread(p, r, sizeof r, pos) != (ssize_t)sizeof r ||
+            raw_pwrite(p, r, sizeof r, out) != (ssize_t)sizeof r)
+            abort();
+    if (ftruncate(p, out) != 0)
         abort();
 }
 
@@ -137,18 +160,44 @@ static void wrote(int fd, int i, off_t off, size_t len)
         return;
     }
     uint64_t r[2] = {(uint64_t)off, (uint64_t)len};
-    struct stat st;
-    int p = pl_files[i].pending_fd;
-    if (fstat(p, &st) != 0 || raw_pwrite(p, r, sizeof r, st.st_size) != sizeof r)
+    if (raw_pwrite(pl_files[i].pending_fd, r, sizeof r, pending_size(i)) != sizeof r)
         abort();
+}
+
+/* A write of len bytes at off to fd completed: log it if fd is tracked. */
+static void after_write(int fd, off_t off, ssize_t len)
+{
+    if (pl_dir[0] == '\0' || len <= 0)
+        return;
+    pthread_mutex_lock(&pl_mu);
+    int i = tracked(fd);
+    if (i >= 0)
+        wrote(fd, i, off, (size_t)len);
+    pthread_mutex_unlock(&pl_mu);
+}
+
+/* fdatasync/fsync of fd through the system call sys. */
+static int sync_fd(long sys, int fd)
+{
+    if (pl_dir[0] == '\0')
+        return (int)syscall(sys, fd);
+    pthread_mutex_lock(&pl_mu);
+    int i = tracked(fd);
+    off_t upto = i >= 0 ? pending_size(i) : 0;
+    pthread_mutex_unlock(&pl_mu);
+    int r = (int)syscall(sys, fd);
+    if (r == 0 && i >= 0) {
+        pthread_mutex_lock(&pl_mu);
+        synced(i, upto);
+        pthread_mutex_unlock(&pl_mu);
+    }
+    return r;
 }
 
 ssize_t pwrite(int fd, const void *buf, size_t n, off_t off)
 {
     ssize_t r = raw_pwrite(fd, buf, n, off);
-    int i = tracked(fd);
-    if (r > 0 && i >= 0)
-        wrote(fd, i, off, (size_t)r);
+    after_write(fd, off, r);
     return r;
 }
 
@@ -159,44 +208,33 @@ ssize_t pwrite64(int fd, const void *buf, size_t n, off_t off)
 
 ssize_t writev(int fd, const struct iovec *iov, int cnt)
 {
-    int i = tracked(fd);
-    off_t off = i >= 0 ? lseek(fd, 0, SEEK_CUR) : -1;
+    /* the file position: only this thread writes a tracked file this way */
+    off_t off = pl_dir[0] != '\0' ? lseek(fd, 0, SEEK_CUR) : -1;
     ssize_t r = syscall(SYS_writev, fd, iov, cnt);
-    if (r > 0 && off >= 0)
-        wrote(fd, i, off, (size_t)r);
+    if (off >= 0)
+        after_write(fd, off, r);
     return r;
 }
 
 ssize_t pwritev(int fd, const struct iovec *iov, int cnt, off_t off)
 {
     ssize_t r = syscall(SYS_pwritev, fd, iov, cnt, (long)off, (long)((uint64_t)off >> 32));
-    int i = tracked(fd);
-    if (r > 0 && i >= 0)
-        wrote(fd, i, off, (size_t)r);
+    after_write(fd, off, r);
     return r;
 }
 
 int fdatasync(int fd)
 {
-    int r = (int)syscall(SYS_fdatasync, fd);
-    int i = tracked(fd);
-    if (r == 0 && i >= 0)
-        synced(i);
-    return r;
+    return sync_fd(SYS_fdatasync, fd);
 }
 
 int fsync(int fd)
 {
-    int r = (int)syscall(SYS_fsync, fd);
-    int i = tracked(fd);
-    if (r == 0 && i >= 0)
-        synced(i);
-    return r;
+    return sync_fd(SYS_fsync, fd);
 }
 
 int pl_child_begin(const char *dir)
 {
-    snprintf(pl_dir, sizeof pl_dir, "%s", dir);
     for (int i = 0; i < PL_FILES; i++) {
         char shadow[PATH_MAX + 32], pending[PATH_MAX + 32];
         paths(dir, i, shadow, pending);
@@ -205,6 +243,7 @@ int pl_child_begin(const char *dir)
         if (pl_files[i].shadow_fd < 0 || pl_files[i].pending_fd < 0)
             return -1;
     }
+    snprintf(pl_dir, sizeof pl_dir, "%s", dir); /* last: the wrappers start logging */
     return 0;
 }
 

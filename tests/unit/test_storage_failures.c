@@ -24,6 +24,7 @@
 #include <unistd.h>
 
 #include "storage/journal.h"
+#include "storage/log_cache.h"
 #include "storage/log_store.h"
 #include "storage/log_writer.h"
 #include "tests/storage/util.h"
@@ -137,14 +138,39 @@ int fdatasync(int fd)
     return (int)syscall(SYS_fdatasync, fd);
 }
 
+/* The directories fsynced (successfully) since the last reset. */
+static char dir_syncs[16][PATH_MAX];
+static int n_dir_syncs;
+
+static void note_dir_sync(int fd)
+{
+    struct stat sb;
+    if (fstat(fd, &sb) != 0 || !S_ISDIR(sb.st_mode) || n_dir_syncs == 16)
+        return;
+    fd_path(fd, dir_syncs[n_dir_syncs++], PATH_MAX);
+}
+
+static bool dir_was_synced(const char *dir)
+{
+    char want[PATH_MAX];
+    if (realpath(dir, want) == NULL)
+        return false;
+    for (int i = 0; i < n_dir_syncs; i++)
+        if (strcmp(dir_syncs[i], want) == 0)
+            return true;
+    return false;
+}
+
 int fsync(int fd)
 {
     int e = should_fail(F_SYNC, fd);
     if (e)
         return errno = e, -1;
     int rc = (int)syscall(SYS_fsync, fd);
-    if (rc == 0)
+    if (rc == 0) {
         dir_synced(fd);
+        note_dir_sync(fd);
+    }
     return rc;
 }
 
@@ -591,6 +617,77 @@ static void short_checkpoint_file_when_turning_the_journal_on_is_blank(void **st
 
 /* ---- 5. what the journal assumes, checked ---- */
 
+/* A new environment's files are found after a power loss only if the
+ * directory entries leading to them are on the disk: creating one fsyncs
+ * its directory and the parent, once; reopening it does not again. */
+static void creating_an_environment_syncs_its_directories(void **state)
+{
+    char dir[PATH_MAX + 8];
+    snprintf(dir, sizeof dir, "%s/log", (const char *)*state);
+    assert_int_equal(mkdir(dir, 0755), 0);
+    log_env_options_t o;
+    opts(&o, true);
+    log_env_t *env;
+    rk_status_t st;
+    n_dir_syncs = 0;
+    assert_int_equal(log_env_open(dir, &o, &env, &st), 0);
+    assert_true(dir_was_synced(dir));
+    assert_true(dir_was_synced(*state));
+    log_env_close(env);
+    n_dir_syncs = 0;
+    assert_int_equal(log_env_open(dir, &o, &env, &st), 0);
+    assert_false(dir_was_synced(dir));
+    log_env_close(env);
+}
+
+/* Pending appends (journaled, not yet committed to LMDB) must never outgrow
+ * the file space reserved for draining them, even when no write drains the
+ * queue (LOG_STORE_NO_CHECKPOINT: inline writes leave the drain to the
+ * writer thread): the queue stops at a quarter of the 4 MiB reservation and
+ * later batches are committed directly. */
+static void pending_appends_stay_within_the_reservation(void **state)
+{
+    const char *dir = *state;
+    log_env_options_t o;
+    opts(&o, true);
+    log_env_t *env;
+    log_store_t *s = open_g(dir, &o, 64u << 20, &env);
+    const size_t per = 100, batches = 100;
+    size_t queued = 0, most = 0, prev = 0; /* weight of the pending batches */
+    int bounded = 0;                       /* times the bound sent a batch to LMDB */
+    for (size_t b = 0; b < batches; b++) {
+        rk_status_t st;
+        log_entry_t *e = tu_entries(1 + b * per, per, 1, 300);
+        size_t w = 0; /* what the queue counts: payload plus cache overhead */
+        for (size_t k = 0; k < per; k++)
+            w += e[k].len + LOG_CACHE_OVERHEAD;
+        log_op_t op = {.store = s, .kind = LOG_OP_APPEND, .entries = e, .n_entries = per};
+        assert_int_equal(log_store_write_flags(env, &op, 1, LOG_STORE_NO_CHECKPOINT, &st), 0);
+        assert_int_equal(op.status, 0);
+        tu_entries_free(e, per);
+        size_t n;
+        uint64_t drains;
+        log_store_pending_stats(env, &n, &drains);
+        if (n == prev + 1) { /* queued */
+            queued += w;
+        } else { /* drained, and committed directly */
+            assert_int_equal(n, 0);
+            assert_true(queued + w > (1u << 20));
+            queued = 0;
+            bounded++;
+        }
+        prev = n;
+        if (queued > most)
+            most = queued;
+        assert_true(queued <= (1u << 20)); /* a quarter of the 4 MiB reservation */
+    }
+    assert_true(bounded >= 1);
+    assert_true(most > (1u << 20) - (64u << 10)); /* the queue did fill up */
+    log_store_close(s);
+    log_env_close(env);
+    expect_log(dir, &o, batches * per);
+}
+
 /* LMDB takes its page size from the file (or, for a new file, from the
  * kernel, capped at 32 KiB), not from what the journal believes: a file
  * made on a 64 KiB-page kernel, reopened and replayed here. */
@@ -854,6 +951,10 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(short_checkpoint_file_when_turning_the_journal_on_is_blank,
                                         setup, teardown),
+        cmocka_unit_test_setup_teardown(creating_an_environment_syncs_its_directories, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(pending_appends_stay_within_the_reservation, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(journal_uses_the_page_size_of_the_data_file, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(journal_refuses_an_lmdb_other_than_0_9, setup, teardown),
