@@ -20,6 +20,7 @@
 
 #include "raftkit/log.h"
 #include "src/admin/admin.h"
+#include "src/admin/status_page.h"
 
 #define MAX_GROUPS   1024
 #define CONN_LIMIT   64
@@ -213,10 +214,14 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
      * libmicrohttpd discards it (or closes the connection). */
     *upload_size = 0;
     route_t route = route_of(url);
-    if (route == ROUTE_NONE)
-        return reply_text(c, MHD_HTTP_NOT_FOUND, "not found: try /metrics, /status, /health\n");
+    const status_page_file_t *page = status_page_find(url); /* "/" and its files */
+    if (route == ROUTE_NONE && page == NULL)
+        return reply_text(c, MHD_HTTP_NOT_FOUND,
+                          "not found: try / (status page), /metrics, /status, /health\n");
     if (strcmp(method, MHD_HTTP_METHOD_GET) != 0 && strcmp(method, MHD_HTTP_METHOD_HEAD) != 0)
         return reply_text(c, MHD_HTTP_METHOD_NOT_ALLOWED, "method not allowed: use GET\n");
+    if (page != NULL)
+        return status_page_reply(c, page);
 
     const char *group = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "group");
     size_t n;
@@ -253,6 +258,19 @@ static void on_mhd_log(void *cls, const char *fmt, va_list ap)
     while (n > 0 && (line[n - 1] == '\n' || line[n - 1] == '\r'))
         line[--n] = '\0';
     RK_DEBUG(NULL, NULL, "admin %s:%u: %s", s->ip, s->bound, line);
+}
+
+/* "%HH" decoding of paths and arguments, except that a string holding an
+ * escaped NUL is left as it came: decoded, "/%00x" would read as "/" (C
+ * strings end at the NUL) and reach a resource it does not name. Left
+ * escaped, it matches no route and no group. */
+static size_t unescape(void *cls, struct MHD_Connection *c, char *s)
+{
+    (void)cls;
+    (void)c;
+    if (strstr(s, "%00") != NULL)
+        return strlen(s);
+    return MHD_http_unescape(s);
 }
 
 /* ---- starting and the shared table ---- */
@@ -292,12 +310,12 @@ static admin_server_t *server_start(const char *ip, uint16_t port, rk_status_t *
     unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_AUTO | MHD_USE_ERROR_LOG;
     if (sa.ss_family == AF_INET6)
         flags |= MHD_USE_IPv6;
-    s->daemon = MHD_start_daemon(flags, port, NULL, NULL, on_request, s, MHD_OPTION_SOCK_ADDR,
-                                 (struct sockaddr *)&sa, MHD_OPTION_CONNECTION_LIMIT,
-                                 (unsigned)CONN_LIMIT, MHD_OPTION_CONNECTION_TIMEOUT,
-                                 (unsigned)CONN_TIMEOUT, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
-                                 (size_t)CONN_MEMORY, MHD_OPTION_STRICT_FOR_CLIENT, (int)1,
-                                 MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, s, MHD_OPTION_END);
+    s->daemon = MHD_start_daemon(
+        flags, port, NULL, NULL, on_request, s, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa,
+        MHD_OPTION_CONNECTION_LIMIT, (unsigned)CONN_LIMIT, MHD_OPTION_CONNECTION_TIMEOUT,
+        (unsigned)CONN_TIMEOUT, MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)CONN_MEMORY,
+        MHD_OPTION_STRICT_FOR_CLIENT, (int)1, MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, s,
+        MHD_OPTION_UNESCAPE_CALLBACK, unescape, NULL, MHD_OPTION_END);
     if (s->daemon == NULL) {
         rk_status_set(err, RK_EIO, "admin endpoint: cannot listen on %s:%u", ip, port);
         pthread_mutex_destroy(&s->lock);
