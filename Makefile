@@ -3,7 +3,9 @@
 #   make            build the library, examples, tools and tests into build/
 #   make test       build and run every test suite (cmocka summaries, non-zero on failure)
 #   make asan       the same with AddressSanitizer + UBSan, into build-asan/
-#   make install    PREFIX=/dir: headers, libraftkit.{a,so}, raftkit.pc
+#   make install    PREFIX=/dir [LIBDIR=...]: headers, libraftkit.{a,so}, raftkit.pc
+#   make install-programs  PREFIX=/dir: raftkit-cli, raftkit-bench and the examples
+#   make deb        Debian packages (dpkg-buildpackage) into build/deb/
 #   make deps       install the Debian packages the build needs
 #   make format / format-check
 #
@@ -12,6 +14,8 @@
 # they share.
 
 PREFIX   ?= /usr/local
+LIBDIR   ?= $(PREFIX)/lib
+BINDIR   ?= $(PREFIX)/bin
 BUILD    ?= build
 CC       ?= cc
 OBJCOPY  ?= objcopy
@@ -121,7 +125,7 @@ include $(sort $(wildcard src/*/module.mk storage/module.mk rpc/module.mk \
 
 .DEFAULT_GOAL := all
 .SECONDARY:
-.PHONY: all test asan install deps format format-check clean
+.PHONY: all test asan install install-programs deb deps format format-check clean
 all: $(BINS)
 
 test: all
@@ -135,15 +139,43 @@ deps:
 
 # ---- install ----
 HEADERS := $(wildcard include/raftkit/*.h)
+# raftkit.pc gives programs an rpath to LIBDIR, unless it is a system
+# library directory (a packaged install, e.g. LIBDIR=/usr/lib/x86_64-linux-gnu).
+comma := ,
+PC_RPATH = $(if $(filter /usr/lib /usr/lib/% /lib /lib/%,$(LIBDIR)),, -Wl$(comma)-rpath$(comma)$${libdir})
 install: $(LIB_A_PUB) $(LIB_SO)
-	install -d $(DESTDIR)$(PREFIX)/include/raftkit $(DESTDIR)$(PREFIX)/lib/pkgconfig
+	install -d $(DESTDIR)$(PREFIX)/include/raftkit $(DESTDIR)$(LIBDIR)/pkgconfig
 	install -m 644 $(HEADERS) $(DESTDIR)$(PREFIX)/include/raftkit/
-	install -m 644 $(LIB_A_PUB) $(DESTDIR)$(PREFIX)/lib/
-	install -m 755 $(LIB_SO).$(VERSION) $(DESTDIR)$(PREFIX)/lib/
-	ln -sf libraftkit.so.$(VERSION) $(DESTDIR)$(PREFIX)/lib/libraftkit.so.$(SOVER)
-	ln -sf libraftkit.so.$(VERSION) $(DESTDIR)$(PREFIX)/lib/libraftkit.so
-	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@VERSION@|$(VERSION)|' \
-	    -e 's|@REQUIRES@|$(PKGS)|' raftkit.pc.in > $(DESTDIR)$(PREFIX)/lib/pkgconfig/raftkit.pc
+	install -m 644 $(LIB_A_PUB) $(DESTDIR)$(LIBDIR)/
+	install -m 755 $(LIB_SO).$(VERSION) $(DESTDIR)$(LIBDIR)/
+	ln -sf libraftkit.so.$(VERSION) $(DESTDIR)$(LIBDIR)/libraftkit.so.$(SOVER)
+	ln -sf libraftkit.so.$(VERSION) $(DESTDIR)$(LIBDIR)/libraftkit.so
+	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@LIBDIR@|$(LIBDIR)|' -e 's|@RPATH@|$(PC_RPATH)|' \
+	    -e 's|@VERSION@|$(VERSION)|' -e 's|@REQUIRES@|$(PKGS)|' \
+	    raftkit.pc.in > $(DESTDIR)$(LIBDIR)/pkgconfig/raftkit.pc
+
+# The programs, under the names they have on a system: the examples get a
+# raftkit- prefix there (raftkit-kv-server), as "kv-server" is too generic.
+TOOL_PROGRAMS    := raftkit-cli raftkit-bench
+EXAMPLE_PROGRAMS := kv-server kv-client counter-server counter-client
+install-programs: $(addprefix $(BUILD)/,$(TOOL_PROGRAMS) $(EXAMPLE_PROGRAMS))
+	install -d $(DESTDIR)$(BINDIR)
+	install -m 755 $(addprefix $(BUILD)/,$(TOOL_PROGRAMS)) $(DESTDIR)$(BINDIR)/
+	for p in $(EXAMPLE_PROGRAMS); do install -m 755 $(BUILD)/$$p $(DESTDIR)$(BINDIR)/raftkit-$$p; done
+
+# Debian packages, the status page and the monitoring files: their tests.
+include tests/deb/module.mk tests/status-page/module.mk tests/monitoring/module.mk
+
+# Debian packages (debian/): dpkg-buildpackage writes them next to the source
+# tree; they are moved to build/deb/.
+deb:
+	rm -rf $(BUILD)/deb && mkdir -p $(BUILD)/deb
+	dpkg-buildpackage -us -uc -b -j2
+	changes=../raftkit_$(VERSION)_$$(dpkg-architecture -qDEB_HOST_ARCH).changes; \
+	for f in $$(sed -n '/^Files:/,/^[^ ]/s/^ [^ ]* [^ ]* [^ ]* [^ ]* //p' $$changes); do \
+	    mv ../$$f $(BUILD)/deb/; done; \
+	mv $$changes $(BUILD)/deb/
+	debian/rules clean >/dev/null
 
 # ---- formatting ----
 FMT_SRCS = $(shell git ls-files '*.c' '*.h' 2>/dev/null)

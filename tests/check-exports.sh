@@ -7,10 +7,11 @@
 #  3. every function include/raftkit declares (macros and static inline
 #     functions aside) is defined by both, so no declaration was left hidden.
 # "Declared" means written as rk_NAME( in a public header.
+# SO and AR name other copies to check (the packaged ones, tests/deb).
 set -eu
 build=${BUILD:-build}
-so=$build/libraftkit.so
-ar=$build/public/libraftkit.a
+so=${SO:-$build/libraftkit.so}
+ar=${AR:-$build/public/libraftkit.a}
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 failed=0

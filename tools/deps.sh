@@ -13,7 +13,10 @@ PKGS="build-essential pkg-config libuv1-dev libprotobuf-c-dev protobuf-c-compile
 liblmdb-dev libcmocka-dev libinih-dev libxxhash-dev libmicrohttpd-dev libjansson-dev
 libssl-dev openssl
 python3-prometheus-client clang-format
-iptables faketime iproute2"
+iptables faketime iproute2
+debhelper dpkg-dev fakeroot lintian
+xxd chromium
+prometheus python3-yaml"
 missing=""
 for p in $PKGS; do
   if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then

@@ -21,6 +21,7 @@
 
 #include "raftkit/log.h"
 #include "src/admin/admin.h"
+#include "src/admin/status_page.h"
 
 #define MAX_GROUPS   1024
 #define CONN_LIMIT   64
@@ -229,10 +230,16 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
      * libmicrohttpd discards it (or closes the connection). */
     *upload_size = 0;
     route_t route = route_of(url);
-    if (route == ROUTE_NONE)
-        return reply_text(c, MHD_HTTP_NOT_FOUND, "not found: try /metrics, /status, /health\n");
+    const status_page_file_t *page = status_page_find(url); /* "/" and its files */
+    if (route == ROUTE_NONE && page == NULL)
+        return reply_text(c, MHD_HTTP_NOT_FOUND,
+                          "not found: try / (status page), /metrics, /status, /health\n");
     if (strcmp(method, MHD_HTTP_METHOD_GET) != 0 && strcmp(method, MHD_HTTP_METHOD_HEAD) != 0)
         return reply_text(c, MHD_HTTP_METHOD_NOT_ALLOWED, "method not allowed: use GET\n");
+    if (page != NULL)
+        return status_page_reply(c, page);
+    /* The page's files are static and public; the data it shows comes
+     * from /status, which the token guards. */
     if (s->token != NULL && route != ROUTE_HEALTH && !authorized(s, c))
         return reply_text(c, MHD_HTTP_UNAUTHORIZED,
                           "unauthorized: send Authorization: Bearer <admin_token>\n");
@@ -272,6 +279,19 @@ static void on_mhd_log(void *cls, const char *fmt, va_list ap)
     while (n > 0 && (line[n - 1] == '\n' || line[n - 1] == '\r'))
         line[--n] = '\0';
     RK_DEBUG(NULL, NULL, "admin %s:%u: %s", s->ip, s->bound, line);
+}
+
+/* "%HH" decoding of paths and arguments, except that a string holding an
+ * escaped NUL is left as it came: decoded, "/%00x" would read as "/" (C
+ * strings end at the NUL) and reach a resource it does not name. Left
+ * escaped, it matches no route and no group. */
+static size_t unescape(void *cls, struct MHD_Connection *c, char *s)
+{
+    (void)cls;
+    (void)c;
+    if (strstr(s, "%00") != NULL)
+        return strlen(s);
+    return MHD_http_unescape(s);
 }
 
 /* ---- starting and the shared table ---- */
@@ -379,7 +399,8 @@ static admin_server_t *server_start(const char *ip, uint16_t port, const admin_s
         MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa, MHD_OPTION_CONNECTION_LIMIT,
         (unsigned)CONN_LIMIT, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)CONN_TIMEOUT,
         MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)CONN_MEMORY, MHD_OPTION_STRICT_FOR_CLIENT,
-        (int)1, MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, s, MHD_OPTION_END);
+        (int)1, MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, s, MHD_OPTION_UNESCAPE_CALLBACK, unescape,
+        NULL, MHD_OPTION_END);
     if (s->daemon == NULL) {
         rk_status_set(err, RK_EIO, "admin endpoint: cannot listen on %s:%u%s", ip, port,
                       tls ? " (or the TLS certificate/key is unusable)" : "");

@@ -153,6 +153,9 @@ core_t *core_new(const core_init_t *init, const core_storage_t *storage, int *er
      * lease still runs, and we no longer know it as leader; honour the lease
      * for a full election timeout from now (as etcd's followers do). */
     c->restart_lease = o->read_only == CORE_READ_LEASE && c->term > 0;
+    /* What hb_ctx_floor was before the crash is lost (quiesce.c). Even at
+     * term 0: heartbeat answers do not wait for the term to be durable. */
+    c->restart_guard = o->election_ticks;
     if (progress_rebuild(c) != 0) {
         *err = RK_ENOMEM;
         goto fail;
@@ -234,9 +237,11 @@ static void step_leader(core_t *c, const core_msg_t *m)
 {
     switch (m->type) {
     case CORE_MSG_APP_RESP:
+        quiesce_leader_resp(c, m);
         repl_handle_append_resp(c, m);
         break;
     case CORE_MSG_HEARTBEAT_RESP:
+        quiesce_leader_resp(c, m);
         repl_handle_heartbeat_resp(c, m);
         break;
     case CORE_MSG_READ_INDEX:
@@ -257,6 +262,7 @@ int core_step(core_t *c, const core_msg_t *m)
     if (m == NULL || (unsigned)m->type >= CORE_MSG__COUNT)
         return RK_EPROTO;
     bool vote_req = m->type == CORE_MSG_VOTE || m->type == CORE_MSG_PREVOTE;
+    quiesce_before_step(c, m);
     if (m->term > c->term) {
         if (vote_req && !m->transfer && election_in_lease(c)) {
             /* Thesis 4.2.3: we heard from a leader within the minimum
@@ -362,6 +368,10 @@ int core_tick(core_t *c)
     if (c->fatal)
         return RK_ESTATE;
     c->ticks++;
+    if (c->restart_guard > 0)
+        c->restart_guard--;
+    if (c->quiesced)
+        return 0; /* no heartbeats, no election counting (quiesce.c) */
     if (c->role == CORE_LEADER)
         leader_tick(c);
     else
@@ -373,6 +383,7 @@ int core_campaign(core_t *c)
 {
     if (c->fatal)
         return RK_ESTATE;
+    quiesce_wake(c);
     if (c->role == CORE_LEADER || !election_promotable(c) || election_busy(c))
         return RK_ESTATE;
     /* Our own vote would break the lease we gave the leader (bug 7). */
@@ -642,6 +653,7 @@ void core_get_status(const core_t *c, core_status_t *st)
     st->conf_index = c->conf_index;
     st->transferring = c->transferring;
     st->transferee = c->transferee;
+    st->quiesced = c->quiesced;
     st->fatal = c->fatal;
 }
 

@@ -78,6 +78,9 @@
  *     the leader's lease (thesis 4.2.3) under lease reads even with
  *     check_quorum off; core_campaign returns RK_ESTATE while a node honours
  *     a lease.
+ *   - quiescence (core_options_t.quiesce, default off; quiesce.c):
+ *     core_quiesce, core_wake, core_leader_process_down, core_quiesced;
+ *     core_msg_t.quiesce; core_status_t.quiesced.
  */
 #ifndef RAFTKIT_CORE_CORE_H
 #define RAFTKIT_CORE_CORE_H
@@ -228,6 +231,13 @@ typedef struct core_options {
      * election_ticks - 1, and 0 means that cap; with clock drift d between
      * nodes choose at most (election_ticks - 1) / (1 + d). Default 0. */
     uint32_t lease_ticks;
+    /* Quiescence (quiesce.c): an idle leader may stop heartbeating a group
+     * (core_quiesce) and its followers stop counting toward an election
+     * until the host reports the leader's process down
+     * (core_leader_process_down). Default false: the core behaves as if
+     * quiescence did not exist (a quiesce notice is treated as an ordinary
+     * heartbeat and refused, which wakes the leader). */
+    bool quiesce;
     uint64_t seed; /* PRNG seed: the only source of randomness */
 } core_options_t;
 
@@ -308,6 +318,10 @@ typedef struct core_msg {
     size_t n_entries;
     bool reject;
     bool transfer;
+    /* HEARTBEAT: quiesce notice (index/log_term = the leader's last entry,
+     * commit = its commit, ctx = the quiesce round); HEARTBEAT_RESP: the
+     * follower quiesced on it. See quiesce.c. */
+    bool quiesce;
     uint64_t reject_hint;
     uint64_t reject_hint_term;
     uint64_t ctx;
@@ -520,6 +534,47 @@ int core_report_snapshot(core_t *c, const rk_peer_id_t *peer, bool ok);
  * that leader's lease: no-op returning RK_ESTATE. */
 int core_campaign(core_t *c);
 
+/* -------------------------------------------------------------- quiescence */
+
+/* The exact rule and its safety argument are in quiesce.c. Only with
+ * core_options_t.quiesce; otherwise RK_ESTATE (core_quiesce) or a no-op.
+ *
+ * core_quiesce: leader only. If the group is idle -- committed in its term,
+ * commit == last index == every member's match (voters and learners, all
+ * replicating with nothing in flight, our own log durable), every follower
+ * heard from within the election timeout, no pending read, no transfer, no
+ * joint or uncommitted configuration -- the leader voids its read lease,
+ * sends every follower a quiesce notice and stops heartbeating (and running
+ * check-quorum) until it wakes. Errors: RK_ENOTLEADER, RK_EBUSY (not idle:
+ * try again later), RK_ESTATE (option off, or halted). Quiescing twice is a
+ * no-op returning 0.
+ *
+ * Waking: a quiesced leader wakes on core_propose, core_read_index,
+ * core_change_conf(_ex), core_leave_joint, core_transfer_leader,
+ * core_campaign, core_wake, any vote request, any message of another term,
+ * and any message but a stale or quiescing answer; it heartbeats at once and
+ * restarts check-quorum from a clean window. A quiesced follower wakes on
+ * any message (but a repeated notice it still accepts, or a heartbeat older
+ * than it), core_wake, core_forget_leader and core_leader_process_down. A
+ * restarted core (core_new) is never quiesced. */
+int core_quiesce(core_t *c);
+
+/* Wakes a quiesced node (no-op otherwise), e.g. when a peer's process came
+ * back: a leader resumes heartbeats, a follower resumes counting toward an
+ * election from zero. Errors: RK_ESTATE (halted). */
+int core_wake(core_t *c);
+
+/* Process-level liveness from the host: the process of the leader this
+ * quiesced follower follows is down (or restarted) as seen from here. The
+ * follower wakes, forgets the leader and acts as if its election timer had
+ * run: it grants votes at once and campaigns within one election timeout
+ * (randomized). No-op unless quiesced. Errors: RK_ESTATE (halted). */
+int core_leader_process_down(core_t *c);
+
+/* Is this core quiesced (leader: heartbeats stopped; follower: not counting
+ * toward an election)? */
+bool core_quiesced(const core_t *c);
+
 /* ------------------------------------------------------------------ output */
 
 /* True when core_update_get would return something worth handling. */
@@ -568,6 +623,7 @@ typedef struct core_status {
     uint64_t conf_index;
     bool transferring;
     rk_peer_id_t transferee;
+    bool quiesced; /* see core_quiesce */
     int fatal;
 } core_status_t;
 

@@ -147,6 +147,12 @@ struct core {
     bool read_round_pending; /* broadcast round read_seq+1 at the next flush */
     core_round_tick_t round_ticks[CORE_LEASE_RING]; /* slot round % RING */
 
+    /* quiescence (quiesce.c) */
+    bool quiesced;
+    uint64_t quiesce_round; /* leader: ctx of the last quiesce notice sent */
+    uint64_t hb_ctx_floor;  /* follower: highest heartbeat ctx from the leader this term */
+    uint32_t restart_guard; /* ticks left in which a restarted core refuses notices */
+
     /* election priority (JRaft) */
     int32_t target_priority;
     uint32_t priority_timeouts;
@@ -273,5 +279,11 @@ void transfer_maybe_timeout_now(core_t *c, core_progress_t *pr);
 void transfer_tick(core_t *c);
 void transfer_on_conf_change(core_t *c);
 void transfer_handoff(core_t *c);
+
+/* quiesce.c */
+void quiesce_wake(core_t *c);
+void quiesce_before_step(core_t *c, const core_msg_t *m);
+bool quiesce_follower_notice(core_t *c, const core_msg_t *m);
+void quiesce_leader_resp(core_t *c, const core_msg_t *m);
 
 #endif /* RAFTKIT_CORE_INTERNAL_H */

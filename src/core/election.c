@@ -46,7 +46,9 @@ static void reset(core_t *c, uint64_t term)
     if (c->term != term) {
         c->term = term;
         memset(&c->vote, 0, sizeof c->vote);
+        c->hb_ctx_floor = 0; /* heartbeat ctx ids restart with each leader */
     }
+    c->quiesced = false; /* any role or term change wakes (quiesce.c) */
     election_set_lead(c, NULL);
     c->election_elapsed = 0;
     c->restart_lease = false; /* a new term or role: the old lease is moot */
@@ -359,6 +361,7 @@ int core_forget_leader(core_t *c)
         return RK_ESTATE; /* scenario 93: a lease read may rely on us */
     if (c->role != CORE_FOLLOWER)
         return 0;
+    quiesce_wake(c); /* nobody to wait for: count toward an election again */
     election_set_lead(c, NULL);
     return 0;
 }

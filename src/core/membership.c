@@ -241,6 +241,7 @@ int core_change_conf_ex(core_t *c, const rk_configuration_t *target, unsigned fl
         return RK_EINVAL;
     if (c->role != CORE_LEADER)
         return RK_ENOTLEADER;
+    quiesce_wake(c);
     if (target == NULL)
         return RK_EINVAL;
     if (c->transferring)
@@ -277,6 +278,7 @@ int core_leave_joint(core_t *c, uint64_t *index)
         return RK_ESTATE;
     if (c->role != CORE_LEADER)
         return RK_ENOTLEADER;
+    quiesce_wake(c);
     if (c->transferring)
         return RK_ETRANSFER;
     if (!c->conf.joint) {

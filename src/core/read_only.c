@@ -197,6 +197,7 @@ int core_read_index(core_t *c, uint64_t ctx)
     if (c->fatal)
         return RK_ESTATE;
     if (c->role == CORE_LEADER) {
+        quiesce_wake(c);
         read_leader_request(c, ctx, NULL);
         return 0;
     }

@@ -29,6 +29,7 @@ int core_propose(core_t *c, const core_entry_t *entries, size_t n, uint64_t *fir
         return RK_ESTATE;
     if (c->role != CORE_LEADER)
         return RK_ENOTLEADER;
+    quiesce_wake(c);
     if (c->transferring)
         return RK_ETRANSFER;
     if (n == 0 || entries == NULL)
@@ -250,11 +251,13 @@ void repl_handle_append(core_t *c, const core_msg_t *m)
 void repl_handle_heartbeat(core_t *c, const core_msg_t *m)
 {
     follower_commit_to(c, m->commit);
+    bool quiesced = quiesce_follower_notice(c, m);
     core_msg_t *r = core_msg_new(c, CORE_MSG_HEARTBEAT_RESP, &m->from, false);
     if (r == NULL)
         return;
     r->term = c->term;
     r->ctx = m->ctx;
+    r->quiesce = quiesced;
 }
 
 /* §5.4.2: only entries of the current term are committed by counting

@@ -49,6 +49,7 @@ int core_transfer_leader(core_t *c, const rk_peer_id_t *to)
         return RK_ESTATE;
     if (c->role != CORE_LEADER)
         return RK_ENOTLEADER;
+    quiesce_wake(c);
     if (to == NULL)
         return RK_EINVAL;
     if (core_is_self(c, to)) {

@@ -542,6 +542,20 @@ void trace_print(const sim_t *s, const sim_trace_rec_t *t)
     case TR_SLOW_DISK:
         printf("n%d disk now %s\n", t->node, t->a ? "slow" : "fast");
         break;
+    case TR_QUIESCE:
+        if (t->peer < 0)
+            printf("n%d QUIESCES as leader: term %llu, last %llu, commit %llu\n", t->node, U(t->a),
+                   U(t->b), U(t->c));
+        else
+            printf("n%d quiesces under n%d: term %llu, last %llu, commit %llu\n", t->node, t->peer,
+                   U(t->a), U(t->b), U(t->c));
+        break;
+    case TR_WAKE:
+        printf("n%d wakes (%s, term %llu)\n", t->node, role_name(t->b), U(t->a));
+        break;
+    case TR_PROC_DOWN:
+        printf("n%d host: process of leader n%d is down\n", t->node, t->peer);
+        break;
     default:
         printf("?\n");
     }

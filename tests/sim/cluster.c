@@ -69,8 +69,7 @@ static void dispatch(sim_t *s, sim_event_t *ev)
     case EV_TICK:
         if (!live)
             break;
-        core_tick(nd->core);
-        host_drain(s, nd);
+        quiesce_tick(s, nd);
         sim_schedule(s, SIM_TICK, EV_TICK, nd->id, 0, NULL);
         break;
     case EV_DELIVER:
@@ -206,10 +205,13 @@ static void report(const sim_t *s)
            U(s->now), s->violation);
     trace_dump(s);
     dump_nodes(s);
-    printf("replay: raft_sim --seed %llu --nodes %d --spares %d --steps %llu%s%s%s%s\n", U(s->seed),
-           s->p.nodes, s->p.spares, U(s->p.steps), s->p.faults ? "" : " --no-faults",
+    printf("replay: raft_sim --seed %llu --nodes %d --spares %d --steps %llu%s%s%s%s%s\n",
+           U(s->seed), s->p.nodes, s->p.spares, U(s->p.steps), s->p.faults ? "" : " --no-faults",
            s->p.liveness ? "" : " --no-liveness", s->p.rules ? "" : " --no-rule-checks",
-           s->p.lease ? " --lease" : "");
+           s->p.lease ? " --lease" : "",
+           s->p.quiesce == 0   ? " --no-quiesce"
+           : s->p.quiesce == 1 ? " --quiesce"
+                               : "");
 }
 
 static void teardown(sim_t *s)
@@ -231,16 +233,18 @@ int sim_run(const sim_params_t *p, uint64_t seed, sim_totals_t *t)
     s->seed = seed;
     sim_rng_seed(&s->rng, seed);
     s->n = p->nodes + p->spares;
+    s->probe_node = -1;
     check_init(s);
     work_profile(s);
     if (p->verbose) {
         const sim_profile_t *f = &s->prof;
         printf("seed %llu profile: drop %u‰ dup %u‰ delay<=%u (tail %u‰ <=%u) disk<=%u "
                "(slow <=%u) pre-vote %d check-quorum %d entries/msg %u inflight %u nemesis %u‰ "
-               "storm %d\n",
+               "storm %d quiesce %d (unticked %d, try %u‰, liveness lag %u, idle %u‰)\n",
                U(seed), f->drop, f->dup, f->delay_max, f->tail, f->tail_max, f->disk_max,
                f->slow_disk_max, f->pre_vote, f->check_quorum, f->max_entries_per_msg,
-               f->max_inflight, f->nemesis, f->storm);
+               f->max_inflight, f->nemesis, f->storm, f->quiesce, f->skip_quiesced, f->quiesce_try,
+               f->liveness_lag, f->idle);
     }
     memset(&s->boot, 0, sizeof s->boot);
     for (int i = 0; i < s->n; i++) {
@@ -281,6 +285,11 @@ int sim_run(const sim_params_t *p, uint64_t seed, sim_totals_t *t)
     t->transfers += s->st_transfers;
     t->compactions += s->st_compactions;
     t->snap_installs += s->st_snap_installs;
+    t->quiesce_leader += s->st_quiesce_leader;
+    t->quiesce_follower += s->st_quiesce_follower;
+    t->wake_leader += s->st_wake_leader;
+    t->wake_follower += s->st_wake_follower;
+    t->proc_down += s->st_proc_down;
     teardown(s);
     free(s);
     return bad;

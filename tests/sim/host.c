@@ -97,6 +97,7 @@ static void host_start(sim_t *s, sim_node_t *nd)
         init.opts.lease_ticks = init.opts.election_ticks * 9 / 10;
     init.opts.max_entries_per_msg = s->prof.max_entries_per_msg;
     init.opts.max_inflight_msgs = s->prof.max_inflight;
+    init.opts.quiesce = s->prof.quiesce;
     uint64_t x = s->seed * 1000003ULL + (uint64_t)nd->id * 7919ULL + nd->inc;
     init.opts.seed = sim_splitmix(&x);
     init.hs = nd->hs;
@@ -132,6 +133,8 @@ static void host_start(sim_t *s, sim_node_t *nd)
     nd->term_seen = 0;
     nd->role_seen = CORE_FOLLOWER;
     nd->last_update_id = 0;
+    nd->q_seen = false; /* a restarted core is never quiesced */
+    nd->q_leader = -1;
     slog_copy(&nd->vlog, &nd->dlog);
 
     core_storage_t st = {.arg = nd, .term = st_term, .entries = st_entries};
@@ -230,8 +233,10 @@ static void complete_props(sim_t *s, sim_node_t *nd, const sim_ent_t *e)
                            "write %llu there",
                            nd->id, (unsigned long long)p->wid, (unsigned long long)p->index,
                            (unsigned long long)p->term, (unsigned long long)cmd.wid);
-            else
+            else {
                 check_write_completed(s, nd, p->wid, p->index);
+                quiesce_write_completed(s, nd);
+            }
         }
         nd->props[i] = nd->props[--nd->n_props];
     }
@@ -484,8 +489,10 @@ void host_drain(sim_t *s, sim_node_t *nd)
         handle_update(s, nd, &u);
         core_update_release(&u);
     }
-    if (nd->up && !s->violated)
+    if (nd->up && !s->violated) {
         check_status(s, nd);
+        quiesce_observe(s, nd);
+    }
 }
 
 /* The disk finished the oldest pending write: it becomes durable, the core

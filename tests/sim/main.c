@@ -8,6 +8,7 @@
  *   --no-faults             no crashes, partitions, drops or duplicates
  *   --no-liveness           skip the final heal-and-converge check
  *   --lease                 lease-based reads (CORE_READ_LEASE, check-quorum on)
+ *   --quiesce / --no-quiesce  quiescence in every seed / in none (default: 3 seeds in 4)
  *   --no-rule-checks        only black-box safety invariants (no durable-promise or
  *                           commit-rule checks): to measure what the invariants alone catch
  *   --verbose               print every traced event
@@ -23,9 +24,9 @@
 
 static void usage(void)
 {
-    fprintf(stderr,
-            "usage: raft_sim [--seeds N | --seed S] [--nodes K] [--spares K] "
-            "[--steps M] [--no-faults] [--no-liveness] [--no-rule-checks] [--lease] [--verbose]\n");
+    fprintf(stderr, "usage: raft_sim [--seeds N | --seed S] [--nodes K] [--spares K] "
+                    "[--steps M] [--no-faults] [--no-liveness] [--no-rule-checks] [--lease] "
+                    "[--quiesce | --no-quiesce] [--verbose]\n");
     exit(2);
 }
 
@@ -40,8 +41,13 @@ static uint64_t num(const char *s)
 
 int main(int argc, char **argv)
 {
-    sim_params_t p = {
-        .nodes = 5, .spares = 2, .steps = 4000, .liveness = true, .faults = true, .rules = true};
+    sim_params_t p = {.nodes = 5,
+                      .spares = 2,
+                      .steps = 4000,
+                      .liveness = true,
+                      .faults = true,
+                      .rules = true,
+                      .quiesce = -1};
     uint64_t first = 1, last = 100;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
@@ -59,6 +65,10 @@ int main(int argc, char **argv)
             p.steps = num(argv[++i]);
         } else if (!strcmp(a, "--no-faults")) {
             p.faults = false;
+        } else if (!strcmp(a, "--quiesce")) {
+            p.quiesce = 1;
+        } else if (!strcmp(a, "--no-quiesce")) {
+            p.quiesce = 0;
         } else if (!strcmp(a, "--lease")) {
             p.lease = true;
         } else if (!strcmp(a, "--no-rule-checks")) {
@@ -84,9 +94,11 @@ int main(int argc, char **argv)
     }
     printf("sim totals: %llu events, %llu elections, %llu writes completed, %llu reads served, "
            "%llu crashes, %llu membership changes, %llu transfers, %llu compactions, %llu "
-           "snapshot installs\n",
+           "snapshot installs, %llu leader quiesces, %llu follower quiesces, %llu leader wakes, "
+           "%llu follower wakes, %llu process-down wakes\n",
            U(t.steps), U(t.elections), U(t.writes), U(t.reads), U(t.crashes), U(t.confs),
-           U(t.transfers), U(t.compactions), U(t.snap_installs));
+           U(t.transfers), U(t.compactions), U(t.snap_installs), U(t.quiesce_leader),
+           U(t.quiesce_follower), U(t.wake_leader), U(t.wake_follower), U(t.proc_down));
     printf("sim: %llu runs, %llu violations\n", (unsigned long long)runs, (unsigned long long)bad);
     return bad ? 1 : 0;
 }

@@ -173,7 +173,8 @@ typedef enum sim_ev_type {
     EV_RESTART,
     EV_SNAP_REPORT,
     EV_UNREACH,
-    EV_NEMESIS, /* targeted fault at a node that just became leader; aux: 0 crash, 1 isolate */
+    EV_NEMESIS, /* targeted fault at a node that just became leader; aux: 0 crash, 1 isolate,
+                 * 2 crash after a promise, 3 read at a leader cut off while quiesced */
 } sim_ev_type_t;
 
 typedef struct sim_event {
@@ -247,6 +248,13 @@ typedef struct sim_node {
     sim_read_t *reads;
     size_t n_reads, cap_reads;
     bool slow_disk;
+    /* quiescence (quiesce.c): what the host last saw of its core, and the
+     * process-liveness stream towards the leader it quiesced under */
+    bool q_seen;
+    core_role_t q_role;
+    int q_leader;          /* node the follower quiesced under, -1 none */
+    uint32_t q_leader_inc; /* that node's incarnation then */
+    uint64_t q_down_since; /* time the stream first saw it unreachable, 0 = reachable */
 } sim_node_t;
 
 /* ----------------------------------------------------------------- checks */
@@ -287,6 +295,7 @@ typedef struct sim_params {
     bool lease;    /* CORE_READ_LEASE reads (with check-quorum) instead of ReadIndex */
     bool rules;    /* protocol-rule checks (durable promises, §5.4.2 commit rule) on top of
                     * the black-box safety invariants */
+    int quiesce;   /* -1: drawn per seed (default), 0: never (--no-quiesce), 1: always */
 } sim_params_t;
 
 /* Per-seed fault profile, drawn from the seed. */
@@ -306,6 +315,13 @@ typedef struct sim_profile {
     uint32_t snap_w, conf_w, transfer_w, read_w, propose_w, campaign_w;
     bool pre_vote, check_quorum;
     uint32_t max_entries_per_msg, max_inflight;
+    /* quiescence */
+    bool quiesce;             /* core_options_t.quiesce, and hosts quiesce idle groups */
+    bool skip_quiesced;       /* quiesced cores are not ticked (the multi-raft node's tick) */
+    uint32_t quiesce_try;     /* permille of leader ticks that try core_quiesce */
+    uint32_t liveness_lag;    /* time the process-liveness stream takes to see a peer gone */
+    uint32_t idle;            /* permille of client slots that start an idle period */
+    uint32_t quiesce_nemesis; /* permille of quiescing leaders isolated or crashed soon after */
 } sim_profile_t;
 
 typedef struct sim {
@@ -342,6 +358,9 @@ typedef struct sim {
     /* stats */
     uint64_t st_elections, st_writes_done, st_reads_done, st_crashes, st_snap_installs, st_confs,
         st_transfers, st_compactions;
+    uint64_t st_quiesce_leader, st_quiesce_follower, st_wake_leader, st_wake_follower, st_proc_down;
+    uint64_t idle_until; /* no client actions before this time (idle period) */
+    int probe_node;      /* leader cut off while quiesced, to read from after a write; -1 none */
     /* final phase */
     uint64_t final_wid;
     int final_node;
@@ -369,6 +388,11 @@ void host_disk_complete(sim_t *s, sim_node_t *nd);
 void host_take_snapshot(sim_t *s, sim_node_t *nd);
 const sim_snap_t *host_snapshot_data(const sim_node_t *nd, const core_snapshot_meta_t *m);
 bool host_conf_at(const sim_t *s, const sim_node_t *nd, uint64_t index, core_conf_t *out);
+
+/* quiesce.c */
+void quiesce_tick(sim_t *s, sim_node_t *nd); /* a node's tick, quiescence-aware */
+void quiesce_observe(sim_t *s, sim_node_t *nd);
+void quiesce_write_completed(sim_t *s, sim_node_t *nd);
 
 /* check.c */
 void check_init(sim_t *s);
@@ -409,6 +433,9 @@ enum {
     TR_COMMIT,
     TR_WRITE_DONE,
     TR_SLOW_DISK,
+    TR_QUIESCE,
+    TR_WAKE,
+    TR_PROC_DOWN,
 };
 void trace_add(sim_t *s, int kind, int node, int peer, uint64_t a, uint64_t b, uint64_t c,
                uint64_t d);
@@ -428,6 +455,7 @@ bool work_final_done(sim_t *s);
 /* cluster.c */
 typedef struct sim_totals {
     uint64_t steps, elections, writes, reads, crashes, confs, transfers, compactions, snap_installs;
+    uint64_t quiesce_leader, quiesce_follower, wake_leader, wake_follower, proc_down;
 } sim_totals_t;
 /* One run; adds its counters to *t. Returns 1 on a violation (reported on stdout). */
 int sim_run(const sim_params_t *p, uint64_t seed, sim_totals_t *t);

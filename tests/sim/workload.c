@@ -60,13 +60,41 @@ void work_profile(sim_t *s)
         p->max_entries_per_msg = 1;
         p->max_inflight = infl[sim_below(r, 3)];
     }
+    /* Quiescence: most seeds by default. Idle periods (no client action
+     * for up to 200 ticks, faults going on) let groups really quiesce, and
+     * then wake them under whatever the faults did meanwhile. Drawn last,
+     * and only when on, so --no-quiesce replays the runs of a simulator
+     * without quiescence seed for seed. */
+    p->quiesce = s->p.quiesce == 1 || (s->p.quiesce < 0 && sim_chance(r, 750));
+    if (p->quiesce) {
+        p->skip_quiesced = sim_chance(r, 500);
+        p->quiesce_try = (uint32_t)sim_between(r, 50, 600);
+        p->liveness_lag = (uint32_t)sim_between(r, SIM_TICK, 8 * SIM_TICK);
+        p->idle = (uint32_t)sim_between(r, 2, 20);
+        p->quiesce_nemesis = f ? (uint32_t)sim_below(r, 500) : 0;
+        /* A third of them are calm: rarer faults and long idle spells, so
+         * that groups quiesce often and the quiesce nemesis (quiesce.c)
+         * strikes quiesced leaders rather than busy ones. */
+        if (sim_chance(r, 333)) {
+            p->idle = (uint32_t)sim_between(r, 30, 80);
+            p->fault_gap = (uint32_t)sim_between(r, 300, 800);
+            p->quiesce_try = (uint32_t)sim_between(r, 500, 1000);
+            p->quiesce_nemesis = f ? (uint32_t)sim_between(r, 300, 900) : 0;
+            p->storm = false;
+            p->nemesis = f ? (uint32_t)sim_below(r, 200) : 0;
+            p->nemesis_isolate = 500;
+            p->leader_crash = 400;
+        }
+    }
 }
 
+/* Clients never reach the leader the quiesce nemesis cut off (quiesce.c)
+ * until it has been asked its read: their requests would wake it. */
 static sim_node_t *random_up(sim_t *s)
 {
     int up[SIM_MAX_NODES], k = 0;
     for (int i = 0; i < s->n; i++)
-        if (s->nodes[i].up)
+        if (s->nodes[i].up && i != s->probe_node)
             up[k++] = i;
     return k ? &s->nodes[up[sim_below(&s->rng, k)]] : NULL;
 }
@@ -76,7 +104,7 @@ static sim_node_t *random_leader(sim_t *s)
 {
     int ls[SIM_MAX_NODES], k = 0;
     for (int i = 0; i < s->n; i++)
-        if (s->nodes[i].up && s->nodes[i].role_seen == CORE_LEADER)
+        if (s->nodes[i].up && s->nodes[i].role_seen == CORE_LEADER && i != s->probe_node)
             ls[k++] = i;
     return k ? &s->nodes[ls[sim_below(&s->rng, k)]] : NULL;
 }
@@ -127,15 +155,8 @@ static void do_propose(sim_t *s)
         propose(s, nd, (size_t)sim_between(&s->rng, 1, 3));
 }
 
-static void do_read(sim_t *s)
+static void read_at(sim_t *s, sim_node_t *nd)
 {
-    /* Half the reads go to a node that believes it leads: a deposed leader
-     * that has not noticed yet is where stale reads come from. */
-    sim_node_t *nd = sim_chance(&s->rng, 500) ? random_leader(s) : NULL;
-    if (nd == NULL)
-        nd = random_up(s);
-    if (nd == NULL)
-        return;
     sim_read_t r;
     memset(&r, 0, sizeof r);
     r.ctx = ++s->next_ctx;
@@ -153,6 +174,17 @@ static void do_read(sim_t *s)
         nd->reads[nd->n_reads++] = r;
     }
     host_drain(s, nd);
+}
+
+static void do_read(sim_t *s)
+{
+    /* Half the reads go to a node that believes it leads: a deposed leader
+     * that has not noticed yet is where stale reads come from. */
+    sim_node_t *nd = sim_chance(&s->rng, 500) ? random_leader(s) : NULL;
+    if (nd == NULL)
+        nd = random_up(s);
+    if (nd != NULL)
+        read_at(s, nd);
 }
 
 /* Pool members with (is_voter, is_learner) matching in conf. */
@@ -254,6 +286,12 @@ void work_client(sim_t *s)
     const sim_profile_t *p = &s->prof;
     uint32_t total =
         p->propose_w + p->read_w + p->snap_w + p->conf_w + p->transfer_w + p->campaign_w;
+    if (s->now < s->idle_until)
+        return;
+    if (p->idle > 0 && s->probe_node < 0 && sim_chance(&s->rng, p->idle)) {
+        s->idle_until = s->now + sim_between(&s->rng, 20 * SIM_TICK, 200 * SIM_TICK);
+        return;
+    }
     uint32_t x = (uint32_t)sim_below(&s->rng, total);
     if (x < p->propose_w)
         do_propose(s);
@@ -342,6 +380,11 @@ void work_after_update(sim_t *s, sim_node_t *nd, const core_update_t *u)
 
 void work_nemesis(sim_t *s, sim_node_t *nd, int kind)
 {
+    if (kind == 3) {
+        if (nd->role_seen == CORE_LEADER)
+            read_at(s, nd);
+        return;
+    }
     if (kind != 1) {
         host_crash(s, nd);
         uint64_t down = kind == 0 ? sim_between(&s->rng, 5, 400) : sim_between(&s->rng, 1, 30);

@@ -191,7 +191,10 @@ static void still_healthy(const fixture_t *f)
 static void unknown_paths_and_methods_get_404_and_405(void **state)
 {
     fixture_t *f = *state;
-    const char *paths[] = {"/", "/metricsx", "/status/", "/../etc/passwd", "/%00", "*"};
+    /* "/%00x" and "/metrics%00x" must not read as "/" and "/metrics". */
+    const char *paths[] = {"/index.html", "/status.js/",    "/metricsx",
+                           "/status/",    "/../etc/passwd", "/%00",
+                           "/%00x",       "/metrics%00x",   "*"};
     for (size_t i = 0; i < sizeof paths / sizeof paths[0]; i++) {
         http_reply_t r = http_request(f->port, "GET", paths[i]);
         if (r.code != 404 && r.code != 400)
