@@ -121,9 +121,18 @@ function problem(text) {
   p.hidden = !text;
 }
 
+// With TLS the endpoint wants the admin token for /status: open the page as
+// https://node:port/#token=TOKEN. The fragment never leaves the browser (it
+// is not sent to the server, nor logged there).
+function authHeaders() {
+  const token = new URLSearchParams(location.hash.slice(1)).get("token");
+  return token ? { Authorization: "Bearer " + token } : {};
+}
+
 async function refresh() {
   try {
-    const resp = await fetch("/status", { cache: "no-store" });
+    const resp = await fetch("/status", { cache: "no-store", headers: authHeaders() });
+    if (resp.status === 401) throw new Error("401: open the page as /#token=ADMIN_TOKEN");
     if (!resp.ok) throw new Error(`/status answered ${resp.status}`);
     const doc = await resp.json();
     const groups = Array.isArray(doc.groups) ? doc.groups : [doc];
