@@ -100,7 +100,10 @@ class Cluster:
         self.iptables = shutil.which("iptables") if self.root else None
         self.chain = "RKJEP%d" % os.getpid()
         self.chain_made = False
-        self.use_uids = self.root and self.iptables is not None and self.probe()
+        # Per-node uids only when partitions are wanted: a node under another
+        # uid cannot read root's files (TLS keys, for instance).
+        self.use_uids = ("partition" in a.faults and self.root and self.iptables is not None
+                         and self.probe())
         self.procs = {}
         self.paused = set()
         self.crashes = []  # (node, exit status) of nodes that ended unasked
@@ -275,7 +278,8 @@ class Cluster:
 
     def cli(self, *args, peers=None, timeout_ms=3000):
         cmd = [os.path.join(self.a.build, "raftkit-cli"), "--group", "kv", "--peers",
-               peers or self.peers(), "--timeout-ms", str(timeout_ms)] + list(args)
+               peers or self.peers(), "--timeout-ms", str(timeout_ms)] + \
+            self.a.cli_flags.split() + list(args)
         try:
             r = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout_ms / 1000 + 10)
         except subprocess.TimeoutExpired:
@@ -657,6 +661,8 @@ def main():
                     help="comma-separated subset of %s, or none" % ",".join(ALL_FAULTS))
     ap.add_argument("--server-flags", default="", help="extra kv-server flags")
     ap.add_argument("--client-flags", default="", help="extra kv-client flags (e.g. --read follower)")
+    ap.add_argument("--cli-flags", default="",
+                    help="extra raftkit-cli flags (membership faults; e.g. TLS as admin)")
     ap.add_argument("--rate", type=float, default=50, help="ops/s per worker (0: no pause)")
     ap.add_argument("--op-timeout-ms", type=int, default=2000)
     ap.add_argument("--election-timeout-ms", type=int, default=500)
