@@ -688,7 +688,10 @@ def main():
     for b in need:
         if not os.access(os.path.join(a.build, b), os.X_OK):
             sys.exit("jepsen: %s/%s missing; run make first" % (a.build, b))
-    out = a.out or os.path.join(a.build, "jepsen", "run-%d" % a.seed)
+    # Absolute paths: a node under another uid cannot resolve a relative one
+    # when a parent of the working directory is closed to it (/root).
+    a.build = os.path.abspath(a.build)
+    out = os.path.abspath(a.out or os.path.join(a.build, "jepsen", "run-%d" % a.seed))
     shutil.rmtree(out, ignore_errors=True)
     os.makedirs(out)
     os.chmod(out, 0o755)
