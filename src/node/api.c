@@ -58,8 +58,10 @@ static int post_new_cmd(rk_node_t *n, node_cmd_t *c)
         node_test_cmd_hook(n);
     int rc = node_post_cmd(n, c);
     if (rc != 0) {
-        if (c->type == CMD_READ)
+        if (c->type == CMD_READ) {
             free(c->u.read.ctx);
+            free(c->u.read.item);
+        }
         free(c);
     }
     return rc;
@@ -75,8 +77,13 @@ int rk_node_read_index(rk_node_t *n, const void *ctx, size_t len, rk_read_index_
     c->type = CMD_READ;
     c->u.read.done = done;
     c->u.read.t0_ns = metrics_now_ns();
+    if ((c->u.read.item = calloc(1, sizeof(fsm_item_t))) == NULL) {
+        free(c);
+        return RK_ENOMEM;
+    }
     if (len > 0) {
         if ((c->u.read.ctx = malloc(len)) == NULL) {
+            free(c->u.read.item);
             free(c);
             return RK_ENOMEM;
         }

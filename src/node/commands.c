@@ -27,12 +27,7 @@ void node_fail_cmd(rk_node_t *n, node_cmd_t *c, int code, const char *msg)
 
 void node_post_read_result(rk_node_t *n, node_cmd_t *c, int code, uint64_t index, const char *msg)
 {
-    fsm_item_t *it = calloc(1, sizeof(*it));
-    if (it == NULL) {
-        free(c->u.read.ctx);
-        free(c);
-        return;
-    }
+    fsm_item_t *it = c->u.read.item; /* allocated with c: the closure always runs */
     it->type = FSM_READ;
     it->read_done = c->u.read.done;
     it->ctx = c->u.read.ctx;

@@ -200,6 +200,8 @@ typedef struct node_cmd {
             uint64_t id;       /* core read context */
             uint64_t deadline; /* loop time (ms) after which it times out */
             uint64_t t0_ns;    /* rk_node_read_index called at (metrics) */
+            /* allocated with the command: posting the result cannot fail */
+            struct fsm_item *item;
         } read;
         struct {            /* CMD_SNAPSHOT_DONE: what the snapshot just saved covers */
             uint64_t index; /* 0: nothing saved */
