@@ -44,14 +44,16 @@ int main(int argc, char **argv)
         else
             break;
     }
+    bool help = argc == 2 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0);
     bool incr = i + 2 == argc && strcmp(argv[i], "incrementAndGet") == 0;
     bool get = i + 1 == argc && strcmp(argv[i], "get") == 0;
-    if (peers == NULL || (!incr && !get)) {
-        fprintf(stderr, "usage: counter-client --peers LIST [--group G] [security] "
-                        "incrementAndGet DELTA | get\n"
-                        "security: --tls-cert F --tls-key F --tls-ca F --tls-peer-names LIST, or "
-                        "--cluster-key-file F\n");
-        return 2;
+    if (help || peers == NULL || (!incr && !get)) {
+        fprintf(help ? stdout : stderr,
+                "usage: counter-client --peers LIST [--group G] [security] "
+                "incrementAndGet DELTA | get\n"
+                "security: --tls-cert F --tls-key F --tls-ca F --tls-peer-names LIST, or "
+                "--cluster-key-file F\n");
+        return help ? 0 : 2;
     }
     rk_configuration_t conf;
     rk_status_t perr;
