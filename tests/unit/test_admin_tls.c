@@ -19,37 +19,18 @@
 #include "src/admin/admin.h"
 #include "src/metrics/metrics.h"
 #include "tests/support/http_client.h"
-
-static char g_dir[512];
-
-static const char *path(const char *name)
-{
-    static char p[8][600];
-    static unsigned i;
-    char *out = p[i++ % 8];
-    snprintf(out, sizeof p[0], "%s/%s", g_dir, name);
-    return out;
-}
+#include "tests/unit/tls_test_util.h"
 
 static int group_setup(void **state)
 {
-    const char *build = getenv("BUILD") ? getenv("BUILD") : "build";
-    char cmd[1200];
-
     (void)state;
-    snprintf(g_dir, sizeof g_dir, "%s/test-admin-tls-XXXXXX", build);
-    if (mkdtemp(g_dir) == NULL)
-        return -1;
-    snprintf(cmd, sizeof cmd, "tools/make-certs.sh %s >/dev/null", g_dir);
-    return system(cmd) == 0 ? 0 : -1;
+    return tls_dir_setup("test-admin-tls", "");
 }
 
 static int group_teardown(void **state)
 {
-    char cmd[600];
     (void)state;
-    snprintf(cmd, sizeof cmd, "rm -rf %s", g_dir);
-    return system(cmd) == 0 ? 0 : -1;
+    return tls_dir_teardown();
 }
 
 /* GET path over HTTPS (verifying the server as "peer.raftkit" against the
@@ -64,7 +45,7 @@ static int https_get(uint16_t port, const char *path_, const char *auth)
 
     assert_non_null(ctx);
     assert_true(fd >= 0);
-    assert_int_equal(SSL_CTX_load_verify_locations(ctx, path("ca.crt"), NULL), 1);
+    assert_int_equal(SSL_CTX_load_verify_locations(ctx, tls_path("ca.crt"), NULL), 1);
     SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
     SSL *ssl = SSL_new(ctx);
     SSL_set1_host(ssl, "peer.raftkit");
@@ -110,7 +91,7 @@ static void https_with_a_bearer_token_guards_status_and_metrics(void **state)
     assert_int_equal(rk_peer_id_parse(&self, "127.0.0.1:8081", NULL), 0);
     metrics_node_t *m = metrics_node_new("g", &self);
     publish_leader(m);
-    admin_security_t sec = {path("node1.crt"), path("node1.key"), "s3cret-token"};
+    admin_security_t sec = {tls_path("node1.crt"), tls_path("node1.key"), "s3cret-token"};
     /* a fixed port (free a moment ago): port 0 servers are never shared */
     admin_server_t *s = NULL;
     for (int i = 0; i < 5 && s == NULL; i++)
@@ -140,7 +121,7 @@ static void https_with_a_bearer_token_guards_status_and_metrics(void **state)
     metrics_node_t *m2 = metrics_node_new("g2", &p2);
     assert_null(admin_attach("127.0.0.1", port, m2, &err));
     assert_int_equal(err.code, RK_EINVAL);
-    admin_security_t other = {path("node1.crt"), path("node1.key"), "another"};
+    admin_security_t other = {tls_path("node1.crt"), tls_path("node1.key"), "another"};
     assert_null(admin_attach_secure("127.0.0.1", port, m2, &other, &err));
     /* the same settings share it */
     admin_server_t *s2 = admin_attach_secure("127.0.0.1", port, m2, &sec, &err);
@@ -159,7 +140,7 @@ static void unreadable_certificate_is_refused(void **state)
     rk_status_t err;
     assert_int_equal(rk_peer_id_parse(&self, "127.0.0.1:8081", NULL), 0);
     metrics_node_t *m = metrics_node_new("g", &self);
-    admin_security_t sec = {path("no-such.crt"), path("node1.key"), "t"};
+    admin_security_t sec = {tls_path("no-such.crt"), tls_path("node1.key"), "t"};
     assert_null(admin_attach_secure("127.0.0.1", 0, m, &sec, &err));
     assert_int_equal(err.code, RK_EINVAL);
     assert_non_null(strstr(err.msg, "no-such.crt"));

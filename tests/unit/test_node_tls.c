@@ -17,55 +17,28 @@
 #include "raftkit/log.h"
 #include "raftkit/rpc.h"
 #include "tests/node/cluster.h"
-
-static char g_dir[512];
-
-static const char *path(const char *name)
-{
-    static char p[16][600];
-    static unsigned i;
-    char *out = p[i++ % 16];
-    snprintf(out, sizeof p[0], "%s/%s", g_dir, name);
-    return out;
-}
-
-static void write_file(const char *name, const char *text)
-{
-    FILE *f = fopen(path(name), "w");
-    assert_non_null(f);
-    fputs(text, f);
-    fclose(f);
-}
+#include "tests/unit/tls_test_util.h"
 
 #define KEY_A "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff"
 #define KEY_B "b0b1b2b3b4b5b6b7b8b9babbbcbdbebfc0c1c2c3c4c5c6c7c8c9cacbcccdcecf"
 
 static int group_setup(void **state)
 {
-    const char *build = getenv("BUILD") ? getenv("BUILD") : "build";
-    char cmd[1200];
-
     (void)state;
-    snprintf(g_dir, sizeof g_dir, "%s/test-node-tls-XXXXXX", build);
-    if (mkdtemp(g_dir) == NULL)
+    if (tls_dir_setup("test-node-tls", "") != 0)
         return -1;
-    snprintf(cmd, sizeof cmd, "tools/make-certs.sh %s >/dev/null", g_dir);
-    if (system(cmd) != 0)
-        return -1;
-    write_file("A", KEY_A "\n");
-    write_file("AB", KEY_A "\n" KEY_B "\n");
-    write_file("BA", KEY_B "\n" KEY_A "\n");
-    write_file("B", KEY_B "\n");
-    write_file("adminB", KEY_B "\nadmin " KEY_A KEY_B "\n");
+    tls_write_file("A", KEY_A "\n");
+    tls_write_file("AB", KEY_A "\n" KEY_B "\n");
+    tls_write_file("BA", KEY_B "\n" KEY_A "\n");
+    tls_write_file("B", KEY_B "\n");
+    tls_write_file("adminB", KEY_B "\nadmin " KEY_A KEY_B "\n");
     return 0;
 }
 
 static int group_teardown(void **state)
 {
-    char cmd[600];
     (void)state;
-    snprintf(cmd, sizeof cmd, "rm -rf %s", g_dir);
-    return system(cmd) == 0 ? 0 : -1;
+    return tls_dir_teardown();
 }
 
 static rk_node_options_t base_opts(void)
@@ -84,9 +57,9 @@ static rk_cli_client_t *cli_with(const char *who)
 
     snprintf(crt, sizeof crt, "%s.crt", who);
     snprintf(key, sizeof key, "%s.key", who);
-    rk_rpc_client_options_t o = {.tls_cert = path(crt),
-                                 .tls_key = path(key),
-                                 .tls_ca = path("ca.crt"),
+    rk_rpc_client_options_t o = {.tls_cert = tls_path(crt),
+                                 .tls_key = tls_path(key),
+                                 .tls_ca = tls_path("ca.crt"),
                                  .tls_peer_names = "peer.raftkit"};
     rk_cli_client_t *c = rk_cli_client_open(2000, &o, &err);
     if (c == NULL)
@@ -98,9 +71,9 @@ static void tls_cluster_serves_clients_by_role(void **state)
 {
     (void)state;
     rk_node_options_t o = base_opts();
-    o.tls_cert = path("node1.crt");
-    o.tls_key = path("node1.key");
-    o.tls_ca = path("ca.crt");
+    o.tls_cert = tls_path("node1.crt");
+    o.tls_key = tls_path("node1.key");
+    o.tls_ca = tls_path("ca.crt");
     o.tls_peer_names = "peer.raftkit";
     o.tls_admin_names = "admin.raftkit";
     tc_cluster_t c;
@@ -155,9 +128,9 @@ static void follower_installs_a_snapshot_over_tls(void **state)
 {
     (void)state;
     rk_node_options_t o = base_opts();
-    o.tls_cert = path("node2.crt");
-    o.tls_key = path("node2.key");
-    o.tls_ca = path("ca.crt");
+    o.tls_cert = tls_path("node2.crt");
+    o.tls_key = tls_path("node2.key");
+    o.tls_ca = tls_path("ca.crt");
     o.tls_peer_names = "peer.raftkit";
     tc_cluster_t c;
     tc_cluster_init(&c, "gsnap", 3, 3, &o);
@@ -190,7 +163,7 @@ static void restart_all_with(tc_cluster_t *c, const char *f, int *writes)
 {
     for (int i = 0; i < 3; i++) {
         tc_stop(c, i);
-        c->base_opts.cluster_key_file = path(f);
+        c->base_opts.cluster_key_file = tls_path(f);
         assert_int_equal(tc_start(c, i, false), 0);
         int leader = tc_wait_leader(c, 10000);
         assert_true(leader >= 0);
@@ -206,7 +179,7 @@ static void cluster_key_rotates_without_refusing_writes(void **state)
 {
     (void)state;
     rk_node_options_t o = base_opts();
-    o.cluster_key_file = path("A");
+    o.cluster_key_file = tls_path("A");
     tc_cluster_t c;
     int writes = 0;
 
@@ -226,14 +199,14 @@ static void cluster_key_rotates_without_refusing_writes(void **state)
         assert_int_equal(atomic_load(&c.nodes[i].fsm.sum), (uint64_t)writes);
 
     /* A client holding only the old key is refused now. */
-    rk_rpc_client_options_t ko = {.cluster_key_file = path("A")};
+    rk_rpc_client_options_t ko = {.cluster_key_file = tls_path("A")};
     rk_status_t st;
     rk_peer_id_t l;
     rk_cli_client_t *cli = rk_cli_client_open(1000, &ko, &st);
     assert_non_null(cli);
     assert_int_not_equal(rk_cli_get_leader(cli, "gkey", &c.conf, &l, &st), 0);
     rk_cli_client_free(cli);
-    ko.cluster_key_file = path("B");
+    ko.cluster_key_file = tls_path("B");
     cli = rk_cli_client_open(2000, &ko, &st);
     assert_int_equal(rk_cli_get_leader(cli, "gkey", &c.conf, &l, &st), 0);
     /* the cluster key is a peer's, not an admin's */
@@ -252,18 +225,18 @@ static void bad_security_options_are_refused_at_creation(void **state)
 
     tc_counter_init(&fsm);
     o.fsm = &fsm.sm;
-    o.data_path = path("unused");
+    o.data_path = tls_path("unused");
     assert_int_equal(rk_peer_id_parse(&self, "127.0.0.1:1", &err), 0);
     rk_configuration_parse(&o.initial_conf, "127.0.0.1:1", NULL);
 
-    o.tls_cert = path("node1.crt");
-    o.tls_key = path("node2.key");
-    o.tls_ca = path("ca.crt");
+    o.tls_cert = tls_path("node1.crt");
+    o.tls_key = tls_path("node2.key");
+    o.tls_ca = tls_path("ca.crt");
     o.tls_peer_names = "peer.raftkit";
     assert_null(rk_group_service_new("g", &self, &o, &err));
     assert_non_null(strstr(err.msg, "does not match"));
 
-    o.tls_key = path("node1.key");
+    o.tls_key = tls_path("node1.key");
     o.tls_peer_names = NULL;
     assert_null(rk_group_service_new("g", &self, &o, &err));
     assert_non_null(strstr(err.msg, "tls_peer_names"));
@@ -275,7 +248,7 @@ static void bad_security_options_are_refused_at_creation(void **state)
 
     rk_node_options_t p = base_opts();
     p.fsm = &fsm.sm;
-    p.data_path = path("unused");
+    p.data_path = tls_path("unused");
     p.initial_conf = o.initial_conf;
     p.admin_token = "secret";
     assert_null(rk_group_service_new("g", &self, &p, &err));

@@ -21,10 +21,9 @@
 #include "rpc/rpc_server.h"
 #include "rpc/rpc_tls.h"
 #include "tests/unit/rpc_test_util.h"
+#include "tests/unit/tls_test_util.h"
 
 #define M_ECHO (RPC_M_APP_FIRST + 1)
-
-static char g_dir[512];
 
 /* ---- captured log lines ---- */
 
@@ -46,58 +45,32 @@ static unsigned logs_with(const char *s)
     return n;
 }
 
-static const char *path(const char *name)
-{
-    static char p[8][600];
-    static unsigned i;
-    char *out = p[i++ % 8];
-    snprintf(out, sizeof p[0], "%s/%s", g_dir, name);
-    return out;
-}
-
-static void write_file(const char *name, const char *text)
-{
-    FILE *f = fopen(path(name), "w");
-    assert_non_null(f);
-    fputs(text, f);
-    fclose(f);
-}
-
 static int group_setup(void **state)
 {
-    const char *build = getenv("BUILD") ? getenv("BUILD") : "build";
-    char cmd[1200];
-
     (void)state;
-    snprintf(g_dir, sizeof g_dir, "%s/test-tls-XXXXXX", build);
-    if (mkdtemp(g_dir) == NULL)
+    if (tls_dir_setup("test-tls", "--test") != 0)
         return -1;
-    snprintf(cmd, sizeof cmd, "tools/make-certs.sh %s --test >/dev/null", g_dir);
-    if (system(cmd) != 0)
-        return -1;
-    write_file("keyA", "# key A\n"
-                       "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff\n");
-    write_file("keyB", "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWYwMTIzNDU2Nzg5YWJjZGVm\n");
+    tls_write_file("keyA", "# key A\n"
+                           "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff\n");
+    tls_write_file("keyB", "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWYwMTIzNDU2Nzg5YWJjZGVm\n");
     /* B first (used), A still accepted: the middle of a rotation */
-    write_file("keyBA", "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWYwMTIzNDU2Nzg5YWJjZGVm\n"
-                        "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff\n");
-    write_file("keyAdmin",
-               "admin ffeeddccbbaa99887766554433221100ffeeddccbbaa99887766554433221100\n");
-    write_file("keyServerWithAdmin",
-               "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff\n"
-               "admin ffeeddccbbaa99887766554433221100ffeeddccbbaa99887766554433221100\n");
-    write_file("keyShort", "00112233445566778899aabbccddeeff\n");
-    write_file("keyBad", "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff\n"
-                         "this is not a key!\n");
+    tls_write_file("keyBA", "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWYwMTIzNDU2Nzg5YWJjZGVm\n"
+                            "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff\n");
+    tls_write_file("keyAdmin",
+                   "admin ffeeddccbbaa99887766554433221100ffeeddccbbaa99887766554433221100\n");
+    tls_write_file("keyServerWithAdmin",
+                   "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff\n"
+                   "admin ffeeddccbbaa99887766554433221100ffeeddccbbaa99887766554433221100\n");
+    tls_write_file("keyShort", "00112233445566778899aabbccddeeff\n");
+    tls_write_file("keyBad", "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff\n"
+                             "this is not a key!\n");
     return 0;
 }
 
 static int group_teardown(void **state)
 {
-    char cmd[600];
     (void)state;
-    snprintf(cmd, sizeof cmd, "rm -rf %s", g_dir);
-    return system(cmd) == 0 ? 0 : -1;
+    return tls_dir_teardown();
 }
 
 /* ---- contexts ---- */
@@ -110,9 +83,9 @@ static rpc_tls_ctx_t *cert_ctx(bool server, const char *name, const char *ca, co
 
     snprintf(crt, sizeof crt, "%s.crt", name);
     snprintf(key, sizeof key, "%s.key", name);
-    rpc_tls_config_t cfg = {.cert = path(crt),
-                            .key = path(key),
-                            .ca = path(ca),
+    rpc_tls_config_t cfg = {.cert = tls_path(crt),
+                            .key = tls_path(key),
+                            .ca = tls_path(ca),
                             .peer_names = "peer.raftkit",
                             .admin_names = admins};
     if (rpc_tls_ctx_new(&cfg, server, &ctx, &err) != 0)
@@ -125,7 +98,7 @@ static rpc_tls_ctx_t *key_ctx(bool server, const char *file)
 {
     rpc_tls_ctx_t *ctx;
     rk_status_t err;
-    rpc_tls_config_t cfg = {.cluster_key_file = path(file)};
+    rpc_tls_config_t cfg = {.cluster_key_file = tls_path(file)};
 
     if (rpc_tls_ctx_new(&cfg, server, &ctx, &err) != 0)
         fail_msg("context for %s: %s", file, err.msg);
@@ -488,7 +461,7 @@ static void client_without_a_certificate_is_refused(void **state)
     /* A TLS 1.3 client that trusts the CA but presents no certificate. */
     r.sctx = SSL_CTX_new(TLS_client_method());
     SSL_CTX_set_min_proto_version(r.sctx, TLS1_3_VERSION);
-    SSL_CTX_load_verify_locations(r.sctx, path("ca.crt"), NULL);
+    SSL_CTX_load_verify_locations(r.sctx, tls_path("ca.crt"), NULL);
     r.ssl = SSL_new(r.sctx);
     r.rb = BIO_new(BIO_s_mem());
     r.wb = BIO_new(BIO_s_mem());
@@ -605,42 +578,42 @@ static void bad_key_files_are_refused_with_the_line(void **state)
 {
     rpc_tls_ctx_t *ctx = (void *)1;
     rk_status_t err;
-    rpc_tls_config_t cfg = {.cluster_key_file = path("keyShort")};
+    rpc_tls_config_t cfg = {.cluster_key_file = tls_path("keyShort")};
 
     (void)state;
     assert_int_equal(rpc_tls_ctx_new(&cfg, true, &ctx, &err), RK_EINVAL);
     assert_null(ctx);
     assert_non_null(strstr(err.msg, "keyShort:1: key is 16 bytes, needs at least 32"));
-    cfg.cluster_key_file = path("keyBad");
+    cfg.cluster_key_file = tls_path("keyBad");
     assert_int_equal(rpc_tls_ctx_new(&cfg, true, &ctx, &err), RK_EINVAL);
     assert_non_null(strstr(err.msg, "keyBad:2: not a hex or base64 key"));
-    cfg.cluster_key_file = path("no-such-file");
+    cfg.cluster_key_file = tls_path("no-such-file");
     assert_int_equal(rpc_tls_ctx_new(&cfg, true, &ctx, &err), RK_EINVAL);
     assert_non_null(strstr(err.msg, "no-such-file"));
     /* both modes at once */
-    rpc_tls_config_t both = {.cluster_key_file = path("keyA"),
-                             .cert = path("node1.crt"),
-                             .key = path("node1.key"),
-                             .ca = path("ca.crt")};
+    rpc_tls_config_t both = {.cluster_key_file = tls_path("keyA"),
+                             .cert = tls_path("node1.crt"),
+                             .key = tls_path("node1.key"),
+                             .ca = tls_path("ca.crt")};
     assert_int_equal(rpc_tls_ctx_new(&both, true, &ctx, &err), RK_EINVAL);
     assert_non_null(strstr(err.msg, "choose one"));
     /* a key that does not match its certificate */
     rpc_tls_config_t mism = {
-        .cert = path("node1.crt"), .key = path("node2.key"), .ca = path("ca.crt")};
+        .cert = tls_path("node1.crt"), .key = tls_path("node2.key"), .ca = tls_path("ca.crt")};
     assert_int_equal(rpc_tls_ctx_new(&mism, true, &ctx, &err), RK_EINVAL);
     assert_non_null(strstr(err.msg, "does not match"));
     /* a client must name the servers it accepts */
     rpc_tls_config_t nonames = {
-        .cert = path("node1.crt"), .key = path("node1.key"), .ca = path("ca.crt")};
+        .cert = tls_path("node1.crt"), .key = tls_path("node1.key"), .ca = tls_path("ca.crt")};
     assert_int_equal(rpc_tls_ctx_new(&nonames, false, &ctx, &err), RK_EINVAL);
     assert_non_null(strstr(err.msg, "tls_peer_names"));
     /* base64 and hex give the same key id when they encode the same bytes */
     rpc_cluster_key_t k[2];
-    assert_int_equal(rpc_tls_load_keys(path("keyBA"), k, 2, &err), 2);
+    assert_int_equal(rpc_tls_load_keys(tls_path("keyBA"), k, 2, &err), 2);
     assert_int_equal(k[0].len, 48);
     assert_int_equal(k[1].len, 32);
     assert_false(k[0].admin);
-    assert_int_equal(rpc_tls_load_keys(path("keyServerWithAdmin"), k, 2, &err), 2);
+    assert_int_equal(rpc_tls_load_keys(tls_path("keyServerWithAdmin"), k, 2, &err), 2);
     assert_false(k[0].admin);
     assert_true(k[1].admin);
 }
