@@ -10,10 +10,7 @@ SERVER=$BUILD/counter-server
 CLIENT=$BUILD/counter-client
 CLI=$BUILD/raftkit-cli
 DATA=$(mktemp -d "${TMPDIR:-/tmp}/raftkit-counter-e2e.XXXXXX")
-passed=0
-failed=0
-ok() { passed=$((passed + 1)); echo "ok   $*"; }
-bad() { failed=$((failed + 1)); echo "FAIL $*"; }
+. tests/support/checks.sh
 stop() { p=$(cat "$DATA/n$1.pid" 2>/dev/null) || return 0; kill -"${2:-TERM}" "$p" 2>/dev/null; wait "$p" 2>/dev/null; rm -f "$DATA/n$1.pid"; }
 cleanup() { for i in 1 2 3; do stop "$i" KILL; done; [ $failed -eq 0 ] && rm -rf "$DATA"; }
 trap cleanup EXIT
@@ -50,14 +47,6 @@ leader() { # prints the leader once one other than $2 is known among $1 (5 s at 
     sleep 0.1; n=$((n + 1))
   done
   return 1
-}
-# check NAME WANT_OUTPUT WANT_EXIT CMD...
-check() {
-  name=$1 want=$2 wantrc=$3; shift 3
-  out=$("$@" 2>/dev/null); rc=$?
-  if [ "$out" = "$want" ] && [ "$rc" -eq "$wantrc" ]; then ok "$name"; else
-    bad "$name: got '$out' (exit $rc), want '$want' (exit $wantrc)"
-  fi
 }
 
 # admin_port from the conf file would collide between the nodes: the

@@ -11,29 +11,9 @@ NO_ADMIN=1
 PORTS=""
 . examples/kv/lib.sh
 
-passed=0
-failed=0
+. tests/support/checks.sh
 cleanup() { stop_all KILL; [ $failed -eq 0 ] && rm -rf "$DATA"; }
 trap cleanup EXIT
-
-ok() { passed=$((passed + 1)); echo "ok   $*"; }
-bad() { failed=$((failed + 1)); echo "FAIL $*"; }
-# check NAME WANT_OUTPUT WANT_EXIT CMD...
-check() {
-  name=$1 want=$2 wantrc=$3; shift 3
-  out=$("$@" 2>/dev/null)
-  rc=$?
-  if [ "$out" = "$want" ] && [ "$rc" -eq "$wantrc" ]; then ok "$name"; else
-    bad "$name: got '$out' (exit $rc), want '$want' (exit $wantrc)"
-  fi
-}
-# check_rc NAME WANT_EXIT CMD...: exit code only
-check_rc() {
-  name=$1 wantrc=$2; shift 2
-  "$@" >/dev/null 2>&1
-  rc=$?
-  if [ "$rc" -eq "$wantrc" ]; then ok "$name"; else bad "$name: exit $rc, want $wantrc"; fi
-}
 
 # ---- configuration errors are reported, not guessed around ----
 printf '[raft]\npeer = 127.0.0.1:1\ntypo_key = 1\n' >"$DATA/bad.conf"

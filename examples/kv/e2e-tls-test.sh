@@ -15,20 +15,9 @@ NO_ADMIN=1
 PORTS=""
 . examples/kv/lib.sh
 
-passed=0
-failed=0
+. tests/support/checks.sh
 cleanup() { stop_all KILL; [ $failed -eq 0 ] && rm -rf "$DATA"; }
 trap cleanup EXIT
-ok() { passed=$((passed + 1)); echo "ok   $*"; }
-bad() { failed=$((failed + 1)); echo "FAIL $*"; }
-check() {
-  name=$1 want=$2 wantrc=$3; shift 3
-  out=$("$@" 2>/dev/null)
-  rc=$?
-  if [ "$out" = "$want" ] && [ "$rc" -eq "$wantrc" ]; then ok "$name"; else
-    bad "$name: got '$out' (exit $rc), want '$want' (exit $wantrc)"
-  fi
-}
 
 C=$DATA/certs
 tools/make-certs.sh "$C" --test >/dev/null || { bad "make-certs"; exit 1; }

@@ -44,10 +44,8 @@ HOSTS=$DATA/hosts
 P=kv-1:8101,kv-2:8101,kv-3:8101
 KV="$KV_CLIENT --peers $P --timeout-ms 8000"
 
-passed=0
-failed=0
-ok() { passed=$((passed + 1)); echo "ok   $*"; }
-bad() { failed=$((failed + 1)); echo "FAIL $*"; }
+. tests/support/checks.sh
+# Here a check compares stdout and stderr together, whatever the exit code.
 check() {
   name=$1 want=$2; shift 2
   out=$("$@" 2>&1)
