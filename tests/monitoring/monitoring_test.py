@@ -24,28 +24,14 @@ import tempfile
 import yaml
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "support"))
-from kvcluster import start3, wait_for, wait_leader  # noqa: E402
+from kvcluster import Checks, start3, wait_for, wait_leader  # noqa: E402
 
 BUILD = os.environ.get("BUILD", "build")
 RULES = "contrib/prometheus/raftkit-rules.yml"
 RULES_TEST = "contrib/prometheus/raftkit-rules.test.yml"
 DASHBOARD = "contrib/grafana/raftkit.json"
 
-passed = 0
-failed = 0
-
-
-def check(name, cond, detail=""):
-    global passed, failed
-    if cond:
-        passed += 1
-        print("ok   " + name)
-    else:
-        failed += 1
-        print("FAIL " + name)
-        for line in str(detail).splitlines()[:40]:
-            print("  " + line)
-    return cond
+check = Checks()
 
 
 # ---- the exposition ----
@@ -203,5 +189,5 @@ if __name__ == "__main__":
         main()
     except Exception as e:  # a crash of the test is a failure, with its reason
         check("monitoring test ran", False, repr(e))
-    print("monitoring: %d passed, %d failed" % (passed, failed))
-    sys.exit(0 if failed == 0 else 1)
+    print("monitoring: %d passed, %d failed" % (check.passed, check.failed))
+    sys.exit(0 if check.failed == 0 else 1)

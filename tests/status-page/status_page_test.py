@@ -24,26 +24,14 @@ import tempfile
 import urllib.request
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "support"))
-from kvcluster import Node, free_ports, start3, wait_for, wait_leader  # noqa: E402
+from kvcluster import Checks, Node, free_ports, start3, wait_for, wait_leader  # noqa: E402
 
 BUILD = os.environ.get("BUILD", "build")
 KV_SERVER = os.path.join(BUILD, "kv-server")
 KV_CLIENT = os.path.join(BUILD, "kv-client")
 EVIL_GROUP = "<img src=x onerror=\"document.title='pwned'\"><b>x</b>&amp;"
 
-passed = 0
-failed = 0
-
-
-def check(name, cond, detail=""):
-    global passed, failed
-    if cond:
-        passed += 1
-        print("ok   " + name)
-    else:
-        failed += 1
-        print("FAIL " + name + (": " + detail if detail else ""))
-    return cond
+check = Checks()
 
 
 def chromium(tmp, url, *extra, budget_ms=5000):
@@ -226,5 +214,5 @@ if __name__ == "__main__":
         rc = main()
     except Exception as e:  # a crash of the test is a failure, with its reason
         check("status-page test ran", False, repr(e))
-    print("status-page: %d passed, %d failed" % (passed, failed))
-    sys.exit(0 if rc == 0 and failed == 0 else 1)
+    print("status-page: %d passed, %d failed" % (check.passed, check.failed))
+    sys.exit(0 if rc == 0 and check.failed == 0 else 1)

@@ -1,6 +1,7 @@
 """A kv-server cluster on loopback for Python tests: free ports, one conf
 file per node with an admin endpoint, start/stop, /status and /metrics
-reads, bounded waits, and a scan of the node logs for sanitizer reports."""
+reads, bounded waits, a scan of the node logs for sanitizer reports, and
+the ok/FAIL check counter of the tests that use it."""
 import json
 import os
 import signal
@@ -10,6 +11,30 @@ import time
 import urllib.request
 
 SANITIZER_MARKS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:")
+
+
+class Checks:
+    """check(name, cond, detail) prints "ok   name" or "FAIL name" with the
+    detail (up to 40 lines), counts into passed and failed, returns cond."""
+
+    def __init__(self):
+        self.passed = 0
+        self.failed = 0
+
+    def __call__(self, name, cond, detail=""):
+        if cond:
+            self.passed += 1
+            print("ok   " + name)
+            return cond
+        self.failed += 1
+        lines = str(detail).splitlines()
+        if len(lines) == 1:
+            print("FAIL %s: %s" % (name, lines[0]))
+        else:
+            print("FAIL " + name)
+            for line in lines[:40]:
+                print("  " + line)
+        return cond
 
 
 def free_ports(n):
