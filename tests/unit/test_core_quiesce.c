@@ -50,6 +50,22 @@ static void quiesce_all(void)
         assert_true(quiesced(i));
 }
 
+/* Node `from` asks node `to` for a pre-vote in to's next term, with the
+ * last entry of node `log_of`'s log; to handles it and sends its answers. */
+static void step_prevote(int from, int to, int log_of)
+{
+    core_msg_t pv;
+    memset(&pv, 0, sizeof pv);
+    pv.type = CORE_MSG_PREVOTE;
+    pv.from = h_peer(from);
+    pv.to = h_peer(to);
+    pv.term = h_term(&cl, to) + 1;
+    pv.index = h_last(&cl, log_of);
+    pv.log_term = h_log_term(&cl, log_of, pv.index);
+    assert_int_equal(h_step(&cl, to, &pv), 0);
+    h_drain(&cl, to);
+}
+
 static void test_option_off_refuses_and_default_is_off(void **state)
 {
     (void)state;
@@ -222,16 +238,7 @@ static void test_vote_request_wakes_follower_counting_from_zero(void **state)
     (void)state;
     quiesce_cluster(3, 0, CORE_READ_SAFE);
     quiesce_all();
-    core_msg_t pv;
-    memset(&pv, 0, sizeof pv);
-    pv.type = CORE_MSG_PREVOTE;
-    pv.from = h_peer(2);
-    pv.to = h_peer(1);
-    pv.term = h_term(&cl, 1) + 1;
-    pv.index = h_last(&cl, 1);
-    pv.log_term = h_log_term(&cl, 1, pv.index);
-    assert_int_equal(h_step(&cl, 1, &pv), 0);
-    h_drain(&cl, 1);
+    step_prevote(2, 1, 1);
     assert_false(quiesced(1));
     assert_int_equal(h_count(&cl, 1, 2, CORE_MSG_PREVOTE_RESP), 0); /* ignored: in lease */
     h_isolate(&cl, 1, true);
@@ -360,16 +367,7 @@ static void test_prevote_wakes_quiesced_leader(void **state)
     (void)state;
     quiesce_cluster(3, 0, CORE_READ_SAFE);
     quiesce_all();
-    core_msg_t pv;
-    memset(&pv, 0, sizeof pv);
-    pv.type = CORE_MSG_PREVOTE;
-    pv.from = h_peer(2);
-    pv.to = h_peer(0);
-    pv.term = h_term(&cl, 0) + 1;
-    pv.index = h_last(&cl, 2);
-    pv.log_term = h_log_term(&cl, 2, pv.index);
-    assert_int_equal(h_step(&cl, 0, &pv), 0);
-    h_drain(&cl, 0);
+    step_prevote(2, 0, 2);
     assert_false(quiesced(0));
     assert_int_equal(h_role(&cl, 0), CORE_LEADER);
     assert_int_equal(h_count(&cl, 0, -1, CORE_MSG_HEARTBEAT), 2);

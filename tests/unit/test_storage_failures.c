@@ -442,6 +442,15 @@ static void on_wfail(void *arg, int code, const rk_status_t *st)
     assert_true(st->msg[0] != '\0');
 }
 
+/* Runs loop until *flag is set by one of its callbacks, for at most 5 s. */
+static void run_until(uv_loop_t *loop, const int *flag)
+{
+    for (int i = 0; i < 5000 && *flag == 0; i++) {
+        uv_run(loop, UV_RUN_NOWAIT);
+        usleep(1000);
+    }
+}
+
 static void writer_reports_a_failed_background_checkpoint(void **state)
 {
     const char *dir = *state;
@@ -465,10 +474,7 @@ static void writer_reports_a_failed_background_checkpoint(void **state)
     assert_true(log_writer_flush(w)); /* inline; the checkpoint is left to the thread */
     assert_int_equal(a.done, 1);
     assert_int_equal(a.status, 0);
-    for (int i = 0; i < 5000 && f.calls == 0; i++) {
-        uv_run(&loop, UV_RUN_NOWAIT);
-        usleep(1000);
-    }
+    run_until(&loop, &f.calls);
     disarm();
     assert_int_equal(f.calls, 1);
     assert_int_equal(f.code, RK_EIO);
@@ -476,10 +482,7 @@ static void writer_reports_a_failed_background_checkpoint(void **state)
 
     w_prepare(&b, s, 4, 1); /* later writes fail through their callback */
     assert_int_equal(log_writer_submit(w, &b.r, w_done), 0);
-    for (int i = 0; i < 5000 && b.done == 0; i++) {
-        uv_run(&loop, UV_RUN_NOWAIT);
-        usleep(1000);
-    }
+    run_until(&loop, &b.done);
     assert_int_equal(b.done, 1);
     assert_int_not_equal(b.status, 0);
     assert_int_equal(f.calls, 1);
