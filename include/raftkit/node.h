@@ -118,7 +118,16 @@ typedef struct rk_node_options {
      * "Authorization: Bearer <admin_token>" for /status and /metrics
      * (/health stays open). Required when TLS and admin_port are both set. */
     const char *admin_token;
+    /* FSM executor threads of the runtime: of the service's own
+     * (rk_group_service_new) or of a shared server's (rk_server_new_opts;
+     * rk_group_service_new_shared ignores it). Every group of the runtime
+     * is bound to one of them for its life (state_machine.h); they start as
+     * groups attach, never more than there are groups. 0 (the default): one
+     * per online CPU. 0..RK_FSM_EXECUTOR_THREADS_MAX. */
+    int fsm_executor_threads;
 } rk_node_options_t;
+
+#define RK_FSM_EXECUTOR_THREADS_MAX 256
 
 /* Fills o with the defaults above. */
 void rk_node_options_init(rk_node_options_t *o);
@@ -132,7 +141,8 @@ int rk_node_options_validate(const rk_node_options_t *o, rk_status_t *err);
 /* An RPC server with its own loop thread, for hosting several groups and
  * the application's own methods (rk_rpc_server_attach, rpc.h) on one port.
  * Groups created with rk_group_service_new_shared() run their node on the
- * server's loop.
+ * server's loop and their state machines on the server's FSM executors
+ * (fsm_executor_threads).
  *
  * rk_server_new binds listen (port 0: any free port, see rk_server_port) and
  * starts the loop thread. A host name in listen is resolved first, with a
@@ -147,9 +157,11 @@ int rk_node_options_validate(const rk_node_options_t *o, rk_status_t *err);
 typedef struct rk_server rk_server_t;
 rk_server_t *rk_server_new(const rk_endpoint_t *listen, rk_status_t *err);
 /* Like rk_server_new, with the security fields of opts (tls_*,
- * cluster_key_file; the others are ignored) for the port and for the
- * connections the server's nodes open. opts NULL: plaintext. Also returns
- * NULL with RK_EINVAL and the reason for a bad certificate, key or key file. */
+ * cluster_key_file) for the port and for the connections the server's nodes
+ * open, and its fsm_executor_threads; the others are ignored. opts NULL:
+ * plaintext, one FSM executor per CPU. Also returns NULL with RK_EINVAL and
+ * the reason for a bad certificate, key or key file, or fsm_executor_threads
+ * out of range. */
 rk_server_t *rk_server_new_opts(const rk_endpoint_t *listen, const rk_node_options_t *opts,
                                 rk_status_t *err);
 uint16_t rk_server_port(const rk_server_t *s);

@@ -1,8 +1,16 @@
-/* The FSM caller: one thread per node that applies committed entries in log
- * order, in batches, through the state machine's on_apply, and runs every
- * other state-machine callback and every user closure at its place in that
- * order. A slow state machine therefore delays applying, never the loop
+/* The FSM caller: applies a node's committed entries in log order, in
+ * batches, through the state machine's on_apply, and runs every other
+ * state-machine callback and every user closure at its place in that order.
+ * A slow state machine therefore delays applying, never the loop
  * (heartbeats, elections, replication).
+ *
+ * The work of every node of a runtime is run by a fixed pool of executor
+ * threads, not by a thread per node: a process hosting thousands of groups
+ * would otherwise run thousands of threads. Each node is bound to one
+ * executor for its life, so its callbacks are serialized and in log order
+ * by construction. An executor runs the nodes that have queued work in the
+ * order they became ready, a bounded turn each, so that a busy node cannot
+ * starve the others bound to the same executor.
  *
  * Entries are read back from the durable log (the core only hands out
  * committed entries that are durable locally), so the loop never copies
@@ -10,6 +18,7 @@
  */
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "raftkit/log.h"
 #include "src/metrics/metrics.h"
@@ -128,6 +137,26 @@ static void pend_fail_all(rk_node_t *n, int code, const char *msg)
 
 /* ------------------------------------------------------------ the queue */
 
+/* Under n->fsm_mu: n has work (or must check whether it may shut down); puts
+ * it at the back of its executor's ready list unless it is there already or
+ * running. Before fsm_start binds n, fsm_start does it. */
+static void schedule_locked(rk_node_t *n)
+{
+    fsm_exec_t *ex = n->fsm_exec;
+    if (ex == NULL || n->fsm_scheduled)
+        return;
+    n->fsm_scheduled = true;
+    n->fsm_ready_next = NULL;
+    pthread_mutex_lock(&ex->mu);
+    if (ex->ready_tail)
+        ex->ready_tail->fsm_ready_next = n;
+    else
+        ex->ready_head = n;
+    ex->ready_tail = n;
+    pthread_cond_signal(&ex->cv);
+    pthread_mutex_unlock(&ex->mu);
+}
+
 void fsm_post(rk_node_t *n, fsm_item_t *it)
 {
     it->next = NULL;
@@ -139,7 +168,7 @@ void fsm_post(rk_node_t *n, fsm_item_t *it)
     else
         n->fsm_head = it;
     n->fsm_tail = it;
-    pthread_cond_signal(&n->fsm_cv);
+    schedule_locked(n);
     pthread_mutex_unlock(&n->fsm_mu);
 }
 
@@ -379,59 +408,60 @@ static bool snapshot_load_queued(rk_node_t *n)
     return found;
 }
 
-static void apply_committed(rk_node_t *n, uint64_t hi)
+/* Applies one fetch of committed entries (up to 1024 entries or 4 MiB) up
+ * to hi. Returns true when entries up to hi remain: the executor lets the
+ * other nodes bound to it have a turn before the rest. */
+static bool apply_committed(rk_node_t *n, uint64_t hi)
 {
     size_t batch = (size_t)n->opts.raft_options.apply_batch;
-    while (!n->fsm_error) {
-        uint64_t lo = atomic_load(&n->applied) + 1;
-        if (lo > hi)
-            break;
-        log_entry_t *ents = NULL;
-        size_t cnt = 0;
-        rk_status_t st;
-        size_t want = hi - lo + 1 < 1024 ? (size_t)(hi - lo + 1) : 1024;
-        int rc = log_store_fetch(n->store, lo, want, 4u << 20, &ents, &cnt, &st);
-        if (rc == RK_ENOTFOUND && snapshot_load_queued(n))
-            return; /* the log was reset under a snapshot that supersedes these */
-        if (rc != 0) {
-            node_enter_error(n, rc, "reading committed entry %llu: %s", (unsigned long long)lo,
-                             st.msg);
-            return;
-        }
-        size_t i = 0;
-        while (i < cnt && !n->fsm_error) {
-            const log_entry_t *e = &ents[i];
-            if (e->type == LOG_ENTRY_DATA) {
-                size_t j = i;
-                while (j < cnt && j - i < batch && ents[j].type == LOG_ENTRY_DATA)
-                    j++;
-                size_t run = j - i;
-                size_t done = apply_data_run(n, &ents[i], run);
-                i += done;
-                if (done < run)
-                    break;
-                serve_reads(n);
-                continue;
-            }
-            rk_closure_t *stale = pend_take(n, e->index, e->term);
-            run_closure(stale, 0, NULL);
-            if (e->type == LOG_ENTRY_CONF) {
-                core_conf_t conf;
-                if (core_conf_decode(e->data, e->len, &conf) == 0) {
-                    n->fsm_conf = conf;
-                    if (n->fsm->on_configuration_committed)
-                        n->fsm->on_configuration_committed(n->fsm, &conf.cur);
-                }
-            }
-            set_applied(n, e->index, e->term);
-            if (e->type == LOG_ENTRY_NOOP)
-                maybe_leader_start(n, e->term);
-            i++;
-        }
-        log_entries_free(ents, cnt);
-        serve_reads(n);
-        node_wake(n); /* the loop reports the applied index to the core */
+    uint64_t lo = atomic_load(&n->applied) + 1;
+    if (n->fsm_error || lo > hi)
+        return false;
+    log_entry_t *ents = NULL;
+    size_t cnt = 0;
+    rk_status_t st;
+    size_t want = hi - lo + 1 < 1024 ? (size_t)(hi - lo + 1) : 1024;
+    int rc = log_store_fetch(n->store, lo, want, 4u << 20, &ents, &cnt, &st);
+    if (rc == RK_ENOTFOUND && snapshot_load_queued(n))
+        return false; /* the log was reset under a snapshot that supersedes these */
+    if (rc != 0) {
+        node_enter_error(n, rc, "reading committed entry %llu: %s", (unsigned long long)lo, st.msg);
+        return false;
     }
+    size_t i = 0;
+    while (i < cnt && !n->fsm_error) {
+        const log_entry_t *e = &ents[i];
+        if (e->type == LOG_ENTRY_DATA) {
+            size_t j = i;
+            while (j < cnt && j - i < batch && ents[j].type == LOG_ENTRY_DATA)
+                j++;
+            size_t run = j - i;
+            size_t done = apply_data_run(n, &ents[i], run);
+            i += done;
+            if (done < run)
+                break;
+            serve_reads(n);
+            continue;
+        }
+        rk_closure_t *stale = pend_take(n, e->index, e->term);
+        run_closure(stale, 0, NULL);
+        if (e->type == LOG_ENTRY_CONF) {
+            core_conf_t conf;
+            if (core_conf_decode(e->data, e->len, &conf) == 0) {
+                n->fsm_conf = conf;
+                if (n->fsm->on_configuration_committed)
+                    n->fsm->on_configuration_committed(n->fsm, &conf.cur);
+            }
+        }
+        set_applied(n, e->index, e->term);
+        if (e->type == LOG_ENTRY_NOOP)
+            maybe_leader_start(n, e->term);
+        i++;
+    }
+    log_entries_free(ents, cnt);
+    serve_reads(n);
+    node_wake(n); /* the loop reports the applied index to the core */
+    return !n->fsm_error && atomic_load(&n->applied) < hi;
 }
 
 /* ------------------------------------------------------------- snapshots */
@@ -506,10 +536,11 @@ static void snapshot_saved(rk_closure_t *c, const rk_status_t *st)
     fsm_post_closure(n, w->user_done, rc, rc ? cst.msg : NULL);
     node_on_snapshot_saved(n, w->index, w->term, &w->conf, rc);
     free(w);
-    /* under fsm_mu: a stopping FSM thread waits for this (fsm_main) */
+    /* under fsm_mu, with a turn for n: a stopping node waits for this to
+     * run on_shutdown (end_turn) */
     pthread_mutex_lock(&n->fsm_mu);
     atomic_fetch_sub(&n->snap_inflight, 1);
-    pthread_cond_signal(&n->fsm_cv);
+    schedule_locked(n);
     pthread_mutex_unlock(&n->fsm_mu);
 }
 
@@ -608,16 +639,19 @@ static void do_snapshot_load(rk_node_t *n, uint64_t index)
     node_wake(n);
 }
 
-/* ------------------------------------------------------------ the thread */
+/* ------------------------------------------------------------- the items */
 
-static void on_committed(rk_node_t *n, fsm_item_t *it)
+/* Returns true when entries of the item remain to be applied. */
+static bool on_committed(rk_node_t *n, fsm_item_t *it)
 {
     if (n->fsm_error)
-        return;
-    apply_committed(n, it->a);
+        return false;
+    if (apply_committed(n, it->a))
+        return true;
     /* from the first commit advance this item covers */
     if (!n->fsm_error)
         metrics_record_since(n->metrics, METRIC_FSM_COMMIT, it->t0_ns);
+    return false;
 }
 
 static void on_leader_stop(rk_node_t *n, fsm_item_t *it)
@@ -649,11 +683,14 @@ static bool on_read(rk_node_t *n, fsm_item_t *it)
     return true;
 }
 
-static void handle(rk_node_t *n, fsm_item_t *it)
+/* Runs it; returns true when it is not finished (a commit with entries
+ * left): it is still the caller's, to be run again. */
+static bool handle(rk_node_t *n, fsm_item_t *it)
 {
     switch (it->type) {
     case FSM_COMMITTED:
-        on_committed(n, it);
+        if (on_committed(n, it))
+            return true;
         break;
     case FSM_LEADER_START:
         n->fsm_leader_term = it->a;
@@ -675,7 +712,7 @@ static void handle(rk_node_t *n, fsm_item_t *it)
         break;
     case FSM_READ:
         if (on_read(n, it))
-            return; /* kept (or freed by serve_reads) */
+            return false; /* kept (or freed by serve_reads) */
         break;
     case FSM_SNAPSHOT_SAVE:
         do_snapshot_save(n, it->done);
@@ -691,10 +728,12 @@ static void handle(rk_node_t *n, fsm_item_t *it)
         n->fsm_error = true;
         break;
     case FSM_SHUTDOWN:
+        n->fsm_stopping = true;
         break;
     }
     free(it->ctx);
     free(it);
+    return false;
 }
 
 static void shutdown_fsm(rk_node_t *n)
@@ -720,51 +759,185 @@ static void shutdown_fsm(rk_node_t *n)
         n->fsm->on_shutdown(n->fsm);
 }
 
-/* FSM_SHUTDOWN ends the thread once nothing can reach the queue any more:
- * items posted behind it (the closure of a snapshot whose on_snapshot_save
- * finished meanwhile, on this thread or another) and the closures of
- * snapshots still being saved (snap_inflight) run first, so every closure
- * runs once and none after on_shutdown. */
-static void *fsm_main(void *arg)
+/* ------------------------------------------------------------ executors */
+
+/* Items a node runs in one turn before the other ready nodes of its
+ * executor get theirs; a commit applies one fetch of entries per item. */
+#define FSM_TURN_ITEMS 32
+
+/* Executor thread, after n's turn: back to the ready list while it has
+ * items; otherwise on_shutdown once FSM_SHUTDOWN was taken and no snapshot
+ * save is outstanding. Items posted behind FSM_SHUTDOWN (the closure of a
+ * snapshot whose on_snapshot_save finished meanwhile, on this thread or
+ * another) and the closures of snapshots still being saved (snap_inflight,
+ * whose end gives n a turn) come first, so every closure runs once and none
+ * after on_shutdown. */
+static void end_turn(rk_node_t *n)
 {
-    rk_node_t *n = arg;
-    bool stopping = false;
-    for (;;) {
-        pthread_mutex_lock(&n->fsm_mu);
-        while (n->fsm_head == NULL) {
-            if (stopping && atomic_load(&n->snap_inflight) == 0) {
-                pthread_mutex_unlock(&n->fsm_mu);
-                shutdown_fsm(n);
-                return NULL;
-            }
-            pthread_cond_wait(&n->fsm_cv, &n->fsm_mu);
-        }
-        fsm_item_t *it = n->fsm_head;
-        n->fsm_head = it->next;
-        if (n->fsm_head == NULL)
-            n->fsm_tail = NULL;
+    pthread_mutex_lock(&n->fsm_mu);
+    if (n->fsm_head != NULL || !n->fsm_stopping || atomic_load(&n->snap_inflight) > 0) {
+        n->fsm_scheduled = false;
+        if (n->fsm_head != NULL)
+            schedule_locked(n);
         pthread_mutex_unlock(&n->fsm_mu);
-        if (it->type == FSM_SHUTDOWN) {
-            free(it);
-            stopping = true;
+        return;
+    }
+    pthread_mutex_unlock(&n->fsm_mu);
+    shutdown_fsm(n);
+    /* fsm_scheduled stays set: n never runs again; fsm_join may free it as
+     * soon as fsm_mu is released */
+    pthread_mutex_lock(&n->fsm_mu);
+    n->fsm_finished = true;
+    pthread_cond_broadcast(&n->fsm_cv);
+    pthread_mutex_unlock(&n->fsm_mu);
+}
+
+static void run_turn(rk_node_t *n)
+{
+    for (int k = 0; k < FSM_TURN_ITEMS; k++) {
+        pthread_mutex_lock(&n->fsm_mu);
+        fsm_item_t *it = n->fsm_head;
+        if (it != NULL) {
+            n->fsm_head = it->next;
+            if (n->fsm_head == NULL)
+                n->fsm_tail = NULL;
+        }
+        pthread_mutex_unlock(&n->fsm_mu);
+        if (it == NULL)
+            break;
+        if (handle(n, it)) { /* the rest of it after the others' turns */
+            pthread_mutex_lock(&n->fsm_mu);
+            it->next = n->fsm_head;
+            n->fsm_head = it;
+            if (n->fsm_tail == NULL)
+                n->fsm_tail = it;
+            pthread_mutex_unlock(&n->fsm_mu);
+            break;
+        }
+    }
+    end_turn(n);
+}
+
+static void *exec_main(void *arg)
+{
+    fsm_exec_t *ex = arg;
+    pthread_mutex_lock(&ex->mu);
+    for (;;) {
+        rk_node_t *n = ex->ready_head;
+        if (n == NULL) {
+            if (ex->stop)
+                break;
+            pthread_cond_wait(&ex->cv, &ex->mu);
             continue;
         }
-        handle(n, it);
+        ex->ready_head = n->fsm_ready_next;
+        if (ex->ready_head == NULL)
+            ex->ready_tail = NULL;
+        pthread_mutex_unlock(&ex->mu);
+        run_turn(n);
+        pthread_mutex_lock(&ex->mu);
     }
+    pthread_mutex_unlock(&ex->mu);
+    return NULL;
+}
+
+int fsm_pool_init(fsm_pool_t *p, int threads)
+{
+    memset(p, 0, sizeof(*p));
+    if (threads <= 0) {
+        long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+        threads = cpus > 0 ? (int)cpus : 1;
+    }
+    p->execs = calloc((size_t)threads, sizeof(*p->execs));
+    if (p->execs == NULL)
+        return RK_ENOMEM;
+    p->max = threads;
+    pthread_mutex_init(&p->mu, NULL);
+    return 0;
+}
+
+/* Under p->mu: the executor for a new node. The least loaded running one,
+ * unless every running one has nodes and the pool may grow: then a new one.
+ * NULL when none runs and none could be started. */
+static fsm_exec_t *pool_pick(fsm_pool_t *p)
+{
+    fsm_exec_t *best = NULL;
+    for (int i = 0; i < p->n; i++)
+        if (best == NULL || p->execs[i].n_groups < best->n_groups)
+            best = &p->execs[i];
+    if ((best == NULL || best->n_groups > 0) && p->n < p->max) {
+        fsm_exec_t *ex = &p->execs[p->n];
+        pthread_mutex_init(&ex->mu, NULL);
+        pthread_cond_init(&ex->cv, NULL);
+        if (pthread_create(&ex->thread, NULL, exec_main, ex) == 0) {
+            p->n++;
+            return ex;
+        }
+        pthread_mutex_destroy(&ex->mu);
+        pthread_cond_destroy(&ex->cv);
+        RK_WARN(NULL, NULL, "cannot start FSM executor %d; using the %d running", p->n + 1, p->n);
+    }
+    return best;
 }
 
 int fsm_start(rk_node_t *n)
 {
-    if (pthread_create(&n->fsm_thread, NULL, fsm_main, n) != 0)
-        return RK_EIO;
-    n->fsm_started = true;
+    fsm_pool_t *p = &n->rt->fsm_pool;
+    pthread_mutex_lock(&p->mu);
+    fsm_exec_t *ex = p->stopped ? NULL : pool_pick(p);
+    if (ex != NULL)
+        ex->n_groups++;
+    int rc = ex != NULL ? 0 : p->stopped ? RK_ESHUTDOWN : RK_EIO;
+    pthread_mutex_unlock(&p->mu);
+    if (rc != 0)
+        return rc;
+    pthread_mutex_lock(&n->fsm_mu);
+    n->fsm_exec = ex;
+    if (n->fsm_head != NULL) /* posted before n was bound */
+        schedule_locked(n);
+    pthread_mutex_unlock(&n->fsm_mu);
     return 0;
 }
 
 void fsm_join(rk_node_t *n)
 {
-    if (!n->fsm_started)
+    fsm_exec_t *ex = n->fsm_exec;
+    if (ex == NULL)
         return;
-    pthread_join(n->fsm_thread, NULL);
-    n->fsm_started = false;
+    pthread_mutex_lock(&n->fsm_mu);
+    while (!n->fsm_finished)
+        pthread_cond_wait(&n->fsm_cv, &n->fsm_mu);
+    n->fsm_exec = NULL;
+    pthread_mutex_unlock(&n->fsm_mu);
+    fsm_pool_t *p = &n->rt->fsm_pool;
+    pthread_mutex_lock(&p->mu);
+    ex->n_groups--;
+    pthread_mutex_unlock(&p->mu);
+}
+
+void fsm_pool_stop(fsm_pool_t *p)
+{
+    pthread_mutex_lock(&p->mu);
+    p->stopped = true;
+    pthread_mutex_unlock(&p->mu);
+    for (int i = 0; i < p->n; i++) {
+        fsm_exec_t *ex = &p->execs[i];
+        pthread_mutex_lock(&ex->mu);
+        ex->stop = true;
+        pthread_cond_signal(&ex->cv);
+        pthread_mutex_unlock(&ex->mu);
+        pthread_join(ex->thread, NULL);
+        pthread_mutex_destroy(&ex->mu);
+        pthread_cond_destroy(&ex->cv);
+    }
+    p->n = 0;
+}
+
+void fsm_pool_free(fsm_pool_t *p)
+{
+    if (p->execs == NULL)
+        return;
+    pthread_mutex_destroy(&p->mu);
+    free(p->execs);
+    p->execs = NULL;
 }

@@ -142,7 +142,7 @@ static void check_closed(void *p)
     n->svc->shut = n->close_pending == 0;
 }
 
-/* Waits until the node's handles are closed and its FSM thread is gone. */
+/* Waits until the node's handles are closed and its on_shutdown has run. */
 static void node_wait_stopped(rk_group_service_t *s, rk_node_t *n)
 {
     fsm_join(n);

@@ -1,13 +1,16 @@
 /* Internals of the node runtime shared by the files of src/node: the loop
- * runtime (one libuv loop thread, its RPC server and client, shared by every
- * group hosted on it), the node (core driver), the FSM caller thread, the RPC
- * transport and the snapshot executor.
+ * runtime (one libuv loop thread, its RPC server and client, its FSM
+ * executors, shared by every group hosted on it), the node (core driver), the
+ * FSM caller, the RPC transport and the snapshot executor.
  *
  * Threads and what they own:
  *   loop thread  the runtime's loop, every uv handle, the core_t, the RPC
  *                server/client, the node's loop-only fields (marked L:).
- *   FSM thread   one per node; every state-machine callback and every user
- *                closure runs there, in log order (fields marked F:).
+ *   FSM executor a fixed pool per runtime (fsm_pool_t); each node is bound to
+ *                one executor for its life, which runs every state-machine
+ *                callback and every user closure of the node, one at a time,
+ *                in log order (fields marked F:). "The FSM thread" of a node
+ *                below is its executor while it runs that node.
  *   log writer   storage/log_writer.c; completions come back on the loop.
  *   any thread   public functions: they touch only the mutex-guarded queues
  *                (fields marked Q:, guarded by node.mu) and atomics.
@@ -44,6 +47,28 @@ typedef struct rt_call {
     bool done;
 } rt_call_t;
 
+/* ---------------------------------------------------------- FSM executors */
+
+/* An FSM executor: one thread running the groups bound to it that have
+ * queued work, in FIFO order of their becoming ready, a bounded turn each
+ * (fsm_caller.c). */
+typedef struct fsm_exec {
+    pthread_t thread;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    struct rk_node *ready_head, *ready_tail; /* guarded by mu */
+    bool stop;                               /* guarded by mu: exit once nothing is ready */
+    int n_groups;                            /* guarded by the pool's mu: groups bound here */
+} fsm_exec_t;
+
+/* The runtime's executors, started lazily as groups attach: at most max. */
+typedef struct fsm_pool {
+    pthread_mutex_t mu;
+    fsm_exec_t *execs; /* max of them; the first n have a thread */
+    int max, n;
+    bool stopped; /* guarded by mu: attaching is refused */
+} fsm_pool_t;
+
 typedef struct node_rt {
     uv_loop_t loop;
     uv_thread_t thread;
@@ -61,14 +86,20 @@ typedef struct node_rt {
     int n_nodes;               /* L: nodes attached */
     /* L: nodes on this runtime, for reachability notifications */
     struct rk_node *nodes;
+    fsm_pool_t fsm_pool;
 } node_rt_t;
 
 /* Creates a runtime with a loop thread and an RPC server listening on
  * listen; sec (may be NULL) gives its security fields (tls_*,
- * cluster_key_file, read now). Errors: RK_EIO (port in use), RK_ENOMEM,
- * RK_EINVAL (bad TLS files). */
+ * cluster_key_file, read now) and fsm_executor_threads. Errors: RK_EIO (port
+ * in use), RK_ENOMEM, RK_EINVAL (bad TLS files, fsm_executor_threads out of
+ * range). */
 int node_rt_new(const rk_endpoint_t *listen, const rk_node_options_t *sec, node_rt_t **out,
                 rk_status_t *err);
+/* options.c: RK_EINVAL with the reason unless o->fsm_executor_threads is in
+ * range (rk_node_options_validate checks it too; rk_server_new_opts reads
+ * only this and the security fields). */
+int node_options_check_executors(const rk_node_options_t *o, rk_status_t *err);
 /* The rpc_tls_config_t (rpc/rpc_tls.h) of o's security fields (options.c). */
 struct rpc_tls_config;
 void node_tls_config(const rk_node_options_t *o, struct rpc_tls_config *out);
@@ -316,13 +347,16 @@ struct rk_node {
     node_pending_t *pend;
     size_t pend_head, pend_count, pend_cap;
 
-    /* FSM caller */
-    pthread_t fsm_thread;
-    bool fsm_started;
+    /* FSM caller: the node's queue, run by its executor */
+    fsm_exec_t *fsm_exec; /* bound by fsm_start for the node's life; written under fsm_mu */
     pthread_mutex_t fsm_mu;
-    pthread_cond_t fsm_cv;
+    pthread_cond_t fsm_cv;           /* fsm_finished became true */
     fsm_item_t *fsm_head, *fsm_tail; /* guarded by fsm_mu */
+    bool fsm_scheduled;              /* guarded by fsm_mu: on the ready list or running */
+    bool fsm_finished;               /* guarded by fsm_mu: on_shutdown has returned */
+    struct rk_node *fsm_ready_next;  /* guarded by fsm_exec->mu */
     /* F: */
+    bool fsm_stopping; /* FSM_SHUTDOWN was taken: on_shutdown once nothing is left */
     uint64_t fsm_applied_term;
     uint64_t fsm_leader_term; /* on_leader_start pending for this term */
     bool fsm_is_leader;       /* on_leader_start was called */
@@ -431,11 +465,22 @@ extern void (*node_test_cmd_hook)(rk_node_t *n);
 node_rt_t *node_server_rt(rk_server_t *s);
 
 /* fsm_caller.c */
+/* The pool of a runtime: up to threads executors (0: one per online CPU).
+ * Returns 0 or RK_ENOMEM. fsm_pool_stop ends the executors once no group is
+ * attached any more (every node joined); fsm_pool_free frees the pool. */
+int fsm_pool_init(fsm_pool_t *p, int threads);
+void fsm_pool_stop(fsm_pool_t *p);
+void fsm_pool_free(fsm_pool_t *p);
+/* Binds n to an executor of its runtime's pool (starting one when the pool
+ * has fewer than its size and every running one has groups). Returns 0,
+ * RK_EIO (no thread could be started) or RK_ESHUTDOWN (the pool stopped). */
 int fsm_start(rk_node_t *n);
 void fsm_post(rk_node_t *n, fsm_item_t *it); /* takes ownership */
 int fsm_post_simple(rk_node_t *n, fsm_item_type_t type, uint64_t a, const rk_status_t *st);
 void fsm_post_closure(rk_node_t *n, rk_closure_t *done, int code, const char *msg);
 void fsm_post_committed(rk_node_t *n, uint64_t hi);
+/* Waits until n's on_shutdown has returned (after FSM_SHUTDOWN) and unbinds
+ * n from its executor. Not from an executor thread of n's runtime. */
 void fsm_join(rk_node_t *n);
 /* Pending proposals (loop pushes, FSM pops). */
 int pend_push(rk_node_t *n, uint64_t index, uint64_t term, rk_closure_t *done, bool task_closure);

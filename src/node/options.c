@@ -101,6 +101,14 @@ static int node_security_validate(const rk_node_options_t *o, rk_status_t *err)
             return rk_status_set(err, RK_EINVAL, __VA_ARGS__); \
     } while (0)
 
+int node_options_check_executors(const rk_node_options_t *o, rk_status_t *err)
+{
+    CHECK(o->fsm_executor_threads >= 0 && o->fsm_executor_threads <= RK_FSM_EXECUTOR_THREADS_MAX,
+          "fsm_executor_threads must be in 0..%d (0: one per CPU; got %d)",
+          RK_FSM_EXECUTOR_THREADS_MAX, o->fsm_executor_threads);
+    return 0;
+}
+
 int rk_node_options_validate(const rk_node_options_t *o, rk_status_t *err)
 {
     CHECK(o != NULL, "options: NULL");
@@ -156,6 +164,8 @@ int rk_node_options_validate(const rk_node_options_t *o, rk_status_t *err)
         if (rk_endpoint_parse(&parsed, ep, &lst) != 0)
             return rk_status_set(err, RK_EINVAL, "listen: %s", lst.msg);
     }
+    if (node_options_check_executors(o, err) != 0)
+        return RK_EINVAL;
     return node_security_validate(o, err);
 }
 

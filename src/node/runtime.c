@@ -235,9 +235,14 @@ int node_rt_new(const rk_endpoint_t *listen, const rk_node_options_t *sec, node_
     if (rt == NULL)
         return rk_status_set(err, RK_ENOMEM, "runtime");
     rt->listen = bind;
+    if (fsm_pool_init(&rt->fsm_pool, sec ? sec->fsm_executor_threads : 0) != 0) {
+        free(rt);
+        return rk_status_set(err, RK_ENOMEM, "runtime");
+    }
     pthread_mutex_init(&rt->mu, NULL);
     pthread_cond_init(&rt->cv, NULL);
     if (uv_loop_init(&rt->loop) != 0) {
+        fsm_pool_free(&rt->fsm_pool);
         free(rt);
         return rk_status_set(err, RK_EIO, "uv_loop_init");
     }
@@ -247,6 +252,7 @@ int node_rt_new(const rk_endpoint_t *listen, const rk_node_options_t *sec, node_
         uv_close((uv_handle_t *)&rt->call_async, NULL);
         uv_run(&rt->loop, UV_RUN_DEFAULT);
         uv_loop_close(&rt->loop);
+        fsm_pool_free(&rt->fsm_pool);
         free(rt);
         return rk_status_set(err, RK_EIO, "loop thread");
     }
@@ -269,6 +275,7 @@ void node_rt_stop(node_rt_t *rt)
     node_rt_call(rt, rt_close_all, rt);
     uv_thread_join(&rt->thread);
     rt->running = false;
+    fsm_pool_stop(&rt->fsm_pool); /* every group left: no executor has work */
 }
 
 void node_rt_free(node_rt_t *rt)
@@ -282,6 +289,7 @@ void node_rt_free(node_rt_t *rt)
         uv_loop_close(&rt->loop);
     }
     cli_rt_free(rt->cli);
+    fsm_pool_free(&rt->fsm_pool);
     pthread_mutex_destroy(&rt->mu);
     pthread_cond_destroy(&rt->cv);
     free(rt);
@@ -301,6 +309,8 @@ rk_server_t *rk_server_new_opts(const rk_endpoint_t *listen, const rk_node_optio
         rk_status_set(err, RK_EINVAL, "listen endpoint is NULL");
         return NULL;
     }
+    if (opts != NULL && node_options_check_executors(opts, err) != 0)
+        return NULL;
     rk_server_t *s = calloc(1, sizeof(*s));
     if (s == NULL) {
         rk_status_set(err, RK_ENOMEM, "server");

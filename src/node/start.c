@@ -1,7 +1,7 @@
 /* Starting a node: open its storage and recover the core's initial state
  * from it (hard state, newest snapshot, log bounds, configuration), bootstrap
  * a new member, repair what a crash may have left half done, then start the
- * FSM thread and, on the loop, the log writer, the core and the handles.
+ * node on an FSM executor and, on the loop, the log writer, the core and the handles.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -351,7 +351,7 @@ int node_start(rk_node_t *n, rk_status_t *err)
     in.opts.seed = seed;
     atomic_store(&n->applied, 0);
     if ((rc = fsm_start(n)) != 0)
-        return rk_status_set(err, rc, "FSM thread");
+        return rk_status_set(err, rc, "FSM executor");
     if (in.snapshot.index > 0)
         fsm_post_simple(n, FSM_SNAPSHOT_LOAD, in.snapshot.index, NULL);
     start_arg_t a = {.n = n, .in = &in, .err = err};

@@ -1,7 +1,7 @@
 /* Stopping a node on the loop thread: no command or task is queued any
  * more, everything queued or waiting fails with RK_ESHUTDOWN (each closure
- * once), the log writer finishes, the handles close and the FSM thread is
- * told to run on_shutdown after what it already has.
+ * once), the log writer finishes, the handles close and the node's FSM
+ * executor is told to run on_shutdown after what it already has.
  */
 #include "src/node/node_internal.h"
 
@@ -59,6 +59,6 @@ void node_loop_stop(rk_node_t *n)
         uv_close((uv_handle_t *)&n->tick_timer, handle_closed);
         node_wake_close(n, handle_closed);
     }
-    if (n->fsm_started)
-        fsm_post_simple(n, FSM_SHUTDOWN, 0, NULL);
+    /* queued even when the node never got an executor: node_free frees it */
+    fsm_post_simple(n, FSM_SHUTDOWN, 0, NULL);
 }
