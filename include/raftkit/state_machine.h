@@ -1,11 +1,24 @@
 /* The state machine an application gives to raftkit (JRaft's StateMachine).
  *
- * All callbacks run on the node's FSM caller thread, one at a time, in log
- * order: on_apply for entries, and the leader, following, configuration and
- * snapshot callbacks at the point of the log where they happen. A slow
- * callback delays applying, never heartbeats or elections. Members left NULL
- * get a default that logs the event (on_snapshot_save's default fails the
- * snapshot with RK_EINVAL; on_snapshot_load's default refuses to load).
+ * All callbacks of a group, and the closures raftkit runs for it, run one at
+ * a time, in log order, on the group's FSM thread: on_apply for entries, and
+ * the leader, following, configuration and snapshot callbacks at the point
+ * of the log where they happen. The FSM thread is one of a fixed pool of
+ * executor threads shared by every group of the runtime (the group
+ * service's own, or the rk_server_t's: rk_node_options_t
+ * fsm_executor_threads); a group stays on the same one for its life.
+ *
+ * A slow callback delays applying in its own group, and in the other groups
+ * bound to the same executor (each group gets a bounded turn, so a busy one
+ * delays the others without starving them), never heartbeats or elections:
+ * those run on the loop thread. So a callback must not block waiting for
+ * another group of the same runtime (its commit, closure, read or join):
+ * that group may be bound to the same executor, which the waiting callback
+ * holds, and both would wait forever.
+ *
+ * Members left NULL get a default that logs the event (on_snapshot_save's
+ * default fails the snapshot with RK_EINVAL; on_snapshot_load's default
+ * refuses to load).
  */
 #ifndef RAFTKIT_STATE_MACHINE_H
 #define RAFTKIT_STATE_MACHINE_H

@@ -870,6 +870,7 @@ static fsm_exec_t *pool_pick(fsm_pool_t *p)
         pthread_mutex_init(&ex->mu, NULL);
         pthread_cond_init(&ex->cv, NULL);
         if (pthread_create(&ex->thread, NULL, exec_main, ex) == 0) {
+            pthread_setname_np(ex->thread, "raftkit-fsm"); /* top -H, /proc/PID/task */
             p->n++;
             return ex;
         }
