@@ -902,14 +902,14 @@ int fsm_start(rk_node_t *n)
 
 void fsm_join(rk_node_t *n)
 {
+    pthread_mutex_lock(&n->fsm_mu);
     fsm_exec_t *ex = n->fsm_exec;
+    while (ex != NULL && !n->fsm_finished)
+        pthread_cond_wait(&n->fsm_cv, &n->fsm_mu);
+    n->fsm_exec = NULL; /* a later post only queues: node_free frees it */
+    pthread_mutex_unlock(&n->fsm_mu);
     if (ex == NULL)
         return;
-    pthread_mutex_lock(&n->fsm_mu);
-    while (!n->fsm_finished)
-        pthread_cond_wait(&n->fsm_cv, &n->fsm_mu);
-    n->fsm_exec = NULL;
-    pthread_mutex_unlock(&n->fsm_mu);
     fsm_pool_t *p = &n->rt->fsm_pool;
     pthread_mutex_lock(&p->mu);
     ex->n_groups--;

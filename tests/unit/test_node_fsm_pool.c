@@ -47,10 +47,10 @@ typedef struct psm {
     uint64_t last_index;
     pthread_t thread;
     bool has_thread;
-    atomic_bool hold;                  /* on_apply waits while set */
-    atomic_bool held;                  /* on_apply is waiting */
-    struct psm *watch;                 /* another replica whose progress on_apply notes */
-    atomic_uint_fast64_t watch_seen;   /* watch->applied at this replica's last entry */
+    atomic_bool hold;                /* on_apply waits while set */
+    atomic_bool held;                /* on_apply is waiting */
+    struct psm *watch;               /* another replica whose progress on_apply notes */
+    atomic_uint_fast64_t watch_seen; /* watch->applied at this replica's last entry */
 } psm_t;
 
 static pthread_mutex_t g_hold_mu = PTHREAD_MUTEX_INITIALIZER;
