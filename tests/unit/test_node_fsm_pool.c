@@ -29,6 +29,7 @@
 #include "src/core/core_internal.h"
 #include "src/node/node_internal.h"
 #include "tests/node/cluster.h"
+#include "tools/common/storage_util.h"
 
 #define WAIT_MS    20000
 #define MAX_HOSTS  3
@@ -197,7 +198,7 @@ static bool reqs_ran(void *arg)
 /* MAX_HOSTS servers (one runtime each) hosting the same groups. */
 typedef struct hosts {
     int n_hosts, n_groups;
-    char root[64];
+    char *root; /* scratch directory */
     rk_server_t *server[MAX_HOSTS];
     rk_peer_id_t id[MAX_HOSTS];
     rk_group_service_t *svc[MAX_HOSTS][MAX_GROUPS];
@@ -210,8 +211,7 @@ static void hosts_start(hosts_t *h, int n_hosts, int n_groups, int executors)
     memset(h, 0, sizeof(*h));
     h->n_hosts = n_hosts;
     h->n_groups = n_groups;
-    snprintf(h->root, sizeof(h->root), "/tmp/rk_fsm_pool_XXXXXX");
-    assert_non_null(mkdtemp(h->root));
+    h->root = tu_mkdtemp("fsm-pool");
     rk_node_options_t o;
     rk_node_options_init(&o);
     o.election_timeout_ms = 300;
@@ -232,7 +232,7 @@ static void hosts_start(hosts_t *h, int n_hosts, int n_groups, int executors)
     o.initial_conf = conf;
     for (int g = 0; g < n_groups; g++) {
         for (int s = 0; s < n_hosts; s++) {
-            char group[16], dir[128];
+            char group[16], dir[4200];
             snprintf(group, sizeof(group), "g%d", g);
             snprintf(dir, sizeof(dir), "%s/h%d-g%d", h->root, s, g);
             psm_init(&h->sm[s][g]);
@@ -263,10 +263,9 @@ static void hosts_stop(hosts_t *h)
         rk_server_free(h->server[s]);
         h->server[s] = NULL;
     }
-    char cmd[128];
-    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", h->root);
-    if (system(cmd) != 0)
-        fprintf(stderr, "cleanup of %s failed\n", h->root);
+    tu_rm_rf(h->root);
+    free(h->root);
+    h->root = NULL;
 }
 
 typedef struct group_arg {
