@@ -137,24 +137,34 @@ static void pend_fail_all(rk_node_t *n, int code, const char *msg)
 
 /* ------------------------------------------------------------ the queue */
 
-/* Under n->fsm_mu: n has work (or must check whether it may shut down); puts
- * it at the back of its executor's ready list unless it is there already or
- * running. Before fsm_start binds n, fsm_start does it. */
-static void schedule_locked(rk_node_t *n)
+/* Under n->fsm_mu: n has work (or must check whether it may shut down).
+ * Returns its executor when n is to join its ready list (ready(), once
+ * fsm_mu is released: n cannot run before), NULL when n is there already,
+ * running, or not bound yet (fsm_start then does it). */
+static fsm_exec_t *claim_locked(rk_node_t *n)
 {
-    fsm_exec_t *ex = n->fsm_exec;
-    if (ex == NULL || n->fsm_scheduled)
-        return;
+    if (n->fsm_exec == NULL || n->fsm_scheduled)
+        return NULL;
     n->fsm_scheduled = true;
-    n->fsm_ready_next = NULL;
+    return n->fsm_exec;
+}
+
+/* Puts n (claimed) at the back of ex's ready list. Without a lock held, and
+ * the executor woken after ex->mu is released: it does not wake only to
+ * wait for a lock of the poster's. */
+static void ready(fsm_exec_t *ex, rk_node_t *n)
+{
+    if (ex == NULL)
+        return;
     pthread_mutex_lock(&ex->mu);
+    n->fsm_ready_next = NULL;
     if (ex->ready_tail)
         ex->ready_tail->fsm_ready_next = n;
     else
         ex->ready_head = n;
     ex->ready_tail = n;
-    pthread_cond_signal(&ex->cv);
     pthread_mutex_unlock(&ex->mu);
+    pthread_cond_signal(&ex->cv);
 }
 
 void fsm_post(rk_node_t *n, fsm_item_t *it)
@@ -168,8 +178,9 @@ void fsm_post(rk_node_t *n, fsm_item_t *it)
     else
         n->fsm_head = it;
     n->fsm_tail = it;
-    schedule_locked(n);
+    fsm_exec_t *ex = claim_locked(n);
     pthread_mutex_unlock(&n->fsm_mu);
+    ready(ex, n);
 }
 
 int fsm_post_simple(rk_node_t *n, fsm_item_type_t type, uint64_t a, const rk_status_t *st)
@@ -540,8 +551,9 @@ static void snapshot_saved(rk_closure_t *c, const rk_status_t *st)
      * run on_shutdown (end_turn) */
     pthread_mutex_lock(&n->fsm_mu);
     atomic_fetch_sub(&n->snap_inflight, 1);
-    schedule_locked(n);
+    fsm_exec_t *ex = claim_locked(n);
     pthread_mutex_unlock(&n->fsm_mu);
+    ready(ex, n);
 }
 
 static void do_snapshot_save(rk_node_t *n, rk_closure_t *user_done)
@@ -775,11 +787,13 @@ static void shutdown_fsm(rk_node_t *n)
 static void end_turn(rk_node_t *n)
 {
     pthread_mutex_lock(&n->fsm_mu);
-    if (n->fsm_head != NULL || !n->fsm_stopping || atomic_load(&n->snap_inflight) > 0) {
-        n->fsm_scheduled = false;
-        if (n->fsm_head != NULL)
-            schedule_locked(n);
+    bool more = n->fsm_head != NULL;
+    if (more || !n->fsm_stopping || atomic_load(&n->snap_inflight) > 0) {
+        n->fsm_scheduled = more; /* stays claimed for its next turn */
+        fsm_exec_t *ex = n->fsm_exec;
         pthread_mutex_unlock(&n->fsm_mu);
+        if (more)
+            ready(ex, n);
         return;
     }
     pthread_mutex_unlock(&n->fsm_mu);
@@ -894,9 +908,10 @@ int fsm_start(rk_node_t *n)
         return rc;
     pthread_mutex_lock(&n->fsm_mu);
     n->fsm_exec = ex;
-    if (n->fsm_head != NULL) /* posted before n was bound */
-        schedule_locked(n);
+    /* items posted before n was bound */
+    fsm_exec_t *wake = n->fsm_head != NULL ? claim_locked(n) : NULL;
     pthread_mutex_unlock(&n->fsm_mu);
+    ready(wake, n);
     return 0;
 }
 
