@@ -195,7 +195,10 @@ rk_node_t *rk_group_service_start(rk_group_service_t *svc, rk_status_t *err);
  * last. Returns at once; idempotent. Any thread except the FSM thread. */
 void rk_group_service_shutdown(rk_group_service_t *svc);
 
-/* Waits until every thread of the service has stopped. Not from a raftkit thread. */
+/* Waits until the service has stopped: on_shutdown has returned and, for a
+ * service with its own runtime (rk_group_service_new), its threads are gone
+ * (a shared server's stay for its other groups). Not from a raftkit thread:
+ * from a state-machine callback it may wait for the executor it holds. */
 void rk_group_service_join(rk_group_service_t *svc);
 
 /* Frees the service after join. */
