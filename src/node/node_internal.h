@@ -91,9 +91,9 @@ typedef struct node_rt {
 
 /* Creates a runtime with a loop thread and an RPC server listening on
  * listen; sec (may be NULL) gives its security fields (tls_*,
- * cluster_key_file, read now) and fsm_executor_threads. Errors: RK_EIO (port
- * in use), RK_ENOMEM, RK_EINVAL (bad TLS files, fsm_executor_threads out of
- * range). */
+ * cluster_key_file, read now) and its fsm_executor_threads (checked by the
+ * caller: node_options_check_executors). Errors: RK_EIO (port in use),
+ * RK_ENOMEM, RK_EINVAL (bad TLS files). */
 int node_rt_new(const rk_endpoint_t *listen, const rk_node_options_t *sec, node_rt_t **out,
                 rk_status_t *err);
 /* options.c: RK_EINVAL with the reason unless o->fsm_executor_threads is in
