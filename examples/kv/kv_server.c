@@ -194,16 +194,18 @@ static void handle_kv(rk_rpc_call_t *call, const void *body, size_t len, void *a
     }
     const Kv__Command *cmd = req->cmd;
     kv_req_t *r = NULL;
-    int shard = shard_of(srv, req->group_id);
-    if (shard < 0) {
-        respond_no_group(call, srv, req->group_id);
-        goto out;
-    }
+    /* The shard count first: routed with another count, the group named may
+     * exist and still not be the key's. */
     if (req->shards != 0 && req->shards != (uint32_t)srv->shards) {
         char why[128];
         snprintf(why, sizeof why, "the client routes keys over %u shards, this server has %d",
                  req->shards, srv->shards);
         respond_error(call, NULL, RK_EINVAL, why, false);
+        goto out;
+    }
+    int shard = shard_of(srv, req->group_id);
+    if (shard < 0) {
+        respond_no_group(call, srv, req->group_id);
         goto out;
     }
     rk_node_t *node = srv->node[shard];
