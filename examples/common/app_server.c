@@ -1,8 +1,12 @@
 /* Start-up and shut-down of the example servers (see app_server.h). */
+#include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "examples/common/app_server.h"
 #include "raftkit/log.h"
@@ -24,6 +28,52 @@ int app_server_conf(app_conf_t *c, int argc, char **argv, const char *prog,
     return -1;
 }
 
+/* The shard count is part of the data: with another count keys would be
+ * looked up in other groups than the ones that hold them. A sharded data
+ * directory records its count in the file "shards" on first start; one
+ * with a log and no such file holds a single group. Returns 0, or -1 after
+ * printing why the server must not start. */
+static int check_shards(const app_conf_t *c, const char *prog)
+{
+    char path[sizeof c->data + 16];
+    int had = 0; /* 0: a fresh directory */
+    snprintf(path, sizeof path, "%s/shards", c->data);
+    FILE *f = fopen(path, "r");
+    if (f != NULL) {
+        if (fscanf(f, "%d", &had) != 1 || had < 1) {
+            fprintf(stderr, "%s: %s does not hold a shard count\n", prog, path);
+            fclose(f);
+            return -1;
+        }
+        fclose(f);
+    } else {
+        char log[sizeof c->data + 16];
+        snprintf(log, sizeof log, "%s/log", c->data);
+        if (access(log, F_OK) == 0)
+            had = 1;
+    }
+    if (had != 0 && had != c->shards) {
+        fprintf(stderr,
+                "%s: %s holds the data of %d shard%s; start it with --shards %d (another "
+                "count would look keys up in other groups)\n",
+                prog, c->data, had, had == 1 ? "" : "s", had);
+        return -1;
+    }
+    if (had != 0 || c->shards == 1)
+        return 0;
+    int fd = open(path, O_WRONLY | O_CREAT | O_EXCL, 0644);
+    char line[16];
+    int n = snprintf(line, sizeof line, "%d\n", c->shards);
+    if (fd < 0 || write(fd, line, (size_t)n) != n || fsync(fd) != 0) {
+        fprintf(stderr, "%s: writing %s: %s\n", prog, path, strerror(errno));
+        if (fd >= 0)
+            close(fd);
+        return -1;
+    }
+    close(fd);
+    return 0;
+}
+
 int app_server_run(const app_conf_t *c, const app_server_spec_t *spec)
 {
     const char *prog = spec->prog;
@@ -36,6 +86,8 @@ int app_server_run(const app_conf_t *c, const app_server_spec_t *spec)
     pthread_sigmask(SIG_BLOCK, &sigs, NULL);
     signal(SIGPIPE, SIG_IGN);
     mkdir(c->data, 0755); /* the node creates what it needs below it */
+    if (check_shards(c, prog) != 0)
+        return 1;
 
     rk_node_options_t opts;
     rk_node_options_init(&opts);

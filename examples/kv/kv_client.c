@@ -65,7 +65,7 @@ static uint64_t now_ms(void)
 static void usage(FILE *f)
 {
     fprintf(
-        f, "usage: kv-client --peers LIST [--group G] [--timeout-ms N]\n"
+        f, "usage: kv-client --peers LIST [--group G] [--shards N] [--timeout-ms N]\n"
            "                 [--read leader|follower|stale] CMD\n"
            "       kv-client --peers LIST [...] --stdin\n"
            "\n"

@@ -300,6 +300,16 @@ def main():
         check("the restarted %s holds every acknowledged write in every shard" % restarted.peer,
               kvcluster.wait_for("the restarted node to catch up", caught_up, 60))
         local.close()
+
+        # The shard count is part of the data: another count is refused
+        # before the server binds anything.
+        other = servers[0]
+        r = subprocess.run([os.path.join(a.build, "kv-server"), "--shards", str(a.shards * 2),
+                            "--peer", other.peer, "--peers", peers, "--data", other.data],
+                           capture_output=True, text=True, timeout=60)
+        check("a data directory of %d shards refuses --shards %d" % (a.shards, a.shards * 2),
+              r.returncode == 1 and "holds the data of %d shards" % a.shards in r.stderr,
+              "exit %d: %s" % (r.returncode, r.stderr.strip()))
     finally:
         stop.set()
         for w in writers:
