@@ -61,16 +61,19 @@ static int check_shards(const app_conf_t *c, const char *prog)
     }
     if (had != 0 || c->shards == 1)
         return 0;
-    int fd = open(path, O_WRONLY | O_CREAT | O_EXCL, 0644);
+    /* Written aside and renamed: a crash leaves the whole file or none. */
+    char tmp[sizeof path + 8];
+    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0644);
     char line[16];
     int n = snprintf(line, sizeof line, "%d\n", c->shards);
-    if (fd < 0 || write(fd, line, (size_t)n) != n || fsync(fd) != 0) {
+    int rc = fd >= 0 && write(fd, line, (size_t)n) == n && fsync(fd) == 0 ? 0 : -1;
+    if (fd >= 0)
+        close(fd);
+    if (rc != 0 || rename(tmp, path) != 0) {
         fprintf(stderr, "%s: writing %s: %s\n", prog, path, strerror(errno));
-        if (fd >= 0)
-            close(fd);
         return -1;
     }
-    close(fd);
     return 0;
 }
 

@@ -50,6 +50,7 @@ typedef struct client {
     Kv__ReadMode read;
     rk_cli_client_t *cli;
     rk_route_table_t *rt;
+    bool *routed; /* routed[i]: shard i's group is in rt */
     uint64_t client_id;
     uint64_t seq;
     uint32_t rr; /* round-robin cursor over the peers */
@@ -139,8 +140,18 @@ static void run_cmd(client_t *c, Kv__Op op, const char *key, const char *val, co
     bool is_write = op != KV__OP__OP_GET;
     bool want_leader = is_write || c->read == KV__READ_MODE__READ_LEADER;
     char group[APP_GROUP_ID_MAX];
-    app_group_id(c->group, c->shards, kv_shard_of(key, strlen(key), c->shards), group,
-                 sizeof group);
+    int shard = kv_shard_of(key, strlen(key), c->shards);
+    app_group_id(c->group, c->shards, shard, group, sizeof group);
+    /* A group enters the route table when first used: a client of many
+     * shards that runs one command pays for one group. Every group has the
+     * same peers; each has its own leader. */
+    if (!c->routed[shard]) {
+        if (rk_route_table_update_configuration(c->rt, group, &c->conf) != 0) {
+            set_line(o, EXIT_FAIL, "FAIL out of memory%s%s", "", "");
+            return;
+        }
+        c->routed[shard] = true;
+    }
     Kv__Command cmd = KV__COMMAND__INIT;
     cmd.op = op;
     cmd.key = (ProtobufCBinaryData){strlen(key), (uint8_t *)key};
@@ -484,14 +495,8 @@ int main(int argc, char **argv)
         return st.code == RK_EINVAL ? EXIT_USAGE : EXIT_FAIL;
     }
     c.rt = rk_route_table_new();
-    /* Every group has the same peers; each has its own leader. */
-    bool ok = c.rt != NULL;
-    for (int i = 0; ok && i < c.shards; i++) {
-        char group[APP_GROUP_ID_MAX];
-        app_group_id(c.group, c.shards, i, group, sizeof group);
-        ok = rk_route_table_update_configuration(c.rt, group, &c.conf) == 0;
-    }
-    if (!ok) {
+    c.routed = calloc((size_t)c.shards, sizeof *c.routed);
+    if (c.rt == NULL || c.routed == NULL) {
         fprintf(stderr, "kv-client: out of memory\n");
         return EXIT_FAIL;
     }
@@ -523,6 +528,7 @@ int main(int argc, char **argv)
         }
         free(line);
     }
+    free(c.routed);
     rk_route_table_free(c.rt);
     rk_cli_client_free(c.cli);
     return code;
