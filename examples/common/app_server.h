@@ -37,8 +37,10 @@ typedef struct app_server_spec {
  * shards, group G-i keeps its own in c->data/groups/G-i. Then stops in the
  * order that keeps the handler safe: it unregisters the method first (no
  * new request reaches the handler), then shuts the groups down (their
- * closures complete the calls in flight), then frees the server. Main thread. Returns the exit
- * code: 0 after a signal, 1 when something could not start (the reason is printed on stderr). */
+ * closures complete the calls in flight), then frees the server. Main
+ * thread. Returns the exit code: 0 after a signal, 1 when something could
+ * not start (the reason is printed on stderr), as when c->data holds the
+ * data of another shard count. */
 int app_server_run(const app_conf_t *c, const app_server_spec_t *spec);
 
 #endif /* EXAMPLES_APP_SERVER_H */
