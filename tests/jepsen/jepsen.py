@@ -713,6 +713,9 @@ def main():
         ap.error("--nodes must be at least 1")
     if a.shards < 1:
         ap.error("--shards must be at least 1")
+    if "--shards" in (a.server_flags + " " + a.client_flags).split():
+        ap.error("give the shard count with --shards (make jepsen SHARDS=N): servers, clients "
+                 "and raftkit-cli's questions all depend on it")
     if a.seed is None:
         a.seed = random.SystemRandom().randrange(1, 2**31)
     a.workers = a.workers or 2 * a.nodes
