@@ -156,6 +156,19 @@ def leaders(a, peers):
     return out
 
 
+def last_index(a, peers, shard):
+    """The highest last log index the nodes of a shard's group report."""
+    rc, out = cli(a, peers, "%s-%d" % (GROUP, shard), "status")
+    best = 0
+    for line in out.splitlines()[1:]:
+        f = line.split()
+        if len(f) < 7:
+            break  # the blank line before the replication table
+        if f[4].isdigit():
+            best = max(best, int(f[4]))
+    return best
+
+
 def busiest(servers, lead):
     """The server leading the most shards, and how many it leads."""
     counts = {s.peer: 0 for s in servers}
@@ -189,17 +202,25 @@ def main():
         if lead is None:
             return finish(check, servers, tmp)
 
-        # One key per shard, found with the client's hash: every group
-        # takes a write and serves it back.
+        # One key per shard, found with the documented hash: every group
+        # takes a write and serves it back, and the write lands in the log of
+        # the group the hash names (its last index grows).
         probe, n = {}, 0
         while len(probe) < a.shards:
             k = "p%d" % n
             probe.setdefault(shard_of(k, a.shards), k)
             n += 1
+        before = {s: last_index(a, peers, s) for s in probe}
         c = Client(a, peers)
         got = {s: c.run("put %s shard%d" % (k, s)) for s, k in probe.items()}
         check("a write to every shard is acknowledged", all(v == "OK" for v in got.values()),
               "\n".join("shard %d: %s" % (s, v) for s, v in got.items() if v != "OK"))
+        grown = kvcluster.wait_for(
+            "every group's log to grow",
+            lambda: all(last_index(a, peers, s) > before[s] for s in probe), 30)
+        check("each key went to group kv-(XXH64(key) mod %d)" % a.shards, grown,
+              "groups whose log did not grow: %s" % [
+                  s for s in probe if last_index(a, peers, s) <= before[s]])
         got = {s: c.run("get %s" % k) for s, k in probe.items()}
         check("and read back from every shard",
               all(v == "OK shard%d" % s for s, v in got.items()),
