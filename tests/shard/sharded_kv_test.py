@@ -185,6 +185,12 @@ def main():
     ap.add_argument("--shards", type=int, default=16)
     ap.add_argument("--clients", type=int, default=4)
     a = ap.parse_args()
+
+    def on_signal(signum, _frame):
+        raise KeyboardInterrupt("signal %d" % signum)
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGHUP, on_signal)
     check = kvcluster.Checks()
     tmp = tempfile.mkdtemp(prefix="raftkit-shard-")
     ports = kvcluster.free_ports(3)
@@ -331,6 +337,13 @@ def main():
         check("a data directory of %d shards refuses --shards %d" % (a.shards, a.shards * 2),
               r.returncode == 1 and "holds the data of %d shards" % a.shards in r.stderr,
               "exit %d: %s" % (r.returncode, r.stderr.strip()))
+    except BaseException:
+        # Interrupted (Ctrl-C, SIGTERM, a closed stdout): no server outlives
+        # the test.
+        for s in servers:
+            if s.proc is not None and s.proc.poll() is None:
+                s.kill9()
+        raise
     finally:
         stop.set()
         for w in writers:
