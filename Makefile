@@ -192,7 +192,8 @@ clean:
 # `make run` is the README's first command: a scripted session on a local
 # 3-node kv cluster (examples/kv/demo.sh). `make cluster` starts the same
 # cluster in the foreground until Ctrl-C; `make cluster TLS=1` the mutual-TLS
-# one of conf/kv-tls/. `make certs` writes a throwaway CA and certificates
+# one of conf/kv-tls/; `make cluster SHARDS=16` a sharded one (groups kv-0 ..
+# kv-15 on every node). `make certs` writes a throwaway CA and certificates
 # into data/certs/ (tools/make-certs.sh; the TLS cluster makes them if absent).
 .PHONY: run cluster certs
 certs:
@@ -200,4 +201,4 @@ certs:
 run: $(BUILD)/kv-server $(BUILD)/kv-client $(BUILD)/raftkit-cli
 	@BUILD=$(BUILD) ./examples/kv/demo.sh
 cluster: $(BUILD)/kv-server $(BUILD)/kv-client $(BUILD)/raftkit-cli
-	@BUILD=$(BUILD) TLS=$(TLS) ./examples/kv/cluster.sh
+	@BUILD=$(BUILD) TLS=$(TLS) SHARDS=$(SHARDS) ./examples/kv/cluster.sh

@@ -11,3 +11,4 @@ endif
 
 include tests/sim/module.mk
 include tests/names/module.mk
+include tests/shard/module.mk

@@ -50,6 +50,8 @@ static int set_key(app_conf_t *c, const char *section, const char *key, const ch
     if (strcmp(section, "raft") == 0) {
         if (strcmp(key, "group") == 0)
             return copy_str(c->group, sizeof c->group, v);
+        if (strcmp(key, "shards") == 0)
+            return parse_int(v, 1, APP_MAX_SHARDS, &c->shards);
         if (strcmp(key, "peer") == 0)
             return copy_str(c->peer, sizeof c->peer, v);
         if (strcmp(key, "peers") == 0)
@@ -144,6 +146,8 @@ static void usage(FILE *out, const char *prog)
             "Options (override the file's [raft] and [log] keys of the same name):\n"
             "  --conf FILE                 INI file to read first (see conf/)\n"
             "  --group G                   Raft group id                       (group)\n"
+            "  --shards N                  host N groups G-0 .. G-(N-1) instead of\n"
+            "                              the one group G; default 1          (shards)\n"
             "  --peer HOST:PORT[:IDX[:PRIO]]\n"
             "                              this node; HOST: IP or DNS name     (peer)\n"
             "  --listen HOST:PORT          bind here, e.g. 0.0.0.0:8101;       (listen)\n"
@@ -174,6 +178,14 @@ static void usage(FILE *out, const char *prog)
             prog);
 }
 
+void app_group_id(const char *group, int shards, int i, char *buf, size_t len)
+{
+    if (shards == 1)
+        snprintf(buf, len, "%s", group);
+    else
+        snprintf(buf, len, "%s-%d", group, i);
+}
+
 int app_conf_parse(app_conf_t *c, int argc, char **argv, const char *prog,
                    const char *default_group, FILE *out, char *err, size_t errlen)
 {
@@ -190,6 +202,7 @@ int app_conf_parse(app_conf_t *c, int argc, char **argv, const char *prog,
         O_LOG,
         O_HELP,
         O_LISTEN,
+        O_SHARDS,
         O_CERT,
         O_KEY,
         O_CA,
@@ -210,6 +223,7 @@ int app_conf_parse(app_conf_t *c, int argc, char **argv, const char *prog,
         {"log-level", required_argument, NULL, O_LOG},
         {"help", no_argument, NULL, O_HELP},
         {"listen", required_argument, NULL, O_LISTEN},
+        {"shards", required_argument, NULL, O_SHARDS},
         {"tls-cert", required_argument, NULL, O_CERT},
         {"tls-key", required_argument, NULL, O_KEY},
         {"tls-ca", required_argument, NULL, O_CA},
@@ -229,6 +243,7 @@ int app_conf_parse(app_conf_t *c, int argc, char **argv, const char *prog,
         [O_RO] = "read_only",
         [O_LOG] = "level",
         [O_LISTEN] = "listen",
+        [O_SHARDS] = "shards",
         [O_CERT] = "tls_cert",
         [O_KEY] = "tls_key",
         [O_CA] = "tls_ca",
@@ -237,6 +252,7 @@ int app_conf_parse(app_conf_t *c, int argc, char **argv, const char *prog,
         [O_KEYFILE] = "cluster_key_file",
     };
     memset(c, 0, sizeof *c);
+    c->shards = 1;
     c->election_timeout_ms = 1000;
     c->snapshot_interval_s = 3600;
     c->sync = true;

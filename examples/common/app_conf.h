@@ -4,6 +4,7 @@
  *
  *   [raft]
  *   group = kv
+ *   shards = 1                      ; N > 1: groups kv-0 .. kv-(N-1) (app_group_id)
  *   peer  = 127.0.0.1:8101          ; or a host name: kv-0.kv:8101
  *   listen = 0.0.0.0:8101           ; optional: bind here instead of peer's address
  *   peers = 127.0.0.1:8101,127.0.0.1:8102,127.0.0.1:8103
@@ -31,8 +32,15 @@
 
 #include "raftkit/peer.h"
 
+/* Most groups one server hosts (shards), the room of a group name, and of
+ * a shard's group id "<group>-<i>", NULs included. */
+#define APP_GROUP_MAX    64
+#define APP_MAX_SHARDS   100000
+#define APP_GROUP_ID_MAX (APP_GROUP_MAX + 8)
+
 typedef struct app_conf {
-    char group[64];
+    char group[APP_GROUP_MAX];
+    int shards; /* groups this server hosts (1: just group) */
     char peer[RK_PEER_ID_STRLEN];
     char listen[RK_PEER_ID_STRLEN]; /* "" when absent: bind the peer's address */
     char peers[2048];
@@ -62,7 +70,7 @@ typedef struct app_conf {
  * or -1 with a one-line reason in err. prog names the program in messages;
  * default_group is the group when neither file nor flags set one.
  *
- *   --conf FILE  --group G  --peer HOST:PORT  --listen HOST:PORT  --peers LIST
+ *   --conf FILE  --group G  --shards N  --peer HOST:PORT  --listen HOST:PORT  --peers LIST
  *   --data DIR  --election-timeout-ms N  --snapshot-interval-s N  --sync on|off
  *   --read-only safe|lease  --log-level L  --help
  *   --tls-cert F  --tls-key F  --tls-ca F  --tls-peer-names L  --tls-admin-names L
@@ -70,6 +78,11 @@ typedef struct app_conf {
  */
 int app_conf_parse(app_conf_t *c, int argc, char **argv, const char *prog,
                    const char *default_group, FILE *out, char *err, size_t errlen);
+
+/* The id of shard i (0 <= i < shards) of group: group itself when there is
+ * one shard, else "<group>-<i>" ("kv-0" .. "kv-15"). Servers name their
+ * groups so, and clients the group of a key. */
+void app_group_id(const char *group, int shards, int i, char *buf, size_t len);
 
 /* Reads an INI file into c (keys it sets override c's). Returns 0 or -1 with
  * the reason (file, line, key) in err. */

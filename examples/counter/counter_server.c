@@ -155,12 +155,17 @@ int main(int argc, char **argv)
     int rc = app_server_conf(&conf, argc, argv, "counter-server", "counter");
     if (rc >= 0)
         return rc;
+    if (conf.shards != 1) {
+        fprintf(stderr, "counter-server: shards must be 1: the counter is one group\n");
+        return 2;
+    }
     counter_sm_t sm = {.group = conf.group};
     sm.base.on_apply = on_apply;
     sm.base.on_snapshot_save = on_snapshot_save;
     sm.base.on_snapshot_load = on_snapshot_load;
+    rk_state_machine_t *fsm = &sm.base;
     app_server_spec_t spec = {.prog = "counter-server",
-                              .fsm = &sm.base,
+                              .fsm = &fsm,
                               .method = COUNTER_METHOD,
                               .handler = handle,
                               .handler_arg = &sm,

@@ -8,6 +8,12 @@
  *   FAIL reason      exit 4   (certainly not applied)
  *   usage errors     exit 2
  *
+ * Shards: against a server started with --shards N, kv-client --shards N
+ * sends each key to group G-i, i = XXH64(key bytes, seed 0) mod N (see
+ * kv_shard_of), and follows that group's leader: the route table keeps one
+ * leader per group. Every command names one key, so every command goes to
+ * exactly one group.
+ *
  * Retries: every write carries this process's random client id and a
  * sequence number, and the servers apply a (client id, seq) at most once
  * (kv_store.c). So a write whose outcome is unknown (timeout after sending,
@@ -22,7 +28,9 @@
 #include <sys/random.h>
 #include <time.h>
 #include <unistd.h>
+#include <xxhash.h>
 
+#include "examples/common/app_conf.h"
 #include "examples/kv/kv.pb-c.h"
 #include "examples/kv/kv_sm.h"
 #include "raftkit/client.h"
@@ -36,11 +44,13 @@ enum { EXIT_OK = 0, EXIT_NO = 1, EXIT_USAGE = 2, EXIT_UNKNOWN = 3, EXIT_FAIL = 4
 
 typedef struct client {
     const char *group;
+    int shards; /* 1: group itself; N: groups group-0 .. group-(N-1) */
     rk_configuration_t conf;
     int timeout_ms;
     Kv__ReadMode read;
     rk_cli_client_t *cli;
     rk_route_table_t *rt;
+    bool *routed; /* routed[i]: shard i's group is in rt */
     uint64_t client_id;
     uint64_t seq;
     uint32_t rr; /* round-robin cursor over the peers */
@@ -56,7 +66,7 @@ static uint64_t now_ms(void)
 static void usage(FILE *f)
 {
     fprintf(
-        f, "usage: kv-client --peers LIST [--group G] [--timeout-ms N]\n"
+        f, "usage: kv-client --peers LIST [--group G] [--shards N] [--timeout-ms N]\n"
            "                 [--read leader|follower|stale] CMD\n"
            "       kv-client --peers LIST [...] --stdin\n"
            "\n"
@@ -74,6 +84,8 @@ static void usage(FILE *f)
            "  --peers LIST      the cluster, e.g. 127.0.0.1:8101,127.0.0.1:8102,127.0.0.1:8103\n"
            "                    (hosts: IP addresses or DNS names, as kv-1:8101)\n"
            "  --group G         Raft group (default kv)\n"
+           "  --shards N        the servers' --shards: key K is in group G-i,\n"
+           "                    i = XXH64(K, seed 0) mod N (default 1: group G itself)\n"
            "  --timeout-ms N    give up after N ms per command (default 5000)\n"
            "  --read MODE       leader: linearizable, on the leader (default)\n"
            "                    follower: linearizable, on a follower (read_index)\n"
@@ -87,12 +99,19 @@ static void usage(FILE *f)
            "  --cluster-key-file FILE         or: the cluster's key file\n");
 }
 
+/* The shard of a key: a stable hash (64-bit xxHash, seed 0, of the key's
+ * bytes) modulo the shard count, so that every client agrees. */
+static int kv_shard_of(const char *key, size_t len, int shards)
+{
+    return (int)(XXH64(key, len, 0) % (uint64_t)shards);
+}
+
 /* The peer to try next: the leader for writes and leader reads, a follower
  * for the other reads (any peer when followers are unknown). */
-static rk_peer_id_t pick(client_t *c, bool want_leader)
+static rk_peer_id_t pick(client_t *c, const char *group, bool want_leader)
 {
     rk_peer_id_t leader;
-    bool have_leader = rk_route_table_select_leader(c->rt, c->group, &leader) == 0;
+    bool have_leader = rk_route_table_select_leader(c->rt, group, &leader) == 0;
     if (want_leader && have_leader)
         return leader;
     for (uint32_t i = 0; i < c->conf.n_peers; i++) {
@@ -120,6 +139,19 @@ static void run_cmd(client_t *c, Kv__Op op, const char *key, const char *val, co
 {
     bool is_write = op != KV__OP__OP_GET;
     bool want_leader = is_write || c->read == KV__READ_MODE__READ_LEADER;
+    char group[APP_GROUP_ID_MAX];
+    int shard = kv_shard_of(key, strlen(key), c->shards);
+    app_group_id(c->group, c->shards, shard, group, sizeof group);
+    /* A group enters the route table when first used: a client of many
+     * shards that runs one command pays for one group. Every group has the
+     * same peers; each has its own leader. */
+    if (!c->routed[shard]) {
+        if (rk_route_table_update_configuration(c->rt, group, &c->conf) != 0) {
+            set_line(o, EXIT_FAIL, "FAIL out of memory%s%s", "", "");
+            return;
+        }
+        c->routed[shard] = true;
+    }
     Kv__Command cmd = KV__COMMAND__INIT;
     cmd.op = op;
     cmd.key = (ProtobufCBinaryData){strlen(key), (uint8_t *)key};
@@ -132,7 +164,8 @@ static void run_cmd(client_t *c, Kv__Op op, const char *key, const char *val, co
         cmd.seq = ++c->seq;
     }
     Kv__Request req = KV__REQUEST__INIT;
-    req.group_id = (char *)c->group;
+    req.group_id = group;
+    req.shards = (uint32_t)c->shards;
     req.cmd = &cmd;
     req.read = is_write ? KV__READ_MODE__READ_LEADER : c->read;
     size_t len = kv__request__get_packed_size(&req);
@@ -156,13 +189,13 @@ static void run_cmd(client_t *c, Kv__Op op, const char *key, const char *val, co
             /* Leader unknown: ask for it (follower reads use it to avoid
              * the leader). */
             rk_peer_id_t l;
-            if (rk_route_table_select_leader(c->rt, c->group, &l) != 0) {
+            if (rk_route_table_select_leader(c->rt, group, &l) != 0) {
                 rk_status_t st;
-                if (rk_route_table_refresh_leader(c->rt, c->cli, c->group, &st) != 0)
+                if (rk_route_table_refresh_leader(c->rt, c->cli, group, &st) != 0)
                     snprintf(last, sizeof last, "finding the leader: %s", st.msg);
             }
         }
-        rk_peer_id_t target = pick(c, want_leader);
+        rk_peer_id_t target = pick(c, group, want_leader);
         int left = (int)(deadline - now_ms());
         if (left <= 0)
             break;
@@ -178,7 +211,7 @@ static void run_cmd(client_t *c, Kv__Op op, const char *key, const char *val, co
                 maybe_applied = true;
             snprintf(last, sizeof last, "%s: %s: %s", tbuf, rk_err_name(r.status.code),
                      r.status.msg);
-            rk_route_table_update_leader(c->rt, c->group, NULL);
+            rk_route_table_update_leader(c->rt, group, NULL);
         } else {
             Kv__Response *resp = kv__response__unpack(NULL, r.len, r.body);
             if (resp == NULL) {
@@ -213,10 +246,10 @@ static void run_cmd(client_t *c, Kv__Op op, const char *key, const char *val, co
                 if (resp->code == RK_ENOTLEADER) {
                     rk_peer_id_t l;
                     if (resp->leader[0] && rk_peer_id_parse(&l, resp->leader, NULL) == 0) {
-                        rk_route_table_update_leader(c->rt, c->group, &l);
+                        rk_route_table_update_leader(c->rt, group, &l);
                         retry_now = !rk_peer_id_equal(&l, &target);
                     } else {
-                        rk_route_table_update_leader(c->rt, c->group, NULL);
+                        rk_route_table_update_leader(c->rt, group, NULL);
                     }
                 } else if (resp->code == RK_EINVAL || resp->code == RK_ENOGROUP ||
                            resp->code == RK_ETOOBIG || resp->code == RK_EPROTO) {
@@ -225,7 +258,7 @@ static void run_cmd(client_t *c, Kv__Op op, const char *key, const char *val, co
                     rk_rpc_reply_release(&r);
                     break;
                 } else {
-                    rk_route_table_update_leader(c->rt, c->group, NULL);
+                    rk_route_table_update_leader(c->rt, group, NULL);
                 }
                 kv__response__free_unpacked(resp, NULL);
             }
@@ -316,11 +349,20 @@ static int parse_ms(const char *s)
     return end != s && *end == '\0' && v > 0 && v <= 86400000 ? (int)v : -1;
 }
 
+/* A shard count from 1 to APP_MAX_SHARDS written in full, else -1. */
+static int parse_count(const char *s)
+{
+    char *end;
+    long v = strtol(s, &end, 10);
+    return end != s && *end == '\0' && v > 0 && v <= APP_MAX_SHARDS ? (int)v : -1;
+}
+
 int main(int argc, char **argv)
 {
     enum {
         O_PEERS = 1,
         O_GROUP,
+        O_SHARDS,
         O_TIMEOUT,
         O_READ,
         O_STDIN,
@@ -334,6 +376,7 @@ int main(int argc, char **argv)
     static const struct option longopts[] = {
         {"peers", required_argument, NULL, O_PEERS},
         {"group", required_argument, NULL, O_GROUP},
+        {"shards", required_argument, NULL, O_SHARDS},
         {"timeout-ms", required_argument, NULL, O_TIMEOUT},
         {"read", required_argument, NULL, O_READ},
         {"stdin", no_argument, NULL, O_STDIN},
@@ -346,7 +389,8 @@ int main(int argc, char **argv)
         {NULL, 0, NULL, 0},
     };
     rk_rpc_client_options_t sec = {.name = "kv-client"};
-    client_t c = {.group = "kv", .timeout_ms = 5000, .read = KV__READ_MODE__READ_LEADER};
+    client_t c = {
+        .group = "kv", .shards = 1, .timeout_ms = 5000, .read = KV__READ_MODE__READ_LEADER};
     const char *peers = NULL;
     bool from_stdin = false;
     int o;
@@ -358,6 +402,19 @@ int main(int argc, char **argv)
             break;
         case O_GROUP:
             c.group = optarg;
+            if (strlen(c.group) >= APP_GROUP_MAX) {
+                fprintf(stderr, "kv-client: --group is longer than %d characters\n",
+                        APP_GROUP_MAX - 1);
+                return EXIT_USAGE;
+            }
+            break;
+        case O_SHARDS:
+            c.shards = parse_count(optarg);
+            if (c.shards <= 0) {
+                fprintf(stderr, "kv-client: --shards must be a number from 1 to %d (got '%s')\n",
+                        APP_MAX_SHARDS, optarg);
+                return EXIT_USAGE;
+            }
             break;
         case O_TIMEOUT:
             c.timeout_ms = parse_ms(optarg);
@@ -438,8 +495,8 @@ int main(int argc, char **argv)
         return st.code == RK_EINVAL ? EXIT_USAGE : EXIT_FAIL;
     }
     c.rt = rk_route_table_new();
-    if (c.cli == NULL || c.rt == NULL ||
-        rk_route_table_update_configuration(c.rt, c.group, &c.conf) != 0) {
+    c.routed = calloc((size_t)c.shards, sizeof *c.routed);
+    if (c.rt == NULL || c.routed == NULL) {
         fprintf(stderr, "kv-client: out of memory\n");
         return EXIT_FAIL;
     }
@@ -471,6 +528,7 @@ int main(int argc, char **argv)
         }
         free(line);
     }
+    free(c.routed);
     rk_route_table_free(c.rt);
     rk_cli_client_free(c.cli);
     return code;

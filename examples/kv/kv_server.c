@@ -5,8 +5,14 @@
  *
  *   kv-server --conf conf/kv/n1.conf [--data DIR] [--peer HOST:PORT] [--listen HOST:PORT] ...
  *
+ * With --shards N the key space is split over N groups kv-0 .. kv-(N-1),
+ * each with its own state machine, all on the one port: a request names its
+ * group (Request.group_id; kv-client picks it from the key's hash) and is
+ * served by that group's node.
+ *
  * Stops cleanly on SIGINT or SIGTERM.
  */
+#include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,11 +23,17 @@
 #include "raftkit/node.h"
 #include "raftkit/rpc.h"
 
+/* The groups of this server, one per shard (a single one without shards),
+ * indexed as app_group_id numbers them. */
 typedef struct server {
-    kv_sm_t sm;
-    rk_node_t *_Atomic node; /* set once started */
-    const char *group;
-    int max_body_size; /* raft_options.max_body_size of the node: the largest entry */
+    const app_conf_t *conf;
+    int shards;
+    kv_sm_t *sm; /* the first n_sm initialised */
+    int n_sm;
+    rk_state_machine_t **fsm;
+    rk_node_t *_Atomic *node; /* node[i] set once group i started */
+    char (*id)[APP_GROUP_ID_MAX];
+    int max_body_size; /* raft_options.max_body_size of the nodes: the largest entry */
 } server_t;
 
 /* One request in flight. */
@@ -30,6 +42,7 @@ typedef struct kv_req {
     rk_read_index_closure_t read_done; /* reads */
     rk_rpc_call_t *call;
     server_t *srv;
+    int shard;
     uint8_t *key;
     size_t klen;
 } kv_req_t;
@@ -90,7 +103,7 @@ static bool error_maybe_applied(int code)
 static void write_done(rk_closure_t *self, const rk_status_t *st)
 {
     kv_req_t *r = rk_container_of(self, kv_req_t, w.done);
-    rk_node_t *node = r->srv->node;
+    rk_node_t *node = r->srv->node[r->shard];
     if (st->code != 0) {
         respond_error(r->call, node, st->code, st->msg, error_maybe_applied(st->code));
     } else {
@@ -109,7 +122,7 @@ static void answer_get(kv_req_t *r)
 {
     uint8_t *v;
     size_t len;
-    int rc = kv_sm_get(&r->srv->sm, r->key, r->klen, &v, &len);
+    int rc = kv_sm_get(&r->srv->sm[r->shard], r->key, r->klen, &v, &len);
     if (rc < 0) {
         respond_error(r->call, NULL, RK_ENOMEM, "reading the value", false);
         return;
@@ -130,17 +143,48 @@ static void read_done(rk_read_index_closure_t *self, const rk_status_t *st, int6
     (void)ctx_len;
     kv_req_t *r = rk_container_of(self, kv_req_t, read_done);
     if (st->code != 0)
-        respond_error(r->call, r->srv->node, st->code, st->msg, false);
+        respond_error(r->call, r->srv->node[r->shard], st->code, st->msg, false);
     else
         answer_get(r);
     req_free(r);
+}
+
+/* The shard a request's group id names, or -1 when this server does not
+ * host that group. "" names the group of a server without shards. */
+static int shard_of(const server_t *srv, const char *g)
+{
+    const char *group = srv->conf->group;
+    if (srv->shards == 1)
+        return g[0] == '\0' || strcmp(g, group) == 0 ? 0 : -1;
+    size_t n = strlen(group);
+    if (strncmp(g, group, n) != 0 || g[n] != '-')
+        return -1;
+    /* The decimal number app_group_id writes: no sign, no leading zero. */
+    const char *d = g + n + 1;
+    if (!isdigit((unsigned char)d[0]) || (d[0] == '0' && d[1] != '\0') || strlen(d) > 9)
+        return -1;
+    char *end;
+    long i = strtol(d, &end, 10);
+    return *end == '\0' && i < srv->shards ? (int)i : -1;
+}
+
+static void respond_no_group(rk_rpc_call_t *call, const server_t *srv, const char *g)
+{
+    char why[256];
+    const char *group = srv->conf->group;
+    if (srv->shards == 1)
+        snprintf(why, sizeof why, "this server hosts group %s, not '%s'", group, g);
+    else
+        snprintf(why, sizeof why,
+                 "this server hosts groups %s-0 .. %s-%d, not '%s' (kv-client --shards %d)", group,
+                 group, srv->shards - 1, g, srv->shards);
+    respond_error(call, NULL, RK_ENOGROUP, why, false);
 }
 
 /* Loop thread: decode, then read, propose, or redirect. */
 static void handle_kv(rk_rpc_call_t *call, const void *body, size_t len, void *arg)
 {
     server_t *srv = arg;
-    rk_node_t *node = srv->node;
     Kv__Request *req = kv__request__unpack(NULL, len, body);
     if (req == NULL || req->cmd == NULL) {
         if (req)
@@ -150,12 +194,23 @@ static void handle_kv(rk_rpc_call_t *call, const void *body, size_t len, void *a
     }
     const Kv__Command *cmd = req->cmd;
     kv_req_t *r = NULL;
-    if (node == NULL) {
-        respond_error(call, NULL, RK_EAGAIN, "node is starting", false);
+    /* The shard count first: routed with another count, the group named may
+     * exist and still not be the key's. */
+    if (req->shards != 0 && req->shards != (uint32_t)srv->shards) {
+        char why[128];
+        snprintf(why, sizeof why, "the client routes keys over %u shards, this server has %d",
+                 req->shards, srv->shards);
+        respond_error(call, NULL, RK_EINVAL, why, false);
         goto out;
     }
-    if (strcmp(req->group_id, srv->group) != 0) {
-        respond_error(call, NULL, RK_ENOGROUP, "this server hosts another group", false);
+    int shard = shard_of(srv, req->group_id);
+    if (shard < 0) {
+        respond_no_group(call, srv, req->group_id);
+        goto out;
+    }
+    rk_node_t *node = srv->node[shard];
+    if (node == NULL) {
+        respond_error(call, NULL, RK_EAGAIN, "node is starting", false);
         goto out;
     }
     if ((r = calloc(1, sizeof *r)) == NULL) {
@@ -164,6 +219,7 @@ static void handle_kv(rk_rpc_call_t *call, const void *body, size_t len, void *a
     }
     r->call = call;
     r->srv = srv;
+    r->shard = shard;
     if (cmd->op == KV__OP__OP_GET) {
         r->klen = cmd->key.len;
         if ((r->key = malloc(r->klen ? r->klen : 1)) == NULL) {
@@ -239,6 +295,16 @@ out:
     kv__request__free_unpacked(req, NULL);
 }
 
+static void server_free(server_t *srv)
+{
+    for (int i = 0; i < srv->n_sm; i++)
+        kv_sm_destroy(&srv->sm[i]);
+    free(srv->sm);
+    free(srv->fsm);
+    free(srv->node);
+    free(srv->id);
+}
+
 int main(int argc, char **argv)
 {
     app_conf_t conf;
@@ -248,18 +314,35 @@ int main(int argc, char **argv)
     /* app_server_run keeps the default raft options. */
     rk_node_options_t defaults;
     rk_node_options_init(&defaults);
-    server_t srv = {.group = conf.group, .max_body_size = defaults.raft_options.max_body_size};
-    if (kv_sm_init(&srv.sm, conf.group) != 0) {
+    size_t n = (size_t)conf.shards;
+    server_t srv = {.conf = &conf,
+                    .shards = conf.shards,
+                    .fsm = calloc(n, sizeof *srv.fsm),
+                    .node = calloc(n, sizeof *srv.node),
+                    .id = calloc(n, sizeof *srv.id),
+                    .max_body_size = defaults.raft_options.max_body_size};
+    if (srv.fsm != NULL && srv.node != NULL && srv.id != NULL &&
+        (srv.sm = calloc(n, sizeof *srv.sm)) != NULL) {
+        for (; srv.n_sm < conf.shards; srv.n_sm++) {
+            int i = srv.n_sm;
+            app_group_id(conf.group, conf.shards, i, srv.id[i], sizeof srv.id[i]);
+            if (kv_sm_init(&srv.sm[i], srv.id[i]) != 0)
+                break;
+            srv.fsm[i] = &srv.sm[i].base;
+        }
+    }
+    if (srv.n_sm < conf.shards) {
         fprintf(stderr, "kv-server: out of memory\n");
+        server_free(&srv);
         return 1;
     }
     app_server_spec_t spec = {.prog = "kv-server",
-                              .fsm = &srv.sm.base,
+                              .fsm = srv.fsm,
                               .method = KV_METHOD,
                               .handler = handle_kv,
                               .handler_arg = &srv,
-                              .node = &srv.node};
+                              .node = srv.node};
     rc = app_server_run(&conf, &spec);
-    kv_sm_destroy(&srv.sm);
+    server_free(&srv);
     return rc;
 }

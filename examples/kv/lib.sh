@@ -8,10 +8,16 @@
 #   NO_ADMIN set: start nodes without the conf files' admin ports (tests, so
 #           that parallel runs and a running `make cluster` don't collide)
 #   CONF_DIR the nodes' conf files (default conf/kv; conf/kv-tls for TLS)
+#   KV_SHARDS the nodes' --shards (default 1); above 1 the helpers that ask
+#           one group (node_ready, wait_leader, applied) ask kv-0
 
 KV_SERVER=${BUILD:-build}/kv-server
 KV_CLIENT=${BUILD:-build}/kv-client
 CLI=${BUILD:-build}/raftkit-cli
+KV_SHARDS=${KV_SHARDS:-1}
+GROUP=kv
+SHARD_FLAGS=""
+if [ "$KV_SHARDS" -gt 1 ]; then GROUP=kv-0; SHARD_FLAGS="--shards $KV_SHARDS"; fi
 
 peer_of() { echo "127.0.0.1:$(echo $PORTS | cut -d' ' -f"$1")"; }
 # The first three nodes: the initial configuration.
@@ -37,7 +43,7 @@ start_node() {
     conf=$DATA/n$i.conf
   fi
   "$KV_SERVER" --conf "$conf" --peer "$(peer_of "$i")" --peers "$peers" \
-    --data "$DATA/n$i" $EXTRA "$@" >>"$DATA/n$i.log" 2>&1 &
+    --data "$DATA/n$i" $SHARD_FLAGS $EXTRA "$@" >>"$DATA/n$i.log" 2>&1 &
   echo $! >"$DATA/n$i.pid"
 }
 
@@ -52,7 +58,7 @@ node_ready() {
   n=0
   while [ $n -lt 100 ]; do
     node_alive "$1" || return 1
-    if "$CLI" --group kv --peers "$(peer_of "$1")" --timeout-ms 500 status >/dev/null 2>&1; then
+    if "$CLI" --group $GROUP --peers "$(peer_of "$1")" --timeout-ms 500 status >/dev/null 2>&1; then
       node_alive "$1"
       return
     fi
@@ -77,7 +83,7 @@ stop_all() { for i in 1 2 3 4; do stop_node "$i" "${1:-TERM}"; done; }
 wait_leader() {
   n=0
   while [ $n -lt 100 ]; do
-    if l=$("$CLI" --group kv --peers "${1:-$(peers_all)}" --timeout-ms 500 get_leader 2>/dev/null); then
+    if l=$("$CLI" --group $GROUP --peers "${1:-$(peers_all)}" --timeout-ms 500 get_leader 2>/dev/null); then
       echo "$l"
       return 0
     fi
@@ -98,7 +104,7 @@ node_of() {
 
 # applied I: node I's applied index (empty if it does not answer).
 applied() {
-  "$CLI" --group kv --peers "$(peer_of "$1")" --timeout-ms 500 status 2>/dev/null |
+  "$CLI" --group $GROUP --peers "$(peer_of "$1")" --timeout-ms 500 status 2>/dev/null |
     awk 'NR == 2 && $2 != "DOWN" { print $NF }'
 }
 

@@ -30,6 +30,13 @@ random, as a power cut may; what was acknowledged must still be there.
 Writes before a node's data files exist (its very first start) are not
 covered, nor directory entries; snapshot files count as synced once written.
 
+Shards: with --shards S every node hosts the groups kv-0 .. kv-(S-1) and
+every client routes each key to its group (kv-server and kv-client
+--shards S); the membership fault removes and re-adds a node in every group,
+and leader-directed faults follow kv-0's leader. The powerloss fault needs
+the node's log in DATA/log and is left out while sharded nodes keep a log
+per group.
+
 Clock jumps: with the clock fault every node runs under libfaketime (Debian's
 faketime package) with its own offset file; the fault moves the clocks of a
 minority (often the leader) forward or back by up to a few seconds, which
@@ -109,6 +116,10 @@ class Cluster:
         self.crashes = []  # (node, exit status) of nodes that ended unasked
         self.lock = threading.Lock()
         self.members = set(range(1, self.n + 1))
+        # The groups of each node (one, or one per shard), and per node the
+        # groups it was removed from and is not back in yet.
+        self.groups = ["kv"] if a.shards == 1 else ["kv-%d" % s for s in range(a.shards)]
+        self.removed = {}
         self.powerloss = "powerloss" in a.faults
         self.pl_ready = set()  # nodes whose data files existed at their start
         self.clock = "clock" in a.faults
@@ -214,9 +225,10 @@ class Cluster:
                    "FAKETIME_TIMESTAMP_FILE=" + os.path.abspath(self.clock_file(i)),
                    "FAKETIME_CACHE_DURATION=1", "FAKETIME_DONT_RESET=1",
                    "ASAN_OPTIONS=%s:verify_asan_link_order=0" % os.environ.get("ASAN_OPTIONS", "")]
-        cmd = pre + [os.path.join(self.bin, server), "--group", "kv", "--peer", self.peer(i),
-               "--peers", self.peers(), "--data", d, "--snapshot-interval-s", "5",
-               "--election-timeout-ms", str(self.a.election_timeout_ms), "--log-level", "info"]
+        cmd = pre + [os.path.join(self.bin, server), "--group", "kv", "--shards",
+                     str(self.a.shards), "--peer", self.peer(i), "--peers", self.peers(),
+                     "--data", d, "--snapshot-interval-s", "5", "--election-timeout-ms",
+                     str(self.a.election_timeout_ms), "--log-level", "info"]
         cmd += self.a.server_flags.split()
         if self.use_uids:
             u = self.uid(i)
@@ -276,8 +288,10 @@ class Cluster:
             elif sig == signal.SIGCONT:
                 self.paused.discard(i)
 
-    def cli(self, *args, peers=None, timeout_ms=3000):
-        cmd = [os.path.join(self.a.build, "raftkit-cli"), "--group", "kv", "--peers",
+    def cli(self, *args, peers=None, timeout_ms=3000, group=None):
+        """raftkit-cli on group (default: the first group, kv or kv-0)."""
+        cmd = [os.path.join(self.a.build, "raftkit-cli"), "--group", group or self.groups[0],
+               "--peers",
                peers or self.peers(), "--timeout-ms", str(timeout_ms)] + \
             self.a.cli_flags.split() + list(args)
         try:
@@ -347,8 +361,9 @@ class Worker(threading.Thread):
         self.seq = 0
 
     def spawn(self):
-        cmd = [os.path.join(self.a.build, "kv-client"), "--peers", self.c.peers(), "--timeout-ms",
-               str(self.a.op_timeout_ms), "--stdin"] + self.a.client_flags.split()
+        cmd = [os.path.join(self.a.build, "kv-client"), "--peers", self.c.peers(), "--shards",
+               str(self.a.shards), "--timeout-ms", str(self.a.op_timeout_ms), "--stdin"] + \
+            self.a.client_flags.split()
         self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                      stderr=subprocess.DEVNULL, bufsize=0)
 
@@ -448,6 +463,9 @@ class Nemesis(threading.Thread):
                 if f in self.faults:
                     self.faults.remove(f)
                     log("partition fault left out (needs root, iptables and per-node uids)")
+        if a.shards > 1 and "powerloss" in self.faults:
+            self.faults.remove("powerloss")
+            log("powerloss fault left out (sharded nodes keep a log per group)")
         self.count = 0
         self.error = None
         if not self.faults and a.faults:
@@ -592,13 +610,21 @@ class Nemesis(threading.Thread):
         if len(nodes) < 3:
             return
         v = self.rng.choice(nodes)
-        wipe = self.rng.random() < 0.5
-        rc, out = self.c.cli("remove_peer", self.c.peer(v))
-        if rc != 0:
+        removed, out = set(), ""
+        for g in self.c.groups:
+            rc, out = self.c.cli("remove_peer", self.c.peer(v), group=g)
+            if rc == 0:
+                removed.add(g)
+        if not removed:
             self.note("remove_peer %d refused (%s)" % (v, out.splitlines()[-1] if out else rc))
             return
+        # Its data may go only when no group counts it as a member any more.
+        wipe = len(removed) == len(self.c.groups) and self.rng.random() < 0.5
         self.c.members.discard(v)
-        self.note("remove_peer %d" % v, True)
+        self.c.removed[v] = removed
+        self.note("remove_peer %d%s" % (v, "" if len(removed) == len(self.c.groups) else
+                                        " from %d of %d groups" % (len(removed),
+                                                                   len(self.c.groups))), True)
         self.c.kill(v)
         if wipe:
             shutil.rmtree(self.c.data(v), ignore_errors=True)
@@ -607,9 +633,16 @@ class Nemesis(threading.Thread):
         self.readd(v, wipe)
 
     def readd(self, v, wipe=False):
+        """Adds v back to every group it was removed from."""
+        pending = self.c.removed.get(v, set(self.c.groups))
+        out = ""
         for _ in range(20):
-            rc, out = self.c.cli("add_peer", self.c.peer(v))
-            if rc == 0:
+            for g in sorted(pending):
+                rc, out = self.c.cli("add_peer", self.c.peer(v), group=g)
+                if rc == 0:
+                    pending.discard(g)
+            if not pending:
+                self.c.removed.pop(v, None)
                 self.c.members.add(v)
                 self.note("add_peer %d%s" % (v, " (empty data directory)" if wipe else ""))
                 return True
@@ -655,10 +688,13 @@ def main():
     ap.add_argument("--time", type=float, default=60, help="seconds of load and faults")
     ap.add_argument("--nodes", type=int, default=5)
     ap.add_argument("--workers", type=int, default=0, help="default 2 x nodes")
-    ap.add_argument("--keys", type=int, default=0, help="default one per node")
+    ap.add_argument("--keys", type=int, default=0,
+                    help="default one per node or shard, whichever is more")
     ap.add_argument("--seed", type=int, default=None)
     ap.add_argument("--faults", default=",".join(ALL_FAULTS),
                     help="comma-separated subset of %s, or none" % ",".join(ALL_FAULTS))
+    ap.add_argument("--shards", type=int, default=1,
+                    help="groups per node, each key in one (kv-server and kv-client --shards)")
     ap.add_argument("--server-flags", default="", help="extra kv-server flags")
     ap.add_argument("--client-flags", default="", help="extra kv-client flags (e.g. --read follower)")
     ap.add_argument("--cli-flags", default="",
@@ -675,10 +711,15 @@ def main():
             ap.error("unknown fault %r" % f)
     if a.nodes < 1:
         ap.error("--nodes must be at least 1")
+    if a.shards < 1:
+        ap.error("--shards must be at least 1")
+    if "--shards" in (a.server_flags + " " + a.client_flags).split():
+        ap.error("give the shard count with --shards (make jepsen SHARDS=N): servers, clients "
+                 "and raftkit-cli's questions all depend on it")
     if a.seed is None:
         a.seed = random.SystemRandom().randrange(1, 2**31)
     a.workers = a.workers or 2 * a.nodes
-    nkeys = a.keys or a.nodes
+    nkeys = a.keys or max(a.nodes, a.shards)
     need = ["kv-server", "kv-client", "raftkit-cli"]
     if "powerloss" in a.faults:
         need += ["tests/kv-server-pl", "tests/powerloss-cut"]
@@ -696,8 +737,8 @@ def main():
     os.makedirs(out)
     os.chmod(out, 0o755)
     rng = random.Random(a.seed)
-    log("seed=%d nodes=%d workers=%d keys=%d time=%gs faults=%s out=%s" %
-        (a.seed, a.nodes, a.workers, nkeys, a.time, ",".join(a.faults) or "none", out))
+    log("seed=%d nodes=%d shards=%d workers=%d keys=%d time=%gs faults=%s out=%s" %
+        (a.seed, a.nodes, a.shards, a.workers, nkeys, a.time, ",".join(a.faults) or "none", out))
 
     c = Cluster(a, out)
 

@@ -1,7 +1,7 @@
 # tests/jepsen: linearizability of the kv example under faults. The checker's
 # own tests and a short run go into `make test`; `make jepsen` is the long run:
-#   make jepsen [TIME=120] [NODES=5] [SEED=N] [SERVER_FLAGS="..."] [CLIENT_FLAGS="..."]
-#               [CLI_FLAGS="..."]
+#   make jepsen [TIME=120] [NODES=5] [SHARDS=1] [SEED=N] [SERVER_FLAGS="..."]
+#               [CLIENT_FLAGS="..."] [CLI_FLAGS="..."]
 # (see tests/jepsen/jepsen.py --help for the rest: workers, keys, faults).
 
 # The powerloss fault runs kv-server-pl: kv-server with the write tracking of
@@ -32,5 +32,5 @@ TEST_CMDS += tests/jepsen/test_checker.py tests/jepsen/short-run.sh
 .PHONY: jepsen
 jepsen: $(JEPSEN_BINS)
 	/usr/bin/python3 tests/jepsen/jepsen.py --build $(BUILD) --time $(TIME) --nodes $(NODES) \
-	    $(if $(SEED),--seed $(SEED)) --server-flags "$(SERVER_FLAGS)" \
-	    --client-flags "$(CLIENT_FLAGS)" --cli-flags "$(CLI_FLAGS)" $(JEPSEN_FLAGS)
+	    $(if $(SEED),--seed $(SEED)) $(if $(SHARDS),--shards $(SHARDS)) \
+	    --server-flags "$(SERVER_FLAGS)" --client-flags "$(CLIENT_FLAGS)" --cli-flags "$(CLI_FLAGS)" $(JEPSEN_FLAGS)
