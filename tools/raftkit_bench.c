@@ -21,8 +21,9 @@
  *
  * Many groups per process (multi-raft):
  *
- *   raftkit-bench --groups G [--nodes N] [--secs S] [--idle-secs I] [--size B] [--sync 0|1]
- *                 [--dir D] [--election-ms T] [--json] [security options as above]
+ *   raftkit-bench --groups G [--nodes N] [--secs S] [--idle-secs I] [--settle-secs W]
+ *                 [--size B] [--sync 0|1] [--dir D] [--election-ms T] [--json]
+ *                 [security options as above]
  *
  * This process only coordinates: it forks N node processes (3 by default, at
  * least 3), each hosting the G groups "bench-0" .. "bench-<G-1>" on one shared
@@ -35,20 +36,23 @@
  *   raftkit-multi groups=G ready_s=... idle_cpu_pct=... rss_mib=... disk_mib=... threads=...
  *                 ops_per_s=... p50_ms=... failover_s=...
  *
- * ready_s     from forking the processes until every group has a leader;
+ * ready_s      from forking the processes until every group has a leader;
  * idle_cpu_pct, rss_mib, threads, disk_mib
- *             measured once every group has a leader, over I seconds (10 by
- *             default) of idleness, for each node process; the line shows the
- *             largest of them (every process's figures go to stderr): CPU
- *             (user + sys) in % of one core, VmRSS and Threads at the end of
- *             the idle time, disk used by the process's data directory
- *             (allocated blocks, like du);
- *  ops_per_s   tasks of B bytes (256 by default) applied per second over S
- *             seconds (10 by default) with one task in flight in every group
- *             (each leader resubmits from the task's closure), all groups
- *             together; p50_ms is the median task latency of that run;
- *  failover_s  from kill -9 of the process leading the most groups until
- *             every group it led has a leader again among the others.
+ *              for each node process, over I seconds (10 by default) of
+ *              idleness that start W seconds (3 by default: the new
+ *              leaders' first entries commit, idle groups settle) after
+ *              every group has a leader; the line shows the largest of them
+ *              (every process's figures go to stderr): CPU (user + sys) in %
+ *              of one core, VmRSS and Threads at the end of the idle time,
+ *              disk used by the process's data directory (allocated blocks,
+ *              like du);
+ * ops_per_s    tasks of B bytes (256 by default) applied per second over S
+ *              seconds (10 by default) with one task in flight in every
+ *              group (each leader resubmits from the task's closure), all
+ *              groups together; p50_ms is the median task latency of that
+ *              run;
+ * failover_s   from kill -9 of the process leading the most groups until
+ *              every group it led has a leader again among the others.
  */
 #include <errno.h>
 #include <ftw.h>
@@ -73,8 +77,8 @@
 
 struct bench {
     long nodes, entries, size, inflight;
-    long groups, secs, idle_secs; /* groups > 0: the multi-group benchmark */
-    long election_ms;             /* node 1's election timeout */
+    long groups, secs, idle_secs, settle_secs; /* groups > 0: the multi-group benchmark */
+    long election_ms;                          /* node 1's election timeout */
     int sync, json, stages;
     const char *dir;
     /* security of every node (one certificate for all is enough here) */
@@ -169,29 +173,31 @@ static void req_done(rk_closure_t *self, const rk_status_t *st)
 
 static void usage(FILE *out)
 {
-    fprintf(out,
-            "usage: raftkit-bench --nodes N --entries E --size S --inflight W\n"
-            "                     [--sync 0|1] [--dir D] [--json] [--stages] [--election-ms T]\n"
-            "       raftkit-bench --groups G [--nodes N] [--secs S] [--idle-secs I] [--size B]\n"
-            "                     [--sync 0|1] [--dir D] [--json] [--election-ms T]\n"
-            "  --nodes N      node processes on loopback, 1..%d (default 3; >= 3 with --groups)\n"
-            "  --entries E    tasks to apply (default 100000)\n"
-            "  --size S       bytes per task (default 256)\n"
-            "  --inflight W   tasks kept outstanding (default 1024)\n"
-            "  --sync 0|1     fsync log writes (default 1)\n"
-            "  --dir D        data directory (default: a new temporary one, removed after)\n"
-            "  --json         print the result as one JSON object instead\n"
-            "  --stages       also print the leader's stage latencies (stderr)\n"
-            "  --election-ms T  node 1's election timeout, so that it leads (default 150,\n"
-            "                 1000 with --groups); the others': max(3000, 3 T)\n"
-            "  --groups G     G groups on one shared server per node process; prints one\n"
-            "                 raftkit-multi line (see the header of tools/raftkit_bench.c)\n"
-            "  --secs S       with --groups: seconds of the one-task-per-group workload (10)\n"
-            "  --idle-secs I  with --groups: seconds of idleness measured (10)\n"
-            "  --tls-cert F --tls-key F --tls-ca F --tls-peer-names LIST\n"
-            "                 mutual TLS between the nodes (make certs: data/certs/)\n"
-            "  --cluster-key-file F   TLS with cluster keys instead\n",
-            MAX_NODES);
+    fprintf(
+        out,
+        "usage: raftkit-bench --nodes N --entries E --size S --inflight W\n"
+        "                     [--sync 0|1] [--dir D] [--json] [--stages] [--election-ms T]\n"
+        "       raftkit-bench --groups G [--nodes N] [--secs S] [--idle-secs I] [--settle-secs W]\n"
+        "                     [--size B] [--sync 0|1] [--dir D] [--json] [--election-ms T]\n"
+        "  --nodes N      node processes on loopback, 1..%d (default 3; >= 3 with --groups)\n"
+        "  --entries E    tasks to apply (default 100000)\n"
+        "  --size S       bytes per task (default 256)\n"
+        "  --inflight W   tasks kept outstanding (default 1024)\n"
+        "  --sync 0|1     fsync log writes (default 1)\n"
+        "  --dir D        data directory (default: a new temporary one, removed after)\n"
+        "  --json         print the result as one JSON object instead\n"
+        "  --stages       also print the leader's stage latencies (stderr)\n"
+        "  --election-ms T  node 1's election timeout, so that it leads (default 150,\n"
+        "                 1000 with --groups); the others': max(3000, 3 T)\n"
+        "  --groups G     G groups on one shared server per node process; prints one\n"
+        "                 raftkit-multi line (see the header of tools/raftkit_bench.c)\n"
+        "  --secs S       with --groups: seconds of the one-task-per-group workload (10)\n"
+        "  --idle-secs I  with --groups: seconds of idleness measured (10)\n"
+        "  --settle-secs W  with --groups: seconds between readiness and that (3)\n"
+        "  --tls-cert F --tls-key F --tls-ca F --tls-peer-names LIST\n"
+        "                 mutual TLS between the nodes (make certs: data/certs/)\n"
+        "  --cluster-key-file F   TLS with cluster keys instead\n",
+        MAX_NODES);
 }
 
 static int parse_args(struct bench *b, int argc, char **argv)
@@ -208,6 +214,7 @@ static int parse_args(struct bench *b, int argc, char **argv)
         {"groups", required_argument, NULL, 'G'},
         {"secs", required_argument, NULL, 'S'},
         {"idle-secs", required_argument, NULL, 'I'},
+        {"settle-secs", required_argument, NULL, 'W'},
         {"election-ms", required_argument, NULL, 'E'},
         {"help", no_argument, NULL, 'h'},
         {"tls-cert", required_argument, NULL, 'C'},
@@ -219,7 +226,7 @@ static int parse_args(struct bench *b, int argc, char **argv)
     };
     int c;
     b->nodes = 3, b->entries = 100000, b->size = 256, b->inflight = 1024, b->sync = 1;
-    b->groups = 0, b->secs = 10, b->idle_secs = 10, b->election_ms = -1;
+    b->groups = 0, b->secs = 10, b->idle_secs = 10, b->settle_secs = 3, b->election_ms = -1;
     while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
         char *end = NULL;
         long v = optarg ? strtol(optarg, &end, 10) : 0;
@@ -276,6 +283,9 @@ static int parse_args(struct bench *b, int argc, char **argv)
         case 'I':
             b->idle_secs = v;
             break;
+        case 'W':
+            b->settle_secs = v;
+            break;
         case 'E':
             b->election_ms = v;
             break;
@@ -287,9 +297,13 @@ static int parse_args(struct bench *b, int argc, char **argv)
             return -1;
         }
     }
+    if (b->groups > 0 && b->nodes < 3) {
+        fprintf(stderr, "raftkit-bench: --groups needs --nodes 3 or more (failover kills one)\n");
+        return -1;
+    }
     if (optind != argc || b->nodes < 1 || b->nodes > MAX_NODES || b->entries < 1 || b->size < 1 ||
         b->size > (1 << 20) || b->inflight < 1 || (b->sync != 0 && b->sync != 1) || b->groups < 0 ||
-        b->groups > 1000000 || (b->groups > 0 && b->nodes < 3) || b->secs < 1 || b->idle_secs < 1 ||
+        b->groups > 1000000 || b->secs < 1 || b->idle_secs < 1 || b->settle_secs < 0 ||
         (b->election_ms != -1 && (b->election_ms < 10 || b->election_ms > 60000))) {
         usage(stderr);
         return -1;
@@ -954,6 +968,7 @@ static int multi_main(struct bench *b)
     if (mprocs_fork(b, procs) != 0 || mprocs_wait_leaders(b, procs, NULL, 600) != 0)
         goto out;
     r.ready_s = now() - t0;
+    sleep((unsigned)b->settle_secs);
     if (mprocs_idle(b, procs, &r) != 0 || mprocs_run(b, procs, &r) != 0 ||
         mprocs_failover(b, procs, &r) != 0)
         goto out;
