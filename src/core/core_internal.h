@@ -58,12 +58,14 @@ typedef struct core_progress {
     bool probe_sent; /* probe/snapshot: paused until a response */
     bool recent_active;
     uint32_t ticks_since_contact;
-    int vote;              /* election tally: 0 unknown, 1 granted, -1 rejected */
-    uint64_t read_ack;     /* highest read-index round acknowledged */
-    uint64_t lease_sent;   /* leader tick the newest acked round was sent at (0 none) */
-    uint64_t sent_commit;  /* commit index carried by the last append sent */
-    core_inflight_t *infl; /* ring of max_inflight_msgs */
-    uint32_t infl_start, infl_count;
+    int vote;             /* election tally: 0 unknown, 1 granted, -1 rejected */
+    uint64_t read_ack;    /* highest read-index round acknowledged */
+    uint64_t lease_sent;  /* leader tick the newest acked round was sent at (0 none) */
+    uint64_t sent_commit; /* commit index carried by the last append sent */
+    /* ring of infl_cap entries, grown on demand up to max_inflight_msgs:
+     * followers, and most peers of an idle group, never need one */
+    core_inflight_t *infl;
+    uint32_t infl_start, infl_count, infl_cap;
     uint64_t infl_bytes;
 } core_progress_t;
 
@@ -212,8 +214,10 @@ void progress_become_snapshot(core_progress_t *pr, uint64_t index);
 bool progress_maybe_update(core_progress_t *pr, uint64_t n);
 bool progress_maybe_decr_to(core_progress_t *pr, uint64_t rejected, uint64_t match_hint);
 bool progress_is_paused(const core_t *c, const core_progress_t *pr);
-void progress_infl_add(core_progress_t *pr, uint64_t last, uint64_t bytes, uint32_t cap);
-void progress_infl_free_le(core_progress_t *pr, uint64_t index, uint32_t cap);
+/* Room for one more inflight append (progress_infl_add): 0 or RK_ENOMEM. */
+int progress_infl_reserve(core_t *c, core_progress_t *pr);
+void progress_infl_add(core_progress_t *pr, uint64_t last, uint64_t bytes);
+void progress_infl_free_le(core_progress_t *pr, uint64_t index);
 void progress_infl_reset(core_progress_t *pr);
 /* quorum over voters: for commit (match), read rounds (read_ack) */
 uint64_t quorum_committed(core_t *c, bool use_read_ack);

@@ -83,16 +83,18 @@ static int add_peer(core_t *c, core_progress_t *old, size_t n_old, core_progress
             return 0;
     core_progress_t *pr = &arr[(*n)++];
     for (size_t i = 0; i < n_old; i++) {
-        if (old[i].infl != NULL && core_peer_eq(&old[i].id, id)) {
+        if (core_peer_eq(&old[i].id, id)) {
             *pr = old[i];
             pr->id = *id; /* priority may have changed */
+            /* the ring moved: old[i] keeps an empty window */
             old[i].infl = NULL;
+            old[i].infl_cap = 0;
+            progress_infl_reset(&old[i]);
             return 0;
         }
     }
     init_new(c, pr, id);
-    pr->infl = calloc(c->o.max_inflight_msgs, sizeof *pr->infl);
-    return pr->infl == NULL ? RK_ENOMEM : 0;
+    return 0;
 }
 
 /* Rebuilds the progress set from c->conf, keeping the state of peers that
@@ -140,10 +142,12 @@ void progress_reset_all(core_t *c)
     for (size_t i = 0; i < c->n_prs; i++) {
         core_progress_t *pr = &c->prs[i];
         core_inflight_t *infl = pr->infl;
+        uint32_t cap = pr->infl_cap;
         rk_peer_id_t id = pr->id;
         bool vc = pr->voter_cur, vo = pr->voter_old;
         init_new(c, pr, &id);
         pr->infl = infl;
+        pr->infl_cap = cap;
         pr->voter_cur = vc;
         pr->voter_old = vo;
     }
@@ -156,10 +160,30 @@ void progress_infl_reset(core_progress_t *pr)
     pr->infl_bytes = 0;
 }
 
-void progress_infl_add(core_progress_t *pr, uint64_t last, uint64_t bytes, uint32_t cap)
+int progress_infl_reserve(core_t *c, core_progress_t *pr)
 {
-    assert(pr->infl_count < cap);
-    uint32_t at = (pr->infl_start + pr->infl_count) % cap;
+    if (pr->infl_count < pr->infl_cap)
+        return 0;
+    uint32_t cap = pr->infl_cap > 0 ? 2 * pr->infl_cap : 4;
+    if (cap > c->o.max_inflight_msgs)
+        cap = c->o.max_inflight_msgs;
+    assert(cap > pr->infl_count); /* progress_is_paused stops sending at the maximum */
+    core_inflight_t *infl = malloc(cap * sizeof *infl);
+    if (infl == NULL)
+        return RK_ENOMEM;
+    for (uint32_t i = 0; i < pr->infl_count; i++)
+        infl[i] = pr->infl[(pr->infl_start + i) % pr->infl_cap];
+    free(pr->infl);
+    pr->infl = infl;
+    pr->infl_cap = cap;
+    pr->infl_start = 0;
+    return 0;
+}
+
+void progress_infl_add(core_progress_t *pr, uint64_t last, uint64_t bytes)
+{
+    assert(pr->infl_count < pr->infl_cap);
+    uint32_t at = (pr->infl_start + pr->infl_count) % pr->infl_cap;
     pr->infl[at] = (core_inflight_t){.last = last, .bytes = bytes};
     pr->infl_count++;
     pr->infl_bytes += bytes;
@@ -167,11 +191,11 @@ void progress_infl_add(core_progress_t *pr, uint64_t last, uint64_t bytes, uint3
 
 /* An ack for `index` frees every inflight append ending at or below it;
  * stale acks free nothing. */
-void progress_infl_free_le(core_progress_t *pr, uint64_t index, uint32_t cap)
+void progress_infl_free_le(core_progress_t *pr, uint64_t index)
 {
     while (pr->infl_count > 0 && pr->infl[pr->infl_start].last <= index) {
         pr->infl_bytes -= pr->infl[pr->infl_start].bytes;
-        pr->infl_start = (pr->infl_start + 1) % cap;
+        pr->infl_start = (pr->infl_start + 1) % pr->infl_cap;
         pr->infl_count--;
     }
     if (pr->infl_count == 0)

@@ -80,6 +80,8 @@ bool repl_send_append(core_t *c, core_progress_t *pr, bool send_if_empty)
 {
     if (pr->is_self || c->fatal || progress_is_paused(c, pr))
         return false;
+    if (pr->state == CORE_PR_REPLICATE && progress_infl_reserve(c, pr) != 0)
+        return false; /* out of memory: like a full window, retried later */
     uint64_t prev = pr->next - 1, prev_term;
     if (log_term(c, prev, &prev_term) != 0)
         return snap_send(c, pr);
@@ -114,7 +116,7 @@ bool repl_send_append(core_t *c, core_progress_t *pr, bool send_if_empty)
             for (size_t i = 0; i < n; i++)
                 bytes += core_entry_size(&ents[i]);
             pr->next = ents[n - 1].index + 1;
-            progress_infl_add(pr, ents[n - 1].index, bytes, c->o.max_inflight_msgs);
+            progress_infl_add(pr, ents[n - 1].index, bytes);
         }
     } else {
         pr->probe_sent = true; /* probe: one message, then wait for the answer */
@@ -349,7 +351,7 @@ void repl_handle_append_resp(core_t *c, const core_msg_t *m)
         }
         break;
     case CORE_PR_REPLICATE:
-        progress_infl_free_le(pr, m->index, c->o.max_inflight_msgs);
+        progress_infl_free_le(pr, m->index);
         break;
     }
     bool committed = repl_maybe_commit(c);

@@ -8,6 +8,10 @@
  * pops one queue item, calls each of its listeners with the lock released,
  * and remembers which listener it is calling so that removal can wait for
  * that call to end (unless removal comes from the listener thread itself).
+ *
+ * Nothing is queued while no listener is registered, so the thread starts
+ * with the first registration: the groups of a process that nobody listens
+ * to (most of them, with thousands) cost no thread.
  */
 #include <pthread.h>
 #include <stdbool.h>
@@ -30,6 +34,7 @@ struct metrics_events {
     pthread_cond_t wake;     /* the thread: something queued or stop */
     pthread_cond_t progress; /* waiters: a delivery ended */
     pthread_t thread;
+    bool started; /* thread runs (from the first registration on) */
     bool stop;
     item_t *head, *tail;
     uint64_t posted, delivered; /* items, for flush */
@@ -103,13 +108,6 @@ metrics_events_t *metrics_events_new(void)
     e->current.state = e->current.prev_state = RK_STATE_UNINITIALIZED;
     rk_peer_id_clear(&e->current.leader);
     rk_peer_id_clear(&e->current.peer);
-    if (pthread_create(&e->thread, NULL, events_main, e) != 0) {
-        pthread_cond_destroy(&e->progress);
-        pthread_cond_destroy(&e->wake);
-        pthread_mutex_destroy(&e->lock);
-        free(e);
-        return NULL;
-    }
     return e;
 }
 
@@ -120,8 +118,10 @@ void metrics_events_free(metrics_events_t *e)
     pthread_mutex_lock(&e->lock);
     e->stop = true;
     pthread_cond_signal(&e->wake);
+    bool started = e->started;
     pthread_mutex_unlock(&e->lock);
-    pthread_join(e->thread, NULL);
+    if (started)
+        pthread_join(e->thread, NULL);
     pthread_cond_destroy(&e->progress);
     pthread_cond_destroy(&e->wake);
     pthread_mutex_destroy(&e->lock);
@@ -172,8 +172,13 @@ int metrics_events_add(metrics_events_t *e, rk_node_listener_t *l)
     if (it == NULL)
         return RK_ENOMEM;
     pthread_mutex_lock(&e->lock);
-    if (is_registered(e, l) || e->n_listeners == MAX_LISTENERS) {
-        int rc = is_registered(e, l) ? RK_EEXIST : RK_ETOOBIG;
+    int rc = is_registered(e, l) ? RK_EEXIST : e->n_listeners == MAX_LISTENERS ? RK_ETOOBIG : 0;
+    if (rc == 0 && !e->started) {
+        if (pthread_create(&e->thread, NULL, events_main, e) != 0)
+            rc = RK_ENOMEM;
+        e->started = rc == 0;
+    }
+    if (rc != 0) {
         pthread_mutex_unlock(&e->lock);
         free(it);
         return rc;

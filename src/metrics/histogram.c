@@ -2,6 +2,7 @@
  * recording side is inline in the header; this file is the (rarer) reading
  * side. */
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "src/metrics/histogram.h"
@@ -12,8 +13,31 @@ void metrics_hist_init(metrics_hist_t *h)
     atomic_init(&h->sum, 0);
     atomic_init(&h->min, UINT64_MAX);
     atomic_init(&h->max, 0);
-    for (unsigned i = 0; i < METRICS_HIST_BUCKETS; i++)
-        atomic_init(&h->buckets[i], 0);
+    for (unsigned r = 0; r < METRICS_HIST_ROWS; r++)
+        atomic_init(&h->rows[r], NULL);
+}
+
+void metrics_hist_destroy(metrics_hist_t *h)
+{
+    for (unsigned r = 0; r < METRICS_HIST_ROWS; r++) {
+        free((void *)atomic_load(&h->rows[r]));
+        atomic_store(&h->rows[r], NULL);
+    }
+}
+
+_Atomic uint64_t *metrics_hist_row(metrics_hist_t *h, unsigned r)
+{
+    _Atomic uint64_t *row = calloc(METRICS_HIST_SUB, sizeof *row);
+    if (row == NULL)
+        return NULL;
+    _Atomic uint64_t *cur = NULL;
+    /* Another recorder may have put a row there first: use that one. */
+    if (!atomic_compare_exchange_strong_explicit(&h->rows[r], &cur, row, memory_order_acq_rel,
+                                                 memory_order_acquire)) {
+        free((void *)row);
+        return cur;
+    }
+    return row;
 }
 
 void metrics_hist_bucket_range(unsigned i, uint64_t *lo, uint64_t *width)
@@ -66,9 +90,13 @@ void metrics_hist_summarize(metrics_hist_t *h, rk_histogram_summary_t *out)
 {
     uint64_t copy[METRICS_HIST_BUCKETS];
     uint64_t total = 0;
-    for (unsigned i = 0; i < METRICS_HIST_BUCKETS; i++) {
-        copy[i] = atomic_load_explicit(&h->buckets[i], memory_order_relaxed);
-        total += copy[i];
+    for (unsigned r = 0; r < METRICS_HIST_ROWS; r++) {
+        _Atomic uint64_t *row = atomic_load_explicit(&h->rows[r], memory_order_acquire);
+        for (unsigned k = 0; k < METRICS_HIST_SUB; k++) {
+            uint64_t c = row ? atomic_load_explicit(&row[k], memory_order_relaxed) : 0;
+            copy[r * METRICS_HIST_SUB + k] = c;
+            total += c;
+        }
     }
     memset(out, 0, sizeof *out);
     if (total == 0)

@@ -6,7 +6,11 @@
  * most 1/32 of its lower bound. A quantile is reported as the middle of its
  * bucket, which is within width/2 <= value/64 of the exact order statistic,
  * and is clamped to the exact min and max. Values >= 2^40 are counted in the
- * last bucket. 1152 buckets of 8 bytes: 9 KiB per histogram.
+ * last bucket. 1152 buckets of 8 bytes, in 36 rows of 32 (one power of two
+ * each) allocated on the first value they count: values cluster, so a
+ * histogram costs its 320-byte header plus a few 256-byte rows rather than
+ * 9 KiB (a process with thousands of groups has dozens of histograms per
+ * group).
  *
  * Recording is a handful of relaxed atomic adds (no lock, any number of
  * threads). A snapshot taken while others record may see a record's bucket
@@ -26,18 +30,29 @@
 #define METRICS_HIST_MAX_BITS 40                            /* values >= 2^40 clamp */
 #define METRICS_HIST_BUCKETS \
     ((METRICS_HIST_MAX_BITS - METRICS_HIST_SUB_BITS + 1) * METRICS_HIST_SUB)
-#define METRICS_HIST_CAP ((UINT64_C(1) << METRICS_HIST_MAX_BITS) - 1)
+#define METRICS_HIST_CAP  ((UINT64_C(1) << METRICS_HIST_MAX_BITS) - 1)
+#define METRICS_HIST_ROWS (METRICS_HIST_BUCKETS / METRICS_HIST_SUB)
 
 typedef struct metrics_hist {
     _Atomic uint64_t count;
     _Atomic uint64_t sum;
     _Atomic uint64_t min; /* UINT64_MAX while empty */
     _Atomic uint64_t max;
-    _Atomic uint64_t buckets[METRICS_HIST_BUCKETS];
+    /* bucket i is rows[i / METRICS_HIST_SUB][i % METRICS_HIST_SUB]; NULL:
+     * a row of zeros */
+    _Atomic uint64_t *_Atomic rows[METRICS_HIST_ROWS];
 } metrics_hist_t;
 
-/* Empties h. Not safe against concurrent recording (use at creation). */
+/* Makes h an empty histogram. Not safe against concurrent recording (use at
+ * creation). */
 void metrics_hist_init(metrics_hist_t *h);
+
+/* Frees h's rows (h itself is the caller's); init may follow. */
+void metrics_hist_destroy(metrics_hist_t *h);
+
+/* Row r of h, allocated (zeroed) on first use by whichever recorder comes
+ * first. NULL when out of memory. */
+_Atomic uint64_t *metrics_hist_row(metrics_hist_t *h, unsigned r);
 
 /* The bucket v falls in. */
 static inline unsigned metrics_hist_index(uint64_t v)
@@ -57,7 +72,12 @@ void metrics_hist_bucket_range(unsigned i, uint64_t *lo, uint64_t *width);
 /* Records one value. Lock-free; any thread. */
 static inline void metrics_hist_record(metrics_hist_t *h, uint64_t v)
 {
-    atomic_fetch_add_explicit(&h->buckets[metrics_hist_index(v)], 1, memory_order_relaxed);
+    unsigned i = metrics_hist_index(v);
+    _Atomic uint64_t *row =
+        atomic_load_explicit(&h->rows[i / METRICS_HIST_SUB], memory_order_acquire);
+    if (row == NULL && (row = metrics_hist_row(h, i / METRICS_HIST_SUB)) == NULL)
+        return; /* out of memory: the value is not counted at all */
+    atomic_fetch_add_explicit(&row[i % METRICS_HIST_SUB], 1, memory_order_relaxed);
     atomic_fetch_add_explicit(&h->count, 1, memory_order_relaxed);
     atomic_fetch_add_explicit(&h->sum, v, memory_order_relaxed);
     /* min and max settle after the first few records: the compare usually

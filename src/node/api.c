@@ -11,6 +11,29 @@
 #include "src/metrics/metrics.h"
 #include "src/node/node_internal.h"
 
+/* Q: the task ring is full: doubles it, up to apply_queue_size tasks (a
+ * node that never sees a burst never pays for the whole queue). Returns 0,
+ * RK_EBUSY when it is at its limit, RK_ENOMEM. */
+static int grow_tasks(rk_node_t *n)
+{
+    size_t max = (size_t)n->opts.raft_options.apply_queue_size;
+    if (n->task_cap >= max)
+        return RK_EBUSY;
+    size_t cap = n->task_cap > 0 ? 2 * n->task_cap : 16;
+    if (cap > max)
+        cap = max;
+    node_task_t *t = malloc(cap * sizeof *t);
+    if (t == NULL)
+        return RK_ENOMEM;
+    for (size_t i = 0; i < n->task_count; i++)
+        t[i] = n->tasks[(n->task_head + i) % n->task_cap];
+    free(n->tasks);
+    n->tasks = t;
+    n->task_cap = cap;
+    n->task_head = 0;
+    return 0;
+}
+
 int rk_node_apply(rk_node_t *n, const rk_task_t *task)
 {
     if (n == NULL || task == NULL || (task->len > 0 && task->data == NULL) ||
@@ -27,7 +50,7 @@ int rk_node_apply(rk_node_t *n, const rk_task_t *task)
     if (n->shutdown_requested || !n->handles_open)
         rc = RK_ESHUTDOWN;
     else if (n->task_count == n->task_cap)
-        rc = RK_EBUSY;
+        rc = grow_tasks(n);
     if (rc != 0) {
         pthread_mutex_unlock(&n->mu);
         if (rc == RK_EBUSY)

@@ -30,7 +30,7 @@ int pend_push(rk_node_t *n, uint64_t index, uint64_t term, rk_closure_t *done, b
 {
     pthread_mutex_lock(&n->pend_mu);
     if (n->pend_count == n->pend_cap) {
-        size_t cap = n->pend_cap ? n->pend_cap * 2 : 1024;
+        size_t cap = n->pend_cap ? n->pend_cap * 2 : 16; /* grows with what is in flight */
         node_pending_t *p = malloc(cap * sizeof(*p));
         if (p == NULL) {
             pthread_mutex_unlock(&n->pend_mu);

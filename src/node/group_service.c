@@ -115,15 +115,13 @@ static rk_node_t *node_new(rk_group_service_t *s, rk_status_t *err)
     n->fsm = s->opts.fsm;
     n->log_dir = path_join(s->opts.data_path, "log");
     n->snap_dir = path_join(s->opts.data_path, "snapshot");
-    n->task_cap = (size_t)s->opts.raft_options.apply_queue_size;
-    n->tasks = calloc(n->task_cap, sizeof(*n->tasks));
     pthread_mutex_init(&n->mu, NULL);
     pthread_mutex_init(&n->pend_mu, NULL);
     pthread_mutex_init(&n->fsm_mu, NULL);
     pthread_cond_init(&n->fsm_cv, NULL);
     pthread_mutex_init(&n->st_mu, NULL);
     n->state = RK_STATE_UNINITIALIZED;
-    if (n->log_dir == NULL || n->snap_dir == NULL || n->tasks == NULL) {
+    if (n->log_dir == NULL || n->snap_dir == NULL) {
         node_free(n);
         rk_status_set(err, RK_ENOMEM, "node");
         return NULL;

@@ -247,14 +247,16 @@ typedef struct node_cmd {
 typedef struct node_obs_inflight {
     uint64_t key; /* last entry index (AppendEntries) or read context */
     uint64_t t0_ns;
-    rk_peer_id_t peer; /* read requests only */
+    uint32_t peer; /* read requests only: the sender's index in node_lead_obs_t.rep */
 } node_obs_inflight_t;
 
 #define NODE_OBS_INFLIGHT 64
-/* L: a FIFO of node_obs_inflight_t; the oldest is dropped when full. */
+/* L: a FIFO of node_obs_inflight_t; the oldest is dropped when full. Its
+ * storage grows on demand up to NODE_OBS_INFLIGHT entries: an idle group
+ * never allocates it, one with a task or two in flight keeps it small. */
 typedef struct node_obs_ring {
-    node_obs_inflight_t e[NODE_OBS_INFLIGHT];
-    uint32_t head, count;
+    node_obs_inflight_t *e;
+    uint32_t head, count, cap;
 } node_obs_ring_t;
 
 /* L: what the leader sent one follower since it became leader (metrics). */
@@ -265,6 +267,16 @@ typedef struct node_rep_obs {
     bool contacted;       /* answered since this node became leader */
     node_obs_ring_t sent; /* AppendEntries with entries, not yet acknowledged */
 } node_rep_obs_t;
+
+/* L: what a leader observes of its followers (metrics). Allocated with the
+ * first message it sends as leader and freed once it no longer leads, so
+ * the counters are per leadership and followers (most groups of a process)
+ * carry none of it. */
+typedef struct node_lead_obs {
+    node_rep_obs_t *rep; /* one per follower it sent to, n_rep of cap */
+    size_t n_rep, cap;
+    node_obs_ring_t reads_in; /* ReadIndex requests from followers, not answered */
+} node_lead_obs_t;
 
 /* A snapshot transfer from the leader in progress on a follower. */
 typedef struct node_download node_download_t;
@@ -337,7 +349,7 @@ struct rk_node {
 
     /* Q: queues from any thread, guarded by mu */
     pthread_mutex_t mu;
-    node_task_t *tasks; /* ring of apply_queue_size */
+    node_task_t *tasks; /* ring, grown on demand up to apply_queue_size */
     size_t task_head, task_count, task_cap;
     node_cmd_t *cmds, *cmds_tail;
     bool shutdown_requested; /* no more commands or tasks are queued */
@@ -376,16 +388,13 @@ struct rk_node {
     /* observability (node_obs.c) */
     struct metrics_node *metrics; /* any thread records; freed after the threads stop */
     struct admin_server *admin;   /* admin endpoint when opts.admin_port > 0 */
-    node_rep_obs_t rep_obs[2 * RK_CONF_MAX_PEERS]; /* L */
-    size_t n_rep_obs;                              /* L */
-    rk_node_state_t obs_state;                     /* L: last publication */
+    node_lead_obs_t *lead_obs;    /* L: while leading (NULL otherwise) */
+    rk_node_state_t obs_state;    /* L: last publication */
     uint64_t obs_term, obs_conf_index, obs_published_ms;
     rk_peer_id_t obs_leader;
-    rk_node_status_t obs_status;  /* L: scratch */
-    uint64_t obs_vote_t0;         /* L: pre-vote / election started at (0: none) */
-    node_obs_ring_t obs_app_in;   /* L: AppendEntries received, not yet answered */
-    node_obs_ring_t obs_reads_in; /* L: ReadIndex requests from followers, not answered */
-    uint64_t obs_log_last;        /* L: last index written to the log (truncation detection) */
+    uint64_t obs_vote_t0;       /* L: pre-vote / election started at (0: none) */
+    node_obs_ring_t obs_app_in; /* L: AppendEntries received, not yet answered */
+    uint64_t obs_log_last;      /* L: last index written to the log (truncation detection) */
 };
 
 struct rk_group_service {

@@ -33,42 +33,56 @@ int node_obs_init(rk_node_t *n, rk_status_t *err)
     return n->admin ? 0 : err->code;
 }
 
-void node_obs_free(rk_node_t *n)
-{
-    admin_detach(n->admin, n->metrics);
-    n->admin = NULL;
-    metrics_node_free(n->metrics);
-    n->metrics = NULL;
-}
-
-/* L: the counters of follower p, created on first use. */
-static node_rep_obs_t *rep_obs(rk_node_t *n, const rk_peer_id_t *p)
-{
-    for (size_t i = 0; i < n->n_rep_obs; i++)
-        if (rk_peer_id_equal(&n->rep_obs[i].peer, p))
-            return &n->rep_obs[i];
-    if (n->n_rep_obs == sizeof n->rep_obs / sizeof n->rep_obs[0])
-        return NULL;
-    node_rep_obs_t *r = &n->rep_obs[n->n_rep_obs++];
-    memset(r, 0, sizeof *r);
-    r->peer = *p;
-    return r;
-}
-
 /* ---- rings of messages waiting for their answer ---- */
 
-static void ring_push(node_obs_ring_t *r, uint64_t key, uint64_t t0, const rk_peer_id_t *peer)
+static void ring_free(node_obs_ring_t *r)
 {
-    if (r->count == NODE_OBS_INFLIGHT) { /* full: forget the oldest */
-        r->head = (r->head + 1) % NODE_OBS_INFLIGHT;
+    free(r->e);
+    memset(r, 0, sizeof *r);
+}
+
+/* Makes room for one more entry: grows the storage up to NODE_OBS_INFLIGHT
+ * entries, then forgets the oldest. False when out of memory (the sample is
+ * lost, nothing else). */
+static bool ring_make_room(node_obs_ring_t *r)
+{
+    if (r->count < r->cap)
+        return true;
+    if (r->cap == NODE_OBS_INFLIGHT) {
+        r->head = (r->head + 1) % r->cap;
         r->count--;
+        return true;
     }
-    node_obs_inflight_t *e = &r->e[(r->head + r->count) % NODE_OBS_INFLIGHT];
-    e->key = key;
-    e->t0_ns = t0;
-    if (peer != NULL)
-        e->peer = *peer;
+    uint32_t cap = r->cap > 0 ? 2 * r->cap : 4;
+    node_obs_inflight_t *e = malloc(cap * sizeof *e);
+    if (e == NULL)
+        return false;
+    for (uint32_t i = 0; i < r->count; i++)
+        e[i] = r->e[(r->head + i) % r->cap];
+    free(r->e);
+    r->e = e;
+    r->head = 0;
+    r->cap = cap;
+    return true;
+}
+
+static void ring_push(node_obs_ring_t *r, uint64_t key, uint64_t t0, uint32_t peer)
+{
+    if (!ring_make_room(r))
+        return;
+    r->e[(r->head + r->count) % r->cap] = (node_obs_inflight_t){key, t0, peer};
     r->count++;
+}
+
+/* Pops the oldest entry and returns its start time, 0 when empty. */
+static uint64_t ring_pop(node_obs_ring_t *r)
+{
+    if (r->count == 0)
+        return 0;
+    uint64_t t0 = r->e[r->head].t0_ns;
+    r->head = (r->head + 1) % r->cap;
+    r->count--;
+    return t0;
 }
 
 /* Pops every entry whose key is <= key (a FIFO of increasing keys) and
@@ -77,29 +91,82 @@ static uint64_t ring_pop_upto(node_obs_ring_t *r, uint64_t key)
 {
     uint64_t t0 = 0;
     while (r->count > 0 && r->e[r->head].key <= key) {
+        uint64_t t = ring_pop(r);
         if (t0 == 0)
-            t0 = r->e[r->head].t0_ns;
-        r->head = (r->head + 1) % NODE_OBS_INFLIGHT;
-        r->count--;
+            t0 = t;
     }
     return t0;
 }
 
 /* Removes the entry for (peer, key) wherever it is; returns its start time
  * or 0. */
-static uint64_t ring_take(node_obs_ring_t *r, const rk_peer_id_t *peer, uint64_t key)
+static uint64_t ring_take(node_obs_ring_t *r, uint32_t peer, uint64_t key)
 {
     for (uint32_t i = 0; i < r->count; i++) {
-        node_obs_inflight_t *e = &r->e[(r->head + i) % NODE_OBS_INFLIGHT];
-        if (e->key != key || !rk_peer_id_equal(&e->peer, peer))
+        node_obs_inflight_t *e = &r->e[(r->head + i) % r->cap];
+        if (e->key != key || e->peer != peer)
             continue;
         uint64_t t0 = e->t0_ns;
         for (uint32_t k = i; k + 1 < r->count; k++)
-            r->e[(r->head + k) % NODE_OBS_INFLIGHT] = r->e[(r->head + k + 1) % NODE_OBS_INFLIGHT];
+            r->e[(r->head + k) % r->cap] = r->e[(r->head + k + 1) % r->cap];
         r->count--;
         return t0;
     }
     return 0;
+}
+
+/* ---- the leader's view of its followers ---- */
+
+static void lead_obs_free(rk_node_t *n)
+{
+    node_lead_obs_t *l = n->lead_obs;
+    if (l == NULL)
+        return;
+    for (size_t i = 0; i < l->n_rep; i++)
+        ring_free(&l->rep[i].sent);
+    free(l->rep);
+    ring_free(&l->reads_in);
+    free(l);
+    n->lead_obs = NULL;
+}
+
+/* L: the counters of follower p. Only what a leader sends creates them
+ * (create), so that nothing a follower receives allocates leader state.
+ * NULL when absent or out of memory. */
+static node_rep_obs_t *rep_obs(rk_node_t *n, const rk_peer_id_t *p, bool create)
+{
+    node_lead_obs_t *l = n->lead_obs;
+    if (l == NULL && create)
+        l = n->lead_obs = calloc(1, sizeof *l);
+    if (l == NULL)
+        return NULL;
+    for (size_t i = 0; i < l->n_rep; i++)
+        if (rk_peer_id_equal(&l->rep[i].peer, p))
+            return &l->rep[i];
+    if (!create || l->n_rep == 2 * RK_CONF_MAX_PEERS)
+        return NULL;
+    if (l->n_rep == l->cap) {
+        size_t cap = l->cap > 0 ? 2 * l->cap : 2;
+        node_rep_obs_t *rep = realloc(l->rep, cap * sizeof *rep);
+        if (rep == NULL)
+            return NULL;
+        l->rep = rep;
+        l->cap = cap;
+    }
+    node_rep_obs_t *r = &l->rep[l->n_rep++];
+    memset(r, 0, sizeof *r);
+    r->peer = *p;
+    return r;
+}
+
+void node_obs_free(rk_node_t *n)
+{
+    lead_obs_free(n);
+    ring_free(&n->obs_app_in);
+    admin_detach(n->admin, n->metrics);
+    n->admin = NULL;
+    metrics_node_free(n->metrics);
+    n->metrics = NULL;
 }
 
 void node_obs_received(rk_node_t *n, const core_msg_t *m)
@@ -111,7 +178,7 @@ void node_obs_received(rk_node_t *n, const core_msg_t *m)
         /* Follower: answered (APP_RESP) once the entries are durable. */
         if (m->n_entries > 0)
             metrics_record(n->metrics, METRIC_HANDLE_APPEND_ENTRIES_COUNT, m->n_entries);
-        ring_push(&n->obs_app_in, m->index + m->n_entries, metrics_now_ns(), NULL);
+        ring_push(&n->obs_app_in, m->index + m->n_entries, metrics_now_ns(), 0);
         break;
     case CORE_MSG_APP_RESP: {
         /* Leader: the pipelined replicator has many AppendEntries in flight
@@ -119,7 +186,7 @@ void node_obs_received(rk_node_t *n, const core_msg_t *m)
          * ending at or below i, and the oldest of them is the round trip
          * that just completed. A rejection restarts replication from a new
          * next index, so whatever was in flight is forgotten. */
-        node_rep_obs_t *r = rep_obs(n, &m->from);
+        node_rep_obs_t *r = rep_obs(n, &m->from, false);
         if (r == NULL)
             break;
         r->contacted = true;
@@ -133,15 +200,19 @@ void node_obs_received(rk_node_t *n, const core_msg_t *m)
         break;
     }
     case CORE_MSG_HEARTBEAT_RESP: {
-        node_rep_obs_t *r = rep_obs(n, &m->from);
+        node_rep_obs_t *r = rep_obs(n, &m->from, false);
         if (r)
             r->contacted = true;
         break;
     }
-    case CORE_MSG_READ_INDEX:
+    case CORE_MSG_READ_INDEX: {
         /* Leader: a follower's read, answered after a heartbeat round. */
-        ring_push(&n->obs_reads_in, m->ctx, metrics_now_ns(), &m->from);
+        node_rep_obs_t *r = rep_obs(n, &m->from, false);
+        if (r)
+            ring_push(&n->lead_obs->reads_in, m->ctx, metrics_now_ns(),
+                      (uint32_t)(r - n->lead_obs->rep));
         break;
+    }
     default:
         break;
     }
@@ -184,20 +255,16 @@ void node_obs_sent(rk_node_t *n, const core_msg_t *m, int rc)
     if (m->type == CORE_MSG_APP_RESP && rc == 0) {
         /* Follower: the oldest AppendEntries this answer covers. A rejection
          * answers exactly one request (the oldest waiting). */
-        uint64_t t0 = 0;
-        if (m->reject && n->obs_app_in.count > 0) {
-            t0 = n->obs_app_in.e[n->obs_app_in.head].t0_ns;
-            n->obs_app_in.head = (n->obs_app_in.head + 1) % NODE_OBS_INFLIGHT;
-            n->obs_app_in.count--;
-        } else if (!m->reject) {
-            t0 = ring_pop_upto(&n->obs_app_in, m->index);
-        }
+        uint64_t t0 =
+            m->reject ? ring_pop(&n->obs_app_in) : ring_pop_upto(&n->obs_app_in, m->index);
         if (t0 != 0)
             metrics_record_since(n->metrics, METRIC_HANDLE_APPEND_ENTRIES, t0);
         return;
     }
     if (m->type == CORE_MSG_READ_INDEX_RESP) {
-        uint64_t t0 = ring_take(&n->obs_reads_in, &m->to, m->ctx);
+        node_rep_obs_t *r = rep_obs(n, &m->to, false);
+        uint64_t t0 =
+            r ? ring_take(&n->lead_obs->reads_in, (uint32_t)(r - n->lead_obs->rep), m->ctx) : 0;
         if (t0 != 0 && rc == 0 && !m->reject) {
             metrics_record_since(n->metrics, METRIC_HANDLE_READ_INDEX, t0);
             metrics_record(n->metrics, METRIC_HANDLE_READ_INDEX_ENTRIES, 1);
@@ -206,7 +273,7 @@ void node_obs_sent(rk_node_t *n, const core_msg_t *m, int rc)
     }
     if (m->type != CORE_MSG_APP && m->type != CORE_MSG_HEARTBEAT && m->type != CORE_MSG_SNAP)
         return;
-    node_rep_obs_t *r = rep_obs(n, &m->to);
+    node_rep_obs_t *r = rep_obs(n, &m->to, true);
     if (r == NULL)
         return;
     if (rc != 0) {
@@ -227,7 +294,7 @@ void node_obs_sent(rk_node_t *n, const core_msg_t *m, int rc)
             break;
         }
         r->append_entries_times++;
-        ring_push(&r->sent, m->index + m->n_entries, metrics_now_ns(), NULL);
+        ring_push(&r->sent, m->index + m->n_entries, metrics_now_ns(), 0);
         uint64_t bytes = 0;
         for (size_t i = 0; i < m->n_entries; i++)
             bytes += buf_len(m->entries[i].data);
@@ -257,8 +324,8 @@ static void fill_peers(rk_node_t *n, rk_node_status_t *st, const core_conf_t *co
         p->match_index = (int64_t)pr[i].match;
         p->log_lags = st->last_log_index - p->match_index;
         p->last_contact_age_ms = (int64_t)(pr[i].ticks_since_contact * tick_ms);
-        node_rep_obs_t *r = rep_obs(n, &pr[i].peer);
-        if (r && !r->contacted)
+        node_rep_obs_t *r = rep_obs(n, &pr[i].peer, false);
+        if (r == NULL || !r->contacted)
             p->last_contact_age_ms = -1; /* the core counts from our election */
         if (r) {
             p->heartbeat_times = r->heartbeat_times;
@@ -275,6 +342,8 @@ void node_obs_publish(rk_node_t *n, const core_status_t *cs, const core_conf_t *
 {
     if (n->metrics == NULL)
         return;
+    if (cs->role != CORE_LEADER)
+        lead_obs_free(n); /* counters are per leadership */
     uint64_t now = node_now_ms(n);
     uint64_t tick_ms = (uint64_t)n->opts.election_timeout_ms / 10;
     bool changed = state != n->obs_state || cs->term != n->obs_term ||
@@ -282,16 +351,17 @@ void node_obs_publish(rk_node_t *n, const core_status_t *cs, const core_conf_t *
                    conf_index != n->obs_conf_index;
     if (!changed && now < n->obs_published_ms + tick_ms)
         return;
-    if (state != RK_STATE_LEADER && state != RK_STATE_TRANSFERRING &&
-        n->obs_state == RK_STATE_LEADER)
-        n->n_rep_obs = 0; /* counters are per leadership */
+    /* 19 KiB: kept off the loop's stack, and out of the node (built on
+     * ticks and changes only) */
+    rk_node_status_t *st = malloc(sizeof *st);
+    if (st == NULL)
+        return; /* the next call retries */
     n->obs_state = state;
     n->obs_term = cs->term;
     n->obs_leader = cs->leader;
     n->obs_conf_index = conf_index;
     n->obs_published_ms = now;
 
-    rk_node_status_t *st = &n->obs_status; /* 15 KiB: kept off the loop's stack */
     rk_node_status_init(st);
     st->state = state;
     st->term = (int64_t)cs->term;
@@ -315,6 +385,7 @@ void node_obs_publish(rk_node_t *n, const core_status_t *cs, const core_conf_t *
     if (cs->role == CORE_LEADER)
         fill_peers(n, st, conf);
     metrics_publish_status(n->metrics, st);
+    free(st);
 }
 
 /* ---- public API (include/raftkit/metrics.h) ---- */

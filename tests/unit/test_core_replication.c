@@ -7,6 +7,7 @@
 #include <cmocka.h>
 #include <string.h>
 
+#include "src/core/core_internal.h"
 #include "tests/support/core_harness.h"
 
 static h_cluster_t cl;
@@ -363,6 +364,39 @@ static void test_inflight_window(void **state)
     h_free(&cl);
 }
 
+/* The inflight window's ring is allocated with the first append in flight
+ * and grows with what is in flight, within max_inflight_msgs; a follower
+ * (every peer of most groups in a big process) holds none. */
+static void test_inflight_window_grows_on_demand(void **state)
+{
+    (void)state;
+    core_options_t o;
+    h_default_opts(&o);
+    o.max_inflight_msgs = 10;
+    o.max_entries_per_msg = 1;
+    h_init(&cl, 2, 0, &o);
+    assert_int_equal(h_elect(&cl, 0), CORE_LEADER);
+    h_tick(&cl, 0, 1);
+    h_stabilize(&cl);
+    core_progress_t *pr = progress_find(cl.n[0].core, &cl.n[1].id);
+    assert_non_null(pr);
+    uint32_t idle_cap = pr->infl_cap;
+    assert_true(idle_cap <= 4);
+    for (int k = 0; k < 15; k++)
+        h_propose(&cl, 0, "x");
+    assert_int_equal(h_count(&cl, 0, 1, CORE_MSG_APP), 10); /* the window, no more */
+    assert_int_equal(pr->infl_count, 10);
+    assert_int_equal(pr->infl_cap, 10);
+    for (size_t i = 0; i < cl.n[1].core->n_prs; i++)
+        assert_null(cl.n[1].core->prs[i].infl);
+    cl.auto_persist = true;
+    h_stabilize(&cl);
+    assert_int_equal(h_log_last(&cl, 1), 16);
+    assert_int_equal(h_commit(&cl, 1), 16);
+    assert_int_equal(pr->infl_count, 0);
+    h_free(&cl);
+}
+
 /* Batching: max entries per message. */
 static void test_batching_per_message(void **state)
 {
@@ -527,6 +561,7 @@ int main(void)
         cmocka_unit_test(test_heartbeat_commit_capped),
         cmocka_unit_test(test_probe_then_replicate),
         cmocka_unit_test(test_inflight_window),
+        cmocka_unit_test(test_inflight_window_grows_on_demand),
         cmocka_unit_test(test_batching_per_message),
         cmocka_unit_test(test_dropped_stream_recovers),
         cmocka_unit_test(test_stale_term_append_ignored_5_1),

@@ -94,6 +94,7 @@ static void values_below_64_are_exact(void **state)
     assert_int_equal(s.p95, 48);
     assert_int_equal(s.p99, 50);
     assert_true(fabs(s.mean - 25.5) < 1e-9);
+    metrics_hist_destroy(h);
     free(h);
 }
 
@@ -110,6 +111,7 @@ static void an_empty_histogram_summarizes_to_zeros(void **state)
     assert_int_equal(s.max, 0);
     assert_int_equal(s.p99, 0);
     assert_true(s.mean == 0.0);
+    metrics_hist_destroy(h);
     free(h);
 }
 
@@ -160,15 +162,44 @@ static void check_against_oracle(gen_fn gen, size_t n)
     assert_close((uint64_t)s.p999, oracle(vals, n, 0.999));
 
     /* Any quantile, straight from the buckets. */
-    uint64_t *copy = malloc(sizeof h->buckets);
-    for (unsigned i = 0; i < METRICS_HIST_BUCKETS; i++)
-        copy[i] = atomic_load(&h->buckets[i]);
+    uint64_t *copy = malloc(METRICS_HIST_BUCKETS * sizeof *copy);
+    for (unsigned i = 0; i < METRICS_HIST_BUCKETS; i++) {
+        _Atomic uint64_t *row = atomic_load(&h->rows[i / METRICS_HIST_SUB]);
+        copy[i] = row ? atomic_load(&row[i % METRICS_HIST_SUB]) : 0;
+    }
     for (double q = 0.001; q <= 1.0; q += 0.0173)
         assert_close(metrics_hist_quantile(copy, n, q, vals[0], vals[n - 1]), oracle(vals, n, q));
     assert_int_equal(metrics_hist_quantile(copy, n, 1.0, vals[0], vals[n - 1]), vals[n - 1]);
     free(copy);
+    metrics_hist_destroy(h);
     free(h);
     free(vals);
+}
+
+/* A histogram holds memory only for the powers of two its values fall in:
+ * thousands of groups per process each have dozens of histograms. */
+static void only_the_rows_values_fall_in_are_allocated(void **state)
+{
+    (void)state;
+    metrics_hist_t *h = malloc(sizeof *h);
+    metrics_hist_init(h);
+    for (unsigned r = 0; r < METRICS_HIST_ROWS; r++)
+        assert_null(atomic_load(&h->rows[r]));
+    for (uint64_t v = 1000000; v < 1040000; v += 7) /* within [2^19, 2^20) */
+        metrics_hist_record(h, v);
+    metrics_hist_record(h, 5);
+    unsigned in_use = 0;
+    for (unsigned r = 0; r < METRICS_HIST_ROWS; r++)
+        in_use += atomic_load(&h->rows[r]) != NULL;
+    assert_int_equal(in_use, 2);
+    assert_non_null(atomic_load(&h->rows[metrics_hist_index(5) / METRICS_HIST_SUB]));
+    assert_non_null(atomic_load(&h->rows[metrics_hist_index(1000000) / METRICS_HIST_SUB]));
+    rk_histogram_summary_t s;
+    metrics_hist_summarize(h, &s);
+    assert_int_equal(s.count, 1 + (1040000 - 1000000 + 6) / 7);
+    assert_int_equal(s.min, 5);
+    metrics_hist_destroy(h);
+    free(h);
 }
 
 static void quantiles_match_a_sorted_array_within_one_64th(void **state)
@@ -196,6 +227,7 @@ static void values_past_the_cap_keep_exact_min_max_and_count(void **state)
     assert_int_equal(s.max, (int64_t)(UINT64_C(1) << 50));
     assert_int_equal(s.p50, (int64_t)(UINT64_C(1) << 40) - (int64_t)(UINT64_C(1) << 33));
     assert_true(s.p99 <= s.max && s.p99 >= (int64_t)METRICS_HIST_CAP / 2);
+    metrics_hist_destroy(h);
     free(h);
 }
 
@@ -227,6 +259,7 @@ static void concurrent_recording_loses_nothing(void **state)
     assert_int_equal(s.min, 1);
     assert_int_equal(s.max, THREAD_RECORDS);
     assert_close((uint64_t)s.p50, THREAD_RECORDS / 2);
+    metrics_hist_destroy(h);
     free(h);
 }
 
@@ -239,6 +272,7 @@ int main(void)
         cmocka_unit_test(quantiles_match_a_sorted_array_within_one_64th),
         cmocka_unit_test(values_past_the_cap_keep_exact_min_max_and_count),
         cmocka_unit_test(concurrent_recording_loses_nothing),
+        cmocka_unit_test(only_the_rows_values_fall_in_are_allocated),
     };
     return cmocka_run_group_tests_name("metrics_histogram", tests, NULL, NULL);
 }

@@ -382,6 +382,48 @@ static void follower_status(rk_node_status_t *st, int64_t term, const char *lead
         rk_peer_id_clear(&st->leader);
 }
 
+/* Threads of this process (Threads: in /proc/self/status). */
+static long thread_count(void)
+{
+    char line[256];
+    long n = -1;
+    FILE *f = fopen("/proc/self/status", "r");
+    assert_non_null(f);
+    while (fgets(line, sizeof line, f))
+        if (sscanf(line, "Threads: %ld", &n) == 1)
+            break;
+    fclose(f);
+    return n;
+}
+
+/* A hub nobody listens to runs no thread (a process with thousands of
+ * groups has thousands of hubs); the first listener starts it. */
+static void the_listener_thread_starts_with_the_first_listener(void **state)
+{
+    (void)state;
+    long before = thread_count();
+    metrics_node_t *m = new_hub();
+    rk_node_status_t st;
+    follower_status(&st, 1, "127.0.0.1:8082");
+    metrics_publish_status(m, &st);
+    metrics_events_flush(m);
+    assert_int_equal(thread_count(), before);
+
+    recorder_t r;
+    recorder_init(&r, m);
+    assert_int_equal(metrics_listener_add(m, &r.l), 0);
+    assert_int_equal(thread_count(), before + 1);
+    follower_status(&st, 2, "127.0.0.1:8083");
+    metrics_publish_status(m, &st);
+    metrics_events_flush(m);
+    pthread_mutex_lock(&r.lock);
+    assert_int_equal(r.n, 2); /* CURRENT, LEADER_CHANGED */
+    assert_int_equal(r.seen[0].type, RK_EVENT_CURRENT);
+    pthread_mutex_unlock(&r.lock);
+    metrics_node_free(m);
+    assert_int_equal(thread_count(), before);
+}
+
 static void listeners_see_a_failover_in_order(void **state)
 {
     (void)state;
@@ -552,6 +594,7 @@ int main(void)
         cmocka_unit_test(a_lost_and_regained_leadership_is_reported_even_between_ticks),
         cmocka_unit_test(a_listener_may_remove_itself_and_later_listeners_start_from_current),
         cmocka_unit_test(readers_never_see_a_torn_status),
+        cmocka_unit_test(the_listener_thread_starts_with_the_first_listener),
     };
     return cmocka_run_group_tests_name("metrics_node", tests, NULL, NULL);
 }

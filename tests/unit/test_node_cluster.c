@@ -389,6 +389,70 @@ static void test_transfer_leadership(void **state)
     tc_cluster_destroy(&c);
 }
 
+/* A process hosts thousands of nodes: what only some of them need (a
+ * leader's view of its followers, a queue of tasks) lives outside struct
+ * rk_node and is allocated when needed. This bound guards against large
+ * per-group arrays creeping back in. */
+_Static_assert(sizeof(struct rk_node) <= 40 * 1024, "struct rk_node grew past 40 KiB");
+
+typedef struct footprint {
+    rk_node_t *n;
+    bool lead_obs;   /* leader-only observation state allocated */
+    size_t n_rep;    /* followers it holds counters for */
+    size_t task_cap; /* task ring slots allocated */
+} footprint_t;
+
+static void footprint_on_loop(void *p)
+{
+    footprint_t *f = p;
+    f->lead_obs = f->n->lead_obs != NULL;
+    f->n_rep = f->n->lead_obs ? f->n->lead_obs->n_rep : 0;
+    pthread_mutex_lock(&f->n->mu);
+    f->task_cap = f->n->task_cap;
+    pthread_mutex_unlock(&f->n->mu);
+}
+
+static footprint_t footprint(rk_node_t *n)
+{
+    footprint_t f = {.n = n};
+    assert_int_equal(node_rt_call(n->rt, footprint_on_loop, &f), 0);
+    return f;
+}
+
+static bool lead_obs_freed(void *p)
+{
+    return !footprint(p).lead_obs;
+}
+
+/* Followers carry no leader state and no task ring; the leader's task ring
+ * grows with what is queued (at most 100 tasks here) and its leader state
+ * goes when it steps down. */
+static void test_footprint_follows_roles(void **state)
+{
+    (void)state;
+    tc_cluster_t c;
+    int leader = start_cluster(&c, "gf", 3, NULL);
+    assert_int_equal(tc_apply_many(&c, leader, 100), 100);
+    assert_true(tc_wait_applied(&c, rk_node_last_log_index(c.nodes[leader].node), 5000));
+    for (int i = 0; i < 3; i++) {
+        footprint_t f = footprint(c.nodes[i].node);
+        if (i == leader) {
+            assert_true(f.lead_obs);
+            assert_int_equal(f.n_rep, 2);
+            assert_true(f.task_cap >= 16 && f.task_cap <= 128); /* not apply_queue_size */
+        } else {
+            assert_false(f.lead_obs);
+            assert_int_equal(f.task_cap, 0);
+        }
+    }
+    int target = (leader + 1) % 3;
+    assert_int_equal(rk_node_transfer_leadership_to(c.nodes[leader].node, &c.nodes[target].id), 0);
+    assert_true(tc_wait(is_leader_2, &c.nodes[target], 5000));
+    assert_true(tc_wait(lead_obs_freed, c.nodes[leader].node, 5000));
+    assert_true(footprint(c.nodes[target].node).lead_obs);
+    tc_cluster_destroy(&c);
+}
+
 /* Two groups on one shared RPC server per process-node: one port each. */
 static void test_two_groups_one_server(void **state)
 {
@@ -462,12 +526,19 @@ int main(void)
     if (getenv("RAFTKIT_LOG") == NULL)
         rk_log_set_level(RK_LOG_WARN);
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_invalid_options),     cmocka_unit_test(test_three_nodes_replicate),
-        cmocka_unit_test(test_alive_peers),         cmocka_unit_test(test_one_and_five_nodes),
-        cmocka_unit_test(test_leader_killed),       cmocka_unit_test(test_apply_errors),
-        cmocka_unit_test(test_overload_busy),       cmocka_unit_test(test_read_index),
-        cmocka_unit_test(test_snapshot_catch_up),   cmocka_unit_test(test_membership),
-        cmocka_unit_test(test_transfer_leadership), cmocka_unit_test(test_two_groups_one_server),
+        cmocka_unit_test(test_invalid_options),
+        cmocka_unit_test(test_three_nodes_replicate),
+        cmocka_unit_test(test_alive_peers),
+        cmocka_unit_test(test_one_and_five_nodes),
+        cmocka_unit_test(test_leader_killed),
+        cmocka_unit_test(test_apply_errors),
+        cmocka_unit_test(test_overload_busy),
+        cmocka_unit_test(test_read_index),
+        cmocka_unit_test(test_snapshot_catch_up),
+        cmocka_unit_test(test_membership),
+        cmocka_unit_test(test_transfer_leadership),
+        cmocka_unit_test(test_two_groups_one_server),
+        cmocka_unit_test(test_footprint_follows_roles),
     };
     return cmocka_run_group_tests_name("node_cluster", tests, NULL, NULL);
 }
