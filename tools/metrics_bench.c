@@ -75,6 +75,7 @@ int main(void)
     printf("prometheus render:               %6.0f ns\n", (double)(metrics_now_ns() - t0) / 1000);
     rk_metrics_free(snap);
     metrics_node_free(m);
+    metrics_hist_destroy(h);
     free(h);
     return 0;
 }

@@ -94,9 +94,9 @@ static inline uint64_t metrics_now_ns(void)
     return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
-/* Creates the hub for one node and starts its listener thread. group and
- * self are copied. Returns NULL when out of memory or the thread could not
- * start. Any thread. */
+/* Creates the hub for one node (its listener thread starts with the first
+ * listener). group and self are copied. Returns NULL when out of memory.
+ * Any thread. */
 metrics_node_t *metrics_node_new(const char *group, const rk_peer_id_t *self);
 
 /* Delivers the events already queued, stops the listener thread and frees

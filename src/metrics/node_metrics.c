@@ -119,6 +119,9 @@ void metrics_node_free(metrics_node_t *m)
         return;
     metrics_events_free(m->events);
     pthread_mutex_destroy(&m->pub_lock);
+    for (unsigned i = 0; i < METRIC__COUNT; i++)
+        if (m->hist[i] != NULL)
+            metrics_hist_destroy(m->hist[i]);
     free(m->hist_block);
     free(m);
 }
