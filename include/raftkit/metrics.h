@@ -74,6 +74,7 @@ typedef struct rk_node_status {
     rk_peer_id_t self;
     rk_node_state_t state;
     int64_t term;
+    bool quiesced;               /* the group is idle: its leader stopped heartbeating it */
     rk_peer_id_t leader;         /* empty (rk_peer_id_is_empty) when no leader is known */
     rk_configuration_t conf;     /* current configuration: voters and learners */
     bool joint;                  /* a joint-consensus change is in progress ... */
@@ -97,7 +98,7 @@ void rk_node_status_init(rk_node_status_t *st);
 
 /* Renders st as a JSON object (the body of the admin endpoint's GET /status):
  *   {"group":"counter","peer":"127.0.0.1:8081","state":"LEADER","term":3,
- *    "leader":"127.0.0.1:8081","conf":{"peers":[...],"learners":[...]},
+ *    "quiesced":false,"leader":"127.0.0.1:8081","conf":{"peers":[...],"learners":[...]},
  *    "old_conf":null,"first_log_index":1,...,"error":null,
  *    "replicators":[{"peer":"127.0.0.1:8082","learner":false,"reachable":true,
  *                    "next_index":..,"match_index":..,"log_lags":..,

@@ -13,6 +13,7 @@ void metrics_hist_init(metrics_hist_t *h)
     atomic_init(&h->sum, 0);
     atomic_init(&h->min, UINT64_MAX);
     atomic_init(&h->max, 0);
+    atomic_init(&h->rows_used, 0);
     for (unsigned r = 0; r < METRICS_HIST_ROWS; r++)
         atomic_init(&h->rows[r], NULL);
 }
@@ -35,8 +36,10 @@ _Atomic uint64_t *metrics_hist_row_alloc(metrics_hist_t *h, unsigned r)
      * counts in the winner's. */
     _Atomic uint64_t *cur = NULL;
     if (atomic_compare_exchange_strong_explicit(&h->rows[r], &cur, row, memory_order_acq_rel,
-                                                memory_order_acquire))
+                                                memory_order_acquire)) {
+        atomic_fetch_or_explicit(&h->rows_used, UINT64_C(1) << r, memory_order_release);
         return row;
+    }
     free((void *)row);
     return cur;
 }
@@ -96,10 +99,10 @@ void metrics_hist_merged_init(metrics_hist_merged_t *m)
 void metrics_hist_merge(metrics_hist_merged_t *m, metrics_hist_t *h)
 {
     uint64_t total = 0;
-    for (unsigned r = 0; r < METRICS_HIST_ROWS; r++) {
+    uint64_t used = atomic_load_explicit(&h->rows_used, memory_order_acquire);
+    for (; used != 0; used &= used - 1) {
+        unsigned r = (unsigned)__builtin_ctzll(used);
         _Atomic uint64_t *row = atomic_load_explicit(&h->rows[r], memory_order_acquire);
-        if (row == NULL)
-            continue;
         for (unsigned i = 0; i < METRICS_HIST_SUB; i++) {
             uint64_t c = atomic_load_explicit(&row[i], memory_order_relaxed);
             m->buckets[r * METRICS_HIST_SUB + i] += c;

@@ -42,6 +42,9 @@ typedef struct metrics_hist {
     _Atomic uint64_t sum;
     _Atomic uint64_t min; /* UINT64_MAX while empty */
     _Atomic uint64_t max;
+    /* Bit r set once rows[r] exists: readers look only at those, without
+     * touching the cache lines of the missing rows' pointers. */
+    _Atomic uint64_t rows_used;
     /* METRICS_HIST_SUB buckets each; NULL until a value falls in the row */
     _Atomic(_Atomic uint64_t *) rows[METRICS_HIST_ROWS];
 } metrics_hist_t;

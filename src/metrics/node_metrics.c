@@ -40,6 +40,7 @@ struct metrics_node {
     /* Readers' copy. The loop only try-locks it. */
     pthread_mutex_t pub_lock;
     rk_node_status_t pub;
+    metrics_brief_t brief; /* of pub */
     uint64_t pub_ns;
 
     metrics_events_t *events;
@@ -50,6 +51,11 @@ const char *metrics_name(metrics_id_t id)
     return (unsigned)id < METRIC__COUNT ? defs[id].name : "?";
 }
 
+const char *metrics_help(metrics_id_t id)
+{
+    return defs[id].help;
+}
+
 rk_metric_kind_t metrics_kind(metrics_id_t id)
 {
     return defs[id].kind;
@@ -58,6 +64,11 @@ rk_metric_kind_t metrics_kind(metrics_id_t id)
 const char *metrics_node_group(const metrics_node_t *m)
 {
     return m->group;
+}
+
+const rk_peer_id_t *metrics_node_self(const metrics_node_t *m)
+{
+    return &m->self;
 }
 
 metrics_hist_t *metrics_node_hist(metrics_node_t *m, metrics_id_t id)
@@ -102,6 +113,8 @@ metrics_node_t *metrics_node_new(const char *group, const rk_peer_id_t *self)
     snprintf(m->pub.group, sizeof m->pub.group, "%s", m->group);
     m->pub.self = m->self;
     m->prev.self = m->self;
+    m->brief.state = m->pub.state;
+    m->brief.leader = m->pub.leader;
     m->pub_ns = metrics_now_ns();
     pthread_mutex_init(&m->pub_lock, NULL);
     return m;
@@ -196,6 +209,19 @@ static size_t diff_status(const rk_node_status_t *prev, const rk_node_status_t *
     return n;
 }
 
+static metrics_brief_t brief_of(const rk_node_status_t *st)
+{
+    metrics_brief_t b = {.state = st->state,
+                         .leader = st->leader,
+                         .quiesced = st->quiesced,
+                         .lagging = st->committed_index - st->applied_index >= METRICS_LAG_ENTRIES};
+    for (uint32_t i = 0; i < st->n_peers && i < RK_STATUS_MAX_PEERS; i++) {
+        b.lagging = b.lagging || st->peers[i].log_lags >= METRICS_LAG_ENTRIES;
+        b.unreachable = b.unreachable || !st->peers[i].reachable;
+    }
+    return b;
+}
+
 void metrics_publish_status(metrics_node_t *m, const rk_node_status_t *st)
 {
     metrics_event_lite_t evs[MAX_EVENTS];
@@ -210,8 +236,49 @@ void metrics_publish_status(metrics_node_t *m, const rk_node_status_t *st)
     m->pub = *st;
     snprintf(m->pub.group, sizeof m->pub.group, "%s", m->group);
     m->pub.self = m->self;
+    m->brief = brief_of(st);
     m->pub_ns = metrics_now_ns();
     pthread_mutex_unlock(&m->pub_lock);
+}
+
+void metrics_read_brief(metrics_node_t *m, metrics_brief_t *out)
+{
+    pthread_mutex_lock(&m->pub_lock);
+    *out = m->brief;
+    pthread_mutex_unlock(&m->pub_lock);
+}
+
+void metrics_summary_add(metrics_summary_t *s, const metrics_brief_t *b)
+{
+    s->groups++;
+    if ((unsigned)b->state <= RK_STATE_SHUTDOWN)
+        s->states[b->state]++;
+    s->no_leader += rk_peer_id_is_empty(&b->leader);
+    s->quiesced += b->quiesced;
+    s->lagging += b->lagging;
+    s->unreachable += b->unreachable;
+}
+
+void metrics_totals_init(metrics_totals_t *t)
+{
+    memset(&t->summary, 0, sizeof t->summary);
+    for (unsigned i = 0; i < METRIC__COUNT; i++) {
+        t->scalar[i] = 0;
+        metrics_hist_merged_init(&t->hist[i]);
+    }
+}
+
+void metrics_totals_add(metrics_totals_t *t, metrics_node_t *m)
+{
+    metrics_brief_t b;
+    metrics_read_brief(m, &b);
+    metrics_summary_add(&t->summary, &b);
+    for (unsigned i = 0; i < METRIC__COUNT; i++) {
+        if (is_hist(defs[i].kind))
+            metrics_hist_merge(&t->hist[i], m->hist[i]);
+        else
+            t->scalar[i] += atomic_load_explicit(&m->scalar[i], memory_order_relaxed);
+    }
 }
 
 void metrics_read_status(metrics_node_t *m, rk_node_status_t *out)
@@ -222,6 +289,9 @@ void metrics_read_status(metrics_node_t *m, rk_node_status_t *out)
     pthread_mutex_unlock(&m->pub_lock);
     uint64_t now = metrics_now_ns();
     out->age_ms = now > at ? (int64_t)((now - at) / 1000000u) : 0;
+    /* The gauge moves between publications; the reader gets its latest. */
+    out->apply_queue_depth =
+        atomic_load_explicit(&m->scalar[METRIC_APPLY_QUEUE_DEPTH], memory_order_relaxed);
 }
 
 rk_metrics_t *metrics_snapshot(metrics_node_t *m)
@@ -236,8 +306,6 @@ rk_metrics_t *metrics_snapshot(metrics_node_t *m)
     }
     s->n_metrics = METRIC__COUNT;
     metrics_read_status(m, &s->status);
-    s->status.apply_queue_depth =
-        atomic_load_explicit(&m->scalar[METRIC_APPLY_QUEUE_DEPTH], memory_order_relaxed);
     for (unsigned i = 0; i < METRIC__COUNT; i++) {
         rk_metric_t *x = &s->metrics[i];
         x->name = defs[i].name;

@@ -277,9 +277,10 @@ void node_obs_publish(rk_node_t *n, const core_status_t *cs, const core_conf_t *
         return;
     uint64_t now = node_now_ms(n);
     uint64_t tick_ms = (uint64_t)n->opts.election_timeout_ms / 10;
+    /* obs_status still holds the last publication */
     bool changed = state != n->obs_state || cs->term != n->obs_term ||
                    !rk_peer_id_equal(&cs->leader, &n->obs_leader) ||
-                   conf_index != n->obs_conf_index;
+                   conf_index != n->obs_conf_index || cs->quiesced != n->obs_status.quiesced;
     if (!changed && now < n->obs_published_ms + tick_ms)
         return;
     if (state != RK_STATE_LEADER && state != RK_STATE_TRANSFERRING &&
@@ -295,6 +296,7 @@ void node_obs_publish(rk_node_t *n, const core_status_t *cs, const core_conf_t *
     rk_node_status_init(st);
     st->state = state;
     st->term = (int64_t)cs->term;
+    st->quiesced = cs->quiesced;
     st->leader = cs->leader;
     st->conf = conf->cur;
     st->joint = conf->joint;
