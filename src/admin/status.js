@@ -8,7 +8,10 @@
 
 const REFRESH_MS = 1000;
 const PAGE = 100; // groups per page (the endpoint's default limit)
-let offset = 0; // first group shown
+// The page shown is in the fragment (#offset=200), so that a reload or a
+// link keeps it; the fragment never leaves the browser.
+const hashParams = () => new URLSearchParams(location.hash.slice(1));
+let offset = Math.max(0, parseInt(hashParams().get("offset"), 10) || 0); // first group shown
 let timer = null;
 let generation = 0; // a refresh started before the last page change is dropped
 const HISTORY = 300; // samples kept per group for the chart: 5 minutes
@@ -152,6 +155,9 @@ function showPager(doc) {
 
 function go(to) {
   offset = Math.max(0, to);
+  const h = hashParams();
+  h.set("offset", offset);
+  location.hash = h.toString();
   generation++;
   clearTimeout(timer);
   refresh();
@@ -167,7 +173,7 @@ function problem(text) {
 // https://node:port/#token=TOKEN. The fragment never leaves the browser (it
 // is not sent to the server, nor logged there).
 function authHeaders() {
-  const token = new URLSearchParams(location.hash.slice(1)).get("token");
+  const token = hashParams().get("token");
   return token ? { Authorization: "Bearer " + token } : {};
 }
 

@@ -254,20 +254,20 @@ static void put_total_help(metrics_buf_t *b, const char *name, const char *suffi
     put_help(b, full, suffix, type, help);
 }
 
-/* Opens a sample of a process family; the caller closes it with put_* (its
- * "}" ends the label set this opens). */
+/* A sample of a process family: name, the one label if any, and value
+ * (already formatted). */
 static void put_total_sample(metrics_buf_t *b, const char *name, const char *suffix,
-                             const char *label, const char *value)
+                             const char *label, const char *lvalue, const char *value)
 {
     char full[96];
     snprintf(full, sizeof full, "process-%s", name);
     put_name(b, full, suffix);
-    metrics_buf_puts(b, "{");
     if (label != NULL) {
-        metrics_buf_printf(b, "%s=\"", label);
-        put_label_value(b, value);
-        metrics_buf_puts(b, "\"");
+        metrics_buf_printf(b, "{%s=\"", label);
+        put_label_value(b, lvalue);
+        metrics_buf_puts(b, "\"}");
     }
+    metrics_buf_printf(b, " %s\n", value);
 }
 
 static void render_total_hist(metrics_buf_t *b, const rk_metric_kind_t kind, const char *name,
@@ -278,32 +278,34 @@ static void render_total_hist(metrics_buf_t *b, const rk_metric_kind_t kind, con
     int lat = kind == RK_METRIC_LATENCY;
     const char *suffix = lat ? "_seconds" : "";
     double scale = lat ? 1e-9 : 1.0;
+    char v[48];
     put_total_help(b, name, suffix, "summary", help);
     static const char *const qs[] = {"0.5", "0.95", "0.99", "0.999"};
     const int64_t vals[] = {x.p50, x.p95, x.p99, x.p999};
     for (int q = 0; q < 4; q++) {
-        put_total_sample(b, name, suffix, "quantile", qs[q]);
         if (x.count == 0)
-            metrics_buf_puts(b, "} NaN\n");
+            snprintf(v, sizeof v, "NaN");
         else if (lat)
-            put_double(b, (double)vals[q] * scale);
+            snprintf(v, sizeof v, "%.9g", (double)vals[q] * scale);
         else
-            put_int(b, vals[q]);
+            snprintf(v, sizeof v, "%lld", (long long)vals[q]);
+        put_total_sample(b, name, suffix, "quantile", qs[q], v);
     }
-    put_total_sample(b, name, lat ? "_seconds_sum" : "_sum", NULL, NULL);
     if (lat)
-        put_double(b, (double)x.sum * scale);
+        snprintf(v, sizeof v, "%.9g", (double)x.sum * scale);
     else
-        put_uint(b, x.sum);
-    put_total_sample(b, name, lat ? "_seconds_count" : "_count", NULL, NULL);
-    put_uint(b, x.count);
+        snprintf(v, sizeof v, "%llu", (unsigned long long)x.sum);
+    put_total_sample(b, name, lat ? "_seconds_sum" : "_sum", NULL, NULL, v);
+    snprintf(v, sizeof v, "%llu", (unsigned long long)x.count);
+    put_total_sample(b, name, lat ? "_seconds_count" : "_count", NULL, NULL, v);
 }
 
-static void put_total_gauge(metrics_buf_t *b, const char *name, const char *help, uint64_t v)
+static void put_total_gauge(metrics_buf_t *b, const char *name, const char *help, uint64_t n)
 {
+    char v[24];
+    snprintf(v, sizeof v, "%llu", (unsigned long long)n);
     put_total_help(b, name, "", "gauge", help);
-    put_total_sample(b, name, "", NULL, NULL);
-    put_uint(b, v);
+    put_total_sample(b, name, "", NULL, NULL, v);
 }
 
 char *metrics_totals_render(const metrics_totals_t *t)
@@ -314,8 +316,10 @@ char *metrics_totals_render(const metrics_totals_t *t)
     put_total_gauge(&b, "groups", "Raft groups served by this admin endpoint", s->groups);
     put_total_help(&b, "groups-state", "", "gauge", "Groups whose node here is in this state");
     for (int st = RK_STATE_LEADER; st <= RK_STATE_SHUTDOWN; st++) {
-        put_total_sample(&b, "groups-state", "", "state", metrics_state_name((rk_node_state_t)st));
-        put_uint(&b, s->states[st]);
+        char v[24];
+        snprintf(v, sizeof v, "%llu", (unsigned long long)s->states[st]);
+        put_total_sample(&b, "groups-state", "", "state", metrics_state_name((rk_node_state_t)st),
+                         v);
     }
     put_total_gauge(&b, "groups-no-leader", "Groups whose node here knows no leader", s->no_leader);
     put_total_gauge(&b, "groups-quiesced", "Groups quiesced (idle, no heartbeats)", s->quiesced);
@@ -332,9 +336,10 @@ char *metrics_totals_render(const metrics_totals_t *t)
             continue;
         }
         int counter = k == RK_METRIC_COUNTER;
+        char v[24];
+        snprintf(v, sizeof v, "%lld", (long long)t->scalar[i]);
         put_total_help(&b, name, counter ? "_total" : "", counter ? "counter" : "gauge", help);
-        put_total_sample(&b, name, counter ? "_total" : "", NULL, NULL);
-        put_int(&b, t->scalar[i]);
+        put_total_sample(&b, name, counter ? "_total" : "", NULL, NULL, v);
     }
     return metrics_buf_take(&b);
 }

@@ -281,6 +281,7 @@ static void status_json_round_trips(void **state)
     snprintf(st.group, sizeof st.group, "kv \"quoted\" \xc3\xa9");
     st.self = peer("127.0.0.1:8081");
     st.joint = true;
+    st.quiesced = true;
     assert_int_equal(rk_configuration_parse(&st.old_conf, "127.0.0.1:8081,127.0.0.1:8082", NULL),
                      0);
     st.state = RK_STATE_ERROR;
@@ -296,6 +297,7 @@ static void status_json_round_trips(void **state)
     assert_true(rk_peer_id_equal(&back.leader, &st.leader));
     assert_true(rk_configuration_equal(&back.conf, &st.conf));
     assert_true(back.joint);
+    assert_true(back.quiesced);
     assert_true(rk_configuration_equal(&back.old_conf, &st.old_conf));
     assert_int_equal(back.committed_index, 998);
     assert_int_equal(back.error.code, RK_EIO);
@@ -311,7 +313,7 @@ static void status_json_round_trips(void **state)
     char text[4096];
     int n = rk_node_status_format(&back, text, sizeof text);
     assert_true(n > 0 && (size_t)n < sizeof text);
-    assert_non_null(strstr(text, "state: ERROR"));
+    assert_non_null(strstr(text, "state: ERROR (quiesced)"));
     assert_non_null(strstr(text, "old_conf: 127.0.0.1:8081,127.0.0.1:8082"));
     assert_non_null(strstr(text, "127.0.0.1:8084/learner"));
     assert_non_null(strstr(text, "RK_EIO"));
