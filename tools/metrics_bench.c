@@ -224,7 +224,12 @@ static int groups_mode(size_t g, bool serve)
         fetch(port, "/status?offset=5000&limit=1000");
         fetch(port, "/status?group=g00003");
         fetch(port, "/health");
-        fetch(port, "/metrics?groups=all");
+        /* About 14 KB per group: past a few thousand groups more than the
+         * HTTP client here waits for. */
+        if (g <= 2000)
+            fetch(port, "/metrics?groups=all");
+        else
+            printf("GET /metrics?groups=all: skipped above 2000 groups (see ?group= per group)\n");
     }
     for (size_t i = 0; i < g; i++) {
         admin_detach(s, hubs[i]);

@@ -19,6 +19,7 @@
 #include <string.h>
 
 #include "src/metrics/events.h"
+#include "src/metrics/packed_status.h"
 
 #define MAX_LISTENERS 64
 
@@ -136,7 +137,10 @@ static void fill_event(rk_node_event_t *ev, const metrics_event_lite_t *lite,
     ev->term = st->term;
     ev->leader = st->leader;
     ev->peer = lite->peer;
-    ev->conf = st->conf;
+    /* The entries in use only: a published status leaves the rest as they
+     * were (packed_status_reset). */
+    rk_configuration_init(&ev->conf);
+    packed_status_conf_copy(&ev->conf, &st->conf);
 }
 
 int metrics_events_post(metrics_events_t *e, const metrics_event_lite_t *evs, size_t n,

@@ -3,12 +3,14 @@
  * consecutive publications. */
 #include <pthread.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "src/metrics/events.h"
 #include "src/metrics/metrics.h"
+#include "src/metrics/packed_status.h"
 
 typedef struct metric_def {
     const char *name;
@@ -34,17 +36,30 @@ struct metrics_node {
     metrics_hist_t *hist_block;
     _Atomic int64_t scalar[METRIC__COUNT]; /* counters and gauges */
 
-    /* Loop-owned: the last publication, to diff the next one against. */
-    rk_node_status_t prev;
+    /* Loop-owned: the last publication, to diff the next one against, and
+     * whether readers' copy lags behind it (a reader held the lock). */
+    packed_status_t prev;
+    metrics_brief_t prev_brief;
+    bool pub_behind;
 
     /* Readers' copy. The loop only try-locks it. */
     pthread_mutex_t pub_lock;
-    rk_node_status_t pub;
+    packed_status_t pub;
     metrics_brief_t brief; /* of pub */
     uint64_t pub_ns;
 
     metrics_events_t *events;
 };
+
+/* The time of a publication, which every group takes every tick: the
+ * coarse clock (a few ms of resolution, fine for age_ms) costs a tenth of
+ * the precise one. */
+static uint64_t coarse_now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
 
 const char *metrics_name(metrics_id_t id)
 {
@@ -108,16 +123,29 @@ metrics_node_t *metrics_node_new(const char *group, const rk_peer_id_t *self)
         m->self = *self;
     else
         rk_peer_id_clear(&m->self);
-    rk_node_status_init(&m->prev);
-    rk_node_status_init(&m->pub);
-    snprintf(m->pub.group, sizeof m->pub.group, "%s", m->group);
-    m->pub.self = m->self;
-    m->prev.self = m->self;
-    m->brief.state = m->pub.state;
-    m->brief.leader = m->pub.leader;
-    m->pub_ns = metrics_now_ns();
+    rk_node_status_t *st = malloc(sizeof *st);
+    if (st == NULL)
+        goto err_after_events;
+    rk_node_status_init(st);
+    snprintf(st->group, sizeof st->group, "%s", m->group);
+    st->self = m->self;
+    int rc = packed_status_set(&m->prev, st);
+    if (rc == 0)
+        rc = packed_status_copy(&m->pub, &m->prev);
+    m->brief.state = st->state;
+    m->brief.leader = st->leader;
+    m->prev_brief = m->brief;
+    free(st);
+    if (rc != 0)
+        goto err_after_events;
+    m->pub_ns = coarse_now_ns();
     pthread_mutex_init(&m->pub_lock, NULL);
     return m;
+
+err_after_events:
+    packed_status_free(&m->prev);
+    packed_status_free(&m->pub);
+    metrics_events_free(m->events);
 
 err_after_hists:
     free(m->hist_block);
@@ -132,6 +160,8 @@ void metrics_node_free(metrics_node_t *m)
         return;
     metrics_events_free(m->events);
     pthread_mutex_destroy(&m->pub_lock);
+    packed_status_free(&m->prev);
+    packed_status_free(&m->pub);
     for (unsigned i = 0; i < METRIC__COUNT; i++)
         if (m->hist[i] != NULL)
             metrics_hist_destroy(m->hist[i]);
@@ -222,23 +252,51 @@ static metrics_brief_t brief_of(const rk_node_status_t *st)
     return b;
 }
 
-void metrics_publish_status(metrics_node_t *m, const rk_node_status_t *st)
+/* Readers' copy becomes the last publication, unless a reader is copying
+ * it right now: then a later publication does it (readers see age_ms
+ * grow meanwhile). Never waits for a reader. */
+static void sync_pub(metrics_node_t *m, bool changed)
 {
-    metrics_event_lite_t evs[MAX_EVENTS];
-    size_t n = diff_status(&m->prev, st, evs);
-    m->prev = *st;
-    if (n > 0)
-        metrics_events_post(m->events, evs, n, st);
-    /* Never wait for a reader: if one is copying right now, the next tick's
-     * publication will carry this state (readers see age_ms grow). */
+    m->pub_behind = m->pub_behind || changed;
     if (pthread_mutex_trylock(&m->pub_lock) != 0)
         return;
-    m->pub = *st;
-    snprintf(m->pub.group, sizeof m->pub.group, "%s", m->group);
-    m->pub.self = m->self;
-    m->brief = brief_of(st);
-    m->pub_ns = metrics_now_ns();
+    if (m->pub_behind && packed_status_copy(&m->pub, &m->prev) == 0) {
+        m->brief = m->prev_brief;
+        m->pub_behind = false;
+    }
+    if (!m->pub_behind)
+        m->pub_ns = coarse_now_ns();
     pthread_mutex_unlock(&m->pub_lock);
+}
+
+void metrics_publish_status(metrics_node_t *m, const rk_node_status_t *st)
+{
+    /* An idle group publishes the same status every tick: only the time of
+     * the publication changes. */
+    if (packed_status_equal(&m->prev, st)) {
+        sync_pub(m, false);
+        return;
+    }
+    metrics_event_lite_t evs[MAX_EVENTS];
+    size_t n = 0;
+    /* 19 KiB, off the loop's stack; were it not there (out of memory), the
+     * listeners would miss this publication's events. */
+    rk_node_status_t *prev = malloc(sizeof *prev);
+    if (prev != NULL) {
+        packed_status_get(&m->prev, prev, false);
+        n = diff_status(prev, st, evs);
+        free(prev);
+    }
+    if (n > 0)
+        metrics_events_post(m->events, evs, n, st);
+    if (packed_status_set(&m->prev, st) != 0)
+        return; /* out of memory: readers keep the previous status */
+    /* The hub's own group and self, in place: they come first in the
+     * struct, hence in the packing. */
+    memcpy(m->prev.bytes + offsetof(rk_node_status_t, group), m->group, sizeof m->group);
+    memcpy(m->prev.bytes + offsetof(rk_node_status_t, self), &m->self, sizeof m->self);
+    m->prev_brief = brief_of(st);
+    sync_pub(m, true);
 }
 
 void metrics_read_brief(metrics_node_t *m, metrics_brief_t *out)
@@ -284,10 +342,10 @@ void metrics_totals_add(metrics_totals_t *t, metrics_node_t *m)
 void metrics_read_status(metrics_node_t *m, rk_node_status_t *out)
 {
     pthread_mutex_lock(&m->pub_lock);
-    *out = m->pub;
+    packed_status_get(&m->pub, out, true);
     uint64_t at = m->pub_ns;
     pthread_mutex_unlock(&m->pub_lock);
-    uint64_t now = metrics_now_ns();
+    uint64_t now = coarse_now_ns();
     out->age_ms = now > at ? (int64_t)((now - at) / 1000000u) : 0;
     /* The gauge moves between publications; the reader gets its latest. */
     out->apply_queue_depth =

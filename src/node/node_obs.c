@@ -12,6 +12,7 @@
 #include "raftkit/log.h"
 #include "src/admin/admin.h"
 #include "src/metrics/metrics.h"
+#include "src/metrics/packed_status.h"
 #include "src/node/node_internal.h"
 
 int node_obs_init(rk_node_t *n, rk_status_t *err)
@@ -292,16 +293,16 @@ void node_obs_publish(rk_node_t *n, const core_status_t *cs, const core_conf_t *
     n->obs_conf_index = conf_index;
     n->obs_published_ms = now;
 
-    rk_node_status_t *st = &n->obs_status; /* 15 KiB: kept off the loop's stack */
-    rk_node_status_init(st);
+    rk_node_status_t *st = &n->obs_status; /* 19 KiB: kept off the loop's stack */
+    packed_status_reset(st);               /* the hub packs it: entries past counts unused */
     st->state = state;
     st->term = (int64_t)cs->term;
     st->quiesced = cs->quiesced;
     st->leader = cs->leader;
-    st->conf = conf->cur;
+    packed_status_conf_copy(&st->conf, &conf->cur);
     st->joint = conf->joint;
     if (conf->joint)
-        st->old_conf = conf->old;
+        packed_status_conf_copy(&st->old_conf, &conf->old);
     st->first_log_index = (int64_t)cs->first_index;
     st->last_log_index = (int64_t)cs->last_index;
     st->committed_index = (int64_t)cs->commit;
