@@ -8,10 +8,6 @@
  * pops one queue item, calls each of its listeners with the lock released,
  * and remembers which listener it is calling so that removal can wait for
  * that call to end (unless removal comes from the listener thread itself).
- *
- * The thread starts with the first listener: a process hosting thousands of
- * groups, few or none of them with listeners, does not pay a thread per
- * group. Without listeners nothing is queued.
  */
 #include <pthread.h>
 #include <stdbool.h>
@@ -34,8 +30,8 @@ struct metrics_events {
     pthread_mutex_t lock;
     pthread_cond_t wake;     /* the thread: something queued or stop */
     pthread_cond_t progress; /* waiters: a delivery ended */
-    pthread_t thread;        /* valid once started */
-    bool started, stop;
+    pthread_t thread;
+    bool stop;
     item_t *head, *tail;
     uint64_t posted, delivered; /* items, for flush */
     rk_node_listener_t *listeners[MAX_LISTENERS];
@@ -96,7 +92,10 @@ static void *events_main(void *arg)
     return NULL;
 }
 
-metrics_events_t *metrics_events_new(void)
+static void fill_event(rk_node_event_t *ev, const metrics_event_lite_t *lite,
+                       const rk_node_status_t *st);
+
+metrics_events_t *metrics_events_new(const rk_node_status_t *st)
 {
     metrics_events_t *e = calloc(1, sizeof *e);
     if (e == NULL)
@@ -104,10 +103,17 @@ metrics_events_t *metrics_events_new(void)
     pthread_mutex_init(&e->lock, NULL);
     pthread_cond_init(&e->wake, NULL);
     pthread_cond_init(&e->progress, NULL);
-    e->current.type = RK_EVENT_CURRENT;
-    e->current.state = e->current.prev_state = RK_STATE_UNINITIALIZED;
-    rk_peer_id_clear(&e->current.leader);
-    rk_peer_id_clear(&e->current.peer);
+    metrics_event_lite_t cur = {
+        .type = RK_EVENT_CURRENT, .state = st->state, .prev_state = st->state};
+    rk_peer_id_clear(&cur.peer);
+    fill_event(&e->current, &cur, st);
+    if (pthread_create(&e->thread, NULL, events_main, e) != 0) {
+        pthread_cond_destroy(&e->progress);
+        pthread_cond_destroy(&e->wake);
+        pthread_mutex_destroy(&e->lock);
+        free(e);
+        return NULL;
+    }
     return e;
 }
 
@@ -118,10 +124,8 @@ void metrics_events_free(metrics_events_t *e)
     pthread_mutex_lock(&e->lock);
     e->stop = true;
     pthread_cond_signal(&e->wake);
-    bool started = e->started;
     pthread_mutex_unlock(&e->lock);
-    if (started)
-        pthread_join(e->thread, NULL);
+    pthread_join(e->thread, NULL);
     pthread_cond_destroy(&e->progress);
     pthread_cond_destroy(&e->wake);
     pthread_mutex_destroy(&e->lock);
@@ -181,12 +185,6 @@ int metrics_events_add(metrics_events_t *e, rk_node_listener_t *l)
         free(it);
         return rc;
     }
-    if (!e->started && pthread_create(&e->thread, NULL, events_main, e) != 0) {
-        pthread_mutex_unlock(&e->lock);
-        free(it);
-        return RK_ENOMEM;
-    }
-    e->started = true;
     e->listeners[e->n_listeners++] = l;
     /* Under the same lock as posting: the CURRENT event sits in the queue
      * exactly between the events before registration and those after. */
@@ -213,7 +211,7 @@ int metrics_events_remove(metrics_events_t *e, rk_node_listener_t *l)
     e->n_listeners--;
     /* The listener thread itself (a listener removing itself or another)
      * must not wait for its own call to end. */
-    if (!pthread_equal(pthread_self(), e->thread)) { /* started: l was registered */
+    if (!pthread_equal(pthread_self(), e->thread)) {
         while (e->calling == l)
             pthread_cond_wait(&e->progress, &e->lock);
     }

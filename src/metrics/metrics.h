@@ -2,7 +2,8 @@
  *
  * One metrics_node_t per node holds its metric registry (histograms, counters
  * and gauges under JRaft's names), the status the loop publishes, and the
- * listener thread that delivers state-change events. The node:
+ * listener thread that delivers state-change events (created with the first
+ * listener). The node:
  *
  *   - records measurements from whichever thread makes them:
  *         uint64_t t0 = metrics_now_ns();

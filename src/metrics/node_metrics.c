@@ -48,6 +48,13 @@ struct metrics_node {
     metrics_brief_t brief; /* of pub */
     uint64_t pub_ns;
 
+    /* Listener delivery, created with the first listener: most groups of a
+     * big process have none. ev_lock guards it and prev against a
+     * registration, which must see the last publication and every event
+     * after it; the loop takes it only for a publication that changed
+     * something, for as long as the queue lock (when there are
+     * listeners). */
+    pthread_mutex_t ev_lock;
     metrics_events_t *events;
 };
 
@@ -107,9 +114,6 @@ metrics_node_t *metrics_node_new(const char *group, const rk_peer_id_t *self)
     m->hist_block = malloc(n_hist * sizeof *m->hist_block);
     if (m->hist_block == NULL)
         goto err_after_node;
-    m->events = metrics_events_new();
-    if (m->events == NULL)
-        goto err_after_hists;
     size_t h = 0;
     for (unsigned i = 0; i < METRIC__COUNT; i++) {
         atomic_init(&m->scalar[i], 0);
@@ -125,7 +129,7 @@ metrics_node_t *metrics_node_new(const char *group, const rk_peer_id_t *self)
         rk_peer_id_clear(&m->self);
     rk_node_status_t *st = malloc(sizeof *st);
     if (st == NULL)
-        goto err_after_events;
+        goto err_after_hists;
     rk_node_status_init(st);
     snprintf(st->group, sizeof st->group, "%s", m->group);
     st->self = m->self;
@@ -136,16 +140,15 @@ metrics_node_t *metrics_node_new(const char *group, const rk_peer_id_t *self)
     m->brief.leader = st->leader;
     m->prev_brief = m->brief;
     free(st);
-    if (rc != 0)
-        goto err_after_events;
+    if (rc != 0) {
+        packed_status_free(&m->prev);
+        packed_status_free(&m->pub);
+        goto err_after_hists;
+    }
     m->pub_ns = coarse_now_ns();
     pthread_mutex_init(&m->pub_lock, NULL);
+    pthread_mutex_init(&m->ev_lock, NULL);
     return m;
-
-err_after_events:
-    packed_status_free(&m->prev);
-    packed_status_free(&m->pub);
-    metrics_events_free(m->events);
 
 err_after_hists:
     free(m->hist_block);
@@ -159,6 +162,7 @@ void metrics_node_free(metrics_node_t *m)
     if (m == NULL)
         return;
     metrics_events_free(m->events);
+    pthread_mutex_destroy(&m->ev_lock);
     pthread_mutex_destroy(&m->pub_lock);
     packed_status_free(&m->prev);
     packed_status_free(&m->pub);
@@ -277,24 +281,31 @@ void metrics_publish_status(metrics_node_t *m, const rk_node_status_t *st)
         sync_pub(m, false);
         return;
     }
-    metrics_event_lite_t evs[MAX_EVENTS];
-    size_t n = 0;
-    /* 19 KiB, off the loop's stack; were it not there (out of memory), the
-     * listeners would miss this publication's events. */
-    rk_node_status_t *prev = malloc(sizeof *prev);
-    if (prev != NULL) {
-        packed_status_get(&m->prev, prev, false);
-        n = diff_status(prev, st, evs);
-        free(prev);
+    pthread_mutex_lock(&m->ev_lock);
+    if (m->events != NULL) {
+        metrics_event_lite_t evs[MAX_EVENTS];
+        size_t n = 0;
+        /* 19 KiB, off the loop's stack; were it not there (out of memory),
+         * the listeners would miss this publication's events. */
+        rk_node_status_t *prev = malloc(sizeof *prev);
+        if (prev != NULL) {
+            packed_status_get(&m->prev, prev, false);
+            n = diff_status(prev, st, evs);
+            free(prev);
+        }
+        if (n > 0)
+            metrics_events_post(m->events, evs, n, st);
     }
-    if (n > 0)
-        metrics_events_post(m->events, evs, n, st);
-    if (packed_status_set(&m->prev, st) != 0)
+    int rc = packed_status_set(&m->prev, st);
+    if (rc == 0) {
+        /* The hub's own group and self, in place: they come first in the
+         * struct, hence in the packing. */
+        memcpy(m->prev.bytes + offsetof(rk_node_status_t, group), m->group, sizeof m->group);
+        memcpy(m->prev.bytes + offsetof(rk_node_status_t, self), &m->self, sizeof m->self);
+    }
+    pthread_mutex_unlock(&m->ev_lock);
+    if (rc != 0)
         return; /* out of memory: readers keep the previous status */
-    /* The hub's own group and self, in place: they come first in the
-     * struct, hence in the packing. */
-    memcpy(m->prev.bytes + offsetof(rk_node_status_t, group), m->group, sizeof m->group);
-    memcpy(m->prev.bytes + offsetof(rk_node_status_t, self), &m->self, sizeof m->self);
     m->prev_brief = brief_of(st);
     sync_pub(m, true);
 }
@@ -397,15 +408,45 @@ const rk_metric_t *rk_metrics_find(const rk_metrics_t *m, const char *name)
 
 int metrics_listener_add(metrics_node_t *m, rk_node_listener_t *l)
 {
-    return metrics_events_add(m->events, l);
+    pthread_mutex_lock(&m->ev_lock);
+    if (m->events == NULL) {
+        /* The first listener: it starts from the last publication. */
+        rk_node_status_t *st = malloc(sizeof *st);
+        if (st != NULL) {
+            packed_status_get(&m->prev, st, true);
+            m->events = metrics_events_new(st);
+            free(st);
+        }
+        if (m->events == NULL) {
+            pthread_mutex_unlock(&m->ev_lock);
+            return RK_ENOMEM;
+        }
+    }
+    int rc = metrics_events_add(m->events, l);
+    pthread_mutex_unlock(&m->ev_lock);
+    return rc;
+}
+
+/* The delivery, once created, lives as long as the hub: callers may use it
+ * without ev_lock (removal waits for a listener call to end, which must
+ * never hold up the loop). */
+static metrics_events_t *events_of(metrics_node_t *m)
+{
+    pthread_mutex_lock(&m->ev_lock);
+    metrics_events_t *e = m->events;
+    pthread_mutex_unlock(&m->ev_lock);
+    return e;
 }
 
 int metrics_listener_remove(metrics_node_t *m, rk_node_listener_t *l)
 {
-    return metrics_events_remove(m->events, l);
+    metrics_events_t *e = events_of(m);
+    return e != NULL ? metrics_events_remove(e, l) : RK_ENOTFOUND;
 }
 
 void metrics_events_flush(metrics_node_t *m)
 {
-    metrics_events_flush_queue(m->events);
+    metrics_events_t *e = events_of(m);
+    if (e != NULL)
+        metrics_events_flush_queue(e);
 }

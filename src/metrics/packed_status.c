@@ -12,9 +12,11 @@ typedef struct array {
     size_t off, count_off, elem, max;
 } array_t;
 
-#define ARRAY(field, count, max)                                                             \
-    {offsetof(rk_node_status_t, field), offsetof(rk_node_status_t, count),                 \
-     sizeof(((rk_node_status_t *)0)->field[0]), max}
+#define ARRAY(field, count, max)                                              \
+    {                                                                         \
+        offsetof(rk_node_status_t, field), offsetof(rk_node_status_t, count), \
+            sizeof(((rk_node_status_t *)0)->field[0]), max                    \
+    }
 
 static const array_t arrays[] = {
     ARRAY(conf.peers, conf.n_peers, RK_CONF_MAX_PEERS),
@@ -36,16 +38,16 @@ static size_t used(const unsigned char *st, const array_t *a)
 }
 
 /* Calls f(struct offset, length) for each packed segment of st, in order. */
-#define FOR_SEGMENTS(st, f)                                   \
-    do {                                                      \
-        size_t at_ = 0;                                       \
-        for (size_t i_ = 0; i_ < N_ARRAYS; i_++) {            \
-            const array_t *a_ = &arrays[i_];                  \
-            f(at_, a_->off - at_);                            \
-            f(a_->off, used((st), a_));                       \
-            at_ = a_->off + a_->elem * a_->max;               \
-        }                                                     \
-        f(at_, sizeof(rk_node_status_t) - at_);               \
+#define FOR_SEGMENTS(st, f)                        \
+    do {                                           \
+        size_t at_ = 0;                            \
+        for (size_t i_ = 0; i_ < N_ARRAYS; i_++) { \
+            const array_t *a_ = &arrays[i_];       \
+            f(at_, a_->off - at_);                 \
+            f(a_->off, used((st), a_));            \
+            at_ = a_->off + a_->elem * a_->max;    \
+        }                                          \
+        f(at_, sizeof(rk_node_status_t) - at_);    \
     } while (0)
 
 static size_t packed_len(const rk_node_status_t *st)
@@ -84,11 +86,11 @@ bool packed_status_equal(const packed_status_t *p, const rk_node_status_t *st)
     size_t k = 0;
     bool eq = true;
     /* The first segment starts with the hub's own fields: compared past them. */
-#define CMP(off, n)                                                                        \
-    do {                                                                                   \
+#define CMP(off, n)                                                                           \
+    do {                                                                                      \
         size_t skip_ = (off) < OWN_END ? (OWN_END - (off) < (n) ? OWN_END - (off) : (n)) : 0; \
-        eq = eq && memcmp(p->bytes + k + skip_, src + (off) + skip_, (n) - skip_) == 0;     \
-        k += (n);                                                                          \
+        eq = eq && memcmp(p->bytes + k + skip_, src + (off) + skip_, (n)-skip_) == 0;         \
+        k += (n);                                                                             \
     } while (0)
     FOR_SEGMENTS(src, CMP);
 #undef CMP
