@@ -413,8 +413,10 @@ static enum MHD_Result get_health(struct MHD_Connection *c, admin_server_t *s, c
                                                 leader[0] ? leader : NULL, "reason", why));
     }
     pthread_mutex_unlock(&s->lock);
-    if (from == to)
+    if (from == to) {
+        json_decref(groups);
         return reply_text(c, MHD_HTTP_NOT_FOUND, "unknown group: not served here\n");
+    }
     json_t *o = json_pack("{s:s, s:o}", "status", healthy ? "ok" : "unavailable", "groups", groups);
     return reply_json(c, healthy ? MHD_HTTP_OK : MHD_HTTP_SERVICE_UNAVAILABLE, o);
 }
