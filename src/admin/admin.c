@@ -307,7 +307,7 @@ static enum MHD_Result get_metrics(struct MHD_Connection *c, admin_server_t *s, 
 static json_t *status_array(admin_server_t *s, size_t from, size_t to)
 {
     json_t *arr = json_array();
-    rk_node_status_t *st = malloc(sizeof *st); /* 18 KiB: off the server thread's stack */
+    rk_node_status_t *st = malloc(sizeof *st); /* 19 KiB: off the server thread's stack */
     if (arr == NULL || st == NULL) {
         json_decref(arr);
         free(st);

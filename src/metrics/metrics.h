@@ -149,6 +149,11 @@ rk_metric_kind_t metrics_kind(metrics_id_t id);
  * queue lock briefly when something changed. */
 void metrics_publish_status(metrics_node_t *m, const rk_node_status_t *st);
 
+/* Publishes the same status as last time again: only its time moves (its
+ * age_ms restarts from 0). For a loop that knows nothing changed. Never
+ * blocks on readers. */
+void metrics_publish_touch(metrics_node_t *m);
+
 /* Copies the last published status into out and sets out->age_ms and
  * out->apply_queue_depth (the gauge's latest value). Any thread; never
  * waits on the loop. */

@@ -310,6 +310,11 @@ void metrics_publish_status(metrics_node_t *m, const rk_node_status_t *st)
     sync_pub(m, true);
 }
 
+void metrics_publish_touch(metrics_node_t *m)
+{
+    sync_pub(m, false);
+}
+
 void metrics_read_brief(metrics_node_t *m, metrics_brief_t *out)
 {
     pthread_mutex_lock(&m->pub_lock);

@@ -293,8 +293,25 @@ void node_obs_publish(rk_node_t *n, const core_status_t *cs, const core_conf_t *
     n->obs_conf_index = conf_index;
     n->obs_published_ms = now;
 
+    int64_t applied = (int64_t)atomic_load(&n->applied);
+    pthread_mutex_lock(&n->mu);
+    int64_t depth = (int64_t)n->task_count;
+    pthread_mutex_unlock(&n->mu);
+    metrics_set(n->metrics, METRIC_APPLY_QUEUE_DEPTH, depth);
     rk_node_status_t *st = &n->obs_status; /* 19 KiB: kept off the loop's stack */
-    packed_status_reset(st);               /* the hub packs it: entries past counts unused */
+    /* A node that does not lead, whose indexes did not move since its last
+     * publication (an idle group's, every tick), has only the time to
+     * publish: thousands of idle groups build no status every tick. */
+    if (!changed && cs->role != CORE_LEADER && state != RK_STATE_ERROR &&
+        st->first_log_index == (int64_t)cs->first_index &&
+        st->last_log_index == (int64_t)cs->last_index &&
+        st->committed_index == (int64_t)cs->commit && st->applied_index == applied &&
+        st->snapshot_index == (int64_t)n->last_snapshot_index &&
+        st->snapshot_term == (int64_t)n->last_snapshot_term && st->apply_queue_depth == depth) {
+        metrics_publish_touch(n->metrics);
+        return;
+    }
+    packed_status_reset(st); /* the hub packs it: entries past counts unused */
     st->state = state;
     st->term = (int64_t)cs->term;
     st->quiesced = cs->quiesced;
@@ -306,13 +323,10 @@ void node_obs_publish(rk_node_t *n, const core_status_t *cs, const core_conf_t *
     st->first_log_index = (int64_t)cs->first_index;
     st->last_log_index = (int64_t)cs->last_index;
     st->committed_index = (int64_t)cs->commit;
-    st->applied_index = (int64_t)atomic_load(&n->applied);
+    st->applied_index = applied;
     st->snapshot_index = (int64_t)n->last_snapshot_index;
     st->snapshot_term = (int64_t)n->last_snapshot_term;
-    pthread_mutex_lock(&n->mu);
-    st->apply_queue_depth = (int64_t)n->task_count;
-    pthread_mutex_unlock(&n->mu);
-    metrics_set(n->metrics, METRIC_APPLY_QUEUE_DEPTH, st->apply_queue_depth);
+    st->apply_queue_depth = depth;
     if (state == RK_STATE_ERROR)
         rk_status_set(&st->error, cs->fatal ? cs->fatal : RK_EINTERNAL, "node is in error");
     if (cs->role == CORE_LEADER)
