@@ -74,6 +74,7 @@ typedef struct rk_node_status {
     rk_peer_id_t self;
     rk_node_state_t state;
     int64_t term;
+    bool quiesced;               /* the group is idle: its leader stopped heartbeating it */
     rk_peer_id_t leader;         /* empty (rk_peer_id_is_empty) when no leader is known */
     rk_configuration_t conf;     /* current configuration: voters and learners */
     bool joint;                  /* a joint-consensus change is in progress ... */
@@ -97,7 +98,7 @@ void rk_node_status_init(rk_node_status_t *st);
 
 /* Renders st as a JSON object (the body of the admin endpoint's GET /status):
  *   {"group":"counter","peer":"127.0.0.1:8081","state":"LEADER","term":3,
- *    "leader":"127.0.0.1:8081","conf":{"peers":[...],"learners":[...]},
+ *    "quiesced":false,"leader":"127.0.0.1:8081","conf":{"peers":[...],"learners":[...]},
  *    "old_conf":null,"first_log_index":1,...,"error":null,
  *    "replicators":[{"peer":"127.0.0.1:8082","learner":false,"reachable":true,
  *                    "next_index":..,"match_index":..,"log_lags":..,
@@ -209,16 +210,15 @@ struct rk_node_listener {
 };
 
 /* Registers l. Events are delivered on one raftkit listener thread per node
- * (never the loop, never the FSM thread), one at a time, in the order they
- * happened; a slow listener delays other listeners, never the node. The
- * first event l gets is RK_EVENT_CURRENT with the state at registration.
- * Events are derived from the status the loop publishes after each batch of
- * work: a state that lasted less than one batch (a candidate that won in the
- * same batch) may be skipped, but losing and regaining leadership is always
- * reported as BECAME_FOLLOWER then BECAME_LEADER (the term differs). The
- * caller owns l, which must stay valid until rk_node_remove_listener
- * returned. Returns 0, RK_EEXIST if l is already registered, RK_ETOOBIG past
- * 64 listeners, RK_EINVAL for NULL, RK_ENOMEM. Any thread. */
+ * (never the loop, never the FSM thread; started by the node's first
+ * rk_node_add_listener), one at a time, in the order they happened; a slow listener delays other
+ * listeners, never the node. The first event l gets is RK_EVENT_CURRENT with the state at
+ * registration. Events are derived from the status the loop publishes after each batch of work: a
+ * state that lasted less than one batch (a candidate that won in the same batch) may be skipped,
+ * but losing and regaining leadership is always reported as BECAME_FOLLOWER then BECAME_LEADER (the
+ * term differs). The caller owns l, which must stay valid until rk_node_remove_listener returned.
+ * Returns 0, RK_EEXIST if l is already registered, RK_ETOOBIG past 64 listeners, RK_EINVAL for
+ * NULL, RK_ENOMEM. Any thread. */
 int rk_node_add_listener(rk_node_t *n, rk_node_listener_t *l);
 
 /* Unregisters l. When it returns, l's on_event is not running and will not

@@ -6,6 +6,24 @@
  * (431) and slow clients (timeout) itself; this file only sees well-formed
  * requests. We answer GET and HEAD, 405 for other methods, 404
  * for other paths, and never read a request body.
+ *
+ * A process may serve thousands of groups here, so what costs per group is
+ * asked for explicitly (README "Admin endpoint"):
+ *
+ *   /metrics              the process series (raftkit_process_*: group
+ *                         counts, counters summed, histograms merged); and
+ *                         every group's series too while the endpoint
+ *                         serves at most PER_GROUP_DEFAULT_MAX groups
+ *   /metrics?groups=all   the process series and every group's series
+ *   /metrics?group=G      group G's series only
+ *   /status               the one group's status when there is one; else
+ *                         {"summary", "total", "offset", "limit",
+ *                         "next_offset", "groups": [a page]}
+ *   /status?offset=O&limit=L   that page (groups ordered by id, then peer)
+ *   /status?group=G       G's status
+ *
+ * Groups are kept sorted by (group id, peer), so pages are stable while
+ * no group comes or goes and ?group= is a binary search.
  */
 #include <arpa/inet.h>
 #include <jansson.h>
@@ -23,10 +41,13 @@
 #include "src/admin/admin.h"
 #include "src/admin/status_page.h"
 
-#define MAX_GROUPS   1024
-#define CONN_LIMIT   64
-#define CONN_TIMEOUT 10          /* seconds a client may idle */
-#define CONN_MEMORY  (32 * 1024) /* bytes per connection: bounds header size */
+#define CONN_LIMIT            64
+#define CONN_TIMEOUT          10          /* seconds a client may idle */
+#define CONN_MEMORY           (32 * 1024) /* bytes per connection: bounds header size */
+
+#define PER_GROUP_DEFAULT_MAX 16   /* /metrics has per-group series by default up to this */
+#define PAGE_DEFAULT          100  /* /status page size without ?limit= */
+#define PAGE_MAX              1000 /* largest ?limit= */
 
 struct admin_server {
     struct admin_server *next; /* in the process-wide table */
@@ -35,8 +56,8 @@ struct admin_server {
     uint16_t bound; /* as bound */
     struct MHD_Daemon *daemon;
     pthread_mutex_t lock; /* groups */
-    size_t n_groups;
-    metrics_node_t *groups[MAX_GROUPS];
+    size_t n_groups, cap_groups;
+    metrics_node_t **groups; /* sorted by group_cmp */
     /* security (admin_security_t): PEM texts kept while the daemon runs */
     char *cert_pem, *key_pem;
     char *token; /* NULL: none */
@@ -98,65 +119,261 @@ static enum MHD_Result reply_json(struct MHD_Connection *c, unsigned code, json_
     return reply(c, code, "application/json", s);
 }
 
-/* Snapshots of the groups the request asks for (?group=ID, or all); sets
- * *n. Returns NULL with *n = 0 when none matches, or on out of memory
- * (*oom). Called with s->lock held. */
-static rk_metrics_t **select_groups(admin_server_t *s, const char *group, size_t *n, bool *oom)
+typedef enum route { ROUTE_NONE, ROUTE_METRICS, ROUTE_STATUS, ROUTE_HEALTH } route_t;
+
+static route_t route_of(const char *url)
 {
-    *n = 0;
-    *oom = false;
-    rk_metrics_t **ms = calloc(s->n_groups ? s->n_groups : 1, sizeof *ms);
-    if (ms == NULL) {
-        *oom = true;
-        return NULL;
+    if (strcmp(url, "/metrics") == 0)
+        return ROUTE_METRICS;
+    if (strcmp(url, "/status") == 0)
+        return ROUTE_STATUS;
+    if (strcmp(url, "/health") == 0)
+        return ROUTE_HEALTH;
+    return ROUTE_NONE;
+}
+
+/* ---- the group table ---- */
+
+/* Order of the table: group id, then peer (groups of one id hosted here
+ * with different peers, as a test cluster in one process has). */
+static int group_cmp(const metrics_node_t *a, const metrics_node_t *b)
+{
+    int c = strcmp(metrics_node_group(a), metrics_node_group(b));
+    if (c != 0)
+        return c;
+    char pa[RK_PEER_ID_STRLEN], pb[RK_PEER_ID_STRLEN];
+    rk_peer_id_format(metrics_node_self(a), pa, sizeof pa);
+    rk_peer_id_format(metrics_node_self(b), pb, sizeof pb);
+    return strcmp(pa, pb);
+}
+
+/* The first index whose group id is >= group. Called with s->lock held. */
+static size_t lower_bound(const admin_server_t *s, const char *group)
+{
+    size_t lo = 0, hi = s->n_groups;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (strcmp(metrics_node_group(s->groups[mid]), group) < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
     }
-    for (size_t i = 0; i < s->n_groups; i++) {
-        if (group && strcmp(group, metrics_node_group(s->groups[i])) != 0)
-            continue;
-        ms[*n] = metrics_snapshot(s->groups[i]);
-        if (ms[*n] == NULL) {
-            *oom = true;
-            break;
+    return lo;
+}
+
+/* The groups [*from, *to) whose id is group. Called with s->lock held. */
+static void find_group(const admin_server_t *s, const char *group, size_t *from, size_t *to)
+{
+    *from = *to = lower_bound(s, group);
+    while (*to < s->n_groups && strcmp(metrics_node_group(s->groups[*to]), group) == 0)
+        (*to)++;
+}
+
+/* ---- the request's query ---- */
+
+typedef struct query {
+    const char *group; /* ?group=, or NULL */
+    bool all;          /* ?groups=all */
+    bool paged;        /* ?offset= or ?limit= given */
+    size_t offset, limit;
+} query_t;
+
+/* A decimal number in [min, max], digits only. */
+static bool parse_count(const char *v, size_t min, size_t max, size_t *out)
+{
+    if (v == NULL || v[0] == '\0' || strlen(v) > 9 || strspn(v, "0123456789") != strlen(v))
+        return false;
+    size_t n = (size_t)strtoul(v, NULL, 10);
+    if (n < min || n > max)
+        return false;
+    *out = n;
+    return true;
+}
+
+/* Reads the query arguments route r understands into q. Returns NULL, or
+ * the reason for a 400. */
+static const char *parse_query(struct MHD_Connection *c, route_t r, query_t *q)
+{
+    memset(q, 0, sizeof *q);
+    q->limit = PAGE_DEFAULT;
+    q->group = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "group");
+    if (q->group != NULL && q->group[0] == '\0')
+        return "bad request: group must name a group (?group=ID)\n";
+    if (r == ROUTE_METRICS) {
+        const char *all = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "groups");
+        if (all != NULL && strcmp(all, "all") != 0)
+            return "bad request: groups takes only the value all (?groups=all)\n";
+        q->all = all != NULL;
+        if (q->all && q->group != NULL)
+            return "bad request: use either ?group=ID or ?groups=all\n";
+    }
+    if (r == ROUTE_STATUS) {
+        const char *off = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "offset");
+        const char *lim = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "limit");
+        q->paged = off != NULL || lim != NULL;
+        if (off != NULL && !parse_count(off, 0, 999999999, &q->offset))
+            return "bad request: offset must be a number of groups (0 or more)\n";
+        if (lim != NULL && !parse_count(lim, 1, PAGE_MAX, &q->limit))
+            return "bad request: limit must be a number from 1 to 1000\n";
+        if (q->paged && q->group != NULL)
+            return "bad request: use either ?group=ID or ?offset=&limit=\n";
+    }
+    return NULL;
+}
+
+/* ---- resources ---- */
+
+/* Snapshots of groups [from, to); NULL when out of memory. Called with
+ * s->lock held. */
+static rk_metrics_t **snapshot_range(admin_server_t *s, size_t from, size_t to)
+{
+    rk_metrics_t **ms = calloc(to > from ? to - from : 1, sizeof *ms);
+    for (size_t i = from; ms != NULL && i < to; i++) {
+        ms[i - from] = metrics_snapshot(s->groups[i]);
+        if (ms[i - from] == NULL) {
+            for (size_t k = from; k < i; k++)
+                rk_metrics_free(ms[k - from]);
+            free(ms);
+            ms = NULL;
         }
-        (*n)++;
-    }
-    if (*oom || *n == 0) {
-        for (size_t i = 0; i < *n; i++)
-            rk_metrics_free(ms[i]);
-        free(ms);
-        *n = 0;
-        return NULL;
     }
     return ms;
 }
 
-static void free_groups(rk_metrics_t **ms, size_t n)
+static void free_range(rk_metrics_t **ms, size_t n)
 {
     for (size_t i = 0; i < n; i++)
         rk_metrics_free(ms[i]);
     free(ms);
 }
 
-static enum MHD_Result get_metrics(struct MHD_Connection *c, rk_metrics_t **ms, size_t n)
+/* The body of /metrics for q: the process series unless one group is
+ * asked for, then the per-group series of [from, to). Called with s->lock
+ * held. NULL when out of memory. */
+static char *render_metrics(admin_server_t *s, const query_t *q, size_t from, size_t to)
 {
-    char *body = metrics_prometheus_render((const rk_metrics_t *const *)ms, n);
+    char *totals = NULL;
+    if (q->group == NULL) {
+        metrics_totals_t *t = malloc(sizeof *t);
+        if (t == NULL)
+            return NULL;
+        metrics_totals_init(t);
+        for (size_t i = 0; i < s->n_groups; i++)
+            metrics_totals_add(t, s->groups[i]);
+        totals = metrics_totals_render(t);
+        free(t);
+        if (totals == NULL)
+            return NULL;
+    }
+    if (from == to)
+        return totals;
+    rk_metrics_t **ms = snapshot_range(s, from, to);
+    char *groups =
+        ms ? metrics_prometheus_render((const rk_metrics_t *const *)ms, to - from) : NULL;
+    if (ms)
+        free_range(ms, to - from);
+    if (totals == NULL || groups == NULL) {
+        if (totals != NULL)
+            free(totals);
+        return groups;
+    }
+    size_t a = strlen(totals), b = strlen(groups);
+    char *body = realloc(totals, a + b + 1);
+    if (body != NULL)
+        memcpy(body + a, groups, b + 1);
+    else
+        free(totals);
+    free(groups);
+    return body;
+}
+
+static enum MHD_Result get_metrics(struct MHD_Connection *c, admin_server_t *s, const query_t *q)
+{
+    size_t from = 0, to = 0;
+    pthread_mutex_lock(&s->lock);
+    if (q->group != NULL)
+        find_group(s, q->group, &from, &to);
+    else if (q->all || s->n_groups <= PER_GROUP_DEFAULT_MAX)
+        to = s->n_groups;
+    bool unknown = q->group != NULL && from == to;
+    char *body = unknown ? NULL : render_metrics(s, q, from, to);
+    pthread_mutex_unlock(&s->lock);
+    if (unknown)
+        return reply_text(c, MHD_HTTP_NOT_FOUND, "unknown group: not served here\n");
     return reply(c, MHD_HTTP_OK, "text/plain; version=0.0.4; charset=utf-8", body);
 }
 
-/* One group: its status object. Several: {"groups": [status, ...]}. */
-static enum MHD_Result get_status(struct MHD_Connection *c, rk_metrics_t **ms, size_t n)
+/* Statuses of groups [from, to) as a JSON array. Called with s->lock held. */
+static json_t *status_array(admin_server_t *s, size_t from, size_t to)
 {
-    if (n == 1)
-        return reply_json(c, MHD_HTTP_OK, metrics_status_json(&ms[0]->status));
     json_t *arr = json_array();
-    for (size_t i = 0; i < n; i++)
-        json_array_append_new(arr, metrics_status_json(&ms[i]->status));
-    return reply_json(c, MHD_HTTP_OK, json_pack("{s:o}", "groups", arr));
+    rk_node_status_t *st = malloc(sizeof *st); /* 19 KiB: off the server thread's stack */
+    if (arr == NULL || st == NULL) {
+        json_decref(arr);
+        free(st);
+        return NULL;
+    }
+    for (size_t i = from; i < to; i++) {
+        metrics_read_status(s->groups[i], st);
+        if (json_array_append_new(arr, metrics_status_json(st)) != 0) {
+            json_decref(arr);
+            arr = NULL;
+            break;
+        }
+    }
+    free(st);
+    return arr;
+}
+
+static enum MHD_Result get_status(struct MHD_Connection *c, admin_server_t *s, const query_t *q)
+{
+    json_t *o = NULL;
+    bool unknown = false;
+    pthread_mutex_lock(&s->lock);
+    if (q->group != NULL) {
+        /* One group: its status object; several hosted here under one id:
+         * {"groups": [...]}. */
+        size_t from, to;
+        find_group(s, q->group, &from, &to);
+        unknown = from == to;
+        json_t *arr = unknown ? NULL : status_array(s, from, to);
+        if (arr != NULL && to - from == 1) {
+            o = json_incref(json_array_get(arr, 0));
+            json_decref(arr);
+        } else if (arr != NULL) {
+            o = json_pack("{s:o}", "groups", arr);
+        }
+    } else if (!q->paged && s->n_groups == 1) {
+        json_t *arr = status_array(s, 0, 1);
+        o = arr ? json_incref(json_array_get(arr, 0)) : NULL;
+        json_decref(arr);
+    } else {
+        metrics_summary_t sum = {0};
+        for (size_t i = 0; i < s->n_groups; i++) {
+            metrics_brief_t b;
+            metrics_read_brief(s->groups[i], &b);
+            metrics_summary_add(&sum, &b);
+        }
+        size_t from = q->offset < s->n_groups ? q->offset : s->n_groups;
+        size_t to = s->n_groups - from > q->limit ? from + q->limit : s->n_groups;
+        json_t *arr = status_array(s, from, to);
+        json_t *next = to < s->n_groups ? json_integer((json_int_t)to) : json_null();
+        o = arr ? json_pack("{s:o, s:I, s:I, s:I, s:o, s:o}", "summary", metrics_summary_json(&sum),
+                            "total", (json_int_t)s->n_groups, "offset", (json_int_t)q->offset,
+                            "limit", (json_int_t)q->limit, "next_offset", next, "groups", arr)
+                : NULL;
+    }
+    pthread_mutex_unlock(&s->lock);
+    if (unknown)
+        return reply_text(c, MHD_HTTP_NOT_FOUND, "unknown group: not served here\n");
+    if (o == NULL)
+        return reply(c, MHD_HTTP_INTERNAL_SERVER_ERROR, "text/plain", NULL);
+    return reply_json(c, MHD_HTTP_OK, o);
 }
 
 /* Healthy: a leader is known and the node is not in error or shutting
  * down. All selected groups must be healthy. */
-static const char *unhealthy_reason(const rk_node_status_t *st)
+static const char *unhealthy_reason(const metrics_brief_t *st)
 {
     switch (st->state) {
     case RK_STATE_ERROR:
@@ -174,36 +391,34 @@ static const char *unhealthy_reason(const rk_node_status_t *st)
     return NULL;
 }
 
-static enum MHD_Result get_health(struct MHD_Connection *c, rk_metrics_t **ms, size_t n)
+static enum MHD_Result get_health(struct MHD_Connection *c, admin_server_t *s, const query_t *q)
 {
     json_t *groups = json_array();
     bool healthy = true;
-    for (size_t i = 0; i < n; i++) {
-        const rk_node_status_t *st = &ms[i]->status;
-        const char *why = unhealthy_reason(st);
+    pthread_mutex_lock(&s->lock);
+    size_t from = 0, to = s->n_groups;
+    if (q->group != NULL)
+        find_group(s, q->group, &from, &to);
+    for (size_t i = from; i < to; i++) {
+        metrics_brief_t b;
+        metrics_read_brief(s->groups[i], &b);
+        const char *why = unhealthy_reason(&b);
         char leader[RK_PEER_ID_STRLEN] = "";
-        if (!rk_peer_id_is_empty(&st->leader))
-            rk_peer_id_format(&st->leader, leader, sizeof leader);
+        if (!rk_peer_id_is_empty(&b.leader))
+            rk_peer_id_format(&b.leader, leader, sizeof leader);
         healthy = healthy && why == NULL;
-        json_array_append_new(groups, json_pack("{s:s, s:s, s:s?, s:s?}", "group", st->group,
-                                                "state", metrics_state_name(st->state), "leader",
+        json_array_append_new(groups, json_pack("{s:s, s:s, s:s?, s:s?}", "group",
+                                                metrics_node_group(s->groups[i]), "state",
+                                                metrics_state_name(b.state), "leader",
                                                 leader[0] ? leader : NULL, "reason", why));
+    }
+    pthread_mutex_unlock(&s->lock);
+    if (from == to) {
+        json_decref(groups);
+        return reply_text(c, MHD_HTTP_NOT_FOUND, "unknown group: not served here\n");
     }
     json_t *o = json_pack("{s:s, s:o}", "status", healthy ? "ok" : "unavailable", "groups", groups);
     return reply_json(c, healthy ? MHD_HTTP_OK : MHD_HTTP_SERVICE_UNAVAILABLE, o);
-}
-
-typedef enum route { ROUTE_NONE, ROUTE_METRICS, ROUTE_STATUS, ROUTE_HEALTH } route_t;
-
-static route_t route_of(const char *url)
-{
-    if (strcmp(url, "/metrics") == 0)
-        return ROUTE_METRICS;
-    if (strcmp(url, "/status") == 0)
-        return ROUTE_STATUS;
-    if (strcmp(url, "/health") == 0)
-        return ROUTE_HEALTH;
-    return ROUTE_NONE;
 }
 
 /* The request carries "Authorization: Bearer <token>" (compared in
@@ -244,30 +459,18 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         return reply_text(c, MHD_HTTP_UNAUTHORIZED,
                           "unauthorized: send Authorization: Bearer <admin_token>\n");
 
-    const char *group = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "group");
-    size_t n;
-    bool oom;
-    pthread_mutex_lock(&s->lock);
-    rk_metrics_t **ms = select_groups(s, group, &n, &oom);
-    pthread_mutex_unlock(&s->lock);
-    if (oom)
-        return reply(c, MHD_HTTP_INTERNAL_SERVER_ERROR, "text/plain", NULL);
-    if (n == 0)
-        return reply_text(c, MHD_HTTP_NOT_FOUND, group ? "unknown group\n" : "no group attached\n");
-    enum MHD_Result ret;
+    query_t q;
+    const char *bad = parse_query(c, route, &q);
+    if (bad != NULL)
+        return reply_text(c, MHD_HTTP_BAD_REQUEST, bad);
     switch (route) {
     case ROUTE_METRICS:
-        ret = get_metrics(c, ms, n);
-        break;
+        return get_metrics(c, s, &q);
     case ROUTE_STATUS:
-        ret = get_status(c, ms, n);
-        break;
+        return get_status(c, s, &q);
     default:
-        ret = get_health(c, ms, n);
-        break;
+        return get_health(c, s, &q);
     }
-    free_groups(ms, n);
-    return ret;
 }
 
 static void on_mhd_log(void *cls, const char *fmt, va_list ap)
@@ -462,14 +665,30 @@ admin_server_t *admin_attach_secure(const char *ip, uint16_t port, metrics_node_
     }
     pthread_mutex_lock(&s->lock);
     int rc = 0;
-    /* A server that is full already has groups, so refusing one never
-     * leaves an empty server behind. */
-    if (s->n_groups == MAX_GROUPS)
-        rc = rk_status_set(err, RK_ETOOBIG, "admin endpoint: too many groups");
-    else
-        s->groups[s->n_groups++] = m;
+    if (s->n_groups == s->cap_groups) {
+        size_t cap = s->cap_groups ? 2 * s->cap_groups : 16;
+        metrics_node_t **g = realloc(s->groups, cap * sizeof *g);
+        if (g != NULL) {
+            s->groups = g;
+            s->cap_groups = cap;
+        }
+    }
+    if (s->n_groups == s->cap_groups) {
+        rc = rk_status_set(err, RK_ENOMEM, "admin endpoint: out of memory");
+    } else {
+        /* After the groups that sort before m or equal it. */
+        size_t at = lower_bound(s, metrics_node_group(m));
+        while (at < s->n_groups && group_cmp(s->groups[at], m) <= 0)
+            at++;
+        memmove(&s->groups[at + 1], &s->groups[at], (s->n_groups - at) * sizeof s->groups[0]);
+        s->groups[at] = m;
+        s->n_groups++;
+    }
+    bool empty = s->n_groups == 0;
     pthread_mutex_unlock(&s->lock);
     pthread_mutex_unlock(&table_lock);
+    if (rc != 0 && empty)
+        admin_detach(s, NULL); /* stops the server this call started */
     return rc != 0 ? NULL : s;
 }
 
@@ -481,7 +700,8 @@ void admin_detach(admin_server_t *s, metrics_node_t *m)
     pthread_mutex_lock(&s->lock);
     for (size_t i = 0; i < s->n_groups; i++) {
         if (s->groups[i] == m) {
-            s->groups[i] = s->groups[--s->n_groups];
+            memmove(&s->groups[i], &s->groups[i + 1], (s->n_groups - i - 1) * sizeof s->groups[0]);
+            s->n_groups--;
             break;
         }
     }
@@ -501,5 +721,6 @@ void admin_detach(admin_server_t *s, metrics_node_t *m)
     MHD_stop_daemon(s->daemon);
     pthread_mutex_destroy(&s->lock);
     server_free_security(s);
+    free(s->groups);
     free(s);
 }

@@ -1,10 +1,19 @@
-// The status page: polls /status every second and draws every group of this
-// node. Everything taken from the cluster (group ids, peer ids, error
-// messages) goes into the page as text nodes or attribute values, never as
-// markup; the Content-Security-Policy forbids inline and foreign scripts.
+// The status page: polls /status every second and draws the summary of
+// every group of this node and one page of groups (PAGE at a time: a node
+// may host thousands). Everything taken from the cluster (group ids, peer
+// ids, error messages) goes into the page as text nodes or attribute
+// values, never as markup; the Content-Security-Policy forbids inline and
+// foreign scripts.
 "use strict";
 
 const REFRESH_MS = 1000;
+const PAGE = 100; // groups per page (the endpoint's default limit)
+// The page shown is in the fragment (#offset=200), so that a reload or a
+// link keeps it; the fragment never leaves the browser.
+const hashParams = () => new URLSearchParams(location.hash.slice(1));
+let offset = Math.max(0, parseInt(hashParams().get("offset"), 10) || 0); // first group shown
+let timer = null;
+let generation = 0; // a refresh started before the last page change is dropped
 const HISTORY = 300; // samples kept per group for the chart: 5 minutes
 const LAG_WARN = 1000; // entries behind (the default catchup_margin)
 const CONTACT_WARN_MS = 3000; // no answer for this long: lagging
@@ -115,6 +124,45 @@ function groupSection(st) {
   return sec;
 }
 
+// One line of counts over all groups; the worrying ones stand out when
+// not zero.
+function summaryLine(sum) {
+  const items = [
+    [sum.groups, sum.groups === 1 ? "group" : "groups", false],
+    [sum.leaders, "leading here", false],
+    [sum.followers, "following", false],
+    [sum.candidates, "electing", true],
+    [sum.no_leader, "without leader", true],
+    [sum.quiesced, "quiesced", false],
+    [sum.lagging, "lagging", true],
+    [sum.unreachable, "with an unreachable follower", true],
+    [sum.error, "in error", true],
+  ];
+  return items.map(([n, what, bad]) =>
+    el("span", { class: "stat" + (bad && n > 0 ? " warn" : "") },
+      el("span", { class: "count" }, n), " " + what));
+}
+
+function showPager(doc) {
+  const pager = document.getElementById("pager");
+  pager.hidden = doc.total <= PAGE && doc.offset === 0;
+  const last = Math.min(doc.offset + doc.groups.length, doc.total);
+  document.getElementById("range").textContent =
+    doc.groups.length ? `groups ${doc.offset + 1}-${last} of ${doc.total}` : `no groups here (${doc.total} in all)`;
+  document.getElementById("prev").disabled = doc.offset === 0;
+  document.getElementById("next").disabled = doc.next_offset === null;
+}
+
+function go(to) {
+  offset = Math.max(0, to);
+  const h = hashParams();
+  h.set("offset", offset);
+  location.hash = h.toString();
+  generation++;
+  clearTimeout(timer);
+  refresh();
+}
+
 function problem(text) {
   const p = document.getElementById("problem");
   p.textContent = text || "";
@@ -125,26 +173,40 @@ function problem(text) {
 // https://node:port/#token=TOKEN. The fragment never leaves the browser (it
 // is not sent to the server, nor logged there).
 function authHeaders() {
-  const token = new URLSearchParams(location.hash.slice(1)).get("token");
+  const token = hashParams().get("token");
   return token ? { Authorization: "Bearer " + token } : {};
 }
 
 async function refresh() {
+  const mine = generation;
   try {
-    const resp = await fetch("/status", { cache: "no-store", headers: authHeaders() });
+    const url = `/status?offset=${offset}&limit=${PAGE}`;
+    const resp = await fetch(url, { cache: "no-store", headers: authHeaders() });
     if (resp.status === 401) throw new Error("401: open the page as /#token=ADMIN_TOKEN");
     if (!resp.ok) throw new Error(`/status answered ${resp.status}`);
     const doc = await resp.json();
-    const groups = Array.isArray(doc.groups) ? doc.groups : [doc];
-    document.getElementById("groups").replaceChildren(...groups.map(groupSection));
-    document.getElementById("node").textContent = groups.length ? groups[0].peer || "" : "";
+    if (mine !== generation) return; // the page changed meanwhile: its refresh draws
+    if (doc.groups.length === 0 && doc.total > 0) {
+      // Groups went away under this page: show the last one.
+      offset = Math.floor((doc.total - 1) / PAGE) * PAGE;
+      return go(offset);
+    }
+    for (const g of history.keys())
+      if (!doc.groups.some((st) => st.group === g)) history.delete(g);
+    document.getElementById("summary").replaceChildren(...summaryLine(doc.summary));
+    showPager(doc);
+    document.getElementById("groups").replaceChildren(...doc.groups.map(groupSection));
+    document.getElementById("node").textContent = doc.groups.length ? doc.groups[0].peer || "" : "";
     document.getElementById("updated").textContent = "updated " + new Date().toLocaleTimeString();
     problem(null);
   } catch (e) {
+    if (mine !== generation) return;
     for (const s of document.querySelectorAll("section.group")) s.classList.add("stale");
     problem("cannot read /status: " + e.message + " (showing the last answer)");
   }
-  setTimeout(refresh, REFRESH_MS);
+  timer = setTimeout(refresh, REFRESH_MS);
 }
 
+document.getElementById("prev").addEventListener("click", () => go(offset - PAGE));
+document.getElementById("next").addEventListener("click", () => go(offset + PAGE));
 refresh();

@@ -8,10 +8,6 @@
  * pops one queue item, calls each of its listeners with the lock released,
  * and remembers which listener it is calling so that removal can wait for
  * that call to end (unless removal comes from the listener thread itself).
- *
- * Nothing is queued while no listener is registered, so the thread starts
- * with the first registration: the groups of a process that nobody listens
- * to (most of them, with thousands) cost no thread.
  */
 #include <pthread.h>
 #include <stdbool.h>
@@ -19,6 +15,7 @@
 #include <string.h>
 
 #include "src/metrics/events.h"
+#include "src/metrics/packed_status.h"
 
 #define MAX_LISTENERS 64
 
@@ -34,7 +31,6 @@ struct metrics_events {
     pthread_cond_t wake;     /* the thread: something queued or stop */
     pthread_cond_t progress; /* waiters: a delivery ended */
     pthread_t thread;
-    bool started; /* thread runs (from the first registration on) */
     bool stop;
     item_t *head, *tail;
     uint64_t posted, delivered; /* items, for flush */
@@ -96,7 +92,10 @@ static void *events_main(void *arg)
     return NULL;
 }
 
-metrics_events_t *metrics_events_new(void)
+static void fill_event(rk_node_event_t *ev, const metrics_event_lite_t *lite,
+                       const rk_node_status_t *st);
+
+metrics_events_t *metrics_events_new(const rk_node_status_t *st)
 {
     metrics_events_t *e = calloc(1, sizeof *e);
     if (e == NULL)
@@ -104,10 +103,17 @@ metrics_events_t *metrics_events_new(void)
     pthread_mutex_init(&e->lock, NULL);
     pthread_cond_init(&e->wake, NULL);
     pthread_cond_init(&e->progress, NULL);
-    e->current.type = RK_EVENT_CURRENT;
-    e->current.state = e->current.prev_state = RK_STATE_UNINITIALIZED;
-    rk_peer_id_clear(&e->current.leader);
-    rk_peer_id_clear(&e->current.peer);
+    metrics_event_lite_t cur = {
+        .type = RK_EVENT_CURRENT, .state = st->state, .prev_state = st->state};
+    rk_peer_id_clear(&cur.peer);
+    fill_event(&e->current, &cur, st);
+    if (pthread_create(&e->thread, NULL, events_main, e) != 0) {
+        pthread_cond_destroy(&e->progress);
+        pthread_cond_destroy(&e->wake);
+        pthread_mutex_destroy(&e->lock);
+        free(e);
+        return NULL;
+    }
     return e;
 }
 
@@ -118,10 +124,8 @@ void metrics_events_free(metrics_events_t *e)
     pthread_mutex_lock(&e->lock);
     e->stop = true;
     pthread_cond_signal(&e->wake);
-    bool started = e->started;
     pthread_mutex_unlock(&e->lock);
-    if (started)
-        pthread_join(e->thread, NULL);
+    pthread_join(e->thread, NULL);
     pthread_cond_destroy(&e->progress);
     pthread_cond_destroy(&e->wake);
     pthread_mutex_destroy(&e->lock);
@@ -137,7 +141,10 @@ static void fill_event(rk_node_event_t *ev, const metrics_event_lite_t *lite,
     ev->term = st->term;
     ev->leader = st->leader;
     ev->peer = lite->peer;
-    ev->conf = st->conf;
+    /* The entries in use only: a published status leaves the rest as they
+     * were (packed_status_reset). */
+    rk_configuration_init(&ev->conf);
+    packed_status_conf_copy(&ev->conf, &st->conf);
 }
 
 int metrics_events_post(metrics_events_t *e, const metrics_event_lite_t *evs, size_t n,
@@ -172,13 +179,8 @@ int metrics_events_add(metrics_events_t *e, rk_node_listener_t *l)
     if (it == NULL)
         return RK_ENOMEM;
     pthread_mutex_lock(&e->lock);
-    int rc = is_registered(e, l) ? RK_EEXIST : e->n_listeners == MAX_LISTENERS ? RK_ETOOBIG : 0;
-    if (rc == 0 && !e->started) {
-        if (pthread_create(&e->thread, NULL, events_main, e) != 0)
-            rc = RK_ENOMEM;
-        e->started = rc == 0;
-    }
-    if (rc != 0) {
+    if (is_registered(e, l) || e->n_listeners == MAX_LISTENERS) {
+        int rc = is_registered(e, l) ? RK_EEXIST : RK_ETOOBIG;
         pthread_mutex_unlock(&e->lock);
         free(it);
         return rc;

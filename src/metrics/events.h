@@ -1,6 +1,5 @@
 /* The listener thread of a node: a FIFO of state-change events delivered to
- * registered rk_node_listener_t's, one at a time, off the raft loop. The
- * thread starts with the first registration. */
+ * registered rk_node_listener_t's, one at a time, off the raft loop. */
 #ifndef RAFTKIT_METRICS_EVENTS_H
 #define RAFTKIT_METRICS_EVENTS_H
 
@@ -10,9 +9,9 @@
 
 typedef struct metrics_events metrics_events_t;
 
-/* Creates the queue (its thread starts with the first listener). NULL when
- * out of memory. */
-metrics_events_t *metrics_events_new(void);
+/* Creates the queue and starts its thread; a listener registered before
+ * any post starts from st (its RK_EVENT_CURRENT). NULL on failure. */
+metrics_events_t *metrics_events_new(const rk_node_status_t *st);
 
 /* Delivers what is queued, stops the thread, frees e. NULL is fine. Not
  * from a listener. */
@@ -34,8 +33,7 @@ typedef struct metrics_event_lite {
 int metrics_events_post(metrics_events_t *e, const metrics_event_lite_t *evs, size_t n,
                         const rk_node_status_t *st);
 
-/* rk_node_add_listener; also RK_ETOOBIG past 64 listeners, RK_ENOMEM when
- * the thread cannot start. */
+/* rk_node_add_listener; also RK_ETOOBIG past 64 listeners. */
 int metrics_events_add(metrics_events_t *e, rk_node_listener_t *l);
 int metrics_events_remove(metrics_events_t *e, rk_node_listener_t *l);
 

@@ -2,7 +2,8 @@
  *
  * One metrics_node_t per node holds its metric registry (histograms, counters
  * and gauges under JRaft's names), the status the loop publishes, and the
- * listener thread that delivers state-change events. The node:
+ * listener thread that delivers state-change events (created with the first
+ * listener). The node:
  *
  *   - records measurements from whichever thread makes them:
  *         uint64_t t0 = metrics_now_ns();
@@ -22,6 +23,7 @@
 #ifndef RAFTKIT_METRICS_METRICS_H
 #define RAFTKIT_METRICS_METRICS_H
 
+#include <stdbool.h>
 #include <stdint.h>
 #include <time.h>
 
@@ -135,6 +137,7 @@ static inline void metrics_set(metrics_node_t *m, metrics_id_t id, int64_t v)
 
 /* The static description of a metric. */
 const char *metrics_name(metrics_id_t id);
+const char *metrics_help(metrics_id_t id);
 rk_metric_kind_t metrics_kind(metrics_id_t id);
 
 /* Publishes the node's status: queues listener events for what changed
@@ -146,13 +149,74 @@ rk_metric_kind_t metrics_kind(metrics_id_t id);
  * queue lock briefly when something changed. */
 void metrics_publish_status(metrics_node_t *m, const rk_node_status_t *st);
 
-/* Copies the last published status into out and sets out->age_ms. Any
- * thread; never waits on the loop. */
+/* Publishes the same status as last time again: only its time moves (its
+ * age_ms restarts from 0). For a loop that knows nothing changed. Never
+ * blocks on readers. */
+void metrics_publish_touch(metrics_node_t *m);
+
+/* Copies the last published status into out and sets out->age_ms and
+ * out->apply_queue_depth (the gauge's latest value). Any thread; never
+ * waits on the loop. */
 void metrics_read_status(metrics_node_t *m, rk_node_status_t *out);
 
 /* A snapshot of every metric and the status; NULL when out of memory. Free
  * with rk_metrics_free. Any thread. */
 rk_metrics_t *metrics_snapshot(metrics_node_t *m);
+
+/* A group counts as lagging when a replica this node knows of is this many
+ * entries behind (the default catchup_margin): as leader, a follower's
+ * log_lags; on any node, its own applied index behind the commit index. */
+#define METRICS_LAG_ENTRIES 1000
+
+/* The little of a group's status that summarising thousands of groups
+ * needs, derived when the status is published: reading it copies a few
+ * bytes where metrics_read_status copies 18 KiB. */
+typedef struct metrics_brief {
+    rk_node_state_t state;
+    rk_peer_id_t leader; /* empty when none is known */
+    bool quiesced;
+    bool lagging;     /* see METRICS_LAG_ENTRIES */
+    bool unreachable; /* leader: a follower does not answer */
+} metrics_brief_t;
+
+/* The brief of the last published status. Any thread; never waits on the
+ * loop. */
+void metrics_read_brief(metrics_node_t *m, metrics_brief_t *out);
+
+/* Counts of groups by what their briefs say: the summary of /status and
+ * of the process series of /metrics. */
+typedef struct metrics_summary {
+    uint64_t groups;
+    uint64_t states[RK_STATE_SHUTDOWN + 1]; /* by rk_node_state_t */
+    uint64_t no_leader, quiesced, lagging, unreachable;
+} metrics_summary_t;
+
+void metrics_summary_add(metrics_summary_t *s, const metrics_brief_t *b);
+
+/* {"groups":N,"leaders":..,"followers":..,"candidates":..,"error":..,
+ *  "no_leader":..,"quiesced":..,"lagging":..,"unreachable":..,
+ *  "states":{"LEADER":..,...}} (a new reference), or NULL when out of
+ * memory. Leaders count TRANSFERRING too. */
+struct json_t *metrics_summary_json(const metrics_summary_t *s);
+
+/* The process totals of several groups: their summary, counters and
+ * gauges summed, histograms merged. 200 KiB: allocate it. */
+typedef struct metrics_totals {
+    metrics_summary_t summary;
+    int64_t scalar[METRIC__COUNT];
+    metrics_hist_merged_t hist[METRIC__COUNT];
+} metrics_totals_t;
+
+void metrics_totals_init(metrics_totals_t *t);
+
+/* Adds group m to t. Any thread; never waits on the loop. */
+void metrics_totals_add(metrics_totals_t *t, metrics_node_t *m);
+
+/* The process series of t in the Prometheus text format (see README
+ * "Metrics"): raftkit_process_groups, raftkit_process_groups_state{state},
+ * the summary counts, and every node metric as raftkit_process_<name>,
+ * without labels. A malloc'd string, or NULL when out of memory. */
+char *metrics_totals_render(const metrics_totals_t *t);
 
 /* rk_node_add_listener / rk_node_remove_listener for this hub. */
 int metrics_listener_add(metrics_node_t *m, rk_node_listener_t *l);
@@ -164,6 +228,7 @@ void metrics_events_flush(metrics_node_t *m);
 
 /* The group id and peer id the hub was made for. */
 const char *metrics_node_group(const metrics_node_t *m);
+const rk_peer_id_t *metrics_node_self(const metrics_node_t *m);
 
 /* Renders several snapshots (one per group of a process) into one Prometheus
  * exposition, each metric family once with a sample per group. Returns a

@@ -1,9 +1,10 @@
-# src/metrics: the histogram micro-benchmark (a program that prints figures)
+# src/metrics: the metrics benchmark (a program that prints figures: histogram
+# costs, and with --groups G the admin endpoint serving G groups)
 # and the exposition sample checked by the reference Prometheus parser.
 METRICS_BENCH  := $(BUILD)/tools/metrics_bench
 METRICS_SAMPLE := $(BUILD)/tools/metrics_expo_sample
 
-$(METRICS_BENCH): $(BUILD)/obj/tools/metrics_bench.o $(LIB_A)
+$(METRICS_BENCH): $(BUILD)/obj/tools/metrics_bench.o $(BUILD)/obj/tests/support/http_client.o $(LIB_A)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS_SAN) -o $@ $^ $(LDLIBS)
 

@@ -6,6 +6,7 @@
  * Latencies are recorded in ns and exposed in seconds, the Prometheus base
  * unit. Quantiles are exposed as a summary; they cover the node's lifetime.
  */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -144,6 +145,7 @@ static void render_scalar(metrics_buf_t *b, const rk_metrics_t *const *ms, size_
 /* Status gauges: one value per group. */
 #define STATUS_GAUGES(X)                                                                  \
     X("term", "Current term", st->term)                                                   \
+    X("quiesced", "1 while the group is quiesced (idle, no heartbeats)", st->quiesced)    \
     X("has-leader", "1 when this node knows a leader", !rk_peer_id_is_empty(&st->leader)) \
     X("first-log-index", "First index in the log", st->first_log_index)                   \
     X("last-log-index", "Last index in the log", st->last_log_index)                      \
@@ -238,6 +240,106 @@ char *metrics_prometheus_render(const rk_metrics_t *const *ms, size_t n)
                 render_scalar(&b, ms, n, i);
         }
         render_status(&b, ms, n);
+    }
+    return metrics_buf_take(&b);
+}
+
+/* ---- process totals: one sample per family, no labels ---- */
+
+static void put_total_help(metrics_buf_t *b, const char *name, const char *suffix, const char *type,
+                           const char *help)
+{
+    char full[96];
+    snprintf(full, sizeof full, "process-%s", name);
+    put_help(b, full, suffix, type, help);
+}
+
+/* A sample of a process family: name, the one label if any, and value
+ * (already formatted). */
+static void put_total_sample(metrics_buf_t *b, const char *name, const char *suffix,
+                             const char *label, const char *lvalue, const char *value)
+{
+    char full[96];
+    snprintf(full, sizeof full, "process-%s", name);
+    put_name(b, full, suffix);
+    if (label != NULL) {
+        metrics_buf_printf(b, "{%s=\"", label);
+        put_label_value(b, lvalue);
+        metrics_buf_puts(b, "\"}");
+    }
+    metrics_buf_printf(b, " %s\n", value);
+}
+
+static void render_total_hist(metrics_buf_t *b, const rk_metric_kind_t kind, const char *name,
+                              const char *help, const metrics_hist_merged_t *h)
+{
+    rk_histogram_summary_t x;
+    metrics_hist_merged_summarize(h, &x);
+    int lat = kind == RK_METRIC_LATENCY;
+    const char *suffix = lat ? "_seconds" : "";
+    double scale = lat ? 1e-9 : 1.0;
+    char v[48];
+    put_total_help(b, name, suffix, "summary", help);
+    static const char *const qs[] = {"0.5", "0.95", "0.99", "0.999"};
+    const int64_t vals[] = {x.p50, x.p95, x.p99, x.p999};
+    for (int q = 0; q < 4; q++) {
+        if (x.count == 0)
+            snprintf(v, sizeof v, "NaN");
+        else if (lat)
+            snprintf(v, sizeof v, "%.9g", (double)vals[q] * scale);
+        else
+            snprintf(v, sizeof v, "%lld", (long long)vals[q]);
+        put_total_sample(b, name, suffix, "quantile", qs[q], v);
+    }
+    if (lat)
+        snprintf(v, sizeof v, "%.9g", (double)x.sum * scale);
+    else
+        snprintf(v, sizeof v, "%llu", (unsigned long long)x.sum);
+    put_total_sample(b, name, lat ? "_seconds_sum" : "_sum", NULL, NULL, v);
+    snprintf(v, sizeof v, "%llu", (unsigned long long)x.count);
+    put_total_sample(b, name, lat ? "_seconds_count" : "_count", NULL, NULL, v);
+}
+
+static void put_total_gauge(metrics_buf_t *b, const char *name, const char *help, uint64_t n)
+{
+    char v[24];
+    snprintf(v, sizeof v, "%llu", (unsigned long long)n);
+    put_total_help(b, name, "", "gauge", help);
+    put_total_sample(b, name, "", NULL, NULL, v);
+}
+
+char *metrics_totals_render(const metrics_totals_t *t)
+{
+    metrics_buf_t b;
+    metrics_buf_init(&b);
+    const metrics_summary_t *s = &t->summary;
+    put_total_gauge(&b, "groups", "Raft groups served by this admin endpoint", s->groups);
+    put_total_help(&b, "groups-state", "", "gauge", "Groups whose node here is in this state");
+    for (int st = RK_STATE_LEADER; st <= RK_STATE_SHUTDOWN; st++) {
+        char v[24];
+        snprintf(v, sizeof v, "%llu", (unsigned long long)s->states[st]);
+        put_total_sample(&b, "groups-state", "", "state", metrics_state_name((rk_node_state_t)st),
+                         v);
+    }
+    put_total_gauge(&b, "groups-no-leader", "Groups whose node here knows no leader", s->no_leader);
+    put_total_gauge(&b, "groups-quiesced", "Groups quiesced (idle, no heartbeats)", s->quiesced);
+    put_total_gauge(&b, "groups-lagging",
+                    "Groups with a replica 1000 or more entries behind, as seen from here",
+                    s->lagging);
+    put_total_gauge(&b, "groups-unreachable",
+                    "Groups led from here with a follower that does not answer", s->unreachable);
+    for (unsigned i = 0; i < METRIC__COUNT; i++) {
+        rk_metric_kind_t k = metrics_kind((metrics_id_t)i);
+        const char *name = metrics_name((metrics_id_t)i), *help = metrics_help((metrics_id_t)i);
+        if (k == RK_METRIC_LATENCY || k == RK_METRIC_SIZE) {
+            render_total_hist(&b, k, name, help, &t->hist[i]);
+            continue;
+        }
+        int counter = k == RK_METRIC_COUNTER;
+        char v[24];
+        snprintf(v, sizeof v, "%lld", (long long)t->scalar[i]);
+        put_total_help(&b, name, counter ? "_total" : "", counter ? "counter" : "gauge", help);
+        put_total_sample(&b, name, counter ? "_total" : "", NULL, NULL, v);
     }
     return metrics_buf_take(&b);
 }

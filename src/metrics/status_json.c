@@ -105,11 +105,11 @@ static json_t *status_json(const rk_node_status_t *st)
         err = json_pack("{s:i, s:s, s:s}", "code", st->error.code, "name",
                         rk_err_name(st->error.code), "message", st->error.msg);
     /* json_pack takes at most so many pairs comfortably; build in two steps. */
-    json_t *o = json_pack("{s:s, s:o, s:s, s:I, s:o, s:o, s:b, s:o}", "group", st->group, "peer",
-                          peer_json(&st->self), "state", metrics_state_name(st->state), "term",
-                          (json_int_t)st->term, "leader", peer_json(&st->leader), "conf",
-                          conf_json(&st->conf), "joint", st->joint, "old_conf",
-                          st->joint ? conf_json(&st->old_conf) : json_null());
+    json_t *o = json_pack("{s:s, s:o, s:s, s:I, s:b, s:o, s:o, s:b, s:o}", "group", st->group,
+                          "peer", peer_json(&st->self), "state", metrics_state_name(st->state),
+                          "term", (json_int_t)st->term, "quiesced", st->quiesced, "leader",
+                          peer_json(&st->leader), "conf", conf_json(&st->conf), "joint", st->joint,
+                          "old_conf", st->joint ? conf_json(&st->old_conf) : json_null());
     if (o == NULL) {
         json_decref(reps);
         json_decref(err);
@@ -142,6 +142,20 @@ char *rk_node_status_to_json(const rk_node_status_t *st, bool pretty)
 json_t *metrics_status_json(const rk_node_status_t *st)
 {
     return status_json(st);
+}
+
+json_t *metrics_summary_json(const metrics_summary_t *s)
+{
+    json_t *states = json_object();
+    for (unsigned i = 0; i < N_STATES; i++)
+        json_object_set_new(states, state_names[i], json_integer((json_int_t)s->states[i]));
+    return json_pack(
+        "{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:o}", "groups", (json_int_t)s->groups,
+        "leaders", (json_int_t)(s->states[RK_STATE_LEADER] + s->states[RK_STATE_TRANSFERRING]),
+        "followers", (json_int_t)s->states[RK_STATE_FOLLOWER], "candidates",
+        (json_int_t)s->states[RK_STATE_CANDIDATE], "error", (json_int_t)s->states[RK_STATE_ERROR],
+        "no_leader", (json_int_t)s->no_leader, "quiesced", (json_int_t)s->quiesced, "lagging",
+        (json_int_t)s->lagging, "unreachable", (json_int_t)s->unreachable, "states", states);
 }
 
 /* ---- JSON in ---- */
@@ -294,6 +308,7 @@ int rk_node_status_from_json(const char *json, rk_node_status_t *out, rk_status_
     if (v && (!json_is_string(v) || state_parse(json_string_value(v), &out->state) != 0))
         fail(&r, "state", "not a node state");
     get_int(&r, o, "term", &out->term);
+    get_bool(&r, o, "quiesced", &out->quiesced);
     get_peer(&r, json_object_get(o, "leader"), "leader", &out->leader);
     get_conf(&r, o, "conf", &out->conf);
     get_bool(&r, o, "joint", &out->joint);
@@ -344,8 +359,8 @@ void metrics_status_text(metrics_buf_t *b, const rk_node_status_t *st)
 {
     metrics_buf_printf(b, "group: %s\npeer: ", st->group);
     fmt_peer(b, &st->self);
-    metrics_buf_printf(b, "\nstate: %s\nterm: %lld\nleader: ", metrics_state_name(st->state),
-                       (long long)st->term);
+    metrics_buf_printf(b, "\nstate: %s%s\nterm: %lld\nleader: ", metrics_state_name(st->state),
+                       st->quiesced ? " (quiesced)" : "", (long long)st->term);
     fmt_peer(b, &st->leader);
     metrics_buf_puts(b, "\nconf: ");
     fmt_conf(b, &st->conf);

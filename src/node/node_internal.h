@@ -278,6 +278,13 @@ typedef struct node_lead_obs {
     node_obs_ring_t reads_in; /* ReadIndex requests from followers, not answered */
 } node_lead_obs_t;
 
+/* L: the indexes a status publication carried (an idle follower whose
+ * indexes did not move republishes only its time). */
+typedef struct node_obs_pub {
+    int64_t first, last, commit, applied, snap_index, snap_term, depth;
+    bool quiesced;
+} node_obs_pub_t;
+
 /* A snapshot transfer from the leader in progress on a follower. */
 typedef struct node_download node_download_t;
 /* The snapshot being served to followers (leader side). */
@@ -392,6 +399,7 @@ struct rk_node {
     rk_node_state_t obs_state;    /* L: last publication */
     uint64_t obs_term, obs_conf_index, obs_published_ms;
     rk_peer_id_t obs_leader;
+    node_obs_pub_t obs_pub;     /* L: what the last publication said (node_obs_publish) */
     uint64_t obs_vote_t0;       /* L: pre-vote / election started at (0: none) */
     node_obs_ring_t obs_app_in; /* L: AppendEntries received, not yet answered */
     uint64_t obs_log_last;      /* L: last index written to the log (truncation detection) */

@@ -12,6 +12,7 @@
 #include "raftkit/log.h"
 #include "src/admin/admin.h"
 #include "src/metrics/metrics.h"
+#include "src/metrics/packed_status.h"
 #include "src/node/node_internal.h"
 
 int node_obs_init(rk_node_t *n, rk_status_t *err)
@@ -346,40 +347,61 @@ void node_obs_publish(rk_node_t *n, const core_status_t *cs, const core_conf_t *
         lead_obs_free(n); /* counters are per leadership */
     uint64_t now = node_now_ms(n);
     uint64_t tick_ms = (uint64_t)n->opts.election_timeout_ms / 10;
+    node_obs_pub_t *last = &n->obs_pub; /* what the last publication said */
     bool changed = state != n->obs_state || cs->term != n->obs_term ||
                    !rk_peer_id_equal(&cs->leader, &n->obs_leader) ||
-                   conf_index != n->obs_conf_index;
+                   conf_index != n->obs_conf_index || cs->quiesced != last->quiesced;
     if (!changed && now < n->obs_published_ms + tick_ms)
         return;
-    /* 19 KiB: kept off the loop's stack, and out of the node (built on
-     * ticks and changes only) */
-    rk_node_status_t *st = malloc(sizeof *st);
-    if (st == NULL)
-        return; /* the next call retries */
     n->obs_state = state;
     n->obs_term = cs->term;
     n->obs_leader = cs->leader;
     n->obs_conf_index = conf_index;
     n->obs_published_ms = now;
 
-    rk_node_status_init(st);
+    node_obs_pub_t cur = {
+        .first = (int64_t)cs->first_index,
+        .last = (int64_t)cs->last_index,
+        .commit = (int64_t)cs->commit,
+        .applied = (int64_t)atomic_load(&n->applied),
+        .snap_index = (int64_t)n->last_snapshot_index,
+        .snap_term = (int64_t)n->last_snapshot_term,
+        .quiesced = cs->quiesced,
+    };
+    pthread_mutex_lock(&n->mu);
+    cur.depth = (int64_t)n->task_count;
+    pthread_mutex_unlock(&n->mu);
+    metrics_set(n->metrics, METRIC_APPLY_QUEUE_DEPTH, cur.depth);
+    /* A node that does not lead, whose indexes did not move since its last
+     * publication (an idle group's, every tick), has only the time to
+     * publish: thousands of idle groups build no status every tick. */
+    if (!changed && cs->role != CORE_LEADER && state != RK_STATE_ERROR &&
+        memcmp(&cur, last, sizeof cur) == 0) {
+        metrics_publish_touch(n->metrics);
+        return;
+    }
+    *last = cur;
+    /* 19 KiB: kept off the loop's stack, and out of the node (built on
+     * ticks and changes only) */
+    rk_node_status_t *st = malloc(sizeof *st);
+    if (st == NULL)
+        return;              /* the next call retries */
+    packed_status_reset(st); /* the hub packs it: entries past counts unused */
     st->state = state;
     st->term = (int64_t)cs->term;
+    st->quiesced = cs->quiesced;
     st->leader = cs->leader;
-    st->conf = conf->cur;
+    packed_status_conf_copy(&st->conf, &conf->cur);
     st->joint = conf->joint;
     if (conf->joint)
-        st->old_conf = conf->old;
-    st->first_log_index = (int64_t)cs->first_index;
-    st->last_log_index = (int64_t)cs->last_index;
-    st->committed_index = (int64_t)cs->commit;
-    st->applied_index = (int64_t)atomic_load(&n->applied);
-    st->snapshot_index = (int64_t)n->last_snapshot_index;
-    st->snapshot_term = (int64_t)n->last_snapshot_term;
-    pthread_mutex_lock(&n->mu);
-    st->apply_queue_depth = (int64_t)n->task_count;
-    pthread_mutex_unlock(&n->mu);
-    metrics_set(n->metrics, METRIC_APPLY_QUEUE_DEPTH, st->apply_queue_depth);
+        packed_status_conf_copy(&st->old_conf, &conf->old);
+    st->first_log_index = cur.first;
+    st->last_log_index = cur.last;
+    st->committed_index = cur.commit;
+    st->applied_index = cur.applied;
+    st->snapshot_index = cur.snap_index;
+    st->snapshot_term = cur.snap_term;
+    st->apply_queue_depth = cur.depth;
     if (state == RK_STATE_ERROR)
         rk_status_set(&st->error, cs->fatal ? cs->fatal : RK_EINTERNAL, "node is in error");
     if (cs->role == CORE_LEADER)

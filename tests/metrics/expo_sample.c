@@ -1,6 +1,6 @@
 /* Prints a Prometheus exposition of two groups with recorded values, a
- * leader with followers and a follower, for the reference-parser check
- * (prom_client_check.sh). */
+ * leader with followers and a follower, after their process series, for the
+ * reference-parser check (prom_client_check.sh). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -37,8 +37,17 @@ int main(void)
         metrics_record(a, METRIC_APPEND_LOGS_COUNT, 1 + i % 32);
     }
     metrics_add(a, METRIC_APPLY_TASKS, 1000);
+    /* The process series first, as the admin endpoint serves them. */
+    metrics_totals_t *t = malloc(sizeof *t);
+    metrics_totals_init(t);
+    metrics_totals_add(t, a);
+    metrics_totals_add(t, b);
+    char *text = metrics_totals_render(t);
+    fputs(text, stdout);
+    free(text);
+    free(t);
     rk_metrics_t *ms[2] = {metrics_snapshot(a), metrics_snapshot(b)};
-    char *text = metrics_prometheus_render((const rk_metrics_t *const *)ms, 2);
+    text = metrics_prometheus_render((const rk_metrics_t *const *)ms, 2);
     fputs(text, stdout);
     free(text);
     rk_metrics_free(ms[0]);

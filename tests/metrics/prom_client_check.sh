@@ -29,6 +29,11 @@ assert sample("raftkit_state", "raftkit_state", group="kv \"q\"", state="FOLLOWE
 assert sample("raftkit_replicator_next_index", "raftkit_replicator_next_index", follower="127.0.0.1:8083", **g) == 11
 p50 = sample("raftkit_append_logs_seconds", "raftkit_append_logs_seconds", quantile="0.5", **g)
 assert abs(p50 - (10000 + 500 * 37) * 1e-9) < 0.02 * p50, p50
+assert sample("raftkit_process_groups", "raftkit_process_groups") == 2
+assert sample("raftkit_process_groups_state", "raftkit_process_groups_state", state="LEADER") == 1
+assert sample("raftkit_process_apply_tasks", "raftkit_process_apply_tasks_total") == 1000
+assert sample("raftkit_process_append_logs_seconds", "raftkit_process_append_logs_seconds_count") == 1000
+assert "group" not in fams["raftkit_process_append_logs_seconds"].samples[0].labels
 print("prom_client_check: %d families parsed" % len(fams))
 '
 echo "prom_client_check: 1 passed, 0 failed"

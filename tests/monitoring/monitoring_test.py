@@ -9,7 +9,9 @@
   contrib/grafana/raftkit.json is one the nodes export, every label a
   selector matches on is one that metric carries, and every exact label
   value it asks for occurs; every recording rule a query uses is defined;
-- the same check rejects a rule naming a metric that does not exist.
+- the same check rejects a rule naming a metric that does not exist;
+- the RaftkitProcess* alerts use only the process series (raftkit_process_*),
+  which endpoints serving many groups export without ?groups=all.
 
 Reads the build directory from $BUILD (set by `make test`), default build.
 """
@@ -174,6 +176,12 @@ def main():
     check("every metric, label and value the rules use is exported", not bad, "\n".join(bad))
     bad = problems(dexprs, records, exported)
     check("every metric, label and value the dashboard uses is exported", not bad, "\n".join(bad))
+    # Endpoints with more than 16 groups export only the process series by
+    # default: the alerts meant for them must need nothing else.
+    proc = [(w, e) for w, e in rexprs if w.startswith("rule RaftkitProcess")]
+    check("the RaftkitProcess* alerts use only the process series",
+          len(proc) >= 3 and all(n.startswith("raftkit_process_") for _, e in proc
+                                 for n, _ in USE.findall(e)), str(proc))
     # The check itself: a misspelt metric, a missing label, a state that
     # does not exist and an undefined recording rule are all caught.
     wrong = [("rule X", 'raftkit_no_such_metric > 0'),

@@ -10,6 +10,8 @@ screenshot to $BUILD/status-page.png. A second, single-node cluster whose
 group id is HTML checks that cluster data is rendered as text. Also checks
 the headers (Content-Type with charset, a Content-Security-Policy without
 inline script) and that the page's script builds no markup from strings.
+Last, 250 groups served by tools/metrics_bench --serve: the page shows
+their summary and pages of 100 (#offset=200 is the last page).
 
 Reads the build directory from $BUILD (set by `make test`), default build.
 """
@@ -29,6 +31,7 @@ from kvcluster import Checks, Node, free_ports, start3, wait_for, wait_leader  #
 BUILD = os.environ.get("BUILD", "build")
 KV_SERVER = os.path.join(BUILD, "kv-server")
 KV_CLIENT = os.path.join(BUILD, "kv-client")
+METRICS_BENCH = os.path.join(BUILD, "tools", "metrics_bench")
 EVIL_GROUP = "<img src=x onerror=\"document.title='pwned'\"><b>x</b>&amp;"
 
 check = Checks()
@@ -94,7 +97,7 @@ def follower_rows(dom):
 
 
 def main():
-    for prog in (KV_SERVER, KV_CLIENT):
+    for prog in (KV_SERVER, KV_CLIENT, METRICS_BENCH):
         if not os.access(prog, os.X_OK):
             print("status-page: %s not built" % prog)
             return 1
@@ -191,6 +194,35 @@ def run(tmp, nodes):
                  budget_ms=30000)
         client.communicate(timeout=120)
     check("a screenshot is saved in " + shot, os.path.getsize(shot) > 10000 if os.path.exists(shot) else False)
+
+    # ---- many groups: the summary and pages of 100 ----
+    bench = subprocess.Popen([METRICS_BENCH, "--groups", "250", "--serve"], stdin=subprocess.PIPE,
+                             stdout=subprocess.PIPE, text=True)
+    try:
+        m, line = None, "(nothing)"
+        while m is None and line:  # it prints its figures first
+            line = bench.stdout.readline()
+            m = re.match(r"serving on port (\d+)", line)
+        if check("metrics_bench serves 250 groups", m is not None, line):
+            many = "http://127.0.0.1:%s/" % m.group(1)
+            dom = Dom(chromium(tmp, many, "--dump-dom"))
+            counts = [e["text"] for e in dom.find("span", cls="count")]
+            check("the summary counts 250 groups, 84 leading here",
+                  counts[:2] == ["250", "84"], str(counts))
+            ids = [e["text"] for e in dom.find("span", cls="group-id")]
+            check("the first page shows groups 1 to 100",
+                  ids == ["g%05d" % i for i in range(100)], str(ids[:3]) + "... %d" % len(ids))
+            rng = [e["text"] for e in dom.find("span", id="range")]
+            check("the pager says where we are", rng == ["groups 1-100 of 250"], str(rng))
+            dom = Dom(chromium(tmp, many + "#offset=200", "--dump-dom"))
+            ids = [e["text"] for e in dom.find("span", cls="group-id")]
+            check("#offset=200 shows the last 50 groups",
+                  ids == ["g%05d" % i for i in range(200, 250)], str(ids[:3]) + "... %d" % len(ids))
+            nxt = dom.find("button", id="next")
+            check("the last page has no next page", len(nxt) == 1 and "disabled" in nxt[0]["attrs"])
+    finally:
+        bench.stdin.close()
+        bench.wait(timeout=30)
 
     # ---- cluster data is text, never markup ----
     port, admin = free_ports(2)

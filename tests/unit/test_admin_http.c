@@ -1,13 +1,16 @@
 /* The admin endpoint over real HTTP on loopback: /metrics parses as strict
  * Prometheus text, /status as JSON, /health follows the leader, and garbage
  * (raw bytes, huge headers, unknown paths, wrong methods) gets 4xx while the
- * endpoint keeps serving. */
+ * endpoint keeps serving. With 50 groups: /metrics gives the process totals
+ * and per-group series on request, /status a summary and stable pages. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <cmocka.h>
 #include <arpa/inet.h>
+#include <jansson.h>
+#include <math.h>
 #include <netinet/in.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -369,6 +372,238 @@ static void groups_on_one_port_share_a_server(void **state)
     metrics_node_free(b);
 }
 
+/* ---- many groups on one endpoint ---- */
+
+#define MANY 50
+
+typedef struct many {
+    metrics_node_t *m[MANY];
+    admin_server_t *s;
+    uint16_t port;
+    metrics_hist_t all; /* every append-logs value of every group */
+} many_t;
+
+/* Group gNN: every fifth leads, the others follow gNN's leader; every tenth
+ * is quiesced; group NN records NN + 1 log writes and NN tasks. Attached in
+ * an order other than their ids', to show that pages follow the ids. */
+static int many_setup(void **state)
+{
+    many_t *f = calloc(1, sizeof *f);
+    rk_peer_id_t self = peer("127.0.0.1:8081");
+    metrics_hist_init(&f->all);
+    f->port = http_free_port();
+    for (int k = 0; k < MANY; k++) {
+        int i = (k * 7) % MANY; /* 7 and 50 are coprime: every i once */
+        char name[16];
+        snprintf(name, sizeof name, "g%02d", i);
+        f->m[i] = metrics_node_new(name, &self);
+        rk_status_t err;
+        f->s = admin_attach("127.0.0.1", f->port, f->m[i], &err);
+        if (f->s == NULL)
+            fail_msg("admin_attach: %s", err.msg);
+        rk_node_status_t st;
+        rk_node_status_init(&st);
+        st.state = i % 5 == 0 ? RK_STATE_LEADER : RK_STATE_FOLLOWER;
+        st.term = 2;
+        st.quiesced = i % 10 == 0;
+        st.leader = peer(i % 5 == 0 ? "127.0.0.1:8081" : "127.0.0.1:8082");
+        metrics_publish_status(f->m[i], &st);
+        for (int v = 0; v <= i; v++) {
+            uint64_t ns = 1000 * (uint64_t)(i * 37 + v * 11 + 1);
+            metrics_record(f->m[i], METRIC_APPEND_LOGS, ns);
+            metrics_hist_record(&f->all, ns);
+        }
+        metrics_add(f->m[i], METRIC_APPLY_TASKS, i);
+    }
+    *state = f;
+    return 0;
+}
+
+static int many_teardown(void **state)
+{
+    many_t *f = *state;
+    for (int i = 0; i < MANY; i++) {
+        admin_detach(f->s, f->m[i]);
+        metrics_node_free(f->m[i]);
+    }
+    metrics_hist_destroy(&f->all);
+    free(f);
+    return 0;
+}
+
+static double sample(const char *body, const char *name)
+{
+    double v;
+    if (prom_sample(body, name, &v) != 0)
+        fail_msg("no sample %s", name);
+    return v;
+}
+
+static void many_groups_metrics_default_to_process_totals(void **state)
+{
+    many_t *f = *state;
+    http_reply_t r = http_request(f->port, "GET", "/metrics");
+    assert_int_equal(r.code, 200);
+    char err[256] = "";
+    if (prom_check(r.body, err, sizeof err) != 0)
+        fail_msg("%s", err);
+    /* No per-group series past 16 groups. */
+    assert_null(strstr(r.body, "group=\""));
+    assert_true(sample(r.body, "raftkit_process_groups") == MANY);
+    assert_true(sample(r.body, "raftkit_process_groups_state{state=\"LEADER\"}") == 10);
+    assert_true(sample(r.body, "raftkit_process_groups_state{state=\"FOLLOWER\"}") == 40);
+    assert_true(sample(r.body, "raftkit_process_groups_state{state=\"ERROR\"}") == 0);
+    assert_true(sample(r.body, "raftkit_process_groups_quiesced") == 5);
+    assert_true(sample(r.body, "raftkit_process_groups_no_leader") == 0);
+    /* Counters summed: 0 + 1 + ... + 49; histograms merged: counts add up
+     * and the quantiles are those of every value together. */
+    assert_true(sample(r.body, "raftkit_process_apply_tasks_total") == MANY * (MANY - 1) / 2);
+    assert_true(sample(r.body, "raftkit_process_append_logs_seconds_count") ==
+                MANY * (MANY + 1) / 2);
+    rk_histogram_summary_t all;
+    metrics_hist_summarize(&f->all, &all);
+    double p99 = sample(r.body, "raftkit_process_append_logs_seconds{quantile=\"0.99\"}");
+    assert_true(fabs(p99 - (double)all.p99 * 1e-9) < 1e-15 + 1e-8 * p99);
+    assert_true(sample(r.body, "raftkit_process_append_logs_seconds_sum") > 0);
+    http_reply_free(&r);
+}
+
+static void many_groups_metrics_per_group_on_request(void **state)
+{
+    many_t *f = *state;
+    http_reply_t r = http_request(f->port, "GET", "/metrics?group=g07");
+    assert_int_equal(r.code, 200);
+    char err[256] = "";
+    if (prom_check(r.body, err, sizeof err) != 0)
+        fail_msg("%s", err);
+    assert_true(sample(r.body, "raftkit_append_logs_seconds_count{group=\"g07\","
+                               "peer=\"127.0.0.1:8081\"}") == 8);
+    assert_null(strstr(r.body, "group=\"g08\""));
+    assert_null(strstr(r.body, "raftkit_process_"));
+    http_reply_free(&r);
+
+    r = http_request(f->port, "GET", "/metrics?groups=all");
+    assert_int_equal(r.code, 200);
+    if (prom_check(r.body, err, sizeof err) != 0)
+        fail_msg("%s", err);
+    for (int i = 0; i < MANY; i++) {
+        char name[128];
+        snprintf(name, sizeof name,
+                 "raftkit_apply_tasks_total{group=\"g%02d\",peer=\"127.0.0.1:8081\"}", i);
+        assert_true(sample(r.body, name) == i);
+    }
+    assert_true(sample(r.body, "raftkit_process_groups") == MANY);
+    http_reply_free(&r);
+
+    r = http_request(f->port, "GET", "/metrics?group=nope");
+    assert_int_equal(r.code, 404);
+    assert_non_null(strstr(r.body, "unknown group"));
+    http_reply_free(&r);
+    const char *bad[] = {"/metrics?groups=some",
+                         "/metrics?groups=", "/metrics?group=", "/metrics?group=g07&groups=all"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        r = http_request(f->port, "GET", bad[i]);
+        if (r.code != 400 || strstr(r.body, "bad request: ") == NULL)
+            fail_msg("GET %s: %d %s", bad[i], r.code, r.body);
+        http_reply_free(&r);
+    }
+}
+
+static json_t *get_json(uint16_t port, const char *path)
+{
+    http_reply_t r = http_request(port, "GET", path);
+    if (r.code != 200)
+        fail_msg("GET %s: %d %s", path, r.code, r.body);
+    json_error_t jerr;
+    json_t *o = json_loads(r.body, 0, &jerr);
+    if (o == NULL)
+        fail_msg("GET %s: %s", path, jerr.text);
+    http_reply_free(&r);
+    return o;
+}
+
+static json_int_t member(json_t *o, const char *path)
+{
+    json_t *v = json_object_get(o, path);
+    if (!json_is_integer(v))
+        fail_msg("no integer %s", path);
+    return json_integer_value(v);
+}
+
+static void many_groups_status_summary_and_pages(void **state)
+{
+    many_t *f = *state;
+    json_t *o = get_json(f->port, "/status");
+    json_t *sum = json_object_get(o, "summary");
+    assert_int_equal(member(sum, "groups"), MANY);
+    assert_int_equal(member(sum, "leaders"), 10);
+    assert_int_equal(member(sum, "followers"), 40);
+    assert_int_equal(member(sum, "quiesced"), 5);
+    assert_int_equal(member(sum, "no_leader"), 0);
+    assert_int_equal(member(sum, "error"), 0);
+    assert_int_equal(member(o, "total"), MANY);
+    assert_int_equal(json_array_size(json_object_get(o, "groups")), MANY); /* default limit 100 */
+    assert_true(json_is_null(json_object_get(o, "next_offset")));
+    json_decref(o);
+
+    /* Pages of 7: consecutive, disjoint, in id order, covering every group. */
+    int seen = 0;
+    for (json_int_t off = 0; seen < MANY + 1;) {
+        char path[64];
+        snprintf(path, sizeof path, "/status?offset=%lld&limit=7", (long long)off);
+        o = get_json(f->port, path);
+        json_t *groups = json_object_get(o, "groups");
+        assert_int_equal(member(o, "offset"), off);
+        assert_int_equal(member(o, "limit"), 7);
+        assert_int_equal(member(json_object_get(o, "summary"), "groups"), MANY);
+        assert_true(json_array_size(groups) == 7 ||
+                    off + (json_int_t)json_array_size(groups) == MANY);
+        size_t k;
+        json_t *st;
+        json_array_foreach(groups, k, st)
+        {
+            char want[16];
+            snprintf(want, sizeof want, "g%02d", seen++);
+            assert_string_equal(json_string_value(json_object_get(st, "group")), want);
+        }
+        json_t *next = json_object_get(o, "next_offset");
+        if (json_is_null(next)) {
+            json_decref(o);
+            break;
+        }
+        assert_int_equal(json_integer_value(next), off + 7);
+        off = json_integer_value(next);
+        json_decref(o);
+    }
+    assert_int_equal(seen, MANY);
+
+    o = get_json(f->port, "/status?offset=50"); /* past the end: an empty page */
+    assert_int_equal(json_array_size(json_object_get(o, "groups")), 0);
+    json_decref(o);
+    o = get_json(f->port, "/status?group=g07");
+    assert_string_equal(json_string_value(json_object_get(o, "group")), "g07");
+    assert_string_equal(json_string_value(json_object_get(o, "state")), "FOLLOWER");
+    json_decref(o);
+    o = get_json(f->port, "/status?group=g10");
+    assert_true(json_is_true(json_object_get(o, "quiesced")));
+    json_decref(o);
+
+    http_reply_t r = http_request(f->port, "GET", "/status?group=nope");
+    assert_int_equal(r.code, 404);
+    http_reply_free(&r);
+    const char *bad[] = {
+        "/status?offset=-1",         "/status?offset=abc", "/status?offset=1e3",
+        "/status?offset=",           "/status?limit=0",    "/status?limit=1001",
+        "/status?limit=10x",         "/status?limit=",     "/status?group=g07&limit=5",
+        "/status?offset=99999999999"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        r = http_request(f->port, "GET", bad[i]);
+        if (r.code != 400 || strstr(r.body, "bad request: ") == NULL)
+            fail_msg("GET %s: %d %s", bad[i], r.code, r.body);
+        http_reply_free(&r);
+    }
+}
+
 static void a_bad_address_or_busy_port_is_an_error(void **state)
 {
     (void)state;
@@ -406,6 +641,12 @@ int main(void)
         cmocka_unit_test_setup_teardown(scrapes_run_while_the_loop_publishes, setup, teardown),
         cmocka_unit_test(groups_on_one_port_share_a_server),
         cmocka_unit_test(a_bad_address_or_busy_port_is_an_error),
+        cmocka_unit_test_setup_teardown(many_groups_metrics_default_to_process_totals, many_setup,
+                                        many_teardown),
+        cmocka_unit_test_setup_teardown(many_groups_metrics_per_group_on_request, many_setup,
+                                        many_teardown),
+        cmocka_unit_test_setup_teardown(many_groups_status_summary_and_pages, many_setup,
+                                        many_teardown),
     };
     return cmocka_run_group_tests_name("admin_http", tests, NULL, NULL);
 }

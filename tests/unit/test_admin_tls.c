@@ -108,6 +108,24 @@ static void https_with_a_bearer_token_guards_status_and_metrics(void **state)
     assert_int_equal(https_get(port, "/status", "Basic s3cret-token"), 401);
     assert_int_equal(https_get(port, "/status", "Bearer s3cret-token"), 200);
     assert_int_equal(https_get(port, "/metrics", "Bearer s3cret-token"), 200);
+    /* The query forms are guarded alike, and a refused request learns
+     * nothing: not whether a group exists, not whether its query is valid. */
+    const char *const queries[] = {"/metrics?group=g",    "/metrics?groups=all",
+                                   "/metrics?group=nope", "/metrics?groups=bad",
+                                   "/status?group=g",     "/status?offset=0&limit=10",
+                                   "/status?limit=0",     "/health?group=nope"};
+    for (size_t i = 0; i < sizeof queries / sizeof queries[0]; i++) {
+        bool open = strncmp(queries[i], "/health", 7) == 0;
+        if (!open && https_get(port, queries[i], NULL) != 401)
+            fail_msg("%s without a token: not refused", queries[i]);
+        if (!open && https_get(port, queries[i], "Bearer wrong-token") != 401)
+            fail_msg("%s with a wrong token: not refused", queries[i]);
+    }
+    assert_int_equal(https_get(port, "/metrics?group=g", "Bearer s3cret-token"), 200);
+    assert_int_equal(https_get(port, "/metrics?group=nope", "Bearer s3cret-token"), 404);
+    assert_int_equal(https_get(port, "/status?offset=0&limit=10", "Bearer s3cret-token"), 200);
+    assert_int_equal(https_get(port, "/status?limit=0", "Bearer s3cret-token"), 400);
+    assert_int_equal(https_get(port, "/health?group=nope", NULL), 404);
     /* Plain HTTP on the HTTPS port gets no HTTP answer. */
     char *body = NULL;
     assert_int_equal(http_get(port, "/health", &body), 0);

@@ -162,44 +162,18 @@ static void check_against_oracle(gen_fn gen, size_t n)
     assert_close((uint64_t)s.p999, oracle(vals, n, 0.999));
 
     /* Any quantile, straight from the buckets. */
-    uint64_t *copy = malloc(METRICS_HIST_BUCKETS * sizeof *copy);
-    for (unsigned i = 0; i < METRICS_HIST_BUCKETS; i++) {
-        _Atomic uint64_t *row = atomic_load(&h->rows[i / METRICS_HIST_SUB]);
-        copy[i] = row ? atomic_load(&row[i % METRICS_HIST_SUB]) : 0;
-    }
+    metrics_hist_merged_t *copy = malloc(sizeof *copy);
+    metrics_hist_merged_init(copy);
+    metrics_hist_merge(copy, h);
     for (double q = 0.001; q <= 1.0; q += 0.0173)
-        assert_close(metrics_hist_quantile(copy, n, q, vals[0], vals[n - 1]), oracle(vals, n, q));
-    assert_int_equal(metrics_hist_quantile(copy, n, 1.0, vals[0], vals[n - 1]), vals[n - 1]);
+        assert_close(metrics_hist_quantile(copy->buckets, n, q, vals[0], vals[n - 1]),
+                     oracle(vals, n, q));
+    assert_int_equal(metrics_hist_quantile(copy->buckets, n, 1.0, vals[0], vals[n - 1]),
+                     vals[n - 1]);
     free(copy);
     metrics_hist_destroy(h);
     free(h);
     free(vals);
-}
-
-/* A histogram holds memory only for the powers of two its values fall in:
- * thousands of groups per process each have dozens of histograms. */
-static void only_the_rows_values_fall_in_are_allocated(void **state)
-{
-    (void)state;
-    metrics_hist_t *h = malloc(sizeof *h);
-    metrics_hist_init(h);
-    for (unsigned r = 0; r < METRICS_HIST_ROWS; r++)
-        assert_null(atomic_load(&h->rows[r]));
-    for (uint64_t v = 1000000; v < 1040000; v += 7) /* within [2^19, 2^20) */
-        metrics_hist_record(h, v);
-    metrics_hist_record(h, 5);
-    unsigned in_use = 0;
-    for (unsigned r = 0; r < METRICS_HIST_ROWS; r++)
-        in_use += atomic_load(&h->rows[r]) != NULL;
-    assert_int_equal(in_use, 2);
-    assert_non_null(atomic_load(&h->rows[metrics_hist_index(5) / METRICS_HIST_SUB]));
-    assert_non_null(atomic_load(&h->rows[metrics_hist_index(1000000) / METRICS_HIST_SUB]));
-    rk_histogram_summary_t s;
-    metrics_hist_summarize(h, &s);
-    assert_int_equal(s.count, 1 + (1040000 - 1000000 + 6) / 7);
-    assert_int_equal(s.min, 5);
-    metrics_hist_destroy(h);
-    free(h);
 }
 
 static void quantiles_match_a_sorted_array_within_one_64th(void **state)
@@ -229,6 +203,65 @@ static void values_past_the_cap_keep_exact_min_max_and_count(void **state)
     assert_true(s.p99 <= s.max && s.p99 >= (int64_t)METRICS_HIST_CAP / 2);
     metrics_hist_destroy(h);
     free(h);
+}
+
+/* Rows are allocated as values reach them: a histogram of values that
+ * cluster in one power of two holds one row, not all 36. */
+static void only_the_rows_values_fall_in_are_allocated(void **state)
+{
+    (void)state;
+    metrics_hist_t *h = malloc(sizeof *h);
+    metrics_hist_init(h);
+    for (uint64_t v = 40000; v < 60000; v += 7) /* all in [2^15, 2^16) */
+        metrics_hist_record(h, v);
+    unsigned rows = 0;
+    for (unsigned r = 0; r < METRICS_HIST_ROWS; r++)
+        rows += atomic_load(&h->rows[r]) != NULL;
+    assert_int_equal(rows, 1);
+    metrics_hist_record(h, 3);
+    metrics_hist_record(h, UINT64_C(1) << 50);
+    rows = 0;
+    for (unsigned r = 0; r < METRICS_HIST_ROWS; r++)
+        rows += atomic_load(&h->rows[r]) != NULL;
+    assert_int_equal(rows, 3);
+    metrics_hist_destroy(h);
+    free(h);
+}
+
+/* Merged histograms summarise exactly like one histogram that recorded
+ * every value: the process totals of the admin endpoint rely on it. */
+static void merged_histograms_summarize_like_one(void **state)
+{
+    (void)state;
+    metrics_hist_t *parts = malloc(3 * sizeof *parts), *all = malloc(sizeof *all);
+    for (int i = 0; i < 3; i++)
+        metrics_hist_init(&parts[i]);
+    metrics_hist_init(all);
+    for (int i = 0; i < 30000; i++) {
+        uint64_t v = gen_latency_ns();
+        metrics_hist_record(&parts[i % 3 == 0 ? 0 : (i % 7 == 0 ? 1 : 2)], v);
+        metrics_hist_record(all, v);
+    }
+    metrics_hist_merged_t *m = malloc(sizeof *m);
+    metrics_hist_merged_init(m);
+    for (int i = 0; i < 3; i++)
+        metrics_hist_merge(m, &parts[i]);
+    rk_histogram_summary_t a, b;
+    metrics_hist_merged_summarize(m, &a);
+    metrics_hist_summarize(all, &b);
+    assert_int_equal(a.count, 30000);
+    assert_memory_equal(&a, &b, sizeof a);
+
+    metrics_hist_merged_init(m); /* nothing merged: zeros */
+    metrics_hist_merged_summarize(m, &a);
+    assert_int_equal(a.count, 0);
+    assert_int_equal(a.min, 0);
+    for (int i = 0; i < 3; i++)
+        metrics_hist_destroy(&parts[i]);
+    metrics_hist_destroy(all);
+    free(parts);
+    free(all);
+    free(m);
 }
 
 #define THREAD_RECORDS 200000
@@ -273,6 +306,7 @@ int main(void)
         cmocka_unit_test(values_past_the_cap_keep_exact_min_max_and_count),
         cmocka_unit_test(concurrent_recording_loses_nothing),
         cmocka_unit_test(only_the_rows_values_fall_in_are_allocated),
+        cmocka_unit_test(merged_histograms_summarize_like_one),
     };
     return cmocka_run_group_tests_name("metrics_histogram", tests, NULL, NULL);
 }

@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "src/metrics/metrics.h"
+#include "src/metrics/packed_status.h"
 #include "tests/support/prom_check.h"
 
 static rk_peer_id_t peer(const char *s)
@@ -166,6 +167,67 @@ static void published_status_is_what_readers_get(void **state)
     metrics_node_free(m);
 }
 
+/* The hub keeps statuses packed (arrays cut to their counts): what readers
+ * get is byte for byte what was published, whatever stale entries the
+ * publisher left past the counts, through growing and shrinking counts. */
+static void packed_statuses_read_back_exactly(void **state)
+{
+    (void)state;
+    metrics_node_t *m = new_hub();
+    rk_node_status_t *st = malloc(sizeof *st), *want = malloc(sizeof *want),
+                     *got = malloc(sizeof *got);
+    for (int round = 0; round < 4; round++) {
+        /* The publisher's scratch: garbage past the counts, as
+         * packed_status_reset leaves it. */
+        memset(st, 0xa5, sizeof *st);
+        packed_status_reset(st);
+        leader_status(want, 10 + round);
+        if (round == 1) {
+            want->joint = true;
+            rk_configuration_parse(&want->old_conf, "127.0.0.1:8081,127.0.0.1:8085", NULL);
+        }
+        if (round == 2) {
+            want->n_peers = 1; /* fewer followers than before */
+            want->conf.n_learners = 0;
+        }
+        if (round == 3)
+            want->state = RK_STATE_FOLLOWER, want->n_peers = 0, want->quiesced = true;
+        /* Built field by field into the scratch, as node_obs does. */
+        memcpy(st, want, offsetof(rk_node_status_t, conf));
+        packed_status_conf_copy(&st->conf, &want->conf);
+        st->joint = want->joint;
+        packed_status_conf_copy(&st->old_conf, &want->old_conf);
+        memcpy(&st->first_log_index, &want->first_log_index,
+               offsetof(rk_node_status_t, peers) - offsetof(rk_node_status_t, first_log_index));
+        memcpy(st->peers, want->peers, want->n_peers * sizeof want->peers[0]);
+        metrics_publish_status(m, st);
+        metrics_read_status(m, got);
+        /* Clean copies past the counts; the hub's identity and the reader's
+         * fields as the hub sets them. */
+        rk_node_status_t *clean = malloc(sizeof *clean);
+        memcpy(clean, want, sizeof *clean);
+        memset(&clean->peers[clean->n_peers], 0,
+               (RK_STATUS_MAX_PEERS - clean->n_peers) * sizeof clean->peers[0]);
+        memset(&clean->conf.learners[clean->conf.n_learners], 0,
+               (RK_CONF_MAX_PEERS - clean->conf.n_learners) * sizeof clean->conf.learners[0]);
+        snprintf(clean->group, sizeof clean->group, "counter");
+        clean->self = peer("127.0.0.1:8081");
+        clean->age_ms = got->age_ms;
+        clean->apply_queue_depth = got->apply_queue_depth;
+        assert_memory_equal(got, clean, sizeof *got);
+        free(clean);
+        /* Publishing the same again changes nothing readers see. */
+        metrics_publish_status(m, st);
+        metrics_read_status(m, want);
+        want->age_ms = got->age_ms;
+        assert_memory_equal(got, want, sizeof *got);
+    }
+    free(st);
+    free(want);
+    free(got);
+    metrics_node_free(m);
+}
+
 static void exposition_passes_the_strict_parser(void **state)
 {
     (void)state;
@@ -281,6 +343,7 @@ static void status_json_round_trips(void **state)
     snprintf(st.group, sizeof st.group, "kv \"quoted\" \xc3\xa9");
     st.self = peer("127.0.0.1:8081");
     st.joint = true;
+    st.quiesced = true;
     assert_int_equal(rk_configuration_parse(&st.old_conf, "127.0.0.1:8081,127.0.0.1:8082", NULL),
                      0);
     st.state = RK_STATE_ERROR;
@@ -296,6 +359,7 @@ static void status_json_round_trips(void **state)
     assert_true(rk_peer_id_equal(&back.leader, &st.leader));
     assert_true(rk_configuration_equal(&back.conf, &st.conf));
     assert_true(back.joint);
+    assert_true(back.quiesced);
     assert_true(rk_configuration_equal(&back.old_conf, &st.old_conf));
     assert_int_equal(back.committed_index, 998);
     assert_int_equal(back.error.code, RK_EIO);
@@ -311,7 +375,7 @@ static void status_json_round_trips(void **state)
     char text[4096];
     int n = rk_node_status_format(&back, text, sizeof text);
     assert_true(n > 0 && (size_t)n < sizeof text);
-    assert_non_null(strstr(text, "state: ERROR"));
+    assert_non_null(strstr(text, "state: ERROR (quiesced)"));
     assert_non_null(strstr(text, "old_conf: 127.0.0.1:8081,127.0.0.1:8082"));
     assert_non_null(strstr(text, "127.0.0.1:8084/learner"));
     assert_non_null(strstr(text, "RK_EIO"));
@@ -585,6 +649,7 @@ int main(void)
         cmocka_unit_test(snapshot_lists_every_metric_under_its_jraft_name),
         cmocka_unit_test(recorded_values_show_in_the_next_snapshot),
         cmocka_unit_test(published_status_is_what_readers_get),
+        cmocka_unit_test(packed_statuses_read_back_exactly),
         cmocka_unit_test(exposition_passes_the_strict_parser),
         cmocka_unit_test(exposition_escapes_label_values_and_groups_families),
         cmocka_unit_test(the_strict_parser_rejects_malformed_expositions),

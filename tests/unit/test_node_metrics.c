@@ -67,6 +67,22 @@ static int find_event(recorder_t *r, rk_node_event_type_t t, int from)
     return at;
 }
 
+typedef struct applied_arg {
+    rk_node_t *node;
+    int64_t index;
+} applied_arg_t;
+
+/* The node's published status shows index applied. */
+static bool published_applied(void *p)
+{
+    applied_arg_t *a = p;
+    rk_metrics_t *m = rk_node_get_metrics(a->node);
+    bool ok = m != NULL && m->status.applied_index >= a->index &&
+              m->status.committed_index >= a->index && m->status.last_log_index >= a->index;
+    rk_metrics_free(m);
+    return ok;
+}
+
 static void metrics_listeners_and_admin_follow_a_real_cluster(void **state)
 {
     (void)state;
@@ -109,6 +125,19 @@ static void metrics_listeners_and_admin_follow_a_real_cluster(void **state)
     assert_int_equal(m->status.state, RK_STATE_LEADER);
     assert_int_equal(m->status.n_peers, 2);
     rk_metrics_free(m);
+    /* Followers, which publish only the time while their indexes stand
+     * still, publish their status again when the indexes move: twice. */
+    for (int round = 0; round < 2; round++) {
+        if (round == 1) {
+            assert_int_equal(tc_apply_many(&c, leader, 10), 10);
+            last = rk_node_last_log_index(c.nodes[leader].node);
+        }
+        for (int i = 0; i < 3; i++) {
+            applied_arg_t a = {.node = c.nodes[i].node, .index = last};
+            if (!tc_wait(published_applied, &a, 5000))
+                fail_msg("node %d does not publish index %lld applied", i, (long long)last);
+        }
+    }
 
     char *text = malloc(1 << 16);
     int len = rk_node_describe(c.nodes[leader].node, text, 1 << 16);
