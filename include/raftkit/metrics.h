@@ -85,6 +85,7 @@ typedef struct rk_node_status {
     int64_t snapshot_index; /* last index in the newest snapshot; 0: none */
     int64_t snapshot_term;
     int64_t apply_queue_depth; /* tasks accepted by rk_node_apply, not yet in the log */
+    bool quiesced;             /* idle group, not heartbeating (rk_raft_options_t.quiesce) */
     rk_status_t error;         /* code != RK_OK in RK_STATE_ERROR: why */
     int64_t age_ms;            /* how long ago the loop published this (set by readers) */
     uint32_t n_peers;          /* replication progress; filled on the leader only */

@@ -122,6 +122,7 @@ static json_t *status_json(const rk_node_status_t *st)
     json_object_set_new(o, "snapshot_index", json_integer(st->snapshot_index));
     json_object_set_new(o, "snapshot_term", json_integer(st->snapshot_term));
     json_object_set_new(o, "apply_queue_depth", json_integer(st->apply_queue_depth));
+    json_object_set_new(o, "quiesced", json_boolean(st->quiesced));
     json_object_set_new(o, "error", err);
     json_object_set_new(o, "status_age_ms", json_integer(st->age_ms));
     json_object_set_new(o, "replicators", reps);
@@ -305,6 +306,7 @@ int rk_node_status_from_json(const char *json, rk_node_status_t *out, rk_status_
     get_int(&r, o, "snapshot_index", &out->snapshot_index);
     get_int(&r, o, "snapshot_term", &out->snapshot_term);
     get_int(&r, o, "apply_queue_depth", &out->apply_queue_depth);
+    get_bool(&r, o, "quiesced", &out->quiesced);
     get_int(&r, o, "status_age_ms", &out->age_ms);
     v = json_object_get(o, "error");
     if (json_is_object(v)) {
@@ -360,6 +362,8 @@ void metrics_status_text(metrics_buf_t *b, const rk_node_status_t *st)
                        (long long)st->committed_index, (long long)st->applied_index,
                        (long long)st->snapshot_index, (long long)st->snapshot_term,
                        (long long)st->apply_queue_depth);
+    if (st->quiesced)
+        metrics_buf_puts(b, "quiesced: true\n");
     if (st->error.code != RK_OK)
         metrics_buf_printf(b, "error: %s: %s\n", rk_err_name(st->error.code), st->error.msg);
     metrics_buf_printf(b, "status_age_ms: %lld\n", (long long)st->age_ms);

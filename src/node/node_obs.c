@@ -279,7 +279,7 @@ void node_obs_publish(rk_node_t *n, const core_status_t *cs, const core_conf_t *
     uint64_t tick_ms = (uint64_t)n->opts.election_timeout_ms / 10;
     bool changed = state != n->obs_state || cs->term != n->obs_term ||
                    !rk_peer_id_equal(&cs->leader, &n->obs_leader) ||
-                   conf_index != n->obs_conf_index;
+                   conf_index != n->obs_conf_index || cs->quiesced != n->obs_quiesced;
     if (!changed && now < n->obs_published_ms + tick_ms)
         return;
     if (state != RK_STATE_LEADER && state != RK_STATE_TRANSFERRING &&
@@ -289,6 +289,7 @@ void node_obs_publish(rk_node_t *n, const core_status_t *cs, const core_conf_t *
     n->obs_term = cs->term;
     n->obs_leader = cs->leader;
     n->obs_conf_index = conf_index;
+    n->obs_quiesced = cs->quiesced;
     n->obs_published_ms = now;
 
     rk_node_status_t *st = &n->obs_status; /* 15 KiB: kept off the loop's stack */
@@ -309,6 +310,7 @@ void node_obs_publish(rk_node_t *n, const core_status_t *cs, const core_conf_t *
     pthread_mutex_lock(&n->mu);
     st->apply_queue_depth = (int64_t)n->task_count;
     pthread_mutex_unlock(&n->mu);
+    st->quiesced = cs->quiesced;
     metrics_set(n->metrics, METRIC_APPLY_QUEUE_DEPTH, st->apply_queue_depth);
     if (state == RK_STATE_ERROR)
         rk_status_set(&st->error, cs->fatal ? cs->fatal : RK_EINTERNAL, "node is in error");
