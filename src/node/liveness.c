@@ -122,8 +122,8 @@ static void process_down(node_rt_t *rt, node_rt_peer_t *p, bool restarted, uint6
         woken++;
     }
     if (woken > 0)
-        RK_INFO(NULL, NULL, "process at %s %s: %u quiesced group(s) look for a new leader",
-                p->name, why, woken);
+        RK_INFO(NULL, NULL, "process at %s %s: %u quiesced group(s) look for a new leader", p->name,
+                why, woken);
 }
 
 static void on_pong(void *arg, const rk_status_t *st, const rpc_resp_t *resp)
@@ -150,9 +150,8 @@ static void ping(node_rt_t *rt, node_rt_peer_t *p)
     Rk__ProcessHeartbeat m = RK__PROCESS_HEARTBEAT__INIT;
     m.incarnation = rt->incarnation;
     m.time_ms = uv_now(&rt->loop);
-    rpc_req_t req = {.method = RPC_M_PROCESS_HEARTBEAT,
-                     .msg = &m.base,
-                     .timeout_ms = (uint32_t)p->timeout_ms};
+    rpc_req_t req = {
+        .method = RPC_M_PROCESS_HEARTBEAT, .msg = &m.base, .timeout_ms = (uint32_t)p->timeout_ms};
     rpc_channel_call(ch, &req, on_pong, p); /* an error: no answer, timed in on_live */
 }
 
