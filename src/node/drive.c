@@ -3,11 +3,10 @@
  * updates until it has none left, then flushes the round's log writes.
  *
  * Ticks: one timer per runtime. Each node ticks every election_timeout_ms /
- * NODE_ELECTION_TICKS; nodes of the same period form a tick class, a list in
- * the order they are due (a node re-enters at the tail, one period later).
- * The timer visits only the nodes on the lists: a quiesced group
- * (src/core/quiesce.c) leaves its list and costs nothing per tick until
- * something wakes its core.
+ * NODE_ELECTION_TICKS; nodes of the same period form a tick class, a small
+ * wheel of lists by due time. The timer visits only the nodes on the lists:
+ * a quiesced group (src/core/quiesce.c) leaves its list and costs nothing
+ * per tick until something wakes its core.
  */
 #include <stdlib.h>
 #include <sys/types.h>
@@ -212,24 +211,24 @@ static void node_tick(rk_node_t *n, uint64_t now)
 
 /* ---- the runtime's tick ---- */
 
-/* Timer firings per period at most: due times are multiples of
- * gcd(period, NODE_TICK_GRID_MS), so groups that started at different
- * moments still tick together. */
-#define NODE_TICK_GRID_MS 10
-
-static uint64_t gcd(uint64_t a, uint64_t b)
+/* Due times are multiples of the period, so all the nodes of a class tick
+ * in the same timer firing (and their heartbeats share a batch). Joining
+ * the tick (start, waking), a node's first interval is rounded to that
+ * grid: down for a leader, whose lease counts its ticks (a shorter first
+ * interval only shortens the lease), up for the others, whose refusal to
+ * vote for an election timeout counts theirs (a longer one only delays an
+ * election). Every later interval is exactly one period. */
+static uint64_t first_due(const rk_node_t *n, uint64_t now, uint64_t period)
 {
-    while (b) {
-        uint64_t t = a % b;
-        a = b;
-        b = t;
-    }
-    return a;
+    core_status_t cs;
+    core_get_status(n->core, &cs);
+    uint64_t t = now + period;
+    return cs.role == CORE_LEADER ? t / period * period : (t + period - 1) / period * period;
 }
 
-static uint64_t align_up(uint64_t t, uint64_t grid)
+static size_t slot_of(uint64_t due, uint64_t period)
 {
-    return (t + grid - 1) / grid * grid;
+    return (size_t)(due / period) % NODE_TICK_SLOTS;
 }
 
 static void on_rt_tick(uv_timer_t *t);
@@ -253,31 +252,31 @@ static ssize_t tick_class_of(rk_node_t *n)
         period = 1;
     for (size_t i = 0; i < rt->n_tick_classes; i++)
         if (rt->tick_classes[i].period_ms == period)
-            return i;
+            return (ssize_t)i;
     node_tick_class_t *tc =
         realloc(rt->tick_classes, (rt->n_tick_classes + 1) * sizeof(*rt->tick_classes));
     if (tc == NULL)
         return -1;
     rt->tick_classes = tc;
-    tc[rt->n_tick_classes] =
-        (node_tick_class_t){.period_ms = period, .grid_ms = gcd(period, NODE_TICK_GRID_MS)};
+    tc[rt->n_tick_classes] = (node_tick_class_t){.period_ms = period};
     return (ssize_t)rt->n_tick_classes++;
 }
 
-/* Appends n to its class, due at due (not before any node already there). */
+/* Puts n in the slot of due. Dues lie within two periods of now, so the
+ * nodes of a slot all have the same due (after a loop stall of several
+ * periods, a slot's older nodes wait for its new due: late ticks, as of any
+ * late timer). */
 static void tick_link(rk_node_t *n, uint64_t due)
 {
     node_tick_class_t *tc = &n->rt->tick_classes[n->tick_class];
-    if (tc->tail && tc->tail->tick_due > due)
-        due = tc->tail->tick_due; /* keeps the list in due order */
+    size_t k = slot_of(due, tc->period_ms);
     n->tick_due = due;
-    n->tick_next = NULL;
-    n->tick_prev = tc->tail;
-    if (tc->tail)
-        tc->tail->tick_next = n;
-    else
-        tc->head = n;
-    tc->tail = n;
+    n->tick_prev = NULL;
+    n->tick_next = tc->slot[k];
+    if (tc->slot[k])
+        tc->slot[k]->tick_prev = n;
+    tc->slot[k] = n;
+    tc->slot_due[k] = due;
     n->tick_linked = true;
     tick_arm(n->rt, due);
 }
@@ -290,11 +289,9 @@ void node_tick_remove(rk_node_t *n)
     if (n->tick_prev)
         n->tick_prev->tick_next = n->tick_next;
     else
-        tc->head = n->tick_next;
+        tc->slot[slot_of(n->tick_due, tc->period_ms)] = n->tick_next;
     if (n->tick_next)
         n->tick_next->tick_prev = n->tick_prev;
-    else
-        tc->tail = n->tick_prev;
     n->tick_prev = n->tick_next = NULL;
     n->tick_linked = false;
 }
@@ -317,8 +314,8 @@ void node_tick_update(rk_node_t *n)
         node_tick_remove(n);
         return;
     }
-    const node_tick_class_t *tc = &n->rt->tick_classes[n->tick_class];
-    tick_link(n, align_up(node_now_ms(n) + tc->period_ms, tc->grid_ms));
+    uint64_t period = n->rt->tick_classes[n->tick_class].period_ms;
+    tick_link(n, first_due(n, node_now_ms(n), period));
 }
 
 static void on_rt_tick(uv_timer_t *t)
@@ -328,22 +325,21 @@ static void on_rt_tick(uv_timer_t *t)
     rt->tick_armed_due = 0;
     for (size_t i = 0; i < rt->n_tick_classes; i++) {
         node_tick_class_t *tc = &rt->tick_classes[i];
-        /* Each node ticked goes back at the tail, a period later than it
-         * was due (a loop late by more than a period skips the ticks it
-         * missed rather than firing them in a burst); the tail is due no
-         * earlier than the others, so the loop ends at the first node ticked
-         * twice at the latest. */
-        while (tc->head && tc->head->tick_due <= now) {
-            rk_node_t *n = tc->head;
-            uint64_t due = n->tick_due + tc->period_ms;
-            if (due <= now)
-                due = align_up(now + tc->period_ms, tc->grid_ms);
-            node_tick_remove(n);
-            node_tick(n, now);
-            tick_link(n, due);
+        for (size_t k = 0; k < NODE_TICK_SLOTS; k++) {
+            /* Each node ticked goes to the slot one period later (a loop
+             * late by a whole period skips the ticks it missed rather than
+             * firing them in a burst). */
+            while (tc->slot[k] && tc->slot_due[k] <= now) {
+                rk_node_t *n = tc->slot[k];
+                uint64_t due = n->tick_due + tc->period_ms;
+                node_tick_remove(n);
+                node_tick(n, now);
+                tick_link(n, due > now ? due : first_due(n, now, tc->period_ms));
+            }
         }
-        if (tc->head && (next == 0 || tc->head->tick_due < next))
-            next = tc->head->tick_due;
+        for (size_t k = 0; k < NODE_TICK_SLOTS; k++)
+            if (tc->slot[k] && (next == 0 || tc->slot_due[k] < next))
+                next = tc->slot_due[k];
     }
     if (next != 0)
         tick_arm(rt, next);
@@ -355,7 +351,7 @@ int node_tick_start(rk_node_t *n)
     if (c < 0)
         return RK_ENOMEM;
     n->tick_class = (size_t)c;
-    node_tick_update(n); /* the first tick is a period from now */
+    node_tick_update(n); /* the first tick is about a period from now */
     return 0;
 }
 

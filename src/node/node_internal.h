@@ -45,13 +45,15 @@ typedef struct rt_call {
     bool done;
 } rt_call_t;
 
-/* L: the nodes of a runtime that tick with the same period, in the order
- * they are due (drive.c). Due times are multiples of grid, so one timer
- * firing ticks every node due at that instant however many there are. */
+/* L: the nodes of a runtime that tick with the same period (drive.c).
+ * Due times are multiples of the period and lie within two periods of now:
+ * a wheel of NODE_TICK_SLOTS lists, each of nodes due at the same time, so
+ * one timer firing ticks them all however many there are. */
+#define NODE_TICK_SLOTS 4
 typedef struct node_tick_class {
     uint64_t period_ms;
-    uint64_t grid_ms;
-    struct rk_node *head, *tail;
+    struct rk_node *slot[NODE_TICK_SLOTS];
+    uint64_t slot_due[NODE_TICK_SLOTS];
 } node_tick_class_t;
 
 /* L: a peer process (endpoint) leading quiesced follower groups of this
@@ -324,7 +326,7 @@ struct rk_node {
     bool woken_queued;          /* guarded by rt->wake_mu */
     bool handles_open;          /* guarded by mu: wake-ups are accepted */
     /* L: ticks (drive.c) */
-    struct rk_node *tick_prev, *tick_next; /* the tick class's list */
+    struct rk_node *tick_prev, *tick_next; /* the tick class's slot */
     bool tick_linked;
     size_t tick_class; /* index in rt->tick_classes */
     uint64_t tick_due; /* loop time of the next tick */
