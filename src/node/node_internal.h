@@ -109,8 +109,9 @@ typedef struct node_rt {
 
     /* L: heartbeats coalesced per endpoint (transport.c) */
     node_hb_batch_t *hb_batches;
-    bool hb_pending;            /* some batch has items */
-    rpc_ratelimit_t hb_drop_rl; /* items for groups not served here */
+    bool hb_pending;                        /* some batch has items */
+    rpc_ratelimit_t hb_drop_rl;             /* items for groups not served here */
+    uint64_t hb_frames_sent, hb_items_sent; /* batches and items sent (tests) */
 
     /* L: process-level liveness (liveness.c) */
     uint64_t incarnation; /* random per runtime start, never 0 */

@@ -242,9 +242,13 @@ static void send_batch(node_rt_t *rt, node_hb_batch_t *b)
         msg.n_responses = r, msg.responses = rsp;
         rpc_req_t req = {.method = RPC_M_HEARTBEAT_BATCH, .msg = &msg.base};
         int rc = rpc_channel_send(ch, &req);
-        if (rc != 0)
+        if (rc == 0) {
+            rt->hb_frames_sent++;
+            rt->hb_items_sent += b->n;
+        } else {
             RK_DEBUG(NULL, NULL, "heartbeat batch to %s (%zu items): %s", b->endpoint, b->n,
                      rk_strerror(rc));
+        }
     }
     free(hbs);
     free(hbp);
