@@ -333,6 +333,8 @@ static void on_rt_tick(uv_timer_t *t)
                 rk_node_t *n = tc->slot[k];
                 uint64_t due = n->tick_due + tc->period_ms;
                 node_tick_remove(n);
+                if (!needs_tick(n)) /* halted since its last drive */
+                    continue;
                 node_tick(n, now);
                 tick_link(n, due > now ? due : first_due(n, now, tc->period_ms));
             }

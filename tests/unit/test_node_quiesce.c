@@ -232,7 +232,7 @@ static void test_heartbeats_are_batched_per_peer(void **state)
 
 typedef struct moved_wait {
     multi_t *mt;
-    int from;             /* server the leaders must leave */
+    int from; /* server the leaders must leave */
     int64_t term[N_GROUPS];
     bool was_led[N_GROUPS];
 } moved_wait_t;
