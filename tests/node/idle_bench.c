@@ -3,7 +3,7 @@
  * used over 10 s (from /proc/self/stat), in percent of one core. Asserts
  * nothing about time.
  *
- *   build/tests/node-idle-bench [G=300]
+ *   build/tests/node-idle-bench [G=300] [QUIESCE=1]
  *
  * Each group has its own storage here: run with sync off (the default of
  * this program) and RAFTKIT_JOURNAL=0 for many groups.
@@ -37,8 +37,8 @@ static double cpu_s(void)
     char *p = strrchr(buf, ')');
     unsigned long ut = 0, st = 0;
     /* fields 14 and 15, counted from the state (field 3) after the name */
-    if (p == NULL || sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &ut,
-                            &st) != 2)
+    if (p == NULL ||
+        sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &ut, &st) != 2)
         return 0;
     return (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
 }
@@ -53,14 +53,16 @@ static double now_s(void)
 int main(int argc, char **argv)
 {
     int groups = argc > 1 ? atoi(argv[1]) : 300;
+    bool quiesce = argc > 2 ? atoi(argv[2]) != 0 : true;
     if (groups <= 0) {
-        fprintf(stderr, "usage: %s [GROUPS]\n", argv[0]);
+        fprintf(stderr, "usage: %s [GROUPS] [QUIESCE (0 or 1)]\n", argv[0]);
         return 2;
     }
     rk_log_set_sink(quiet, NULL);
     rk_node_options_t o;
     rk_node_options_init(&o);
     o.raft_options.sync = false;
+    o.raft_options.quiesce = quiesce;
     tc_cluster_t *g = calloc((size_t)groups, sizeof *g);
     rk_server_t *srv[3];
     for (int k = 0; k < groups; k++) {
@@ -96,8 +98,9 @@ int main(int argc, char **argv)
     double c0 = cpu_s(), t0 = now_s();
     sleep(10);
     double c1 = cpu_s(), t1 = now_s();
-    printf("node-idle-bench: groups=%d replicas=3 led=%d idle_cpu_pct=%.1f over %.1f s\n", groups,
-           led, 100.0 * (c1 - c0) / (t1 - t0), t1 - t0);
+    printf(
+        "node-idle-bench: groups=%d replicas=3 quiesce=%d led=%d idle_cpu_pct=%.1f over %.1f s\n",
+        groups, quiesce, led, 100.0 * (c1 - c0) / (t1 - t0), t1 - t0);
     fflush(stdout);
     for (int k = 0; k < groups; k++)
         tc_cluster_destroy(&g[k]);
