@@ -1,7 +1,8 @@
 /* Stopping a node on the loop thread: no command or task is queued any
  * more, everything queued or waiting fails with RK_ESHUTDOWN (each closure
- * once), the log writer finishes, the handles close and the FSM thread is
- * told to run on_shutdown after what it already has.
+ * once), the log writer finishes, the node leaves the runtime's wake-up
+ * and tick lists and the FSM thread is told to run on_shutdown after what
+ * it already has.
  */
 #include "src/node/node_internal.h"
 
@@ -32,8 +33,12 @@ void node_loop_stop(rk_node_t *n)
      * before they elect anyone; this process stays. Waking the leader sends
      * them a heartbeat, which wakes them: they elect a new leader one
      * election timeout after it goes silent. */
-    if (n->core && core_quiesced(n->core) && core_wake(n->core) == 0)
-        node_drive(n);
+    if (n->core) {
+        core_status_t cs;
+        core_get_status(n->core, &cs);
+        if (cs.role == CORE_LEADER && cs.quiesced && core_wake(n->core) == 0)
+            node_drive(n);
+    }
     n->stopping = true;
     /* From here on no command or task is queued (node_post_cmd and
      * rk_node_apply check it under n->mu), so the drains below are the last. */
