@@ -484,8 +484,8 @@ void node_drive(rk_node_t *n); /* process everything pending */
 void node_drain_cmds(rk_node_t *n);
 void node_drain_tasks(rk_node_t *n);
 /* L: puts n on the runtime's tick when it needs ticking (not quiesced, or
- * with time-bound work: reads, timed snapshots), takes it off otherwise.
- * After every drive and from node_start. */
+ * with reads waiting to time out), takes it off otherwise. After every
+ * drive and from node_tick_start. */
 void node_tick_update(rk_node_t *n);
 void node_tick_remove(rk_node_t *n); /* L: stopping */
 int node_tick_start(rk_node_t *n);   /* L: 0 or RK_ENOMEM */
