@@ -4,7 +4,8 @@
  * Ids are part of the wire protocol: never renumber, only append. Ranges:
  *   1..15      transport (handshake)
  *   16..63     Raft peer messages (one-way, etcd style: a "response" is its
- *              own one-way message sent back later)
+ *              own one-way message sent back later), and the process
+ *              heartbeat between peers (request/response)
  *   64..79     file service (snapshot copy; request/response)
  *   80..127    CLI (request/response)
  *   1024..     application methods (rpc_server_register with own descriptors)
@@ -33,6 +34,8 @@ enum rpc_method_id {
     RPC_M_TIMEOUT_NOW_RESP = 25,
     RPC_M_READ_INDEX = 26,
     RPC_M_READ_INDEX_RESP = 27,
+    RPC_M_HEARTBEAT_BATCH = 28,   /* not routed: each item is */
+    RPC_M_PROCESS_HEARTBEAT = 29, /* request/response, not routed */
     RPC_M_RAFT_LAST = 63,
 
     RPC_M_GET_FILE = 64,

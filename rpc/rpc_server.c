@@ -146,6 +146,23 @@ static int groups_grow(rpc_server_t *s)
     return 0;
 }
 
+/* The route of peer_id in g, or g's first route for an empty peer_id. */
+static route_t *route_find(const group_t *g, const char *peer_id)
+{
+    route_t *r = g->routes;
+    if (peer_id != NULL && peer_id[0] != '\0')
+        for (; r != NULL && strcmp(r->peer_id, peer_id) != 0; r = r->next)
+            ;
+    return r;
+}
+
+void *rpc_server_route_lookup(const rpc_server_t *s, const char *group_id, const char *peer_id)
+{
+    const group_t *g = group_id != NULL ? group_find(s, group_id) : NULL;
+    const route_t *r = g != NULL ? route_find(g, peer_id) : NULL;
+    return r != NULL ? r->ctx : NULL;
+}
+
 int rpc_server_add_route(rpc_server_t *s, const char *group_id, const char *peer_id, void *ctx)
 {
     group_t *g;
@@ -608,10 +625,7 @@ static void on_frame(rpc_conn_t *c, const rpc_frame_hdr_t *h, rpc_rbuf_t *rb, co
             reject_at(sc, h, RK_ENOGROUP, why, retired ? RK_LOG_DEBUG : RK_LOG_WARN);
             goto err_after_decode;
         }
-        r = g->routes;
-        if (peer_id != NULL && peer_id[0] != '\0')
-            for (; r != NULL && strcmp(r->peer_id, peer_id) != 0; r = r->next)
-                ;
+        r = route_find(g, peer_id);
         if (r == NULL) {
             snprintf(why, sizeof why, "peer '%s' is not in group '%s' here", peer_id, group_id);
             reject(sc, h, RK_EUNKNOWNPEER, why);

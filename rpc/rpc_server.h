@@ -88,6 +88,11 @@ int rpc_server_add_route(rpc_server_t *s, const char *group_id, const char *peer
 /* Returns 0 or RK_ENOTFOUND. Calls already dispatched keep their ctx. */
 int rpc_server_remove_route(rpc_server_t *s, const char *group_id, const char *peer_id);
 
+/* ctx of the route (group_id, peer_id) as a routed request would match it,
+ * or NULL: for messages that carry several routed items in one frame (the
+ * handler routes each item itself). */
+void *rpc_server_route_lookup(const rpc_server_t *s, const char *group_id, const char *peer_id);
+
 /* Stops listening and closes every connection. Calls still outstanding may be
  * completed afterwards (their responses are dropped). cb runs once every
  * handle is closed and every call completed; then s is freed. */

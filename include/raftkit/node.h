@@ -69,6 +69,16 @@ typedef struct rk_raft_options {
     bool pre_vote;                          /* true */
     bool check_quorum;                      /* true */
     int snapshot_throttle_bytes_per_sec; /* snapshot download rate on a follower; 0 = unlimited */
+    /* Quiescence; true. A leader that appended nothing for a few ticks, with
+     * every member caught up and nothing in flight, tells its followers and
+     * stops heartbeating: the idle group then costs no CPU or traffic, and
+     * its nodes are not ticked. Any proposal, read, membership change or
+     * message wakes it. The followers' runtime watches the leader's process
+     * instead (process heartbeats, one per peer process for all groups) and
+     * elects a new leader when that process stops answering for an election
+     * timeout, restarts, or becomes unreachable. Every member of a group
+     * should use the same setting. */
+    bool quiesce;
 } rk_raft_options_t;
 
 typedef struct rk_node_options {

@@ -65,7 +65,7 @@ int rk_node_apply(rk_node_t *n, const rk_task_t *task)
                       .task_closure = task->task_done != NULL};
     bool first = n->task_count++ == 0;
     if (first)
-        uv_async_send(&n->wake);
+        node_wake_locked(n);
     pthread_mutex_unlock(&n->mu);
     metrics_add(n->metrics, METRIC_APPLY_TASKS, 1);
     return 0;

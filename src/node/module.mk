@@ -30,3 +30,10 @@ $(BUILD)/tests/node-throughput-bench: $(BUILD)/obj/tests/node/throughput_bench.o
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS_SAN) -o $@ $^ $(LDLIBS)
 BINS += $(BUILD)/tests/node-throughput-bench
+
+# Idle benchmark: CPU of one process hosting many idle groups (prints
+# figures; not part of `make test`).
+$(BUILD)/tests/node-idle-bench: $(BUILD)/obj/tests/node/idle_bench.o $(NODE_TEST_SUPPORT) $(LIB_A)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS_SAN) -o $@ $^ $(LDLIBS)
+BINS += $(BUILD)/tests/node-idle-bench

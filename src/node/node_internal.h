@@ -26,6 +26,7 @@
 
 #include "raftkit/metrics.h"
 #include "raftkit/node.h"
+#include "rpc/rpc_log.h"
 #include "src/base/buf.h"
 #include "src/core/core.h"
 #include "storage/log_store.h"
@@ -69,6 +70,33 @@ typedef struct fsm_pool {
     bool stopped; /* guarded by mu: attaching is refused */
 } fsm_pool_t;
 
+/* L: the nodes of a runtime that tick with the same period (drive.c).
+ * Due times are multiples of the period and lie within two periods of now:
+ * a wheel of NODE_TICK_SLOTS lists, each of nodes due at the same time, so
+ * one timer firing ticks them all however many there are. */
+#define NODE_TICK_SLOTS 4
+typedef struct node_tick_class {
+    uint64_t period_ms;
+    struct rk_node *slot[NODE_TICK_SLOTS];
+    uint64_t slot_due[NODE_TICK_SLOTS];
+} node_tick_class_t;
+
+/* L: a peer process (endpoint) leading quiesced follower groups of this
+ * runtime, watched by process heartbeats (liveness.c). */
+typedef struct node_rt_peer {
+    struct node_rt *rt;
+    rk_endpoint_t endpoint;
+    char name[RK_HOST_MAX + 8]; /* "host:port", the RPC channel's key */
+    uint32_t n_quiesced;        /* quiesced follower groups led from there */
+    uint64_t tick_ms;           /* the shortest tick and election timeout of */
+    uint64_t timeout_ms;        /* those groups (reset when none is left) */
+    uint64_t last_ok_ms;        /* last answer with the known incarnation */
+    uint64_t incarnation;       /* 0: not known yet */
+} node_rt_peer_t;
+
+/* Heartbeats and heartbeat answers queued for one endpoint (transport.c). */
+typedef struct node_hb_batch node_hb_batch_t;
+
 typedef struct node_rt {
     uv_loop_t loop;
     uv_thread_t thread;
@@ -87,6 +115,37 @@ typedef struct node_rt {
     /* L: nodes on this runtime, for reachability notifications */
     struct rk_node *nodes;
     fsm_pool_t fsm_pool;
+
+    /* Wake-ups (wake.c): nodes to drive, each queued at most once. Other
+     * threads queue on woken and send wake_async; the loop moves them to
+     * ready, and drive_check drives the ready nodes once per iteration. */
+    uv_async_t wake_async;
+    uv_idle_t kick_idle;
+    uv_check_t drive_check;
+    pthread_mutex_t wake_mu;
+    struct rk_node *woken;              /* guarded by wake_mu */
+    bool wake_open;                     /* guarded by wake_mu: the handles above are open */
+    struct rk_node *ready, *ready_tail; /* L */
+
+    /* L: ticks (drive.c): one timer for every node of the runtime */
+    uv_timer_t tick_timer;
+    uint64_t tick_armed_due; /* when tick_timer fires next (0: stopped) */
+    node_tick_class_t *tick_classes;
+    size_t n_tick_classes;
+
+    /* L: heartbeats coalesced per endpoint (transport.c) */
+    node_hb_batch_t *hb_batches;
+    bool hb_pending;                        /* some batch has items */
+    rpc_ratelimit_t hb_drop_rl;             /* items for groups not served here */
+    uint64_t hb_frames_sent, hb_items_sent; /* batches and items sent (tests) */
+
+    /* L: process-level liveness (liveness.c) */
+    uint64_t incarnation; /* random per runtime start, never 0 */
+    uv_timer_t live_timer;
+    bool live_armed;
+    node_rt_peer_t **peers; /* never freed before the runtime */
+    size_t n_peers;
+    bool live_muted; /* tests: refuse every process heartbeat */
 } node_rt_t;
 
 /* Creates a runtime with a loop thread and an RPC server listening on
@@ -312,17 +371,20 @@ struct rk_node {
 
     /* L: core and its driving */
     core_t *core;
-    uv_timer_t tick_timer;
-    uv_async_t wake;
-    /* L: a drive requested from the loop thread itself runs in the check
-     * phase of the same loop iteration (after every callback of the poll
-     * phase, so a burst of messages still makes one batch); the idle handle
-     * only keeps the poll from blocking meanwhile. Cheaper than uv_async_send
-     * to ourselves: no eventfd write, read and extra epoll round. */
-    uv_idle_t kick_idle;
-    uv_check_t kick_check;
-    bool kick_pending;
-    bool handles_open;
+    struct rk_node *ready_next; /* L: rt->ready */
+    bool ready_queued;          /* L: on rt->ready */
+    struct rk_node *woken_next; /* rt->woken, guarded by rt->wake_mu */
+    bool woken_queued;          /* guarded by rt->wake_mu */
+    bool handles_open;          /* guarded by mu: wake-ups are accepted */
+    /* L: ticks (drive.c) */
+    struct rk_node *tick_prev, *tick_next; /* the tick class's slot */
+    bool tick_linked;
+    size_t tick_class; /* index in rt->tick_classes */
+    uint64_t tick_due; /* loop time of the next tick */
+    /* L: quiescence (drive.c, liveness.c) */
+    uint32_t idle_ticks;                         /* leader: ticks without a new log entry */
+    uint64_t idle_last;                          /* leader: last log index seen at the last tick */
+    node_rt_peer_t *watched;                     /* quiesced follower: its leader's process */
     node_persist_t *persist_head, *persist_tail; /* submitted, not yet completed */
     uint64_t persisted_id;
     /* Commit-only hard states are not written on their own (see
@@ -418,9 +480,12 @@ struct rk_group_service {
     bool joined;
 };
 
-/* The core ticks ten times per election timeout (the tick timer runs every
+/* The core ticks ten times per election timeout (the node ticks every
  * election_timeout_ms / 10). */
 #define NODE_ELECTION_TICKS 10
+/* A leader tries to quiesce once it has appended nothing for this many
+ * ticks (core_quiesce then checks that the group is idle). */
+#define NODE_QUIESCE_IDLE_TICKS 3
 
 /* log_adapter.c: the node's log seen by the core */
 log_entry_type_t node_log_entry_type(core_entry_type_t t);
@@ -428,12 +493,19 @@ log_entry_type_t node_log_entry_type(core_entry_type_t t);
 core_storage_t node_core_storage(rk_node_t *n);
 
 /* wake.c: wake-ups and the command queue */
-void node_wake(rk_node_t *n); /* any thread: node_drive soon on the loop */
+void node_wake(rk_node_t *n);        /* any thread: node_drive soon on the loop */
+void node_wake_locked(rk_node_t *n); /* the same, with n->mu held */
 /* Any thread. Returns 0, or RK_ESHUTDOWN once the node stops (c is still
  * the caller's). */
 int node_post_cmd(rk_node_t *n, node_cmd_t *c);
-void node_wake_open(rk_node_t *n);                  /* L: opens the wake-up handles */
-void node_wake_close(rk_node_t *n, uv_close_cb cb); /* L: closes them (3 handles) */
+void node_wake_open(rk_node_t *n);  /* L: wake-ups are accepted from now on */
+void node_wake_close(rk_node_t *n); /* L: no more; n leaves the wake-up lists */
+/* L: the runtime's wake-up handles (node_rt_new) and their closing. */
+void node_rt_wake_init(node_rt_t *rt);
+void node_rt_wake_close(node_rt_t *rt);
+/* L: makes sure the runtime's check phase runs in this loop iteration
+ * (it flushes heartbeat batches even when no node is ready). */
+void node_rt_kick(node_rt_t *rt);
 
 /* state.c: the node's state and the status readers see */
 void node_set_state(rk_node_t *n, rk_node_state_t s);
@@ -461,7 +533,14 @@ void node_on_snapshot_saved(rk_node_t *n, uint64_t index, uint64_t term, const c
 void node_drive(rk_node_t *n); /* process everything pending */
 void node_drain_cmds(rk_node_t *n);
 void node_drain_tasks(rk_node_t *n);
-void node_tick_start(rk_node_t *n); /* opens and starts the tick timer */
+/* L: puts n on the runtime's tick when it needs ticking (not quiesced, or
+ * with reads waiting to time out), takes it off otherwise. After every
+ * drive and from node_tick_start. */
+void node_tick_update(rk_node_t *n);
+void node_tick_remove(rk_node_t *n); /* L: stopping */
+int node_tick_start(rk_node_t *n);   /* L: 0 or RK_ENOMEM */
+void node_rt_tick_init(node_rt_t *rt);
+void node_rt_tick_close(node_rt_t *rt);
 
 /* start.c */
 int node_start(rk_node_t *n, rk_status_t *err); /* caller's thread */
@@ -507,6 +586,10 @@ void pend_fail_above(rk_node_t *n, uint64_t above, int code, const char *msg);
 /* transport.c */
 int transport_register(node_rt_t *rt);
 int transport_send(rk_node_t *n, const core_msg_t *m);
+/* L: sends the heartbeats queued in this loop iteration, one frame per
+ * endpoint (the runtime's check phase, after every node was driven). */
+void transport_flush_heartbeats(node_rt_t *rt);
+void transport_free_batches(node_rt_t *rt);
 int transport_add_node(rk_node_t *n);     /* L: route (group, self) to n */
 void transport_remove_node(rk_node_t *n); /* L */
 void transport_send_snapshot_resp(rk_node_t *n, const rk_peer_id_t *to, uint64_t term, bool ok);
@@ -540,6 +623,18 @@ void reach_attach(rk_node_t *n); /* adds n to rt->nodes */
 void reach_detach(rk_node_t *n);
 /* rpc_client_opts_t.on_reachability of the runtime's client (arg: the runtime). */
 void node_rt_on_reach(void *arg, rpc_channel_t *ch, bool reachable, const rk_status_t *why);
+
+/* liveness.c (loop thread): process heartbeats and incarnations */
+void node_rt_live_init(node_rt_t *rt); /* before the loop runs */
+void node_rt_live_close(node_rt_t *rt);
+void node_rt_live_free(node_rt_t *rt);
+int liveness_register(node_rt_t *rt);
+/* After every drive: follows n's quiesced state (a quiesced follower
+ * watches its leader's process). */
+void liveness_update(rk_node_t *n);
+void liveness_forget(rk_node_t *n); /* stopping */
+/* The channel to endpoint went down (reach.c). */
+void liveness_unreachable(node_rt_t *rt, const rk_endpoint_t *ep);
 
 /* catchup.c (loop thread) */
 /* Takes c when target adds voters: makes them learners and returns 0; the

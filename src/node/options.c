@@ -31,6 +31,7 @@ void rk_node_options_init(rk_node_options_t *o)
     r->pre_vote = true;
     r->check_quorum = true;
     r->snapshot_throttle_bytes_per_sec = 0;
+    r->quiesce = true;
 }
 
 /* ---- security options (README "Security") ---- */

@@ -4,6 +4,9 @@
  * (core_report_unreachable), so replication to that peer falls back from
  * pipelining to probing instead of filling a window nobody acknowledges; the
  * probe's heartbeats bring it back to replicating once the peer answers.
+ * A quiesced leader wakes for it (it then sees the member stay silent and
+ * does not quiesce again until it answers), and quiesced followers led from
+ * that endpoint learn that their leader's process is down (liveness.c).
  * Runs on the runtime's loop thread; the runtime keeps the list of nodes it
  * hosts (rt->nodes) for this.
  */
@@ -39,6 +42,10 @@ static void report(rk_node_t *n, const rk_peer_id_t *p, bool reachable, const rk
     RK_WARN(n->group, n->self_str, "peer %s unreachable: %s", buf,
             why && why->msg[0] ? why->msg : "connection lost");
     core_report_unreachable(n->core, p); /* a no-op unless we lead */
+    core_status_t cs;
+    core_get_status(n->core, &cs);
+    if (cs.role == CORE_LEADER)
+        core_wake(n->core);
 }
 
 static void report_list(rk_node_t *n, const rk_peer_id_t *list, size_t count,
@@ -64,6 +71,8 @@ void node_rt_on_reach(void *arg, rpc_channel_t *ch, bool reachable, const rk_sta
     rk_endpoint_t ep;
     if (rk_endpoint_parse(&ep, rpc_channel_endpoint(ch), NULL) != 0)
         return;
+    if (!reachable)
+        liveness_unreachable(rt, &ep);
     for (rk_node_t *n = rt->nodes; n; n = n->rt_next) {
         if (n->stopping || n->fatal || n->core == NULL)
             continue;

@@ -141,6 +141,8 @@ static void rt_listen(void *p)
         return;
     }
     a->rc = transport_register(rt);
+    if (a->rc == 0)
+        a->rc = liveness_register(rt);
     if (a->rc != 0) {
         rk_status_set(a->err, a->rc, "registering raft methods");
         return;
@@ -187,6 +189,9 @@ static void rt_close_all(void *p)
     rt->stopping = true;
     pthread_mutex_unlock(&rt->mu);
     run_calls(&rt->call_async); /* anything queued before the stop */
+    node_rt_wake_close(rt);
+    node_rt_tick_close(rt);
+    node_rt_live_close(rt);
     if (rt->client)
         rpc_client_close(rt->client, closed_cb, NULL);
     rt->client = NULL;
@@ -248,11 +253,18 @@ int node_rt_new(const rk_endpoint_t *listen, const rk_node_options_t *sec, node_
     }
     uv_async_init(&rt->loop, &rt->call_async, run_calls);
     rt->call_async.data = rt;
+    node_rt_wake_init(rt);
+    node_rt_tick_init(rt);
+    node_rt_live_init(rt);
     if (uv_thread_create(&rt->thread, loop_main, rt) != 0) {
         uv_close((uv_handle_t *)&rt->call_async, NULL);
+        node_rt_wake_close(rt);
+        node_rt_tick_close(rt);
+        node_rt_live_close(rt);
         uv_run(&rt->loop, UV_RUN_DEFAULT);
         uv_loop_close(&rt->loop);
         fsm_pool_free(&rt->fsm_pool);
+        pthread_mutex_destroy(&rt->wake_mu);
         free(rt);
         return rk_status_set(err, RK_EIO, "loop thread");
     }
@@ -290,6 +302,10 @@ void node_rt_free(node_rt_t *rt)
     }
     cli_rt_free(rt->cli);
     fsm_pool_free(&rt->fsm_pool);
+    free(rt->tick_classes);
+    transport_free_batches(rt);
+    node_rt_live_free(rt);
+    pthread_mutex_destroy(&rt->wake_mu);
     pthread_mutex_destroy(&rt->mu);
     pthread_cond_destroy(&rt->cv);
     free(rt);

@@ -33,6 +33,7 @@ void node_core_options(rk_node_t *n, core_options_t *o)
                                : 1;
     o->max_entries_per_msg = (uint32_t)n->opts.raft_options.max_entries_size;
     o->max_bytes_per_msg = (uint64_t)n->opts.raft_options.max_body_size;
+    o->quiesce = n->opts.raft_options.quiesce;
 }
 
 static int mkdir_p(const char *path)
@@ -324,11 +325,11 @@ static void start_on_loop(void *p)
                               n->self_str);
         return;
     }
+    if ((rc = node_tick_start(n)) != 0) {
+        a->rc = rk_status_set(a->err, rc, "tick");
+        return;
+    }
     node_wake_open(n);
-    pthread_mutex_lock(&n->mu);
-    n->handles_open = true;
-    pthread_mutex_unlock(&n->mu);
-    node_tick_start(n);
     n->snapshot_due_ms = node_now_ms(n) + (uint64_t)n->opts.snapshot_interval_secs * 1000;
     node_publish_status(n);
     node_drive(n);

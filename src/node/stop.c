@@ -1,15 +1,10 @@
 /* Stopping a node on the loop thread: no command or task is queued any
  * more, everything queued or waiting fails with RK_ESHUTDOWN (each closure
- * once), the log writer finishes, the handles close and the node's FSM
- * executor is told to run on_shutdown after what it already has.
+ * once), the log writer finishes, the node leaves the runtime's wake-up
+ * and tick lists and its FSM executor is told to run on_shutdown after what
+ * it already has.
  */
 #include "src/node/node_internal.h"
-
-static void handle_closed(uv_handle_t *h)
-{
-    rk_node_t *n = h->data;
-    n->close_pending--;
-}
 
 /* Fails what waits on the loop: queued commands and tasks, reads, the
  * membership change and its catch-up; stops snapshot transfers. */
@@ -34,6 +29,16 @@ void node_loop_stop(rk_node_t *n)
 {
     if (n->stopping)
         return;
+    /* A quiesced leader's followers wait for the leader's process to go
+     * before they elect anyone; this process stays. Waking the leader sends
+     * them a heartbeat, which wakes them: they elect a new leader one
+     * election timeout after it goes silent. */
+    if (n->core) {
+        core_status_t cs;
+        core_get_status(n->core, &cs);
+        if (cs.role == CORE_LEADER && cs.quiesced && core_wake(n->core) == 0)
+            node_drive(n);
+    }
     n->stopping = true;
     /* From here on no command or task is queued (node_post_cmd and
      * rk_node_apply check it under n->mu), so the drains below are the last. */
@@ -50,15 +55,9 @@ void node_loop_stop(rk_node_t *n)
         log_writer_stop(n->writer); /* runs outstanding completions (they free) */
         n->writer = NULL;
     }
-    pthread_mutex_lock(&n->mu);
-    bool open = n->handles_open;
-    n->handles_open = false;
-    pthread_mutex_unlock(&n->mu);
-    if (open) {
-        n->close_pending = 4;
-        uv_close((uv_handle_t *)&n->tick_timer, handle_closed);
-        node_wake_close(n, handle_closed);
-    }
+    node_wake_close(n);
+    node_tick_remove(n);
+    liveness_forget(n);
     /* queued even when the node never got an executor: node_free frees it */
     fsm_post_simple(n, FSM_SHUTDOWN, 0, NULL);
 }

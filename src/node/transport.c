@@ -2,6 +2,15 @@
  * rpc/raft.proto, sent one-way (etcd style) over the runtime's RPC client and
  * received by handlers on its RPC server, routed by (group_id, peer_id).
  *
+ * Heartbeats and their answers (read-index rounds and quiesce notices
+ * included) are coalesced: every one the runtime's groups send to the same
+ * endpoint during a loop iteration goes in one HeartbeatBatch frame, sent
+ * from the runtime's check phase once every ready node was driven; the
+ * receiver routes each item to its group, and those groups' answers go back
+ * batched the same way. With many groups between the same processes this is
+ * one frame per peer process per tick instead of one per group. Items hold
+ * copies, not nodes: a node may stop before its batch is sent.
+ *
  * Entry payloads travel in the frame attachment, written straight from the
  * refcounted entry buffers (no copy on send); the references are dropped when
  * the frame is written.
@@ -135,6 +144,139 @@ out:
     return rc;
 }
 
+/* ------------------------------------------------ heartbeat batching */
+
+typedef struct hb_item {
+    char group[LOG_GROUP_ID_MAX];
+    char from[RK_PEER_ID_STRLEN], to[RK_PEER_ID_STRLEN];
+    uint64_t term, commit, index, log_term;
+    uint8_t ctx[8];
+    bool resp, quiesce;
+} hb_item_t;
+
+struct node_hb_batch {
+    struct node_hb_batch *next;
+    char endpoint[RK_HOST_MAX + 8];
+    hb_item_t *items;
+    size_t n, cap;
+};
+
+static node_hb_batch_t *batch_for(node_rt_t *rt, const rk_endpoint_t *to)
+{
+    char ep[RK_HOST_MAX + 8];
+    rk_endpoint_format(to, ep, sizeof(ep));
+    for (node_hb_batch_t *b = rt->hb_batches; b; b = b->next)
+        if (strcmp(b->endpoint, ep) == 0)
+            return b;
+    node_hb_batch_t *b = calloc(1, sizeof(*b));
+    if (b == NULL)
+        return NULL;
+    snprintf(b->endpoint, sizeof(b->endpoint), "%s", ep);
+    b->next = rt->hb_batches;
+    rt->hb_batches = b;
+    return b;
+}
+
+static int queue_heartbeat(rk_node_t *n, const core_msg_t *m, const char *from, const char *to)
+{
+    node_rt_t *rt = n->rt;
+    node_hb_batch_t *b = batch_for(rt, &m->to.endpoint);
+    if (b == NULL)
+        return RK_ENOMEM;
+    if (b->n == b->cap) {
+        size_t cap = b->cap ? 2 * b->cap : 16;
+        hb_item_t *items = realloc(b->items, cap * sizeof(*items));
+        if (items == NULL)
+            return RK_ENOMEM;
+        b->items = items;
+        b->cap = cap;
+    }
+    hb_item_t *it = &b->items[b->n++];
+    snprintf(it->group, sizeof(it->group), "%s", n->group);
+    snprintf(it->from, sizeof(it->from), "%s", from);
+    snprintf(it->to, sizeof(it->to), "%s", to);
+    it->resp = m->type == CORE_MSG_HEARTBEAT_RESP;
+    it->term = m->term, it->commit = m->commit, it->index = m->index;
+    it->log_term = m->log_term, it->quiesce = m->quiesce;
+    put_ctx(it->ctx, m->ctx);
+    rt->hb_pending = true;
+    node_rt_kick(rt); /* flushed in this iteration's check phase */
+    return 0;
+}
+
+/* Sends b's items in one frame. A failed send loses them like any one-way
+ * message: a channel that is down was reported by node_rt_on_reach, and
+ * heartbeats are repeated every tick. */
+static void send_batch(node_rt_t *rt, node_hb_batch_t *b)
+{
+    size_t n_hb = 0, n_resp = 0;
+    for (size_t i = 0; i < b->n; i++)
+        b->items[i].resp ? n_resp++ : n_hb++;
+    Rk__Heartbeat *hbs = calloc(n_hb ? n_hb : 1, sizeof(*hbs));
+    Rk__Heartbeat **hbp = calloc(n_hb ? n_hb : 1, sizeof(*hbp));
+    Rk__HeartbeatResponse *rs = calloc(n_resp ? n_resp : 1, sizeof(*rs));
+    Rk__HeartbeatResponse **rsp = calloc(n_resp ? n_resp : 1, sizeof(*rsp));
+    rpc_channel_t *ch = rt->client ? rpc_client_channel(rt->client, b->endpoint, NULL) : NULL;
+    if (hbs && hbp && rs && rsp && ch) {
+        size_t h = 0, r = 0;
+        for (size_t i = 0; i < b->n; i++) {
+            hb_item_t *it = &b->items[i];
+            ProtobufCBinaryData ctx = {.len = 8, .data = it->ctx};
+            if (it->resp) {
+                Rk__HeartbeatResponse *x = &rs[r];
+                rk__heartbeat_response__init(x);
+                x->group_id = it->group, x->server_id = it->from, x->peer_id = it->to;
+                x->term = it->term, x->read_context = ctx, x->quiesce = it->quiesce;
+                rsp[r++] = x;
+            } else {
+                Rk__Heartbeat *x = &hbs[h];
+                rk__heartbeat__init(x);
+                x->group_id = it->group, x->server_id = it->from, x->peer_id = it->to;
+                x->term = it->term, x->committed_index = it->commit, x->read_context = ctx;
+                x->index = it->index, x->log_term = it->log_term, x->quiesce = it->quiesce;
+                hbp[h++] = x;
+            }
+        }
+        Rk__HeartbeatBatch msg = RK__HEARTBEAT_BATCH__INIT;
+        msg.n_heartbeats = h, msg.heartbeats = hbp;
+        msg.n_responses = r, msg.responses = rsp;
+        rpc_req_t req = {.method = RPC_M_HEARTBEAT_BATCH, .msg = &msg.base};
+        int rc = rpc_channel_send(ch, &req);
+        if (rc == 0) {
+            rt->hb_frames_sent++;
+            rt->hb_items_sent += b->n;
+        } else {
+            RK_DEBUG(NULL, NULL, "heartbeat batch to %s (%zu items): %s", b->endpoint, b->n,
+                     rk_strerror(rc));
+        }
+    }
+    free(hbs);
+    free(hbp);
+    free(rs);
+    free(rsp);
+    b->n = 0;
+}
+
+void transport_flush_heartbeats(node_rt_t *rt)
+{
+    if (!rt->hb_pending)
+        return;
+    rt->hb_pending = false;
+    for (node_hb_batch_t *b = rt->hb_batches; b; b = b->next)
+        if (b->n > 0)
+            send_batch(rt, b);
+}
+
+void transport_free_batches(node_rt_t *rt)
+{
+    while (rt->hb_batches) {
+        node_hb_batch_t *b = rt->hb_batches;
+        rt->hb_batches = b->next;
+        free(b->items);
+        free(b);
+    }
+}
+
 int transport_send(rk_node_t *n, const core_msg_t *m)
 {
     if (n->stopping)
@@ -177,20 +319,10 @@ int transport_send(rk_node_t *n, const core_msg_t *m)
         rc = send_req(n, &m->to, RPC_M_APPEND_ENTRIES_RESP, &r.base, NULL, 0, NULL);
         break;
     }
-    case CORE_MSG_HEARTBEAT: {
-        Rk__Heartbeat r = RK__HEARTBEAT__INIT;
-        r.group_id = n->group, r.server_id = from, r.peer_id = to, r.term = m->term;
-        r.committed_index = m->commit, r.read_context = ctx;
-        rc = send_req(n, &m->to, RPC_M_HEARTBEAT, &r.base, NULL, 0, NULL);
+    case CORE_MSG_HEARTBEAT:
+    case CORE_MSG_HEARTBEAT_RESP:
+        rc = queue_heartbeat(n, m, from, to);
         break;
-    }
-    case CORE_MSG_HEARTBEAT_RESP: {
-        Rk__HeartbeatResponse r = RK__HEARTBEAT_RESPONSE__INIT;
-        r.group_id = n->group, r.server_id = from, r.peer_id = to, r.term = m->term;
-        r.read_context = ctx;
-        rc = send_req(n, &m->to, RPC_M_HEARTBEAT_RESP, &r.base, NULL, 0, NULL);
-        break;
-    }
     case CORE_MSG_TIMEOUT_NOW: {
         Rk__TimeoutNowRequest r = RK__TIMEOUT_NOW_REQUEST__INIT;
         r.group_id = n->group, r.server_id = from, r.peer_id = to, r.term = m->term;
@@ -383,17 +515,29 @@ static void h_append_resp(rpc_call_t *call, void *arg)
     rpc_call_done(call);
 }
 
+static void step_heartbeat(rk_node_t *n, core_msg_t *m, const Rk__Heartbeat *r)
+{
+    m->type = CORE_MSG_HEARTBEAT;
+    m->term = r->term, m->commit = r->committed_index, m->ctx = get_ctx(r->read_context);
+    m->index = r->index, m->log_term = r->log_term, m->quiesce = r->quiesce;
+    step(n, m);
+}
+
+static void step_heartbeat_resp(rk_node_t *n, core_msg_t *m, const Rk__HeartbeatResponse *r)
+{
+    m->type = CORE_MSG_HEARTBEAT_RESP;
+    m->term = r->term, m->ctx = get_ctx(r->read_context), m->quiesce = r->quiesce;
+    step(n, m);
+}
+
 static void h_heartbeat(rpc_call_t *call, void *arg)
 {
     (void)arg;
     const Rk__Heartbeat *r = (const void *)rpc_call_request(call);
     core_msg_t m = {0};
     rk_node_t *n = call_node(call, r->server_id, &m.from);
-    if (n) {
-        m.type = CORE_MSG_HEARTBEAT;
-        m.term = r->term, m.commit = r->committed_index, m.ctx = get_ctx(r->read_context);
-        step(n, &m);
-    }
+    if (n)
+        step_heartbeat(n, &m, r);
     rpc_call_done(call);
 }
 
@@ -403,10 +547,55 @@ static void h_heartbeat_resp(rpc_call_t *call, void *arg)
     const Rk__HeartbeatResponse *r = (const void *)rpc_call_request(call);
     core_msg_t m = {0};
     rk_node_t *n = call_node(call, r->server_id, &m.from);
-    if (n) {
-        m.type = CORE_MSG_HEARTBEAT_RESP;
-        m.term = r->term, m.ctx = get_ctx(r->read_context);
-        step(n, &m);
+    if (n)
+        step_heartbeat_resp(n, &m, r);
+    rpc_call_done(call);
+}
+
+/* The node an item of a batch is for, routed as the server routes a whole
+ * request; NULL (item dropped, rate-limited line) when no group here has
+ * that (group_id, peer_id). */
+static rk_node_t *item_node(node_rt_t *rt, rpc_call_t *call, const char *group,
+                            const char *server_id, const char *peer_id, rk_peer_id_t *from)
+{
+    rk_node_t *n = rt->server ? rpc_server_route_lookup(rt->server, group, peer_id) : NULL;
+    if (n == NULL) {
+        uint64_t suppressed = 0;
+        if (rpc_ratelimit_allow(&rt->hb_drop_rl, uv_now(&rt->loop), &suppressed))
+            RK_WARN(group, NULL,
+                    "dropping a batched heartbeat for %s, not served here (from %s; %llu more "
+                    "dropped)",
+                    peer_id, rpc_call_peer_name(call), (unsigned long long)suppressed);
+        return NULL;
+    }
+    if (n->stopping || n->core == NULL)
+        return NULL;
+    if (rk_peer_id_parse(from, server_id, NULL) != 0 || core_peer_eq(from, &n->self)) {
+        RK_WARN(n->group, n->self_str,
+                "dropping a batched heartbeat with a bad server_id '%s' from %s", server_id,
+                rpc_call_peer_name(call));
+        return NULL;
+    }
+    return n;
+}
+
+static void h_heartbeat_batch(rpc_call_t *call, void *arg)
+{
+    node_rt_t *rt = arg;
+    const Rk__HeartbeatBatch *b = (const void *)rpc_call_request(call);
+    for (size_t i = 0; i < b->n_heartbeats; i++) {
+        const Rk__Heartbeat *r = b->heartbeats[i];
+        core_msg_t m = {0};
+        rk_node_t *n = item_node(rt, call, r->group_id, r->server_id, r->peer_id, &m.from);
+        if (n)
+            step_heartbeat(n, &m, r);
+    }
+    for (size_t i = 0; i < b->n_responses; i++) {
+        const Rk__HeartbeatResponse *r = b->responses[i];
+        core_msg_t m = {0};
+        rk_node_t *n = item_node(rt, call, r->group_id, r->server_id, r->peer_id, &m.from);
+        if (n)
+            step_heartbeat_resp(n, &m, r);
     }
     rpc_call_done(call);
 }
@@ -505,6 +694,7 @@ int transport_register(node_rt_t *rt)
         {RPC_M_APPEND_ENTRIES_RESP, h_append_resp},
         {RPC_M_HEARTBEAT, h_heartbeat},
         {RPC_M_HEARTBEAT_RESP, h_heartbeat_resp},
+        {RPC_M_HEARTBEAT_BATCH, h_heartbeat_batch},
         {RPC_M_TIMEOUT_NOW, h_timeout_now},
         {RPC_M_READ_INDEX, h_read_index},
         {RPC_M_READ_INDEX_RESP, h_read_index_resp},

@@ -1,8 +1,11 @@
 /* Multi-process test: a 3-node counter group as three rk-test-server
  * processes on loopback. The leader is SIGKILLed (no acknowledged task may be
  * lost; the restarted node catches up) and SIGSTOPped (the others elect a new
- * leader; the old one steps down when it wakes up). Ends with SIGTERM: every
- * process shuts down cleanly and all state machines agree. */
+ * leader; the old one steps down when it wakes up), then, once the idle
+ * group has quiesced, SIGSTOPped again (its followers hear nothing from a
+ * quiesced group: only the process heartbeats it stops answering tell
+ * them). Ends with SIGTERM: every process shuts down cleanly and all state
+ * machines agree. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -27,6 +30,7 @@ typedef struct pstatus {
     long long term, applied;
     unsigned long long sum;
     long acked;
+    int quiesced;
 } pstatus_t;
 
 static bool read_status(int i, pstatus_t *s)
@@ -36,10 +40,10 @@ static bool read_status(int i, pstatus_t *s)
     FILE *f = fopen(path, "r");
     if (f == NULL)
         return false;
-    int k =
-        fscanf(f, "%31s %lld %lld %llu %ld", s->state, &s->term, &s->applied, &s->sum, &s->acked);
+    int k = fscanf(f, "%31s %lld %lld %llu %ld %d", s->state, &s->term, &s->applied, &s->sum,
+                   &s->acked, &s->quiesced);
     fclose(f);
-    return k == 5;
+    return k == 6;
 }
 
 static void spawn(int i)
@@ -152,6 +156,24 @@ static void test_kill_and_stop_leader(void **state)
                b.sum == c.sum && a.applied == b.applied && b.applied == c.applied && a.sum > 0;
     }
     assert_true(same);
+
+    /* Idle now: every member quiesces; then the leader is SIGSTOPped. */
+    bool quiet = false;
+    for (int waited = 0; waited < 15000 && !quiet; waited += 50) {
+        tc_msleep(50);
+        pstatus_t a, b, c;
+        quiet = read_status(0, &a) && read_status(1, &b) && read_status(2, &c) && a.quiesced &&
+                b.quiesced && c.quiesced;
+    }
+    assert_true(quiet);
+    int l4 = find_leader(-1, 10000);
+    assert_true(l4 >= 0);
+    kill(pids[l4], SIGSTOP);
+    stopped[l4] = true;
+    int l5 = find_leader(l4, 10000);
+    assert_true(l5 >= 0 && l5 != l4);
+    kill(pids[l4], SIGCONT);
+    stopped[l4] = false;
     for (int i = 0; i < 3; i++)
         kill(pids[i], SIGTERM);
     for (int i = 0; i < 3; i++) {

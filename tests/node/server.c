@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "raftkit/log.h"
+#include "raftkit/metrics.h"
 #include "tests/node/cluster.h"
 
 static volatile sig_atomic_t stop_flag;
@@ -86,13 +87,16 @@ int main(int argc, char **argv)
         }
         if (iter % 20 == 0) {
             FILE *f = fopen(tmp, "w");
+            rk_metrics_t *m = rk_node_get_metrics(n);
             if (f) {
-                fprintf(f, "%s %lld %lld %llu %ld\n", rk_node_state_name(rk_node_state(n)),
+                fprintf(f, "%s %lld %lld %llu %ld %d\n", rk_node_state_name(rk_node_state(n)),
                         (long long)rk_node_term(n), (long long)rk_node_applied_index(n),
-                        (unsigned long long)atomic_load(&fsm.sum), atomic_load(&acked));
+                        (unsigned long long)atomic_load(&fsm.sum), atomic_load(&acked),
+                        m != NULL && m->status.quiesced);
                 fclose(f);
                 rename(tmp, argv[5]);
             }
+            rk_metrics_free(m);
         }
         usleep(1000);
     }

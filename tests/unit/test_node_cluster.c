@@ -87,7 +87,12 @@ static void test_alive_peers(void **state)
 {
     (void)state;
     tc_cluster_t c;
-    int leader = start_cluster(&c, "alive", 3, NULL);
+    rk_node_options_t o;
+    rk_node_options_init(&o);
+    o.election_timeout_ms = 300;
+    o.raft_options.sync = false;
+    o.raft_options.quiesce = false; /* the leader's clock must run: no quiescence */
+    int leader = start_cluster(&c, "alive", 3, &o);
     rk_configuration_t alive;
     assert_true(tc_wait_applied(&c, rk_node_last_log_index(c.nodes[leader].node), 5000));
     /* Poll every 100 us for five election timeouts of the leader's own

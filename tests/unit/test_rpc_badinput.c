@@ -10,6 +10,7 @@
 #include <cmocka.h>
 
 #include "raftkit/log.h"
+#include "rpc/raft.pb-c.h"
 #include "rpc/rpc.pb-c.h"
 #include "rpc/rpc_client.h"
 #include "rpc/rpc_handshake.h"
@@ -158,6 +159,15 @@ static void echo_handler(rpc_call_t *call, void *arg)
     const uint8_t *b = rpc_call_body(call, &len);
     (void)arg;
     rpc_call_reply_raw(call, b, len, NULL, 0, NULL, NULL);
+}
+
+static unsigned g_handled;
+
+static void count_handler(rpc_call_t *call, void *arg)
+{
+    (void)arg;
+    g_handled++;
+    rpc_call_done(call);
 }
 
 static void rv_handler(rpc_call_t *call, void *arg)
@@ -317,6 +327,38 @@ static void an_undecodable_body_closes_the_connection(void **state)
     good_client_is_served(f);
 }
 
+/* A heartbeat batch (one frame carrying many groups' heartbeats) is decoded
+ * whole: one malformed item makes the frame undecodable, and the
+ * connection is closed before any item reaches the handler. */
+static void a_heartbeat_batch_with_a_malformed_item_closes_the_connection(void **state)
+{
+    fx_t *f = *state;
+    script_t s = {.len = 0};
+    Rk__Heartbeat hb = RK__HEARTBEAT__INIT, *hbp = &hb;
+    Rk__HeartbeatBatch b = RK__HEARTBEAT_BATCH__INIT;
+    uint8_t body[256];
+
+    assert_int_equal(
+        rpc_server_register(f->srv, RPC_M_HEARTBEAT_BATCH, NULL, 0, count_handler, NULL), 0);
+    hb.group_id = "g";
+    hb.server_id = "127.0.0.1:2:0";
+    hb.peer_id = "127.0.0.1:1:0";
+    hb.term = 3;
+    b.n_heartbeats = 1;
+    b.heartbeats = &hbp;
+    size_t len = rk__heartbeat_batch__pack(&b, body);
+    /* a second item (field 1, length 4) that is an unterminated varint */
+    const uint8_t bad_item[] = {0x0a, 4, 0xff, 0xff, 0xff, 0xff};
+    memcpy(body + len, bad_item, sizeof bad_item);
+    len += sizeof bad_item;
+    add_hello(&s);
+    add_frame(&s, RPC_F_ONEWAY, RPC_M_HEARTBEAT_BATCH, 0, NULL, body, len);
+    g_handled = 0;
+    expect_closed(f, &s, false, "a heartbeat batch with a malformed item");
+    assert_int_equal(g_handled, 0);
+    good_client_is_served(f);
+}
+
 static void bad_flags_versions_and_stray_responses_close_the_connection(void **state)
 {
     fx_t *f = *state;
@@ -420,6 +462,7 @@ int main(void)
         T(a_huge_length_closes_the_connection_at_once),
         T(a_truncated_frame_closes_the_connection),
         T(an_undecodable_body_closes_the_connection),
+        T(a_heartbeat_batch_with_a_malformed_item_closes_the_connection),
         T(bad_flags_versions_and_stray_responses_close_the_connection),
         T(an_unknown_method_gets_an_error_answer_and_the_connection_stays),
         T(a_connection_that_never_says_hello_is_closed_after_the_deadline),
