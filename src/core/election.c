@@ -122,9 +122,9 @@ bool election_promotable(const core_t *c)
 {
     if (c->o.self.priority == RK_PRIORITY_NOT_ELECTED)
         return false;
-    if (core_conf_is_voter(&c->conf, &c->o.self))
+    if (core_conf_is_voter(c->conf, &c->o.self))
         return true;
-    return c->conf_index > c->log.commit && core_conf_is_voter(&c->prev_conf, &c->o.self);
+    return c->conf_index > c->log.commit && core_conf_is_voter(c->prev_conf, &c->o.self);
 }
 
 /* Scenario 100: no campaign while our own log write or snapshot install is

@@ -120,7 +120,7 @@ static bool leader_idle(core_t *c)
 {
     uint64_t last = log_last_index(c);
     if (!c->committed_in_term || c->log.commit != last || c->log.n > 0 || c->log.has_snap ||
-        c->transferring || c->conf.joint || c->pending_conf_index > c->log.commit ||
+        c->transferring || c->conf->joint || c->pending_conf_index > c->log.commit ||
         c->conf_index > c->log.commit || c->reads.n > 0 || c->read_round_pending ||
         c->uncommitted.n > 0)
         return false;

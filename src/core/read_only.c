@@ -71,7 +71,7 @@ static bool half_in_lease(const core_t *c, bool old)
  * quorum acknowledged (in each half when joint), not when the acks arrive. */
 static bool lease_valid(const core_t *c)
 {
-    return half_in_lease(c, false) && (!c->conf.joint || half_in_lease(c, true));
+    return half_in_lease(c, false) && (!c->conf->joint || half_in_lease(c, true));
 }
 
 /* A heartbeat carrying round id `round` is being sent: remember the first

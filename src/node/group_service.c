@@ -93,6 +93,9 @@ static void node_free(rk_node_t *n)
     pthread_mutex_destroy(&n->fsm_mu);
     pthread_cond_destroy(&n->fsm_cv);
     pthread_mutex_destroy(&n->st_mu);
+    core_conf_release(n->fsm_conf);
+    core_conf_release(n->conf);
+    core_conf_release(n->alive);
     free(n->log_dir);
     free(n->snap_dir);
     free(n);

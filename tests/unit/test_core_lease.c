@@ -166,5 +166,6 @@ int main(void)
         cmocka_unit_test(test_restarted_node_honours_the_lease),
         cmocka_unit_test(test_forced_campaign_refused_within_the_lease),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    int failed = cmocka_run_group_tests(tests, NULL, NULL);
+    return failed + h_conf_leaked();
 }
