@@ -73,8 +73,7 @@ static rk_node_state_t state_of_role(const core_status_t *cs)
  * did not change (the leader publishes after every drive; interning only
  * when the set changes keeps that cheap). NULL when not leading, or *cur
  * kept when out of memory. */
-static const core_conf_t *alive_conf(rk_node_t *n, const core_status_t *cs,
-                                     const core_conf_t *cur)
+static const core_conf_t *alive_conf(rk_node_t *n, const core_status_t *cs, const core_conf_t *cur)
 {
     if (cs->role != CORE_LEADER)
         return NULL;
