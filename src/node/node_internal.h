@@ -365,8 +365,8 @@ struct rk_node {
 struct rk_group_service {
     char group[LOG_GROUP_ID_MAX];
     rk_peer_id_t self;
-    rk_node_options_t opts;
-    node_rt_t *rt; /* own or shared */
+    rk_node_options_t *opts; /* until started; then the node's copy (n->opts) */
+    node_rt_t *rt;           /* own or shared */
     bool own_rt;
     rk_node_t *node;
     bool started;
