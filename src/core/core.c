@@ -193,6 +193,7 @@ void core_free(core_t *c)
     free(c->rstates.v);
     free(c->reads.v);
     free(c->uncommitted.v);
+    free(c->round_ticks);
     core_conf_release(c->conf);
     core_conf_release(c->prev_conf);
     core_conf_release(c->latest_snap.conf);

@@ -156,7 +156,9 @@ struct core {
     CORE_VEC(core_read_req_t) reads;
     uint64_t read_seq;       /* last round id issued */
     bool read_round_pending; /* broadcast round read_seq+1 at the next flush */
-    core_round_tick_t round_ticks[CORE_LEASE_RING]; /* slot round % RING */
+    /* slot round % RING; allocated with the first round a leader sends
+     * (followers, most cores of a multi-raft process, never need it) */
+    core_round_tick_t *round_ticks;
 
     /* quiescence (quiesce.c) */
     bool quiesced;
@@ -288,6 +290,7 @@ void read_fail_all(core_t *c, int status);
 void read_handle_resp(core_t *c, const core_msg_t *m);
 void read_round_sent(core_t *c, uint64_t round);
 void read_round_acked(core_t *c, core_progress_t *pr, uint64_t round);
+void read_rounds_forget(core_t *c);
 
 /* transfer.c */
 void transfer_abort(core_t *c, int status);

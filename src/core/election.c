@@ -92,7 +92,7 @@ void election_become_leader(core_t *c)
     c->lease_revoked = false; /* a TimeoutNow we sent in an older term is stale */
     c->read_seq = 0;
     c->read_round_pending = false;
-    memset(c->round_ticks, 0, sizeof c->round_ticks); /* round ids restart */
+    read_rounds_forget(c); /* round ids restart */
     /* The new leader may hold an uncommitted config entry in its tail: no new
      * change until everything it has is committed (scenario 72). */
     c->pending_conf_index = log_last_index(c);
