@@ -69,11 +69,10 @@ static rk_node_state_t state_of_role(const core_status_t *cs)
     }
 }
 
-/* The interned copy of the voters alive now, a reference to *cur when they
- * did not change (the leader publishes after every drive; interning only
- * when the set changes keeps that cheap). NULL when not leading, or *cur
- * kept when out of memory. */
-static const core_conf_t *alive_conf(rk_node_t *n, const core_status_t *cs, const core_conf_t *cur)
+/* The interned copy of the voters alive now: n->alive itself while they
+ * did not change (the leader publishes after every drive), else a new
+ * reference; n->alive kept when out of memory; NULL when not leading. */
+static const core_conf_t *alive_conf(rk_node_t *n, const core_status_t *cs)
 {
     if (cs->role != CORE_LEADER)
         return NULL;
@@ -83,10 +82,10 @@ static const core_conf_t *alive_conf(rk_node_t *n, const core_status_t *cs, cons
     alive.old.n_peers = alive.old.n_learners = 0;
     alive.joint = alive.manual_leave = false;
     alive_peers(n, &alive.cur);
-    if (cur != NULL && core_conf_same(cur, &alive))
-        return core_conf_ref(cur);
+    if (n->alive != NULL && core_conf_same(n->alive, &alive))
+        return n->alive;
     const core_conf_t *in = core_conf_intern(&alive);
-    return in != NULL ? in : cur != NULL ? core_conf_ref(cur) : NULL;
+    return in != NULL ? in : n->alive;
 }
 
 void node_publish_status(rk_node_t *n)
@@ -95,11 +94,15 @@ void node_publish_status(rk_node_t *n)
     core_get_status(n->core, &cs);
     uint64_t ci;
     const core_conf_t *conf = core_get_conf(n->core, &ci);
-    /* Both copies are interned references: a publication swaps pointers,
-     * only the loop thread writes them, so it reads them without st_mu. */
-    const core_conf_t *alive = alive_conf(n, &cs, n->alive);
+    /* Both copies are interned references that only the loop thread
+     * writes (so it reads them without st_mu): publishing swaps a pointer
+     * when the configuration or the alive set changed, and touches no
+     * reference count (nor the table's lock) otherwise. */
+    const core_conf_t *alive = alive_conf(n, &cs);
     const core_conf_t *old_conf = n->conf, *old_alive = n->alive;
-    core_conf_ref(conf);
+    bool conf_changed = conf != old_conf, alive_changed = alive != old_alive;
+    if (conf_changed)
+        core_conf_ref(conf);
     pthread_mutex_lock(&n->st_mu);
     n->cst = cs;
     n->conf = conf;
@@ -109,8 +112,10 @@ void node_publish_status(rk_node_t *n)
         n->state = state_of_role(&cs);
     rk_node_state_t now = n->state;
     pthread_mutex_unlock(&n->st_mu);
-    core_conf_release(old_conf);
-    core_conf_release(old_alive);
+    if (conf_changed)
+        core_conf_release(old_conf);
+    if (alive_changed)
+        core_conf_release(old_alive);
     node_obs_publish(n, &cs, conf, ci, now);
 }
 
