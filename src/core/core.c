@@ -139,10 +139,16 @@ core_t *core_new(const core_init_t *init, const core_storage_t *storage, int *er
     c->last_hs.term = c->term;
     c->last_hs.vote = c->vote;
     c->last_hs.commit = c->log.commit;
-    c->latest_snap = init->snapshot;
-    c->conf = init->conf;
+    c->latest_snap.index = init->snapshot.index;
+    c->latest_snap.term = init->snapshot.term;
+    c->latest_snap.conf = core_conf_intern(&init->snapshot.conf);
+    c->conf = core_conf_intern(&init->conf);
     c->conf_index = init->conf_index;
-    c->prev_conf = init->prev_conf;
+    c->prev_conf = core_conf_intern(&init->prev_conf);
+    if (c->latest_snap.conf == NULL || c->conf == NULL || c->prev_conf == NULL) {
+        *err = RK_ENOMEM;
+        goto fail;
+    }
     c->prev_conf_index =
         init->conf_index > init->hs.commit ? init->snapshot.index : init->conf_index;
     c->conf_committed_reported = init->conf_index <= c->log.commit ? init->conf_index : 0;
@@ -187,6 +193,10 @@ void core_free(core_t *c)
     free(c->rstates.v);
     free(c->reads.v);
     free(c->uncommitted.v);
+    free(c->round_ticks);
+    core_conf_release(c->conf);
+    core_conf_release(c->prev_conf);
+    core_conf_release(c->latest_snap.conf);
     free(c);
 }
 
@@ -452,8 +462,13 @@ int core_snapshot_taken(core_t *c, const core_snapshot_meta_t *meta)
 {
     if (meta == NULL || meta->index > c->log.commit)
         return RK_EINVAL;
-    if (meta->index > c->latest_snap.index)
-        c->latest_snap = *meta;
+    if (meta->index > c->latest_snap.index) {
+        const core_conf_t *conf = core_conf_intern(&meta->conf);
+        if (conf == NULL)
+            return RK_ENOMEM;
+        core_conf_release(c->latest_snap.conf);
+        c->latest_snap = (core_snap_ref_t){.index = meta->index, .term = meta->term, .conf = conf};
+    }
     return 0;
 }
 
@@ -569,7 +584,9 @@ void core_update_get(core_t *c, core_update_t *u)
         }
         if (snap) {
             u->has_snapshot = true;
-            u->snapshot = l->snap;
+            u->snapshot.index = l->snap.index;
+            u->snapshot.term = l->snap.term;
+            u->snapshot.conf = *l->snap.conf;
             l->snap_handed = true;
         }
         uint64_t last_written = 0;
@@ -661,7 +678,7 @@ const core_conf_t *core_get_conf(const core_t *c, uint64_t *index)
 {
     if (index)
         *index = c->conf_index;
-    return &c->conf;
+    return c->conf;
 }
 
 size_t core_get_progress(const core_t *c, core_progress_info_t *out, size_t cap)

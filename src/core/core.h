@@ -81,6 +81,10 @@
  *   - quiescence (core_options_t.quiesce, default off; quiesce.c):
  *     core_quiesce, core_wake, core_leader_process_down, core_quiesced;
  *     core_msg_t.quiesce; core_status_t.quiesced.
+ *   - configurations are interned (core_conf_intern): the core keeps its
+ *     configurations as shared references, so core_get_conf's pointer is
+ *     valid until the configuration changes (before: for the core's life),
+ *     and core_snapshot_taken may fail with RK_ENOMEM.
  */
 #ifndef RAFTKIT_CORE_CORE_H
 #define RAFTKIT_CORE_CORE_H
@@ -141,6 +145,26 @@ bool core_conf_is_member(const core_conf_t *c, const rk_peer_id_t *p);
  * or NULL on out of memory; core_conf_decode returns 0 or RK_ECORRUPT. */
 buf_t *core_conf_encode(const core_conf_t *c);
 int core_conf_decode(const void *data, size_t len, core_conf_t *out);
+
+/* Same peers in the same order with the same attributes (priority too), same
+ * counts (and flags): what an interned copy must preserve. */
+bool core_configuration_same(const rk_configuration_t *a, const rk_configuration_t *b);
+bool core_conf_same(const core_conf_t *a, const core_conf_t *b);
+
+/* Interned configurations (conf_intern.c): one immutable, reference-counted
+ * copy of each distinct configuration per process, shared by every holder
+ * (thousands of groups with the same members keep one ~10 KB copy).
+ * core_conf_intern returns a reference to the copy equal to c (c itself may
+ * be anything, interned or not), or NULL when out of memory; core_conf_ref
+ * takes another reference to an interned c and returns it; core_conf_release
+ * drops one (NULL is ignored), freeing the copy with the last. Thread-safe.
+ * Never write through an interned pointer. core_conf_interned counts the
+ * distinct configurations held (tests: it returns to 0 once every holder is
+ * gone). */
+const core_conf_t *core_conf_intern(const core_conf_t *c);
+const core_conf_t *core_conf_ref(const core_conf_t *c);
+void core_conf_release(const core_conf_t *c);
+size_t core_conf_interned(void);
 
 /* ------------------------------------------------------------- log entries */
 
@@ -511,7 +535,8 @@ int core_persist_failed(core_t *c, uint64_t update_id, int err);
 int core_applied(core_t *c, uint64_t index);
 
 /* The host took a local snapshot covering entries <= meta->index: it becomes
- * the snapshot sent to followers that fell behind the log. */
+ * the snapshot sent to followers that fell behind the log. Errors: RK_EINVAL
+ * (meta->index beyond commit), RK_ENOMEM (interning its configuration). */
 int core_snapshot_taken(core_t *c, const core_snapshot_meta_t *meta);
 
 /* The host removed log entries <= index from storage (index <= the latest
@@ -629,7 +654,9 @@ typedef struct core_status {
 
 void core_get_status(const core_t *c, core_status_t *st);
 
-/* The configuration in effect (as appended) and its index. */
+/* The configuration in effect (as appended) and its index. The copy is
+ * interned: valid until the configuration changes, or for as long as the
+ * caller holds a reference taken with core_conf_ref. */
 const core_conf_t *core_get_conf(const core_t *c, uint64_t *index);
 
 /* Leader: fills up to cap progress records (one per member, self included);

@@ -21,6 +21,14 @@ typedef struct core_pending_write {
     uint64_t snap_index; /* snapshot this write installs, 0 = none */
 } core_pending_write_t;
 
+/* A snapshot's meta as the core keeps it: its configuration interned
+ * (core_conf_intern), one reference held. */
+typedef struct core_snap_ref {
+    uint64_t index;
+    uint64_t term;
+    const core_conf_t *conf;
+} core_snap_ref_t;
+
 typedef struct core_log {
     uint64_t compact_index; /* entries <= compact_index are gone */
     uint64_t compact_term;
@@ -32,7 +40,7 @@ typedef struct core_log {
     uint64_t handed; /* last unstable index already handed to the host */
     bool has_snap;   /* a restored snapshot not yet acked */
     bool snap_handed;
-    core_snapshot_meta_t snap;
+    core_snap_ref_t snap;
     uint64_t commit;
     uint64_t applied;        /* reported by the host */
     uint64_t applied_handed; /* last index handed out for applying */
@@ -107,11 +115,12 @@ struct core {
     core_hard_state_t last_hs; /* last hard state handed to the host */
 
     core_log_t log;
-    core_snapshot_meta_t latest_snap; /* latest local snapshot, sent to laggards */
+    core_snap_ref_t latest_snap; /* latest local snapshot, sent to laggards */
 
-    core_conf_t conf;
+    /* interned (core_conf_intern), one reference each */
+    const core_conf_t *conf;
     uint64_t conf_index;
-    core_conf_t prev_conf;
+    const core_conf_t *prev_conf;
     uint64_t prev_conf_index;
     uint64_t conf_committed_reported;
 
@@ -147,7 +156,9 @@ struct core {
     CORE_VEC(core_read_req_t) reads;
     uint64_t read_seq;       /* last round id issued */
     bool read_round_pending; /* broadcast round read_seq+1 at the next flush */
-    core_round_tick_t round_ticks[CORE_LEASE_RING]; /* slot round % RING */
+    /* slot round % RING; allocated with the first round a leader sends
+     * (followers, most cores of a multi-raft process, never need it) */
+    core_round_tick_t *round_ticks;
 
     /* quiescence (quiesce.c) */
     bool quiesced;
@@ -195,7 +206,7 @@ bool log_up_to_date(core_t *c, uint64_t last_index, uint64_t last_term);
 int log_entries(core_t *c, uint64_t lo, uint64_t hi, uint64_t max_bytes, size_t max_n,
                 core_entry_t **out, size_t *n);
 int log_append(core_t *c, const core_entry_t *ents, size_t n);
-void log_restore(core_t *c, const core_snapshot_meta_t *s);
+void log_restore(core_t *c, const core_snapshot_meta_t *s, const core_conf_t *conf);
 uint64_t log_find_conflict_by_term(core_t *c, uint64_t index, uint64_t term);
 void log_commit_to(core_t *c, uint64_t index);
 int log_writes_push(core_t *c, uint64_t id, uint64_t last, uint64_t snap_index);
@@ -263,7 +274,10 @@ void snap_handle(core_t *c, const core_msg_t *m);
 /* membership.c */
 int conf_apply_entries(core_t *c, const core_entry_t *ents, size_t n);
 int conf_rollback(core_t *c, uint64_t truncated_from);
+/* conf is interned; conf_set takes its own reference. */
 int conf_set(core_t *c, const core_conf_t *conf, uint64_t index);
+/* *slot (an interned reference or NULL) becomes another reference to conf. */
+void conf_assign(const core_conf_t **slot, const core_conf_t *conf);
 void conf_after_commit(core_t *c);
 bool conf_valid(const rk_configuration_t *cfg);
 
@@ -276,6 +290,7 @@ void read_fail_all(core_t *c, int status);
 void read_handle_resp(core_t *c, const core_msg_t *m);
 void read_round_sent(core_t *c, uint64_t round);
 void read_round_acked(core_t *c, core_progress_t *pr, uint64_t round);
+void read_rounds_forget(core_t *c);
 
 /* transfer.c */
 void transfer_abort(core_t *c, int status);

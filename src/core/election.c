@@ -92,7 +92,7 @@ void election_become_leader(core_t *c)
     c->lease_revoked = false; /* a TimeoutNow we sent in an older term is stale */
     c->read_seq = 0;
     c->read_round_pending = false;
-    memset(c->round_ticks, 0, sizeof c->round_ticks); /* round ids restart */
+    read_rounds_forget(c); /* round ids restart */
     /* The new leader may hold an uncommitted config entry in its tail: no new
      * change until everything it has is committed (scenario 72). */
     c->pending_conf_index = log_last_index(c);
@@ -122,9 +122,9 @@ bool election_promotable(const core_t *c)
 {
     if (c->o.self.priority == RK_PRIORITY_NOT_ELECTED)
         return false;
-    if (core_conf_is_voter(&c->conf, &c->o.self))
+    if (core_conf_is_voter(c->conf, &c->o.self))
         return true;
-    return c->conf_index > c->log.commit && core_conf_is_voter(&c->prev_conf, &c->o.self);
+    return c->conf_index > c->log.commit && core_conf_is_voter(c->prev_conf, &c->o.self);
 }
 
 /* Scenario 100: no campaign while our own log write or snapshot install is

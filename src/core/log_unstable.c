@@ -45,6 +45,7 @@ void log_destroy(core_log_t *l)
         buf_unref(l->ents[i].data);
     free(l->ents);
     free(l->writes);
+    core_conf_release(l->snap.conf);
     memset(l, 0, sizeof *l);
 }
 
@@ -246,7 +247,7 @@ int log_append(core_t *c, const core_entry_t *ents, size_t n)
 /* Restore from a snapshot received from the leader: the whole log is
  * replaced by the snapshot; commit jumps to its index (thesis 5.1 "discard
  * the entire log"). */
-void log_restore(core_t *c, const core_snapshot_meta_t *s)
+void log_restore(core_t *c, const core_snapshot_meta_t *s, const core_conf_t *conf)
 {
     core_log_t *l = &c->log;
     for (size_t i = 0; i < l->n; i++)
@@ -260,7 +261,9 @@ void log_restore(core_t *c, const core_snapshot_meta_t *s)
     l->handed = s->index;
     l->has_snap = true;
     l->snap_handed = false;
-    l->snap = *s;
+    l->snap.index = s->index;
+    l->snap.term = s->term;
+    conf_assign(&l->snap.conf, conf);
     l->commit = s->index;
     l->applied_handed = s->index;
     if (l->applied > s->index)

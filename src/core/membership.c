@@ -121,11 +121,19 @@ int core_conf_decode(const void *data, size_t len, core_conf_t *out)
 
 /* Puts conf into effect at index (thesis 4.1: a server uses the latest
  * configuration in its log, committed or not). */
+void conf_assign(const core_conf_t **slot, const core_conf_t *conf)
+{
+    if (conf != NULL)
+        core_conf_ref(conf);
+    core_conf_release(*slot);
+    *slot = conf;
+}
+
 int conf_set(core_t *c, const core_conf_t *conf, uint64_t index)
 {
-    c->prev_conf = c->conf;
+    conf_assign(&c->prev_conf, c->conf);
     c->prev_conf_index = c->conf_index;
-    c->conf = *conf;
+    conf_assign(&c->conf, conf);
     c->conf_index = index;
     c->target_priority = -1;
     int rv = progress_rebuild(c);
@@ -149,7 +157,13 @@ int conf_apply_entries(core_t *c, const core_entry_t *ents, size_t n)
             core_set_fatal(c, RK_ECORRUPT);
             return RK_ECORRUPT;
         }
-        int rv = conf_set(c, &cf, ents[i].index);
+        const core_conf_t *in = core_conf_intern(&cf);
+        if (in == NULL) {
+            core_set_fatal(c, RK_ENOMEM);
+            return RK_ENOMEM;
+        }
+        int rv = conf_set(c, in, ents[i].index);
+        core_conf_release(in);
         if (rv != 0)
             return rv;
     }
@@ -168,10 +182,11 @@ int conf_rollback(core_t *c, uint64_t from)
         core_set_fatal(c, RK_EINTERNAL);
         return RK_EINTERNAL;
     }
-    core_conf_t prev = c->prev_conf;
+    const core_conf_t *prev = core_conf_ref(c->prev_conf);
     uint64_t pi = c->prev_conf_index;
-    int rv = conf_set(c, &prev, pi);
-    c->prev_conf = prev;
+    int rv = conf_set(c, prev, pi);
+    conf_assign(&c->prev_conf, prev);
+    core_conf_release(prev);
     c->prev_conf_index = pi;
     return rv;
 }
@@ -248,17 +263,17 @@ int core_change_conf_ex(core_t *c, const rk_configuration_t *target, unsigned fl
         return RK_ETRANSFER;
     /* One change at a time (thesis 4.1/4.3): the previous entry must be
      * committed and any joint configuration left. */
-    if (c->pending_conf_index > c->log.commit || c->conf.joint)
+    if (c->pending_conf_index > c->log.commit || c->conf->joint)
         return RK_ECONFCHANGE;
     if (!conf_valid(target))
         return RK_ECONF;
     core_conf_t cf;
     memset(&cf, 0, sizeof cf);
     cf.cur = *target;
-    if (!same_voters(&c->conf.cur, target)) {
+    if (!same_voters(&c->conf->cur, target)) {
         cf.joint = true;
         cf.manual_leave = (flags & CORE_CONF_MANUAL_LEAVE) != 0;
-        cf.old = c->conf.cur;
+        cf.old = c->conf->cur;
     }
     return propose_conf(c, &cf, index);
 }
@@ -268,7 +283,7 @@ static int leave_joint(core_t *c, uint64_t *index)
 {
     core_conf_t leave;
     memset(&leave, 0, sizeof leave);
-    leave.cur = c->conf.cur;
+    leave.cur = c->conf->cur;
     return propose_conf(c, &leave, index);
 }
 
@@ -281,7 +296,7 @@ int core_leave_joint(core_t *c, uint64_t *index)
     quiesce_wake(c);
     if (c->transferring)
         return RK_ETRANSFER;
-    if (!c->conf.joint) {
+    if (!c->conf->joint) {
         if (index)
             *index = c->conf_index; /* already left: nothing to do */
         return 0;
@@ -304,12 +319,12 @@ void conf_after_commit(core_t *c)
     }
     if (c->role != CORE_LEADER)
         return;
-    if (c->conf.joint) {
-        if (!c->conf.manual_leave && c->pending_conf_index <= c->log.commit)
+    if (c->conf->joint) {
+        if (!c->conf->manual_leave && c->pending_conf_index <= c->log.commit)
             leave_joint(c, NULL);
         return;
     }
-    if (!c->conf.joint && !core_conf_is_voter(&c->conf, &c->o.self)) {
+    if (!c->conf->joint && !core_conf_is_voter(c->conf, &c->o.self)) {
         /* Removed or demoted: hand over at once rather than let the
          * followers wait out an election timeout (thesis 4.2.2). */
         transfer_handoff(c);

@@ -101,7 +101,7 @@ static int add_peer(core_t *c, core_progress_t *old, size_t n_old, core_progress
  * stay (a config change must not reset replication of unaffected peers). */
 int progress_rebuild(core_t *c)
 {
-    const core_conf_t *cf = &c->conf;
+    const core_conf_t *cf = c->conf;
     size_t max = 2u * (cf->cur.n_peers + cf->cur.n_learners) + 2u;
     if (cf->joint)
         max += cf->old.n_peers + cf->old.n_learners;
@@ -324,7 +324,7 @@ static uint64_t half_committed(core_t *c, bool old, bool use_read_ack)
 uint64_t quorum_committed(core_t *c, bool use_read_ack)
 {
     uint64_t v = half_committed(c, false, use_read_ack);
-    if (c->conf.joint) {
+    if (c->conf->joint) {
         uint64_t o = half_committed(c, true, use_read_ack);
         if (o < v)
             v = o;
@@ -356,7 +356,7 @@ static int half_vote(core_t *c, bool old)
 int quorum_vote_result(core_t *c)
 {
     int a = half_vote(c, false);
-    int b = c->conf.joint ? half_vote(c, true) : 1;
+    int b = c->conf->joint ? half_vote(c, true) : 1;
     if (a < 0 || b < 0)
         return -1;
     if (a > 0 && b > 0)
@@ -380,7 +380,7 @@ static bool half_active(core_t *c, bool old)
 
 bool quorum_active(core_t *c)
 {
-    return half_active(c, false) && (!c->conf.joint || half_active(c, true));
+    return half_active(c, false) && (!c->conf->joint || half_active(c, true));
 }
 
 size_t quorum_voter_count(const core_t *c)

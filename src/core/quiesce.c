@@ -120,7 +120,7 @@ static bool leader_idle(core_t *c)
 {
     uint64_t last = log_last_index(c);
     if (!c->committed_in_term || c->log.commit != last || c->log.n > 0 || c->log.has_snap ||
-        c->transferring || c->conf.joint || c->pending_conf_index > c->log.commit ||
+        c->transferring || c->conf->joint || c->pending_conf_index > c->log.commit ||
         c->conf_index > c->log.commit || c->reads.n > 0 || c->read_round_pending ||
         c->uncommitted.n > 0)
         return false;
@@ -150,7 +150,7 @@ int core_quiesce(core_t *c)
     /* 1. Void the lease: no ack of an earlier send renews it. */
     for (size_t i = 0; i < c->n_prs; i++)
         c->prs[i].lease_sent = 0;
-    memset(c->round_ticks, 0, sizeof c->round_ticks);
+    read_rounds_forget(c);
     /* 2. The notice, in a round of its own (not recorded as a lease send). */
     c->quiesce_round = ++c->read_seq;
     uint64_t last = log_last_index(c), last_term = log_last_term(c);

@@ -71,15 +71,24 @@ static bool half_in_lease(const core_t *c, bool old)
  * quorum acknowledged (in each half when joint), not when the acks arrive. */
 static bool lease_valid(const core_t *c)
 {
-    return half_in_lease(c, false) && (!c->conf.joint || half_in_lease(c, true));
+    return half_in_lease(c, false) && (!c->conf->joint || half_in_lease(c, true));
 }
 
 /* A heartbeat carrying round id `round` is being sent: remember the first
  * tick it went out at (the earliest is the conservative lease start). */
 void read_round_sent(core_t *c, uint64_t round)
 {
+    if (round == 0)
+        return;
+    if (c->round_ticks == NULL) {
+        /* Out of memory: no send is recorded, so no ack renews the lease
+         * and reads fall back to heartbeat rounds (safe, only slower). */
+        c->round_ticks = calloc(CORE_LEASE_RING, sizeof *c->round_ticks);
+        if (c->round_ticks == NULL)
+            return;
+    }
     core_round_tick_t *t = &c->round_ticks[round % CORE_LEASE_RING];
-    if (round == 0 || t->round == round)
+    if (t->round == round)
         return;
     t->round = round;
     t->tick = c->ticks;
@@ -89,11 +98,21 @@ void read_round_sent(core_t *c, uint64_t round)
  * round that fell out of the ring renews nothing (it is old anyway). */
 void read_round_acked(core_t *c, core_progress_t *pr, uint64_t round)
 {
+    if (round == 0 || c->round_ticks == NULL)
+        return;
     const core_round_tick_t *t = &c->round_ticks[round % CORE_LEASE_RING];
-    if (round == 0 || t->round != round)
+    if (t->round != round)
         return;
     if (t->tick > pr->lease_sent)
         pr->lease_sent = t->tick;
+}
+
+/* No recorded send renews a lease any more (round ids restart, or the
+ * lease is voided). */
+void read_rounds_forget(core_t *c)
+{
+    if (c->round_ticks != NULL)
+        memset(c->round_ticks, 0, CORE_LEASE_RING * sizeof *c->round_ticks);
 }
 
 /* Registers a request whose leader has committed in its term. */

@@ -17,7 +17,9 @@ bool snap_send(core_t *c, core_progress_t *pr)
         c->msgs.n--;
         return false;
     }
-    *m->snap = c->latest_snap;
+    m->snap->index = c->latest_snap.index;
+    m->snap->term = c->latest_snap.term;
+    m->snap->conf = *c->latest_snap.conf;
     m->term = c->term;
     progress_become_snapshot(pr, c->latest_snap.index);
     return true;
@@ -44,15 +46,27 @@ void snap_handle(core_t *c, const core_msg_t *m)
     }
     if (c->fatal)
         return;
-    log_restore(c, s);
-    if (conf_set(c, &s->conf, s->index) != 0)
+    const core_conf_t *conf = core_conf_intern(&s->conf);
+    if (conf == NULL) {
+        core_set_fatal(c, RK_ENOMEM);
         return;
-    c->prev_conf = c->conf;
-    c->prev_conf_index = c->conf_index;
-    c->conf_committed_reported = s->index;
-    /* It is now our latest snapshot too, should we lead and need to send one. */
-    if (s->index > c->latest_snap.index)
-        c->latest_snap = *s;
+    }
+    log_restore(c, s, conf);
+    int rv = conf_set(c, conf, s->index);
+    if (rv == 0) {
+        conf_assign(&c->prev_conf, conf);
+        c->prev_conf_index = c->conf_index;
+        c->conf_committed_reported = s->index;
+        /* It is now our latest snapshot too, should we lead and need to send one. */
+        if (s->index > c->latest_snap.index) {
+            c->latest_snap.index = s->index;
+            c->latest_snap.term = s->term;
+            conf_assign(&c->latest_snap.conf, conf);
+        }
+    }
+    core_conf_release(conf);
+    if (rv != 0)
+        return;
 reply:
     r = core_msg_new(c, CORE_MSG_APP_RESP, &m->from, true);
     if (r == NULL)

@@ -86,7 +86,7 @@ void transfer_tick(core_t *c)
 /* The transferee left the voters: abort (scenario 86). */
 void transfer_on_conf_change(core_t *c)
 {
-    if (c->transferring && !core_conf_is_voter(&c->conf, &c->transferee))
+    if (c->transferring && !core_conf_is_voter(c->conf, &c->transferee))
         transfer_abort(c, RK_ECANCELED);
 }
 

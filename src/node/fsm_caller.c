@@ -324,6 +324,22 @@ static void set_applied(rk_node_t *n, uint64_t index, uint64_t term)
     n->fsm_applied_term = term;
 }
 
+/* The configuration as of the applied index becomes conf (interned: the
+ * groups of a process share one copy). Out of memory puts the node in error:
+ * a later snapshot must not record a stale configuration. */
+static bool fsm_set_conf(rk_node_t *n, const core_conf_t *conf)
+{
+    const core_conf_t *in = core_conf_intern(conf);
+    if (in == NULL) {
+        node_enter_error(n, RK_ENOMEM, "interning the applied configuration");
+        n->fsm_error = true;
+        return false;
+    }
+    core_conf_release(n->fsm_conf);
+    n->fsm_conf = in;
+    return true;
+}
+
 static void serve_reads(rk_node_t *n)
 {
     uint64_t applied = atomic_load(&n->applied);
@@ -459,7 +475,8 @@ static bool apply_committed(rk_node_t *n, uint64_t hi)
         if (e->type == LOG_ENTRY_CONF) {
             core_conf_t conf;
             if (core_conf_decode(e->data, e->len, &conf) == 0) {
-                n->fsm_conf = conf;
+                if (!fsm_set_conf(n, &conf))
+                    break;
                 if (n->fsm->on_configuration_committed)
                     n->fsm->on_configuration_committed(n->fsm, &conf.cur);
             }
@@ -581,10 +598,10 @@ static void do_snapshot_save(rk_node_t *n, rk_closure_t *user_done)
     w->user_done = user_done;
     w->index = index;
     w->term = n->fsm_applied_term;
-    w->conf = n->fsm_conf;
+    w->conf = *n->fsm_conf;
     w->t0_ns = metrics_now_ns();
-    int rc = snap_writer_begin(n->snaps, index, w->term, &n->fsm_conf.cur,
-                               n->fsm_conf.joint ? &n->fsm_conf.old : NULL, &w->w, &st);
+    int rc = snap_writer_begin(n->snaps, index, w->term, &w->conf.cur,
+                               w->conf.joint ? &w->conf.old : NULL, &w->w, &st);
     if (rc != 0) {
         run_closure(user_done, rc, st.msg);
         node_on_snapshot_saved(n, 0, 0, NULL, rc);
@@ -636,10 +653,13 @@ static void do_snapshot_load(rk_node_t *n, uint64_t index)
         n->fsm_error = true;
         return;
     }
-    n->fsm_conf.cur = m->conf;
-    n->fsm_conf.joint = m->has_old_conf;
+    core_conf_t conf = {.cur = m->conf, .joint = m->has_old_conf};
     if (m->has_old_conf)
-        n->fsm_conf.old = m->old_conf;
+        conf.old = m->old_conf;
+    if (!fsm_set_conf(n, &conf)) {
+        snap_reader_close(r);
+        return;
+    }
     if (n->fsm->on_configuration_committed)
         n->fsm->on_configuration_committed(n->fsm, &m->conf);
     /* proposals at or below the snapshot can no longer be matched */

@@ -22,13 +22,17 @@ static rk_group_service_t *svc_new(const char *group_id, const rk_peer_id_t *sel
     if (rk_node_options_validate(opts, err) != 0)
         return NULL;
     rk_group_service_t *s = calloc(1, sizeof(*s));
+    if (s != NULL && (s->opts = malloc(sizeof(*s->opts))) == NULL) {
+        free(s);
+        s = NULL;
+    }
     if (s == NULL) {
         rk_status_set(err, RK_ENOMEM, "group service");
         return NULL;
     }
     snprintf(s->group, sizeof(s->group), "%s", group_id);
     s->self = *self;
-    s->opts = *opts;
+    *s->opts = *opts;
     pthread_mutex_init(&s->join_mu, NULL);
     return s;
 }
@@ -93,6 +97,9 @@ static void node_free(rk_node_t *n)
     pthread_mutex_destroy(&n->fsm_mu);
     pthread_cond_destroy(&n->fsm_cv);
     pthread_mutex_destroy(&n->st_mu);
+    core_conf_release(n->fsm_conf);
+    core_conf_release(n->conf);
+    core_conf_release(n->alive);
     free(n->log_dir);
     free(n->snap_dir);
     free(n);
@@ -110,11 +117,11 @@ static rk_node_t *node_new(rk_group_service_t *s, rk_status_t *err)
     snprintf(n->group, sizeof(n->group), "%s", s->group);
     n->self = s->self;
     rk_peer_id_format(&n->self, n->self_str, sizeof(n->self_str));
-    n->opts = s->opts;
+    n->opts = *s->opts;
     n->opts.data_path = NULL; /* not kept: the caller owns the string */
-    n->fsm = s->opts.fsm;
-    n->log_dir = path_join(s->opts.data_path, "log");
-    n->snap_dir = path_join(s->opts.data_path, "snapshot");
+    n->fsm = s->opts->fsm;
+    n->log_dir = path_join(s->opts->data_path, "log");
+    n->snap_dir = path_join(s->opts->data_path, "snapshot");
     pthread_mutex_init(&n->mu, NULL);
     pthread_mutex_init(&n->pend_mu, NULL);
     pthread_mutex_init(&n->fsm_mu, NULL);
@@ -158,22 +165,17 @@ static void node_wait_stopped(rk_group_service_t *s, rk_node_t *n)
     }
 }
 
-rk_node_t *rk_group_service_start(rk_group_service_t *s, rk_status_t *err)
+static rk_node_t *start_node(rk_group_service_t *s, rk_status_t *err)
 {
-    if (s == NULL || s->started) {
-        rk_status_set(err, RK_EINVAL, "service NULL or already started");
-        return NULL;
-    }
-    s->started = true;
     const rk_endpoint_t *bind =
-        s->opts.listen.host[0] != '\0' ? &s->opts.listen : &s->self.endpoint;
-    if (s->own_rt && node_rt_new(bind, &s->opts, &s->rt, err) != 0)
+        s->opts->listen.host[0] != '\0' ? &s->opts->listen : &s->self.endpoint;
+    if (s->own_rt && node_rt_new(bind, s->opts, &s->rt, err) != 0)
         return NULL;
     rk_node_t *n = node_new(s, err);
     if (n == NULL)
         return NULL;
     /* data_path is only needed while starting */
-    n->opts.data_path = s->opts.data_path;
+    n->opts.data_path = s->opts->data_path;
     int rc = node_start(n, err);
     n->opts.data_path = NULL;
     if (rc != 0) {
@@ -189,6 +191,21 @@ rk_node_t *rk_group_service_start(rk_group_service_t *s, rk_status_t *err)
     }
     s->node = n;
     RK_INFO(s->group, n->self_str, "started");
+    return n;
+}
+
+rk_node_t *rk_group_service_start(rk_group_service_t *s, rk_status_t *err)
+{
+    if (s == NULL || s->started) {
+        rk_status_set(err, RK_EINVAL, "service NULL or already started");
+        return NULL;
+    }
+    s->started = true;
+    rk_node_t *n = start_node(s, err);
+    /* The options serve only to start (once); a started node has its own
+     * copy, so a group does not keep two (~5 KB each, mostly initial_conf). */
+    free(s->opts);
+    s->opts = NULL;
     return n;
 }
 
@@ -232,5 +249,6 @@ void rk_group_service_free(rk_group_service_t *s)
     if (s->own_rt && s->rt)
         node_rt_free(s->rt);
     pthread_mutex_destroy(&s->join_mu);
+    free(s->opts);
     free(s);
 }

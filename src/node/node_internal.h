@@ -442,17 +442,16 @@ struct rk_node {
     uint64_t fsm_leader_term; /* on_leader_start pending for this term */
     bool fsm_is_leader;       /* on_leader_start was called */
     bool fsm_error;
-    core_conf_t fsm_conf;         /* configuration as of the applied index */
+    const core_conf_t *fsm_conf;  /* configuration as of the applied index (interned) */
     fsm_item_t *fsm_reads;        /* reads waiting for apply */
     atomic_uint_fast64_t applied; /* written by FSM, read anywhere */
 
     /* status snapshot for getters (any thread), guarded by st_mu */
     pthread_mutex_t st_mu;
     core_status_t cst;
-    core_conf_t conf;
+    const core_conf_t *conf; /* interned; NULL before the first publication */
     rk_node_state_t state;
-    rk_configuration_t alive;
-    bool alive_valid;
+    const core_conf_t *alive; /* interned, voters alive in cur; NULL unless leader */
 
     /* observability (node_obs.c) */
     struct metrics_node *metrics; /* any thread records; freed after the threads stop */
@@ -470,8 +469,8 @@ struct rk_node {
 struct rk_group_service {
     char group[LOG_GROUP_ID_MAX];
     rk_peer_id_t self;
-    rk_node_options_t opts;
-    node_rt_t *rt; /* own or shared */
+    rk_node_options_t *opts; /* until started; then the node's copy (n->opts) */
+    node_rt_t *rt;           /* own or shared */
     bool own_rt;
     rk_node_t *node;
     bool started;

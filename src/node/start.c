@@ -269,10 +269,12 @@ static int open_storage(rk_node_t *n, core_init_t *in, rk_status_t *err)
         return rk_status_set(err, RK_ECONF, "configuration: %s", cst.msg);
     /* the FSM starts from the snapshot's configuration, or the bootstrap
      * one; replaying the log re-applies later CONF entries */
-    if (have_snap)
-        n->fsm_conf = in->snapshot.conf;
-    else
-        node_conf_to_core(&n->opts.initial_conf, &n->fsm_conf);
+    core_conf_t boot;
+    if (!have_snap)
+        node_conf_to_core(&n->opts.initial_conf, &boot);
+    n->fsm_conf = core_conf_intern(have_snap ? &in->snapshot.conf : &boot);
+    if (n->fsm_conf == NULL)
+        return rk_status_set(err, RK_ENOMEM, "configuration");
     RK_INFO(n->group, n->self_str,
             "recovered: term %llu commit %llu log [%llu, %llu] snapshot %llu conf@%llu",
             (unsigned long long)in->hs.term, (unsigned long long)in->hs.commit,

@@ -69,27 +69,53 @@ static rk_node_state_t state_of_role(const core_status_t *cs)
     }
 }
 
+/* The interned copy of the voters alive now: n->alive itself while they
+ * did not change (the leader publishes after every drive), else a new
+ * reference; n->alive kept when out of memory; NULL when not leading. */
+static const core_conf_t *alive_conf(rk_node_t *n, const core_status_t *cs)
+{
+    if (cs->role != CORE_LEADER)
+        return NULL;
+    /* counted lists: nothing past the counts is read, so only they are set */
+    core_conf_t alive;
+    alive.cur.n_peers = alive.cur.n_learners = 0;
+    alive.old.n_peers = alive.old.n_learners = 0;
+    alive.joint = alive.manual_leave = false;
+    alive_peers(n, &alive.cur);
+    if (n->alive != NULL && core_conf_same(n->alive, &alive))
+        return n->alive;
+    const core_conf_t *in = core_conf_intern(&alive);
+    return in != NULL ? in : n->alive;
+}
+
 void node_publish_status(rk_node_t *n)
 {
     core_status_t cs;
     core_get_status(n->core, &cs);
     uint64_t ci;
     const core_conf_t *conf = core_get_conf(n->core, &ci);
-    rk_configuration_t alive;
-    rk_configuration_init(&alive);
-    bool alive_valid = cs.role == CORE_LEADER;
-    if (alive_valid)
-        alive_peers(n, &alive);
+    /* Both copies are interned references that only the loop thread
+     * writes (so it reads them without st_mu): publishing swaps a pointer
+     * when the configuration or the alive set changed, and touches no
+     * reference count (nor the table's lock) otherwise. */
+    const core_conf_t *alive = alive_conf(n, &cs);
+    const core_conf_t *old_conf = n->conf, *old_alive = n->alive;
+    bool conf_changed = conf != old_conf, alive_changed = alive != old_alive;
+    if (conf_changed)
+        core_conf_ref(conf);
     pthread_mutex_lock(&n->st_mu);
     n->cst = cs;
-    n->conf = *conf;
+    n->conf = conf;
     n->alive = alive;
-    n->alive_valid = alive_valid;
     if (n->state != RK_STATE_ERROR && n->state != RK_STATE_SHUTTING &&
         n->state != RK_STATE_SHUTDOWN)
         n->state = state_of_role(&cs);
     rk_node_state_t now = n->state;
     pthread_mutex_unlock(&n->st_mu);
+    if (conf_changed)
+        core_conf_release(old_conf);
+    if (alive_changed)
+        core_conf_release(old_alive);
     node_obs_publish(n, &cs, conf, ci, now);
 }
 
@@ -156,30 +182,34 @@ void rk_node_self(rk_node_t *n, rk_peer_id_t *out)
     *out = n->self;
 }
 
+/* n->conf is NULL until the first publication: no members known yet. */
 void rk_node_list_peers(rk_node_t *n, rk_configuration_t *out)
 {
+    rk_configuration_init(out);
     pthread_mutex_lock(&n->st_mu);
-    *out = n->conf.cur;
+    if (n->conf != NULL)
+        *out = n->conf->cur;
     pthread_mutex_unlock(&n->st_mu);
 }
 
 int rk_node_list_alive_peers(rk_node_t *n, rk_configuration_t *out)
 {
+    rk_configuration_init(out);
     pthread_mutex_lock(&n->st_mu);
-    bool ok = n->alive_valid;
-    *out = n->alive;
+    bool ok = n->alive != NULL;
+    if (ok)
+        *out = n->alive->cur;
     pthread_mutex_unlock(&n->st_mu);
-    if (!ok)
-        rk_configuration_init(out);
     return ok ? 0 : RK_ENOTLEADER;
 }
 
 void rk_node_list_learners(rk_node_t *n, rk_peer_id_t *out, size_t *count)
 {
     pthread_mutex_lock(&n->st_mu);
-    size_t k = n->conf.cur.n_learners < *count ? n->conf.cur.n_learners : *count;
+    uint32_t nl = n->conf != NULL ? n->conf->cur.n_learners : 0;
+    size_t k = nl < *count ? nl : *count;
     for (size_t i = 0; i < k; i++)
-        out[i] = n->conf.cur.learners[i];
-    *count = n->conf.cur.n_learners;
+        out[i] = n->conf->cur.learners[i];
+    *count = nl;
     pthread_mutex_unlock(&n->st_mu);
 }

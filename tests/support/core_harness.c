@@ -117,6 +117,15 @@ void h_free(h_cluster_t *cl)
     memset(cl, 0, sizeof *cl);
 }
 
+int h_conf_leaked(void)
+{
+    size_t n = core_conf_interned();
+    if (n == 0)
+        return 0;
+    fprintf(stderr, "%zu interned configurations left after the suite\n", n);
+    return 1;
+}
+
 /* ---------------------------------------------------------------- network */
 
 static void net_push(h_cluster_t *cl, const core_msg_t *m)

@@ -813,5 +813,6 @@ int main(void)
         cmocka_unit_test(test_smaller_term_node_completes_election_9_6),
         cmocka_unit_test(test_stale_leader_told_the_term_without_options),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    int failed = cmocka_run_group_tests(tests, NULL, NULL);
+    return failed + h_conf_leaked();
 }

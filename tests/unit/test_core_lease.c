@@ -8,6 +8,7 @@
 #include <cmocka.h>
 #include <string.h>
 
+#include "src/core/core_internal.h"
 #include "tests/support/core_harness.h"
 
 static h_cluster_t cl;
@@ -158,6 +159,25 @@ static void test_forced_campaign_refused_within_the_lease(void **state)
     h_free(&cl);
 }
 
+/* The ring of heartbeat send ticks the lease runs from is allocated with
+ * the first round a leader sends: followers (most cores of a multi-raft
+ * process) hold none, and the leader's lease still serves reads at once. */
+static void test_round_ring_only_at_the_leader(void **state)
+{
+    (void)state;
+    lease_cluster(0);
+    h_run(&cl, 2);
+    assert_non_null(cl.n[0].core->round_ticks);
+    assert_null(cl.n[1].core->round_ticks);
+    assert_null(cl.n[2].core->round_ticks);
+    assert_int_equal(core_read_index(cl.n[0].core, 7), 0);
+    h_drain(&cl, 0);
+    core_read_state_t *r = find_read(0, 7);
+    assert_non_null(r); /* answered from the lease, no round needed */
+    assert_int_equal(r->index, h_commit(&cl, 0));
+    h_free(&cl);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -165,6 +185,8 @@ int main(void)
         cmocka_unit_test(test_lease_expires_lease_ticks_after_the_acked_send),
         cmocka_unit_test(test_restarted_node_honours_the_lease),
         cmocka_unit_test(test_forced_campaign_refused_within_the_lease),
+        cmocka_unit_test(test_round_ring_only_at_the_leader),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    int failed = cmocka_run_group_tests(tests, NULL, NULL);
+    return failed + h_conf_leaked();
 }

@@ -576,5 +576,6 @@ int main(void)
         cmocka_unit_test(test_explicit_leave_joint_4_3),
         cmocka_unit_test(test_uncommitted_self_removal_still_campaigns),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    int failed = cmocka_run_group_tests(tests, NULL, NULL);
+    return failed + h_conf_leaked();
 }

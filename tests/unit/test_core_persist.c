@@ -442,5 +442,6 @@ int main(void)
         cmocka_unit_test(test_duplicate_append_during_write),
         cmocka_unit_test(test_restart_from_disk),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    int failed = cmocka_run_group_tests(tests, NULL, NULL);
+    return failed + h_conf_leaked();
 }

@@ -473,5 +473,6 @@ int main(void)
         cmocka_unit_test(test_restarted_follower_refuses_notices_for_a_timeout),
         cmocka_unit_test(test_membership_change_wakes),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    int failed = cmocka_run_group_tests(tests, NULL, NULL);
+    return failed + h_conf_leaked();
 }

@@ -570,5 +570,6 @@ int main(void)
         cmocka_unit_test(test_uncommitted_cap),
         cmocka_unit_test(test_propose_not_leader),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    int failed = cmocka_run_group_tests(tests, NULL, NULL);
+    return failed + h_conf_leaked();
 }

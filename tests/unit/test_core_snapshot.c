@@ -558,5 +558,6 @@ int main(void)
         cmocka_unit_test(test_interrupted_install),
         cmocka_unit_test(test_installed_snapshot_is_the_one_sent),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    int failed = cmocka_run_group_tests(tests, NULL, NULL);
+    return failed + h_conf_leaked();
 }

@@ -434,5 +434,6 @@ int main(void)
         cmocka_unit_test(test_no_lease_reads_after_timeout_now),
         cmocka_unit_test(test_reads_fail_on_step_down),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    int failed = cmocka_run_group_tests(tests, NULL, NULL);
+    return failed + h_conf_leaked();
 }

@@ -4,6 +4,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <cmocka.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -396,9 +397,11 @@ static void test_transfer_leadership(void **state)
 
 /* A process hosts thousands of nodes: what only some of them need (a
  * leader's view of its followers, a queue of tasks) lives outside struct
- * rk_node and is allocated when needed. This bound guards against large
- * per-group arrays creeping back in. */
-_Static_assert(sizeof(struct rk_node) <= 40 * 1024, "struct rk_node grew past 40 KiB");
+ * rk_node and is allocated when needed, configurations are interned
+ * references, and the service drops its options once the node started.
+ * These bounds guard against large per-group arrays creeping back in. */
+_Static_assert(sizeof(struct rk_node) <= 12 * 1024, "struct rk_node grew past 12 KiB");
+_Static_assert(sizeof(struct rk_group_service) <= 1024, "struct rk_group_service grew past 1 KiB");
 
 typedef struct footprint {
     rk_node_t *n;
@@ -545,5 +548,10 @@ int main(void)
         cmocka_unit_test(test_two_groups_one_server),
         cmocka_unit_test(test_footprint_follows_roles),
     };
-    return cmocka_run_group_tests_name("node_cluster", tests, NULL, NULL);
+    int failed = cmocka_run_group_tests_name("node_cluster", tests, NULL, NULL);
+    /* every node is freed: none may still hold an interned configuration */
+    size_t left = core_conf_interned();
+    if (left != 0)
+        fprintf(stderr, "%zu interned configurations left\n", left);
+    return failed + (left != 0);
 }

@@ -790,5 +790,10 @@ int main(void)
         cmocka_unit_test(test_reset_peers_survives_restart),
         cmocka_unit_test(test_snapshot_download_resumes),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    int failed = cmocka_run_group_tests(tests, NULL, NULL);
+    /* every node is freed: none may still hold an interned configuration */
+    size_t left = core_conf_interned();
+    if (left != 0)
+        fprintf(stderr, "%zu interned configurations left\n", left);
+    return failed + (left != 0);
 }
