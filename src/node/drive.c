@@ -134,22 +134,20 @@ void node_drive(rk_node_t *n)
     if (n->fatal)
         return;
     report_applied(n);
-    do {
-        while (!n->fatal && core_has_update(n->core)) {
-            core_update_t u;
-            core_update_get(n->core, &u);
-            node_handle_update(n, &u);
-            core_update_release(&u);
-            if (n->ack_now != 0 && !n->fatal) {
-                core_persisted(n->core, n->ack_now);
-                n->persisted_id = n->ack_now;
-            }
-            n->ack_now = 0;
+    /* The round's log writes are held until the runtime flushes them, with
+     * those of every other group driven in this loop iteration
+     * (node_rt_storage_flush); their completions wake the node again. */
+    while (!n->fatal && core_has_update(n->core)) {
+        core_update_t u;
+        core_update_get(n->core, &u);
+        node_handle_update(n, &u);
+        core_update_release(&u);
+        if (n->ack_now != 0 && !n->fatal) {
+            core_persisted(n->core, n->ack_now);
+            n->persisted_id = n->ack_now;
         }
-        /* The round's log writes: when they ran right here (small, writer
-         * idle), their completions acked the core already; go again for
-         * what that produced (a follower's answer, a leader's commit). */
-    } while (log_writer_flush(n->writer) && !n->fatal);
+        n->ack_now = 0;
+    }
     node_publish_status(n);
 }
 

@@ -1,12 +1,10 @@
 /* Starting a node: open its storage and recover the core's initial state
  * from it (hard state, newest snapshot, log bounds, configuration), bootstrap
  * a new member, repair what a crash may have left half done, then start the
- * FSM thread and, on the loop, the log writer, the core and the handles.
+ * FSM thread and, on the loop, the core and the handles.
  */
-#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 
 #include "raftkit/log.h"
 #include "src/node/node_internal.h"
@@ -35,37 +33,12 @@ void node_core_options(rk_node_t *n, core_options_t *o)
     o->max_bytes_per_msg = (uint64_t)n->opts.raft_options.max_body_size;
 }
 
-static int mkdir_p(const char *path)
-{
-    char tmp[4096];
-    snprintf(tmp, sizeof(tmp), "%s", path);
-    for (char *p = tmp + 1; *p; p++) {
-        if (*p == '/') {
-            *p = '\0';
-            if (mkdir(tmp, 0755) != 0 && errno != EEXIST)
-                return -1;
-            *p = '/';
-        }
-    }
-    if (mkdir(tmp, 0755) != 0 && errno != EEXIST)
-        return -1;
-    return 0;
-}
-
-/* Creates the directories and opens the log environment, the group's log
- * store and the snapshot store. */
+/* Opens the group's log in the runtime's environment (rt_storage.c) and its
+ * snapshot store (created on the first snapshot). */
 static int open_stores(rk_node_t *n, rk_status_t *err)
 {
-    if (mkdir_p(n->log_dir) != 0 || mkdir_p(n->snap_dir) != 0)
-        return rk_status_set(err, RK_EIO, "cannot create %s: %s", n->opts.data_path,
-                             strerror(errno));
-    log_env_options_t eo;
-    log_env_options_init(&eo);
-    eo.sync = n->opts.raft_options.sync;
-    int rc = log_env_open(n->log_dir, &eo, &n->env, err);
+    int rc = node_storage_open(n, err);
     if (rc != 0)
-        return rc;
-    if ((rc = log_store_open(n->env, n->group, NULL, &n->store, err)) != 0)
         return rc;
     return snap_store_open(n->snap_dir, &n->snaps, err);
 }
@@ -287,31 +260,13 @@ typedef struct start_arg {
     rk_status_t *err;
 } start_arg_t;
 
-/* Loop thread: a checkpoint the writer thread ran on its own failed. The
- * storage refuses every write from now on; say so now rather than at the
- * next write, which an idle group may not make for a long time. */
-static void on_writer_failure(void *arg, int code, const rk_status_t *st)
-{
-    node_enter_error(arg, code, "storage failed: %s", st->msg[0] ? st->msg : rk_strerror(code));
-}
-
-/* Loop thread: the log writer, the core, the route from the transport and
- * the handles; then the first drive. */
+/* Loop thread: the core, the route from the transport and the handles;
+ * then the first drive. */
 static void start_on_loop(void *p)
 {
     start_arg_t *a = p;
     rk_node_t *n = a->n;
-    rk_status_t st;
-    log_writer_options_t wo = {
-        .max_batch_bytes = (size_t)n->opts.raft_options.max_append_buffer_size,
-        .on_failure = on_writer_failure,
-        .failure_arg = n,
-    };
-    int rc = log_writer_start(n->env, &n->rt->loop, &wo, &n->writer, &st);
-    if (rc != 0) {
-        a->rc = rk_status_set(a->err, rc, "log writer: %s", st.msg);
-        return;
-    }
+    int rc;
     core_storage_t cst = node_core_storage(n);
     int err = 0;
     n->core = core_new(a->in, &cst, &err);
