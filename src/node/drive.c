@@ -126,7 +126,7 @@ static void report_applied(rk_node_t *n)
 
 void node_drive(rk_node_t *n)
 {
-    if (n->core == NULL)
+    if (n->core == NULL || n->booting)
         return;
     node_drain_cmds(n);
     if (!n->fatal)
@@ -169,7 +169,7 @@ static void expire_reads(rk_node_t *n, uint64_t now)
 static void on_tick(uv_timer_t *t)
 {
     rk_node_t *n = t->data;
-    if (n->stopping || n->fatal)
+    if (n->stopping || n->fatal || n->booting)
         return;
     core_tick(n->core);
     catchup_tick(n);

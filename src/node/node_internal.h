@@ -289,6 +289,7 @@ struct rk_node {
     log_store_t *store;
     log_writer_t *writer; /* L: rs->writer */
     int log_reqs;         /* L: requests submitted to the writer, not yet completed */
+    bool booting;         /* L: the bootstrap entry is not durable yet: no message, no drive */
     snap_store_t *snaps;
 
     /* L: core and its driving */
