@@ -1310,6 +1310,23 @@ int log_store_sync_pending(log_env_t *env, rk_status_t *st)
     return rc;
 }
 
+int log_store_sync_pending_of(log_store_t *s, rk_status_t *st)
+{
+    log_env_t *env = s->env;
+    if (env->journal == NULL)
+        return 0;
+    int rc = 0;
+    journal_lock(env->journal);
+    for (size_t i = 0; env->pending != NULL && i < env->pending->n; i++) {
+        if (env->pending->ops[i].store == s) {
+            rc = log_store_drain(env, st);
+            break;
+        }
+    }
+    journal_unlock(env->journal);
+    return rc;
+}
+
 void log_store_pending_free(log_env_t *env)
 {
     log_pending_t *p = env->pending;

@@ -186,6 +186,9 @@ int log_store_drain(log_env_t *env, rk_status_t *st);
 /* log_store_drain taking the journal lock itself, for readers of LMDB that
  * need everything acknowledged in it (hard state at startup, verify). */
 int log_store_sync_pending(log_env_t *env, rk_status_t *st);
+/* log_store_sync_pending when s has pending ops, else nothing: a group
+ * starting among thousands of others makes no commit for theirs. */
+int log_store_sync_pending_of(log_store_t *s, rk_status_t *st);
 /* Ops published but not yet committed, and drains so far (tests). */
 void log_store_pending_stats(log_env_t *env, size_t *ops, uint64_t *drains);
 /* Frees env's pending state (log_env_close, after every store is closed). */

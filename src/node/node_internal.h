@@ -476,6 +476,10 @@ int node_storage_open(rk_node_t *n, rk_status_t *err);
 /* Closes n's log store and detaches n from its environment; the last group
  * leaving closes it. After n's threads stopped; any thread but the loop. */
 void node_storage_close(rk_node_t *n);
+/* L: after a failed write of n: when its environment failed for good
+ * (log_env_fail, a sticky failure), every group on it enters the error
+ * state, not only those whose writes were in the failed batch. */
+void node_storage_failed(rk_node_t *n);
 /* L: hands req to n's writer, held until the runtime's flush at the end of
  * this loop iteration. Returns as log_writer_submit_held. */
 int node_storage_submit_held(rk_node_t *n, log_write_req_t *req, log_write_cb cb);

@@ -59,6 +59,7 @@ static void persist_complete(rk_node_t *n)
         if (p->status != 0) {
             node_enter_error(n, p->status, "log write failed: %s", rk_strerror(p->status));
             n->fatal = true;
+            node_storage_failed(n);
         } else if (!n->stopping && !n->fatal) {
             record_write_metrics(n, p);
             node_obs_persisted(n, p);

@@ -213,6 +213,14 @@ static void store_failed(void *arg, int code, const rk_status_t *st)
                              st->msg[0] ? st->msg : rk_strerror(code));
 }
 
+void node_storage_failed(rk_node_t *n)
+{
+    rk_status_t st;
+    int code = log_env_failed(n->env, &st);
+    if (code != 0 && n->rs != NULL)
+        store_failed(n->rs, code, &st);
+}
+
 static int store_open(rk_node_t *n, node_rt_store_t **out, rk_status_t *err)
 {
     node_rt_t *rt = n->rt;
