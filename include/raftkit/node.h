@@ -1,7 +1,9 @@
 /* The node and the RaftGroupService: what an application drives.
  *
  * A group service owns one Raft node of one group: its libuv loop thread
- * (core, RPC, timers), its log writer thread and its FSM caller thread. The
+ * (core, RPC, timers), its log writer thread and its FSM caller thread
+ * (groups on a shared server share the loop, and the log writer of their
+ * log directory). The
  * node functions below are thread-safe unless they say otherwise; none of
  * them blocks on disk or on the network.
  *
@@ -192,7 +194,10 @@ rk_group_service_t *rk_group_service_new_shared(const char *group_id, const rk_p
  * (port in use, corrupt storage, RK_EUNREACHABLE: the host name to bind does
  * not resolve, ...). The peer ids of the other peers are not resolved here:
  * a peer whose name does not resolve yet is only unreachable until it
- * does. */
+ * does. A new member's bootstrap entry (initial_conf at index 1) is written
+ * after this returns, together with those of the groups starting at the
+ * same time: until it is durable the node answers no peer and runs no task
+ * (tasks wait); should that write fail, the node enters the error state. */
 rk_node_t *rk_group_service_start(rk_group_service_t *svc, rk_status_t *err);
 
 /* Starts stopping: pending closures run with RK_ESHUTDOWN, on_shutdown runs

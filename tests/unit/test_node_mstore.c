@@ -247,7 +247,7 @@ static void a_directory_or_group_taken_twice_is_refused(void **state)
     snprintf(own, sizeof own, "%s/own", h.root);
     host_open(&h, h.root);
     assert_int_equal(host_start(&h, 0, "a", own), 0);
-    assert_int_equal(host_start(&h, 1, "b", own), RK_EBUSY); /* same group directory */
+    assert_int_equal(host_start(&h, 1, "b", own), RK_EBUSY);  /* same group directory */
     assert_int_equal(host_start(&h, 2, "a", NULL), RK_EBUSY); /* same id, same environment */
     apply(&h, 0, 5);
     host_close(&h);
