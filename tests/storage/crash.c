@@ -409,7 +409,8 @@ static int check(const char *dir, uint64_t *last_total, uint64_t *checked, unsig
         pg[g].acked = 0;
         if (group_is_new(g)) { /* the next child writes another one */
             pg[g].checked_from = 1;
-            memset(pg[g].min_term, 0, pg[g].min_term_cap * sizeof *pg[g].min_term);
+            if (pg[g].min_term != NULL)
+                memset(pg[g].min_term, 0, pg[g].min_term_cap * sizeof *pg[g].min_term);
         } else {
             *last_total += last;
         }
@@ -508,7 +509,8 @@ int main(int argc, char **argv)
                 return 1;
             for (int g = 0; g < n_groups; g++) {
                 pg[g].checked_from = 1;
-                memset(pg[g].min_term, 0, pg[g].min_term_cap * sizeof *pg[g].min_term);
+                if (pg[g].min_term != NULL)
+                    memset(pg[g].min_term, 0, pg[g].min_term_cap * sizeof *pg[g].min_term);
             }
             restarts++;
         }
