@@ -283,8 +283,8 @@ struct rk_node {
     char *snap_dir;
 
     /* storage */
-    node_rt_store_t *rs;     /* the runtime's environment holding the log */
-    struct rk_node *rs_next; /* L: rs->nodes */
+    node_rt_store_t *rs;                 /* the runtime's environment holding the log */
+    struct rk_node *rs_next, **rs_pprev; /* L: rs->nodes (unlinked in O(1)) */
     log_env_t *env;
     log_store_t *store;
     log_writer_t *writer; /* L: rs->writer */

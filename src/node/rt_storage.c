@@ -312,6 +312,9 @@ static void attach_on_loop(void *p)
     s->refs++;
     n->rs = s;
     n->rs_next = s->nodes;
+    n->rs_pprev = &s->nodes;
+    if (s->nodes)
+        s->nodes->rs_pprev = &n->rs_next;
     s->nodes = n;
     n->env = s->env;
     n->writer = s->writer;
@@ -321,12 +324,9 @@ static void detach_on_loop(void *p)
 {
     rk_node_t *n = p;
     node_rt_store_t *s = n->rs;
-    for (rk_node_t **pp = &s->nodes; *pp; pp = &(*pp)->rs_next) {
-        if (*pp == n) {
-            *pp = n->rs_next;
-            break;
-        }
-    }
+    *n->rs_pprev = n->rs_next;
+    if (n->rs_next)
+        n->rs_next->rs_pprev = n->rs_pprev;
     names_del(n->rt->group_dirs, n->group_dir);
     names_del(s->groups, n->group);
     n->rs = NULL;
