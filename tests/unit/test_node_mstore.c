@@ -320,14 +320,15 @@ static void a_failed_environment_puts_every_group_in_error(void **state)
     apply(&h, 0, 1);
     apply(&h, 1, 1);
     fail_data_sync = EIO;
-    /* writes make a checkpoint due; it fails */
+    /* writes make a checkpoint due; it fails. (A task of a group in error
+     * completes only at shutdown: each closure lives until then.) */
+    static tc_req_t req[50];
     for (int k = 0; k < 50 && rk_node_state(h.node[0]) != RK_STATE_ERROR; k++) {
-        tc_req_t req;
-        tc_req_init(&req);
+        tc_req_init(&req[k]);
         uint8_t b[8] = {1};
-        rk_task_t t = {.data = b, .len = 8, .done = &req.closure, .expected_term = -1};
+        rk_task_t t = {.data = b, .len = 8, .done = &req[k].closure, .expected_term = -1};
         rk_node_apply(h.node[0], &t);
-        for (int j = 0; j < 10000 && atomic_load(&req.runs) == 0; j++)
+        for (int j = 0; j < 1000 && atomic_load(&req[k].runs) == 0; j++)
             tc_msleep(1);
         tc_msleep(20);
     }
