@@ -192,6 +192,7 @@ int log_env_open(const char *dir, const log_env_options_t *o, log_env_t **out, r
     pthread_rwlock_init(&env->resize_lock, &attr);
     pthread_rwlockattr_destroy(&attr);
     pthread_mutex_init(&env->fail_mu, NULL);
+    pthread_mutex_init(&env->gid_mu, NULL);
 
     int rc = lock_dir(env, st);
     if (rc != 0)
@@ -291,6 +292,7 @@ err_after_lock:
     if (env->lock_fd >= 0)
         close(env->lock_fd);
     pthread_mutex_destroy(&env->fail_mu);
+    pthread_mutex_destroy(&env->gid_mu);
     pthread_rwlock_destroy(&env->resize_lock);
     free(env);
     return st ? st->code : log_env_err(rc);
@@ -305,6 +307,7 @@ void log_env_close(log_env_t *env)
     mdb_env_close(env->mdb);
     close(env->lock_fd); /* releases the directory (lock_dir) */
     pthread_mutex_destroy(&env->fail_mu);
+    pthread_mutex_destroy(&env->gid_mu);
     pthread_rwlock_destroy(&env->resize_lock);
     free(env);
 }

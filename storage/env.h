@@ -78,6 +78,10 @@ typedef struct log_env {
     _Atomic int failed;
     pthread_mutex_t fail_mu; /* guards fail_st */
     rk_status_t fail_st;
+    /* The number the next new group gets (log_store.c, "registration"); 0
+     * until the first new group reads the largest registered one. */
+    pthread_mutex_t gid_mu;
+    uint64_t next_gid;
     char path[];
 } log_env_t;
 

@@ -70,6 +70,29 @@ int fileio_fsync_parent(const char *path)
     return fileio_fsync_path(dir, true);
 }
 
+int fileio_mkdirs(const char *path)
+{
+    char tmp[PATH_MAX];
+    if (snprintf(tmp, sizeof tmp, "%s", path) >= (int)sizeof tmp)
+        return ENAMETOOLONG;
+    for (char *p = tmp + 1;; p++) {
+        if (*p != '/' && *p != '\0')
+            continue;
+        char c = *p;
+        *p = '\0';
+        if (mkdir(tmp, 0755) == 0) {
+            int err = fileio_fsync_parent(tmp);
+            if (err != 0)
+                return err;
+        } else if (errno != EEXIST) {
+            return errno;
+        }
+        *p = c;
+        if (c == '\0')
+            return 0;
+    }
+}
+
 static int paths(const char *dir, const char *name, char *tmp, char *dst)
 {
     if (snprintf(dst, PATH_MAX, "%s/%s", dir, name) >= PATH_MAX ||

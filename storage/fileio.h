@@ -31,6 +31,12 @@ int fileio_fsync_path(const char *path, bool dir);
  * it. Returns 0 or errno. */
 int fileio_fsync_parent(const char *path);
 
+/* Creates directory path and any missing parent, each new one made durable
+ * (its parent fsynced), so that a file later made durable inside it cannot
+ * lose its directory to a power loss. Existing directories are not synced.
+ * Returns 0 or errno. */
+int fileio_mkdirs(const char *path);
+
 /* Atomically replaces dir/name with len bytes of data: writes dir/name.tmp,
  * fsyncs it, renames it over dir/name and fsyncs dir. After a crash dir/name
  * holds either the old or the new content, never a mix. Returns 0 or errno

@@ -35,7 +35,9 @@ int forced_conf_store_save(const char *dir, uint64_t index, const void *conf, si
     if (len)
         memcpy(rec + FC_HEADER, conf, len);
     codec_put_le64(rec + FC_HEADER + len, XXH64(rec, FC_HEADER + len, 0));
-    int err = fileio_replace(dir, FC_NAME, rec, total);
+    int err = fileio_mkdirs(dir);
+    if (err == 0)
+        err = fileio_replace(dir, FC_NAME, rec, total);
     free(rec);
     if (err != 0) {
         char p[PATH_MAX];

@@ -1,5 +1,5 @@
-/* The configuration forced by rk_node_reset_peers, kept durable beside the
- * log until the log carries it (src/node/forced_conf.c explains why).
+/* The configuration forced by rk_node_reset_peers, kept durable in the
+ * group's directory until the log carries it (src/node/forced_conf.c explains why).
  * Storage sees opaque configuration bytes and the log index they apply at.
  *
  * File <dir>/forced_conf (all integers little-endian): "RKFC", u32 version
@@ -17,8 +17,8 @@
 /* Largest configuration accepted (bytes). */
 #define FORCED_CONF_MAX (1u << 20)
 
-/* Makes (index, conf[0..len)) durable in dir, replacing any earlier one,
- * before returning. Thread: any. Errors: RK_EINVAL (len over
+/* Makes (index, conf[0..len)) durable in dir (created if missing),
+ * replacing any earlier one, before returning. Thread: any. Errors: RK_EINVAL (len over
  * FORCED_CONF_MAX), RK_ENOMEM, RK_EIO, RK_ENOSPC; st says what failed. */
 int forced_conf_store_save(const char *dir, uint64_t index, const void *conf, size_t len,
                            rk_status_t *st);

@@ -59,9 +59,12 @@
  *    journal record was synced, so nothing a crash can take back is ever
  *    visible.
  *
- * 5. Writes that bypass the journal (group registration, batches bigger
- *    than the segment) commit to LMDB, after anything pending, and then
- *    checkpoint, which makes them durable before the call returns. Every
+ * 5. Writes that bypass the journal (batches bigger than the segment)
+ *    commit to LMDB, after anything pending, and then checkpoint, which
+ *    makes them durable before the call returns. A new group is registered
+ *    by its first write transaction, not by a write of its own; until LMDB
+ *    holds the registration, each record naming the group carries its name
+ *    (encode_ops), and replay registers it before applying the op. Every
  *    checkpoint first applies what is pending, so a recycled segment never
  *    held a record LMDB lacks.
  *
@@ -592,6 +595,8 @@ static size_t ops_size(const log_op_t *ops, size_t n)
     size_t b = 4;
     for (size_t i = 0; i < n; i++) {
         b += OP_HEADER + (ops[i].hard_state ? HS_BYTES : 0);
+        if (!log_store_registered(ops[i].store))
+            b += 1 + strlen(log_store_group(ops[i].store));
         for (size_t k = 0; k < ops[i].n_entries; k++)
             b += ENTRY_HEADER + ops[i].entries[k].len;
     }
@@ -605,14 +610,23 @@ static void encode_ops(const log_op_t *ops, size_t n, uint8_t *p)
     for (size_t i = 0; i < n; i++) {
         const log_op_t *op = &ops[i];
         memset(p, 0, OP_HEADER);
+        /* A group not registered in LMDB yet (log_store.c, "registration")
+         * carries its name, so that replay can register it first. */
+        const char *name = log_store_registered(op->store) ? NULL : log_store_group(op->store);
         p[0] = (uint8_t)op->kind;
         p[1] = op->hard_state != NULL;
+        p[2] = name != NULL;
         codec_put_le32(p + 4, (uint32_t)op->n_entries);
         codec_put_le64(p + 8, log_store_gid(op->store));
         codec_put_le64(p + 16, op->truncate_from);
         codec_put_le64(p + 24, op->index);
         codec_put_le64(p + 32, op->term);
         p += OP_HEADER;
+        if (name != NULL) {
+            p[0] = (uint8_t)strlen(name); /* < LOG_GROUP_ID_MAX */
+            memcpy(p + 1, name, p[0]);
+            p += 1 + p[0];
+        }
         if (op->hard_state) {
             codec_put_le64(p, op->hard_state->term);
             codec_put_le64(p + 8, op->hard_state->commit);
@@ -748,7 +762,7 @@ static int open_group(log_env_t *env, uint64_t gid, log_store_t **out, rk_status
     if (name[0] == '\0')
         return rk_status_set(st, RK_ENOTFOUND, "no group number %llu", (unsigned long long)gid);
     log_store_options_t o = {.cache_bytes = 0};
-    return log_store_open(env, name, &o, out, st);
+    return log_store_open_gid(env, name, gid, &o, out, st);
 }
 
 /* Recovery reads the segment through a window of WIN_BYTES, which holds any
@@ -804,7 +818,10 @@ typedef struct replay {
     meta_hard_state_t *hs;
 } replay_t;
 
-static int store_for(replay_t *r, uint64_t gid, log_store_t **out, rk_status_t *st)
+/* The store of group number gid; name: the group's name when the record
+ * registers it, else NULL (then LMDB has it). */
+static int store_for(replay_t *r, uint64_t gid, const char *name, log_store_t **out,
+                     rk_status_t *st)
 {
     for (size_t i = 0; i < r->n_stores; i++)
         if (r->gids[i] == gid)
@@ -821,7 +838,9 @@ static int store_for(replay_t *r, uint64_t gid, log_store_t **out, rk_status_t *
             return rk_status_set(st, RK_ENOMEM, "journal replay");
         r->cap = cap;
     }
-    int rc = open_group(r->env, gid, out, st);
+    log_store_options_t o = {.cache_bytes = 0};
+    int rc = name != NULL ? log_store_open_gid(r->env, name, gid, &o, out, st)
+                          : open_group(r->env, gid, out, st);
     if (rc == 0) {
         r->gids[r->n_stores] = gid;
         r->stores[r->n_stores++] = *out;
@@ -846,16 +865,25 @@ static int replay_one(replay_t *r, const uint8_t *p, size_t len, uint64_t seq, r
         if ((size_t)(end - p) < OP_HEADER)
             goto bad;
         log_op_t *op = &r->ops[i];
-        op->kind = (log_op_kind_t)p[0];
-        size_t ne = codec_get_le32(p + 4);
-        int rc = store_for(r, codec_get_le64(p + 8), &op->store, st);
+        const uint8_t *h = p;
+        p += OP_HEADER;
+        char name[LOG_GROUP_ID_MAX];
+        if (h[2] != 0) {
+            if (end - p < 1 || p[0] == 0 || p[0] >= LOG_GROUP_ID_MAX || end - p < 1 + p[0])
+                goto bad;
+            memcpy(name, p + 1, p[0]);
+            name[p[0]] = '\0';
+            p += 1 + p[0];
+        }
+        op->kind = (log_op_kind_t)h[0];
+        size_t ne = codec_get_le32(h + 4);
+        int rc = store_for(r, codec_get_le64(h + 8), h[2] != 0 ? name : NULL, &op->store, st);
         if (rc != 0)
             return rc;
-        op->truncate_from = codec_get_le64(p + 16);
-        op->index = codec_get_le64(p + 24);
-        op->term = codec_get_le64(p + 32);
-        bool has_hs = p[1] != 0;
-        p += OP_HEADER;
+        op->truncate_from = codec_get_le64(h + 16);
+        op->index = codec_get_le64(h + 24);
+        op->term = codec_get_le64(h + 32);
+        bool has_hs = h[1] != 0;
         if (has_hs) {
             if ((size_t)(end - p) < HS_BYTES)
                 goto bad;

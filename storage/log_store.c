@@ -29,6 +29,8 @@ struct log_store {
     /* Lowest index among this store's pending entries, 0 = none: the cache
      * must hold it and everything after it. */
     uint64_t pend_lo;
+    /* LMDB holds group -> gid (writer only; see "registration"). */
+    bool registered;
     char group[];
 };
 
@@ -58,40 +60,52 @@ static int find_gid(MDB_txn *txn, log_env_t *env, const char *group, uint64_t *g
     return 0;
 }
 
-struct register_ctx {
-    log_env_t *env;
-    const char *group;
-    uint64_t gid;
-};
-
-static int register_fn(MDB_txn *txn, void *arg)
+/* A new group is not registered by a write of its own: that would be one
+ * synchronous commit and checkpoint per group, ten thousand of them for a
+ * process creating ten thousand groups. It gets its number in memory (one
+ * more than the largest registered or handed out), and the name -> number
+ * record goes into LMDB with the group's first write transaction (write_fn)
+ * and into the journal record of every batch of the group until then
+ * (journal.c, encode_ops), so that a replay re-registers it before applying
+ * its ops. A group that never writes leaves nothing behind; its number may
+ * be handed out again by the next process, which is harmless since nothing
+ * was stored under it. */
+static int next_gid(log_env_t *env, uint64_t *gid)
 {
-    struct register_ctx *c = arg;
-    int rc = find_gid(txn, c->env, c->group, &c->gid);
-    if (rc != MDB_NOTFOUND)
-        return rc;
-    /* New group: one more than the largest number handed out. */
-    MDB_cursor *cur;
-    if ((rc = mdb_cursor_open(txn, c->env->groups_dbi, &cur)) != 0)
-        return rc;
-    uint64_t max = 0;
-    MDB_val k, v;
-    for (rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == 0;
-         rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
-        if (v.mv_size == 8 && codec_get_be64(v.mv_data) > max)
-            max = codec_get_be64(v.mv_data);
+    int rc = 0;
+    pthread_mutex_lock(&env->gid_mu);
+    if (env->next_gid == 0) {
+        MDB_txn *txn;
+        MDB_cursor *cur;
+        uint64_t max = 0;
+        if ((rc = log_env_read_begin(env, &txn)) == 0) {
+            if ((rc = mdb_cursor_open(txn, env->groups_dbi, &cur)) == 0) {
+                MDB_val k, v;
+                for (rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == 0;
+                     rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT))
+                    if (v.mv_size == 8 && codec_get_be64(v.mv_data) > max)
+                        max = codec_get_be64(v.mv_data);
+                mdb_cursor_close(cur);
+                if (rc == MDB_NOTFOUND)
+                    rc = 0;
+            }
+            log_env_read_end(env, txn);
+        }
+        if (rc == 0)
+            env->next_gid = max + 1;
     }
-    mdb_cursor_close(cur);
-    if (rc != MDB_NOTFOUND)
-        return rc;
-    c->gid = max + 1;
+    if (rc == 0)
+        *gid = env->next_gid++;
+    pthread_mutex_unlock(&env->gid_mu);
+    return rc;
+}
+
+static int put_gid(MDB_txn *txn, log_store_t *s)
+{
     uint8_t buf[8];
-    codec_put_be64(buf, c->gid);
-    k.mv_size = strlen(c->group);
-    k.mv_data = (void *)c->group;
-    v.mv_size = 8;
-    v.mv_data = buf;
-    return mdb_put(txn, c->env->groups_dbi, &k, &v, 0);
+    codec_put_be64(buf, s->gid);
+    MDB_val k = {strlen(s->group), s->group}, v = {8, buf};
+    return mdb_put(txn, s->env->groups_dbi, &k, &v, 0);
 }
 
 /* ---- reading stored entries ---- */
@@ -324,8 +338,9 @@ out:
     return rc;
 }
 
-int log_store_open(log_env_t *env, const char *group_id, const log_store_options_t *o,
-                   log_store_t **out, rk_status_t *st)
+/* gid: 0, or the number the group must have (journal replay). */
+static int store_open(log_env_t *env, const char *group_id, uint64_t gid,
+                      const log_store_options_t *o, log_store_t **out, rk_status_t *st)
 {
     log_store_options_t defaults;
     if (env == NULL || group_id == NULL || out == NULL)
@@ -351,18 +366,32 @@ int log_store_open(log_env_t *env, const char *group_id, const log_store_options
         rk_status_set(st, rc, "group %s: cannot begin read transaction", group_id);
         goto err;
     }
-    rc = find_gid(txn, env, group_id, &s->gid);
+    uint64_t found = 0;
+    rc = find_gid(txn, env, group_id, &found);
     log_env_read_end(env, txn);
-    if (rc == MDB_NOTFOUND) {
-        struct register_ctx c = {env, group_id, 0};
-        if ((rc = log_env_write(env, register_fn, &c, st)) != 0)
+    if (rc == MDB_NOTFOUND) { /* a new group: empty, registered by its first write */
+        rc = gid != 0 ? 0 : next_gid(env, &gid);
+        if (rc != 0) {
+            rc = rk_status_set(st, log_env_err(rc), "group %s: cannot number it: %s", group_id,
+                               mdb_strerror(rc));
             goto err;
-        s->gid = c.gid;
-    } else if (rc != 0) {
+        }
+        s->gid = gid;
+        *out = s;
+        return 0;
+    }
+    if (rc != 0) {
         rc = rk_status_set(st, log_env_err(rc), "group %s: cannot look up group: %s", group_id,
                            mdb_strerror(rc));
         goto err;
     }
+    if (gid != 0 && gid != found) {
+        rc = rk_status_set(st, RK_ECORRUPT, "group %s is number %llu, not %llu", group_id,
+                           (unsigned long long)found, (unsigned long long)gid);
+        goto err;
+    }
+    s->gid = found;
+    s->registered = true;
     if ((rc = load_state(s, st)) != 0)
         goto err;
     *out = s;
@@ -372,6 +401,25 @@ err:
     pthread_mutex_destroy(&s->mu);
     free(s);
     return rc;
+}
+
+int log_store_open(log_env_t *env, const char *group_id, const log_store_options_t *o,
+                   log_store_t **out, rk_status_t *st)
+{
+    return store_open(env, group_id, 0, o, out, st);
+}
+
+int log_store_open_gid(log_env_t *env, const char *group_id, uint64_t gid,
+                       const log_store_options_t *o, log_store_t **out, rk_status_t *st)
+{
+    if (gid == 0)
+        return rk_status_set(st, RK_EINVAL, "group number 0");
+    return store_open(env, group_id, gid, o, out, st);
+}
+
+bool log_store_registered(const log_store_t *s)
+{
+    return s->registered;
 }
 
 static void pend_forget(log_env_t *env, log_store_t *s);
@@ -903,13 +951,15 @@ static int write_fn(MDB_txn *txn, void *arg)
     for (size_t i = 0; i < c->n; i++) {
         log_op_t *op = &c->ops[i];
         log_store_t *s = op->store;
+        int rc;
         if (s->tx_attempt != c->attempt) {
             s->tx_base_index = s->db_base_index;
             s->tx_base_term = s->db_base_term;
             s->tx_last = s->db_last;
             s->tx_attempt = c->attempt;
+            if (!s->registered && (rc = put_gid(txn, s)) != 0)
+                return rc;
         }
-        int rc;
         switch (op->kind) {
         case LOG_OP_APPEND:
             rc = apply_append(op, txn, c->st);
@@ -1260,6 +1310,23 @@ int log_store_sync_pending(log_env_t *env, rk_status_t *st)
     return rc;
 }
 
+int log_store_sync_pending_of(log_store_t *s, rk_status_t *st)
+{
+    log_env_t *env = s->env;
+    if (env->journal == NULL)
+        return 0;
+    int rc = 0;
+    journal_lock(env->journal);
+    for (size_t i = 0; env->pending != NULL && i < env->pending->n; i++) {
+        if (env->pending->ops[i].store == s) {
+            rc = log_store_drain(env, st);
+            break;
+        }
+    }
+    journal_unlock(env->journal);
+    return rc;
+}
+
 void log_store_pending_free(log_env_t *env)
 {
     log_pending_t *p = env->pending;
@@ -1430,6 +1497,7 @@ static int commit_ops(log_env_t *env, log_op_t *ops, size_t n, unsigned flags, u
     for (size_t i = 0; i < n; i++) {
         log_op_t *op = &ops[i];
         log_store_t *s = op->store;
+        s->registered = true; /* write_fn registered it */
         s->db_base_index = s->tx_base_index;
         s->db_base_term = s->tx_base_term;
         s->db_last = s->tx_last;

@@ -49,13 +49,14 @@ typedef struct log_store_options {
 
 void log_store_options_init(log_store_options_t *o);
 
-/* Opens the log of group group_id (1..LOG_GROUP_ID_MAX-1 bytes) in env,
- * registering the group on first use. Reads the first and last index and
- * verifies the checksum of the last entry. o may be NULL. Thread: any; not
- * concurrently with a writer on the same group. *out is owned by the caller
- * and closed with log_store_close before the environment.
- * Errors: RK_EINVAL, RK_ENOMEM, RK_ECORRUPT (naming the index), RK_EIO,
- * RK_ENOSPC (registering a new group needs a write). */
+/* Opens the log of group group_id (1..LOG_GROUP_ID_MAX-1 bytes) in env.
+ * Reads the first and last index and verifies the checksum of the first
+ * and last entry. A new group is opened empty without writing anything: it
+ * is registered by its first write (log_store.c, "registration"). o may be
+ * NULL. Thread: any; not concurrently with a writer on the same group, and
+ * one open store per group. *out is owned by the caller and closed with
+ * log_store_close before the environment.
+ * Errors: RK_EINVAL, RK_ENOMEM, RK_ECORRUPT (naming the index), RK_EIO. */
 int log_store_open(log_env_t *env, const char *group_id, const log_store_options_t *o,
                    log_store_t **out, rk_status_t *st);
 void log_store_close(log_store_t *s);
@@ -185,12 +186,22 @@ int log_store_drain(log_env_t *env, rk_status_t *st);
 /* log_store_drain taking the journal lock itself, for readers of LMDB that
  * need everything acknowledged in it (hard state at startup, verify). */
 int log_store_sync_pending(log_env_t *env, rk_status_t *st);
+/* log_store_sync_pending when s has pending ops, else nothing: a group
+ * starting among thousands of others makes no commit for theirs. */
+int log_store_sync_pending_of(log_store_t *s, rk_status_t *st);
 /* Ops published but not yet committed, and drains so far (tests). */
 void log_store_pending_stats(log_env_t *env, size_t *ops, uint64_t *drains);
 /* Frees env's pending state (log_env_close, after every store is closed). */
 void log_store_pending_free(log_env_t *env);
 
 uint64_t log_store_gid(const log_store_t *s);
+/* log_store_open for journal replay: the group must have number gid (a
+ * new one gets it; RK_ECORRUPT when registered under another). */
+int log_store_open_gid(log_env_t *env, const char *group_id, uint64_t gid,
+                       const log_store_options_t *o, log_store_t **out, rk_status_t *st);
+/* Does LMDB hold the group's registration yet? (writer only: journal
+ * records carry it until then) */
+bool log_store_registered(const log_store_t *s);
 /* Cache statistics: entries and bytes currently held, lookups served. */
 void log_store_cache_stats(log_store_t *s, size_t *entries, size_t *bytes, uint64_t *hits);
 

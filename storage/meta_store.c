@@ -89,7 +89,7 @@ int meta_store_load(log_store_t *s, meta_hard_state_t *out, rk_status_t *st)
 {
     log_env_t *env = log_store_env(s);
     MDB_txn *txn;
-    int rc = log_store_sync_pending(env, st); /* a newer hard state may be pending */
+    int rc = log_store_sync_pending_of(s, st); /* a newer hard state may be pending */
     if (rc != 0)
         return rc;
     if ((rc = log_env_read_begin(env, &txn)) != 0)

@@ -35,6 +35,7 @@ struct snap_store {
     /* snapshots with open readers */
     snap_ref_t refs[16];
     int n_refs;
+    bool created; /* dir exists (made durable by whoever created it) */
     char dir[];
 };
 
@@ -298,25 +299,25 @@ int snap_store_open(const char *dir, snap_store_t **out, rk_status_t *st)
 {
     if (dir == NULL || out == NULL || strlen(dir) > PATH_MAX - 64)
         return rk_status_set(st, RK_EINVAL, "snap_store_open: bad directory");
-    if (mkdir(dir, 0755) != 0 && errno != EEXIST)
-        return fileio_err(st, errno, "cannot create snapshot directory", dir);
-    /* install() makes each snapshot's name durable in dir; dir's own name
-     * (new, or made by the caller's mkdir) must be durable too, or a power
-     * loss can take every snapshot with it while the log was truncated on
-     * their strength. Once per open. */
-    int err = fileio_fsync_parent(dir);
-    if (err != 0)
-        return fileio_err(st, err, "cannot fsync the directory holding", dir);
-    DIR *d = opendir(dir);
-    if (d == NULL)
-        return fileio_err(st, errno, "cannot open snapshot directory", dir);
     snap_store_t *s = calloc(1, sizeof *s + strlen(dir) + 1);
-    if (s == NULL) {
-        closedir(d);
+    if (s == NULL)
         return rk_status_set(st, RK_ENOMEM, "snap_store_open");
-    }
     strcpy(s->dir, dir);
     pthread_mutex_init(&s->mu, NULL);
+    /* A group without a snapshot has no directory: ten thousand groups on a
+     * process cost no inode, and opening them no fsync, until they have
+     * one (make_temp creates it). */
+    DIR *d = opendir(dir);
+    if (d == NULL && errno == ENOENT) {
+        *out = s;
+        return 0;
+    }
+    if (d == NULL) {
+        int err = errno;
+        snap_store_close(s);
+        return fileio_err(st, err, "cannot open snapshot directory", dir);
+    }
+    s->created = true;
     struct dirent *de;
     while ((de = readdir(d)) != NULL) {
         uint64_t idx;
@@ -354,6 +355,16 @@ uint64_t snap_store_latest_index(snap_store_t *s)
 
 static int make_temp(snap_store_t *s, const char *kind, char *path, rk_status_t *st)
 {
+    /* install() makes each snapshot's name durable in dir; dir's own name,
+     * and those of the parents created with it, must be durable too, or a
+     * power loss can take every snapshot with it while the log was
+     * truncated on their strength. */
+    pthread_mutex_lock(&s->mu);
+    int err = s->created ? 0 : fileio_mkdirs(s->dir);
+    s->created = err == 0;
+    pthread_mutex_unlock(&s->mu);
+    if (err != 0)
+        return fileio_err(st, err, "cannot create snapshot directory", s->dir);
     snprintf(path, PATH_MAX, "%s/" SNAP_TMP_PREFIX "%s_XXXXXX", s->dir, kind);
     if (mkdtemp(path) == NULL)
         return fileio_err(st, errno, "cannot create temporary snapshot directory in", s->dir);

@@ -55,9 +55,11 @@ typedef struct snap_writer snap_writer_t;
 typedef struct snap_reader snap_reader_t;
 typedef struct snap_download snap_download_t;
 
-/* Opens the store in dir (created if missing), removes temporary directories
- * left by an interrupted write or download and snapshots older than the
- * newest one. Errors: RK_EINVAL, RK_ENOMEM, RK_EIO. */
+/* Opens the store in dir, removes temporary directories left by an
+ * interrupted write or download and snapshots older than the newest one. A
+ * missing dir is an empty store: it is created (with its missing parents,
+ * durably) by the first snapshot written or downloaded, so opening creates
+ * no file. Errors: RK_EINVAL, RK_ENOMEM, RK_EIO. */
 int snap_store_open(const char *dir, snap_store_t **out, rk_status_t *st);
 /* All readers, writers and downloads must be finished first. */
 void snap_store_close(snap_store_t *s);

@@ -1,7 +1,9 @@
 /* The node and the RaftGroupService: what an application drives.
  *
  * A group service owns one Raft node of one group: its libuv loop thread
- * (core, RPC, timers), its log writer thread and its FSM caller thread. The
+ * (core, RPC, timers), its log writer thread and its FSM caller thread
+ * (groups on a shared server share the loop, and the log writer of their
+ * log directory). The
  * node functions below are thread-safe unless they say otherwise; none of
  * them blocks on disk or on the network.
  *
@@ -93,10 +95,23 @@ typedef struct rk_node_options {
     int catchup_margin;              /* a new voter is promoted once within this many entries of the
                                         leader's last index; 1000 (see rk_node_add_peer) */
     rk_configuration_t initial_conf; /* used only when the data directory is empty */
-    const char *data_path;           /* log, meta and snapshots live under it; required */
-    bool disable_cli;                /* refuse CLI RPCs for this group */
-    int admin_port;                  /* admin HTTP endpoint; 0 = off */
-    rk_state_machine_t *fsm;         /* required; must outlive the service */
+    /* Log, meta and snapshots live under it; required unless the server has
+     * a data_path. A lone group service keeps its log environment in
+     * data_path/log and its snapshots in data_path/snapshot. On a server
+     * created with opts->data_path (rk_server_new_opts), every group's log
+     * is in ONE environment at <server data_path>/log (one journal, one
+     * writer thread, one fdatasync per batch of all groups), and the
+     * group's own directory (snapshot/, the forced configuration) is this
+     * data_path when set, else <server data_path>/groups/<group id> (bytes
+     * other than letters, digits, '-', '_' and a non-leading '.' as %XX).
+     * On a server without one, each group's log is in <data_path>/log.
+     * Two groups of a server with the same directory, or the same group id
+     * in one environment, are refused (RK_EBUSY). Directories are created
+     * when first needed (a snapshot directory by the first snapshot). */
+    const char *data_path;
+    bool disable_cli;        /* refuse CLI RPCs for this group */
+    int admin_port;          /* admin HTTP endpoint; 0 = off */
+    rk_state_machine_t *fsm; /* required; must outlive the service */
     rk_raft_options_t raft_options;
     /* Where the RPC port (and the admin endpoint, on admin_port) is bound,
      * when it differs from the address of the node's peer id: e.g. listen
@@ -167,11 +182,13 @@ int rk_node_options_validate(const rk_node_options_t *o, rk_status_t *err);
 typedef struct rk_server rk_server_t;
 rk_server_t *rk_server_new(const rk_endpoint_t *listen, rk_status_t *err);
 /* Like rk_server_new, with the security fields of opts (tls_*,
- * cluster_key_file) for the port and for the connections the server's nodes
- * open, and its fsm_executor_threads; the others are ignored. opts NULL:
- * plaintext, one FSM executor per CPU. Also returns NULL with RK_EINVAL and
- * the reason for a bad certificate, key or key file, or fsm_executor_threads
- * out of range. */
+ * cluster_key_file) for the port and for the connections the server's
+ * nodes open, its fsm_executor_threads, and opts->data_path (NULL: none)
+ * with raft_options.sync for the one log environment of all its groups (see
+ * rk_node_options_t data_path); the other fields are ignored. opts NULL:
+ * plaintext, one FSM executor per CPU, no data_path. Also returns NULL with
+ * RK_EINVAL and the reason for a bad certificate, key or key file, or
+ * fsm_executor_threads out of range. */
 rk_server_t *rk_server_new_opts(const rk_endpoint_t *listen, const rk_node_options_t *opts,
                                 rk_status_t *err);
 uint16_t rk_server_port(const rk_server_t *s);
@@ -198,7 +215,10 @@ rk_group_service_t *rk_group_service_new_shared(const char *group_id, const rk_p
  * (port in use, corrupt storage, RK_EUNREACHABLE: the host name to bind does
  * not resolve, ...). The peer ids of the other peers are not resolved here:
  * a peer whose name does not resolve yet is only unreachable until it
- * does. */
+ * does. A new member's bootstrap entry (initial_conf at index 1) is written
+ * after this returns, together with those of the groups starting at the
+ * same time: until it is durable the node answers no peer and runs no task
+ * (tasks wait); should that write fail, the node enters the error state. */
 rk_node_t *rk_group_service_start(rk_group_service_t *svc, rk_status_t *err);
 
 /* Starts stopping: pending closures run with RK_ESHUTDOWN, on_shutdown runs

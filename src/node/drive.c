@@ -133,7 +133,7 @@ static void report_applied(rk_node_t *n)
 
 void node_drive(rk_node_t *n)
 {
-    if (n->core == NULL)
+    if (n->core == NULL || n->booting)
         return;
     node_drain_cmds(n);
     if (!n->fatal)
@@ -141,22 +141,20 @@ void node_drive(rk_node_t *n)
     if (n->fatal)
         return;
     report_applied(n);
-    do {
-        while (!n->fatal && core_has_update(n->core)) {
-            core_update_t u;
-            core_update_get(n->core, &u);
-            node_handle_update(n, &u);
-            core_update_release(&u);
-            if (n->ack_now != 0 && !n->fatal) {
-                core_persisted(n->core, n->ack_now);
-                n->persisted_id = n->ack_now;
-            }
-            n->ack_now = 0;
+    /* The round's log writes are held until the runtime flushes them, with
+     * those of every other group driven in this loop iteration
+     * (node_rt_storage_flush); their completions wake the node again. */
+    while (!n->fatal && core_has_update(n->core)) {
+        core_update_t u;
+        core_update_get(n->core, &u);
+        node_handle_update(n, &u);
+        core_update_release(&u);
+        if (n->ack_now != 0 && !n->fatal) {
+            core_persisted(n->core, n->ack_now);
+            n->persisted_id = n->ack_now;
         }
-        /* The round's log writes: when they ran right here (small, writer
-         * idle), their completions acked the core already; go again for
-         * what that produced (a follower's answer, a leader's commit). */
-    } while (log_writer_flush(n->writer) && !n->fatal);
+        n->ack_now = 0;
+    }
     node_publish_status(n);
     node_tick_update(n);
     liveness_update(n);
@@ -301,7 +299,7 @@ static bool needs_tick(rk_node_t *n)
     /* A quiesced group with reads waiting keeps ticking to time them out.
      * Timed snapshots of a quiesced group wait until it wakes: it appends
      * nothing meanwhile. */
-    return n->core != NULL && !n->stopping && !n->fatal &&
+    return n->core != NULL && !n->booting && !n->stopping && !n->fatal &&
            (!core_quiesced(n->core) || n->reads != NULL);
 }
 

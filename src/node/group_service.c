@@ -8,8 +8,9 @@
 #include "raftkit/log.h"
 #include "src/node/node_internal.h"
 
+/* rt: the shared server's runtime, NULL for a service with its own. */
 static rk_group_service_t *svc_new(const char *group_id, const rk_peer_id_t *self,
-                                   const rk_node_options_t *opts, rk_status_t *err)
+                                   const rk_node_options_t *opts, node_rt_t *rt, rk_status_t *err)
 {
     if (group_id == NULL || group_id[0] == '\0' || strlen(group_id) >= LOG_GROUP_ID_MAX) {
         rk_status_set(err, RK_EINVAL, "group_id must be 1..%d bytes", LOG_GROUP_ID_MAX - 1);
@@ -19,7 +20,8 @@ static rk_group_service_t *svc_new(const char *group_id, const rk_peer_id_t *sel
         rk_status_set(err, RK_EINVAL, "self peer id is required");
         return NULL;
     }
-    if (rk_node_options_validate(opts, err) != 0)
+    /* a server with a data_path gives each group a directory of its own */
+    if (node_options_check(opts, rt == NULL || rt->data_path == NULL, err) != 0)
         return NULL;
     rk_group_service_t *s = calloc(1, sizeof(*s));
     if (s != NULL && (s->opts = malloc(sizeof(*s->opts))) == NULL) {
@@ -33,6 +35,7 @@ static rk_group_service_t *svc_new(const char *group_id, const rk_peer_id_t *sel
     snprintf(s->group, sizeof(s->group), "%s", group_id);
     s->self = *self;
     *s->opts = *opts;
+    s->rt = rt;
     pthread_mutex_init(&s->join_mu, NULL);
     return s;
 }
@@ -40,7 +43,7 @@ static rk_group_service_t *svc_new(const char *group_id, const rk_peer_id_t *sel
 rk_group_service_t *rk_group_service_new(const char *group_id, const rk_peer_id_t *self,
                                          const rk_node_options_t *opts, rk_status_t *err)
 {
-    rk_group_service_t *s = svc_new(group_id, self, opts, err);
+    rk_group_service_t *s = svc_new(group_id, self, opts, NULL, err);
     if (s)
         s->own_rt = true;
     return s;
@@ -54,19 +57,7 @@ rk_group_service_t *rk_group_service_new_shared(const char *group_id, const rk_p
         rk_status_set(err, RK_EINVAL, "server is NULL");
         return NULL;
     }
-    rk_group_service_t *s = svc_new(group_id, self, opts, err);
-    if (s)
-        s->rt = node_server_rt(server);
-    return s;
-}
-
-static char *path_join(const char *a, const char *b)
-{
-    size_t len = strlen(a) + strlen(b) + 2;
-    char *p = malloc(len);
-    if (p)
-        snprintf(p, len, "%s/%s", a, b);
-    return p;
+    return svc_new(group_id, self, opts, node_server_rt(server), err);
 }
 
 static void node_free(rk_node_t *n)
@@ -76,10 +67,7 @@ static void node_free(rk_node_t *n)
     node_obs_free(n);
     if (n->core)
         core_free(n->core);
-    if (n->store)
-        log_store_close(n->store);
-    if (n->env)
-        log_env_close(n->env);
+    node_storage_close(n);
     if (n->snaps)
         snap_store_close(n->snaps);
     for (size_t i = 0; i < n->task_count; i++)
@@ -101,6 +89,7 @@ static void node_free(rk_node_t *n)
     core_conf_release(n->conf);
     core_conf_release(n->alive);
     free(n->log_dir);
+    free(n->group_dir);
     free(n->snap_dir);
     free(n);
 }
@@ -120,17 +109,14 @@ static rk_node_t *node_new(rk_group_service_t *s, rk_status_t *err)
     n->opts = *s->opts;
     n->opts.data_path = NULL; /* not kept: the caller owns the string */
     n->fsm = s->opts->fsm;
-    n->log_dir = path_join(s->opts->data_path, "log");
-    n->snap_dir = path_join(s->opts->data_path, "snapshot");
     pthread_mutex_init(&n->mu, NULL);
     pthread_mutex_init(&n->pend_mu, NULL);
     pthread_mutex_init(&n->fsm_mu, NULL);
     pthread_cond_init(&n->fsm_cv, NULL);
     pthread_mutex_init(&n->st_mu, NULL);
     n->state = RK_STATE_UNINITIALIZED;
-    if (n->log_dir == NULL || n->snap_dir == NULL) {
+    if (node_storage_paths(n, s->opts->data_path, err) != 0) {
         node_free(n);
-        rk_status_set(err, RK_ENOMEM, "node");
         return NULL;
     }
     return n;
@@ -144,10 +130,11 @@ static void stop_on_loop(void *p)
 static void check_closed(void *p)
 {
     rk_node_t *n = p;
-    n->svc->shut = n->close_pending == 0;
+    n->svc->shut = n->close_pending == 0 && n->log_reqs == 0;
 }
 
-/* Waits until the node's handles are closed and its on_shutdown has run. */
+/* Waits until the node's handles are closed, its log writes completed and
+ * its FSM thread is gone. */
 static void node_wait_stopped(rk_group_service_t *s, rk_node_t *n)
 {
     fsm_join(n);
@@ -169,8 +156,20 @@ static rk_node_t *start_node(rk_group_service_t *s, rk_status_t *err)
 {
     const rk_endpoint_t *bind =
         s->opts->listen.host[0] != '\0' ? &s->opts->listen : &s->self.endpoint;
-    if (s->own_rt && node_rt_new(bind, s->opts, &s->rt, err) != 0)
-        return NULL;
+    if (s->own_rt) {
+        if (node_rt_new(bind, s->opts, &s->rt, err) != 0)
+            return NULL;
+        /* a server of one group, whose data_path is the group's */
+        s->rt->data_path = strdup(s->opts->data_path);
+        s->rt->sync = s->opts->raft_options.sync;
+        if (s->rt->data_path == NULL) {
+            rk_status_set(err, RK_ENOMEM, "data_path");
+            node_rt_stop(s->rt);
+            node_rt_free(s->rt);
+            s->rt = NULL;
+            return NULL;
+        }
+    }
     rk_node_t *n = node_new(s, err);
     if (n == NULL)
         return NULL;

@@ -37,3 +37,9 @@ $(BUILD)/tests/node-idle-bench: $(BUILD)/obj/tests/node/idle_bench.o $(NODE_TEST
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS_SAN) -o $@ $^ $(LDLIBS)
 BINS += $(BUILD)/tests/node-idle-bench
+
+# Many-groups startup benchmark (prints figures; not part of `make test`).
+$(BUILD)/tests/node-groups-startup-bench: $(BUILD)/obj/tests/node/groups_startup_bench.o $(NODE_TEST_SUPPORT) $(LIB_A)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS_SAN) -o $@ $^ $(LDLIBS)
+BINS += $(BUILD)/tests/node-groups-startup-bench

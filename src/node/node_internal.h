@@ -97,6 +97,19 @@ typedef struct node_rt_peer {
 /* Heartbeats and heartbeat answers queued for one endpoint (transport.c). */
 typedef struct node_hb_batch node_hb_batch_t;
 
+/* A log environment of the runtime (rt_storage.c): one per log directory,
+ * shared by every group of the runtime whose log lives there, with the one
+ * log writer that executes the writes of all of them in order. L: */
+typedef struct node_rt_store {
+    struct node_rt_store *next;
+    log_env_t *env;
+    log_writer_t *writer;      /* NULL once the runtime stopped it */
+    int refs;                  /* groups using it */
+    struct rk_node *nodes;     /* the groups using it, linked by rs_next */
+    struct node_names *groups; /* their group ids */
+    char dir[];
+} node_rt_store_t;
+
 typedef struct node_rt {
     uv_loop_t loop;
     uv_thread_t thread;
@@ -146,6 +159,20 @@ typedef struct node_rt {
     node_rt_peer_t **peers; /* never freed before the runtime */
     size_t n_peers;
     bool live_muted; /* tests: refuse every process heartbeat */
+
+    /* Storage (rt_storage.c). data_path: the server's data directory (NULL:
+     * none, each group keeps its log under its own data_path); sync: whether
+     * the environment at data_path/log syncs. */
+    char *data_path;
+    bool sync;
+    node_rt_store_t *stores;       /* L */
+    struct node_names *group_dirs; /* L: the group directories in use */
+    /* L: held log writes wait for the flush at the end of the loop
+     * iteration (node_rt_storage_flush, from the check handle of wake.c);
+     * the idle handle keeps the poll from blocking meanwhile. */
+    uv_idle_t flush_idle;
+    bool flush_pending;
+    bool flush_open;
 } node_rt_t;
 
 /* Creates a runtime with a loop thread and an RPC server listening on
@@ -360,13 +387,18 @@ struct rk_node {
     char self_str[RK_PEER_ID_STRLEN];
     rk_node_options_t opts;
     rk_state_machine_t *fsm;
-    char *log_dir;
+    char *log_dir;   /* where its log environment lives (shared or not) */
+    char *group_dir; /* its own files: snapshots, forced configuration */
     char *snap_dir;
 
     /* storage */
+    node_rt_store_t *rs;                 /* the runtime's environment holding the log */
+    struct rk_node *rs_next, **rs_pprev; /* L: rs->nodes (unlinked in O(1)) */
     log_env_t *env;
     log_store_t *store;
-    log_writer_t *writer; /* L */
+    log_writer_t *writer; /* L: rs->writer */
+    int log_reqs;         /* L: requests submitted to the writer, not yet completed */
+    bool booting;         /* L: the bootstrap entry is not durable yet: no message, no drive */
     snap_store_t *snaps;
 
     /* L: core and its driving */
@@ -559,6 +591,38 @@ extern void (*node_test_cmd_hook)(rk_node_t *n);
 /* runtime.c: the runtime behind a shared server (rk_server_new). */
 node_rt_t *node_server_rt(rk_server_t *s);
 
+/* rt_storage.c: the runtime's log environments and writers */
+/* Sets n->log_dir, n->group_dir and n->snap_dir from the runtime's and the
+ * group's data_path (include/raftkit/node.h, data_path). Returns 0 or
+ * RK_ENOMEM. */
+int node_storage_paths(rk_node_t *n, const char *data_path, rk_status_t *err);
+/* Caller's thread (not the loop): attaches n to the environment of
+ * n->log_dir, opening it and starting its writer on first use, and opens
+ * n's log store in it. Errors: RK_EBUSY (another group of the runtime has
+ * the same group directory, or the same group id in that environment;
+ * nothing opened), those of log_env_open and log_store_open. */
+int node_storage_open(rk_node_t *n, rk_status_t *err);
+/* Closes n's log store and detaches n from its environment; the last group
+ * leaving closes it. After n's threads stopped; any thread but the loop. */
+void node_storage_close(rk_node_t *n);
+/* L: after a failed write of n: when its environment failed for good
+ * (log_env_fail, a sticky failure), every group on it enters the error
+ * state, not only those whose writes were in the failed batch. */
+void node_storage_failed(rk_node_t *n);
+/* L: hands req to n's writer, held until the runtime's flush at the end of
+ * this loop iteration. Returns as log_writer_submit_held. */
+int node_storage_submit_held(rk_node_t *n, log_write_req_t *req, log_write_cb cb);
+/* L: executes the held requests of every environment of rt: all groups
+ * driven in this loop iteration share one journal write and fdatasync. */
+void node_rt_storage_flush(node_rt_t *rt);
+/* L: opens the flush handles (node_rt_new). */
+void node_rt_storage_open(node_rt_t *rt);
+/* L: stops every writer (their outstanding completions run now) and closes
+ * the flush handles (the runtime stops). */
+void node_rt_storage_stop(node_rt_t *rt);
+/* Closes the environments left (node_rt_free, every group freed). */
+void node_rt_storage_free(node_rt_t *rt);
+
 /* fsm_caller.c */
 /* The pool of a runtime: up to threads executors (0: one per online CPU).
  * Returns 0 or RK_ENOMEM. fsm_pool_stop ends the executors once no group is
@@ -663,6 +727,8 @@ void node_obs_publish(rk_node_t *n, const core_status_t *cs, const core_conf_t *
                       uint64_t conf_index, rk_node_state_t state);
 
 /* options.c */
+/* rk_node_options_validate; data_path may be NULL unless need_data_path. */
+int node_options_check(const rk_node_options_t *o, bool need_data_path, rk_status_t *err);
 void node_conf_to_core(const rk_configuration_t *c, core_conf_t *out);
 
 /* helpers */

@@ -112,6 +112,11 @@ int node_options_check_executors(const rk_node_options_t *o, rk_status_t *err)
 
 int rk_node_options_validate(const rk_node_options_t *o, rk_status_t *err)
 {
+    return node_options_check(o, true, err);
+}
+
+int node_options_check(const rk_node_options_t *o, bool need_data_path, rk_status_t *err)
+{
     CHECK(o != NULL, "options: NULL");
     CHECK(o->election_timeout_ms >= 10, "election_timeout_ms must be >= 10 (got %d)",
           o->election_timeout_ms);
@@ -126,8 +131,9 @@ int rk_node_options_validate(const rk_node_options_t *o, rk_status_t *err)
     CHECK(o->snapshot_log_count >= 0, "snapshot_log_count must be >= 0 (got %d)",
           o->snapshot_log_count);
     CHECK(o->catchup_margin >= 0, "catchup_margin must be >= 0 (got %d)", o->catchup_margin);
-    CHECK(o->data_path != NULL && o->data_path[0] != '\0', "data_path is required");
-    CHECK(strlen(o->data_path) < 4000, "data_path is too long");
+    CHECK(!need_data_path || (o->data_path != NULL && o->data_path[0] != '\0'),
+          "data_path is required (unless the server has one)");
+    CHECK(o->data_path == NULL || strlen(o->data_path) < 4000, "data_path is too long");
     CHECK(o->fsm != NULL, "fsm is required");
     rk_status_t cst;
     if (rk_configuration_validate(&o->initial_conf, &cst) != 0)

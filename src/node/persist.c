@@ -59,6 +59,7 @@ static void persist_complete(rk_node_t *n)
         if (p->status != 0) {
             node_enter_error(n, p->status, "log write failed: %s", rk_strerror(p->status));
             n->fatal = true;
+            node_storage_failed(n);
         } else if (!n->stopping && !n->fatal) {
             record_write_metrics(n, p);
             node_obs_persisted(n, p);
@@ -95,6 +96,7 @@ static void persist_durable(log_write_req_t *req)
 static void persist_done(log_write_req_t *req, int status)
 {
     node_persist_t *p = req->data;
+    p->node->log_reqs--;
     if (status != 0 && p->status == 0)
         p->status = status;
     if (--p->reqs_left > 0)
@@ -283,20 +285,24 @@ static void prepare_requests(rk_node_t *n, node_persist_t *p, const core_update_
     p->durable_left = p->reqs_left;
 }
 
-/* Submits p's requests, held: node_drive flushes them once every update of
- * this round is handled (log_writer_flush). Returns RK_ESHUTDOWN, p freed,
+/* Submits p's requests, held: the runtime flushes them at the end of the
+ * loop iteration (node_rt_storage_flush). Returns RK_ESHUTDOWN, p freed,
  * when the writer took none of them. */
 static int submit_requests(rk_node_t *n, node_persist_t *p, bool has_snapshot)
 {
-    if (has_snapshot && log_writer_submit_held(n->writer, &p->reset_req, persist_done) != 0)
+    if (has_snapshot && node_storage_submit_held(n, &p->reset_req, persist_done) != 0)
         p->reqs_left--, p->status = RK_ESHUTDOWN;
-    if (log_writer_submit_held(n->writer, &p->append_req, persist_done) != 0) {
+    else if (has_snapshot)
+        n->log_reqs++;
+    if (node_storage_submit_held(n, &p->append_req, persist_done) != 0) {
         p->reqs_left--, p->status = RK_ESHUTDOWN;
         if (p->reqs_left == 0) {
             unlink_tail(n, p);
             persist_free(p);
             return RK_ESHUTDOWN;
         }
+    } else {
+        n->log_reqs++;
     }
     return 0;
 }

@@ -140,6 +140,7 @@ static void rt_listen(void *p)
         a->rc = rk_status_set(a->err, RK_ENOMEM, "rpc server/client");
         return;
     }
+    node_rt_storage_open(rt);
     a->rc = transport_register(rt);
     if (a->rc == 0)
         a->rc = liveness_register(rt);
@@ -189,6 +190,7 @@ static void rt_close_all(void *p)
     rt->stopping = true;
     pthread_mutex_unlock(&rt->mu);
     run_calls(&rt->call_async); /* anything queued before the stop */
+    node_rt_storage_stop(rt);
     node_rt_wake_close(rt);
     node_rt_tick_close(rt);
     node_rt_live_close(rt);
@@ -300,6 +302,8 @@ void node_rt_free(node_rt_t *rt)
         uv_run(&rt->loop, UV_RUN_DEFAULT);
         uv_loop_close(&rt->loop);
     }
+    node_rt_storage_free(rt);
+    free(rt->data_path);
     cli_rt_free(rt->cli);
     fsm_pool_free(&rt->fsm_pool);
     free(rt->tick_classes);
@@ -335,6 +339,15 @@ rk_server_t *rk_server_new_opts(const rk_endpoint_t *listen, const rk_node_optio
     if (node_rt_new(listen, opts, &s->rt, err) != 0) {
         free(s);
         return NULL;
+    }
+    if (opts != NULL && opts->data_path != NULL && opts->data_path[0] != '\0') {
+        s->rt->data_path = strdup(opts->data_path);
+        s->rt->sync = opts->raft_options.sync;
+        if (s->rt->data_path == NULL) {
+            rk_status_set(err, RK_ENOMEM, "data_path");
+            rk_server_free(s);
+            return NULL;
+        }
     }
     return s;
 }

@@ -56,6 +56,7 @@ static void truncated(log_write_req_t *req, int status)
 {
     trunc_req_t *t = req->data;
     rk_node_t *n = t->n;
+    n->log_reqs--;
     if (status == 0)
         metrics_record_since(n->metrics, METRIC_TRUNCATE_LOG_PREFIX, t->t0_ns);
     if (status == 0 && !n->stopping && n->core)
@@ -104,6 +105,8 @@ void snap_after_save(rk_node_t *n, uint64_t index, uint64_t term, const core_con
     t->t0_ns = metrics_now_ns();
     if (log_writer_submit(n->writer, &t->req, truncated) != 0)
         free(t);
+    else
+        n->log_reqs++;
 }
 
 /* ------------------------------------------ leader: serving the snapshot */

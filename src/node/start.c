@@ -1,12 +1,10 @@
 /* Starting a node: open its storage and recover the core's initial state
  * from it (hard state, newest snapshot, log bounds, configuration), bootstrap
  * a new member, repair what a crash may have left half done, then start the
- * node on an FSM executor and, on the loop, the log writer, the core and the handles.
+ * node on an FSM executor and, on the loop, the core and the handles.
  */
-#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 
 #include "raftkit/log.h"
 #include "src/node/node_internal.h"
@@ -36,37 +34,12 @@ void node_core_options(rk_node_t *n, core_options_t *o)
     o->quiesce = n->opts.raft_options.quiesce;
 }
 
-static int mkdir_p(const char *path)
-{
-    char tmp[4096];
-    snprintf(tmp, sizeof(tmp), "%s", path);
-    for (char *p = tmp + 1; *p; p++) {
-        if (*p == '/') {
-            *p = '\0';
-            if (mkdir(tmp, 0755) != 0 && errno != EEXIST)
-                return -1;
-            *p = '/';
-        }
-    }
-    if (mkdir(tmp, 0755) != 0 && errno != EEXIST)
-        return -1;
-    return 0;
-}
-
-/* Creates the directories and opens the log environment, the group's log
- * store and the snapshot store. */
+/* Opens the group's log in the runtime's environment (rt_storage.c) and its
+ * snapshot store (created on the first snapshot). */
 static int open_stores(rk_node_t *n, rk_status_t *err)
 {
-    if (mkdir_p(n->log_dir) != 0 || mkdir_p(n->snap_dir) != 0)
-        return rk_status_set(err, RK_EIO, "cannot create %s: %s", n->opts.data_path,
-                             strerror(errno));
-    log_env_options_t eo;
-    log_env_options_init(&eo);
-    eo.sync = n->opts.raft_options.sync;
-    int rc = log_env_open(n->log_dir, &eo, &n->env, err);
+    int rc = node_storage_open(n, err);
     if (rc != 0)
-        return rc;
-    if ((rc = log_store_open(n->env, n->group, NULL, &n->store, err)) != 0)
         return rc;
     return snap_store_open(n->snap_dir, &n->snaps, err);
 }
@@ -118,30 +91,94 @@ static int load_snapshot_meta(rk_node_t *n, core_init_t *in, bool *have_snap, rk
 /* Bootstrap: every initial member writes the same configuration entry at
  * index 1, term 1 (as etcd does), so the membership is in the log and a
  * restart needs no initial_conf. Identical entries on every member keep the
- * Log Matching property (section 5.3). */
-static int bootstrap(rk_node_t *n, core_init_t *in, rk_status_t *err)
+ * Log Matching property (section 5.3).
+ *
+ * The entry is not written here, synchronously: that would be one fdatasync
+ * per new group, ten thousand in a row for a process creating ten thousand
+ * groups. The core starts as if it were in the log, and start_on_loop hands
+ * it to the runtime's writer as the group's first request, group-committed
+ * with the bootstraps of every group starting meanwhile; the node takes no
+ * message and drives nothing until it is durable (boot_done). Why nothing
+ * can depend on it before then: the writer executes and completes requests
+ * in submission order, so every later write of this group -- a vote, an
+ * appended entry, the hard state an acknowledgement waits for -- is durable
+ * only after the bootstrap is. Should the process die before it is, the
+ * next start finds an empty log and no term and bootstraps again with the
+ * identical entry; rewriting it after a crash that kept it cannot happen
+ * (the log is not empty then), and would be harmless anyway since the entry
+ * is the same on every member and committed by definition. */
+static void bootstrap(rk_node_t *n, core_init_t *in)
 {
-    core_conf_t cc;
-    node_conf_to_core(&n->opts.initial_conf, &cc);
-    buf_t *b = core_conf_encode(&cc);
-    if (b == NULL)
-        return rk_status_set(err, RK_ENOMEM, "bootstrap configuration");
-    log_entry_t e = {.index = 1, .term = 1, .type = LOG_ENTRY_CONF, .data = b->data, .len = b->len};
-    meta_hard_state_t bhs = {.term = 1, .commit = 1};
-    log_op_t op = {.store = n->store,
-                   .kind = LOG_OP_APPEND,
-                   .truncate_from = 1,
-                   .entries = &e,
-                   .n_entries = 1,
-                   .hard_state = &bhs};
-    int rc = log_store_write(n->env, &op, 1, err);
-    buf_unref(b);
-    if (rc == 0)
-        rc = op.status;
-    if (rc != 0)
-        return rc;
+    n->booting = true;
     in->hs.term = 1;
     in->hs.commit = 1;
+    in->compact_index = 0;
+    in->compact_term = 0;
+    in->last_index = 1;
+    in->last_term = 1;
+    in->applied = 0;
+    node_conf_to_core(&n->opts.initial_conf, &in->conf);
+    in->prev_conf = in->conf;
+    in->conf_index = 1;
+}
+
+typedef struct boot_req {
+    log_write_req_t req;
+    buf_t *conf;
+    log_entry_t e;
+    meta_hard_state_t hs;
+} boot_req_t;
+
+/* Loop thread: the bootstrap entry is durable; the node joins the runtime's
+ * transport and starts driving its core. */
+static void boot_done(log_write_req_t *req, int status)
+{
+    boot_req_t *b = (boot_req_t *)req;
+    rk_node_t *n = req->data;
+    buf_unref(b->conf);
+    free(b);
+    n->log_reqs--;
+    n->booting = false;
+    if (n->stopping || n->core == NULL) /* stopped, or its start failed */
+        return;
+    int rc = status != 0 ? status : transport_add_node(n);
+    if (rc != 0) {
+        node_enter_error(n, rc, "%s: %s",
+                         status != 0 ? "bootstrap write failed" : "registering with the server",
+                         rk_strerror(rc));
+        n->fatal = true;
+        return;
+    }
+    node_drive(n);
+}
+
+/* Loop thread: hands the bootstrap entry to the writer (see bootstrap). */
+static int boot_submit(rk_node_t *n, rk_status_t *err)
+{
+    boot_req_t *b = calloc(1, sizeof *b);
+    core_conf_t cc;
+    node_conf_to_core(&n->opts.initial_conf, &cc);
+    if (b == NULL || (b->conf = core_conf_encode(&cc)) == NULL) {
+        free(b);
+        return rk_status_set(err, RK_ENOMEM, "bootstrap configuration");
+    }
+    b->e = (log_entry_t){
+        .index = 1, .term = 1, .type = LOG_ENTRY_CONF, .data = b->conf->data, .len = b->conf->len};
+    b->hs = (meta_hard_state_t){.term = 1, .commit = 1};
+    b->req.op = (log_op_t){.store = n->store,
+                           .kind = LOG_OP_APPEND,
+                           .truncate_from = 1,
+                           .entries = &b->e,
+                           .n_entries = 1,
+                           .hard_state = &b->hs};
+    b->req.data = n;
+    int rc = log_writer_submit(n->writer, &b->req, boot_done);
+    if (rc != 0) {
+        buf_unref(b->conf);
+        free(b);
+        return rk_status_set(err, rc, "bootstrap write: %s", rk_strerror(rc));
+    }
+    n->log_reqs++;
     return 0;
 }
 
@@ -255,14 +292,14 @@ static int open_storage(rk_node_t *n, core_init_t *in, rk_status_t *err)
         (rc = load_snapshot_meta(n, in, &have_snap, err)) != 0)
         return rc;
     if (!have_snap && log_store_last_index(n->store) == 0 && in->hs.term == 0 &&
-        n->opts.initial_conf.n_peers > 0 && (rc = bootstrap(n, in, err)) != 0)
-        return rc;
-    if ((rc = recover_log_bounds(n, in, have_snap, err)) != 0)
+        n->opts.initial_conf.n_peers > 0)
+        bootstrap(n, in);
+    else if ((rc = recover_log_bounds(n, in, have_snap, err)) != 0 ||
+             (rc = recover_conf(n, in, have_snap, err)) != 0)
         return rc;
     n->last_snapshot_index = in->snapshot.index;
     n->last_snapshot_term = in->snapshot.term;
-    if ((rc = recover_conf(n, in, have_snap, err)) != 0 ||
-        (rc = recover_forced_conf(n, in, err)) != 0)
+    if ((rc = recover_forced_conf(n, in, err)) != 0)
         return rc;
     rk_status_t cst;
     if (rk_configuration_validate(&in->conf.cur, &cst) != 0)
@@ -290,31 +327,15 @@ typedef struct start_arg {
     rk_status_t *err;
 } start_arg_t;
 
-/* Loop thread: a checkpoint the writer thread ran on its own failed. The
- * storage refuses every write from now on; say so now rather than at the
- * next write, which an idle group may not make for a long time. */
-static void on_writer_failure(void *arg, int code, const rk_status_t *st)
-{
-    node_enter_error(arg, code, "storage failed: %s", st->msg[0] ? st->msg : rk_strerror(code));
-}
-
-/* Loop thread: the log writer, the core, the route from the transport and
- * the handles; then the first drive. */
+/* Loop thread: the core, the route from the transport and the handles;
+ * then the first drive. */
 static void start_on_loop(void *p)
 {
     start_arg_t *a = p;
     rk_node_t *n = a->n;
-    rk_status_t st;
-    log_writer_options_t wo = {
-        .max_batch_bytes = (size_t)n->opts.raft_options.max_append_buffer_size,
-        .on_failure = on_writer_failure,
-        .failure_arg = n,
-    };
-    int rc = log_writer_start(n->env, &n->rt->loop, &wo, &n->writer, &st);
-    if (rc != 0) {
-        a->rc = rk_status_set(a->err, rc, "log writer: %s", st.msg);
+    int rc;
+    if (n->booting && (a->rc = boot_submit(n, a->err)) != 0)
         return;
-    }
     core_storage_t cst = node_core_storage(n);
     int err = 0;
     n->core = core_new(a->in, &cst, &err);
@@ -322,7 +343,7 @@ static void start_on_loop(void *p)
         a->rc = rk_status_set(a->err, err ? err : RK_ENOMEM, "raft core: %s", rk_strerror(err));
         return;
     }
-    if ((rc = transport_add_node(n)) != 0) {
+    if (!n->booting && (rc = transport_add_node(n)) != 0) { /* else boot_done */
         a->rc = rk_status_set(a->err, rc, "registering %s/%s with the RPC server", n->group,
                               n->self_str);
         return;

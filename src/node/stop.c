@@ -1,8 +1,9 @@
 /* Stopping a node on the loop thread: no command or task is queued any
  * more, everything queued or waiting fails with RK_ESHUTDOWN (each closure
- * once), the log writer finishes, the node leaves the runtime's wake-up
- * and tick lists and its FSM executor is told to run on_shutdown after what
- * it already has.
+ * once), the node leaves the runtime's wake-up and tick lists and its FSM
+ * executor is told to run on_shutdown after what it already has. Its log
+ * writes still in the shared writer complete later (the service waits for
+ * them: n->log_reqs).
  */
 #include "src/node/node_internal.h"
 
@@ -50,10 +51,6 @@ void node_loop_stop(rk_node_t *n)
         node_publish_status(n); /* listeners hear of the shutdown */
         transport_remove_node(n);
         fail_waiting(n);
-    }
-    if (n->writer) {
-        log_writer_stop(n->writer); /* runs outstanding completions (they free) */
-        n->writer = NULL;
     }
     node_wake_close(n);
     node_tick_remove(n);

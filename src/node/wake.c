@@ -126,9 +126,13 @@ static void on_check(uv_check_t *h)
             node_drive(n);
         n = next;
     }
-    /* Storage shared by the runtime's groups is flushed here, once per
-     * iteration after every node was driven. Until then each drive flushes
-     * its own node's log writer (node_drive). */
+    /* The log writes held by every group driven in this iteration (and any
+     * held since the last check) go out together: one journal write and one
+     * fdatasync for all of them (rt_storage.c). The check phase comes after
+     * every callback of the poll phase, so every group woken by this
+     * iteration's messages has submitted its writes. */
+    if (rt->flush_pending)
+        node_rt_storage_flush(rt);
     transport_flush_heartbeats(rt);
 }
 

@@ -145,11 +145,32 @@ static void oversized_configuration_is_refused_and_changes_nothing(void **state)
 static void unwritable_directory_is_an_error_not_a_crash(void **state)
 {
     const char *dir = *state;
-    char missing[PATH_MAX];
-    snprintf(missing, sizeof missing, "%s/no/such/dir", dir);
+    char file[PATH_MAX], below[PATH_MAX + 16];
+    snprintf(file, sizeof file, "%s/a-file", dir);
+    snprintf(below, sizeof below, "%s/no/dir", file);
+    FILE *f = fopen(file, "w");
+    assert_non_null(f);
+    fclose(f);
     rk_status_t st;
-    assert_int_equal(forced_conf_store_save(missing, 1, "x", 1, &st), RK_ENOTFOUND);
+    assert_int_equal(forced_conf_store_save(below, 1, "x", 1, &st), RK_EIO);
     assert_non_null(strstr(st.msg, "forced_conf"));
+}
+
+/* A group's directory is created with its first file (a group on a shared
+ * server has none until it needs one). */
+static void missing_directory_is_created(void **state)
+{
+    const char *dir = *state;
+    char missing[PATH_MAX];
+    snprintf(missing, sizeof missing, "%s/groups/g1", dir);
+    rk_status_t st;
+    assert_int_equal(forced_conf_store_save(missing, 7, "x", 1, &st), 0);
+    uint8_t *conf;
+    size_t len;
+    uint64_t index;
+    assert_int_equal(forced_conf_store_load(missing, &index, &conf, &len, &st), 0);
+    assert_int_equal(index, 7);
+    free(conf);
 }
 
 int main(void)
@@ -163,6 +184,7 @@ int main(void)
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(oversized_configuration_is_refused_and_changes_nothing,
                                         setup, teardown),
+        cmocka_unit_test_setup_teardown(missing_directory_is_created, setup, teardown),
         cmocka_unit_test_setup_teardown(unwritable_directory_is_an_error_not_a_crash, setup,
                                         teardown),
     };
