@@ -136,6 +136,10 @@ static void dispatch(sim_t *s, sim_event_t *ev)
         if (live)
             proc_resume(s, ev->node);
         break;
+    case EV_READ:
+        if (live)
+            work_read_arrives(s, nd);
+        break;
     }
 }
 
@@ -278,14 +282,15 @@ static void report(sim_t *s)
            U(s->now), s->violation);
     trace_dump(s);
     dump_nodes(s);
-    printf(
-        "replay: raft_sim --seed %llu --nodes %d --spares %d --groups %d --steps %llu%s%s%s%s%s\n",
-        U(s->seed), s->p.nodes, s->p.spares, s->n_groups, U(s->p.steps),
-        s->p.faults ? "" : " --no-faults", s->p.liveness ? "" : " --no-liveness",
-        s->p.rules ? "" : " --no-rule-checks", s->p.lease ? " --lease" : "",
-        s->p.quiesce == 0   ? " --no-quiesce"
-        : s->p.quiesce == 1 ? " --quiesce"
-                            : "");
+    printf("replay: raft_sim --seed %llu --nodes %d --spares %d --groups %d --steps "
+           "%llu%s%s%s%s%s%s\n",
+           U(s->seed), s->p.nodes, s->p.spares, s->n_groups, U(s->p.steps),
+           s->p.faults ? "" : " --no-faults", s->p.liveness ? "" : " --no-liveness",
+           s->p.rules ? "" : " --no-rule-checks", s->p.lease ? " --lease" : "",
+           s->p.quiesce == 0   ? " --no-quiesce"
+           : s->p.quiesce == 1 ? " --quiesce"
+                               : "",
+           s->p.lossy_ticks ? " --pause-loses-ticks" : "");
 }
 
 static void teardown(sim_t *s)

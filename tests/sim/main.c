@@ -11,6 +11,8 @@
  *   --no-liveness           skip the final heal-and-converge check
  *   --lease                 lease-based reads (CORE_READ_LEASE, check-quorum on)
  *   --quiesce / --no-quiesce  quiescence in every seed / in none (default: 3 seeds in 4)
+ *   --pause-loses-ticks     a resumed process runs one tick, not every tick it missed
+ *                           (a plain repeating timer): shows why leases need the catch-up
  *   --no-rule-checks        only black-box safety invariants (no durable-promise or
  *                           commit-rule checks): to measure what the invariants alone catch
  *   --verbose               print every traced event
@@ -29,7 +31,7 @@ static void usage(void)
     fprintf(stderr,
             "usage: raft_sim [--seeds N | --seed S] [--nodes K] [--spares K] "
             "[--groups G] [--steps M] [--no-faults] [--no-liveness] [--no-rule-checks] [--lease] "
-            "[--quiesce | --no-quiesce] [--verbose]\n");
+            "[--quiesce | --no-quiesce] [--pause-loses-ticks] [--verbose]\n");
     exit(2);
 }
 
@@ -74,6 +76,8 @@ int main(int argc, char **argv)
             p.quiesce = 1;
         } else if (!strcmp(a, "--no-quiesce")) {
             p.quiesce = 0;
+        } else if (!strcmp(a, "--pause-loses-ticks")) {
+            p.lossy_ticks = true;
         } else if (!strcmp(a, "--lease")) {
             p.lease = true;
         } else if (!strcmp(a, "--no-rule-checks")) {

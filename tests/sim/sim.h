@@ -182,8 +182,10 @@ typedef enum sim_ev_type {
     EV_SNAP_REPORT,
     EV_UNREACH,
     EV_NEMESIS, /* targeted fault at a node that just became leader; aux: 0 crash, 1 isolate,
-                 * 2 crash after a promise, 3 read at a leader cut off while quiesced */
+                 * 2 crash after a promise, 3 read at a leader cut off while quiesced or
+                 * paused, 4 pause and isolate */
     EV_RESUME,  /* a paused process runs again */
+    EV_READ,    /* a client's read reaches the process (queued reads in order) */
 } sim_ev_type_t;
 
 typedef struct sim_event {
@@ -229,6 +231,7 @@ typedef struct sim_read {
     uint64_t need_all; /* log index of the newest write completed before start */
     uint64_t index;    /* read index once confirmed */
     bool ready;
+    bool queued; /* not handed to the core yet (sent to a paused process) */
 } sim_read_t;
 
 /* One group's member on one process (the process's index is its id). */
@@ -318,12 +321,13 @@ typedef struct sim_params {
     int groups; /* groups, each with one member on every process */
     uint64_t steps;
     bool verbose;
-    bool liveness; /* heal at the end and require progress */
-    bool faults;   /* crashes, partitions, drops */
-    bool lease;    /* CORE_READ_LEASE reads (with check-quorum) instead of ReadIndex */
-    bool rules;    /* protocol-rule checks (durable promises, §5.4.2 commit rule) on top of
-                    * the black-box safety invariants */
-    int quiesce;   /* -1: drawn per seed (default), 0: never (--no-quiesce), 1: always */
+    bool liveness;    /* heal at the end and require progress */
+    bool faults;      /* crashes, partitions, drops */
+    bool lease;       /* CORE_READ_LEASE reads (with check-quorum) instead of ReadIndex */
+    bool rules;       /* protocol-rule checks (durable promises, §5.4.2 commit rule) on top of
+                       * the black-box safety invariants */
+    int quiesce;      /* -1: drawn per seed (default), 0: never (--no-quiesce), 1: always */
+    bool lossy_ticks; /* a resumed process runs one tick, not the ones it missed */
 } sim_params_t;
 
 /* Per-seed fault profile, drawn from the seed. */
@@ -510,6 +514,7 @@ void work_fault(sim_t *s);
 void work_new_leader(sim_t *s, sim_node_t *nd);
 void work_after_update(sim_t *s, sim_node_t *nd, const core_update_t *u);
 void work_nemesis(sim_t *s, sim_node_t *nd, int kind);
+void work_read_arrives(sim_t *s, sim_node_t *nd);
 void work_final(sim_t *s); /* final phase: drive one write of the group to completion */
 bool work_final_done(sim_t *s);
 bool work_can_lose(sim_t *s, int p); /* does every group keep a quorum without process p? */

@@ -97,31 +97,34 @@ void work_profile(sim_t *s)
     }
 }
 
-/* Can a client reach this member of the current group? Not on a paused
- * process; and never the leader the quiesce nemesis cut off (quiesce.c)
- * until it has been asked its read: requests would wake it. */
-static bool reachable(const sim_t *s, int i)
+/* Can a client reach this member of the current group? Never the leader
+ * the quiesce nemesis cut off (quiesce.c) until it has been asked its read:
+ * requests would wake it. Only reads are sent to a paused process (they
+ * wait in its socket, the case a stalled lease clock would get wrong); other
+ * requests would only block. */
+static bool reachable(const sim_t *s, int i, bool paused_ok)
 {
-    return s->g->nodes[i].up && i != s->g->probe_node && !proc_paused(s, i);
+    return s->g->nodes[i].up && i != s->g->probe_node && (paused_ok || !proc_paused(s, i));
+}
+
+static sim_node_t *pick(sim_t *s, bool leader, bool paused_ok)
+{
+    int v[SIM_MAX_NODES], k = 0;
+    for (int i = 0; i < s->n; i++)
+        if (reachable(s, i, paused_ok) && (!leader || s->g->nodes[i].role_seen == CORE_LEADER))
+            v[k++] = i;
+    return k ? &s->g->nodes[v[sim_below(&s->rng, k)]] : NULL;
 }
 
 static sim_node_t *random_up(sim_t *s)
 {
-    int up[SIM_MAX_NODES], k = 0;
-    for (int i = 0; i < s->n; i++)
-        if (reachable(s, i))
-            up[k++] = i;
-    return k ? &s->g->nodes[up[sim_below(&s->rng, k)]] : NULL;
+    return pick(s, false, false);
 }
 
 /* A member whose core says it leads (there may be a stale one too). */
 sim_node_t *work_random_leader(sim_t *s)
 {
-    int ls[SIM_MAX_NODES], k = 0;
-    for (int i = 0; i < s->n; i++)
-        if (reachable(s, i) && s->g->nodes[i].role_seen == CORE_LEADER)
-            ls[k++] = i;
-    return k ? &s->g->nodes[ls[sim_below(&s->rng, k)]] : NULL;
+    return pick(s, true, false);
 }
 
 static void props_push(sim_node_t *nd, sim_prop_t p)
@@ -170,6 +173,30 @@ static void do_propose(sim_t *s)
         propose(s, nd, (size_t)sim_between(&s->rng, 1, 3));
 }
 
+static void reads_push(sim_node_t *nd, sim_read_t r)
+{
+    if (nd->n_reads == nd->cap_reads) {
+        nd->cap_reads = nd->cap_reads ? 2 * nd->cap_reads : 16;
+        nd->reads = realloc(nd->reads, nd->cap_reads * sizeof *nd->reads);
+        if (nd->reads == NULL)
+            abort();
+    }
+    nd->reads[nd->n_reads++] = r;
+}
+
+/* The read's core_read_index call, now or, on a paused process, when it
+ * resumes (EV_READ waits like everything else aimed at it). */
+static void read_submit(sim_t *s, sim_node_t *nd, size_t i)
+{
+    uint64_t ctx = nd->reads[i].ctx;
+    nd->reads[i].queued = false;
+    int rc = core_read_index(nd->core, ctx);
+    trace_add(s, TR_READ, nd->id, -1, ctx, nd->reads[i].key, (uint64_t)(int64_t)rc, 0);
+    if (rc != 0)
+        nd->reads[i] = nd->reads[--nd->n_reads];
+    host_drain(s, nd);
+}
+
 static void read_at(sim_t *s, sim_node_t *nd)
 {
     sim_read_t r;
@@ -177,27 +204,30 @@ static void read_at(sim_t *s, sim_node_t *nd)
     r.ctx = ++s->g->next_ctx;
     r.key = (uint32_t)sim_below(&s->rng, SIM_KEYS);
     check_read_start(s, &r);
-    int rc = core_read_index(nd->core, r.ctx);
-    trace_add(s, TR_READ, nd->id, -1, r.ctx, r.key, (uint64_t)(int64_t)rc, 0);
-    if (rc == 0) {
-        if (nd->n_reads == nd->cap_reads) {
-            nd->cap_reads = nd->cap_reads ? 2 * nd->cap_reads : 16;
-            nd->reads = realloc(nd->reads, nd->cap_reads * sizeof *nd->reads);
-            if (nd->reads == NULL)
-                abort();
+    r.queued = true;
+    reads_push(nd, r);
+    if (proc_paused(s, nd->id))
+        sim_schedule(s, 0, EV_READ, nd->id, 0, NULL);
+    else
+        read_submit(s, nd, nd->n_reads - 1);
+}
+
+void work_read_arrives(sim_t *s, sim_node_t *nd)
+{
+    for (size_t i = 0; i < nd->n_reads; i++)
+        if (nd->reads[i].queued) {
+            read_submit(s, nd, i);
+            return;
         }
-        nd->reads[nd->n_reads++] = r;
-    }
-    host_drain(s, nd);
 }
 
 static void do_read(sim_t *s)
 {
     /* Half the reads go to a node that believes it leads: a deposed leader
      * that has not noticed yet is where stale reads come from. */
-    sim_node_t *nd = sim_chance(&s->rng, 500) ? work_random_leader(s) : NULL;
+    sim_node_t *nd = sim_chance(&s->rng, 500) ? pick(s, true, true) : NULL;
     if (nd == NULL)
-        nd = random_up(s);
+        nd = pick(s, false, true);
     if (nd != NULL)
         read_at(s, nd);
 }
@@ -379,9 +409,13 @@ void work_fault(sim_t *s)
         if (i >= 0)
             proc_pause(s, i, sim_between(&s->rng, 1, p->pause_max));
     } else {
-        int i = fault_target(s, 500);
-        if (i >= 0 && may_jump(s, i))
-            proc_clock_jump(s, i, sim_between(&s->rng, 1, 2 * s->election_ticks));
+        int ok[SIM_MAX_NODES], k = 0;
+        for (int i = 0; i < s->n; i++)
+            if (s->procs[i].up && !proc_paused(s, i) && may_jump(s, i))
+                ok[k++] = i;
+        if (k > 0)
+            proc_clock_jump(s, ok[sim_below(&s->rng, (uint64_t)k)],
+                            sim_between(&s->rng, 1, 2 * s->election_ticks));
     }
 }
 
@@ -393,6 +427,12 @@ void work_new_leader(sim_t *s, sim_node_t *nd)
 {
     if (!s->p.faults || s->quiet || !sim_chance(&s->rng, s->prof.nemesis / (uint32_t)s->n_groups))
         return;
+    if (s->prof.pause_w > 0 && sim_chance(&s->rng, 250)) {
+        /* Once its lease runs (a heartbeat round later), stop and cut it. */
+        sim_schedule(s, sim_between(&s->rng, SIM_TICK, s->election_ticks * SIM_TICK / 2),
+                     EV_NEMESIS, nd->id, 4, NULL);
+        return;
+    }
     sim_schedule(s, sim_between(&s->rng, 0, 3 * s->prof.delay_max), EV_NEMESIS, nd->id,
                  sim_chance(&s->rng, s->prof.nemesis_isolate) ? 1 : 0, NULL);
 }
@@ -434,7 +474,7 @@ void work_nemesis(sim_t *s, sim_node_t *nd, int kind)
             read_at(s, nd);
         return;
     }
-    if (kind != 1) {
+    if (kind == 0 || kind == 2) {
         proc_crash(s, nd->id);
         uint64_t down = kind == 0 ? sim_between(&s->rng, 5, 400) : sim_between(&s->rng, 1, 30);
         sim_schedule(s, down, EV_RESTART, nd->id, 0, NULL);
@@ -443,6 +483,17 @@ void work_nemesis(sim_t *s, sim_node_t *nd, int kind)
     for (int i = 0; i < s->n; i++)
         s->blocked[nd->id][i] = s->blocked[i][nd->id] = (i != nd->id);
     trace_add(s, TR_PARTITION, nd->id, -1, 0, 0, 0, 0);
+    if (kind == 4 && nd->role_seen == CORE_LEADER) {
+        /* A leader stopped (and cut off) for longer than an election
+         * timeout: the others elect a leader and write; a read queued at
+         * the stopped one meanwhile is served when it resumes -- from its
+         * lease, if its tick count did not catch up with the pause. */
+        proc_pause(
+            s, nd->id,
+            sim_between(&s->rng, s->election_ticks * SIM_TICK, 4 * s->election_ticks * SIM_TICK));
+        s->g->probe_node = nd->id;
+        s->g->idle_until = 0;
+    }
 }
 
 /* ------------------------------------------------------------ final phase */
