@@ -63,9 +63,7 @@ void work_profile(sim_t *s)
     }
     /* Quiescence: most seeds by default. Idle periods (no client action
      * for up to 200 ticks, faults going on) let groups really quiesce, and
-     * then wake them under whatever the faults did meanwhile. Drawn last,
-     * and only when on, so --no-quiesce replays the runs of a simulator
-     * without quiescence seed for seed. */
+     * then wake them under whatever the faults did meanwhile. */
     p->quiesce = s->p.quiesce == 1 || (s->p.quiesce < 0 && sim_chance(r, 750));
     if (p->quiesce) {
         p->skip_quiesced = sim_chance(r, 500);
