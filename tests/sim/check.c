@@ -171,6 +171,8 @@ void check_committed(sim_t *s, sim_node_t *nd, uint64_t index, uint64_t term, ui
 {
     s->g->committed = grow(s->g->committed, &s->g->cap_committed, index, sizeof *s->g->committed);
     sim_committed_t *c = &s->g->committed[index];
+    if (!c->set || nd->term_seen < c->commit_term)
+        c->commit_term = nd->term_seen;
     if (!c->set) {
         c->set = true;
         c->term = term;
@@ -244,9 +246,20 @@ void check_status(sim_t *s, sim_node_t *nd)
         check_commit_safe(s);
 }
 
+/* Leader completeness (§5.4) binds the leaders of terms after the one an
+ * entry was committed in: a candidate of an older term can still win once
+ * a newer leader has committed more (a vote granted before the voter moved
+ * on, delivered late), and is deposed without committing anything. The
+ * commit term of an index is the lowest current term of any node that
+ * reported it committed (no later than the term it was committed in, and
+ * non-decreasing along the log, since committing an index commits its
+ * prefix): the leader of `term` must hold the highest index committed in a
+ * lower term. */
 void check_new_leader(sim_t *s, sim_node_t *nd, uint64_t term)
 {
     uint64_t mc = s->g->max_committed, chain;
+    while (mc > 0 && !(s->g->committed[mc].set && s->g->committed[mc].commit_term < term))
+        mc--;
     if (mc == 0 || mc < nd->vlog.compact_index)
         return;
     if (!slog_chain(&nd->vlog, mc, &chain)) {

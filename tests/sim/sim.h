@@ -290,6 +290,7 @@ typedef struct sim_proc {
 
 typedef struct sim_committed {
     uint64_t term, chain;
+    uint64_t commit_term; /* lowest current term of a node reporting it committed */
     bool set;
 } sim_committed_t;
 
