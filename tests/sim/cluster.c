@@ -223,10 +223,13 @@ static void final_phase(sim_t *s)
                               nd->up && core_quiesced(nd->core) ? "(quiesced)" : "",
                               U(nd->term_seen), U(nd->commit_seen), U(nd->sm.applied));
     }
+    char victim[40] = "no process killed";
+    if (s->victim >= 0)
+        snprintf(victim, sizeof victim, "process n%d killed for good", s->victim);
     check_fail(s,
                "liveness: healed cluster did not commit and spread a write within %d time "
-               "units (final write %llu at index %llu; process n%d killed for good);%s",
-               SIM_FINAL_TIME, U(s->g->final_wid), U(s->g->final_index), s->victim, buf);
+               "units (final write %llu at index %llu; %s);%s",
+               SIM_FINAL_TIME, U(s->g->final_wid), U(s->g->final_index), victim, buf);
 }
 
 /* ------------------------------------------------------------------ run */

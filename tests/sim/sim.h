@@ -519,7 +519,6 @@ void work_read_arrives(sim_t *s, sim_node_t *nd);
 void work_final(sim_t *s); /* final phase: drive one write of the group to completion */
 bool work_final_done(sim_t *s);
 bool work_can_lose(sim_t *s, int p); /* does every group keep a quorum without process p? */
-sim_node_t *work_random_leader(sim_t *s);
 
 /* cluster.c */
 typedef struct sim_totals {

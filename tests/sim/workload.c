@@ -71,11 +71,11 @@ void work_profile(sim_t *s)
         p->liveness_lag = (uint32_t)sim_between(r, SIM_TICK, 8 * SIM_TICK);
         p->idle = (uint32_t)sim_between(r, 2, 20);
         p->quiesce_nemesis = f ? (uint32_t)sim_below(r, 500) : 0;
+        p->liveness_blind = f && sim_chance(r, 200);
+        p->wake_on_restart = sim_chance(r, 500);
         /* A third of them are calm: rarer faults and long idle spells, so
          * that groups quiesce often and the quiesce nemesis (quiesce.c)
          * strikes quiesced leaders rather than busy ones. */
-        p->liveness_blind = f && sim_chance(r, 200);
-        p->wake_on_restart = sim_chance(r, 500);
         if (sim_chance(r, 333)) {
             p->idle = (uint32_t)sim_between(r, 30, 80);
             p->fault_gap = (uint32_t)sim_between(r, 300, 800);
@@ -120,7 +120,7 @@ static sim_node_t *random_up(sim_t *s)
 }
 
 /* A member whose core says it leads (there may be a stale one too). */
-sim_node_t *work_random_leader(sim_t *s)
+static sim_node_t *random_leader(sim_t *s)
 {
     return pick(s, true, false);
 }
@@ -166,7 +166,7 @@ static uint64_t propose(sim_t *s, sim_node_t *nd, size_t n)
 
 static void do_propose(sim_t *s)
 {
-    sim_node_t *nd = sim_chance(&s->rng, 900) ? work_random_leader(s) : random_up(s);
+    sim_node_t *nd = sim_chance(&s->rng, 900) ? random_leader(s) : random_up(s);
     if (nd != NULL)
         propose(s, nd, (size_t)sim_between(&s->rng, 1, 3));
 }
@@ -245,7 +245,7 @@ static int pick_peer(sim_t *s, const rk_configuration_t *c, int want)
 
 static void do_conf(sim_t *s)
 {
-    sim_node_t *L = work_random_leader(s);
+    sim_node_t *L = random_leader(s);
     if (L == NULL)
         return;
     uint64_t idx = 0;
@@ -299,7 +299,7 @@ static void do_conf(sim_t *s)
 
 static void do_transfer(sim_t *s)
 {
-    sim_node_t *L = work_random_leader(s);
+    sim_node_t *L = random_leader(s);
     if (L == NULL)
         return;
     uint64_t idx;
@@ -371,7 +371,7 @@ static bool may_jump(sim_t *s, int p)
 /* A process for a fault: often the process of some group's leader. */
 static int fault_target(sim_t *s, uint32_t leader_permille)
 {
-    sim_node_t *nd = sim_chance(&s->rng, leader_permille) ? work_random_leader(s) : NULL;
+    sim_node_t *nd = sim_chance(&s->rng, leader_permille) ? random_leader(s) : NULL;
     if (nd == NULL)
         nd = random_up(s);
     return nd != NULL ? nd->id : -1;
