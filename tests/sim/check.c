@@ -171,8 +171,12 @@ void check_committed(sim_t *s, sim_node_t *nd, uint64_t index, uint64_t term, ui
 {
     s->g->committed = grow(s->g->committed, &s->g->cap_committed, index, sizeof *s->g->committed);
     sim_committed_t *c = &s->g->committed[index];
-    if (!c->set || nd->term_seen < c->commit_term)
-        c->commit_term = nd->term_seen;
+    /* The core's term, not term_seen: a restarted node applies before its
+     * first status check. */
+    core_status_t st;
+    core_get_status(nd->core, &st);
+    if (!c->set || st.term < c->commit_term)
+        c->commit_term = st.term;
     if (!c->set) {
         c->set = true;
         c->term = term;
