@@ -444,7 +444,13 @@ void core_free(core_t *c);
 
 /* ------------------------------------------------------------------ inputs */
 
-/* One logical clock step: election / heartbeat / check-quorum / transfer timers. */
+/* One logical clock step: election / heartbeat / check-quorum / transfer timers.
+ * The host calls it once per tick period of real (monotonic) time. After a
+ * stall (a stopped process, a blocked loop) it calls it once for every period
+ * that passed, before it hands the core anything else: the read lease is
+ * counted in ticks, and a leader whose ticks fell behind real time would
+ * serve lease reads past the lease's real end (the simulator's
+ * --pause-loses-ticks shows it). */
 int core_tick(core_t *c);
 
 /* Processes a message received from the network (m->to should be self).

@@ -96,50 +96,52 @@ static uint64_t itmap_put(sim_itmap_t *m, uint64_t idx, uint64_t term, uint64_t 
 
 /* ------------------------------------------------------------ lifecycle */
 
-void check_init(sim_t *s)
+void check_init(sim_group_t *g)
 {
-    s->leader_of_term = NULL;
-    s->n_lot = 0;
-    s->committed = NULL;
-    s->cap_committed = 0;
-    s->max_committed = 0;
-    s->sm_hash = NULL;
-    s->cap_sm_hash = 0;
-    memset(&s->itmap, 0, sizeof s->itmap);
-    s->writes = NULL;
-    s->cap_writes = 0;
-    memset(s->done_key, 0, sizeof s->done_key);
-    s->done_all = 0;
-    s->n_trace = 0;
-    s->violated = false;
-    s->violation[0] = '\0';
+    g->leader_of_term = NULL;
+    g->n_lot = 0;
+    g->committed = NULL;
+    g->cap_committed = 0;
+    g->max_committed = 0;
+    g->sm_hash = NULL;
+    g->cap_sm_hash = 0;
+    memset(&g->itmap, 0, sizeof g->itmap);
+    g->writes = NULL;
+    g->cap_writes = 0;
+    memset(g->done_key, 0, sizeof g->done_key);
+    g->done_all = 0;
 }
 
-void check_free(sim_t *s)
+void check_free(sim_group_t *g)
 {
-    free(s->leader_of_term);
-    free(s->committed);
-    free(s->sm_hash);
-    free(s->itmap.idx);
-    free(s->itmap.term);
-    free(s->itmap.chain);
-    free(s->writes);
-    s->leader_of_term = NULL;
-    s->committed = NULL;
-    s->sm_hash = NULL;
-    s->writes = NULL;
-    memset(&s->itmap, 0, sizeof s->itmap);
+    free(g->leader_of_term);
+    free(g->committed);
+    free(g->sm_hash);
+    free(g->itmap.idx);
+    free(g->itmap.term);
+    free(g->itmap.chain);
+    free(g->writes);
+    g->leader_of_term = NULL;
+    g->committed = NULL;
+    g->sm_hash = NULL;
+    g->writes = NULL;
+    memset(&g->itmap, 0, sizeof g->itmap);
 }
 
+/* Records the first violation; with several groups it names the group the
+ * current event concerns, whose invariant broke. */
 void check_fail(sim_t *s, const char *fmt, ...)
 {
     if (s->violated)
         return;
     s->violated = true;
     s->violation_step = s->step;
+    s->violation_group = s->g->id;
+    int o =
+        s->n_groups > 1 ? snprintf(s->violation, sizeof s->violation, "group %d: ", s->g->id) : 0;
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(s->violation, sizeof s->violation, fmt, ap);
+    vsnprintf(s->violation + o, sizeof s->violation - (size_t)o, fmt, ap);
     va_end(ap);
 }
 
@@ -152,13 +154,13 @@ void check_entry_written(sim_t *s, sim_node_t *nd, const sim_ent_t *e, uint64_t 
     if (t < prev_term)
         check_fail(s, "log: node %d writes %llu/%llu after an entry of term %llu", nd->id, U(i),
                    U(t), U(prev_term));
-    if (itmap_put(&s->itmap, i, t, e->chain) != e->chain)
+    if (itmap_put(&s->g->itmap, i, t, e->chain) != e->chain)
         check_fail(s,
                    "log matching: node %d writes entry %llu/%llu whose entry or prefix "
                    "differs from another log's %llu/%llu",
                    nd->id, U(i), U(t), U(i), U(t));
-    if (i <= commit_before && i < s->cap_committed && s->committed[i].set &&
-        s->committed[i].chain != e->chain)
+    if (i <= commit_before && i < s->g->cap_committed && s->g->committed[i].set &&
+        s->g->committed[i].chain != e->chain)
         check_fail(s,
                    "state machine safety: node %d overwrites its committed index %llu "
                    "(commit %llu) with %llu/%llu",
@@ -167,8 +169,14 @@ void check_entry_written(sim_t *s, sim_node_t *nd, const sim_ent_t *e, uint64_t 
 
 void check_committed(sim_t *s, sim_node_t *nd, uint64_t index, uint64_t term, uint64_t chain)
 {
-    s->committed = grow(s->committed, &s->cap_committed, index, sizeof *s->committed);
-    sim_committed_t *c = &s->committed[index];
+    s->g->committed = grow(s->g->committed, &s->g->cap_committed, index, sizeof *s->g->committed);
+    sim_committed_t *c = &s->g->committed[index];
+    /* The core's term, not term_seen: a restarted node applies before its
+     * first status check. */
+    core_status_t st;
+    core_get_status(nd->core, &st);
+    if (!c->set || st.term < c->commit_term)
+        c->commit_term = st.term;
     if (!c->set) {
         c->set = true;
         c->term = term;
@@ -179,8 +187,8 @@ void check_committed(sim_t *s, sim_node_t *nd, uint64_t index, uint64_t term, ui
                    "committed there (or the prefixes differ)",
                    nd->id, U(index), U(term), U(index), U(c->term));
     }
-    if (index > s->max_committed)
-        s->max_committed = index;
+    if (index > s->g->max_committed)
+        s->g->max_committed = index;
 }
 
 void check_status(sim_t *s, sim_node_t *nd)
@@ -197,8 +205,9 @@ void check_status(sim_t *s, sim_node_t *nd)
     nd->term_seen = st.term;
     nd->role_seen = st.role;
     if (st.role == CORE_LEADER) {
-        s->leader_of_term = grow(s->leader_of_term, &s->n_lot, st.term, sizeof *s->leader_of_term);
-        uint64_t *l = &s->leader_of_term[st.term];
+        s->g->leader_of_term =
+            grow(s->g->leader_of_term, &s->g->n_lot, st.term, sizeof *s->g->leader_of_term);
+        uint64_t *l = &s->g->leader_of_term[st.term];
         if (*l == 0)
             *l = (uint64_t)nd->id + 1;
         else if (*l != (uint64_t)nd->id + 1)
@@ -237,13 +246,24 @@ void check_status(sim_t *s, sim_node_t *nd)
     }
     trace_add(s, TR_COMMIT, nd->id, -1, nd->commit_seen, st.commit, st.term, 0);
     nd->commit_seen = st.commit;
-    if (st.commit == s->max_committed)
+    if (st.commit == s->g->max_committed)
         check_commit_safe(s);
 }
 
+/* Leader completeness (§5.4) binds the leaders of terms after the one an
+ * entry was committed in: a candidate of an older term can still win once
+ * a newer leader has committed more (a vote granted before the voter moved
+ * on, delivered late), and is deposed without committing anything. The
+ * commit term of an index is the lowest current term of any node that
+ * reported it committed (no later than the term it was committed in, and
+ * non-decreasing along the log, since committing an index commits its
+ * prefix): the leader of `term` must hold the highest index committed in a
+ * lower term. */
 void check_new_leader(sim_t *s, sim_node_t *nd, uint64_t term)
 {
-    uint64_t mc = s->max_committed, chain;
+    uint64_t mc = s->g->max_committed, chain;
+    while (mc > 0 && !(s->g->committed[mc].set && s->g->committed[mc].commit_term < term))
+        mc--;
     if (mc == 0 || mc < nd->vlog.compact_index)
         return;
     if (!slog_chain(&nd->vlog, mc, &chain)) {
@@ -253,7 +273,7 @@ void check_new_leader(sim_t *s, sim_node_t *nd, uint64_t term)
                    nd->id, U(term), U(mc), U(slog_last(&nd->vlog)));
         return;
     }
-    if (chain != s->committed[mc].chain)
+    if (chain != s->g->committed[mc].chain)
         check_fail(s,
                    "leader completeness: node %d elected in term %llu holds a different "
                    "entry (or prefix) at committed index %llu",
@@ -267,7 +287,7 @@ void check_new_leader(sim_t *s, sim_node_t *nd, uint64_t term)
  * forget entries a leader counted toward commit. */
 void check_promise(sim_t *s, const sim_msg_t *sm)
 {
-    const sim_node_t *nd = &s->nodes[sm->from];
+    const sim_node_t *nd = &s->g->nodes[sm->from];
     const core_msg_t *m = &sm->m;
     if (m->reject || !s->p.rules)
         return;
@@ -312,7 +332,7 @@ static bool could_win(const sim_t *s, const rk_configuration_t *voters, uint64_t
         uint64_t vt, vi;
         if (v < 0)
             continue;
-        last_of(&s->nodes[v].dlog, &vt, &vi);
+        last_of(&s->g->nodes[v].dlog, &vt, &vi);
         if (up_to_date(xt, xi, vt, vi))
             grants++;
     }
@@ -328,12 +348,12 @@ static bool could_win(const sim_t *s, const rk_configuration_t *voters, uint64_t
  * election to go the wrong way. */
 void check_commit_safe(sim_t *s)
 {
-    uint64_t mc = s->max_committed;
+    uint64_t mc = s->g->max_committed;
     if (mc == 0)
         return;
-    uint64_t want = s->committed[mc].chain;
+    uint64_t want = s->g->committed[mc].chain;
     for (int x = 0; x < s->n && !s->violated; x++) {
-        const sim_node_t *nd = &s->nodes[x];
+        const sim_node_t *nd = &s->g->nodes[x];
         const sim_log_t *l = nd->up ? &nd->vlog : &nd->dlog;
         uint64_t chain;
         if (l->compact_index > mc || (slog_chain(l, mc, &chain) && chain == want))
@@ -364,8 +384,8 @@ void check_applied(sim_t *s, sim_node_t *nd, const sim_ent_t *e)
         return;
     sim_cmd_t cmd;
     memcpy(&cmd, e->e.data->data, sizeof cmd);
-    s->writes = grow(s->writes, &s->cap_writes, cmd.wid, sizeof *s->writes);
-    sim_write_rec_t *w = &s->writes[cmd.wid];
+    s->g->writes = grow(s->g->writes, &s->g->cap_writes, cmd.wid, sizeof *s->g->writes);
+    sim_write_rec_t *w = &s->g->writes[cmd.wid];
     if (w->index == 0)
         w->index = e->e.index;
     else if (w->index != e->e.index)
@@ -378,14 +398,14 @@ void check_sm_state(sim_t *s, sim_node_t *nd)
     uint64_t i = nd->sm.applied;
     if (i == 0)
         return;
-    s->sm_hash = grow(s->sm_hash, &s->cap_sm_hash, i, sizeof *s->sm_hash);
+    s->g->sm_hash = grow(s->g->sm_hash, &s->g->cap_sm_hash, i, sizeof *s->g->sm_hash);
     uint64_t h = sim_mix(nd->sm.hash, nd->sm.count);
     for (int k = 0; k < SIM_KEYS; k++)
         h = sim_mix(h, nd->sm.reg[k]);
     h |= 1;
-    if (s->sm_hash[i] == 0)
-        s->sm_hash[i] = h;
-    else if (s->sm_hash[i] != h)
+    if (s->g->sm_hash[i] == 0)
+        s->g->sm_hash[i] = h;
+    else if (s->g->sm_hash[i] != h)
         check_fail(s,
                    "state machine safety: node %d state after applying %llu differs from "
                    "another node's",
@@ -394,34 +414,34 @@ void check_sm_state(sim_t *s, sim_node_t *nd)
 
 void check_write_proposed(sim_t *s, uint64_t wid, uint32_t key)
 {
-    s->writes = grow(s->writes, &s->cap_writes, wid, sizeof *s->writes);
-    s->writes[wid].key = key;
+    s->g->writes = grow(s->g->writes, &s->g->cap_writes, wid, sizeof *s->g->writes);
+    s->g->writes[wid].key = key;
 }
 
 void check_write_completed(sim_t *s, sim_node_t *nd, uint64_t wid, uint64_t index)
 {
-    sim_write_rec_t *w = &s->writes[wid];
+    sim_write_rec_t *w = &s->g->writes[wid];
     w->completed = true;
-    if (index > s->done_key[w->key])
-        s->done_key[w->key] = index;
-    if (index > s->done_all)
-        s->done_all = index;
+    if (index > s->g->done_key[w->key])
+        s->g->done_key[w->key] = index;
+    if (index > s->g->done_all)
+        s->g->done_all = index;
     s->st_writes_done++;
     trace_add(s, TR_WRITE_DONE, nd->id, -1, wid, index, w->key, 0);
-    if (wid == s->final_wid)
-        s->final_index = index;
+    if (wid == s->g->final_wid)
+        s->g->final_index = index;
 }
 
 void check_read_start(sim_t *s, sim_read_t *r)
 {
-    r->need_key = s->done_key[r->key];
-    r->need_all = s->done_all;
+    r->need_key = s->g->done_key[r->key];
+    r->need_all = s->g->done_all;
 }
 
 void check_read_served(sim_t *s, sim_node_t *nd, const sim_read_t *r)
 {
     uint64_t v = nd->sm.reg[r->key];
-    uint64_t vi = v == 0 ? 0 : (v < s->cap_writes ? s->writes[v].index : 0);
+    uint64_t vi = v == 0 ? 0 : (v < s->g->cap_writes ? s->g->writes[v].index : 0);
     s->st_reads_done++;
     trace_add(s, TR_READ_DONE, nd->id, -1, r->ctx, r->index, v, nd->sm.applied);
     if (vi < r->need_key)
@@ -447,7 +467,7 @@ void trace_add(sim_t *s, int kind, int node, int peer, uint64_t a, uint64_t b, u
     if (beat && !s->p.verbose)
         return; /* keep the failure trace for what moves state */
     sim_trace_rec_t *t = &s->trace[s->n_trace++ % SIM_TRACE];
-    *t = (sim_trace_rec_t){s->step, s->now, kind, node, peer, a, b, c, d};
+    *t = (sim_trace_rec_t){s->step, s->now, kind, s->g->id, node, peer, a, b, c, d};
     if (s->p.verbose)
         trace_print(s, t);
 }
@@ -462,10 +482,18 @@ static const char *rc_name(uint64_t rc)
     return rc == 0 ? "ok" : rk_err_name((int)(int64_t)rc);
 }
 
+/* Events of a whole process (or of the network) concern no one group. */
+static bool process_level(int kind)
+{
+    return kind == TR_CRASH || kind == TR_RESTART || kind == TR_PARTITION || kind == TR_HEAL ||
+           kind == TR_SLOW_DISK || kind == TR_PAUSE || kind == TR_RESUME || kind == TR_JUMP;
+}
+
 void trace_print(const sim_t *s, const sim_trace_rec_t *t)
 {
-    (void)s;
     printf("  [step %6llu t=%6llu] ", U(t->step), U(t->now));
+    if (s->n_groups > 1 && !process_level(t->kind))
+        printf("g%d ", t->group);
     switch (t->kind) {
     case TR_DELIVER:
         printf("n%d -> n%d %s term=%llu index=%llu entries=%llu\n", t->node, t->peer,
@@ -512,11 +540,14 @@ void trace_print(const sim_t *s, const sim_trace_rec_t *t)
         printf("n%d installs snapshot %llu/%llu\n", t->node, U(t->a), U(t->b));
         break;
     case TR_CRASH:
-        printf("n%d CRASH (%s)\n", t->node, t->a ? "writes pending" : "disk idle");
+        printf("process n%d CRASH (%s)\n", t->node, t->a ? "writes pending" : "disk idle");
         break;
     case TR_RESTART:
-        printf("n%d restart: term %llu, log last %llu, snapshot %llu, commit %llu\n", t->node,
-               U(t->a), U(t->b), U(t->c), U(t->d));
+        if (s->n_groups > 1)
+            printf("process n%d restarts\n", t->node);
+        else
+            printf("n%d restart: term %llu, log last %llu, snapshot %llu, commit %llu\n", t->node,
+                   U(t->a), U(t->b), U(t->c), U(t->d));
         break;
     case TR_PARTITION:
         if (t->a == 0)
@@ -540,7 +571,7 @@ void trace_print(const sim_t *s, const sim_trace_rec_t *t)
                U(t->c));
         break;
     case TR_SLOW_DISK:
-        printf("n%d disk now %s\n", t->node, t->a ? "slow" : "fast");
+        printf("process n%d disk now %s\n", t->node, t->a ? "slow" : "fast");
         break;
     case TR_QUIESCE:
         if (t->peer < 0)
@@ -554,7 +585,17 @@ void trace_print(const sim_t *s, const sim_trace_rec_t *t)
         printf("n%d wakes (%s, term %llu)\n", t->node, role_name(t->b), U(t->a));
         break;
     case TR_PROC_DOWN:
-        printf("n%d host: process of leader n%d is down\n", t->node, t->peer);
+        printf("n%d host: process of leader n%d is down (%s)\n", t->node, t->peer,
+               t->a ? "new incarnation" : "silent");
+        break;
+    case TR_PAUSE:
+        printf("process n%d PAUSED for %llu\n", t->node, U(t->a));
+        break;
+    case TR_RESUME:
+        printf("process n%d resumes: %llu missed ticks run now\n", t->node, U(t->a));
+        break;
+    case TR_JUMP:
+        printf("process n%d clock jumps %llu ticks\n", t->node, U(t->a));
         break;
     default:
         printf("?\n");

@@ -1,7 +1,8 @@
-/* The cluster driver: builds the pool of nodes, runs the event loop (a binary
- * heap ordered by (time, sequence), so equal times keep scheduling order and
- * a seed replays exactly), the final heal-and-converge phase, the report of
- * a violation, and the teardown that frees every allocation of the run. */
+/* The cluster driver: builds the processes and their groups, runs the event
+ * loop (a binary heap ordered by (time, sequence), so equal times keep
+ * scheduling order and a seed replays exactly), the final heal-and-converge
+ * phase, the report of a violation, and the teardown that frees every
+ * allocation of the run. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,16 +19,14 @@ static bool ev_before(const sim_event_t *a, const sim_event_t *b)
     return a->at != b->at ? a->at < b->at : a->seq < b->seq;
 }
 
-void sim_schedule(sim_t *s, uint64_t delay, sim_ev_type_t type, int node, int aux, sim_msg_t *m)
+static void heap_push(sim_heap_t *h, sim_event_t ev)
 {
-    sim_heap_t *h = &s->heap;
     if (h->n == h->cap) {
         h->cap = h->cap ? 2 * h->cap : 256;
         h->v = realloc(h->v, h->cap * sizeof *h->v);
         if (h->v == NULL)
             abort();
     }
-    sim_event_t ev = {s->now + delay, s->ev_seq++, type, node, s->nodes[node].inc, aux, m};
     size_t i = h->n++;
     while (i > 0) {
         size_t parent = (i - 1) / 2;
@@ -37,6 +36,12 @@ void sim_schedule(sim_t *s, uint64_t delay, sim_ev_type_t type, int node, int au
         i = parent;
     }
     h->v[i] = ev;
+}
+
+void sim_schedule(sim_t *s, uint64_t delay, sim_ev_type_t type, int node, int aux, sim_msg_t *m)
+{
+    heap_push(&s->heap, (sim_event_t){s->now + delay, s->ev_seq++, type, s->g->id, node,
+                                      s->procs[node].inc, aux, m});
 }
 
 static sim_event_t heap_pop(sim_heap_t *h)
@@ -63,14 +68,28 @@ static sim_event_t heap_pop(sim_heap_t *h)
 
 static void dispatch(sim_t *s, sim_event_t *ev)
 {
-    sim_node_t *nd = &s->nodes[ev->node];
-    bool live = nd->up && nd->inc == ev->inc;
+    s->g = &s->groups[ev->group];
+    sim_node_t *nd = &s->g->nodes[ev->node];
+    sim_proc_t *pr = &s->procs[ev->node];
+    bool live = nd->up && pr->inc == ev->inc;
+    bool to_process = ev->type != EV_CLIENT && ev->type != EV_FAULT;
+    if (to_process && proc_paused(s, ev->node)) {
+        /* A stopped process does nothing; what reaches it waits, like
+         * bytes in its sockets. Its ticks are lost (proc_resume). */
+        if (ev->type == EV_TICK) {
+            pr->tick_lost = true;
+        } else if (ev->type != EV_RESUME) {
+            ev->at = pr->paused_until;
+            ev->seq = s->ev_seq++;
+            heap_push(&s->heap, *ev);
+            ev->msg = NULL;
+            return;
+        }
+    }
     switch (ev->type) {
     case EV_TICK:
-        if (!live)
-            break;
-        quiesce_tick(s, nd);
-        sim_schedule(s, SIM_TICK, EV_TICK, nd->id, 0, NULL);
+        if (live && !pr->tick_lost)
+            proc_tick_event(s, ev->node);
         break;
     case EV_DELIVER:
         net_deliver(s, ev->msg);
@@ -94,12 +113,12 @@ static void dispatch(sim_t *s, sim_event_t *ev)
         sim_schedule(s, sim_between(&s->rng, 1, 2 * s->prof.fault_gap), EV_FAULT, 0, 0, NULL);
         break;
     case EV_RESTART:
-        if (!nd->up && nd->inc == ev->inc)
-            host_restart(s, nd);
+        if (!pr->up && pr->inc == ev->inc && ev->node != s->victim)
+            proc_restart(s, ev->node);
         break;
     case EV_SNAP_REPORT:
         if (live) {
-            core_report_snapshot(nd->core, &s->nodes[ev->aux / 2].peer, ev->aux & 1);
+            core_report_snapshot(nd->core, &s->g->nodes[ev->aux / 2].peer, ev->aux & 1);
             host_drain(s, nd);
         }
         break;
@@ -109,9 +128,17 @@ static void dispatch(sim_t *s, sim_event_t *ev)
         break;
     case EV_UNREACH:
         if (live) {
-            core_report_unreachable(nd->core, &s->nodes[ev->aux].peer);
+            core_report_unreachable(nd->core, &s->g->nodes[ev->aux].peer);
             host_drain(s, nd);
         }
+        break;
+    case EV_RESUME:
+        if (live)
+            proc_resume(s, ev->node);
+        break;
+    case EV_READ:
+        if (live)
+            work_read_arrives(s, nd);
         break;
     }
 }
@@ -127,40 +154,87 @@ static bool run_one(sim_t *s)
     return true;
 }
 
-/* Heal the network, restart everyone, stop faults; then one new write must
- * commit and reach every member of the leader's configuration. */
+static bool all_final_done(sim_t *s)
+{
+    for (int k = 0; k < s->n_groups; k++) {
+        s->g = &s->groups[k];
+        if (!work_final_done(s))
+            return false;
+    }
+    return true;
+}
+
+/* The process to kill for good when the faults stop (-1: none): half the
+ * time, the one leading the most quiesced groups (else the most groups),
+ * if every group keeps a quorum without it. Its quiesced followers elsewhere
+ * hear nothing more from it, so only the process-liveness stream can wake
+ * them: the liveness bug this phase exists to catch. */
+static int pick_victim(sim_t *s)
+{
+    if (!s->p.faults || !sim_chance(&s->rng, 500))
+        return -1;
+    int best = -1, best_score = 0;
+    for (int p = 0; p < s->n; p++) {
+        int score = 0;
+        for (int k = 0; k < s->n_groups; k++) {
+            const sim_node_t *nd = &s->groups[k].nodes[p];
+            if (nd->up && nd->role_seen == CORE_LEADER)
+                score += core_quiesced(nd->core) ? 1000 : 1;
+        }
+        if (score > best_score && work_can_lose(s, p)) {
+            best = p;
+            best_score = score;
+        }
+    }
+    return best;
+}
+
+/* Heal the network, restart every process but the victim (killed now if it
+ * runs), stop faults; then in every group one new write must commit and
+ * reach every live member of the leader's configuration. */
 static void final_phase(sim_t *s)
 {
     s->quiet = true;
+    s->g = &s->groups[0];
     net_heal(s);
-    for (int i = 0; i < s->n && !s->violated; i++) {
-        s->nodes[i].slow_disk = false;
-        if (!s->nodes[i].up)
-            host_restart(s, &s->nodes[i]);
+    s->victim = pick_victim(s);
+    for (int p = 0; p < s->n && !s->violated; p++) {
+        s->procs[p].slow_disk = false;
+        if (s->procs[p].paused_until != 0)
+            proc_resume(s, p);
+        if (p == s->victim && s->procs[p].up)
+            proc_crash(s, p);
+        else if (p != s->victim && !s->procs[p].up)
+            proc_restart(s, p);
     }
     uint64_t deadline = s->now + SIM_FINAL_TIME;
-    while (!s->violated && s->now < deadline && !work_final_done(s))
+    while (!s->violated && s->now < deadline && !all_final_done(s))
         if (!run_one(s))
             break;
-    if (s->violated || work_final_done(s))
+    if (s->violated || all_final_done(s))
         return;
+    /* all_final_done left s->g at the first group that did not converge. */
     char buf[400];
     size_t o = 0;
     for (int i = 0; i < s->n && o < sizeof buf - 80; i++) {
-        const sim_node_t *nd = &s->nodes[i];
-        o += (size_t)snprintf(buf + o, sizeof buf - o, " n%d:%s/t%llu/c%llu/a%llu", i,
-                              core_role_name(nd->role_seen), U(nd->term_seen), U(nd->commit_seen),
-                              U(nd->sm.applied));
+        const sim_node_t *nd = &s->g->nodes[i];
+        o += (size_t)snprintf(buf + o, sizeof buf - o, " n%d:%s%s/t%llu/c%llu/a%llu", i,
+                              nd->up ? core_role_name(nd->role_seen) : "down",
+                              nd->up && core_quiesced(nd->core) ? "(quiesced)" : "",
+                              U(nd->term_seen), U(nd->commit_seen), U(nd->sm.applied));
     }
+    char victim[40] = "no process killed";
+    if (s->victim >= 0)
+        snprintf(victim, sizeof victim, "process n%d killed for good", s->victim);
     check_fail(s,
                "liveness: healed cluster did not commit and spread a write within %d time "
-               "units (final write %llu at index %llu);%s",
-               SIM_FINAL_TIME, U(s->final_wid), U(s->final_index), buf);
+               "units (final write %llu at index %llu; %s);%s",
+               SIM_FINAL_TIME, U(s->g->final_wid), U(s->g->final_index), victim, buf);
 }
 
 /* ------------------------------------------------------------------ run */
 
-static void conf_ids(const sim_t *s, const rk_configuration_t *c, char *buf, size_t len)
+static void conf_ids(sim_t *s, const rk_configuration_t *c, char *buf, size_t len)
 {
     size_t o = 0;
     buf[0] = '\0';
@@ -171,12 +245,18 @@ static void conf_ids(const sim_t *s, const rk_configuration_t *c, char *buf, siz
         o += (size_t)snprintf(buf + o, len - o, ",n%d/l", net_node_of(s, &c->learners[i]));
 }
 
-/* Each node at the time of the violation: role, term, log, configuration. */
-static void dump_nodes(const sim_t *s)
+/* Each member of the violating group at the time of the violation: role,
+ * term, log, configuration. */
+static void dump_nodes(sim_t *s)
 {
+    s->g = &s->groups[s->violation_group];
+    if (s->n_groups > 1)
+        printf("group %d ", s->g->id);
     printf("nodes:\n");
     for (int i = 0; i < s->n; i++) {
-        const sim_node_t *nd = &s->nodes[i];
+        const sim_node_t *nd = &s->g->nodes[i];
+        if (s->procs[i].paused_until != 0)
+            printf("  (process n%d paused until %llu)\n", i, U(s->procs[i].paused_until));
         if (!nd->up) {
             printf("  n%d down (durable: term %llu, log last %llu, snapshot %llu)\n", i,
                    U(nd->hs.term), U(slog_last(&nd->dlog)), U(nd->dsnap.meta.index));
@@ -199,29 +279,34 @@ static void dump_nodes(const sim_t *s)
     }
 }
 
-static void report(const sim_t *s)
+static void report(sim_t *s)
 {
     printf("VIOLATION seed=%llu step=%llu time=%llu: %s\n", U(s->seed), U(s->violation_step),
            U(s->now), s->violation);
     trace_dump(s);
     dump_nodes(s);
-    printf("replay: raft_sim --seed %llu --nodes %d --spares %d --steps %llu%s%s%s%s%s\n",
-           U(s->seed), s->p.nodes, s->p.spares, U(s->p.steps), s->p.faults ? "" : " --no-faults",
-           s->p.liveness ? "" : " --no-liveness", s->p.rules ? "" : " --no-rule-checks",
-           s->p.lease ? " --lease" : "",
+    printf("replay: raft_sim --seed %llu --nodes %d --spares %d --groups %d --steps "
+           "%llu%s%s%s%s%s%s\n",
+           U(s->seed), s->p.nodes, s->p.spares, s->n_groups, U(s->p.steps),
+           s->p.faults ? "" : " --no-faults", s->p.liveness ? "" : " --no-liveness",
+           s->p.rules ? "" : " --no-rule-checks", s->p.lease ? " --lease" : "",
            s->p.quiesce == 0   ? " --no-quiesce"
            : s->p.quiesce == 1 ? " --quiesce"
-                               : "");
+                               : "",
+           s->p.lossy_ticks ? " --pause-loses-ticks" : "");
 }
 
 static void teardown(sim_t *s)
 {
-    for (int i = 0; i < s->n; i++)
-        host_free(&s->nodes[i]);
+    for (int k = 0; k < s->n_groups; k++) {
+        for (int i = 0; i < s->n; i++)
+            host_free(&s->groups[k].nodes[i]);
+        check_free(&s->groups[k]);
+    }
+    free(s->groups);
     for (size_t i = 0; i < s->heap.n; i++)
         sim_msg_free(s->heap.v[i].msg);
     free(s->heap.v);
-    check_free(s);
 }
 
 int sim_run(const sim_params_t *p, uint64_t seed, sim_totals_t *t)
@@ -233,33 +318,50 @@ int sim_run(const sim_params_t *p, uint64_t seed, sim_totals_t *t)
     s->seed = seed;
     sim_rng_seed(&s->rng, seed);
     s->n = p->nodes + p->spares;
-    s->probe_node = -1;
-    check_init(s);
+    s->victim = -1;
+    s->n_groups = p->groups;
+    s->groups = calloc((size_t)p->groups, sizeof *s->groups);
+    if (s->groups == NULL)
+        abort();
+    core_options_t defaults;
+    core_options_init(&defaults);
+    s->election_ticks = defaults.election_ticks;
     work_profile(s);
     if (p->verbose) {
         const sim_profile_t *f = &s->prof;
         printf("seed %llu profile: drop %u‰ dup %u‰ delay<=%u (tail %u‰ <=%u) disk<=%u "
                "(slow <=%u) pre-vote %d check-quorum %d entries/msg %u inflight %u nemesis %u‰ "
-               "storm %d quiesce %d (unticked %d, try %u‰, liveness lag %u, idle %u‰)\n",
+               "storm %d quiesce %d (unticked %d, try %u‰, liveness lag %u, blind %d, wake on "
+               "restart %d, idle %u‰) pauses %u (<=%u) jumps %u\n",
                U(seed), f->drop, f->dup, f->delay_max, f->tail, f->tail_max, f->disk_max,
                f->slow_disk_max, f->pre_vote, f->check_quorum, f->max_entries_per_msg,
                f->max_inflight, f->nemesis, f->storm, f->quiesce, f->skip_quiesced, f->quiesce_try,
-               f->liveness_lag, f->idle);
+               f->liveness_lag, f->liveness_blind, f->wake_on_restart, f->idle, f->pause_w,
+               f->pause_max, f->jump_w);
     }
-    memset(&s->boot, 0, sizeof s->boot);
-    for (int i = 0; i < s->n; i++) {
-        sim_node_t *nd = &s->nodes[i];
-        nd->id = i;
-        snprintf(nd->peer.endpoint.host, RK_HOST_MAX, "n%d", i);
-        nd->peer.endpoint.port = (uint16_t)(1000 + i);
-        nd->peer.idx = 0;
-        nd->peer.priority = RK_PRIORITY_DISABLED;
-        if (i < p->nodes)
-            s->boot.cur.peers[s->boot.cur.n_peers++] = nd->peer;
+    for (int k = 0; k < s->n_groups; k++) {
+        sim_group_t *g = &s->groups[k];
+        g->id = k;
+        g->probe_node = -1;
+        check_init(g);
+        for (int i = 0; i < s->n; i++) {
+            sim_node_t *nd = &g->nodes[i];
+            nd->id = i;
+            snprintf(nd->peer.endpoint.host, RK_HOST_MAX, "n%d", i);
+            nd->peer.endpoint.port = (uint16_t)(1000 + i);
+            nd->peer.idx = 0;
+            nd->peer.priority = RK_PRIORITY_DISABLED;
+            if (i < p->nodes)
+                g->boot.cur.peers[g->boot.cur.n_peers++] = nd->peer;
+        }
     }
     for (int i = 0; i < s->n && !s->violated; i++)
-        host_boot(s, &s->nodes[i]);
-    sim_schedule(s, sim_between(&s->rng, 1, 2 * s->prof.client_gap), EV_CLIENT, 0, 0, NULL);
+        proc_boot(s, i);
+    for (int k = 0; k < s->n_groups; k++) {
+        s->g = &s->groups[k];
+        sim_schedule(s, sim_between(&s->rng, 1, 2 * s->prof.client_gap), EV_CLIENT, 0, 0, NULL);
+    }
+    s->g = &s->groups[0];
     if (p->faults)
         sim_schedule(s, sim_between(&s->rng, 1, 2 * s->prof.fault_gap), EV_FAULT, 0, 0, NULL);
     while (!s->violated && s->step < p->steps && run_one(s))
@@ -275,7 +377,7 @@ int sim_run(const sim_params_t *p, uint64_t seed, sim_totals_t *t)
                "installs, max commit %llu\n",
                U(seed), U(s->step), U(s->now), U(s->st_elections), U(s->st_writes_done),
                U(s->st_reads_done), U(s->st_crashes), U(s->st_confs), U(s->st_transfers),
-               U(s->st_compactions), U(s->st_snap_installs), U(s->max_committed));
+               U(s->st_compactions), U(s->st_snap_installs), U(s->groups[0].max_committed));
     t->steps += s->step;
     t->elections += s->st_elections;
     t->writes += s->st_writes_done;
@@ -290,6 +392,8 @@ int sim_run(const sim_params_t *p, uint64_t seed, sim_totals_t *t)
     t->wake_leader += s->st_wake_leader;
     t->wake_follower += s->st_wake_follower;
     t->proc_down += s->st_proc_down;
+    t->pauses += s->st_pauses;
+    t->jumps += s->st_jumps;
     teardown(s);
     free(s);
     return bad;

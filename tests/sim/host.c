@@ -1,5 +1,6 @@
-/* The simulated host of one core: its disk (durable hard state, snapshot and
- * log, plus a queue of writes the disk has not completed), the storage
+/* The simulated host of one group member: its disk (durable hard state,
+ * snapshot and log, plus a queue of writes the process's disk has not
+ * completed), the storage
  * callbacks the core reads the durable log through, the handling of every
  * core_update_t in the order core.h prescribes, the checked state machine,
  * crash (drop everything not durable) and restart (core_new from the durable
@@ -76,7 +77,7 @@ bool host_conf_at(const sim_t *s, const sim_node_t *nd, uint64_t index, core_con
 {
     if (find_conf(nd, index, out) != 0)
         return true;
-    *out = nd->dsnap.meta.index > 0 ? nd->dsnap.meta.conf : s->boot;
+    *out = nd->dsnap.meta.index > 0 ? nd->dsnap.meta.conf : s->g->boot;
     return true;
 }
 
@@ -98,7 +99,8 @@ static void host_start(sim_t *s, sim_node_t *nd)
     init.opts.max_entries_per_msg = s->prof.max_entries_per_msg;
     init.opts.max_inflight_msgs = s->prof.max_inflight;
     init.opts.quiesce = s->prof.quiesce;
-    uint64_t x = s->seed * 1000003ULL + (uint64_t)nd->id * 7919ULL + nd->inc;
+    uint64_t x = s->seed * 1000003ULL + (uint64_t)nd->id * 7919ULL + s->procs[nd->id].inc +
+                 (uint64_t)s->g->id * 104729ULL;
     init.opts.seed = sim_splitmix(&x);
     init.hs = nd->hs;
     init.snapshot = nd->dsnap.meta;
@@ -114,10 +116,10 @@ static void host_start(sim_t *s, sim_node_t *nd)
         init.conf_index = k;
         core_conf_t p;
         if (find_conf(nd, k - 1, &p) == 0)
-            p = nd->dsnap.meta.index > 0 ? nd->dsnap.meta.conf : s->boot;
+            p = nd->dsnap.meta.index > 0 ? nd->dsnap.meta.conf : s->g->boot;
         init.prev_conf = k <= nd->hs.commit ? c : p;
     } else {
-        init.conf = nd->dsnap.meta.index > 0 ? nd->dsnap.meta.conf : s->boot;
+        init.conf = nd->dsnap.meta.index > 0 ? nd->dsnap.meta.conf : s->g->boot;
         init.conf_index = nd->dsnap.meta.index;
         init.prev_conf = init.conf;
     }
@@ -145,7 +147,6 @@ static void host_start(sim_t *s, sim_node_t *nd)
         return;
     }
     nd->up = true;
-    sim_schedule(s, sim_between(&s->rng, 1, SIM_TICK), EV_TICK, nd->id, 0, NULL);
     host_drain(s, nd);
 }
 
@@ -169,13 +170,13 @@ static void write_free(sim_write_t *w)
 }
 
 /* Everything volatile goes: the core, unfinished writes, the state machine,
- * in-flight client requests. Scheduled events for this incarnation die. */
+ * in-flight client requests. (Scheduled events for the process's incarnation
+ * die with it: proc.c.) */
 static void host_down(sim_node_t *nd)
 {
     core_free(nd->core);
     nd->core = NULL;
     nd->up = false;
-    nd->inc++;
     while (nd->wq_head != NULL) {
         sim_write_t *w = nd->wq_head;
         nd->wq_head = w->next;
@@ -190,15 +191,12 @@ static void host_down(sim_node_t *nd)
 
 void host_crash(sim_t *s, sim_node_t *nd)
 {
-    trace_add(s, TR_CRASH, nd->id, -1, nd->wq_head != NULL, 0, 0, 0);
-    s->st_crashes++;
+    (void)s;
     host_down(nd);
 }
 
 void host_restart(sim_t *s, sim_node_t *nd)
 {
-    trace_add(s, TR_RESTART, nd->id, -1, nd->hs.term, slog_last(&nd->dlog), nd->dsnap.meta.index,
-              nd->hs.commit);
     host_start(s, nd);
 }
 
@@ -444,12 +442,14 @@ static void handle_update(sim_t *s, sim_node_t *nd, const core_update_t *u)
         else
             nd->wq_head = w;
         nd->wq_tail = w;
-        uint64_t lat = nd->slow_disk ? sim_between(&s->rng, 1, s->prof.slow_disk_max)
+        /* One disk per process: the groups' writes queue behind each other. */
+        sim_proc_t *pr = &s->procs[nd->id];
+        uint64_t lat = pr->slow_disk ? sim_between(&s->rng, 1, s->prof.slow_disk_max)
                                      : sim_between(&s->rng, 1, s->prof.disk_max);
         uint64_t at = s->now + lat;
-        if (at < nd->disk_free_at)
-            at = nd->disk_free_at;
-        nd->disk_free_at = at;
+        if (at < pr->disk_free_at)
+            at = pr->disk_free_at;
+        pr->disk_free_at = at;
         sim_schedule(s, at - s->now, EV_DISK, nd->id, 0, NULL);
     } else if (u->n_msgs_after > 0) {
         /* Nothing new to persist, but the promise may rest on earlier

@@ -4,11 +4,15 @@
  *   raft_sim --seed S       one seed, e.g. to replay a failure
  *   --nodes K               initial voters (default 5)
  *   --spares K              pool members outside the initial configuration (default 2)
- *   --steps M               events per run before the final heal phase (default 4000)
+ *   --groups G              groups, each with a member on every process (default 1)
+ *   --steps M               events per run before the final heal phase (default 4000
+ *                           per group)
  *   --no-faults             no crashes, partitions, drops or duplicates
  *   --no-liveness           skip the final heal-and-converge check
  *   --lease                 lease-based reads (CORE_READ_LEASE, check-quorum on)
  *   --quiesce / --no-quiesce  quiescence in every seed / in none (default: 3 seeds in 4)
+ *   --pause-loses-ticks     a resumed process runs one tick, not every tick it missed
+ *                           (a plain repeating timer): shows why leases need the catch-up
  *   --no-rule-checks        only black-box safety invariants (no durable-promise or
  *                           commit-rule checks): to measure what the invariants alone catch
  *   --verbose               print every traced event
@@ -24,9 +28,10 @@
 
 static void usage(void)
 {
-    fprintf(stderr, "usage: raft_sim [--seeds N | --seed S] [--nodes K] [--spares K] "
-                    "[--steps M] [--no-faults] [--no-liveness] [--no-rule-checks] [--lease] "
-                    "[--quiesce | --no-quiesce] [--verbose]\n");
+    fprintf(stderr,
+            "usage: raft_sim [--seeds N | --seed S] [--nodes K] [--spares K] "
+            "[--groups G] [--steps M] [--no-faults] [--no-liveness] [--no-rule-checks] [--lease] "
+            "[--quiesce | --no-quiesce] [--pause-loses-ticks] [--verbose]\n");
     exit(2);
 }
 
@@ -43,7 +48,7 @@ int main(int argc, char **argv)
 {
     sim_params_t p = {.nodes = 5,
                       .spares = 2,
-                      .steps = 4000,
+                      .groups = 1,
                       .liveness = true,
                       .faults = true,
                       .rules = true,
@@ -61,6 +66,8 @@ int main(int argc, char **argv)
             p.nodes = (int)num(argv[++i]);
         } else if (!strcmp(a, "--spares") && has) {
             p.spares = (int)num(argv[++i]);
+        } else if (!strcmp(a, "--groups") && has) {
+            p.groups = (int)num(argv[++i]);
         } else if (!strcmp(a, "--steps") && has) {
             p.steps = num(argv[++i]);
         } else if (!strcmp(a, "--no-faults")) {
@@ -69,6 +76,8 @@ int main(int argc, char **argv)
             p.quiesce = 1;
         } else if (!strcmp(a, "--no-quiesce")) {
             p.quiesce = 0;
+        } else if (!strcmp(a, "--pause-loses-ticks")) {
+            p.lossy_ticks = true;
         } else if (!strcmp(a, "--lease")) {
             p.lease = true;
         } else if (!strcmp(a, "--no-rule-checks")) {
@@ -85,6 +94,12 @@ int main(int argc, char **argv)
         fprintf(stderr, "raft_sim: need 1 <= nodes and nodes + spares <= %d\n", SIM_MAX_NODES);
         return 2;
     }
+    if (p.groups < 1 || p.groups > SIM_MAX_GROUPS) {
+        fprintf(stderr, "raft_sim: need 1 <= groups <= %d\n", SIM_MAX_GROUPS);
+        return 2;
+    }
+    if (p.steps == 0)
+        p.steps = 4000 * (uint64_t)p.groups;
     uint64_t runs = 0, bad = 0;
     sim_totals_t t = {0};
     for (uint64_t seed = first; seed <= last; seed++) {
@@ -95,10 +110,11 @@ int main(int argc, char **argv)
     printf("sim totals: %llu events, %llu elections, %llu writes completed, %llu reads served, "
            "%llu crashes, %llu membership changes, %llu transfers, %llu compactions, %llu "
            "snapshot installs, %llu leader quiesces, %llu follower quiesces, %llu leader wakes, "
-           "%llu follower wakes, %llu process-down wakes\n",
+           "%llu follower wakes, %llu process-down wakes, %llu pauses, %llu clock jumps\n",
            U(t.steps), U(t.elections), U(t.writes), U(t.reads), U(t.crashes), U(t.confs),
            U(t.transfers), U(t.compactions), U(t.snap_installs), U(t.quiesce_leader),
-           U(t.quiesce_follower), U(t.wake_leader), U(t.wake_follower), U(t.proc_down));
+           U(t.quiesce_follower), U(t.wake_leader), U(t.wake_follower), U(t.proc_down), U(t.pauses),
+           U(t.jumps));
     printf("sim: %llu runs, %llu violations\n", (unsigned long long)runs, (unsigned long long)bad);
     return bad ? 1 : 0;
 }

@@ -8,17 +8,21 @@ SIM_BIN  := $(BUILD)/tests/raft_sim
 SIM_RUN  := $(BUILD)/tests/run_raft_sim
 SIM_RUN_LEASE := $(BUILD)/tests/run_raft_sim_lease
 SIM_RUN_LONG  := $(BUILD)/tests/run_raft_sim_long
+SIM_RUN_GROUPS := $(BUILD)/tests/run_raft_sim_groups
 
-# Also a --lease pass and a long-run pass (20000 steps: slow-building
-# liveness bugs such as CORE_BUGS 5); each takes a few seconds without ASan.
+# Also a --lease pass, a long-run pass (20000 steps: slow-building
+# liveness bugs such as CORE_BUGS 5) and a pass with four groups per
+# process, plain and with --lease; each takes a few seconds without ASan.
 ifeq ($(SANITIZE),1)
 SIM_TEST_SEEDS ?= 1000
 SIM_LEASE_SEEDS ?= 200
 SIM_LONG_SEEDS ?= 20
+SIM_GROUPS_SEEDS ?= 50
 else
 SIM_TEST_SEEDS ?= 5000
 SIM_LEASE_SEEDS ?= 500
 SIM_LONG_SEEDS ?= 50
+SIM_GROUPS_SEEDS ?= 250
 endif
 SEEDS    ?= 100000
 SIM_ARGS ?=
@@ -43,8 +47,14 @@ $(SIM_RUN_LONG): tests/sim/module.mk
 	printf '#!/bin/sh\nexec %s --seeds %s --steps 20000\n' '$(SIM_BIN)' '$(SIM_LONG_SEEDS)' > $@
 	chmod +x $@
 
-BINS      += $(SIM_BIN) $(SIM_RUN) $(SIM_RUN_LEASE) $(SIM_RUN_LONG)
-TEST_CMDS += $(SIM_RUN) $(SIM_RUN_LEASE) $(SIM_RUN_LONG)
+$(SIM_RUN_GROUPS): tests/sim/module.mk
+	@mkdir -p $(dir $@)
+	printf '#!/bin/sh\n%s --seeds %s --groups 4 && exec %s --seeds %s --groups 4 --lease\n' \
+		'$(SIM_BIN)' '$(SIM_GROUPS_SEEDS)' '$(SIM_BIN)' '$(SIM_GROUPS_SEEDS)' > $@
+	chmod +x $@
+
+BINS      += $(SIM_BIN) $(SIM_RUN) $(SIM_RUN_LEASE) $(SIM_RUN_LONG) $(SIM_RUN_GROUPS)
+TEST_CMDS += $(SIM_RUN) $(SIM_RUN_LEASE) $(SIM_RUN_LONG) $(SIM_RUN_GROUPS)
 
 .PHONY: sim
 sim: $(SIM_BIN)

@@ -59,7 +59,7 @@ void sim_msg_free(sim_msg_t *sm)
 int net_node_of(const sim_t *s, const rk_peer_id_t *p)
 {
     for (int i = 0; i < s->n; i++)
-        if (core_peer_eq(&s->nodes[i].peer, p))
+        if (core_peer_eq(&s->g->nodes[i].peer, p))
             return i;
     return -1;
 }
@@ -107,9 +107,9 @@ void net_send(sim_t *s, int from, const core_msg_t *m)
     sim_msg_t *sm = sim_msg_copy(m, from, to);
     if (m->type == CORE_MSG_SNAP) {
         /* The leader host attaches the state-machine data for snap->index. */
-        const sim_snap_t *d = m->snap ? host_snapshot_data(&s->nodes[from], m->snap) : NULL;
+        const sim_snap_t *d = m->snap ? host_snapshot_data(&s->g->nodes[from], m->snap) : NULL;
         if (d == NULL) {
-            const sim_snap_t *ds = &s->nodes[from].dsnap;
+            const sim_snap_t *ds = &s->g->nodes[from].dsnap;
             check_fail(s, "contract: node %d sends snapshot %llu/%llu but its host holds %llu/%llu",
                        from, m->snap ? (unsigned long long)m->snap->index : 0ULL,
                        m->snap ? (unsigned long long)m->snap->term : 0ULL,
@@ -125,7 +125,7 @@ void net_send(sim_t *s, int from, const core_msg_t *m)
 
 void net_deliver(sim_t *s, sim_msg_t *sm)
 {
-    sim_node_t *dst = &s->nodes[sm->to];
+    sim_node_t *dst = &s->g->nodes[sm->to];
     if (!dst->up || s->blocked[sm->from][sm->to]) {
         net_lost(s, sm);
         return;

@@ -1,17 +1,24 @@
 /* Deterministic cluster simulator for the Raft core: shared types.
  *
- * N cores run in one process under one seeded PRNG. A discrete-event
+ * N simulated processes, each hosting one member of each of G groups (a
+ * multi-raft server), run in one real process under one seeded PRNG. A
+ * discrete-event
  * scheduler drives them: ticks, message deliveries over a faulty virtual
  * network, completions of a simulated disk (writes become durable only when
  * the disk completes them, in update order), client actions (proposals,
  * reads, membership changes, transfers, snapshots) and faults (crashes that
  * lose everything not yet durable, restarts from the durable state,
- * partitions). Invariants are checked incrementally after every event; the
- * first violation stops the run and prints the seed, the step and a trace.
+ * partitions, pauses, clock jumps). Processes fail as a whole: a crash,
+ * pause or partition hits every group they host. Invariants are checked
+ * incrementally, per group, after every event; the first violation stops
+ * the run and prints the seed, the group, the step and a trace.
  *
- * Files: rng/heap helpers here, net.c (network), host.c (disk, storage,
- * update handling, crash/restart), check.c (invariants and trace),
- * workload.c (client actions and faults), cluster.c (driver), main.c (CLI).
+ * Files: rng/heap helpers here, net.c (network), host.c (one group member:
+ * disk, storage, update handling, crash/restart), proc.c (a process: its
+ * tick, crash, restart, pause, clock, and the process-level liveness
+ * stream), quiesce.c (quiescence in the hosts), check.c (invariants and
+ * trace), workload.c (client actions and faults), cluster.c (driver),
+ * main.c (CLI).
  */
 #ifndef RAFTKIT_TESTS_SIM_SIM_H
 #define RAFTKIT_TESTS_SIM_SIM_H
@@ -22,7 +29,8 @@
 
 #include "src/core/core.h"
 
-#define SIM_MAX_NODES  16
+#define SIM_MAX_NODES  16 /* processes */
+#define SIM_MAX_GROUPS 1024
 #define SIM_KEYS       4 /* registers of the checked state machine */
 #define SIM_RECV_SNAPS 4
 #define SIM_TRACE      64
@@ -153,7 +161,7 @@ uint64_t sim_chain_next(uint64_t prev_chain, const core_entry_t *e);
 
 typedef struct sim_msg {
     core_msg_t m; /* deep copy: entries array and snap are ours */
-    int from, to;
+    int from, to; /* processes; the group is the delivery event's */
     bool has_data;
     sim_snap_t data; /* SNAP: the state-machine data the leader host attached */
 } sim_msg_t;
@@ -174,14 +182,18 @@ typedef enum sim_ev_type {
     EV_SNAP_REPORT,
     EV_UNREACH,
     EV_NEMESIS, /* targeted fault at a node that just became leader; aux: 0 crash, 1 isolate,
-                 * 2 crash after a promise, 3 read at a leader cut off while quiesced */
+                 * 2 crash after a promise, 3 read at a leader cut off while quiesced or
+                 * paused, 4 pause and isolate */
+    EV_RESUME,  /* a paused process runs again */
+    EV_READ,    /* a client's read reaches the process (queued reads in order) */
 } sim_ev_type_t;
 
 typedef struct sim_event {
     uint64_t at, seq;
     sim_ev_type_t type;
-    int node;     /* target node */
-    uint32_t inc; /* target node's incarnation when scheduled */
+    int group;    /* the group the event concerns (process-level events: any) */
+    int node;     /* target node, i.e. process */
+    uint32_t inc; /* target process's incarnation when scheduled */
     int aux;      /* SNAP_REPORT: ok; UNREACH: peer */
     sim_msg_t *msg;
 } sim_event_t;
@@ -219,13 +231,14 @@ typedef struct sim_read {
     uint64_t need_all; /* log index of the newest write completed before start */
     uint64_t index;    /* read index once confirmed */
     bool ready;
+    bool queued; /* not handed to the core yet (sent to a paused process) */
 } sim_read_t;
 
+/* One group's member on one process (the process's index is its id). */
 typedef struct sim_node {
     int id;
     rk_peer_id_t peer;
     bool up;
-    uint32_t inc;
     core_t *core;
     /* durable */
     core_hard_state_t hs;
@@ -247,20 +260,37 @@ typedef struct sim_node {
     size_t n_props, cap_props;
     sim_read_t *reads;
     size_t n_reads, cap_reads;
-    bool slow_disk;
-    /* quiescence (quiesce.c): what the host last saw of its core, and the
-     * process-liveness stream towards the leader it quiesced under */
+    /* quiescence (quiesce.c): what the host last saw of its core */
     bool q_seen;
     core_role_t q_role;
-    int q_leader;          /* node the follower quiesced under, -1 none */
-    uint32_t q_leader_inc; /* that node's incarnation then */
-    uint64_t q_down_since; /* time the stream first saw it unreachable, 0 = reachable */
+    int q_leader;          /* process the follower quiesced under, -1 none */
+    uint32_t q_leader_inc; /* that process's incarnation as this process knew it then */
 } sim_node_t;
+
+#define SIM_INC_UNKNOWN UINT32_MAX
+
+/* A simulated process (proc.c): what its groups share -- life, one disk,
+ * one tick, one clock, one liveness view of the other processes. */
+typedef struct sim_proc {
+    bool up;
+    uint32_t inc;          /* incarnation: changes on every crash */
+    uint64_t paused_until; /* SIGSTOP-like: no progress before this time (0: running) */
+    uint64_t tick_at;      /* when the next tick is due */
+    bool tick_lost;        /* the due tick fell into a pause */
+    uint64_t ticks;        /* the process's clock, in ticks */
+    uint64_t disk_free_at; /* one disk (one log writer) for all groups */
+    bool slow_disk;
+    /* The process-level liveness stream: the clock tick this process last
+     * heard each other process at, and the incarnation it heard. */
+    uint64_t heard_at[SIM_MAX_NODES];
+    uint32_t inc_seen[SIM_MAX_NODES];
+} sim_proc_t;
 
 /* ----------------------------------------------------------------- checks */
 
 typedef struct sim_committed {
     uint64_t term, chain;
+    uint64_t commit_term; /* lowest current term of a node reporting it committed */
     bool set;
 } sim_committed_t;
 
@@ -273,6 +303,7 @@ typedef struct sim_write_rec {
 typedef struct sim_trace_rec {
     uint64_t step, now;
     int kind;
+    int group;
     int node, peer;
     uint64_t a, b, c, d;
 } sim_trace_rec_t;
@@ -288,14 +319,16 @@ typedef struct sim_itmap {
 typedef struct sim_params {
     int nodes;  /* initial voters */
     int spares; /* extra pool members, initially outside the configuration */
+    int groups; /* groups, each with one member on every process */
     uint64_t steps;
     bool verbose;
-    bool liveness; /* heal at the end and require progress */
-    bool faults;   /* crashes, partitions, drops */
-    bool lease;    /* CORE_READ_LEASE reads (with check-quorum) instead of ReadIndex */
-    bool rules;    /* protocol-rule checks (durable promises, §5.4.2 commit rule) on top of
-                    * the black-box safety invariants */
-    int quiesce;   /* -1: drawn per seed (default), 0: never (--no-quiesce), 1: always */
+    bool liveness;    /* heal at the end and require progress */
+    bool faults;      /* crashes, partitions, drops */
+    bool lease;       /* CORE_READ_LEASE reads (with check-quorum) instead of ReadIndex */
+    bool rules;       /* protocol-rule checks (durable promises, §5.4.2 commit rule) on top of
+                       * the black-box safety invariants */
+    int quiesce;      /* -1: drawn per seed (default), 0: never (--no-quiesce), 1: always */
+    bool lossy_ticks; /* a resumed process runs one tick, not the ones it missed */
 } sim_params_t;
 
 /* Per-seed fault profile, drawn from the seed. */
@@ -319,23 +352,21 @@ typedef struct sim_profile {
     bool quiesce;             /* core_options_t.quiesce, and hosts quiesce idle groups */
     bool skip_quiesced;       /* quiesced cores are not ticked (the multi-raft node's tick) */
     uint32_t quiesce_try;     /* permille of leader ticks that try core_quiesce */
-    uint32_t liveness_lag;    /* time the process-liveness stream takes to see a peer gone */
+    uint32_t liveness_lag;    /* ticks past the election timeout before a silent peer is down */
+    bool liveness_blind;      /* the liveness stream crosses partitions (never signals them) */
+    bool wake_on_restart;     /* a new incarnation of a follower's process wakes our leader */
     uint32_t idle;            /* permille of client slots that start an idle period */
     uint32_t quiesce_nemesis; /* permille of quiescing leaders isolated or crashed soon after */
+    /* process faults */
+    uint32_t pause_w, jump_w;
+    uint32_t pause_max; /* longest pause, time units */
 } sim_profile_t;
 
-typedef struct sim {
-    sim_params_t p;
-    sim_profile_t prof;
-    uint64_t seed;
-    sim_rng_t rng;
-    int n; /* pool size */
+/* One group: its members (one per process), its checks, its workload. */
+typedef struct sim_group {
+    int id;
     sim_node_t nodes[SIM_MAX_NODES];
     core_conf_t boot;
-    bool blocked[SIM_MAX_NODES][SIM_MAX_NODES];
-    sim_heap_t heap;
-    uint64_t now, step, ev_seq;
-    bool quiet; /* final phase: no faults, healed network */
     uint64_t next_wid, next_ctx;
     /* checks */
     uint64_t *leader_of_term; /* term -> node+1 */
@@ -350,24 +381,45 @@ typedef struct sim {
     size_t cap_writes;
     uint64_t done_key[SIM_KEYS]; /* newest completed write index per key */
     uint64_t done_all;
-    sim_trace_rec_t trace[SIM_TRACE];
-    uint64_t n_trace;
-    bool violated;
-    char violation[512];
-    uint64_t violation_step;
-    /* stats */
-    uint64_t st_elections, st_writes_done, st_reads_done, st_crashes, st_snap_installs, st_confs,
-        st_transfers, st_compactions;
-    uint64_t st_quiesce_leader, st_quiesce_follower, st_wake_leader, st_wake_follower, st_proc_down;
+    /* workload */
     uint64_t idle_until; /* no client actions before this time (idle period) */
     int probe_node;      /* leader cut off while quiesced, to read from after a write; -1 none */
     /* final phase */
     uint64_t final_wid;
     int final_node;
     uint64_t final_index;
+} sim_group_t;
+
+typedef struct sim {
+    sim_params_t p;
+    sim_profile_t prof;
+    uint64_t seed;
+    sim_rng_t rng;
+    int n; /* processes (pool size) */
+    sim_proc_t procs[SIM_MAX_NODES];
+    sim_group_t *groups;
+    int n_groups;
+    sim_group_t *g; /* the group the current event concerns */
+    uint32_t election_ticks;
+    bool blocked[SIM_MAX_NODES][SIM_MAX_NODES];
+    sim_heap_t heap;
+    uint64_t now, step, ev_seq;
+    bool quiet; /* final phase: no faults, healed network */
+    int victim; /* final phase: process killed for good, -1 none */
+    sim_trace_rec_t trace[SIM_TRACE];
+    uint64_t n_trace;
+    bool violated;
+    char violation[512];
+    uint64_t violation_step;
+    int violation_group;
+    /* stats */
+    uint64_t st_elections, st_writes_done, st_reads_done, st_crashes, st_snap_installs, st_confs,
+        st_transfers, st_compactions;
+    uint64_t st_quiesce_leader, st_quiesce_follower, st_wake_leader, st_wake_follower, st_proc_down;
+    uint64_t st_pauses, st_jumps;
 } sim_t;
 
-/* heap (cluster.c) */
+/* heap (cluster.c): an event for the current group (s->g) at process `node` */
 void sim_schedule(sim_t *s, uint64_t delay, sim_ev_type_t type, int node, int aux, sim_msg_t *m);
 
 /* net.c */
@@ -378,7 +430,7 @@ int net_node_of(const sim_t *s, const rk_peer_id_t *p);
 void net_partition_random(sim_t *s);
 void net_heal(sim_t *s);
 
-/* host.c */
+/* host.c: one member of the current group */
 void host_boot(sim_t *s, sim_node_t *nd);
 void host_crash(sim_t *s, sim_node_t *nd);
 void host_restart(sim_t *s, sim_node_t *nd);
@@ -389,14 +441,25 @@ void host_take_snapshot(sim_t *s, sim_node_t *nd);
 const sim_snap_t *host_snapshot_data(const sim_node_t *nd, const core_snapshot_meta_t *m);
 bool host_conf_at(const sim_t *s, const sim_node_t *nd, uint64_t index, core_conf_t *out);
 
+/* proc.c */
+void proc_boot(sim_t *s, int p);
+void proc_crash(sim_t *s, int p); /* every group's member; the restart is the caller's */
+void proc_restart(sim_t *s, int p);
+void proc_tick_event(sim_t *s, int p); /* EV_TICK: the tick (and any missed ones) */
+void proc_pause(sim_t *s, int p, uint64_t len);
+void proc_resume(sim_t *s, int p);
+void proc_clock_jump(sim_t *s, int p, uint64_t ticks);
+bool proc_paused(const sim_t *s, int p);
+
 /* quiesce.c */
-void quiesce_tick(sim_t *s, sim_node_t *nd); /* a node's tick, quiescence-aware */
+void quiesce_tick(sim_t *s, sim_node_t *nd); /* a member's tick, quiescence-aware */
 void quiesce_observe(sim_t *s, sim_node_t *nd);
 void quiesce_write_completed(sim_t *s, sim_node_t *nd);
+void quiesce_liveness(sim_t *s, int p); /* process p's liveness stream, once per tick */
 
 /* check.c */
-void check_init(sim_t *s);
-void check_free(sim_t *s);
+void check_init(sim_group_t *g);
+void check_free(sim_group_t *g);
 void check_fail(sim_t *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void check_entry_written(sim_t *s, sim_node_t *nd, const sim_ent_t *e, uint64_t prev_term,
                          uint64_t commit_before);
@@ -436,6 +499,9 @@ enum {
     TR_QUIESCE,
     TR_WAKE,
     TR_PROC_DOWN,
+    TR_PAUSE,
+    TR_RESUME,
+    TR_JUMP,
 };
 void trace_add(sim_t *s, int kind, int node, int peer, uint64_t a, uint64_t b, uint64_t c,
                uint64_t d);
@@ -449,13 +515,16 @@ void work_fault(sim_t *s);
 void work_new_leader(sim_t *s, sim_node_t *nd);
 void work_after_update(sim_t *s, sim_node_t *nd, const core_update_t *u);
 void work_nemesis(sim_t *s, sim_node_t *nd, int kind);
-void work_final(sim_t *s); /* final phase: drive one write to completion */
+void work_read_arrives(sim_t *s, sim_node_t *nd);
+void work_final(sim_t *s); /* final phase: drive one write of the group to completion */
 bool work_final_done(sim_t *s);
+bool work_can_lose(sim_t *s, int p); /* does every group keep a quorum without process p? */
 
 /* cluster.c */
 typedef struct sim_totals {
     uint64_t steps, elections, writes, reads, crashes, confs, transfers, compactions, snap_installs;
     uint64_t quiesce_leader, quiesce_follower, wake_leader, wake_follower, proc_down;
+    uint64_t pauses, jumps;
 } sim_totals_t;
 /* One run; adds its counters to *t. Returns 1 on a violation (reported on stdout). */
 int sim_run(const sim_params_t *p, uint64_t seed, sim_totals_t *t);
