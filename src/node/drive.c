@@ -193,9 +193,22 @@ static void quiesce_maybe(rk_node_t *n)
         core_quiesce(n->core);
 }
 
-static void node_tick(rk_node_t *n, uint64_t now)
+/* Most ticks a late timer firing catches up at once: past three election
+ * timeouts every timer of the core has run out anyway. */
+#define NODE_TICK_CATCHUP_MAX (3 * NODE_ELECTION_TICKS)
+
+/* ticks: the periods that passed since the node's last tick (more than one
+ * when the loop was stalled or the process stopped). The core is told
+ * about every one of them: its timers count ticks, and a leader whose read
+ * lease ran out in real time while the loop stood still must not find it
+ * still running because the ticks it missed were never counted (a
+ * repeating timer fires only once after a stall). */
+static void node_tick(rk_node_t *n, uint64_t now, uint64_t ticks)
 {
-    core_tick(n->core);
+    if (ticks > NODE_TICK_CATCHUP_MAX)
+        ticks = NODE_TICK_CATCHUP_MAX;
+    for (uint64_t i = 0; i < ticks && !n->fatal; i++)
+        core_tick(n->core);
     catchup_tick(n);
     expire_reads(n, now);
     if (n->opts.snapshot_interval_secs > 0 && now >= n->snapshot_due_ms) {
@@ -324,17 +337,18 @@ static void on_rt_tick(uv_timer_t *t)
     for (size_t i = 0; i < rt->n_tick_classes; i++) {
         node_tick_class_t *tc = &rt->tick_classes[i];
         for (size_t k = 0; k < NODE_TICK_SLOTS; k++) {
-            /* Each node ticked goes to the slot one period later (a loop
-             * late by a whole period skips the ticks it missed rather than
-             * firing them in a burst). */
+            /* Each node ticked goes to the slot one period after the last
+             * tick it was due; a loop late by whole periods gives it every
+             * tick it missed at once (node_tick). */
             while (tc->slot[k] && tc->slot_due[k] <= now) {
                 rk_node_t *n = tc->slot[k];
-                uint64_t due = n->tick_due + tc->period_ms;
+                uint64_t ticks = 1 + (now - n->tick_due) / tc->period_ms;
+                uint64_t due = n->tick_due + ticks * tc->period_ms;
                 node_tick_remove(n);
                 if (!needs_tick(n)) /* halted since its last drive */
                     continue;
-                node_tick(n, now);
-                tick_link(n, due > now ? due : first_due(n, now, tc->period_ms));
+                node_tick(n, now, ticks);
+                tick_link(n, due);
             }
         }
         for (size_t k = 0; k < NODE_TICK_SLOTS; k++)

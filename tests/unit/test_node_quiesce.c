@@ -387,6 +387,43 @@ static void test_batch_item_for_unknown_group_is_dropped(void **state)
     tc_cluster_destroy(&c);
 }
 
+/* A loop that stood still for ten tick periods (a stall, a stopped process)
+ * gives the core every tick it missed at its next timer firing, not one:
+ * the core's timers, the leader's read lease among them, count ticks. */
+typedef struct stall {
+    rk_node_t *n;
+    uint64_t ticks_before;
+} stall_t;
+
+static void stall_on_loop(void *p)
+{
+    stall_t *a = p;
+    a->ticks_before = a->n->core->ticks;
+    uv_sleep(10 * 300 / ELECTION_TICKS); /* ten periods of opts()' 300 ms timeout */
+}
+
+static bool ticked_since(void *p)
+{
+    stall_t *a = p;
+    return probe(a->n).ticks > a->ticks_before;
+}
+
+static void test_missed_ticks_are_caught_up_after_a_stall(void **state)
+{
+    (void)state;
+    tc_cluster_t c;
+    rk_node_options_t nq = opts(false);
+    tc_cluster_init(&c, "stall", 1, 1, &nq);
+    assert_int_equal(tc_start(&c, 0, false), 0);
+    assert_true(tc_wait_leader(&c, HANG_MS) == 0);
+    stall_t a = {.n = c.nodes[0].node};
+    assert_int_equal(node_rt_call(a.n->rt, stall_on_loop, &a), 0);
+    assert_true(tc_wait(ticked_since, &a, HANG_MS));
+    /* one firing after the stall; a repeating timer would have given 1 */
+    assert_true(probe(a.n).ticks >= a.ticks_before + 9);
+    tc_cluster_destroy(&c);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -395,6 +432,7 @@ int main(void)
         cmocka_unit_test(test_quiesced_followers_elect_when_leader_process_is_mute),
         cmocka_unit_test(test_quiesced_followers_elect_when_leader_runtime_stops),
         cmocka_unit_test(test_batch_item_for_unknown_group_is_dropped),
+        cmocka_unit_test(test_missed_ticks_are_caught_up_after_a_stall),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
