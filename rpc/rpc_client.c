@@ -923,6 +923,13 @@ unsigned rpc_channel_inflight(const rpc_channel_t *ch)
     return ch->n_calls;
 }
 
+void rpc_client_flush(rpc_client_t *c)
+{
+    for (rpc_channel_t *ch = c->chans; ch != NULL; ch = ch->next)
+        if (ch->conn != NULL)
+            rpc_conn_flush(&ch->conn->conn);
+}
+
 size_t rpc_channel_pending_out(const rpc_channel_t *ch)
 {
     return ch->q_bytes + (ch->conn != NULL ? ch->conn->conn.pending_out : 0);

@@ -134,6 +134,9 @@ const char *rpc_channel_endpoint(const rpc_channel_t *ch);
 unsigned rpc_channel_inflight(const rpc_channel_t *ch);
 /* Bytes queued or being written on this channel. */
 size_t rpc_channel_pending_out(const rpc_channel_t *ch);
+/* Hands every frame of c's connections still waiting for the end of the
+ * loop iteration to the kernel now (rpc_conn_flush). Loop thread. */
+void rpc_client_flush(rpc_client_t *c);
 
 /* Fails the channel's calls with RK_ECANCELED and drops it. */
 void rpc_channel_close(rpc_channel_t *ch);

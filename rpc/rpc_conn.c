@@ -106,6 +106,9 @@ void rpc_conn_init(rpc_conn_t *c, const rpc_conn_ops_t *ops, void *owner, size_t
     c->in_read = false;
     c->batch_head = c->batch_tail = NULL;
     c->batch_nbufs = 0;
+    c->prep_open = false;
+    c->prep_armed = false;
+    c->close_left = 0;
     c->reading = false;
     c->closing = false;
     c->tls = NULL;
@@ -580,34 +583,47 @@ static void flush_batch(rpc_conn_t *c)
     }
 }
 
+void rpc_conn_flush(rpc_conn_t *c)
+{
+    if (!c->closing && !c->in_read && c->batch_head != NULL)
+        flush_batch(c);
+}
+
+static void prep_cb(uv_prepare_t *h)
+{
+    rpc_conn_t *c = h->data;
+    uv_prepare_stop(h);
+    c->prep_armed = false;
+    if (!c->closing)
+        flush_batch(c);
+}
+
 int rpc_conn_write(rpc_conn_t *c, rpc_wreq_t *w)
 {
     if (c->closing)
         return RK_ESHUTDOWN;
     w->conn = c;
-    /* Inside a read, and on a TLS connection before the peer is
-     * authenticated, frames wait in the batch. */
-    if (c->in_read || (c->tls != NULL && !c->tls_ready)) {
-        w->next = NULL;
-        if (c->batch_tail != NULL)
-            c->batch_tail->next = w;
-        else
-            c->batch_head = w;
-        c->batch_tail = w;
-        c->batch_nbufs += w->nbufs;
-        c->pending_out += w->bytes;
-        return 0;
+    /* Outside a read the batch goes out before the loop polls again. */
+    if (!c->in_read && !c->prep_armed) {
+        if (!c->prep_open) {
+            if (uv_prepare_init(c->tcp.loop, &c->flush_prep) != 0)
+                return RK_EUNREACHABLE;
+            c->flush_prep.data = c;
+            c->prep_open = true;
+        }
+        uv_prepare_start(&c->flush_prep, prep_cb);
+        c->prep_armed = true;
     }
-    if (c->tls != NULL) {
-        /* The frame is consumed whatever happens: a failure closes c, and
-         * its owner learns it from on_closed. */
-        w->next = NULL;
-        c->pending_out += w->bytes;
-        (void)tls_send_chain(c, w);
-        return 0;
-    }
-    if (uv_write(&w->req, (uv_stream_t *)&c->tcp, w->bufs, w->nbufs, write_cb) != 0)
-        return RK_EUNREACHABLE;
+    /* Every frame waits in the batch: until the read callback ends, until
+     * the loop is about to poll, or on a TLS connection until the peer is
+     * authenticated. */
+    w->next = NULL;
+    if (c->batch_tail != NULL)
+        c->batch_tail->next = w;
+    else
+        c->batch_head = w;
+    c->batch_tail = w;
+    c->batch_nbufs += w->nbufs;
     c->pending_out += w->bytes;
     return 0;
 }
@@ -630,6 +646,8 @@ static void close_cb(uv_handle_t *handle)
 {
     rpc_conn_t *c = handle->data;
 
+    if (--c->close_left > 0)
+        return;
     rpc_rbuf_unref(c->rb);
     c->rb = NULL;
     free(c->tls_in);
@@ -654,6 +672,9 @@ void rpc_conn_close(rpc_conn_t *c, int code, const char *fmt, ...)
     va_start(ap, fmt);
     rk_status_vset(&c->close_status, code, fmt, ap);
     va_end(ap);
+    c->close_left = c->prep_open ? 2 : 1;
+    if (c->prep_open)
+        uv_close((uv_handle_t *)&c->flush_prep, close_cb);
     uv_close((uv_handle_t *)&c->tcp, close_cb);
 }
 

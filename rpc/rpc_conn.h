@@ -84,6 +84,14 @@ struct rpc_conn {
     bool in_read;
     rpc_wreq_t *batch_head, *batch_tail;
     unsigned batch_nbufs;
+    /* Frames written outside a read wait in the same batch until the loop
+     * is about to poll again (flush_prep, a prepare handle set up on the
+     * first such write): a runtime driving many groups in one loop
+     * iteration sends each peer one writev, not one write per message. */
+    uv_prepare_t flush_prep;
+    bool prep_open;  /* flush_prep initialized (closed with the connection) */
+    bool prep_armed; /* flush_prep started */
+    int close_left;  /* handles still closing */
     bool reading;
     bool closing;
     rk_status_t close_status;
@@ -115,6 +123,11 @@ void rpc_conn_read_stop(rpc_conn_t *c);
  * (RK_ESHUTDOWN when closing, RK_EUNREACHABLE when libuv refuses) w is still
  * the caller's. */
 int rpc_conn_write(rpc_conn_t *c, rpc_wreq_t *w);
+
+/* Hands the frames waiting in c's batch to the kernel now rather than when
+ * the loop is about to poll (a caller about to block the loop, e.g. on a
+ * disk flush, lets the network go first). */
+void rpc_conn_flush(rpc_conn_t *c);
 
 /* Starts closing with a reason (idempotent: the first reason wins). Pending
  * writes are canceled; ops->on_closed runs from the loop afterwards. */

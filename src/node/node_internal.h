@@ -259,8 +259,8 @@ typedef struct node_persist {
     size_t n;
     core_msg_t *after;
     size_t n_after;
-    bool has_snapshot;
-    core_snapshot_meta_t snapshot;
+    bool has_snapshot; /* the log is reset to a snapshot ending at snapshot_index */
+    uint64_t snapshot_index;
     bool done;        /* written (or nothing to write): ack once everything before is */
     int durable_left; /* requests whose durable_cb is still to come */
     bool durable;     /* journaled, commit pending: msgs_after may go (see persist_durable) */

@@ -238,7 +238,7 @@ void node_obs_persisted(rk_node_t *n, const node_persist_t *p)
     if (n->metrics == NULL)
         return;
     if (p->has_snapshot)
-        n->obs_log_last = p->snapshot.index;
+        n->obs_log_last = p->snapshot_index;
     if (p->n == 0)
         return;
     /* Entries starting at or below what is already in the log replace a

@@ -330,6 +330,8 @@ int node_persist_update(rk_node_t *n, const core_update_t *u)
     p->node = n;
     p->id = u->id;
     p->t0_ns = metrics_now_ns();
+    p->has_snapshot = u->has_snapshot;
+    p->snapshot_index = u->snapshot.index;
     if (copy_entries(p, u) != 0 || copy_after(p, u) != 0) {
         persist_free(p);
         return RK_ENOMEM;

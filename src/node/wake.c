@@ -10,6 +10,7 @@
  * write, read and extra epoll round). A runtime with 10,000 groups thus has
  * three handles here, not 30,000 that libuv would walk on every wake-up.
  */
+#include "rpc/rpc_client.h"
 #include "src/node/node_internal.h"
 
 static void kick_idle_cb(uv_idle_t *h)
@@ -131,9 +132,14 @@ static void on_check(uv_check_t *h)
      * fdatasync for all of them (rt_storage.c). The check phase comes after
      * every callback of the poll phase, so every group woken by this
      * iteration's messages has submitted its writes. */
+    transport_flush_heartbeats(rt);
+    /* The messages of these drives leave before the log flush may block
+     * the loop on a disk sync: a leader's appends reach the followers while
+     * its own write is synced (Raft thesis 10.2.1). */
+    if (rt->client != NULL)
+        rpc_client_flush(rt->client);
     if (rt->flush_pending)
         node_rt_storage_flush(rt);
-    transport_flush_heartbeats(rt);
 }
 
 void node_rt_wake_init(node_rt_t *rt)
