@@ -198,13 +198,21 @@ static void quiesce_maybe(rk_node_t *n)
 #define NODE_TICK_CATCHUP_MAX (3 * NODE_ELECTION_TICKS)
 
 /* ticks: the periods that passed since the node's last tick (more than one
- * when the loop was stalled or the process stopped). The core is told
- * about every one of them: its timers count ticks, and a leader whose read
- * lease ran out in real time while the loop stood still must not find it
- * still running because the ticks it missed were never counted (a
- * repeating timer fires only once after a stall). */
+ * when the loop was stalled or the process stopped). A leader's core is
+ * told about every one of them: its read lease counts ticks, and a lease
+ * that ran out in real time while the loop stood still must not look alive
+ * because the ticks it missed were never counted (a repeating timer fires
+ * only once after a stall). Other roles get one tick: for them a missed
+ * tick only delays an election (and keeps refusing votes for longer, which
+ * is the side a lease relies on), while catching up would make a follower
+ * whose loop was busy campaign before reading the heartbeats waiting for
+ * it. */
 static void node_tick(rk_node_t *n, uint64_t now, uint64_t ticks)
 {
+    core_status_t cs;
+    core_get_status(n->core, &cs);
+    if (cs.role != CORE_LEADER)
+        ticks = 1;
     if (ticks > NODE_TICK_CATCHUP_MAX)
         ticks = NODE_TICK_CATCHUP_MAX;
     for (uint64_t i = 0; i < ticks && !n->fatal; i++)
