@@ -55,12 +55,7 @@ class Server:
         self.stopped = False
 
     def start(self):
-        # Per-group storage preallocates a journal for every group: LMDB's
-        # own syncs keep the disk small. A kill -9 keeps the page cache, so
-        # the journal's fsyncs are not what this test is about; an explicit
-        # RAFTKIT_JOURNAL in the environment still wins.
         env = dict(os.environ)
-        env.setdefault("RAFTKIT_JOURNAL", "0")
         cmd = [os.path.join(self.a.build, "kv-server"), "--group", GROUP, "--shards",
                str(self.a.shards), "--peer", self.peer, "--peers", self.peers, "--data",
                self.data, "--election-timeout-ms", "1000", "--log-level", "warn"]
