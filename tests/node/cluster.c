@@ -11,6 +11,9 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "src/core/core_internal.h"
+#include "src/node/node_internal.h"
+
 void tc_msleep(int ms)
 {
     struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
@@ -328,4 +331,25 @@ int tc_apply_many(tc_cluster_t *c, int leader, int count)
     }
     free(reqs);
     return ok;
+}
+
+typedef struct ticks_arg {
+    rk_node_t *n;
+    uint64_t ticks;
+} ticks_arg_t;
+
+static void ticks_on_loop(void *p)
+{
+    ticks_arg_t *a = p;
+    a->ticks = a->n->core != NULL ? a->n->core->ticks : 0;
+}
+
+uint64_t tc_node_ticks(rk_node_t *n)
+{
+    ticks_arg_t a = {.n = n};
+    if (node_rt_call(n->rt, ticks_on_loop, &a) != 0) {
+        fprintf(stderr, "tc_node_ticks: the node's loop is gone\n");
+        abort();
+    }
+    return a.ticks;
 }

@@ -66,6 +66,9 @@ void tc_cluster_destroy(tc_cluster_t *c); /* stops and removes the directories *
 int tc_wait_leader(tc_cluster_t *c, int ms);
 /* Waits until cond(arg) is true or ms pass; returns cond's last value. */
 bool tc_wait(bool (*cond)(void *), void *arg, int ms);
+/* The node's clock: its core's tick count, read on its loop thread (0
+ * before the core exists; aborts when the loop no longer takes calls). */
+uint64_t tc_node_ticks(rk_node_t *n);
 /* Waits until every running node has applied >= index. */
 bool tc_wait_applied(tc_cluster_t *c, int64_t index, int ms);
 

@@ -62,25 +62,6 @@ static int start_cluster(tc_cluster_t *c, const char *g, int n, const rk_node_op
  * leader's check-quorum round. */
 enum { ELECTION_TICKS = 10 };
 
-typedef struct ticks_arg {
-    rk_node_t *n;
-    uint64_t ticks;
-} ticks_arg_t;
-
-static void ticks_on_loop(void *p)
-{
-    ticks_arg_t *a = p;
-    a->ticks = a->n->core != NULL ? a->n->core->ticks : 0;
-}
-
-/* The node's clock: its core's tick count, read on its loop thread. */
-static uint64_t node_ticks(rk_node_t *n)
-{
-    ticks_arg_t a = {.n = n};
-    assert_int_equal(node_rt_call(n->rt, ticks_on_loop, &a), 0);
-    return a.ticks;
-}
-
 /* rk_node_list_alive_peers: every live voter, at every moment (it used to
  * drop them all for a moment at each check-quorum reset), and a stopped one
  * drops out within about an election timeout. */
@@ -100,7 +81,7 @@ static void test_alive_peers(void **state)
      * clock (so five check-quorum resets pass however slowly the machine
      * runs; 60 s at most). */
     rk_node_t *ln = c.nodes[leader].node;
-    uint64_t end = node_ticks(ln) + 5 * ELECTION_TICKS;
+    uint64_t end = tc_node_ticks(ln) + 5 * ELECTION_TICKS;
     int polls = 0, short_answers = 0;
     bool window_done = false;
     for (; polls < 600000 && !window_done; polls++) {
@@ -108,7 +89,7 @@ static void test_alive_peers(void **state)
         if (alive.n_peers != 3)
             short_answers++;
         if (polls % 100 == 0)
-            window_done = node_ticks(ln) >= end;
+            window_done = tc_node_ticks(ln) >= end;
         usleep(100);
     }
     assert_true(window_done);

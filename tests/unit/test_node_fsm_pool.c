@@ -420,25 +420,6 @@ static void lone_group_has_one_executor(void **state)
     assert_int_equal(fsm_threads(), 0);
 }
 
-typedef struct ticks_arg {
-    rk_node_t *n;
-    uint64_t ticks;
-} ticks_arg_t;
-
-static void ticks_on_loop(void *p)
-{
-    ticks_arg_t *a = p;
-    a->ticks = a->n->core != NULL ? a->n->core->ticks : 0;
-}
-
-/* The node's clock: its core's tick count, read on its loop thread. */
-static uint64_t node_ticks(rk_node_t *n)
-{
-    ticks_arg_t a = {.n = n};
-    assert_int_equal(node_rt_call(n->rt, ticks_on_loop, &a), 0);
-    return a.ticks;
-}
-
 static bool held(void *arg)
 {
     return atomic_load(&((psm_t *)arg)->held);
@@ -498,14 +479,14 @@ static void held_group_does_not_stop_the_other_executor(void **state)
      * 0 meanwhile. */
     uint64_t end[3];
     for (int s = 0; s < 3; s++)
-        end[s] = node_ticks(h->node[s][0]) + 3 * ELECTION_TICKS;
+        end[s] = tc_node_ticks(h->node[s][0]) + 3 * ELECTION_TICKS;
     bool passed = false;
     for (int polls = 0; !passed && polls < 2 * WAIT_MS / 10; polls++) {
         if (q0.n < MAX_HELD)
             assert_int_equal(propose(h, 0, &q0.r[q0.n++]), 0);
         passed = true;
         for (int s = 0; s < 3; s++)
-            passed = passed && node_ticks(h->node[s][0]) >= end[s];
+            passed = passed && tc_node_ticks(h->node[s][0]) >= end[s];
         tc_msleep(10);
     }
     assert_true(passed);
